@@ -1,0 +1,34 @@
+"""What the compiler passes share: the parsed module, the diagnostics sink, resolved names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tqflow.compiler.python_tasks import ModuleInfo
+from tqflow.dsl import ast
+from tqflow.dsl.diagnostics import Diagnostics
+from tqflow.dsl.source import Span
+
+
+@dataclass
+class Context:
+    module: ast.Module
+    diagnostics: Diagnostics
+    modules: dict[str, ModuleInfo] = field(default_factory=dict)  # alias -> module
+    imported_names: dict[str, str] = field(default_factory=dict)  # `use m.{X}` -> "m.X"
+    policies: dict[str, ast.RetryDecl] = field(default_factory=dict)
+    # Filled per flow by the reference pass: job -> upstream jobs whose output it reads / awaits.
+    data_deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    after_deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    dep_spans: dict[tuple[str, str, str], Span] = field(default_factory=dict)  # (flow, job, upstream)
+
+    @property
+    def source(self) -> Any:
+        return self.module.source
+
+    def error(self, code: str, message: str, span: Span, **extra: Any) -> None:
+        self.diagnostics.error(code, message, span, self.module.source, **extra)
+
+    def warning(self, code: str, message: str, span: Span, **extra: Any) -> None:
+        self.diagnostics.warning(code, message, span, self.module.source, **extra)

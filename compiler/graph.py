@@ -1,0 +1,50 @@
+"""Pass helper: the job graph of a flow, its cycles and a topological order (networkx)."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from tqflow.compiler.context import Context
+from tqflow.dsl import ast
+from tqflow.dsl.diagnostics import Label
+
+
+def job_graph(waits_for: dict[str, set[str]]) -> nx.DiGraph:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(waits_for)
+    for job, upstream in waits_for.items():
+        graph.add_edges_from((u, job) for u in upstream if u in waits_for)
+    return graph
+
+
+def check_cycles(ctx: Context, flow: ast.Flow, waits_for: dict[str, set[str]]) -> bool:
+    """Report every cycle once (one per strongly connected component); True when there are none."""
+    graph = job_graph(waits_for)
+    jobs = {j.name: j for j in flow.jobs}
+    ok = True
+    for component in nx.strongly_connected_components(graph):
+        if len(component) == 1 and not graph.has_edge(*(2 * tuple(component))):
+            continue
+        ok = False
+        cycle = [u for u, _ in nx.find_cycle(graph.subgraph(component))]
+        path = " -> ".join([*cycle, cycle[0]])
+        first = jobs[cycle[0]]
+        labels = tuple(
+            Label(ctx.dep_spans.get((flow.name, v, u), jobs[v].span), f"`{v}` waits for `{u}` here")
+            for u, v in zip(cycle, [*cycle[1:], cycle[0]], strict=True)
+        )
+        ctx.error(
+            "TQ0401",
+            f"dependency cycle in flow `{flow.name}`: {path}",
+            first.name_span,
+            label="this job is part of the cycle",
+            labels=labels,
+            help="remove one of the edges shown; a job cannot wait for itself",
+        )
+    return ok
+
+
+def topological_order(waits_for: dict[str, set[str]], declared: list[str]) -> list[str]:
+    """A topological order that keeps declaration order where the graph allows (stable output)."""
+    position = {name: i for i, name in enumerate(declared)}
+    return list(nx.lexicographical_topological_sort(job_graph(waits_for), key=lambda n: position[n]))

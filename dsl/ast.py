@@ -1,0 +1,211 @@
+"""The syntax tree of a `.tqflow` file: frozen dataclasses, each with the span it came from.
+
+Spans do not take part in equality, so two trees compare equal when they mean the same program
+(the formatter relies on that to prove it changed only layout).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tqflow.dsl.source import Source, Span
+
+
+@dataclass(frozen=True, kw_only=True)
+class Node:
+    span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+# ---- expressions -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Expr(Node):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Literal(Expr):
+    """`kind` is one of str, int, float, bool, none, duration (value in milliseconds)."""
+
+    kind: str
+    value: object
+    text: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FString(Expr):
+    """`parts` alternate literal text (str) and embedded expressions."""
+
+    parts: tuple[str | Expr, ...]
+    text: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Name(Expr):
+    id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Attr(Expr):
+    value: Expr
+    attr: str
+    attr_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Index(Expr):
+    value: Expr
+    index: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class FuncCall(Expr):
+    func: str
+    args: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListExpr(Expr):
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DictExpr(Expr):
+    items: tuple[tuple[Expr, Expr], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BinOp(Expr):
+    """Arithmetic (`+`, `-`) and comparisons (`==`, `!=`, `<`, `<=`, `>`, `>=`)."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoolOp(Expr):
+    op: str  # "and" | "or"
+    values: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Not(Expr):
+    value: Expr
+
+
+# ---- declarations ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arg(Node):
+    name: str | None  # None for a positional argument (an error in task calls)
+    value: Expr
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Call(Node):
+    func: str  # dotted: "etl.extract_orders"
+    args: tuple[Arg, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrySpec(Node):
+    """`policy` is a call (`fixed(30s)`), or a Name referring to a named policy or `none`."""
+
+    policy: Call | Name
+    options: tuple[Arg, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Setting(Node):
+    """One line of a job block or `defaults`: `priority high`, `after load`, `timeout 5m` …"""
+
+    kind: str
+    value: Expr | RetrySpec | str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TypeRef(Node):
+    name: str
+    args: tuple[TypeRef, ...] = ()
+    optional: bool = False
+
+    def __str__(self) -> str:
+        inner = f"[{', '.join(str(a) for a in self.args)}]" if self.args else ""
+        return f"{self.name}{inner}{'?' if self.optional else ''}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Param(Node):
+    name: str
+    type: TypeRef
+    default: Expr | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FanOut(Node):
+    var: str
+    over: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job(Node):
+    name: str
+    call: Call
+    fan_out: FanOut | None = None
+    settings: tuple[Setting, ...] = ()
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Output(Node):
+    name: str
+    value: Expr
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flow(Node):
+    name: str
+    queue: str | None = None
+    params: tuple[Param, ...] = ()
+    defaults: tuple[Setting, ...] = ()
+    jobs: tuple[Job, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Use(Node):
+    """`use a.b as c` (names empty) or `use a.b.{X, Y}` (names given, alias None)."""
+
+    module: str
+    alias: str | None = None
+    names: tuple[str, ...] = ()
+
+    @property
+    def bound_name(self) -> str:
+        return self.alias or self.module.split(".")[-1]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Import(Node):
+    path: str
+    alias: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryDecl(Node):
+    name: str
+    spec: RetrySpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class Module(Node):
+    source: Source = field(compare=False, repr=False)
+    uses: tuple[Use, ...] = ()
+    imports: tuple[Import, ...] = ()
+    retries: tuple[RetryDecl, ...] = ()
+    flows: tuple[Flow, ...] = ()

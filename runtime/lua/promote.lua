@@ -1,0 +1,13 @@
+-- Move delayed jobs that are due onto their streams. Returns {moved, next due ms or -1}.
+-- KEYS[1] delayed key. ARGV: prefix, now, limit
+local now = tonumber(ARGV[2])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[1], id)
+  local state = redis.call('HGET', job_key(id), 'state')
+  if state == 'scheduled' or state == 'retrying' then push(id, now) end
+end
+local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local next_due = -1
+if nxt[2] then next_due = tonumber(nxt[2]) end
+return {#due, next_due}

@@ -1,0 +1,27 @@
+-- Create a run and its jobs, and start the jobs that wait for nothing. All or nothing.
+-- KEYS[1] run key. ARGV: prefix, now, run id, run fields (JSON object), jobs (JSON list of objects)
+local now = tonumber(ARGV[2])
+local run_id = ARGV[3]
+local rk = KEYS[1]
+if redis.call('EXISTS', rk) == 1 then return redis.error_reply('run ' .. run_id .. ' already exists') end
+local run = cjson.decode(ARGV[4])
+local jobs = cjson.decode(ARGV[5])
+local fields = {}
+for name, value in pairs(run) do table.insert(fields, name); table.insert(fields, value) end
+redis.call('HSET', rk, 'state', 'running', 'created', now, 'open', #jobs, 'failed', 0, unpack(fields))
+redis.call('ZADD', prefix .. ':runs', now, run_id)
+local roots = {}
+for _, job in ipairs(jobs) do
+  local id = run_id .. '.' .. job.name
+  local jf = {'id', id, 'run', run_id, 'state', 'waiting', 'attempt', 0, 'created', now}
+  for name, value in pairs(job) do table.insert(jf, name); table.insert(jf, value) end
+  redis.call('HSET', job_key(id), unpack(jf))
+  if tonumber(job.deps_left) == 0 then table.insert(roots, id) end
+end
+for _, id in ipairs(roots) do schedule(id, now) end
+if #jobs == 0 then
+  redis.call('HSET', rk, 'state', 'succeeded', 'finished', now)
+  redis.call('RPUSH', rk .. ':done', 'succeeded')
+  redis.call('EXPIRE', rk .. ':done', 86400)
+end
+return #roots

@@ -1,0 +1,1 @@
+"""Built-in tasks usable from any flow as `use std.NAME`."""

@@ -1,0 +1,78 @@
+"""Fixtures: a real Redis (TQFLOW_TEST_REDIS_URL, else a private server for the session), a key
+namespace per test, clients and workers that are closed when the test ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from tqflow.runtime.client import Client
+from tqflow.runtime.connection import connect
+from tqflow.runtime.embedded import EmbeddedRedis
+from tqflow.runtime.task import Task
+from tqflow.runtime.worker import Worker, WorkerSettings
+
+TESTS = Path(__file__).parent
+FLOWS = TESTS / "flows"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("TQFLOW_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def redis(redis_url: str, namespace: str) -> AsyncIterator[Redis]:
+    client = connect(redis_url)
+    yield client
+    # Remove only this test's keys: never flush a server we may share.
+    keys = [k async for k in client.scan_iter(match=f"{{{namespace}}}*", count=1000)]
+    for start in range(0, len(keys), 500):
+        await client.unlink(*keys[start : start + 500])
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(redis: Redis, namespace: str) -> Client:
+    return Client(redis, namespace)
+
+
+WorkerFactory = Callable[..., Awaitable[Worker]]
+
+
+@pytest.fixture
+async def start_worker(redis_url: str, namespace: str) -> AsyncIterator[WorkerFactory]:
+    """Start in-process workers: `await start_worker(tasks, queues=[...], concurrency=N)`."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None], Redis]] = []
+
+    async def start(tasks: dict[str, Task[Any, Any]], **settings: Any) -> Worker:
+        connection = connect(redis_url)
+        worker = Worker(connection, tasks, namespace, WorkerSettings(**settings))
+        stop = asyncio.Event()
+        running.append((stop, asyncio.create_task(worker.run(stop)), connection))
+        return worker
+
+    yield start
+    for stop, task, connection in running:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 10)
+        await connection.aclose()
