@@ -18,6 +18,8 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.connection import redact, resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis, RedisServerNotFound
 
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
 redis_option = click.option(
     "--redis",
     "redis_url",

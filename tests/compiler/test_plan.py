@@ -10,7 +10,7 @@ from tqflow.compiler.plan import PLAN_SCHEMA, Plan
 from helpers import plan_of
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
-EXAMPLES = Path(__file__).parent.parent / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 
 
 def test_hello_plan_matches_its_snapshot() -> None:

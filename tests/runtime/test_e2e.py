@@ -14,7 +14,7 @@ from tqflow.runtime.keys import Keys
 from conftest import WorkerFactory
 from helpers import FLOWS, plan_of, sample_tasks
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 
 
 async def test_diamond_runs_in_dependency_order(
