@@ -25,7 +25,13 @@ class _Frozen(BaseModel):
 
 
 class RetryPlan(_Frozen):
-    """How a failed attempt is retried. `attempts` counts every try, the first included."""
+    """How a failed attempt is retried. `attempts` counts every try, the first included.
+
+    `rules` (from the block form `retry { on X -> policy, attempts=N; never Y }`) choose a policy by the
+    exception raised: the first rule whose `on` names the exception's class (or a base class, by qualified
+    name `module.Class`) applies; `never` lists exceptions that are not retried at all. The fields above the
+    rules are the policy for exceptions no rule names.
+    """
 
     kind: Literal["none", "fixed", "exponential", "schedule"] = "none"
     attempts: int = 1
@@ -34,6 +40,45 @@ class RetryPlan(_Frozen):
     max_delay_ms: int | None = None
     jitter: str = "none"  # none | full | equal | "10%"
     schedule_ms: list[int] = Field(default_factory=list)
+    rules: list[RetryRule] = Field(default_factory=list)
+    never: list[str] = Field(default_factory=list)  # qualified exception names
+
+
+class RetryRule(_Frozen):
+    on: list[str]  # qualified exception names, "payments.errors.GatewayTimeout"
+    policy: RetryPlan
+
+
+class UniquePlan(_Frozen):
+    """`unique key=EXPR, within=DURATION, conflict=skip|reject|replace`."""
+
+    key: ExprTree
+    within_ms: int
+    conflict: Literal["skip", "reject", "replace"] = "skip"
+
+
+class CatchupPlan(_Frozen):
+    """What to do with ticks missed while no scheduler ran: none, the last N, or all within a bound."""
+
+    kind: Literal["none", "last", "all"] = "none"
+    count: int = 0  # for last(N)
+    within_ms: int | None = None  # for all(within=…)
+
+
+class TriggerPlan(_Frozen):
+    """A schedule that starts runs of its flow: `cron … tz …`, `every 6h`, or `at "ISO-8601"`."""
+
+    name: str  # unique within the flow: "cron:0", "every:1", …
+    kind: Literal["cron", "every", "at"]
+    cron: str | None = None
+    timezone: str = "UTC"  # IANA name
+    every_ms: int | None = None
+    at: str | None = None  # ISO 8601 with offset
+    catchup: CatchupPlan = CatchupPlan()
+    overlap: Literal["skip", "queue", "allow"] = "skip"
+    on_dst_gap: Literal["skip", "shift"] = "shift"  # a local time that does not exist that day
+    on_dst_repeat: Literal["first", "both"] = "first"  # a local time that occurs twice that day
+    params: dict[str, ExprTree] = Field(default_factory=dict)
 
 
 class TaskRef(_Frozen):
@@ -57,7 +102,9 @@ class JobPlan(_Frozen):
     after: ExprTree | None = None  # a status condition over upstream jobs
     waits_for: list[str] = Field(default_factory=list)  # every upstream job, data and `after`
     when: ExprTree | None = None
-    fan_out: dict[str, Any] | None = None  # {"var": name, "over": expr}
+    fan_out: dict[str, Any] | None = None  # {"var": name, "over": expr}: one job per item, .out is a list
+    unique: UniquePlan | None = None
+    dead_letter: str | None = None  # a named dead-letter queue; None = the deployment's default
 
 
 class OutputPlan(_Frozen):
@@ -78,6 +125,7 @@ class FlowPlan(_Frozen):
     jobs: dict[str, JobPlan]
     order: list[str]  # a topological order of the jobs
     outputs: list[OutputPlan] = Field(default_factory=list)  # in declaration order
+    triggers: list[TriggerPlan] = Field(default_factory=list)
     modules: list[str] = Field(default_factory=list)  # Python modules a worker imports to run it
 
     def canonical_json(self) -> str:
