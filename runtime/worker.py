@@ -12,7 +12,7 @@ import os
 import socket
 import traceback
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +20,11 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from tqflow.compiler.plan import RetryPlan
+from tqflow.compiler.plan import PRIORITIES, RetryPlan
 from tqflow.runtime import codec
 from tqflow.runtime.backoff import attempts_left, delay_ms
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
+from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.runs import now_ms, run_environment
 from tqflow.runtime.scripts import Scripts
@@ -49,7 +50,9 @@ class Worker:
         tasks: Mapping[str, Task[Any, Any]],
         namespace: str = "tqflow",
         settings: WorkerSettings | None = None,
+        hooks: Sequence[WorkerHooks] = (),
     ) -> None:
+        self.hooks = list(hooks)
         self.redis = redis
         self.tasks = dict(tasks)
         self.keys = Keys(namespace)
@@ -135,7 +138,8 @@ class Worker:
         )
         if not raw:
             return
-        attempt = Attempt(job_id, token, json.loads(raw))
+        attempt = Attempt(job_id, token, json.loads(raw), self.settings.name)
+        self._emit("attempt_started", attempt.event)
         bound = log.bind(
             job=job_id,
             run=attempt.info.get("run"),
@@ -206,10 +210,18 @@ class Worker:
             keys=[self.keys.job(attempt.job_id)],
             args=[self.keys.prefix, now_ms(), attempt.job_id, attempt.token, outcome, text, due],
         )
+        self._emit("attempt_finished", attempt.outcome("stale" if result == "stale" else outcome, payload))
         if result == "stale":
             log.warning("attempt no longer ours; result dropped", job=attempt.job_id, attempt=attempt.number)
         else:
             self.completed += 1
+
+    def _emit(self, name: str, event: AttemptEvent | OutcomeEvent) -> None:
+        for hook in self.hooks:
+            try:
+                getattr(hook, name)(event)
+            except Exception as err:  # a broken hook must not break job processing
+                log.error("worker hook failed", hook=type(hook).__name__, error=repr(err))
 
     async def _promote_loop(self, stop: asyncio.Event) -> None:
         """Move due delayed jobs to their streams; sleep until the next due time or a wake-up."""
@@ -242,12 +254,34 @@ class Worker:
 class Attempt:
     """One try of one job, as the start script handed it to this worker."""
 
-    def __init__(self, job_id: str, token: str, info: dict[str, Any]) -> None:
+    def __init__(self, job_id: str, token: str, info: dict[str, Any], worker: str) -> None:
         self.job_id = job_id
         self.token = token
         self.info = info
         self.number = int(info["attempt"])
         self.task_name = str(info.get("task") or "")
+        self.started_ms = now_ms()
+        self.event = AttemptEvent(
+            job_id=job_id,
+            task=self.task_name,
+            queue=str(info.get("queue") or ""),
+            priority=PRIORITIES[int(info.get("prio") or 2)],
+            attempt=self.number,
+            worker=worker,
+            run_id=str(info.get("run") or ""),
+            flow=str(info.get("flow") or ""),
+            waited_ms=max(0, self.started_ms - int(info.get("enqueued") or self.started_ms)),
+        )
+
+    def outcome(self, result: str, payload: Any) -> OutcomeEvent:
+        error = payload if isinstance(payload, dict) else {}
+        return OutcomeEvent(
+            attempt=self.event,
+            outcome=result,
+            duration_ms=now_ms() - self.started_ms,
+            error_type=error.get("type"),
+            error_message=error.get("message"),
+        )
 
     @property
     def retry(self) -> RetryPlan:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +63,9 @@ async def start_worker(redis_url: str, namespace: str) -> AsyncIterator[WorkerFa
     """Start in-process workers: `await start_worker(tasks, queues=[...], concurrency=N)`."""
     running: list[tuple[asyncio.Event, asyncio.Task[None], Redis]] = []
 
-    async def start(tasks: dict[str, Task[Any, Any]], **settings: Any) -> Worker:
+    async def start(tasks: dict[str, Task[Any, Any]], hooks: Sequence[Any] = (), **settings: Any) -> Worker:
         connection = connect(redis_url)
-        worker = Worker(connection, tasks, namespace, WorkerSettings(**settings))
+        worker = Worker(connection, tasks, namespace, WorkerSettings(**settings), hooks=hooks)
         stop = asyncio.Event()
         running.append((stop, asyncio.create_task(worker.run(stop)), connection))
         return worker

@@ -11,7 +11,8 @@ end
 local attempt = redis.call('HINCRBY', k, 'attempt', 1)
 redis.call('HSET', k, 'state', 'running', 'token', token, 'worker', worker, 'started', now,
   'lease_until', now + tonumber(ARGV[8]), 'stream', stream, 'entry', entry)
-local f = redis.call('HMGET', k, 'task', 'args', 'run', 'name', 'retry', 'timeout_ms', 'when', 'data_deps', 'flow')
+local f = redis.call('HMGET', k, 'task', 'args', 'run', 'name', 'retry', 'timeout_ms', 'when', 'data_deps', 'flow',
+  'queue', 'prio', 'enqueued')
 local run_id = f[3]
 local outputs = {}
 for _, dep in ipairs(cjson.decode(f[8] or '[]')) do
@@ -20,4 +21,5 @@ end
 local params = cjson.null
 if run_id and run_id ~= '' then params = redis.call('HGET', run_key(run_id), 'params') or cjson.null end
 return cjson.encode({attempt = attempt, task = f[1], args = f[2], run = run_id, name = f[4], retry = f[5],
-  timeout_ms = f[6], when = f[7], flow = f[9], outputs = outputs, params = params})
+  timeout_ms = f[6], when = f[7], flow = f[9], queue = f[10], prio = tonumber(f[11]), enqueued = tonumber(f[12]),
+  outputs = outputs, params = params})

@@ -1,0 +1,1 @@
+"""A cluster of workers: registry and heartbeats, recovery, leadership, schedules."""

@@ -1,0 +1,37 @@
+"""Hooks a worker calls around each attempt, so metrics, logs and alerts stay out of the worker's code.
+
+Hooks must be cheap and must not raise; the worker logs and ignores a hook's exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class AttemptEvent:
+    job_id: str
+    task: str
+    queue: str
+    priority: str  # critical | high | normal | low | batch
+    attempt: int
+    worker: str
+    run_id: str = ""
+    flow: str = ""
+    waited_ms: int = 0  # from enqueue (or due time) to start
+
+
+@dataclass(frozen=True)
+class OutcomeEvent:
+    attempt: AttemptEvent
+    outcome: str  # succeeded | retry | dead | skipped | stale
+    duration_ms: int
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+class WorkerHooks(Protocol):
+    def attempt_started(self, event: AttemptEvent) -> None: ...
+
+    def attempt_finished(self, event: OutcomeEvent) -> None: ...
