@@ -1,34 +1,70 @@
-"""The producer side: deploy plans, start runs, wait for them and read them back."""
+"""The producer side: deploy plans, start runs, submit standalone jobs, wait for them and read them back."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar, overload
 
 from redis.asyncio import Redis
 
-from tqflow.compiler.plan import FlowPlan, Plan
+from tqflow.compiler.plan import FlowPlan, Plan, RetryPlan
 from tqflow.runtime.connection import connect
 from tqflow.runtime.deployments import Deployed, Deployments
+from tqflow.runtime.jobs import (
+    JOB_FIELDS,
+    BulkRejected,
+    JobCancelled,
+    JobFailed,
+    JobId,
+    JobNotFound,
+    JobOptions,
+    JobRejected,
+    JobSkipped,
+    Submitter,
+    TaskLike,
+    Unique,
+    job_info,
+)
 from tqflow.runtime.keys import Keys
-from tqflow.runtime.runs import RunInfo, read_run, start_run, wait_run
+from tqflow.runtime.payloads import PayloadSettings
+from tqflow.runtime.policies import Duration
+from tqflow.runtime.runs import JobInfo, RunInfo, read_run, start_run, wait_run
 from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.task import Call, Task
+from tqflow.runtime.validation import validator
+from tqflow.runtime.waiter import Waiter
+
+R = TypeVar("R")
+BulkItem = (
+    tuple[TaskLike | Call[Any], Mapping[str, Any]]
+    | tuple[TaskLike | Call[Any], Mapping[str, Any], Mapping[str, Any]]
+    | Call[Any]
+)
 
 
 class Client:
-    def __init__(self, redis: Redis, namespace: str = "tqflow") -> None:
+    def __init__(
+        self, redis: Redis, namespace: str = "tqflow", payload_settings: PayloadSettings | None = None
+    ) -> None:
         self.redis = redis
         self.keys = Keys(namespace)
         self.scripts = Scripts(redis)
         self.deployments = Deployments(redis, self.keys)
+        self.payload_settings = payload_settings or PayloadSettings()
+        self.submitter = Submitter(redis, self.keys, self.scripts, self.payload_settings)
+        self.waiter = Waiter(redis, self.keys, self.scripts)
 
     @classmethod
-    def from_url(cls, url: str, namespace: str | None = None) -> Client:
-        return cls(connect(url), namespace or os.environ.get("TQFLOW_NAMESPACE", "tqflow"))
+    def from_url(cls, url: str, namespace: str | None = None, **kwargs: Any) -> Client:
+        return cls(connect(url), namespace or os.environ.get("TQFLOW_NAMESPACE", "tqflow"), **kwargs)
 
     async def close(self) -> None:
+        await self.waiter.close()
         await self.redis.aclose()
+
+    # -- flows and runs -------------------------------------------------------------------------
 
     async def deploy(self, plan: Plan) -> list[Deployed]:
         return await self.deployments.deploy(plan)
@@ -52,3 +88,144 @@ class Client:
 
     async def flow(self, name: str, version: int | None = None) -> tuple[int, FlowPlan]:
         return await self.deployments.get(name, version)
+
+    # -- standalone jobs ------------------------------------------------------------------------
+
+    @overload
+    async def enqueue(
+        self,
+        task: Task[Any, R] | Call[R],
+        /,
+        *,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        unique: Unique | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        **kwargs: Any,
+    ) -> JobId[R]: ...
+
+    @overload
+    async def enqueue(
+        self,
+        task: str,
+        /,
+        *,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        unique: Unique | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        **kwargs: Any,
+    ) -> JobId[Any]: ...
+
+    async def enqueue(
+        self,
+        task: TaskLike | Call[Any],
+        /,
+        *,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        unique: Unique | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        **kwargs: Any,
+    ) -> JobId[Any]:
+        """Submit one job of a task (a Task, `task.call(...)`, or a registered task name); its id.
+
+        With `unique` and conflict=skip the id is the existing job's; conflict=reject raises JobRejected.
+        """
+        options = JobOptions(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        fields, job_id = self.submitter.fields(task, kwargs, options)
+        [result] = await self._one(fields, job_id)
+        return result
+
+    async def _one(self, fields: list[str | int], job_id: JobId[Any]) -> list[JobId[Any]]:
+        try:
+            results = await self.submitter.submit([fields], [job_id], atomic=True)
+        except BulkRejected as err:
+            result = err.results[0]
+            if result.status == "rejected":
+                raise JobRejected(f"job refused: {result.detail}", result.detail.split()[1]) from None
+            raise ValueError(f"job refused: {result.detail}") from None
+        return results
+
+    async def enqueue_many(
+        self,
+        calls: Sequence[BulkItem],
+        *,
+        atomic: bool = True,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+    ) -> list[JobId[Any]]:
+        """Submit many jobs: `task.call(...)` values, `(task_or_name, kwargs)` pairs, or triples whose third
+        item overrides options for that job (`{"unique": Unique(...), "priority": "high"}`).
+
+        atomic=True: all or nothing in one atomic step (BulkRejected says which job failed and why).
+        atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
+        """
+        options = JobOptions(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
+        rows, ids = [], []
+        for item in calls:
+            own = options
+            target: TaskLike | Call[Any]
+            kwargs: Mapping[str, Any]
+            if isinstance(item, Call):
+                target, kwargs = item, {}
+            elif len(item) == 3:
+                target, kwargs, overrides = item
+                own = dataclasses.replace(options, **overrides)
+            else:
+                target, kwargs = item[0], item[1]
+            fields, job_id = self.submitter.fields(target, kwargs, own)
+            rows.append(fields)
+            ids.append(job_id)
+        return await self.submitter.submit(rows, ids, atomic)
+
+    @overload
+    async def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
+
+    @overload
+    async def result(self, job_id: str, timeout: float | None = None) -> Any: ...
+
+    async def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """Wait for a job to end and return its result; JobFailed (with the error and traceback) when it
+        was dead-lettered, JobCancelled / JobSkipped, TimeoutError after `timeout` seconds."""
+        state = await self.waiter.wait(job_id, timeout)
+        if state is None:
+            raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+        info = await self.job(job_id)
+        if info.state == "succeeded":
+            task = job_id.task if isinstance(job_id, JobId) else None
+            return validator(task).result_value(info.result) if task is not None else info.result
+        if info.state == "dead":
+            error = info.error or {}
+            raise JobFailed(
+                job_id,
+                f"job {job_id} failed: {error.get('type', 'Error')}: {error.get('message', '')}",
+                error,
+            )
+        if info.state == "cancelled":
+            raise JobCancelled(job_id, f"job {job_id} was cancelled: {info.reason or ''}")
+        raise JobSkipped(job_id, f"job {job_id} was skipped: {info.reason or ''}")
+
+    async def job(self, job_id: str) -> JobInfo:
+        row = await self.redis.hmget(self.keys.job(job_id), *JOB_FIELDS)
+        return job_info(job_id, row, self.payload_settings)
+
+
+__all__ = ["Client", "JobCancelled", "JobFailed", "JobNotFound", "JobRejected", "JobSkipped", "Unique"]
