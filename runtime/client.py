@@ -26,11 +26,12 @@ from tqflow.runtime.jobs import (
     TaskLike,
     Unique,
     job_info,
+    priority_level,
 )
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.policies import Duration
-from tqflow.runtime.runs import JobInfo, RunInfo, read_run, start_run, wait_run
+from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
 from tqflow.runtime.scripts import Scripts
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.validation import validator
@@ -226,6 +227,71 @@ class Client:
     async def job(self, job_id: str) -> JobInfo:
         row = await self.redis.hmget(self.keys.job(job_id), *JOB_FIELDS)
         return job_info(job_id, row, self.payload_settings)
+
+    # -- operations: cancel, reprioritize, dead-letter queues ---------------------------------------
+
+    async def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
+        """Cancel a job: `cancelled` (it had not started), `cancelling` (its worker is told to stop it;
+        it ends as cancelled), or the state it had already ended in. Its dependents follow the skip rules."""
+        [status] = await self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
+        if status == "missing":
+            raise JobNotFound(f"no job {job_id}")
+        return str(status)
+
+    async def cancel_run(self, run_id: str) -> str:
+        """Cancel a run: every job that has not ended is cancelled; the run ends `cancelled`."""
+        info = await self.run_info(run_id)
+        state = await self.scripts.call("cancel_run", [], [self.keys.prefix, now_ms(), run_id, *info.jobs])
+        return str(state)
+
+    async def reprioritize(self, job_id: str, priority: str) -> str:
+        """Change the priority of a job that has not started: `moved` (a queued job, to the end of its new
+        level) or `updated` (scheduled, retrying or waiting); ValueError for a job that started or ended."""
+        level = priority_level(priority)
+        [status] = await self.scripts.call("reprioritize", [], [self.keys.prefix, now_ms(), level, job_id])
+        if status == "missing":
+            raise JobNotFound(f"no job {job_id}")
+        if status not in ("moved", "updated"):
+            raise ValueError(f"job {job_id} is {status}: only a job that has not started can change priority")
+        return str(status)
+
+    async def dead_letters(
+        self, queue: str | None = None, limit: int = 100, task: str | None = None
+    ) -> list[JobInfo]:
+        """Dead-lettered jobs, newest first (optionally only those of one task)."""
+        ids = await self.redis.zrevrange(self.keys.dead_letter(queue), 0, max(0, limit * 10 - 1))
+        found: list[JobInfo] = []
+        for job_id in ids:
+            try:
+                info = await self.job(str(job_id))
+            except JobNotFound:
+                continue
+            if task is None or info.task == task:
+                found.append(info)
+            if len(found) >= limit:
+                break
+        return found
+
+    async def dead_letter_queues(self) -> list[str]:
+        return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
+
+    async def replay(self, job_ids: Sequence[str], queue: str | None = None) -> dict[str, str]:
+        """Put dead-lettered jobs back on their queues with a fresh attempt count; a status per job."""
+        out: dict[str, str] = {}
+        ids = list(job_ids)
+        for start in range(0, len(ids), 500):
+            page = ids[start : start + 500]
+            statuses = await self.scripts.call("replay", [], [self.keys.prefix, now_ms(), queue or "", *page])
+            out.update(zip(page, (str(s) for s in statuses), strict=True))
+        return out
+
+    async def replay_all(self, queue: str | None = None, task: str | None = None) -> dict[str, str]:
+        """Replay every job of a dead-letter queue (or only one task's)."""
+        key = self.keys.dead_letter(queue)
+        ids = [str(i) for i in await self.redis.zrange(key, 0, -1)]
+        if task is not None:
+            ids = [i for i in ids if await self.redis.hget(self.keys.job(i), "task") == task]
+        return await self.replay(ids, queue)
 
 
 __all__ = ["Client", "JobCancelled", "JobFailed", "JobNotFound", "JobRejected", "JobSkipped", "Unique"]

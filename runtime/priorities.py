@@ -4,7 +4,8 @@ Critical is read first, always. What critical leaves is shared by the other leve
 their weights, with a smooth weighted round-robin whose credits carry over between fetches (so the
 shares hold exactly even when a fetch has one free slot). A level with nothing queued gives its share
 to the others (the fetch script fills from the levels in priority order), so no slot stays idle;
-batch is never starved while it has weight, and aging moves long-waiting entries up (see lua/age.lua).
+batch is never starved while it has weight, and aging moves normal, low and batch entries that
+waited past a bound to the critical level (see lua/age.lua).
 """
 
 from __future__ import annotations

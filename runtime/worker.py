@@ -55,8 +55,8 @@ class WorkerSettings:
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
     # critical is always read first; the other levels share what is left by these weights
     weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
-    aging_ms: int = 60_000  # a queued job that waited this long at its level moves up one level (0: never)
-    aging_max_level: str = "critical"
+    aging_ms: int = 60_000  # a normal/low/batch job that waited this long moves to `aging_to` (0: never)
+    aging_to: str = "critical"
     result_ttl_ms: int = 86_400_000  # how long a finished standalone job's record stays (dead ones stay)
     payloads: PayloadSettings = field(default_factory=PayloadSettings)
     process_pool: int = 0  # processes for executor="process" tasks (0: one, started on first use)
@@ -87,6 +87,7 @@ class Worker:
         self._handlers: dict[str, tuple[Attempt, asyncio.Task[None]]] = {}
         self._room = asyncio.Event()
         self._wake = asyncio.Event()
+        self._subscribed = asyncio.Event()
         self._finishing: list[tuple[list[str | int], asyncio.Future[str]]] = []
         self._finish_ready = asyncio.Event()
         self.completed = 0
@@ -100,6 +101,8 @@ class Worker:
         finished = asyncio.Event()
         helpers = [asyncio.create_task(c(stop)) for c in self.background()]
         finisher = asyncio.create_task(self._finish_loop(finished))
+        with contextlib.suppress(TimeoutError):  # cancellations sent from now on reach this worker
+            await asyncio.wait_for(self._subscribed.wait(), 5)
         log.info(
             "worker started", worker=self.settings.name, queues=self.settings.queues, tasks=len(self.tasks)
         )
@@ -351,9 +354,12 @@ class Worker:
             pubsub = self.redis.pubsub()
             try:
                 await pubsub.subscribe(self.keys.delayed_wake, self.keys.cancel_channel)
+                self._subscribed.set()
+                await self._check_cancel_flags()  # a cancellation sent while we were not subscribed
                 while not stop.is_set():
                     message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
                     if message is None:
+                        await self._check_cancel_flags()
                         continue
                     if message["channel"] == self.keys.cancel_channel:
                         self._cancel(str(message["data"]))
@@ -366,6 +372,19 @@ class Worker:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
+    async def _check_cancel_flags(self) -> None:
+        """The safety net under the cancel channel: look at the flag of every job running here."""
+        ids = list(self.active)
+        if not ids:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self.keys.job(job_id), "cancel")
+            flags = await pipe.execute()
+        for job_id, flag in zip(ids, flags, strict=True):
+            if flag == "1":
+                self._cancel(job_id)
+
     def _cancel(self, job_id: str) -> None:
         """A running job was cancelled: stop its call (the handler then ends it as cancelled)."""
         if job_id not in self.active:
@@ -376,9 +395,9 @@ class Worker:
             handler[1].cancel()
 
     async def _aging_loop(self, stop: asyncio.Event) -> None:
-        """Move entries that waited past `aging_ms` up one level (any worker may; scripts are atomic)."""
+        """Move entries that waited past `aging_ms` to `aging_to` (any worker may; scripts are atomic)."""
         period = max(0.1, self.settings.aging_ms / 4000)
-        top = PRIORITIES.index(self.settings.aging_max_level)
+        top = PRIORITIES.index(self.settings.aging_to)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), period)

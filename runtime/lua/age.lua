@@ -1,10 +1,11 @@
--- Aging: a queued entry that waited `aging ms` at its level (and no worker has read yet) moves up one
--- level, to the end of that stream. ARGV: prefix, now, aging ms, highest level to move to, then queues.
+-- Aging: a normal, low or batch entry that waited `aging ms` on its stream (and that no worker has read
+-- yet) moves to the end of the target level's stream (critical by default), so a flood of higher-priority
+-- work cannot hold it back past the bound. ARGV: prefix, now, aging ms, target level, then queues.
 local now, aging, top = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local moved = 0
 for i = 5, #ARGV do
   local q = ARGV[i]
-  for level = top + 1, 4 do
+  for level = math.max(2, top + 1), 4 do
     local s = stream_key(q, level)
     if redis.call('EXISTS', s) == 1 then
       local last = '0-0'
@@ -23,8 +24,8 @@ for i = 5, #ARGV do
           local state, entry = unpack(redis.call('HMGET', k, 'state', 'entry'))
           if state == 'queued' and entry == e[1] then
             redis.call('XDEL', s, e[1])
-            redis.call('HSET', k, 'prio', level - 1)
-            push_to(k, id, q, level - 1, now)
+            redis.call('HSET', k, 'prio', top, 'aged', level)
+            push_to(k, id, q, top, now)
             moved = moved + 1
           end
         end
