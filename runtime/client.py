@@ -293,5 +293,33 @@ class Client:
             ids = [i for i in ids if await self.redis.hget(self.keys.job(i), "task") == task]
         return await self.replay(ids, queue)
 
+    async def list_jobs(
+        self, queue: str | None = None, state: str | None = None, limit: int = 50
+    ) -> list[JobInfo]:
+        """Jobs on the queues (queued or running, from the streams), waiting for a delay or a retry
+        (scheduled, retrying), or dead-lettered (dead); filtered by queue and state, up to `limit`."""
+        ids: list[str] = []
+        if state in (None, "queued", "running"):
+            queues = [queue] if queue else sorted(str(q) for q in await self.redis.smembers(self.keys.queues))
+            for name in queues:
+                for stream in self.keys.streams(name):
+                    entries: Any = await self.redis.xrange(stream, count=limit * 4)
+                    ids += [str(fields["j"]) for _, fields in entries or [] if fields and fields.get("j")]
+        if state in (None, "scheduled", "retrying"):
+            ids += [str(i) for i in await self.redis.zrange(self.keys.delayed, 0, limit * 4)]
+        if state in (None, "dead"):
+            ids += [str(i) for i in await self.redis.zrevrange(self.keys.dlq, 0, limit * 4)]
+        found: list[JobInfo] = []
+        for job_id in dict.fromkeys(ids):
+            try:
+                info = await self.job(job_id)
+            except JobNotFound:
+                continue
+            if (state is None or info.state == state) and (queue is None or info.queue == queue):
+                found.append(info)
+            if len(found) >= limit:
+                break
+        return found
+
 
 __all__ = ["Client", "JobCancelled", "JobFailed", "JobNotFound", "JobRejected", "JobSkipped", "Unique"]
