@@ -5,6 +5,7 @@ Tree forms (evaluated by `tqflow.runtime.expressions`, never by `eval`):
   {"attr": [tree, name]}  {"index": [tree, tree]}  {"op": "+", "args": [a, b]}  {"not": tree}
   {"and": [...]}  {"or": [...]}  {"fstr": [str | tree, ...]}  {"list": [...]}  {"dict": [[k, v], ...]}
   {"status": [job, "succeeded"|"failed"|"done"|"skipped"]}  {"any": [...]}  {"all": [...]}
+  {"date": "2026-01-31"}  {"datetime": "2026-01-31T09:00:00+01:00"}   (date literals, ISO text)
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def lower(ctx: Context, expr: ast.Expr, scope: Scope) -> dict[str, Any]:
     match expr:
         case ast.Literal(kind="duration"):
             return {"dur": expr.value}
+        case ast.Literal(kind="date" | "datetime"):
+            return {expr.kind: expr.value}
+        case ast.Literal(kind="percent"):
+            ctx.error("TQ0502", "a percentage only makes sense as a retry `jitter=`", expr.span)
+            return {"lit": None}
         case ast.Literal():
             return {"lit": expr.value}
         case ast.FString(parts=parts):

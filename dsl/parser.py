@@ -8,6 +8,7 @@ reported instead of only the first in the file.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -57,19 +58,31 @@ class SyntaxFailure(Exception):
 
 
 class _BracketNewlines:
-    """Post-lexer: a newline inside ( ) or [ ] is layout, not the end of a statement."""
+    """Post-lexer: a newline inside ( ), [ ] or a dict literal's { } is layout, not the end of a
+    statement. A `{` opens a dict when it follows something that starts an expression (`=`, `(`,
+    `,`, `[`, `:`, an operator); after a name, `)`, a string or a keyword it opens a block."""
 
     always_accept = ("_NL",)
+    DICT_AFTER = frozenset(
+        {"EQUAL", "LPAR", "COMMA", "LSQB", "COLON", "COMP_OP", "PLUS", "MINUS", "IN", "AND", "OR", "NOT"}
+    )
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        depth = 0
+        stack: list[str] = []
+        history = ["", "", ""]  # the last three token types passed on
         for token in stream:
-            if token.type in ("LPAR", "LSQB"):
-                depth += 1
-            elif token.type in ("RPAR", "RSQB"):
-                depth = max(0, depth - 1)
-            elif token.type == "_NL" and depth:
+            kind = token.type
+            if kind in ("LPAR", "LSQB"):
+                stack.append(kind)
+            elif kind == "LBRACE":
+                named_retry_block = history[0] == "RETRY" and history[2] == "EQUAL"  # retry x = {
+                is_dict = history[2] in self.DICT_AFTER and not named_retry_block
+                stack.append("DICT" if is_dict else "BLOCK")
+            elif kind in ("RPAR", "RSQB", "RBRACE") and stack:
+                stack.pop()
+            elif kind == "_NL" and stack and stack[-1] != "BLOCK":
                 continue
+            history = [history[1], history[2], kind]
             yield token
 
 
@@ -289,7 +302,7 @@ class _Builder(Transformer[Token, Any]):
 
     def retry_decl(self, meta: Any, items: list[Any]) -> ast.RetryDecl:
         name, spec = items
-        return ast.RetryDecl(span=_span(meta), name=str(name), spec=spec)
+        return ast.RetryDecl(span=_span(meta), name=str(name), name_span=_token_span(name), spec=spec)
 
     def flow_decl(self, meta: Any, items: list[Any]) -> ast.Flow:
         name, *body = items
@@ -302,6 +315,7 @@ class _Builder(Transformer[Token, Any]):
             name_span=_token_span(name),
             queue=queue,
             params=params,
+            schedules=tuple(b for b in body if isinstance(b, ast.Schedule)),
             defaults=defaults,
             jobs=tuple(b for b in body if isinstance(b, ast.Job)),
             outputs=tuple(b for b in body if isinstance(b, ast.Output)),
@@ -323,6 +337,33 @@ class _Builder(Transformer[Token, Any]):
     def output_decl(self, meta: Any, items: list[Any]) -> ast.Output:
         name, value = items
         return ast.Output(span=_span(meta), name=str(name), value=value)
+
+    def schedule_decl(self, meta: Any, items: list[Any]) -> ast.Schedule:
+        kind, value, tz = items[0]
+        options = tuple(items[1] or ())
+        return ast.Schedule(span=_span(meta), kind=kind, value=value, tz=tz, options=options)
+
+    def cron_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, ast.Literal | None]:
+        cron, tz = items
+        return ("cron", self._string(cron), self._string(tz) if tz is not None else None)
+
+    def every_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
+        return ("every", self.duration(meta, items), None)  # type: ignore[return-value]
+
+    def at_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
+        return ("at", self._string(items[0]), None)
+
+    def _string(self, token: Token) -> ast.Literal:
+        return ast.Literal(
+            span=_token_span(token), kind="str", value=_unquote(token, self.source), text=str(token)
+        )
+
+    def schedule_block(self, meta: Any, items: list[Any]) -> tuple[ast.ScheduleOption, ...]:
+        return tuple(i for i in items if i is not None)
+
+    def schedule_option(self, meta: Any, items: list[Any]) -> ast.ScheduleOption:
+        name, value = items
+        return ast.ScheduleOption(span=_span(meta), name=str(name), name_span=_token_span(name), value=value)
 
     def job_decl(self, meta: Any, items: list[Any]) -> ast.Job:
         name, call, fan_out, block = items
@@ -386,6 +427,31 @@ class _Builder(Transformer[Token, Any]):
 
     def queue_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
         return self._setting("queue", meta, _unquote(items[0], self.source))
+
+    def unique_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
+        return self._setting("unique", meta, ast.Unique(span=_span(meta), options=tuple(items)))
+
+    def dead_letter_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
+        return self._setting("dead_letter", meta, _unquote(items[0], self.source))
+
+    def retry_block(self, meta: Any, items: list[Any]) -> ast.RetryBlock:
+        return ast.RetryBlock(span=_span(meta), rules=tuple(i for i in items if i is not None))
+
+    def on_rule(self, meta: Any, items: list[Any]) -> ast.RetryRule:
+        names, _arrow, spec = items
+        return ast.RetryRule(span=_span(meta), kind="on", exceptions=tuple(names), spec=spec)
+
+    def never_rule(self, meta: Any, items: list[Any]) -> ast.RetryRule:
+        return ast.RetryRule(span=_span(meta), kind="never", exceptions=tuple(items[0]))
+
+    def else_rule(self, meta: Any, items: list[Any]) -> ast.RetryRule:
+        return ast.RetryRule(span=_span(meta), kind="else", spec=items[1])
+
+    def exception_list(self, meta: Any, items: list[Any]) -> list[ast.Name]:
+        return list(items)
+
+    def exception_name(self, meta: Any, items: list[Any]) -> ast.Name:
+        return ast.Name(span=_span(meta), id=str(items[0]))
 
     def retry_spec(self, meta: Any, items: list[Any]) -> ast.RetrySpec:
         policy, *options = items
@@ -496,6 +562,28 @@ class _Builder(Transformer[Token, Any]):
         return ast.Literal(
             span=_span(meta), kind="duration", value=parse_duration(items[0]), text=str(items[0])
         )
+
+    def percent(self, meta: Any, items: list[Any]) -> ast.Expr:
+        text = str(items[0])
+        return ast.Literal(span=_span(meta), kind="percent", value=float(text[:-1]), text=text)
+
+    def date_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
+        text = str(items[0])
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError as err:
+            raise SyntaxFailure(f"`{text}` is not a valid date: {err}", _token_span(items[0])) from err
+        return ast.Literal(span=_span(meta), kind="date", value=text, text=text)
+
+    def datetime_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
+        text = str(items[0])
+        try:
+            dt.datetime.fromisoformat(text)
+        except ValueError as err:
+            raise SyntaxFailure(
+                f"`{text}` is not a valid date and time: {err}", _token_span(items[0])
+            ) from err
+        return ast.Literal(span=_span(meta), kind="datetime", value=text, text=text)
 
     def true_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
         return ast.Literal(span=_span(meta), kind="bool", value=True, text="true")
