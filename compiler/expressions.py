@@ -19,6 +19,7 @@ from tqflow.dsl.diagnostics import did_you_mean
 from tqflow.dsl.source import Span
 
 RUN_FIELDS = ("id", "date", "time")
+PYTHON_SPELLINGS = {"True": "true", "False": "false", "None": "none", "null": "none", "nil": "none"}
 STATUSES = ("succeeded", "failed", "done", "skipped")
 STATUS_FUNCTIONS = {  # name -> (combinator, status)
     "any_failed": ("any", "failed"),
@@ -102,7 +103,9 @@ def _lower_attr(ctx: Context, expr: ast.Attr, scope: Scope) -> dict[str, Any]:
                 "TQ0207",
                 f"`{base.id}.{expr.attr}` is not a value; read the job's result as `{base.id}.out`",
                 expr.span,
-                help="status names like `.failed` belong in an `after` condition",
+                help=f"did you mean `{base.id}.out`?"
+                if did_you_mean(expr.attr, ["out"])
+                else "status names like `.failed` belong in an `after` condition",
             )
         scope.reads.setdefault(base.id, expr.span)
         return {"out": base.id}
@@ -123,12 +126,13 @@ def _lower_name(ctx: Context, expr: ast.Name, name: str, scope: Scope) -> dict[s
         )
         return {"lit": None}
     candidates = [*scope.jobs, *scope.variables, "params", "run"]
+    spelled = PYTHON_SPELLINGS.get(name)
     ctx.error(
         "TQ0202",
         f"unknown name `{name}`",
         expr.span,
         label="not a job, parameter or variable",
-        help=did_you_mean(name, candidates),
+        help=f"write `{spelled}`" if spelled else did_you_mean(name, candidates),
     )
     return {"lit": None}
 
@@ -140,6 +144,16 @@ def lower_condition(ctx: Context, expr: ast.Expr, scope: Scope, waits: dict[str,
             return _status(ctx, name, "succeeded", expr.span, scope, waits)
         case ast.Attr(value=ast.Name(id=name), attr=status) if status in STATUSES:
             return _status(ctx, name, status, expr.span, scope, waits)
+        case ast.Attr(value=ast.Name(id=name), attr=status) if name in scope.jobs:
+            ctx.error(
+                "TQ0207",
+                f"`{status}` is not a job status",
+                expr.attr_span,
+                label="a status is succeeded, failed, done or skipped",
+                help=did_you_mean(status, STATUSES),
+            )
+            waits.setdefault(name, expr.span)
+            return {"lit": False}
         case ast.Not(value=value):
             return {"not": lower_condition(ctx, value, scope, waits)}
         case ast.BoolOp(op=op, values=values):

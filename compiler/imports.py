@@ -25,7 +25,7 @@ def resolve_imports(ctx: Context) -> None:
                 "TQ0104",
                 f"imported file `{imp.path}` has errors",
                 imp.span,
-                notes=(f"{len(result.diagnostics.errors)} error(s) in {path.name}, shown above",),
+                notes=(f"{len(result.diagnostics.errors)} error(s) in {imp.path}, reported for that file",),
             )
             continue
         for name, policy in result.policies.items():

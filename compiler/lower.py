@@ -84,14 +84,16 @@ def _signatures(ctx: Context, flow: ast.Flow) -> dict[str, TaskSignature]:
 
 def _type_env(ctx: Context, flow: ast.Flow, signatures: dict[str, TaskSignature]) -> TypeEnv:
     env = TypeEnv()
+    classes = {n for m in ctx.modules.values() for n in m.names if n[:1].isupper()}
+    classes |= {n for n in ctx.imported_names if n[:1].isupper()}
     for param in flow.params:
-        declared = from_declared(param.type)
+        declared = _declared_type(param.type, classes)
         if declared is None:
             ctx.error(
                 "TQ0209",
                 f"unknown type `{param.type.name}`",
                 param.type.span,
-                help=did_you_mean(param.type.name, [*DECLARABLE, "list", "dict"])
+                help=did_you_mean(param.type.name, [*DECLARABLE, "list", "dict", *classes])
                 or f"types are {', '.join(DECLARABLE)}, list[T], dict[Str, T], and classes of task modules",
             )
         env.params[param.name] = declared or ANY
@@ -100,6 +102,15 @@ def _type_env(ctx: Context, flow: ast.Flow, signatures: dict[str, TaskSignature]
         env.jobs[job.name] = list_of(returns) if job.fan_out else returns
         env.job_spans[job.name] = job.call.span
     return env
+
+
+def _declared_type(ref: ast.TypeRef, classes: set[str]) -> Ty | None:
+    """A declared type; a class name counts only if a used module defines it."""
+    names = [ref.name, *(a.name for a in ref.args)]
+    builtin = {*DECLARABLE, "list", "dict", "List", "Dict"}
+    if any(n not in builtin and n not in classes for n in names):
+        return None
+    return from_declared(ref)
 
 
 def _params(ctx: Context, flow: ast.Flow, params: set[str], env: TypeEnv) -> list[ParamPlan]:
@@ -256,9 +267,7 @@ def _settings(
             if setting.kind == "after":
                 waits: dict[str, Span] = {}
                 result["after"] = lower_condition(ctx, value, Scope(flow, params, jobs), waits)
-                if owner in waits:
-                    ctx.error("TQ0401", f"job `{owner}` waits for itself", waits[owner])
-                result["_after_waits"] = waits
+                result["_after_waits"] = waits  # a job waiting for itself is reported as a cycle
             else:
                 result["when"] = lower(ctx, value, scope)
     return result

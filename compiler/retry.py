@@ -167,6 +167,7 @@ def _policy_call(ctx: Context, call: ast.Call) -> dict[str, Any]:
         return {}
     positional = [a.value for a in call.args if a.name is None]
     named = {a.name: a.value for a in call.args if a.name is not None}
+    name_spans = {a.name: a.name_span for a in call.args if a.name is not None}
     fields: dict[str, Any] = {"kind": kind}
     if kind in ("fixed", "exponential"):
         if not positional:
@@ -193,8 +194,14 @@ def _policy_call(ctx: Context, call: ast.Call) -> dict[str, Any]:
         else:
             fields["schedule_ms"] = [_duration(ctx, d) for d in delays.items]
             fields["attempts"] = len(delays.items) + 1
-    for name, value in named.items():
-        ctx.error("TQ0501", f"`{kind}(…)` has no option `{name}`", value.span)
+    options = {"exponential": ("factor", "max", "jitter")}.get(kind, ())
+    for name in named:
+        ctx.error(
+            "TQ0501",
+            f"`{kind}(…)` has no option `{name}`",
+            name_spans[name],
+            help=did_you_mean(name, options) or (f"options are {', '.join(options)}" if options else None),
+        )
     return fields
 
 

@@ -182,6 +182,8 @@ def _upstream_job(expr: ast.Expr, env: TypeEnv) -> str | None:
 def _conversion_help(actual: Ty, target: Ty) -> str | None:
     if actual.name == "Str" and target.name in ("Int", "Float"):
         return "write the number without quotes"
+    if actual.name == "Str" and target.name in ("Date", "DateTime"):
+        return "write a date like 2026-01-31 (no quotes), or an expression like run.date - 1d"
     if actual.name == "None":
         return f"declare the parameter as `{target.name} | None` in Python to accept none"
     if target.name == "list" and actual.name != "list":

@@ -19,8 +19,9 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from tqflow.dsl import ast
-from tqflow.dsl.diagnostics import Diagnostics
+from tqflow.dsl.diagnostics import Diagnostics, Label
 from tqflow.dsl.source import Source, Span
+from tqflow.dsl.syntax_hints import hint
 
 DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -136,12 +137,12 @@ def parse(source: Source, diagnostics: Diagnostics) -> ast.Module | None:
         try:
             _parse_tree(chunk, "start")
         except UnexpectedInput as err:
-            _report_syntax_error(err, source, diagnostics)
+            _report_syntax_error(err, source, diagnostics, chunk)
     if not diagnostics.has_errors:  # the chunks parse alone but not together: report the whole
         try:
             _parse_tree(text, "start")
         except UnexpectedInput as err:
-            _report_syntax_error(err, source, diagnostics)
+            _report_syntax_error(err, source, diagnostics, text)
     return None
 
 
@@ -168,7 +169,7 @@ def _blank_outside(text: str, start: int, end: int) -> str:
     return blank(text[:start]) + text[start:end] + blank(text[end:])
 
 
-def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diagnostics) -> None:
+def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diagnostics, text: str) -> None:
     offset = getattr(err, "pos_in_stream", None) or 0
     if isinstance(err, UnexpectedToken):
         token = err.token
@@ -189,15 +190,20 @@ def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diag
         offset, length, message = len(source.text), 1, "unexpected end of file"
     else:  # pragma: no cover - lark has no other subclasses
         expected, length, message = [], 1, str(err)
+    at_end = offset >= len(source.text.rstrip())
+    found = source.text[offset : offset + length] if not at_end else ""
+    better = hint(source, text, offset, found, at_end)
     offset = min(offset, max(0, len(source.text) - 1))
     shown = ", ".join(expected[:8]) + (" …" if len(expected) > 8 else "")
     diagnostics.error(
         "TQ0001",
-        message,
+        better.message if better else message,
         source.span_at(offset, length),
         source,
         label=f"expected {shown}" if shown else "",
-        notes=(f"expected one of: {shown}",) if len(expected) > 1 else (),
+        labels=tuple(Label(span, text) for span, text in better.labels) if better else (),
+        notes=(f"expected one of: {shown}",) if len(expected) > 1 and not better else (),
+        help=better.help if better else None,
     )
 
 
