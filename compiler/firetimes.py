@@ -36,7 +36,8 @@ def next_fire_times(trigger: TriggerPlan, after: dt.datetime, count: int) -> lis
     times: list[dt.datetime] = []
     for local in _cron_local_times(trigger.cron or "", after.astimezone(zone).replace(tzinfo=None)):
         for instant in place(local, zone, trigger.on_dst_gap, trigger.on_dst_repeat):
-            if instant > after and (not times or instant > times[-1]):
+            # Compare in UTC: two times of one zone compare by wall clock, ignoring `fold`.
+            if instant > after and (not times or instant.astimezone(UTC) > times[-1].astimezone(UTC)):
                 times.append(instant)
         if len(times) >= count:
             return times[:count]

@@ -219,6 +219,10 @@ class Flow(Node):
     jobs: tuple[Job, ...] = ()
     outputs: tuple[Output, ...] = ()
     name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+    # Where the `queue`, `params { … }` and `defaults { … }` statements are (for the formatter).
+    queue_span: Span | None = field(default=None, compare=False, repr=False)
+    params_span: Span | None = field(default=None, compare=False, repr=False)
+    defaults_span: Span | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)

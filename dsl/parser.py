@@ -312,9 +312,15 @@ class _Builder(Transformer[Token, Any]):
 
     def flow_decl(self, meta: Any, items: list[Any]) -> ast.Flow:
         name, *body = items
-        queue = next((b[1] for b in body if isinstance(b, tuple) and b[0] == "queue"), None)
-        params = next((b[1] for b in body if isinstance(b, tuple) and b[0] == "params"), ())
-        defaults = tuple(s for b in body if isinstance(b, tuple) and b[0] == "defaults" for s in b[1])
+        blocks = [b for b in body if isinstance(b, tuple)]
+        queue = next((b[1] for b in blocks if b[0] == "queue"), None)
+        params = next((b[1] for b in blocks if b[0] == "params"), ())
+        defaults = tuple(s for b in blocks if b[0] == "defaults" for s in b[1])
+        spans: dict[str, Span] = {}
+        for kind, _value, span in blocks:
+            if kind in spans and kind != "defaults":
+                raise SyntaxFailure(f"a flow has at most one `{kind}` statement", span)
+            spans.setdefault(kind, span)
         return ast.Flow(
             span=_span(meta),
             name=str(name),
@@ -323,22 +329,25 @@ class _Builder(Transformer[Token, Any]):
             params=params,
             schedules=tuple(b for b in body if isinstance(b, ast.Schedule)),
             defaults=defaults,
+            queue_span=spans.get("queue"),
+            params_span=spans.get("params"),
+            defaults_span=spans.get("defaults"),
             jobs=tuple(b for b in body if isinstance(b, ast.Job)),
             outputs=tuple(b for b in body if isinstance(b, ast.Output)),
         )
 
-    def queue_stmt(self, meta: Any, items: list[Any]) -> tuple[str, str]:
-        return ("queue", _unquote(items[0], self.source))
+    def queue_stmt(self, meta: Any, items: list[Any]) -> tuple[str, str, Span]:
+        return ("queue", _unquote(items[0], self.source), _span(meta))
 
-    def params_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Param, ...]]:
-        return ("params", tuple(items))
+    def params_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Param, ...], Span]:
+        return ("params", tuple(items), _span(meta))
 
     def param_decl(self, meta: Any, items: list[Any]) -> ast.Param:
         name, type_ref, default = items
         return ast.Param(span=_span(meta), name=str(name), type=type_ref, default=default)
 
-    def defaults_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Setting, ...]]:
-        return ("defaults", tuple(i for i in items if i is not None))
+    def defaults_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Setting, ...], Span]:
+        return ("defaults", tuple(i for i in items if i is not None), _span(meta))
 
     def output_decl(self, meta: Any, items: list[Any]) -> ast.Output:
         name, value = items
