@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tqflow.cli import compile_commands, flow_commands
+from tqflow.cli import compile_commands, flow_commands, observe_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,6 +15,7 @@ def cli() -> None:
 
 for area in (compile_commands, flow_commands):
     area.register(cli)
+observe_commands.register(cli)
 
 
 def main() -> None:
