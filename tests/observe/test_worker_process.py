@@ -32,12 +32,10 @@ async def test_two_worker_processes_each_serve_metrics_and_log_json(
 ) -> None:
     await client.deploy(watch_plan())
     ports = [free_port(), free_port()]
+    command = [sys.executable, "-m", "tqflow.cli.tqrun", "worker", str(WATCH), "--redis", redis_url]
+    options = ["--namespace", namespace, "--log-level", "debug", "-c", "2"]
     workers = [
-        subprocess.Popen(
-            [sys.executable, "-m", "tqflow.cli.tqrun", "worker", str(WATCH), "--redis", redis_url]
-            + ["--namespace", namespace, "--metrics-port", str(port), "--log-level", "debug", "-c", "2"],
-            stderr=subprocess.PIPE,
-        )
+        subprocess.Popen([*command, *options, "--metrics-port", str(port)], stderr=subprocess.PIPE)
         for port in ports
     ]
     try:
