@@ -11,7 +11,9 @@ from pathlib import Path
 import click
 
 from tqflow.cli import exit_codes
+from tqflow.cli.api_command import alerts_option, api, read_alerts
 from tqflow.cli.common import compile_or_exit, namespace_option, redis_option
+from tqflow.runtime.alerts import AlertSettings
 from tqflow.runtime.connection import connect, resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.logging import configure_logging
@@ -36,6 +38,7 @@ def cli() -> None:
 )
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on this port.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
+@alerts_option
 @redis_option
 @namespace_option
 def worker(
@@ -48,6 +51,7 @@ def worker(
     namespace: str,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    alerts_file: Path | None = None,
 ) -> None:
     """Run a worker for the tasks that FLOW_FILES use (and any --module)."""
     configure_logging(log_level)
@@ -71,7 +75,8 @@ def worker(
         sys.exit(exit_codes.IMPORT_ERROR)
     chosen = queues.split(",") if queues else sorted(queue_names or {"default"})
     settings = WorkerSettings(queues=chosen, concurrency=concurrency)
-    asyncio.run(_work(url, namespace, tasks, settings, metrics_port, metrics_host))
+    alerts = read_alerts(alerts_file)
+    asyncio.run(_work(url, namespace, tasks, settings, metrics_port, metrics_host, alerts))
 
 
 async def _work(
@@ -81,6 +86,7 @@ async def _work(
     settings: WorkerSettings,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    alerts: AlertSettings | None = None,
 ) -> None:
     redis = connect(url)
     stop = asyncio.Event()
@@ -88,7 +94,12 @@ async def _work(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     seen = for_worker(
-        redis, namespace, settings.concurrency, metrics_port_base=metrics_port, metrics_host=metrics_host
+        redis,
+        namespace,
+        settings.concurrency,
+        metrics_port_base=metrics_port,
+        metrics_host=metrics_host,
+        alerts=alerts,
     )
     try:
         await seen.run_beside(Worker(redis, tasks, namespace, settings, hooks=seen.hooks).run(stop), stop)
@@ -117,38 +128,7 @@ def server(state_dir: Path, appendonly: bool) -> None:
         embedded.stop()
 
 
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-@click.option("--port", type=int, default=8080, show_default=True, help="Port to bind.")
-@click.option("--token", envvar="TQFLOW_API_TOKEN", default=None, help="Bearer token ($TQFLOW_API_TOKEN).")
-@click.option("--max-body", type=int, default=1024 * 1024, show_default=True, help="Request size cap, bytes.")
-@click.option("--log-level", default=None, help="debug, info, warning or error.")
-@redis_option
-@namespace_option
-def api(
-    host: str,
-    port: int,
-    token: str | None,
-    max_body: int,
-    log_level: str | None,
-    redis_url: str | None,
-    namespace: str,
-) -> None:
-    """Serve the REST API, /metrics and the web dashboard (a token is required beyond loopback)."""
-    from tqflow.runtime.api.server import serve
-    from tqflow.runtime.api.settings import ApiSettings
-
-    configure_logging(log_level)
-    url = resolve_url(redis_url, os.environ)
-    if url is None:
-        raise click.UsageError("give --redis URL or set TQFLOW_REDIS_URL (start one with `tqrun server`)")
-    settings = ApiSettings(url, namespace, token=token or None, max_body=max_body)
-    try:
-        settings.check_binding(host)
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
-    click.echo(f"tqflow API and dashboard on http://{host}:{port}/", err=True)
-    serve(settings, host, port)
+cli.add_command(api)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tqflow.runtime.alerts import AlertMonitor, AlertSettings
 from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.hooks import WorkerHooks
 from tqflow.runtime.inspect import Inspector
@@ -54,9 +55,12 @@ def for_worker(
     metrics_port_base: int | None = None,
     metrics_host: str = "127.0.0.1",
     process_index: int = 0,
+    alerts: AlertSettings | None = None,
 ) -> WorkerObservability:
     hooks: list[WorkerHooks] = [JobLogHooks(), AttemptRecorder(redis, namespace)]
     observability = WorkerObservability(hooks)
+    if alerts is not None:
+        observability.background.append(AlertMonitor(redis, namespace, alerts).run)
     if metrics_port_base is not None:
         metrics = WorkerMetrics(concurrency=concurrency)
         hooks.append(metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -12,6 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from tqflow.runtime.alerts import AlertMonitor, AlertSettings
 from tqflow.runtime.api.guards import BearerToken, BodyLimit
 from tqflow.runtime.api.routes import router
 from tqflow.runtime.api.services import Services
@@ -21,12 +23,19 @@ from tqflow.runtime.params import ParamError
 STATIC = Path(str(resources.files("tqflow.runtime.api").joinpath("static")))
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
+def create_app(settings: ApiSettings, alerts: AlertSettings | None = None) -> FastAPI:
     services = Services.open(settings.redis_url, settings.namespace)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        monitor = None
+        if alerts is not None:
+            monitor = asyncio.create_task(AlertMonitor(services.redis, settings.namespace, alerts).run(stop))
         yield
+        stop.set()
+        if monitor is not None:
+            await asyncio.gather(monitor, return_exceptions=True)
         await services.close()
 
     app = FastAPI(
