@@ -16,6 +16,7 @@ from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.parsers.lalr_analysis import Shift
 
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostics
@@ -79,13 +80,32 @@ def _parse_tree(text: str, start: str) -> Tree[Token]:
     interactive = _lark().parse_interactive(text, start=start)
     state = interactive.parser_state
     for token in interactive.lexer_thread.lex(state):  # type: ignore[no-untyped-call]
-        if token.type in _keyword_types():
-            try:  # LALR states share lookaheads, so only a trial feed tells if the keyword fits here
-                state.copy().feed_token(token)
-            except UnexpectedToken:
-                token = Token.new_borrow_pos("NAME", str(token), token)
+        if token.type in _keyword_types() and not _accepts(state, token.type):
+            token = Token.new_borrow_pos("NAME", str(token), token)
         state.feed_token(token)
     return interactive.feed_eof()  # type: ignore[no-any-return,no-untyped-call]
+
+
+def _accepts(state: Any, terminal: str) -> bool:
+    """Whether the parser would shift `terminal` here, after any reductions it triggers.
+
+    LALR states share lookaheads, so the action table alone can say "reduce" for a token that the state
+    reached after reducing will refuse; this replays the reductions on a copy of the state stack only
+    (cheap, unlike copying the parser with its values).
+    """
+    states = state.parse_conf.states
+    stack = list(state.state_stack)
+    while True:
+        action = states[stack[-1]].get(terminal)
+        if action is None:
+            return False
+        kind, arg = action
+        if kind is Shift:
+            return True
+        size = len(arg.expansion)
+        if size:
+            del stack[-size:]
+        stack.append(states[stack[-1]][arg.origin.name][1])
 
 
 @cache
