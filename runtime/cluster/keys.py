@@ -17,7 +17,6 @@ class ClusterKeys:
         self.leases = f"{prefix}:leases"  # zset: job id -> lease deadline (ms) of its running attempt
         self.leader = f"{prefix}:leader"  # string "worker:epoch", expires with the lease
         self.leader_epoch = f"{prefix}:leader:epoch"  # counter: one more per new leader
-        self.deploys = f"{prefix}:deploys"  # pub/sub channel: a flow got a new current version
 
     def worker(self, name: str) -> str:
         return f"{self.base.prefix}:worker:{name}"
