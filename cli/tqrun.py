@@ -10,11 +10,12 @@ from pathlib import Path
 import click
 
 from tqflow.cli import exit_codes
+from tqflow.cli.api_command import alerts_option, api, read_alerts
 from tqflow.cli.common import compile_or_exit, namespace_option, redis_option
 from tqflow.runtime.connection import resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.logging import configure_logging
-from tqflow.runtime.supervisor import WorkerSpec, payload_settings, run_worker, supervise
+from tqflow.runtime.supervisor import Observe, WorkerSpec, payload_settings, run_worker, supervise
 from tqflow.runtime.worker import DEFAULT_WEIGHTS, WorkerSettings
 
 
@@ -42,6 +43,9 @@ def cli() -> None:
 @click.option(
     "--log-level", default=None, help="debug, info, warning or error (default: $TQFLOW_LOG_LEVEL or info)."
 )
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
+@alerts_option
 @redis_option
 @namespace_option
 def worker(
@@ -58,6 +62,9 @@ def worker(
     log_level: str | None,
     redis_url: str | None,
     namespace: str,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    alerts_file: Path | None = None,
 ) -> None:
     """Run a worker for the tasks that FLOW_FILES use (and any --module).
 
@@ -88,7 +95,13 @@ def worker(
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     spec = WorkerSpec(
-        url, namespace, list(dict.fromkeys(names)), [str(f) for f in folders], settings, log_level
+        url,
+        namespace,
+        list(dict.fromkeys(names)),
+        [str(f) for f in folders],
+        settings,
+        log_level,
+        Observe(metrics_port, metrics_host, read_alerts(alerts_file)),
     )
     code = run_worker(spec) if processes <= 1 else supervise(spec, processes)
     if code == exit_codes.IMPORT_ERROR:
@@ -125,6 +138,9 @@ def server(state_dir: Path, appendonly: bool) -> None:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         embedded.stop()
+
+
+cli.add_command(api)
 
 
 def main() -> None:

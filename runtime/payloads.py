@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import pickle
 import zlib
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ def decode(text: str | None, settings: PayloadSettings = DEFAULT) -> tuple[int |
     except ValueError as err:
         raise PayloadError(f"bad payload version {head[2:]!r}") from err
     if tag == "J" and compression == "-":
-        return version, codec.decode(body)
+        return version, json.loads(body) if body else None
     signature = ""
     if tag == "P":
         signature, sep, body = body.partition("|")
@@ -98,7 +99,7 @@ def decode(text: str | None, settings: PayloadSettings = DEFAULT) -> tuple[int |
     except (ValueError, zlib.error) as err:
         raise PayloadError(f"corrupt payload body: {err}") from err
     if tag == "J":
-        return version, codec.decode(raw)
+        return version, json.loads(raw)
     if tag == "M":
         return version, msgpack.unpackb(raw, raw=False)
     return version, pickle.loads(raw)  # signature verified above

@@ -21,6 +21,8 @@ SCRIPT_NAMES = (
     "submit_run",
     "start",
     "finish",
+    "start_many",
+    "finish_many",
     "promote",
     "enqueue",
     "fetch",

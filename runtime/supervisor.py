@@ -11,14 +11,16 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import structlog
 
+from tqflow.runtime.alerts import AlertSettings
 from tqflow.runtime.connection import connect
 from tqflow.runtime.logging import configure_logging
+from tqflow.runtime.observability import for_worker
 from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.registry import TaskLoadError, load_tasks
 from tqflow.runtime.worker import Worker, WorkerSettings
@@ -29,6 +31,15 @@ IMPORT_ERROR = 7  # mirrors cli.exit_codes.IMPORT_ERROR (the runtime does not im
 
 
 @dataclass(frozen=True)
+class Observe:
+    """What runs beside each worker process: metrics on `metrics_port + process index`, alerts."""
+
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    alerts: AlertSettings | None = None
+
+
+@dataclass(frozen=True)
 class WorkerSpec:
     url: str
     namespace: str
@@ -36,6 +47,8 @@ class WorkerSpec:
     folders: list[str]
     settings: WorkerSettings
     log_level: str | None = None
+    observe: Observe = Observe()
+    index: int = 0
 
 
 def payload_settings(codec: str, compress_over: int | None, environ: Mapping[str, str]) -> PayloadSettings:
@@ -62,26 +75,26 @@ async def _work(spec: WorkerSpec, tasks: dict) -> None:  # type: ignore[type-arg
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    seen = for_worker(
+        redis,
+        spec.namespace,
+        spec.settings.concurrency,
+        metrics_port_base=spec.observe.metrics_port,
+        metrics_host=spec.observe.metrics_host,
+        process_index=spec.index,
+        alerts=spec.observe.alerts,
+    )
     try:
-        await Worker(redis, tasks, spec.namespace, spec.settings).run(stop)
+        worker = Worker(redis, tasks, spec.namespace, spec.settings, hooks=seen.hooks)
+        await seen.run_beside(worker.run(stop), stop)
     finally:
         await redis.aclose()
 
 
 def _child(spec: WorkerSpec, index: int) -> None:
     configure_logging(spec.log_level)
-    settings = spec.settings
-    name = f"{settings.name}-{index}"
-    spec = WorkerSpec(
-        spec.url, spec.namespace, spec.modules, spec.folders, _renamed(settings, name), spec.log_level
-    )
-    sys.exit(run_worker(spec))
-
-
-def _renamed(settings: WorkerSettings, name: str) -> WorkerSettings:
-    from dataclasses import replace
-
-    return replace(settings, name=name)
+    settings = replace(spec.settings, name=f"{spec.settings.name}-{index}")
+    sys.exit(run_worker(replace(spec, settings=settings, index=index)))
 
 
 def supervise(spec: WorkerSpec, processes: int) -> int:

@@ -27,6 +27,8 @@ from redis.exceptions import ResponseError
 
 from tqflow.compiler.plan import PRIORITIES, RetryPlan
 from tqflow.runtime import payloads
+from tqflow.runtime.cluster.node import ClusterNode
+from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
@@ -61,6 +63,7 @@ class WorkerSettings:
     payloads: PayloadSettings = field(default_factory=PayloadSettings)
     process_pool: int = 0  # processes for executor="process" tasks (0: one, started on first use)
     fetch_batch: int = 100  # most entries read in one fetch
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 class Worker:
@@ -91,6 +94,17 @@ class Worker:
         self._finishing: list[tuple[list[str | int], asyncio.Future[str]]] = []
         self._finish_ready = asyncio.Event()
         self.completed = 0
+        self.cluster = ClusterNode(
+            redis,
+            self.keys,
+            self.settings.name,
+            self.settings.queues,
+            self.settings.concurrency,
+            self.settings.lease_ms,
+            self.settings.cluster,
+            lambda: len(self._tasks),
+        )
+        self.hooks.append(self.cluster.heartbeat)
 
     # -- the loops -------------------------------------------------------------------------------
 
@@ -98,6 +112,7 @@ class Worker:
         """Work until `stop` is set, then let in-flight jobs finish."""
         await self._create_groups()
         await self.scripts.ensure_loaded()
+        await self.cluster.start()
         finished = asyncio.Event()
         helpers = [asyncio.create_task(c(stop)) for c in self.background()]
         finisher = asyncio.create_task(self._finish_loop(finished))
@@ -109,8 +124,7 @@ class Worker:
         try:
             await self._fetch_loop(stop)
         finally:
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self.cluster.shutdown(self._tasks)  # grace period, then hand back the rest
             finished.set()
             self._finish_ready.set()
             await asyncio.gather(finisher, return_exceptions=True)
@@ -167,7 +181,7 @@ class Worker:
         if not triples:
             return []
         args = [self.keys.prefix, now_ms(), self.settings.name, prefix, self.settings.lease_ms]
-        return list(await self.scripts.call("start", [], [*args, *triples]))
+        return list(await self.scripts.call("start_many", [], [*args, *triples]))
 
     def _spawn(self, attempt: Attempt) -> None:
         job = asyncio.create_task(self._handle(attempt))
@@ -313,7 +327,7 @@ class Worker:
                 args = [v for fields, _ in batch for v in fields]
                 try:
                     results = await self.scripts.call(
-                        "finish", [], [self.keys.prefix, now_ms(), self.settings.result_ttl_ms, *args]
+                        "finish_many", [], [self.keys.prefix, now_ms(), self.settings.result_ttl_ms, *args]
                     )
                 except Exception as err:  # Redis unreachable: the attempts stay pending (lease recovery)
                     log.error("finishing attempts failed", error=repr(err), count=len(batch))

@@ -4,7 +4,8 @@ local prefix = ARGV[1]
 local function job_key(id) return prefix .. ':job:' .. id end
 local function run_key(id) return prefix .. ':run:' .. id end
 local function stream_key(queue, prio) return prefix .. ':q:' .. queue .. ':' .. prio end
-local function dlq_key(name)
+local dlq_key = prefix .. ':dlq'
+local function dlq_of(name)
   if name and name ~= '' then return prefix .. ':dlq:' .. name end
   return prefix .. ':dlq'
 end
@@ -247,4 +248,34 @@ local function cancel_job(id, now, reason)
   end
   if cancel_idle(id, now, reason) then return 'cancelled' end
   return state
+end
+
+-- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
+local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq)
+  local k = job_key(id)
+  local state, current, stream, entry, cancel = unpack(redis.call('HMGET', k, 'state', 'token', 'stream', 'entry',
+    'cancel'))
+  if state ~= 'running' or current ~= token then return 'stale' end
+  redis.call('XACK', stream, GROUP, entry)
+  redis.call('XDEL', stream, entry)
+  if cancel == '1' and outcome ~= 'succeeded' then outcome, payload = 'cancelled', 'cancelled while running' end
+  if outcome == 'retry' then
+    redis.call('HSET', k, 'error', payload, 'token', '')
+    if due <= now then push(id, now) else delay_job(k, id, 'retrying', due) end
+    return outcome
+  end
+  if outcome == 'succeeded' then
+    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'finished', now, 'token', '')
+  elseif outcome == 'dead' then
+    redis.call('HSET', k, 'state', 'dead', 'error', payload, 'finished', now, 'token', '')
+    redis.call('ZADD', dlq_of(dlq), now, id)
+    if dlq and dlq ~= '' then redis.call('SADD', prefix .. ':dlqs', dlq) end
+  elseif outcome == 'skipped' or outcome == 'cancelled' then
+    redis.call('HSET', k, 'state', outcome, 'reason', payload, 'finished', now, 'token', '')
+  else
+    return redis.error_reply('unknown outcome ' .. outcome)
+  end
+  on_terminal(id, now)
+  expire_finished(k, outcome, ttl)
+  return outcome
 end

@@ -8,7 +8,7 @@ for i = 4, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
   local state, run_id, parent, opts = unpack(redis.call('HMGET', k, 'state', 'run', 'parent', 'opts'))
-  redis.call('ZREM', dlq_key(dlq), id)
+  redis.call('ZREM', dlq_of(dlq), id)
   if not state then
     out[#out + 1] = 'missing'
   elseif state ~= 'dead' then

