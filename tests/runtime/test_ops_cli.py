@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-
 from typing import Any
 
 import pytest
