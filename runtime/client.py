@@ -22,6 +22,8 @@ from tqflow.runtime.jobs import (
     JobOptions,
     JobRejected,
     JobSkipped,
+    Prepared,
+    Spec,
     Submitter,
     TaskLike,
     Unique,
@@ -146,13 +148,12 @@ class Client:
         With `unique` and conflict=skip the id is the existing job's; conflict=reject raises JobRejected.
         """
         options = JobOptions(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
-        fields, job_id = self.submitter.fields(task, kwargs, options)
-        [result] = await self._one(fields, job_id)
+        [result] = await self._one(self.submitter.prepare(task, kwargs, options))
         return result
 
-    async def _one(self, fields: list[str | int], job_id: JobId[Any]) -> list[JobId[Any]]:
+    async def _one(self, job: Prepared) -> list[JobId[Any]]:
         try:
-            results = await self.submitter.submit([fields], [job_id], atomic=True)
+            results = await self.submitter.submit([job], atomic=True)
         except BulkRejected as err:
             result = err.results[0]
             if result.status == "rejected":
@@ -180,7 +181,8 @@ class Client:
         atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
         """
         options = JobOptions(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
-        rows, ids = [], []
+        jobs: list[Prepared] = []
+        specs: dict[tuple[int, int], Spec] = {}
         for item in calls:
             own = options
             target: TaskLike | Call[Any]
@@ -192,10 +194,8 @@ class Client:
                 own = dataclasses.replace(options, **overrides)
             else:
                 target, kwargs = item[0], item[1]
-            fields, job_id = self.submitter.fields(target, kwargs, own)
-            rows.append(fields)
-            ids.append(job_id)
-        return await self.submitter.submit(rows, ids, atomic)
+            jobs.append(self.submitter.prepare(target, kwargs, own, specs if own is options else None))
+        return await self.submitter.submit(jobs, atomic)
 
     @overload
     async def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...

@@ -28,8 +28,11 @@ def to_json_type(value: Any) -> Any:
     raise TypeError(f"cannot encode a {type(value).__name__} as JSON")
 
 
+_ENCODER = json.JSONEncoder(default=to_json_type, separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(value: Any) -> str:
-    return json.dumps(value, default=to_json_type, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def decode(text: str | bytes | None) -> Any:

@@ -6,8 +6,9 @@ entry id; `opts` only when it has options) and one stream entry holding its id: 
 
 from __future__ import annotations
 
+import itertools
 import json
-import os
+import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,9 +27,8 @@ from tqflow.runtime.task import Call, Task
 from tqflow.runtime.validation import validator
 
 R = TypeVar("R")
-FIELDS_PER_JOB = 6
 MAX_SCRIPT_ARGS = 1000  # no script call gets more arguments than about this (Lua's stack, dramatiq #258)
-JOBS_PER_PAGE = (MAX_SCRIPT_ARGS - 5) // FIELDS_PER_JOB
+JOBS_PER_PAGE = MAX_SCRIPT_ARGS - 10  # jobs of one spec that fit one call
 MAX_BULK = 100_000
 CONFLICTS = ("skip", "reject", "replace")
 
@@ -128,8 +128,25 @@ class JobOptions:
     dead_letter: str | None = None
 
 
+_ids = itertools.count(random.SystemRandom().getrandbits(62))
+
+
 def new_job_id() -> str:
-    return os.urandom(8).hex()
+    """16 hex characters: a random 62-bit start per process, then counting (cheap and collision-free
+    in practice: two processes collide only if their starts are within their job counts)."""
+    return f"{next(_ids) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+Spec = tuple[str, str, int, str]  # task, queue, priority level, options JSON
+
+
+class Prepared:
+    """One job ready to submit (a plain class: bulk calls make many)."""
+
+    __slots__ = ("job_id", "payload", "spec")
+
+    def __init__(self, spec: Spec, job_id: JobId[Any], payload: str) -> None:
+        self.spec, self.job_id, self.payload = spec, job_id, payload
 
 
 def priority_level(priority: str | int) -> int:
@@ -146,9 +163,14 @@ class Submitter:
     def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, settings: PayloadSettings) -> None:
         self.redis, self.keys, self.scripts, self.settings = redis, keys, scripts, settings
 
-    def fields(
-        self, target: TaskLike | Call[Any], kwargs: Mapping[str, Any], options: JobOptions
-    ) -> tuple[list[str | int], JobId[Any]]:
+    def prepare(
+        self,
+        target: TaskLike | Call[Any],
+        kwargs: Mapping[str, Any],
+        options: JobOptions,
+        specs: dict[tuple[int, int], Spec] | None = None,
+    ) -> Prepared:
+        """Check one job and encode it; `specs` caches the (task, options) part across a bulk call."""
         task: Task[Any, Any] | None
         if isinstance(target, Call):
             task, kwargs = target.task, {**target.kwargs, **kwargs}
@@ -156,80 +178,97 @@ class Submitter:
             task = target
         elif isinstance(target, str):
             task = None
-            check_part("task name", target)
         else:
             raise TypeError(f"expected a task, a task name or task.call(...), got {type(target).__name__}")
-        name = task.name if task is not None else str(target)
+        cache_key = (id(task if task is not None else target), id(options))
+        spec = specs.get(cache_key) if specs is not None else None
+        if spec is None:
+            spec = self._spec(task, target, options)
+            if specs is not None:
+                specs[cache_key] = spec
         version = None
         if task is not None:
             validator(task).validate(kwargs)
             version = task.options.version
         payload = payloads.encode(dict(kwargs), self.settings, version)
+        return Prepared(spec, JobId(new_job_id(), task=task), payload)
+
+    def _spec(self, task: Task[Any, Any] | None, target: object, options: JobOptions) -> Spec:
+        name = task.name if task is not None else check_part("task name", str(target))
         queue = options.queue or (task.options.queue if task else None) or DEFAULT_QUEUE
         priority = options.priority or (task.options.priority if task else None) or "normal"
-        job_id = new_job_id()
-        fields: list[str | int] = [
-            job_id,
-            name,
-            check_part("queue name", queue),
-            priority_level(priority),
-            payload,
-            opts_json(options, task),
-        ]
-        return fields, JobId(job_id, task=task)
+        return (name, check_part("queue name", queue), priority_level(priority), opts_json(options, task))
 
-    async def submit(
-        self, rows: Sequence[list[str | int]], ids: list[JobId[Any]], atomic: bool
-    ) -> list[JobId[Any]]:
-        if len(rows) > MAX_BULK:
-            raise ValueError(f"{len(rows)} jobs in one call; the limit is {MAX_BULK}")
-        if not rows:
+    async def submit(self, jobs: Sequence[Prepared], atomic: bool) -> list[JobId[Any]]:
+        if len(jobs) > MAX_BULK:
+            raise ValueError(f"{len(jobs)} jobs in one call; the limit is {MAX_BULK}")
+        if not jobs:
             return []
-        if atomic and len(rows) > JOBS_PER_PAGE:
-            statuses = await self._staged(rows)
-            pages = [statuses]
+        pages = _pages(jobs, MAX_SCRIPT_ARGS - 6)
+        if atomic and len(pages) > 1:
+            replies = [await self._staged(_page_args(jobs))]
         else:
-            pages = await self._paged(rows, "all" if atomic else "each")
-        verdicts = [p[0] for p in pages]
-        flat = [s for p in pages for s in p[1:]]
-        results = [_result(job_id, status) for job_id, status in zip(ids, flat, strict=True)]
-        if "aborted" in verdicts:
+            replies = await self._paged([_page_args(p) for p in pages], "all" if atomic else "each")
+        flat = [s for reply in replies for s in reply[1:]]
+        results = [_result(job.job_id, status) for job, status in zip(jobs, flat, strict=True)]
+        if any(reply[0] == "aborted" for reply in replies):
             problems = [r for r in results if not r.accepted]
             first = problems[0] if problems else results[0]
             raise BulkRejected(
-                f"{len(problems)} of {len(rows)} jobs refused, nothing submitted "
+                f"{len(problems)} of {len(jobs)} jobs refused, nothing submitted "
                 f"(first: job {first} {first.status}: {first.detail})",
                 results,
             )
         return results
 
-    async def _paged(self, rows: Sequence[list[str | int]], mode: str) -> list[list[str]]:
+    async def _paged(self, pages: list[list[str | int]], mode: str) -> list[list[str]]:
         head = [self.keys.prefix, now_ms(), mode, self.settings.max_bytes]
-        if len(rows) <= JOBS_PER_PAGE:
-            args = [v for row in rows for v in row]
-            return [await self.scripts.call("enqueue", [], [*head, len(args), *args])]
+        if len(pages) == 1:
+            return [await self.scripts.call("enqueue", [], [*head, *pages[0]])]
         await self.scripts.ensure_loaded()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(rows), JOBS_PER_PAGE):
-                args = [v for row in rows[start : start + JOBS_PER_PAGE] for v in row]
-                self.scripts.queue(pipe, "enqueue", [], [*head, len(args), *args])
+            for page in pages:
+                self.scripts.queue(pipe, "enqueue", [], [*head, *page])
             return list(await pipe.execute())
 
-    async def _staged(self, rows: Sequence[list[str | int]]) -> list[str]:
+    async def _staged(self, fields: list[str | int]) -> list[str]:
         """All or nothing for a batch too big for one call: push the fields to a staging list (pages of
         1,000), then one script call checks and writes every job. A client that dies before the last call
         leaves only the staging list, which expires."""
         stage = self.keys.staging(uuid.uuid4().hex)
-        flat = [v for row in rows for v in row]
         await self.scripts.ensure_loaded()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(flat), MAX_SCRIPT_ARGS):
-                pipe.rpush(stage, *flat[start : start + MAX_SCRIPT_ARGS])
+            for start in range(0, len(fields), MAX_SCRIPT_ARGS):
+                pipe.rpush(stage, *fields[start : start + MAX_SCRIPT_ARGS])
             pipe.pexpire(stage, 60_000)
-            head = [self.keys.prefix, now_ms(), "all", self.settings.max_bytes, len(flat)]
+            head = [self.keys.prefix, now_ms(), "all", self.settings.max_bytes, len(fields)]
             self.scripts.queue(pipe, "enqueue", [stage], head)
             replies = await pipe.execute()
         return list(replies[-1])
+
+
+def _pages(jobs: Sequence[Prepared], limit: int) -> list[Sequence[Prepared]]:
+    """Split jobs so each page's specs (4 fields each, once per page) and jobs (1 field) fit `limit`."""
+    pages: list[Sequence[Prepared]] = []
+    start, seen = 0, set[Spec]()
+    for i, job in enumerate(jobs):
+        cost = len(seen) * 4 + (i - start) + 1 + (0 if job.spec in seen else 4)
+        if cost > limit:
+            pages.append(jobs[start:i])
+            start, seen = i, set[Spec]()
+        seen.add(job.spec)
+    pages.append(jobs[start:])
+    return pages
+
+
+def _page_args(jobs: Sequence[Prepared]) -> list[str | int]:
+    index: dict[Spec, int] = {}
+    rows: list[str | int] = []
+    for job in jobs:
+        n = index.setdefault(job.spec, len(index))
+        rows.append(f"{job.job_id}{n}|{job.payload}")
+    specs: list[str | int] = [v for spec in index for v in spec]
+    return [len(specs), *specs, *rows]
 
 
 def opts_json(options: JobOptions, task: Task[Any, Any] | None) -> str:
