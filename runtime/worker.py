@@ -265,6 +265,8 @@ class Worker:
             if run.get("when") and not evaluate(json.loads(run["when"]), env):
                 await self._finish(attempt, "skipped", "`when` condition is false")
                 return None
+            if run.get("unique") and attempt.number == 1 and not await self._claim_unique(attempt, env):
+                return None
             if run.get("fan_out"):
                 status = await fan_out(self, attempt, task, env)
                 self._emit("attempt_finished", attempt.outcome(status, None))
@@ -274,6 +276,26 @@ class Worker:
             await self._finish(attempt, "dead", _error("ArgumentError", str(err)))
             return None
         return validator(task).validate(kwargs)
+
+    async def _claim_unique(self, attempt: Attempt, env: Any) -> bool:
+        """A flow job's `unique` key, claimed by its first attempt; False when the job was ended here."""
+        from tqflow.compiler.plan import UniquePlan
+        from tqflow.runtime.expressions import evaluate
+        from tqflow.runtime.keys import check_part
+
+        run = attempt.run or {}
+        plan = UniquePlan.model_validate_json(run["unique"])
+        key = check_part("unique key", f"{run.get('flow')}.{run.get('name')}:{evaluate(plan.key, env)}")
+        args = [self.keys.prefix, now_ms(), attempt.job_id, attempt.token, key, plan.within_ms, plan.conflict]
+        status = str(await self.scripts.call("claim_unique", [], args))
+        kind, _, holder = status.partition(":")
+        if kind == "skip":
+            await self._finish(attempt, "skipped", f"job {holder} holds its unique key")
+        elif kind == "reject":
+            await self._finish(
+                attempt, "dead", _error("UniqueRejected", f"job {holder} holds its unique key")
+            )
+        return kind in ("ok", "stale")
 
     async def _failed(self, attempt: Attempt, err: BaseException) -> None:
         if isinstance(err, TimeoutError):
