@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from tqflow.compiler.plan import PRIORITIES, RetryPlan
 from tqflow.runtime import payloads
@@ -148,7 +148,7 @@ class Worker:
 
     async def _fetch_loop(self, stop: asyncio.Event) -> None:
         token = uuid.uuid4().hex[:12]
-        batch = 0
+        batch = failures = 0
         while not stop.is_set():
             free = min(self.settings.concurrency - len(self._tasks), self.settings.fetch_batch)
             if free <= 0:
@@ -159,9 +159,22 @@ class Worker:
             batch += 1
             prefix = f"{token}.{batch}."
             args = [self.keys.prefix, now_ms(), self.settings.name, prefix, self.settings.lease_ms, free]
-            jobs = await self.scripts.call("fetch", [], [*args, *self.planner.plan(free)])
-            if not jobs:
-                jobs = await self._block_for_work(prefix, stop)
+            try:
+                jobs = await self.scripts.call("fetch", [], [*args, *self.planner.plan(free)])
+                if not jobs:
+                    jobs = await self._block_for_work(prefix, stop)
+                failures = 0
+            except (RedisError, OSError) as err:
+                # Redis unreachable or refusing: back off and retry. Attempts started by a reply we lost
+                # are reclaimed when their lease runs out (at-least-once).
+                failures += 1
+                log.warning("fetch failed; retrying", worker=self.settings.name, error=repr(err))
+                if "NOGROUP" in str(err):
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._create_groups()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(2.0, 0.05 * 2**failures))
+                continue
             for job in jobs:
                 self._spawn(Attempt(job, self.settings.name))
 
@@ -372,9 +385,15 @@ class Worker:
     async def _promote_loop(self, stop: asyncio.Event) -> None:
         """Move due delayed jobs to their streams; sleep until the next due time or a wake-up."""
         while not stop.is_set():
-            moved, next_due = await self.scripts.call(
-                "promote", [self.keys.delayed], [self.keys.prefix, now_ms(), 500]
-            )
+            try:
+                moved, next_due = await self.scripts.call(
+                    "promote", [self.keys.delayed], [self.keys.prefix, now_ms(), 500]
+                )
+            except (RedisError, OSError) as err:  # keep promoting once Redis is back
+                log.warning("promote failed; retrying", error=repr(err))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                continue
             if moved >= 500:
                 continue
             sleep = self.settings.max_promote_sleep
@@ -401,7 +420,7 @@ class Worker:
                         self._cancel(str(message["data"]))
                     else:
                         self._wake.set()
-            except (ConnectionError, OSError) as err:
+            except (RedisError, OSError) as err:
                 log.warning("pub/sub connection lost", error=repr(err))
                 await asyncio.sleep(0.5)
             finally:
