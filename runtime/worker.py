@@ -344,7 +344,13 @@ class Worker:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._finishing.append((fields, future))
         self._finish_ready.set()
-        result = await future
+        try:
+            result = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Stopped while its end is on the way (shutdown): let it land first, so the job is not handed
+            # back and run again after its body already ran to the end.
+            await future
+            raise
         self._emit("attempt_finished", attempt.outcome("stale" if result == "stale" else outcome, payload))
         if result == "stale":
             log.warning("attempt no longer ours; result dropped", job=attempt.job_id, attempt=attempt.number)
