@@ -81,7 +81,8 @@ async def test_f2_rolling_sigterm(client: Client, redis: Redis, redis_url: str, 
         submitter = asyncio.create_task(submit_over(client, jobs, rounds * 1.5, rng, (20, 1500)))
         for _ in range(rounds):
             await asyncio.sleep(1.5)
-            victim = workers.alive()[0]
+            # The oldest worker not already shutting down (a slow shutdown must not get a second SIGTERM).
+            victim = next(p for p in workers.alive() if p.pid not in terminated)
             workers.signal(victim, signal.SIGTERM)
             terminated[victim.pid] = time.time()
             workers.start()
