@@ -12,6 +12,7 @@ import click
 
 from tqflow.cli import exit_codes
 from tqflow.cli.common import compile_or_exit, namespace_option, redis_option
+from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.connection import connect, resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.logging import configure_logging
@@ -33,6 +34,8 @@ def cli() -> None:
 @click.option(
     "--log-level", default=None, help="debug, info, warning or error (default: $TQFLOW_LOG_LEVEL or info)."
 )
+@click.option("--node", default=None, help="The machine's name in `tqc workers` (default: the host name).")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="SIGTERM: seconds to finish jobs.")
 @redis_option
 @namespace_option
 def worker(
@@ -41,6 +44,8 @@ def worker(
     queues: str | None,
     concurrency: int,
     log_level: str | None,
+    node: str | None,
+    grace: float,
     redis_url: str | None,
     namespace: str,
 ) -> None:
@@ -65,7 +70,11 @@ def worker(
         click.echo(f"error: {err}", err=True)
         sys.exit(exit_codes.IMPORT_ERROR)
     chosen = queues.split(",") if queues else sorted(queue_names or {"default"})
-    asyncio.run(_work(url, namespace, tasks, WorkerSettings(queues=chosen, concurrency=concurrency)))
+    cluster = ClusterSettings(grace_s=grace)
+    if node:
+        cluster.node = node
+    settings = WorkerSettings(queues=chosen, concurrency=concurrency, cluster=cluster)
+    asyncio.run(_work(url, namespace, tasks, settings))
 
 
 async def _work(url: str, namespace: str, tasks: dict, settings: WorkerSettings) -> None:  # type: ignore[type-arg]

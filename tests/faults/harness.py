@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from tqflow.compiler import compile_file
 from tqflow.compiler.plan import Plan
 from tqflow.runtime.client import Client
+from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.keys import Keys
 
 HERE = Path(__file__).parent
@@ -57,6 +58,17 @@ class Workers:
         proc = subprocess.Popen([*command, *self.extra, *extra], env=env, stderr=subprocess.DEVNULL)
         self.procs[node] = proc
         return proc
+
+    async def ready(self, redis: Redis, keys: Keys, count: int, timeout: float = 30) -> None:
+        """Wait until `count` workers are registered (their heartbeat records exist)."""
+        cluster = ClusterKeys(keys)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            names = await redis.zrange(cluster.workers, 0, -1)
+            if sum([await redis.exists(cluster.worker(n)) for n in names]) >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{count} workers did not register within {timeout}s")
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.procs.values() if p.poll() is None]
