@@ -17,6 +17,7 @@ from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.parsers.lalr_analysis import Shift
 
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostics, Label
@@ -65,7 +66,21 @@ class _BracketNewlines:
 
     always_accept = ("_NL",)
     DICT_AFTER = frozenset(
-        {"EQUAL", "LPAR", "COMMA", "LSQB", "COLON", "COMP_OP", "PLUS", "MINUS", "IN", "AND", "OR", "NOT"}
+        {
+            "EQUAL",
+            "LPAR",
+            "COMMA",
+            "LSQB",
+            "COLON",
+            "COMP_OP",
+            "PLUS",
+            "MINUS",
+            "IN",
+            "AND",
+            "OR",
+            "NOT",
+            "WHEN",
+        }
     )
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
@@ -77,7 +92,8 @@ class _BracketNewlines:
                 stack.append(kind)
             elif kind == "LBRACE":
                 named_retry_block = history[0] == "RETRY" and history[2] == "EQUAL"  # retry x = {
-                is_dict = history[2] in self.DICT_AFTER and not named_retry_block
+                nested = history[2] == "LBRACE" and stack[-1:] == ["DICT"]  # {{…}: …}: a dict as a key
+                is_dict = (history[2] in self.DICT_AFTER or nested) and not named_retry_block
                 stack.append("DICT" if is_dict else "BLOCK")
             elif kind in ("RPAR", "RSQB", "RBRACE") and stack:
                 stack.pop()
@@ -93,13 +109,29 @@ def _parse_tree(text: str, start: str) -> Tree[Token]:
     interactive = _lark().parse_interactive(text, start=start)
     state = interactive.parser_state
     for token in interactive.lexer_thread.lex(state):  # type: ignore[no-untyped-call]
-        if token.type in _keyword_types():
-            try:  # LALR states share lookaheads, so only a trial feed tells if the keyword fits here
-                state.copy().feed_token(token)
-            except UnexpectedToken:
-                token = Token.new_borrow_pos("NAME", str(token), token)
+        # LALR states share lookaheads, so only a trial run of the automaton tells if the keyword fits.
+        if token.type in _keyword_types() and not _accepts(state, token.type):
+            token = Token.new_borrow_pos("NAME", str(token), token)
         state.feed_token(token)
     return interactive.feed_eof()  # type: ignore[no-any-return,no-untyped-call]
+
+
+def _accepts(state: Any, terminal: str) -> bool:
+    """Whether the parser would shift `terminal` now, after any reductions: the LALR automaton run on a
+    copy of the state stack alone (copying the value stack would make parsing quadratic)."""
+    states = state.parse_conf.states
+    stack = list(state.state_stack)
+    while True:
+        action = states[stack[-1]].get(terminal)
+        if action is None:
+            return False
+        kind, arg = action
+        if kind is Shift:
+            return True
+        size = len(arg.expansion)
+        if size:
+            del stack[-size:]
+        stack.append(states[stack[-1]][arg.origin.name][1])
 
 
 @cache
