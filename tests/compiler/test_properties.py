@@ -25,7 +25,7 @@ from tqflow.runtime.backoff import delay_ms
 from helpers import source
 
 # A scaled-down slice by default; `TQFLOW_PROPERTY_EXAMPLES=500 pytest …` for a longer search.
-EXAMPLES = int(os.environ.get("TQFLOW_PROPERTY_EXAMPLES", "25"))
+EXAMPLES = int(os.environ.get("TQFLOW_PROPERTY_EXAMPLES", "15"))
 FAST = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
