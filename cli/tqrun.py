@@ -11,10 +11,14 @@ from pathlib import Path
 import click
 
 from tqflow.cli import exit_codes
+from tqflow.cli.api_command import alerts_option, api, read_alerts
 from tqflow.cli.common import compile_or_exit, namespace_option, redis_option
+from tqflow.runtime.alerts import AlertSettings
+from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.connection import connect, resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.logging import configure_logging
+from tqflow.runtime.observability import for_worker
 from tqflow.runtime.registry import TaskLoadError, load_tasks
 from tqflow.runtime.worker import Worker, WorkerSettings
 
@@ -33,6 +37,11 @@ def cli() -> None:
 @click.option(
     "--log-level", default=None, help="debug, info, warning or error (default: $TQFLOW_LOG_LEVEL or info)."
 )
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
+@alerts_option
+@click.option("--node", default=None, help="The machine's name in `tqc workers` (default: the host name).")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="SIGTERM: seconds to finish jobs.")
 @redis_option
 @namespace_option
 def worker(
@@ -43,6 +52,11 @@ def worker(
     log_level: str | None,
     redis_url: str | None,
     namespace: str,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    alerts_file: Path | None = None,
+    node: str | None = None,
+    grace: float = 10.0,
 ) -> None:
     """Run a worker for the tasks that FLOW_FILES use (and any --module)."""
     configure_logging(log_level)
@@ -65,17 +79,38 @@ def worker(
         click.echo(f"error: {err}", err=True)
         sys.exit(exit_codes.IMPORT_ERROR)
     chosen = queues.split(",") if queues else sorted(queue_names or {"default"})
-    asyncio.run(_work(url, namespace, tasks, WorkerSettings(queues=chosen, concurrency=concurrency)))
+    cluster = ClusterSettings(grace_s=grace)
+    if node:
+        cluster.node = node
+    settings = WorkerSettings(queues=chosen, concurrency=concurrency, cluster=cluster)
+    alerts = read_alerts(alerts_file)
+    asyncio.run(_work(url, namespace, tasks, settings, metrics_port, metrics_host, alerts))
 
 
-async def _work(url: str, namespace: str, tasks: dict, settings: WorkerSettings) -> None:  # type: ignore[type-arg]
+async def _work(
+    url: str,
+    namespace: str,
+    tasks: dict,  # type: ignore[type-arg]
+    settings: WorkerSettings,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    alerts: AlertSettings | None = None,
+) -> None:
     redis = connect(url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    seen = for_worker(
+        redis,
+        namespace,
+        settings.concurrency,
+        metrics_port_base=metrics_port,
+        metrics_host=metrics_host,
+        alerts=alerts,
+    )
     try:
-        await Worker(redis, tasks, namespace, settings).run(stop)
+        await seen.run_beside(Worker(redis, tasks, namespace, settings, hooks=seen.hooks).run(stop), stop)
     finally:
         await redis.aclose()
 
@@ -99,6 +134,9 @@ def server(state_dir: Path, appendonly: bool) -> None:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         embedded.stop()
+
+
+cli.add_command(api)
 
 
 def main() -> None:

@@ -109,7 +109,6 @@ def _parse_tree(text: str, start: str) -> Tree[Token]:
     interactive = _lark().parse_interactive(text, start=start)
     state = interactive.parser_state
     for token in interactive.lexer_thread.lex(state):  # type: ignore[no-untyped-call]
-        # LALR states share lookaheads, so only a trial run of the automaton tells if the keyword fits.
         if token.type in _keyword_types() and not _accepts(state, token.type):
             token = Token.new_borrow_pos("NAME", str(token), token)
         state.feed_token(token)
@@ -117,8 +116,12 @@ def _parse_tree(text: str, start: str) -> Tree[Token]:
 
 
 def _accepts(state: Any, terminal: str) -> bool:
-    """Whether the parser would shift `terminal` now, after any reductions: the LALR automaton run on a
-    copy of the state stack alone (copying the value stack would make parsing quadratic)."""
+    """Whether the parser would shift `terminal` here, after any reductions it triggers.
+
+    LALR states share lookaheads, so the action table alone can say "reduce" for a token that the state
+    reached after reducing will refuse; this replays the reductions on a copy of the state stack only
+    (cheap, unlike copying the parser with its values).
+    """
     states = state.parse_conf.states
     stack = list(state.state_stack)
     while True:

@@ -48,3 +48,17 @@ class Keys:
 
     def flow(self, name: str) -> str:
         return f"{self.prefix}:flow:{name}"
+
+    # Observability (runtime/attempts.py, runtime/alerts.py) — additive.
+    def attempts(self, job_id: str) -> str:
+        """A capped list of one job's attempts (JSON), newest last."""
+        return f"{self.prefix}:job:{job_id}:attempts"
+
+    def alert_sent(self, kind: str, subject: str) -> str:
+        """Set NX when an alert goes out, so several monitors send it once."""
+        return f"{self.prefix}:alert:{kind}:{subject}"
+
+    @property
+    def alert_cursor(self) -> str:
+        """A hash of how far the alert monitors have read (DLQ score, runs being watched)."""
+        return f"{self.prefix}:alert:cursor"

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from typing import Any  # the worker factory (conftest's WorkerFactory; `conftest` is ambiguous here)
 
 import pytest
 
@@ -20,7 +21,6 @@ from tqflow.stdlib import http, log, notify, shell
 from tqflow.stdlib import sleep as sleep_module
 from tqflow.stdlib import time as time_module
 
-from conftest import WorkerFactory
 from helpers import source
 
 
@@ -126,7 +126,7 @@ def test_a_flow_using_the_stdlib_type_checks() -> None:
     ]
 
 
-async def test_stdlib_flow_runs_on_a_worker(client: Client, start_worker: WorkerFactory, server: str) -> None:
+async def test_stdlib_flow_runs_on_a_worker(client: Client, start_worker: Any, server: str) -> None:
     plan = compile_source(source(FLOW)).plan
     assert plan is not None
     await client.deploy(plan)
