@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from tqflow.cli import compile_commands, flow_commands, observe_commands
+from tqflow.cli import compile_commands, flow_commands, lang_commands, observe_commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,7 +13,7 @@ def cli() -> None:
     """tqflow compiler and client: check, compile, deploy and run .tqflow files."""
 
 
-for area in (compile_commands, flow_commands):
+for area in (compile_commands, flow_commands, lang_commands):
     area.register(cli)
 observe_commands.register(cli)
 

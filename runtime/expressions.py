@@ -38,6 +38,10 @@ def evaluate(tree: Mapping[str, Any], env: Environment) -> Any:
             return value
         case "dur":
             return dt.timedelta(milliseconds=value)
+        case "date":
+            return dt.date.fromisoformat(value)
+        case "datetime":
+            return dt.datetime.fromisoformat(value)
         case "param":
             return _lookup(env.params, value, "parameter")
         case "out":
