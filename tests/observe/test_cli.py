@@ -39,6 +39,7 @@ async def test_runs_status_and_queues(
 ) -> None:
     await client.deploy(watch_plan())
     good = await client.start_run("watch", {"ms": "5"})
+    await asyncio.sleep(0.01)  # runs are listed by creation time in ms: keep the two apart
     bad = await client.start_run("broken")
     waiting = await tqc(redis_url, namespace, "queues", "--json")
     levels = json.loads(waiting.output)["queues"][0]["levels"]

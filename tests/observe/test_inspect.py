@@ -27,6 +27,7 @@ async def test_a_finished_run_reads_back_with_graph_attempts_and_dlq(
     recorder = AttemptRecorder(redis, namespace)
     await start_worker(obs_tasks, hooks=[recorder], queues=["observe"], concurrency=4)
     good = await client.start_run("watch", {"ms": "20"})
+    await asyncio.sleep(0.01)  # runs are listed by creation time in ms: keep the two apart
     bad = await client.start_run("broken")
     assert (await client.wait(good, 20)).state == "succeeded"
     assert (await client.wait(bad, 20)).state == "failed"
