@@ -200,7 +200,7 @@ class AlertMonitor:
 
     async def _failed_runs(self) -> list[Alert]:
         since = await self._cursor("runs")
-        runs = await self.inspector.runs(limit=RECENT_RUNS)
+        runs = await self.inspector.recent_runs(RECENT_RUNS)
         return [
             Alert(
                 "run_failed",
@@ -210,7 +210,7 @@ class AlertMonitor:
                 at=run.finished or now_ms(),
                 details={"version": run.version, "failed_jobs": run.failed},
             )
-            for run in runs.items
+            for run in runs
             if run.state == "failed" and (run.finished or 0) >= since
         ]
 

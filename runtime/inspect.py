@@ -133,6 +133,10 @@ class Inspector:
             )
         return await self._filtered_runs(flow, state, offset, limit)
 
+    async def recent_runs(self, count: int) -> list[RunSummary]:
+        """The `count` latest runs (for gauges and alerts; not paged)."""
+        return await self._run_summaries(await self.redis.zrevrange(self.keys.runs, 0, max(0, count - 1)))
+
     async def _filtered_runs(
         self, flow: str | None, state: str | None, offset: int, limit: int
     ) -> Page[RunSummary]:
