@@ -23,6 +23,8 @@ from redis.exceptions import ResponseError
 from tqflow.compiler.plan import PRIORITIES, RetryPlan
 from tqflow.runtime import codec
 from tqflow.runtime.backoff import attempts_left, delay_ms
+from tqflow.runtime.cluster.node import ClusterNode
+from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
 from tqflow.runtime.keys import Keys
@@ -41,6 +43,7 @@ class WorkerSettings:
     block_ms: int = 500
     max_promote_sleep: float = 1.0
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
 
 class Worker:
@@ -63,10 +66,22 @@ class Worker:
         self._running: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self.completed = 0
+        self.cluster = ClusterNode(
+            redis,
+            self.keys,
+            self.settings.name,
+            self.settings.queues,
+            self.settings.concurrency,
+            self.settings.lease_ms,
+            self.settings.cluster,
+            lambda: len(self._running),
+        )
+        self.hooks.append(self.cluster.heartbeat)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let in-flight jobs finish."""
         await self._create_groups()
+        await self.cluster.start()
         promoter = asyncio.create_task(self._promote_loop(stop))
         listener = asyncio.create_task(self._listen_for_wakeups(stop))
         log.info(
@@ -78,8 +93,7 @@ class Worker:
             for helper in (promoter, listener):
                 helper.cancel()
             await asyncio.gather(promoter, listener, return_exceptions=True)
-            if self._running:
-                await asyncio.gather(*self._running, return_exceptions=True)
+            await self.cluster.shutdown(self._running)  # grace period, then hand back the rest
             log.info("worker stopped", worker=self.settings.name, completed=self.completed)
 
     async def _create_groups(self) -> None:

@@ -1,0 +1,74 @@
+"""One worker process for the fault tests: the fault tasks, a ledger hook, fast cluster timings.
+
+    python fault_worker.py REDIS_URL NAMESPACE NODE [--grace S] [--lease MS] [--concurrency N]
+
+The ledger (path in $TQFLOW_LEDGER) gets `commit JOB` for every finish Redis accepted and `stale JOB`
+for every finish it refused, so commits are counted outside Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.connection import connect
+from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
+from tqflow.runtime.logging import configure_logging
+from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.worker import Worker, WorkerSettings
+
+sys.path.insert(0, str(Path(__file__).parent / "flows"))
+from fault_tasks import ledger_line
+
+
+class LedgerHook:
+    def attempt_started(self, event: AttemptEvent) -> None:
+        pass
+
+    def attempt_finished(self, event: OutcomeEvent) -> None:
+        ledger_line("stale" if event.outcome == "stale" else "commit", event.attempt.job_id)
+
+
+async def main(args: argparse.Namespace) -> None:
+    redis = connect(args.redis)
+    tasks = load_tasks(["fault_tasks"], [Path(__file__).parent / "flows"])
+    cluster = ClusterSettings(
+        node=args.node,
+        heartbeat_ms=200,
+        dead_after_ms=1000,
+        leader_lease_ms=1000,
+        grace_s=args.grace,
+        steal_after_ms=2000,
+        tick_grace_ms=args.tick_grace,
+    )
+    settings = WorkerSettings(
+        concurrency=args.concurrency, lease_ms=args.lease, block_ms=200, cluster=cluster
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    ready = os.environ.get("TQFLOW_READY_DIR")
+    if ready:  # tell the test that a SIGTERM from now on is a graceful stop, not a kill at start-up
+        Path(ready, args.node).touch()
+    try:
+        await Worker(redis, tasks, args.namespace, settings, hooks=[LedgerHook()]).run(stop)
+    finally:
+        await redis.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("redis")
+    parser.add_argument("namespace")
+    parser.add_argument("node")
+    parser.add_argument("--grace", type=float, default=5.0)
+    parser.add_argument("--lease", type=int, default=3000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--tick-grace", type=int, default=2000)
+    configure_logging("warning")
+    asyncio.run(main(parser.parse_args()))
