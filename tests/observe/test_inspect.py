@@ -77,7 +77,11 @@ async def test_a_finished_run_reads_back_with_graph_attempts_and_dlq(
     assert [v.version for v in detail.versions] == [1] and detail.plan["name"] == "watch"
 
     workers = await inspector.workers()
-    assert len(workers) == 1 and workers[0].queues == ["observe"] and workers[0].state == "active"
+    (worker,) = workers
+    assert (
+        worker.queues == ["observe"] and worker.source == "registry" and worker.state in ("alive", "leader")
+    )
+    assert worker.info["concurrency"] == 4 and (worker.idle_ms or 0) < 5_000
 
 
 async def test_queue_depth_by_priority_and_live_states(
