@@ -14,6 +14,7 @@ from tqflow.cli import exit_codes
 from tqflow.cli.api_command import alerts_option, api, read_alerts
 from tqflow.cli.common import compile_or_exit, namespace_option, redis_option
 from tqflow.runtime.alerts import AlertSettings
+from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.connection import connect, resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.logging import configure_logging
@@ -39,6 +40,8 @@ def cli() -> None:
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on this port.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
 @alerts_option
+@click.option("--node", default=None, help="The machine's name in `tqc workers` (default: the host name).")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="SIGTERM: seconds to finish jobs.")
 @redis_option
 @namespace_option
 def worker(
@@ -52,6 +55,8 @@ def worker(
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     alerts_file: Path | None = None,
+    node: str | None = None,
+    grace: float = 10.0,
 ) -> None:
     """Run a worker for the tasks that FLOW_FILES use (and any --module)."""
     configure_logging(log_level)
@@ -74,7 +79,10 @@ def worker(
         click.echo(f"error: {err}", err=True)
         sys.exit(exit_codes.IMPORT_ERROR)
     chosen = queues.split(",") if queues else sorted(queue_names or {"default"})
-    settings = WorkerSettings(queues=chosen, concurrency=concurrency)
+    cluster = ClusterSettings(grace_s=grace)
+    if node:
+        cluster.node = node
+    settings = WorkerSettings(queues=chosen, concurrency=concurrency, cluster=cluster)
     alerts = read_alerts(alerts_file)
     asyncio.run(_work(url, namespace, tasks, settings, metrics_port, metrics_host, alerts))
 

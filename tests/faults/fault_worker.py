@@ -8,22 +8,26 @@ for every finish it refused, so commits are counted outside Redis.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
 import signal
-import sys
-from pathlib import Path
 
-from tqflow.runtime.cluster.settings import ClusterSettings
-from tqflow.runtime.connection import connect
-from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
-from tqflow.runtime.logging import configure_logging
-from tqflow.runtime.registry import load_tasks
-from tqflow.runtime.worker import Worker, WorkerSettings
+# A SIGTERM that arrives while the worker still imports must also end it cleanly (exit 0).
+TERMINATED: list[int] = []
+signal.signal(signal.SIGTERM, lambda signum, frame: TERMINATED.append(signum))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tqflow.runtime.cluster.settings import ClusterSettings  # noqa: E402
+from tqflow.runtime.connection import connect  # noqa: E402
+from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent  # noqa: E402
+from tqflow.runtime.logging import configure_logging  # noqa: E402
+from tqflow.runtime.registry import load_tasks  # noqa: E402
+from tqflow.runtime.worker import Worker, WorkerSettings  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "flows"))
-from fault_tasks import ledger_line
+from fault_tasks import ledger_line  # noqa: E402
 
 
 class LedgerHook:
@@ -39,8 +43,8 @@ async def main(args: argparse.Namespace) -> None:
     tasks = load_tasks(["fault_tasks"], [Path(__file__).parent / "flows"])
     cluster = ClusterSettings(
         node=args.node,
-        heartbeat_ms=200,
-        dead_after_ms=1000,
+        heartbeat_ms=250,
+        dead_after_ms=2000,
         leader_lease_ms=1000,
         grace_s=args.grace,
         steal_after_ms=2000,
@@ -52,9 +56,8 @@ async def main(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    ready = os.environ.get("TQFLOW_READY_DIR")
-    if ready:  # tell the test that a SIGTERM from now on is a graceful stop, not a kill at start-up
-        Path(ready, args.node).touch()
+    if TERMINATED:
+        stop.set()
     try:
         await Worker(redis, tasks, args.namespace, settings, hooks=[LedgerHook()]).run(stop)
     finally:

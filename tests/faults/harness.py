@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from tqflow.compiler import compile_file
 from tqflow.compiler.plan import Plan
 from tqflow.runtime.client import Client
+from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.keys import Keys
 
 HERE = Path(__file__).parent
@@ -52,21 +53,22 @@ class Workers:
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
         self.count += 1
         node = f"node{self.count}"
-        ready = self.ledger.parent / "ready"
-        ready.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TQFLOW_LEDGER": str(self.ledger), "TQFLOW_READY_DIR": str(ready)}
+        env = {**os.environ, "TQFLOW_LEDGER": str(self.ledger)}
         command = [sys.executable, str(HERE / "fault_worker.py"), self.redis_url, self.namespace, node]
         proc = subprocess.Popen([*command, *self.extra, *extra], env=env, stderr=subprocess.DEVNULL)
         self.procs[node] = proc
         return proc
 
-    def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-        """Until the worker has installed its SIGTERM handler (start-up is slow on a loaded machine)."""
-        node = next(n for n, p in self.procs.items() if p is proc)
-        marker = self.ledger.parent / "ready" / node
+    async def ready(self, redis: Redis, keys: Keys, count: int, timeout: float = 30) -> None:
+        """Wait until `count` workers are registered (their heartbeat records exist)."""
+        cluster = ClusterKeys(keys)
         deadline = time.monotonic() + timeout
-        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while time.monotonic() < deadline:
+            names = await redis.zrange(cluster.workers, 0, -1)
+            if sum([await redis.exists(cluster.worker(n)) for n in names]) >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{count} workers did not register within {timeout}s")
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.procs.values() if p.poll() is None]
@@ -74,8 +76,6 @@ class Workers:
     def signal(self, proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         if sig == signal.SIGKILL:
             self.killed.add(proc.pid)
-        elif sig == signal.SIGTERM:
-            self.wait_ready(proc)
         os.kill(proc.pid, sig)
 
     def stop_all(self) -> None:
