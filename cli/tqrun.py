@@ -12,6 +12,7 @@ import click
 from tqflow.cli import exit_codes
 from tqflow.cli.api_command import alerts_option, api, read_alerts
 from tqflow.cli.common import compile_or_exit, namespace_option, redis_option
+from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.connection import resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.logging import configure_logging
@@ -43,6 +44,8 @@ def cli() -> None:
 @click.option(
     "--log-level", default=None, help="debug, info, warning or error (default: $TQFLOW_LOG_LEVEL or info)."
 )
+@click.option("--node", default=None, help="The machine's name in `tqc workers` (default: the host name).")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="SIGTERM: seconds to finish jobs.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on this port.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
 @alerts_option
@@ -62,6 +65,8 @@ def worker(
     log_level: str | None,
     redis_url: str | None,
     namespace: str,
+    node: str | None = None,
+    grace: float = 10.0,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
     alerts_file: Path | None = None,
@@ -91,6 +96,7 @@ def worker(
             weights=_weights(weights) if weights else dict(DEFAULT_WEIGHTS),
             aging_ms=int(aging * 1000),
             payloads=payload_settings(codec, compress_over, os.environ),
+            cluster=_cluster_settings(node, grace),
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from err
@@ -107,6 +113,13 @@ def worker(
     if code == exit_codes.IMPORT_ERROR:
         click.echo("error: a task module could not be imported (see above)", err=True)
     sys.exit(code)
+
+
+def _cluster_settings(node: str | None, grace: float) -> ClusterSettings:
+    cluster = ClusterSettings(grace_s=grace)
+    if node:
+        cluster.node = node
+    return cluster
 
 
 def _weights(text: str) -> dict[str, int]:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from tqflow.compiler.firetimes import place
 from tqflow.compiler.plan import TriggerPlan
 
 DAY_MS = 86_400_000
@@ -41,15 +42,9 @@ def _cron(expr: str, start: dt.datetime) -> croniter:
 
 
 def local_instants(local: dt.datetime, tz: ZoneInfo, trigger: TriggerPlan) -> list[int]:
-    """The instants (ms) a naive local time stands for under the trigger's DST policies."""
-    first, second = local.replace(tzinfo=tz, fold=0), local.replace(tzinfo=tz, fold=1)
-    exists = dt.datetime.fromtimestamp(first.timestamp(), tz).replace(tzinfo=None) == local
-    if not exists:  # in a spring-forward gap: fold=0 reads it with the old offset, i.e. shifted forward
-        return [] if trigger.on_dst_gap == "skip" else [int(first.timestamp() * 1000)]
-    instants = [int(first.timestamp() * 1000)]
-    if first.utcoffset() != second.utcoffset() and trigger.on_dst_repeat == "both":
-        instants.append(int(second.timestamp() * 1000))
-    return instants
+    """The instants (ms) a naive local time stands for under the trigger's DST policies; the
+    compiler's `place` decides, so `tqc next`, `tqc deploy` and the scheduler agree."""
+    return [int(t.timestamp() * 1000) for t in place(local, tz, trigger.on_dst_gap, trigger.on_dst_repeat)]
 
 
 def _cron_ticks(trigger: TriggerPlan, after_ms: int) -> Iterator[int]:

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tqflow.compiler.firetimes import next_fire_times
 from tqflow.compiler.plan import CatchupPlan, TriggerPlan
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks, plan_ticks
 
@@ -83,3 +84,18 @@ def test_missed_ticks_follow_the_catchup_policy(catchup: CatchupPlan, fired: lis
     plan = plan_ticks(every, last_ms=5_000, now_ms=101_000, grace_ms=2_000)
     assert (plan.fire, plan.skipped) == (fired, skipped)
     assert plan.skip_upto == (min(fired) - 10_000)
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        cron("30 2 * * *"),
+        cron("30 2 * * *", on_dst_gap="skip", on_dst_repeat="both"),
+        cron("*/20 1-3 * * *", on_dst_repeat="both"),
+        TriggerPlan(name="e", kind="every", every_ms=3_600_000),
+    ],
+)
+def test_the_scheduler_agrees_with_tqc_next(trigger: TriggerPlan) -> None:
+    for start in (ms(2026, 3, 28, 12), ms(2026, 10, 24, 12)):
+        expected = next_fire_times(trigger, dt.datetime.fromtimestamp(start / 1000, dt.UTC), 12)
+        assert next_ticks(trigger, start, 12) == [int(t.timestamp() * 1000) for t in expected]

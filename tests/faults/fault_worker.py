@@ -2,36 +2,42 @@
 
     python fault_worker.py REDIS_URL NAMESPACE NODE [--grace S] [--lease MS] [--concurrency N]
 
-The ledger (path in $TQFLOW_LEDGER) gets `commit JOB` for every finish Redis accepted and `stale JOB`
-for every finish it refused, so commits are counted outside Redis.
+The ledger (path in $TQFLOW_LEDGER) gets `begin JOB#ATTEMPT` for every attempt started, `commit JOB#ATTEMPT`
+for every finish Redis accepted and `stale JOB#ATTEMPT` for every finish it refused, so commits are counted
+outside Redis, per attempt.
 """
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import os
 import signal
-import sys
-from pathlib import Path
 
-from tqflow.runtime.cluster.settings import ClusterSettings
-from tqflow.runtime.connection import connect
-from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
-from tqflow.runtime.logging import configure_logging
-from tqflow.runtime.registry import load_tasks
-from tqflow.runtime.worker import Worker, WorkerSettings
+# A SIGTERM that arrives while the worker still imports must also end it cleanly (exit 0).
+TERMINATED: list[int] = []
+signal.signal(signal.SIGTERM, lambda signum, frame: TERMINATED.append(signum))
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from tqflow.runtime.cluster.settings import ClusterSettings  # noqa: E402
+from tqflow.runtime.connection import connect  # noqa: E402
+from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent  # noqa: E402
+from tqflow.runtime.logging import configure_logging  # noqa: E402
+from tqflow.runtime.registry import load_tasks  # noqa: E402
+from tqflow.runtime.worker import Worker, WorkerSettings  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent / "flows"))
-from fault_tasks import ledger_line
+from fault_tasks import ledger_line  # noqa: E402
 
 
 class LedgerHook:
     def attempt_started(self, event: AttemptEvent) -> None:
-        pass
+        ledger_line("begin", f"{event.job_id}#{event.attempt}")
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
-        ledger_line("stale" if event.outcome == "stale" else "commit", event.attempt.job_id)
+        kind = "stale" if event.outcome == "stale" else "commit"
+        ledger_line(kind, f"{event.attempt.job_id}#{event.attempt.attempt}")
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -39,8 +45,8 @@ async def main(args: argparse.Namespace) -> None:
     tasks = load_tasks(["fault_tasks"], [Path(__file__).parent / "flows"])
     cluster = ClusterSettings(
         node=args.node,
-        heartbeat_ms=200,
-        dead_after_ms=1000,
+        heartbeat_ms=250,
+        dead_after_ms=2000,
         leader_lease_ms=1000,
         grace_s=args.grace,
         steal_after_ms=2000,
@@ -52,9 +58,8 @@ async def main(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    ready = os.environ.get("TQFLOW_READY_DIR")
-    if ready:  # tell the test that a SIGTERM from now on is a graceful stop, not a kill at start-up
-        Path(ready, args.node).touch()
+    if TERMINATED:
+        stop.set()
     try:
         await Worker(redis, tasks, args.namespace, settings, hooks=[LedgerHook()]).run(stop)
     finally:

@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from tqflow.compiler import compile_file
 from tqflow.compiler.plan import Plan
 from tqflow.runtime.client import Client
+from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.keys import Keys
 
 HERE = Path(__file__).parent
@@ -52,21 +53,22 @@ class Workers:
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
         self.count += 1
         node = f"node{self.count}"
-        ready = self.ledger.parent / "ready"
-        ready.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "TQFLOW_LEDGER": str(self.ledger), "TQFLOW_READY_DIR": str(ready)}
+        env = {**os.environ, "TQFLOW_LEDGER": str(self.ledger)}
         command = [sys.executable, str(HERE / "fault_worker.py"), self.redis_url, self.namespace, node]
         proc = subprocess.Popen([*command, *self.extra, *extra], env=env, stderr=subprocess.DEVNULL)
         self.procs[node] = proc
         return proc
 
-    def wait_ready(self, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-        """Until the worker has installed its SIGTERM handler (start-up is slow on a loaded machine)."""
-        node = next(n for n, p in self.procs.items() if p is proc)
-        marker = self.ledger.parent / "ready" / node
+    async def ready(self, redis: Redis, keys: Keys, count: int, timeout: float = 30) -> None:
+        """Wait until `count` workers are registered (their heartbeat records exist)."""
+        cluster = ClusterKeys(keys)
         deadline = time.monotonic() + timeout
-        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
+        while time.monotonic() < deadline:
+            names = await redis.zrange(cluster.workers, 0, -1)
+            if sum([await redis.exists(cluster.worker(n)) for n in names]) >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{count} workers did not register within {timeout}s")
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.procs.values() if p.poll() is None]
@@ -74,8 +76,6 @@ class Workers:
     def signal(self, proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         if sig == signal.SIGKILL:
             self.killed.add(proc.pid)
-        elif sig == signal.SIGTERM:
-            self.wait_ready(proc)
         os.kill(proc.pid, sig)
 
     def stop_all(self) -> None:
@@ -89,11 +89,19 @@ class Workers:
 async def submit(
     client: Client, count: int, rng: random.Random, ms: tuple[int, int], first: int = 0
 ) -> dict[str, str]:
-    """Start `count` runs of the fault flow (keys k<first>…); returns run id -> key."""
-    runs = {}
-    for i in range(first, first + count):
-        key = f"k{i}"
-        runs[await client.start_run("fault", {"key": key, "ms": str(rng.randint(*ms))})] = key
+    """Start `count` runs of the fault flow (keys k<first>…), 50 at a time; returns run id -> key."""
+    keys = [f"k{i}" for i in range(first, first + count)]
+    naps = [str(rng.randint(*ms)) for _ in keys]
+    runs: dict[str, str] = {}
+    for start in range(0, count, 50):
+        chunk = keys[start : start + 50]
+        ids = await asyncio.gather(
+            *(
+                client.start_run("fault", {"key": k, "ms": n})
+                for k, n in zip(chunk, naps[start:], strict=False)
+            )
+        )
+        runs.update(zip(ids, chunk, strict=True))
     return runs
 
 
@@ -104,13 +112,15 @@ class Ledger:
     children: Counter[str]
     commits: Counter[str]  # job id -> finishes Redis accepted
     stale: Counter[str]
-    commit_pids: dict[str, list[int]]
+    begins: dict[str, tuple[int, float]]  # "job#attempt" -> (pid, time) of the attempt's start
+    committed: dict[str, float]  # "job#attempt" whose finish Redis accepted -> when
 
     @staticmethod
     def read(path: Path) -> Ledger:
         starts, done = defaultdict(list), defaultdict(list)
         children, commits, stale = Counter[str](), Counter[str](), Counter[str]()
-        commit_pids: dict[str, list[int]] = defaultdict(list)
+        begins: dict[str, tuple[int, float]] = {}
+        committed: dict[str, float] = {}
         for line in path.read_text().splitlines() if path.exists() else []:
             kind, key, pid, at = line.split()
             if kind == "start":
@@ -119,17 +129,20 @@ class Ledger:
                 done[key].append((int(pid), float(at)))
             elif kind == "child":
                 children[key] += 1
+            elif kind == "begin":
+                begins[key] = (int(pid), float(at))
             elif kind == "commit":
-                commits[key] += 1
-                commit_pids[key].append(int(pid))
+                commits[key.partition("#")[0]] += 1
+                committed[key] = float(at)
             else:
-                stale[key] += 1
-        return Ledger(dict(starts), dict(done), children, commits, stale, dict(commit_pids))
+                stale[key.partition("#")[0]] += 1
+        return Ledger(dict(starts), dict(done), children, commits, stale, begins, committed)
 
 
 @dataclass
 class Figures:
     submitted: int
+    rerun: int  # started more than once (their first attempt was on a killed, stopped or paused worker)
     lost: int
     duplicated: int
     duplicates_not_from_killed: int
@@ -156,6 +169,7 @@ async def check(redis: Redis, keys: Keys, runs: dict[str, str], ledger: Ledger, 
                 not_killed += 1
     return Figures(
         submitted=len(runs),
+        rerun=sum(1 for key in runs.values() if len(ledger.starts.get(key, [])) > 1),
         lost=lost,
         duplicated=duplicated,
         duplicates_not_from_killed=not_killed,
