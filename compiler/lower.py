@@ -101,6 +101,7 @@ def _type_env(ctx: Context, flow: ast.Flow, signatures: dict[str, TaskSignature]
         returns = from_python(signatures[job.name].returns) if job.name in signatures else ANY
         env.jobs[job.name] = list_of(returns) if job.fan_out else returns
         env.job_spans[job.name] = job.call.span
+    env.param_names, env.job_names = set(env.params), set(env.jobs)
     return env
 
 
@@ -133,10 +134,9 @@ def _lower_job(
     env: TypeEnv,
     waits_for: dict[str, set[str]],
 ) -> JobPlan | None:
-    params = set(env.params)
-    job_names = set(env.jobs)
+    params, job_names = env.param_names, env.job_names
     scope = Scope(flow.name, params, job_names)
-    job_env = TypeEnv(env.params, env.jobs, env.job_spans, dict(env.variables))
+    job_env = TypeEnv(env.params, env.jobs, env.job_spans, dict(env.variables), params, job_names)
     fan_out = None
     if job.fan_out is not None:
         fan_out = {"var": job.fan_out.var, "over": lower(ctx, job.fan_out.over, scope)}

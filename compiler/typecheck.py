@@ -43,6 +43,8 @@ class TypeEnv:
     jobs: dict[str, Ty] = field(default_factory=dict)  # a job's `.out`
     job_spans: dict[str, Span] = field(default_factory=dict)
     variables: dict[str, Ty] = field(default_factory=dict)
+    param_names: set[str] = field(default_factory=set)  # the keys above, as sets shared by every job
+    job_names: set[str] = field(default_factory=set)
 
 
 def infer(ctx: Context, expr: ast.Expr, env: TypeEnv) -> Ty:

@@ -194,10 +194,11 @@ class _Printer:
             span = flow.queue_span or flow.span
             self.emit(1, f"queue {quote(flow.queue)}", span)
             previous = span
-        if flow.params_span is not None:
-            self.blank_if_source_had(previous, flow.params_span)
-            self.params(flow, flow.params_span)
-            previous = flow.params_span
+        if flow.params or flow.params_span is not None:
+            span = flow.params_span or flow.span
+            self.blank_if_source_had(previous, span)
+            self.params(flow, span)
+            previous = span
         for schedule in flow.schedules:
             self.blank_if_source_had(previous, schedule.span)
             self.schedule(schedule)

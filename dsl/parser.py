@@ -66,7 +66,21 @@ class _BracketNewlines:
 
     always_accept = ("_NL",)
     DICT_AFTER = frozenset(
-        {"EQUAL", "LPAR", "COMMA", "LSQB", "COLON", "COMP_OP", "PLUS", "MINUS", "IN", "AND", "OR", "NOT"}
+        {
+            "EQUAL",
+            "LPAR",
+            "COMMA",
+            "LSQB",
+            "COLON",
+            "COMP_OP",
+            "PLUS",
+            "MINUS",
+            "IN",
+            "AND",
+            "OR",
+            "NOT",
+            "WHEN",
+        }
     )
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
@@ -78,7 +92,8 @@ class _BracketNewlines:
                 stack.append(kind)
             elif kind == "LBRACE":
                 named_retry_block = history[0] == "RETRY" and history[2] == "EQUAL"  # retry x = {
-                is_dict = history[2] in self.DICT_AFTER and not named_retry_block
+                nested = history[2] == "LBRACE" and stack[-1:] == ["DICT"]  # {{…}: …}: a dict as a key
+                is_dict = (history[2] in self.DICT_AFTER or nested) and not named_retry_block
                 stack.append("DICT" if is_dict else "BLOCK")
             elif kind in ("RPAR", "RSQB", "RBRACE") and stack:
                 stack.pop()

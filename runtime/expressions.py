@@ -32,6 +32,8 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def evaluate(tree: Mapping[str, Any], env: Environment) -> Any:
+    if "op" in tree:  # the one two-key form: {"op": "+", "args": [a, b]}
+        return _binary(tree["op"], evaluate(tree["args"][0], env), evaluate(tree["args"][1], env))
     ((kind, value),) = tree.items()
     match kind:
         case "lit":
@@ -66,8 +68,6 @@ def evaluate(tree: Mapping[str, Any], env: Environment) -> Any:
             return [evaluate(v, env) for v in value]
         case "dict":
             return {evaluate(k, env): evaluate(v, env) for k, v in value}
-        case "op":
-            return _binary(tree["op"], evaluate(tree["args"][0], env), evaluate(tree["args"][1], env))
     raise ExpressionError(f"unknown expression form {kind!r}")
 
 
