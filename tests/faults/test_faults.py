@@ -75,7 +75,7 @@ async def test_f1_sigkill_churn(client: Client, redis: Redis, redis_url: str, tm
     )
     assert figures.lost == 0 and figures.duplicates_not_from_killed == 0, figures
     assert figures.commits_duplicated == 0 and figures.pending_left == 0, figures
-    assert recovered < 3.0 + 7.0  # the worker lease (3 s) + a few seconds on a busy machine
+    assert recovered < 3.0 + 12.0  # the worker lease (3 s) + the backlog on a busy 2-core machine
 
 
 async def test_f2_rolling_sigterm(client: Client, redis: Redis, redis_url: str, tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ async def test_f6_leader_killed_during_cron_ticks(
     client: Client, redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
     rng = seeded("F6")
-    duration, kill_every, count = (60.0, 20.0, 10) if FULL else (7.0, 2.5, 10)
+    duration, kill_every, count = (60.0, 20.0, 10) if FULL else (5.0, 2.0, 10)
     catchup = CatchupPlan(kind="all", within_ms=60_000)  # missed ticks are fired late, never dropped
     triggers = [
         TriggerPlan(
