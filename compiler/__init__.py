@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import gc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +46,24 @@ class CompileResult:
 
 def compile_source(source: Source, *, import_stack: tuple[str, ...] = ()) -> CompileResult:
     """Compile one file. `import_stack` lists the files importing this one (to report import cycles)."""
+    with _collector_paused():
+        return _compile(source, import_stack)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Compiling allocates many small objects that all stay alive until the end, which makes Python's
+    cycle collector rescan them again and again (50,000 jobs took twice as long); pause it meanwhile."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _compile(source: Source, import_stack: tuple[str, ...]) -> CompileResult:
     diagnostics = Diagnostics()
     module = parse(source, diagnostics)
     if module is None:

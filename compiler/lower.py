@@ -257,7 +257,7 @@ def _settings(
             if scope is None:
                 ctx.error("TQ0502", "`unique` belongs on a job, not in `defaults`", setting.span)
                 continue
-            unique = _unique(ctx, value, Scope(flow, params, jobs, set(scope.variables)))
+            unique = _unique(ctx, value, scope)  # the job's scope: a key reading `x.out` waits for x
             if unique is not None:
                 result["unique"] = unique
         elif setting.kind in ("after", "when") and isinstance(value, ast.Expr):
