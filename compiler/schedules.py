@@ -222,8 +222,7 @@ def _check_zone(ctx: Context, schedule: ast.Schedule) -> str | None:
     name = str(schedule.tz.value)
     if name in _zones():
         return name
-    lower = {z.lower(): z for z in _zones()}
-    match = lower.get(name.lower())
+    match = _zone_like(name)
     ctx.error(
         "TQ0602",
         f"unknown time zone `{name}`",
@@ -233,6 +232,16 @@ def _check_zone(ctx: Context, schedule: ast.Schedule) -> str | None:
         notes=("time zones are IANA names like Europe/Paris, America/New_York or UTC",),
     )
     return None
+
+
+def _zone_like(name: str) -> str | None:
+    """A zone spelt with other capitals (`europe/paris`) or named by its city alone (`Paris`, `new york`)."""
+    key = name.lower().replace(" ", "_")
+    by_name = {z.lower(): z for z in _zones()}
+    if key in by_name:
+        return by_name[key]
+    cities = sorted(z for z in _zones() if z.lower().rsplit("/", 1)[-1] == key and "/" in z)
+    return min(cities, key=len) if cities else None
 
 
 @cache

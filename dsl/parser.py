@@ -168,11 +168,17 @@ def parse(source: Source, diagnostics: Diagnostics) -> ast.Module | None:
             return None
         raise
     for start, end in _declaration_ranges(text):
-        chunk = _blank_outside(text, start, end)
-        try:
-            _parse_tree(chunk, "start")
-        except UnexpectedInput as err:
-            _report_syntax_error(err, source, diagnostics, chunk)
+        chunk: str | None = _blank_outside(text, start, end)
+        for _ in range(MAX_ERRORS_PER_DECLARATION):
+            assert chunk is not None
+            try:
+                _parse_tree(chunk, "start")
+                break
+            except UnexpectedInput as err:
+                offset, recoverable = _report_syntax_error(err, source, diagnostics, chunk)
+            chunk = _blank_statement(chunk, offset) if recoverable else None
+            if chunk is None:
+                break
     if not diagnostics.has_errors:  # the chunks parse alone but not together: report the whole
         try:
             _parse_tree(text, "start")
@@ -197,6 +203,39 @@ def _declaration_ranges(text: str) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], len(text)], strict=True))
 
 
+MAX_ERRORS_PER_DECLARATION = 5
+
+
+def _blank_statement(text: str, offset: int) -> str | None:
+    """`text` with the flow statement holding `offset` blanked out (to look for more errors after it),
+    or None when that statement cannot be told apart (top level, or brackets left open)."""
+    lines = text.split("\n")
+    depths = _line_depths(text)
+    line = text.count("\n", 0, offset)  # 0-based
+    if depths[line] == 0:  # a top-level error: the whole declaration is its statement
+        return None
+    first = next((i for i in range(line, -1, -1) if depths[i] == 1 and lines[i].strip()), None)
+    after = next((i for i in range(line + 1, len(lines)) if depths[i] <= 1 and lines[i].strip()), None)
+    if first is None or after is None:
+        return None
+    blanked = [re.sub(r"[^\n]", " ", x) if first <= i < after else x for i, x in enumerate(lines)]
+    return "\n".join(blanked)
+
+
+def _line_depths(text: str) -> list[int]:
+    """How many brackets are open at the start of each line (strings and comments skipped)."""
+    depths, depth = [0], 0
+    for match in re.finditer(r'"(\\.|[^"\\\n])*"?|#[^\n]*|[{}()\[\]\n]', text):
+        token = match.group(0)
+        if token == "\n":
+            depths.append(depth)
+        elif token in "{([":
+            depth += 1
+        elif token in "})]":
+            depth = max(0, depth - 1)
+    return depths
+
+
 def _blank_outside(text: str, start: int, end: int) -> str:
     def blank(part: str) -> str:
         return re.sub(r"[^\n]", " ", part)
@@ -204,7 +243,10 @@ def _blank_outside(text: str, start: int, end: int) -> str:
     return blank(text[:start]) + text[start:end] + blank(text[end:])
 
 
-def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diagnostics, text: str) -> None:
+def _report_syntax_error(
+    err: UnexpectedInput, source: Source, diagnostics: Diagnostics, text: str
+) -> tuple[int, bool]:
+    """Report one syntax error; return where it is and whether parsing may go on after its statement."""
     offset = getattr(err, "pos_in_stream", None) or 0
     if isinstance(err, UnexpectedToken):
         token = err.token
@@ -240,6 +282,7 @@ def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diag
         notes=(f"expected one of: {shown}",) if len(expected) > 1 and not better else (),
         help=better.help if better else None,
     )
+    return offset, not (better and better.message.startswith("unclosed")) and not at_end
 
 
 def _keyword(terminal: str) -> str:

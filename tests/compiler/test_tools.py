@@ -76,7 +76,7 @@ def test_check_json_gives_the_diagnostics_as_data() -> None:
     code, output = run("check", "--format", "json", str(GOLDEN / "timezones.tqflow"))
     assert code == 1
     items = json.loads(output)
-    assert [i["code"] for i in items] == ["TQ0602", "TQ0602", "TQ0603"]
+    assert [i["code"] for i in items] == ["TQ0602", "TQ0602", "TQ0603", "TQ0602"]
     assert items[0]["help"] == "did you mean `Europe/Paris`?"
     assert items[0]["line"] == 4 and items[2]["severity"] == "warning"
 
