@@ -20,11 +20,12 @@ from tqflow.dsl.formatter import FormatError, format_source
 
 
 @click.command(name="fmt")
-@click.argument("files", nargs=-1, required=True, type=FILE)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file is not formatted (for CI).")
 @click.option("--diff", "show_diff", is_flag=True, help="With --check, print what would change.")
-def fmt_command(files: tuple[Path, ...], check: bool, show_diff: bool) -> None:
-    """Rewrite FILES in the canonical layout (comments kept, meaning unchanged)."""
+def fmt_command(paths: tuple[Path, ...], check: bool, show_diff: bool) -> None:
+    """Rewrite the .tqflow files in PATHS (files or folders) in the canonical layout, keeping comments."""
+    files = [f for p in paths for f in (sorted(p.rglob("*.tqflow")) if p.is_dir() else [p])]
     unformatted = failed = 0
     for path in files:
         text = path.read_text(encoding="utf-8")
