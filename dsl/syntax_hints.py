@@ -31,7 +31,7 @@ SETTINGS = (
 
 SCHEDULE_OPTIONS = ("catchup", "overlap", "on_dst_gap", "on_dst_repeat")
 RETRY_RULES = ("on", "never", "else")
-BLOCKS = {  # the first word of the line that opened a block -> what may start a line in it
+BLOCKS: dict[str, tuple[tuple[str, ...], str]] = {  # the first word of the line that opened a block -> what may start a line in it
     "flow": (FLOW_ITEMS, "in a flow"),
     "defaults": (SETTINGS, "in `defaults`"),
     "schedule": (SCHEDULE_OPTIONS, "in a schedule block"),
@@ -171,6 +171,7 @@ def _job_equals(source: Source, where: Where, at_end: bool) -> Hint | None:
 def _keyword(source: Source, where: Where, at_end: bool) -> Hint | None:
     if not re.fullmatch(r"\s*", where.line_before) or not re.fullmatch(r"[A-Za-z_]\w*", where.word):
         return None
+    choices: tuple[str, ...]
     if not where.brackets:
         choices, where_text = TOP_LEVEL, "at the top level"
     else:
