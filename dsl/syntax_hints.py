@@ -31,7 +31,9 @@ SETTINGS = (
 
 SCHEDULE_OPTIONS = ("catchup", "overlap", "on_dst_gap", "on_dst_repeat")
 RETRY_RULES = ("on", "never", "else")
-BLOCKS: dict[str, tuple[tuple[str, ...], str]] = {  # the first word of the line that opened a block -> what may start a line in it
+BLOCKS: dict[
+    str, tuple[tuple[str, ...], str]
+] = {  # the first word of the line that opened a block -> what may start a line in it
     "flow": (FLOW_ITEMS, "in a flow"),
     "defaults": (SETTINGS, "in `defaults`"),
     "schedule": (SCHEDULE_OPTIONS, "in a schedule block"),
