@@ -26,6 +26,7 @@ from redis.asyncio import Redis
 from tqflow.runtime.alert_sinks import CallbackSink, LogSink, Sink, WebhookSink
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.views import WorkerView
 
 log = structlog.get_logger("tqflow.alerts")
 KINDS = ("job_dead", "run_failed", "worker_lost", "queue_old")
@@ -106,7 +107,7 @@ class AlertSettings:
     routes: list[Route]
     poll: float = 2.0  # seconds between checks
     queue_age_ms: int = 300_000  # a waiting entry older than this raises queue_old
-    worker_lost_ms: int = 300_000  # a worker holding jobs and silent this long raises worker_lost
+    worker_lost_ms: int = 3_000  # no heartbeat for this long raises worker_lost (the cluster reaps at 5 s)
 
 
 class AlertMonitor:
@@ -200,7 +201,7 @@ class AlertMonitor:
 
     async def _failed_runs(self) -> list[Alert]:
         since = await self._cursor("runs")
-        runs = await self.inspector.runs(limit=RECENT_RUNS)
+        runs = await self.inspector.recent_runs(RECENT_RUNS)
         return [
             Alert(
                 "run_failed",
@@ -210,21 +211,28 @@ class AlertMonitor:
                 at=run.finished or now_ms(),
                 details={"version": run.version, "failed_jobs": run.failed},
             )
-            for run in runs.items
+            for run in runs
             if run.state == "failed" and (run.finished or 0) >= since
         ]
 
     async def _lost_workers(self) -> list[Alert]:
+        """A registered worker whose heartbeats stopped (or whose record expired); a worker outside
+        the registry that holds jobs and has not read for as long."""
         return [
             Alert(
                 "worker_lost",
                 worker.name,
                 f"worker {worker.name} holds {worker.running} job(s) and was silent for {worker.idle_ms} ms",
                 at=now_ms(),
-                details={"queues": worker.queues, "running": worker.running, "idle_ms": worker.idle_ms},
+                details={
+                    "queues": worker.queues,
+                    "running": worker.running,
+                    "idle_ms": worker.idle_ms,
+                    **worker.info,
+                },
             )
             for worker in await self.inspector.workers()
-            if worker.running and (worker.idle_ms or 0) > self.settings.worker_lost_ms
+            if lost(worker, self.settings.worker_lost_ms)
         ]
 
     async def _old_queues(self) -> list[Alert]:
@@ -243,6 +251,12 @@ class AlertMonitor:
         ]
 
 
+def lost(worker: WorkerView, silent_ms: int) -> bool:
+    if worker.source == "registry":
+        return worker.state == "dead" or (worker.idle_ms or 0) > silent_ms
+    return worker.running > 0 and (worker.idle_ms or 0) > silent_ms
+
+
 def load_alert_settings(path: Path) -> AlertSettings:
     """Read alert routes from a TOML file: `[alerts]` options and `[[alerts.route]]` tables."""
     try:
@@ -259,7 +273,7 @@ def load_alert_settings(path: Path) -> AlertSettings:
         routes=routes,
         poll=float(section.get("poll_seconds", 2.0)),
         queue_age_ms=int(float(section.get("queue_age_seconds", 300)) * 1000),
-        worker_lost_ms=int(float(section.get("worker_lost_seconds", 300)) * 1000),
+        worker_lost_ms=int(float(section.get("worker_lost_seconds", 3)) * 1000),
     )
 
 

@@ -16,6 +16,9 @@ from redis.exceptions import ResponseError
 
 from tqflow.compiler.plan import PRIORITIES, FlowPlan
 from tqflow.runtime import codec
+from tqflow.runtime.cluster.keys import ClusterKeys
+from tqflow.runtime.cluster.leader import current_leader
+from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.runs import now_ms
@@ -132,6 +135,10 @@ class Inspector:
                 total=total,
             )
         return await self._filtered_runs(flow, state, offset, limit)
+
+    async def recent_runs(self, count: int) -> list[RunSummary]:
+        """The `count` latest runs (for gauges and alerts; not paged)."""
+        return await self._run_summaries(await self.redis.zrevrange(self.keys.runs, 0, max(0, count - 1)))
 
     async def _filtered_runs(
         self, flow: str | None, state: str | None, offset: int, limit: int
@@ -356,6 +363,41 @@ class Inspector:
 
     # ---- workers ----------------------------------------------------------------------------
     async def workers(self) -> list[WorkerView]:
+        """Workers from the registry (heartbeats), then any consumer of the queues that is not in it
+        but holds jobs or read recently (a worker of an older version, or one already forgotten)."""
+        views = {view.name: view for view in await self._registered_workers()}
+        for view in await self._consumers():
+            if view.name not in views and (view.running or (view.idle_ms or 0) < ACTIVE_WORKER_MS):
+                views[view.name] = view
+        return sorted(views.values(), key=lambda w: w.name)
+
+    async def _registered_workers(self) -> list[WorkerView]:
+        cluster = ClusterKeys(self.keys)
+        leader = await current_leader(self.redis, cluster)
+        now = now_ms()
+        return [
+            WorkerView(
+                name=record.name,
+                queues=list(record.queues),
+                running=len(record.jobs),
+                idle_ms=max(0, now - record.heartbeat_ms),
+                state=("leader" if leader and leader[0] == record.name else "alive")
+                if record.alive
+                else "dead",
+                source="registry",
+                info={
+                    "node": record.node,
+                    "pid": record.pid,
+                    "concurrency": record.concurrency,
+                    "version": record.version,
+                    "started": record.started_ms,
+                    "jobs": record.jobs,
+                },
+            )
+            for record in await list_workers(self.redis, cluster)
+        ]
+
+    async def _consumers(self) -> list[WorkerView]:
         """Workers as the streams' consumer groups know them (name, queues, jobs held, idle time)."""
         seen: dict[str, WorkerView] = {}
         for queue in await self.queue_names():
@@ -372,8 +414,8 @@ class Inspector:
                     idle = int(consumer["idle"])
                     view.idle_ms = idle if view.idle_ms is None else min(view.idle_ms, idle)
         for view in seen.values():
-            view.state = "active" if (view.idle_ms or 0) < ACTIVE_WORKER_MS else "idle"
-        return sorted(seen.values(), key=lambda w: w.name)
+            view.state = "unregistered"
+        return list(seen.values())
 
     # ---- dead-letter queue ------------------------------------------------------------------
     async def dlq(self, *, offset: int = 0, limit: int = 50) -> Page[DeadJob]:

@@ -128,11 +128,11 @@ class RedisCollector(Collector):
 
     async def refresh(self) -> None:
         overview = await self.inspector.queues()
-        runs = await self.inspector.runs(limit=RUNS_WINDOW)
+        runs = await self.inspector.recent_runs(RUNS_WINDOW)
         workers = await self.inspector.workers()
         snapshot = Snapshot(
             queues=overview,
-            runs=Tally((r.flow, r.state) for r in runs.items),
+            runs=Tally((r.flow, r.state) for r in runs),
             workers=Tally(w.state for w in workers),
             enqueued=await self._enqueued(overview),
         )

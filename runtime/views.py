@@ -126,10 +126,10 @@ class QueuesOverview(BaseModel):
 class WorkerView(BaseModel):
     name: str
     queues: list[str] = Field(default_factory=list)
-    running: int = 0  # pending entries it holds
-    idle_ms: int | None = None
-    state: str = "unknown"
-    source: str = "consumer-group"  # where this came from: the registry or the streams' consumer groups
+    running: int = 0  # jobs it holds
+    idle_ms: int | None = None  # since its last heartbeat (registry) or its last read (consumer group)
+    state: str = "unknown"  # leader | alive | dead (record expired) | unregistered (seen only in the streams)
+    source: str = "consumer-group"  # where this came from: "registry" or the streams' consumer groups
     info: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import Leader
-from tqflow.runtime.cluster.recovery import Reclaimer, hand_back
+from tqflow.runtime.cluster.recovery import Reclaimer, forget_consumer, hand_back
 from tqflow.runtime.cluster.registry import Heartbeat
 from tqflow.runtime.cluster.scheduler import Scheduler
 from tqflow.runtime.cluster.settings import ClusterSettings
@@ -70,6 +70,7 @@ class ClusterNode:
         await asyncio.gather(*unfinished, return_exceptions=True)
         streams = [s for q in self.queues for s in self.keys.base.streams(q)]
         back = await hand_back(self.redis, self.keys, self.name, streams)
+        await forget_consumer(self.redis, self.keys, self.name, streams)
         await self.heartbeat.deregister()
         if back:
             log.info("handed back unfinished jobs", worker=self.name, jobs=back)

@@ -104,12 +104,14 @@ class Reclaimer:
             if int(reply[0]) + int(reply[1]) < PAGE:
                 return counts
 
-    async def reap_registry(self) -> None:
-        """Forget workers whose record expired (their jobs were reclaimed by the sweep)."""
+    async def reap_registry(self, streams: list[str]) -> None:
+        """Forget workers whose record expired, once the sweep reclaimed everything they held."""
         cutoff = now_ms() - self.settings.dead_after_ms
         names: Any = await self.redis.zrangebyscore(self.keys.workers, "-inf", cutoff)
         for name in names:
-            if not await self.redis.exists(self.keys.worker(name)):
+            if not await self.redis.exists(self.keys.worker(name)) and await forget_consumer(
+                self.redis, self.keys, name, streams
+            ):
                 await self.redis.zrem(self.keys.workers, name)
 
     async def once(self) -> ReclaimCounts:
@@ -120,7 +122,7 @@ class Reclaimer:
             lease_counts = await self.expired_leases()
             counts.reclaimed += lease_counts.reclaimed
             counts.dead += lease_counts.dead
-            await self.reap_registry()
+            await self.reap_registry(streams)
         if self.settings.steal_after_ms > 0 and self.is_idle():
             own = [s for q in self.queues for s in self.keys.base.streams(q)]
             stolen = await self.sweep(own, steal_ms=self.settings.steal_after_ms)
@@ -160,3 +162,20 @@ async def hand_back(redis: Redis, keys: ClusterKeys, name: str, streams: list[st
             if not pending:
                 break
     return total
+
+
+async def forget_consumer(redis: Redis, keys: ClusterKeys, name: str, streams: list[str]) -> bool:
+    """Remove a worker's consumer from the groups of `streams` where it holds nothing (so churn does not
+    pile up consumers). Returns False while it still holds entries somewhere."""
+    clean = True
+    for stream in streams:
+        try:
+            held = await redis.xpending_range(stream, keys.base.group, "-", "+", 1, consumername=name)
+            if held:
+                clean = False
+            else:
+                await redis.xgroup_delconsumer(stream, keys.base.group, name)
+        except ResponseError as err:  # NOGROUP: nothing to forget there
+            if "NOGROUP" not in str(err):
+                raise
+    return clean

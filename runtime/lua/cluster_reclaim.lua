@@ -8,6 +8,8 @@
 --   * its job was read but never started by a dead worker, or (stealing) by a live one for too long.
 -- Entries whose job moved on (terminal, or another entry) are acked and deleted (no orphans).
 -- Returns {reclaimed, dead-lettered, stolen, cleaned, last entry id seen or ''}.
+-- The default dead-letter queue (common.lua's `dlq_key` is a key or a function of the queue name).
+local function default_dlq() if type(dlq_key) == 'function' then return dlq_key('') end return dlq_key end
 local now, min_idle, count = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_lost, steal_idle, me = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
 local stream, leases = KEYS[1], KEYS[2]
@@ -38,7 +40,7 @@ for _, p in ipairs(pending) do
       if lost >= max_lost then
         local err = cjson.encode({type = 'WorkerLost', message = 'its worker died or lost its lease ' .. lost .. ' times'})
         redis.call('HSET', job_key(id), 'state', 'dead', 'error', err, 'finished', now, 'token', '')
-        redis.call('ZADD', dlq_key, now, id)
+        redis.call('ZADD', default_dlq(), now, id)
         on_terminal(id, now)
         dead = dead + 1
       else

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from cluster_helpers import nap_plan, nap_tasks
 from redis.asyncio import Redis
@@ -101,3 +102,25 @@ async def fired_ticks(client: Client, redis: Redis) -> list[int]:
         if tick is not None:
             ticks.append(int(tick))
     return sorted(ticks)
+
+
+async def test_overlap_queue_holds_a_tick_until_the_previous_run_ends(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    _, tasks = nap_tasks()
+    trigger = TriggerPlan(name="every:0", kind="every", every_ms=1000, overlap="queue")
+    plan = nap_plan(trigger)
+    flow = plan.flows["nap"]
+    slow = [p.model_copy(update={"default": {"lit": 1500}}) if p.name == "ms" else p for p in flow.params]
+    await client.deploy(plan.model_copy(update={"flows": {"nap": flow.model_copy(update={"params": slow})}}))
+    await start_worker(tasks)
+    await asyncio.sleep(4.5)
+    runs = []
+    for run_id in await redis.zrange(client.keys.runs, 0, -1):
+        created, finished = await redis.hmget(client.keys.run(run_id), "created", "finished")
+        runs.append((int(created), int(finished) if finished else None))
+    assert len(runs) >= 2
+    for (_, finished), (created, _) in itertools.pairwise(runs):
+        assert finished is not None and created >= finished  # never two runs of the trigger at once
+    state = await redis.hgetall(ClusterKeys(client.keys).trigger("nap", "every:0"))
+    assert "skipped" not in state

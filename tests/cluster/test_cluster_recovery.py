@@ -115,6 +115,9 @@ async def test_stopping_hands_back_unfinished_jobs_at_once(
     assert asyncio.get_running_loop().time() - stopped_at < 1.5
     assert await redis.hget(client.keys.job(f"{run_id}.sleep"), "state") == "queued"
     assert settings.name not in await redis.zrange(ClusterKeys(client.keys).workers, 0, -1)
+    for stream in client.keys.streams("default"):  # it left the consumer groups too
+        consumers = await redis.xinfo_consumers(stream, client.keys.group)
+        assert settings.name not in [c["name"] for c in consumers]
     await start_worker(tasks)  # another worker picks it up at once
     info = await client.wait(run_id, timeout=10)
     assert info.state == "succeeded" and info.jobs["sleep"].attempt == 2

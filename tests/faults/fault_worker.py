@@ -2,8 +2,9 @@
 
     python fault_worker.py REDIS_URL NAMESPACE NODE [--grace S] [--lease MS] [--concurrency N]
 
-The ledger (path in $TQFLOW_LEDGER) gets `commit JOB` for every finish Redis accepted and `stale JOB`
-for every finish it refused, so commits are counted outside Redis.
+The ledger (path in $TQFLOW_LEDGER) gets `begin JOB#ATTEMPT` for every attempt started, `commit JOB#ATTEMPT`
+for every finish Redis accepted and `stale JOB#ATTEMPT` for every finish it refused, so commits are counted
+outside Redis, per attempt.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from fault_tasks import ledger_line  # noqa: E402
 
 class LedgerHook:
     def attempt_started(self, event: AttemptEvent) -> None:
-        pass
+        ledger_line("begin", f"{event.job_id}#{event.attempt}")
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
-        ledger_line("stale" if event.outcome == "stale" else "commit", event.attempt.job_id)
+        kind = "stale" if event.outcome == "stale" else "commit"
+        ledger_line(kind, f"{event.attempt.job_id}#{event.attempt.attempt}")
 
 
 async def main(args: argparse.Namespace) -> None:

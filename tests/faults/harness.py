@@ -89,11 +89,19 @@ class Workers:
 async def submit(
     client: Client, count: int, rng: random.Random, ms: tuple[int, int], first: int = 0
 ) -> dict[str, str]:
-    """Start `count` runs of the fault flow (keys k<first>…); returns run id -> key."""
-    runs = {}
-    for i in range(first, first + count):
-        key = f"k{i}"
-        runs[await client.start_run("fault", {"key": key, "ms": str(rng.randint(*ms))})] = key
+    """Start `count` runs of the fault flow (keys k<first>…), 50 at a time; returns run id -> key."""
+    keys = [f"k{i}" for i in range(first, first + count)]
+    naps = [str(rng.randint(*ms)) for _ in keys]
+    runs: dict[str, str] = {}
+    for start in range(0, count, 50):
+        chunk = keys[start : start + 50]
+        ids = await asyncio.gather(
+            *(
+                client.start_run("fault", {"key": k, "ms": n})
+                for k, n in zip(chunk, naps[start:], strict=False)
+            )
+        )
+        runs.update(zip(ids, chunk, strict=True))
     return runs
 
 
@@ -104,13 +112,15 @@ class Ledger:
     children: Counter[str]
     commits: Counter[str]  # job id -> finishes Redis accepted
     stale: Counter[str]
-    commit_pids: dict[str, list[int]]
+    begins: dict[str, tuple[int, float]]  # "job#attempt" -> (pid, time) of the attempt's start
+    committed: dict[str, float]  # "job#attempt" whose finish Redis accepted -> when
 
     @staticmethod
     def read(path: Path) -> Ledger:
         starts, done = defaultdict(list), defaultdict(list)
         children, commits, stale = Counter[str](), Counter[str](), Counter[str]()
-        commit_pids: dict[str, list[int]] = defaultdict(list)
+        begins: dict[str, tuple[int, float]] = {}
+        committed: dict[str, float] = {}
         for line in path.read_text().splitlines() if path.exists() else []:
             kind, key, pid, at = line.split()
             if kind == "start":
@@ -119,17 +129,20 @@ class Ledger:
                 done[key].append((int(pid), float(at)))
             elif kind == "child":
                 children[key] += 1
+            elif kind == "begin":
+                begins[key] = (int(pid), float(at))
             elif kind == "commit":
-                commits[key] += 1
-                commit_pids[key].append(int(pid))
+                commits[key.partition("#")[0]] += 1
+                committed[key] = float(at)
             else:
-                stale[key] += 1
-        return Ledger(dict(starts), dict(done), children, commits, stale, dict(commit_pids))
+                stale[key.partition("#")[0]] += 1
+        return Ledger(dict(starts), dict(done), children, commits, stale, begins, committed)
 
 
 @dataclass
 class Figures:
     submitted: int
+    rerun: int  # started more than once (their first attempt was on a killed, stopped or paused worker)
     lost: int
     duplicated: int
     duplicates_not_from_killed: int
@@ -156,6 +169,7 @@ async def check(redis: Redis, keys: Keys, runs: dict[str, str], ledger: Ledger, 
                 not_killed += 1
     return Figures(
         submitted=len(runs),
+        rerun=sum(1 for key in runs.values() if len(ledger.starts.get(key, [])) > 1),
         lost=lost,
         duplicated=duplicated,
         duplicates_not_from_killed=not_killed,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -49,6 +50,7 @@ async def test_runs_jobs_flows_queues_workers_dlq_and_metrics(
     started = await api.post("/api/runs", json={"flow": "watch", "params": {"ms": 10}})
     assert started.status_code == 201, started.text
     run_id = started.json()["id"]
+    await asyncio.sleep(0.01)  # runs are listed by creation time in ms: keep the two apart
     bad_run = (await api.post("/api/runs", json={"flow": "broken"})).json()["id"]
     recorder = AttemptRecorder(redis, namespace)
     await start_worker(obs_tasks, hooks=[recorder], queues=["observe"])

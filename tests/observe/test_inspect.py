@@ -27,6 +27,7 @@ async def test_a_finished_run_reads_back_with_graph_attempts_and_dlq(
     recorder = AttemptRecorder(redis, namespace)
     await start_worker(obs_tasks, hooks=[recorder], queues=["observe"], concurrency=4)
     good = await client.start_run("watch", {"ms": "20"})
+    await asyncio.sleep(0.01)  # runs are listed by creation time in ms: keep the two apart
     bad = await client.start_run("broken")
     assert (await client.wait(good, 20)).state == "succeeded"
     assert (await client.wait(bad, 20)).state == "failed"
@@ -76,7 +77,11 @@ async def test_a_finished_run_reads_back_with_graph_attempts_and_dlq(
     assert [v.version for v in detail.versions] == [1] and detail.plan["name"] == "watch"
 
     workers = await inspector.workers()
-    assert len(workers) == 1 and workers[0].queues == ["observe"] and workers[0].state == "active"
+    (worker,) = workers
+    assert (
+        worker.queues == ["observe"] and worker.source == "registry" and worker.state in ("alive", "leader")
+    )
+    assert worker.info["concurrency"] == 4 and (worker.idle_ms or 0) < 5_000
 
 
 async def test_queue_depth_by_priority_and_live_states(

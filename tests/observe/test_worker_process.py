@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tqflow.runtime.client import Client
@@ -29,17 +31,23 @@ def started_total(text: str) -> float:
     )
 
 
-async def test_two_worker_processes_each_serve_metrics_and_log_json(
-    client: Client, redis_url: str, namespace: str, tmp_path: Path
+@pytest.mark.parametrize("multiprocess", [False, True], ids=["per-process", "multiprocess-dir"])
+async def test_two_worker_processes_serve_metrics_and_log_json(
+    client: Client, redis_url: str, namespace: str, tmp_path: Path, multiprocess: bool
 ) -> None:
+    """Per-process endpoints add up to the total; in multiprocess mode each endpoint shows the total."""
     await client.deploy(watch_plan())
     alerts = tmp_path / "alerts.toml"
     alerts.write_text('[alerts]\npoll_seconds = 0.1\n\n[[alerts.route]]\nlog = "error"\non = ["job_dead"]\n')
     ports = [free_port(), free_port()]
     command = [sys.executable, "-m", "tqflow.cli.tqrun", "worker", str(WATCH), "--redis", redis_url]
     options = ["--namespace", namespace, "--log-level", "debug", "-c", "2", "--alerts", str(alerts)]
+    env = dict(os.environ)
+    if multiprocess:
+        (tmp_path / "prom").mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prom")
     workers = [
-        subprocess.Popen([*command, *options, "--metrics-port", str(port)], stderr=subprocess.PIPE)
+        subprocess.Popen([*command, *options, "--metrics-port", str(port)], stderr=subprocess.PIPE, env=env)
         for port in ports
     ]
     try:
@@ -54,7 +62,8 @@ async def test_two_worker_processes_each_serve_metrics_and_log_json(
     finally:
         for proc in workers:
             stop_process(proc)
-    assert sum(started_total(text) for text in scraped) == 16  # 4 runs x 4 jobs, split between the two
+    totals = [started_total(text) for text in scraped]
+    assert totals == [16, 16] if multiprocess else sum(totals) == 16  # 4 runs x 4 jobs
     assert "tqflow_queue_waiting" in scraped[0]
 
     lines = []

@@ -128,10 +128,14 @@ async function queuesView() {
 
 async function workersView() {
   const workers = await api("/api/workers");
-  const rows = workers.map((w) => `<tr><td>${esc(w.name)}</td><td>${state(w.state === "active" ? "running" : "waiting").replace(/>[^<]*</, `>${esc(w.state)}<`)}</td>
-      <td>${esc(w.queues.join(", "))}</td><td class="num">${w.running}</td><td class="num">${ago(w.idle_ms)}</td><td class="muted">${esc(w.source)}</td></tr>`).join("");
-  return `<h1>Workers</h1><table id="workers"><thead><tr><th>Worker</th><th>State</th><th>Queues</th><th class="num">Running jobs</th><th class="num">Idle</th><th>Source</th></tr></thead>
-    <tbody>${rows || `<tr><td colspan="6" class="muted">No worker has connected yet.</td></tr>`}</tbody></table>`;
+  const colours = { leader: "#2e9e5b", alive: "#2e9e5b", dead: "#d03b3b", unregistered: "#9a9aa0" };
+  const rows = workers.map((w) => `<tr data-worker="${esc(w.name)}"><td>${esc(w.name)}</td>
+      <td><span class="state" style="background:${colours[w.state] || "#777"}">${esc(w.state)}</span></td>
+      <td>${esc(w.info.node || "")}</td><td>${esc(w.queues.join(", "))}</td>
+      <td class="num">${w.running}${w.info.concurrency ? ` / ${w.info.concurrency}` : ""}</td>
+      <td class="num">${ago(w.idle_ms)}</td><td class="muted">${esc(w.info.version || w.source)}</td></tr>`).join("");
+  return `<h1>Workers</h1><table id="workers"><thead><tr><th>Worker</th><th>State</th><th>Node</th><th>Queues</th><th class="num">Running jobs</th><th class="num">Last heartbeat</th><th>Version</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No worker has connected yet.</td></tr>`}</tbody></table>`;
 }
 
 async function dlqView(params) {
