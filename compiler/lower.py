@@ -57,7 +57,7 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
         OutputPlan(name=o.name, value=lower(ctx, o.value, Scope(flow.name, params, job_names)))
         for o in flow.outputs
     ]
-    triggers = lower_schedules(ctx, flow)
+    triggers = lower_schedules(ctx, flow, env)
     if not check_cycles(ctx, flow, waits_for) or len(jobs) != len(flow.jobs):
         return None
     return FlowPlan(

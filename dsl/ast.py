@@ -168,6 +168,7 @@ class Schedule(Node):
     value: Literal  # the cron text or ISO time (str), or the interval (duration)
     tz: Literal | None = None
     options: tuple[ScheduleOption, ...] = ()
+    params: tuple[Arg, ...] = ()  # `params { day = run.date - 1d }`: values for the runs it starts
 
 
 @dataclass(frozen=True, kw_only=True)

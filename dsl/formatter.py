@@ -229,7 +229,7 @@ class _Printer:
         head = f"schedule {schedule.kind} {literal(schedule.value)}"
         if schedule.tz is not None:
             head += f" tz {literal(schedule.tz)}"
-        if not schedule.options:
+        if not schedule.options and not schedule.params:
             self.emit(1, head, schedule.span)
             return
         self.emit(1, head + " {", schedule.span)
@@ -237,6 +237,11 @@ class _Printer:
             value = option.value
             shown = _call(value, 2) if isinstance(value, ast.Call) else expr(value, 2)
             self.emit(2, f"{option.name} {shown}", option.span)
+        if schedule.params:
+            self.emit(2, "params {", schedule.params[0].span.line - 1 or schedule.span)
+            for arg in schedule.params:
+                self.emit(3, f"{arg.name} = {expr(arg.value, 3)}", arg.span)
+            self.emit(2, "}", self.end(schedule.params[-1].span) + 1, closing=True)
         self.emit(1, "}", self.end(schedule.span), closing=True)
 
     def defaults(self, settings: tuple[ast.Setting, ...], span: Span) -> None:

@@ -433,8 +433,10 @@ class _Builder(Transformer[Token, Any]):
 
     def schedule_decl(self, meta: Any, items: list[Any]) -> ast.Schedule:
         kind, value, tz = items[0]
-        options = tuple(items[1] or ())
-        return ast.Schedule(span=_span(meta), kind=kind, value=value, tz=tz, options=options)
+        block = items[1] or ()
+        options = tuple(i for i in block if isinstance(i, ast.ScheduleOption))
+        params = tuple(a for i in block if isinstance(i, tuple) for a in i)
+        return ast.Schedule(span=_span(meta), kind=kind, value=value, tz=tz, options=options, params=params)
 
     def cron_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, ast.Literal | None]:
         cron, tz = items
@@ -451,8 +453,17 @@ class _Builder(Transformer[Token, Any]):
             span=_token_span(token), kind="str", value=_unquote(token, self.source), text=str(token)
         )
 
-    def schedule_block(self, meta: Any, items: list[Any]) -> tuple[ast.ScheduleOption, ...]:
+    def schedule_block(
+        self, meta: Any, items: list[Any]
+    ) -> tuple[ast.ScheduleOption | tuple[ast.Arg, ...], ...]:
         return tuple(i for i in items if i is not None)
+
+    def schedule_params(self, meta: Any, items: list[Any]) -> tuple[ast.Arg, ...]:
+        return tuple(i for i in items if i is not None)
+
+    def schedule_param(self, meta: Any, items: list[Any]) -> ast.Arg:
+        name, value = items
+        return ast.Arg(span=_span(meta), name=str(name), name_span=_token_span(name), value=value)
 
     def schedule_option(self, meta: Any, items: list[Any]) -> ast.ScheduleOption:
         name, value = items
