@@ -64,7 +64,9 @@ GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
 
 @click.command(name="graph")
 @click.argument("file", type=FILE)
-@click.option("--flow", "flow_name", default=None, help="The flow to draw (needed when FILE has several).")
+@click.option(
+    "--flow", "-f", "flow_name", default=None, help="The flow to draw (needed when FILE has several)."
+)
 @click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="mermaid", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def graph_command(file: Path, flow_name: str | None, fmt: str, output: Path | None) -> None:
@@ -118,7 +120,7 @@ def _pick_flow(plan: Plan | None, name: str | None) -> FlowPlan:
 
 @click.command(name="next")
 @click.argument("file", type=FILE)
-@click.option("--flow", "flow_name", default=None, help="The flow (needed when FILE has several).")
+@click.option("--flow", "-f", "flow_name", default=None, help="The flow (needed when FILE has several).")
 @click.option("--count", "-n", default=5, show_default=True, type=click.IntRange(1, 1000))
 @click.option(
     "--after",

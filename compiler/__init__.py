@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqflow.compiler.context import Context
-from tqflow.compiler.imports import resolve_imports
+from tqflow.compiler.imports import resolve_flow_aliases, resolve_imports
 from tqflow.compiler.lower import lower_flows
 from tqflow.compiler.plan import Plan, RetryPlan
 from tqflow.compiler.reachability import check_reachability
@@ -28,6 +28,7 @@ PASSES: tuple[Pass, ...] = (
     lower_policies,  # each named policy -> RetryPlan (checked even when unused)
     check_duplicates,  # flows, jobs, params, outputs
     lower_flows,  # names, calls, types, settings, schedules, cycles -> FlowPlan
+    resolve_flow_aliases,  # `flow x = imported.flow`
     check_reachability,  # jobs whose `after` can never hold
 )
 

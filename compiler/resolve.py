@@ -95,7 +95,8 @@ def lower_policies(ctx: Context) -> None:
 
 
 def check_duplicates(ctx: Context) -> None:
-    _duplicates(ctx, ((f.name, f.name_span) for f in ctx.module.flows), "flow")
+    flows: list[ast.Flow | ast.FlowAlias] = [*ctx.module.flows, *ctx.module.flow_aliases]
+    _duplicates(ctx, ((f.name, f.name_span) for f in flows), "flow")
     for flow in ctx.module.flows:
         _duplicates(ctx, ((j.name, j.name_span) for j in flow.jobs), "job", flow.name)
         _duplicates(ctx, ((p.name, p.span) for p in flow.params), "parameter", flow.name)

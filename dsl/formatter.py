@@ -171,6 +171,10 @@ class _Printer:
             self.blank_if_source_had(previous, decl.span)
             self.retry_decl(decl)
             previous = decl.span
+        if module.flow_aliases:
+            self.blank()
+        for alias in module.flow_aliases:
+            self.emit(0, f"flow {alias.name} = {alias.target}", alias.span)
         for flow in module.flows:
             self.blank()
             self.flow(flow)

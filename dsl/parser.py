@@ -370,6 +370,7 @@ class _Builder(Transformer[Token, Any]):
             imports=tuple(i for i in items if isinstance(i, ast.Import)),
             retries=tuple(i for i in items if isinstance(i, ast.RetryDecl)),
             flows=tuple(i for i in items if isinstance(i, ast.Flow)),
+            flow_aliases=tuple(i for i in items if isinstance(i, ast.FlowAlias)),
         )
 
     def use_module(self, meta: Any, items: list[Any]) -> ast.Use:
@@ -413,6 +414,11 @@ class _Builder(Transformer[Token, Any]):
             jobs=tuple(b for b in body if isinstance(b, ast.Job)),
             outputs=tuple(b for b in body if isinstance(b, ast.Output)),
         )
+
+    def flow_alias(self, meta: Any, items: list[Any]) -> ast.FlowAlias:
+        name, target = items
+        span = _span(meta)
+        return ast.FlowAlias(span=span, name=str(name), name_span=_token_span(name), target=target)
 
     def queue_stmt(self, meta: Any, items: list[Any]) -> tuple[str, str, Span]:
         return ("queue", _unquote(items[0], self.source), _span(meta))

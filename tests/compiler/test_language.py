@@ -97,3 +97,12 @@ def test_keywords_added_by_the_language_are_still_names() -> None:
     )
     result = compile_source(source(text))
     assert result.ok, render_all(result.diagnostics)
+
+
+def test_an_imported_flow_is_deployed_under_its_new_name() -> None:
+    result = compile_file(GOLDEN / "ok_everything.tqflow")
+    assert result.plan is not None
+    heartbeat = result.plan.flows["heartbeat"]
+    assert heartbeat.name == "heartbeat" and list(heartbeat.jobs) == ["beat"]
+    assert heartbeat.modules == ["tqflow.stdlib.log"]
+    assert heartbeat.triggers[0].every_ms == 300_000
