@@ -16,7 +16,7 @@ from tqflow.cli.common import FILE, compile_or_exit
 from tqflow.compiler.firetimes import next_fire_times
 from tqflow.compiler.plan import FlowPlan, Plan
 from tqflow.compiler.render_graph import dot, mermaid
-from tqflow.dsl.formatter import FormatError, format_source
+from tqflow.dsl.formatter import FormatError, duration, format_source
 
 
 @click.command(name="fmt")
@@ -135,7 +135,8 @@ def next_command(file: Path, flow_name: str | None, count: int, after: str | Non
         click.echo(f"flow `{flow.name}` has no schedule", err=True)
         sys.exit(exit_codes.NOT_FOUND)
     for trigger in flow.triggers:
-        what = {"cron": f"cron {trigger.cron!r}", "every": f"every {trigger.every_ms} ms", "at": "at"}
+        every = duration(trigger.every_ms or 0)
+        what = {"cron": f'cron "{trigger.cron}"', "every": f"every {every}", "at": f'at "{trigger.at}"'}
         click.echo(f"{trigger.name}  {what[trigger.kind]}  ({trigger.timezone})")
         times = next_fire_times(trigger, start, count)
         for time in times:
