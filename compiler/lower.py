@@ -57,6 +57,8 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
         OutputPlan(name=o.name, value=lower(ctx, o.value, Scope(flow.name, params, job_names)))
         for o in flow.outputs
     ]
+    for output in flow.outputs:
+        infer(ctx, output.value, env)  # reports fields read from values that have none, bad arithmetic
     triggers = lower_schedules(ctx, flow, env)
     if not check_cycles(ctx, flow, waits_for) or len(jobs) != len(flow.jobs):
         return None
@@ -146,6 +148,9 @@ def _lower_job(
         check_arguments(ctx, job.call, signature, job.fan_out.var if job.fan_out else None)
         _check_argument_types(ctx, job.call, signature, job_env)
     args = {a.name: lower(ctx, a.value, scope) for a in job.call.args if a.name is not None}
+    for setting in job.settings:
+        if setting.kind == "when" and isinstance(setting.value, ast.Expr):
+            infer(ctx, setting.value, job_env)
     settings = {**defaults, **_settings(ctx, job.settings, job.name, flow.name, job_names, params, scope)}
     after_waits: dict[str, Span] = settings.pop("_after_waits", {})
     for upstream, span in [*scope.reads.items(), *after_waits.items()]:
