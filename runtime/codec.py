@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 
-def _default(value: Any) -> Any:
+def to_json_type(value: Any) -> Any:
+    """A JSON type for a value `json` cannot encode itself."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -28,7 +29,7 @@ def _default(value: Any) -> Any:
 
 
 def encode(value: Any) -> str:
-    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, default=to_json_type, separators=(",", ":"), ensure_ascii=False)
 
 
 def decode(text: str | bytes | None) -> Any:
