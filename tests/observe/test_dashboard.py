@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 
 from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.client import Client
+from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan
@@ -99,6 +101,15 @@ async def test_a_run_graph_updates_live_and_shows_attempts_errors_and_dlq(
     await page.goto(f"{api_server}/#/dlq")
     await page.wait_for_selector(f'tr[data-dead="{bad}.bad"]')
     await page.screenshot(path=str(ARTIFACTS / "dashboard-dlq.png"), full_page=True)
+    await page.click(f'tr[data-dead="{bad}.bad"] button[data-action="replay"]')
+    await page.wait_for_selector(f'#notice:has-text("replay: done for {bad}.bad")')
+    inspector = Inspector(redis, namespace)
+    for _ in range(200):  # it runs again (and fails again): two more attempts in its history
+        await recorder.flush()
+        if len((await inspector.job(f"{bad}.bad")).attempts) == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert len((await inspector.job(f"{bad}.bad")).attempts) == 4
 
 
 async def test_flows_queues_workers_and_runs_pages(
@@ -113,6 +124,12 @@ async def test_flows_queues_workers_and_runs_pages(
     await page.goto(f"{api_server}/#/queues")
     await page.wait_for_selector('tr[data-queue="observe"][data-priority="normal"] td.num:text-is("3")')
     await page.screenshot(path=str(ARTIFACTS / "dashboard-queues.png"), full_page=True)
+
+    extra = await client.start_run("watch", {"ms": "50"})
+    await page.goto(f"{api_server}/#/run/{extra}")
+    await page.click('button[data-action="cancel-run"]')
+    await page.wait_for_selector('h1 .state:text-is("cancelled")')
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-run-cancelled.png"), full_page=True)
 
     await page.goto(f"{api_server}/#/flows")
     await page.wait_for_selector('#flows a[href="#/flow/watch"]')
