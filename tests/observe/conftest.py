@@ -67,6 +67,10 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def api_server(redis_url: str, namespace: str) -> Iterator[str]:
     """`tqrun api` in a subprocess on a free loopback port; yields its base URL."""
+    yield from serve_api(redis_url, namespace)
+
+
+def serve_api(redis_url: str, namespace: str) -> Iterator[str]:
     port = free_port()
     command = [sys.executable, "-m", "tqflow.cli.tqrun", "api", "--port", str(port)]
     proc = subprocess.Popen(
