@@ -158,3 +158,19 @@ async def test_flows_queues_workers_and_runs_pages(
     await page.goto(f"{api_server}/#/workers")
     await page.wait_for_selector("#workers td:text-is('observe')")
     await page.screenshot(path=str(ARTIFACTS / "dashboard-workers.png"), full_page=True)
+
+
+async def test_with_a_token_the_dashboard_asks_for_it_once(page: Any, redis_url: str, client: Client) -> None:
+    await client.deploy(watch_plan())
+    server = serve_api(redis_url, client.keys.namespace, "--token", "s3cret")
+    base = next(server)
+    try:
+        await page.goto(f"{base}/#/flows")
+        await page.wait_for_selector("#token-form:not([hidden])")
+        await page.fill("#token", "s3cret")
+        await page.click("#token-form button")
+        await page.wait_for_selector('#flows a[href="#/flow/watch"]')
+        await page.reload()  # kept in the browser's local storage
+        await page.wait_for_selector('#flows a[href="#/flow/watch"]')
+    finally:
+        server.close()
