@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,10 @@ from typing import Any
 import click
 
 from tqflow.cli import exit_codes
+from tqflow.cli.progress import show_progress
 from tqflow.compiler.plan import Plan
+from tqflow.runtime.inspect import Inspector
+from tqflow.runtime.observability import for_worker
 from tqflow.runtime.params import ParamError
 from tqflow.runtime.registry import TaskLoadError, load_tasks
 from tqflow.runtime.runs import RunInfo
@@ -50,7 +54,11 @@ async def run_flow(
         await client.deploy(plan)
         queues = sorted({job.queue for job in flow.jobs.values()} | {flow.queue})
         worker = Worker(
-            client.redis, tasks, namespace, WorkerSettings(queues=queues, concurrency=concurrency)
+            client.redis,
+            tasks,
+            namespace,
+            WorkerSettings(queues=queues, concurrency=concurrency),
+            hooks=for_worker(client.redis, namespace, concurrency).hooks,
         )
         stop = asyncio.Event()
         worker_task = asyncio.create_task(worker.run(stop))
@@ -61,7 +69,7 @@ async def run_flow(
                 click.echo(f"error: {err}", err=True)
                 return exit_codes.USAGE
             click.echo(f"run {run_id} of flow {flow_name} started")
-            info = await client.wait(run_id, timeout)
+            info = await wait_with_progress(client, namespace, run_id, timeout)
         finally:
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
@@ -70,6 +78,18 @@ async def run_flow(
     if not info.finished:
         return exit_codes.TIMEOUT
     return exit_codes.OK if info.state == "succeeded" else exit_codes.RUN_FAILED
+
+
+async def wait_with_progress(client: Any, namespace: str, run_id: str, timeout: float | None) -> RunInfo:
+    """Wait for the run, showing jobs done/running/failed on stderr meanwhile."""
+    done = asyncio.Event()
+    shown = asyncio.create_task(show_progress(Inspector(client.redis, namespace), run_id, done, sys.stderr))
+    try:
+        info: RunInfo = await client.wait(run_id, timeout)
+    finally:
+        done.set()
+        await asyncio.gather(shown, return_exceptions=True)
+    return info
 
 
 def print_run(info: RunInfo) -> None:

@@ -1,10 +1,13 @@
-"""`tqc`: the compiler and client. Each area registers its commands from its own module."""
+"""`tqc`: the compiler and client. Each area registers its commands from its own `cli/*_commands.py`."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 import click
 
-from tqflow.cli import compile_commands, flow_commands
+import tqflow.cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,8 +16,10 @@ def cli() -> None:
     """tqflow compiler and client: check, compile, deploy and run .tqflow files."""
 
 
-for area in (compile_commands, flow_commands):
-    area.register(cli)
+# Every module named `*_commands` in this package has a `register(group)` function.
+for _info in sorted(pkgutil.iter_modules(tqflow.cli.__path__), key=lambda m: m.name):
+    if _info.name.endswith("_commands"):
+        importlib.import_module(f"tqflow.cli.{_info.name}").register(cli)
 
 
 def main() -> None:

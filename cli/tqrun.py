@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import sys
@@ -11,12 +10,14 @@ from pathlib import Path
 import click
 
 from tqflow.cli import exit_codes
+from tqflow.cli.api_command import alerts_option, api, read_alerts
 from tqflow.cli.common import compile_or_exit, namespace_option, redis_option
-from tqflow.runtime.connection import connect, resolve_url
+from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.connection import resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.logging import configure_logging
-from tqflow.runtime.registry import TaskLoadError, load_tasks
-from tqflow.runtime.worker import Worker, WorkerSettings
+from tqflow.runtime.supervisor import Observe, WorkerSpec, payload_settings, run_worker, supervise
+from tqflow.runtime.worker import DEFAULT_WEIGHTS, WorkerSettings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,10 +30,25 @@ def cli() -> None:
 @click.argument("flow_files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("-m", "--module", "modules", multiple=True, help="A Python module with @task functions.")
 @click.option("-q", "--queues", default=None, help="Comma-separated queues (default: the flows' queues).")
-@click.option("-c", "--concurrency", type=int, default=10, show_default=True, help="Jobs run at once.")
+@click.option(
+    "-c", "--concurrency", type=int, default=10, show_default=True, help="Jobs at once, per process."
+)
+@click.option(
+    "-p", "--processes", type=int, default=1, show_default=True, help="Worker processes (supervised)."
+)
+@click.option("--process-pool", type=int, default=0, help="Pool processes for executor='process' tasks.")
+@click.option("--weights", default=None, help="Shares below critical, e.g. high=8,normal=4,low=2,batch=1.")
+@click.option("--aging", type=float, default=60.0, show_default=True, help="Seconds before jobs age up.")
+@click.option("--codec", type=click.Choice(["json", "msgpack", "pickle"]), default="json", show_default=True)
+@click.option("--compress-over", type=int, default=None, help="Compress payloads longer than this (bytes).")
 @click.option(
     "--log-level", default=None, help="debug, info, warning or error (default: $TQFLOW_LOG_LEVEL or info)."
 )
+@click.option("--node", default=None, help="The machine's name in `tqc workers` (default: the host name).")
+@click.option("--grace", type=float, default=10.0, show_default=True, help="SIGTERM: seconds to finish jobs.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on this port.")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
+@alerts_option
 @redis_option
 @namespace_option
 def worker(
@@ -40,11 +56,24 @@ def worker(
     modules: tuple[str, ...],
     queues: str | None,
     concurrency: int,
+    processes: int,
+    process_pool: int,
+    weights: str | None,
+    aging: float,
+    codec: str,
+    compress_over: int | None,
     log_level: str | None,
     redis_url: str | None,
     namespace: str,
+    node: str | None = None,
+    grace: float = 10.0,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    alerts_file: Path | None = None,
 ) -> None:
-    """Run a worker for the tasks that FLOW_FILES use (and any --module)."""
+    """Run a worker for the tasks that FLOW_FILES use (and any --module).
+
+    Pickle payloads need $TQFLOW_SIGNING_KEY (the same secret on clients and workers)."""
     configure_logging(log_level)
     url = resolve_url(redis_url, os.environ)
     if url is None:
@@ -60,24 +89,40 @@ def worker(
     if not names:
         raise click.UsageError("nothing to run: give .tqflow files or --module")
     try:
-        tasks = load_tasks(dict.fromkeys(names), folders)
-    except TaskLoadError as err:
-        click.echo(f"error: {err}", err=True)
-        sys.exit(exit_codes.IMPORT_ERROR)
-    chosen = queues.split(",") if queues else sorted(queue_names or {"default"})
-    asyncio.run(_work(url, namespace, tasks, WorkerSettings(queues=chosen, concurrency=concurrency)))
+        settings = WorkerSettings(
+            queues=queues.split(",") if queues else sorted(queue_names or {"default"}),
+            concurrency=concurrency,
+            process_pool=process_pool,
+            weights=_weights(weights) if weights else dict(DEFAULT_WEIGHTS),
+            aging_ms=int(aging * 1000),
+            payloads=payload_settings(codec, compress_over, os.environ),
+            cluster=ClusterSettings(grace_s=grace, **({"node": node} if node else {})),
+        )
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
+    spec = WorkerSpec(
+        url,
+        namespace,
+        list(dict.fromkeys(names)),
+        [str(f) for f in folders],
+        settings,
+        log_level,
+        Observe(metrics_port, metrics_host, read_alerts(alerts_file)),
+    )
+    code = run_worker(spec) if processes <= 1 else supervise(spec, processes)
+    if code == exit_codes.IMPORT_ERROR:
+        click.echo("error: a task module could not be imported (see above)", err=True)
+    sys.exit(code)
 
 
-async def _work(url: str, namespace: str, tasks: dict, settings: WorkerSettings) -> None:  # type: ignore[type-arg]
-    redis = connect(url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await Worker(redis, tasks, namespace, settings).run(stop)
-    finally:
-        await redis.aclose()
+def _weights(text: str) -> dict[str, int]:
+    out = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise click.BadParameter(f"{part!r} is not LEVEL=WEIGHT", param_hint="--weights")
+        out[name.strip()] = int(value)
+    return out
 
 
 @cli.command()
@@ -99,6 +144,9 @@ def server(state_dir: Path, appendonly: bool) -> None:
         signal.sigwait({signal.SIGINT, signal.SIGTERM})
     finally:
         embedded.stop()
+
+
+cli.add_command(api)
 
 
 def main() -> None:

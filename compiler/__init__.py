@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tqflow.compiler.context import Context
+from tqflow.compiler.imports import resolve_imports
 from tqflow.compiler.lower import lower_flows
-from tqflow.compiler.plan import Plan
-from tqflow.compiler.resolve import check_duplicates, collect_policies, resolve_uses
+from tqflow.compiler.plan import Plan, RetryPlan
+from tqflow.compiler.reachability import check_reachability
+from tqflow.compiler.resolve import check_duplicates, collect_policies, lower_policies, resolve_uses
 from tqflow.dsl.diagnostics import Diagnostics
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source
 
 Pass = Callable[[Context], None]
 
-# Checks that run before lowering, in order; each reads the context and reports into it.
-PASSES: tuple[Pass, ...] = (resolve_uses, collect_policies, check_duplicates)
+# The passes, in order; each reads the context and reports into it. Lowering fills `ctx.flow_plans`.
+PASSES: tuple[Pass, ...] = (
+    resolve_uses,  # `use` lines -> Python modules read with `ast`
+    resolve_imports,  # `import "x.tqflow" as x` -> its policies and flows
+    collect_policies,  # named `retry` policies (duplicates)
+    lower_policies,  # each named policy -> RetryPlan (checked even when unused)
+    check_duplicates,  # flows, jobs, params, outputs
+    lower_flows,  # names, calls, types, settings, schedules, cycles -> FlowPlan
+    check_reachability,  # jobs whose `after` can never hold
+)
 
 
 @dataclass(frozen=True)
@@ -25,25 +35,26 @@ class CompileResult:
     source: Source
     diagnostics: Diagnostics
     plan: Plan | None  # None when there were errors
+    policies: dict[str, RetryPlan] = field(default_factory=dict)  # named retry policies, lowered
 
     @property
     def ok(self) -> bool:
         return self.plan is not None
 
 
-def compile_source(source: Source) -> CompileResult:
+def compile_source(source: Source, *, import_stack: tuple[str, ...] = ()) -> CompileResult:
+    """Compile one file. `import_stack` lists the files importing this one (to report import cycles)."""
     diagnostics = Diagnostics()
     module = parse(source, diagnostics)
     if module is None:
         return CompileResult(source, diagnostics, None)
-    ctx = Context(module=module, diagnostics=diagnostics)
+    ctx = Context(module=module, diagnostics=diagnostics, import_stack=import_stack)
     for check in PASSES:
         check(ctx)
-    flows = lower_flows(ctx)
     if diagnostics.has_errors:
-        return CompileResult(source, diagnostics, None)
-    plan = Plan(source=Path(source.path).name, flows=flows)
-    return CompileResult(source, diagnostics, plan)
+        return CompileResult(source, diagnostics, None, ctx.policy_plans)
+    plan = Plan(source=Path(source.path).name, flows=dict(ctx.flow_plans))
+    return CompileResult(source, diagnostics, plan, ctx.policy_plans)
 
 
 def compile_file(path: str | Path) -> CompileResult:

@@ -20,7 +20,7 @@ def resolve_task(ctx: Context, call: ast.Call) -> TaskSignature | None:
         return None
     module = ctx.modules.get(alias)
     if module is None:
-        if alias not in ctx.modules and ctx.diagnostics is not None:
+        if alias not in ctx.unresolved:
             ctx.error(
                 "TQ0101",
                 f"`{alias}` is not a module bound by `use`",

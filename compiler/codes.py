@@ -39,6 +39,19 @@ _CODES = [
         "two retry policies, two `use` aliases). Names must be unique so references are unambiguous.",
     ),
     Code(
+        "TQ0104",
+        "imported file not usable",
+        '`import "other.tqflow" as x` names a file that does not exist (paths are relative to the\n'
+        "importing file) or that has errors of its own. The imported file's diagnostics are shown too;\n"
+        "fix them first. Its named retry policies become `x.name`.",
+    ),
+    Code(
+        "TQ0105",
+        "import cycle",
+        "Files import each other in a circle. Move what they share (named retry policies) into a\n"
+        "third file that both import.",
+    ),
+    Code(
         "TQ0201",
         "unknown task",
         "A job calls `alias.function` but the module bound to `alias` has no function of that name\n"
@@ -79,6 +92,22 @@ _CODES = [
         "names `succeeded`, `failed`, `done` and `skipped` follow a job name in an `after` condition.",
     ),
     Code(
+        "TQ0208",
+        "unknown exception",
+        "A retry block (`on X -> …`, `never X`) names an exception that is neither bound by a `use`\n"
+        "line (`use payments.errors.{GatewayTimeout}`, or `errors.GatewayTimeout` after\n"
+        "`use payments.errors as errors`) nor a Python built-in exception (`TimeoutError`,\n"
+        "`ConnectionError`, …). The plan records qualified names (`payments.errors.GatewayTimeout`,\n"
+        "`builtins.TimeoutError`); the worker matches the raised exception and its base classes.",
+    ),
+    Code(
+        "TQ0209",
+        "unknown type",
+        "A parameter's type is not one of Str, Int, Float, Bool, Date, DateTime, Duration, Decimal,\n"
+        "Json, list[T], dict[Str, T] (add `?` for optional), nor a class name (capitalised) from a task\n"
+        "module, which is taken as an opaque type.",
+    ),
+    Code(
         "TQ0301",
         "unknown argument",
         "A job passes an argument that the task's Python signature does not have. Argo and others only\n"
@@ -96,11 +125,46 @@ _CODES = [
         "parameters can never silently change what a flow passes.",
     ),
     Code(
+        "TQ0304",
+        "type mismatch",
+        "A value is passed where the task's Python annotation (or the parameter's declared type)\n"
+        "expects a different type: a string literal for an `int`, `none` for a parameter that is not\n"
+        "Optional, an upstream job whose return annotation is `list[int]` feeding a `str`. Annotations\n"
+        "are read with `ast` (int, str, float, bool, date, datetime, timedelta, Decimal, list[...],\n"
+        "dict[...], Optional[...], X | None). Classes such as pydantic models are opaque: the compiler\n"
+        "does not guess whether they fit, so only built-in types are ever reported.\n"
+        "A string in ISO form is accepted for a date or datetime, and an int for a float.",
+    ),
+    Code(
+        "TQ0305",
+        "invalid operation",
+        "An expression applies `+`/`-` to types that do not combine (a string minus a duration), or\n"
+        "reads a field of a value that has no fields (an int, a list). `+ -` work on numbers, dates and\n"
+        "durations (Date - Duration is a Date, Date - Date a Duration), `+` on strings and lists;\n"
+        "fields are read from dicts and objects.",
+    ),
+    Code(
+        "TQ0306",
+        "fan-out over a non-list",
+        "`job x = m.t(u=u) for u in EXPR` runs one job per item of EXPR, which must be a list: a job's\n"
+        "list result (`discover.out`) or a list literal. The variable `u` then has the element type,\n"
+        "which is checked against the parameter it feeds. The fan-out job's `.out` is a list of its\n"
+        "results, in item order (the fan-in).",
+    ),
+    Code(
         "TQ0401",
         "dependency cycle",
         "Jobs depend on each other in a circle, so none of them could ever start. Dependencies come\n"
         "from reading another job's `.out` and from `after` conditions; the message shows the whole\n"
         "path. Break the cycle by removing one of the edges shown.",
+    ),
+    Code(
+        "TQ0402",
+        "job can never run",
+        "A job's `after` condition can never hold, whatever happens upstream, so it would always be\n"
+        "skipped: `after a and not a`, `after a.failed` on a job whose result it also reads (reading\n"
+        "`a.out` requires a to succeed), or `after a.skipped` where `a` has no condition and so can\n"
+        "never be skipped. Every job ends exactly one of succeeded, failed or skipped; `done` is any.",
     ),
     Code(
         "TQ0501",
@@ -114,6 +178,78 @@ _CODES = [
         "invalid setting",
         "A job or defaults setting has a value of the wrong kind (a duration where one is expected,\n"
         "a known priority name, a non-empty queue name …).",
+    ),
+    Code(
+        "TQ0503",
+        "exception both retried and not",
+        "A retry block names the same exception in an `on` rule and in `never`. Only one can apply;\n"
+        "remove it from one of them.",
+    ),
+    Code(
+        "TQ0504",
+        "deadline shorter than timeout",
+        "`deadline` bounds all attempts of a job together, `timeout` one attempt. A deadline shorter\n"
+        "than the timeout means the timeout can never be reached: the deadline always ends the job\n"
+        "first. Raise the deadline or lower the timeout.",
+    ),
+    Code(
+        "TQ0601",
+        "invalid schedule time",
+        "A cron expression has five fields: minute (0-59), hour (0-23), day of month (1-31), month\n"
+        "(1-12 or jan-dec) and day of week (0-7, 0 and 7 are Sunday, or sun-sat), each `*`, a number,\n"
+        "a range `a-b`, a list `a,b` and an optional step `/n`. The macros @hourly, @daily, @weekly,\n"
+        "@monthly and @yearly are accepted. `every` needs an interval of at least 1s.",
+    ),
+    Code(
+        "TQ0602",
+        "unknown time zone",
+        "`tz` takes an IANA time zone name such as Europe/Paris, America/New_York, Asia/Tokyo or\n"
+        "UTC (the names `zoneinfo.available_timezones()` lists). Abbreviations like CET or PST are\n"
+        "ambiguous and are not accepted.",
+    ),
+    Code(
+        "TQ0603",
+        "schedule without a time zone",
+        "A cron schedule has no `tz`, so UTC is assumed. Cron times mean a wall clock; say which one,\n"
+        'so that `0 9 * * *` is 9 o\'clock where you mean it (write `tz "UTC"` to keep UTC).',
+    ),
+    Code(
+        "TQ0604",
+        "scheduled time in a DST gap or repeat",
+        "In the schedule's zone, one of the scheduled local times does not exist on the day clocks go\n"
+        "forward (the gap) or occurs twice on the day they go back (the repeat). State what should\n"
+        "happen: `on_dst_gap skip` (no run that day) or `on_dst_gap shift` (run at the same instant,\n"
+        "shown later by the gap: 02:30 becomes 03:30), and `on_dst_repeat first` (run once) or\n"
+        "`on_dst_repeat both` (run at both). Without a statement: shift and first.\n"
+        "The check looks at the transitions of 2026 and 2027.",
+    ),
+    Code(
+        "TQ0605",
+        "unbounded catch-up",
+        "`catchup all` would start every tick missed while no scheduler ran: after a month of\n"
+        "downtime, a month of runs at once (airflow #30195). Bound it with `catchup all(within=7d)`\n"
+        "(only ticks of the last 7 days), or use `catchup last(N)` or `catchup none` (the default).",
+    ),
+    Code(
+        "TQ0606",
+        "invalid schedule option",
+        "Schedule blocks take `catchup none|last(N)|all(within=D)`, `overlap skip|queue|allow` (what\n"
+        "to do when the previous run is still going), `on_dst_gap skip|shift` and\n"
+        "`on_dst_repeat first|both`, each at most once. `catchup` does not apply to a one-off `at`.",
+    ),
+    Code(
+        "TQ0607",
+        "invalid `at` time",
+        '`schedule at "…"` takes an ISO 8601 date and time with a UTC offset, like\n'
+        '"2026-12-01T09:00:00+01:00" or "2026-12-01T08:00:00Z". Without the offset the moment is\n'
+        "ambiguous.",
+    ),
+    Code(
+        "TQ0701",
+        "non-deterministic uniqueness key",
+        "`unique key=…` deduplicates runs whose keys are equal within the window. A key built from\n"
+        "`run.id` or `run.time` is different for every run, so it never deduplicates anything. Build\n"
+        "it from parameters (`params.day`) or `run.date`.",
     ),
 ]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqflow.compiler.python_tasks import ModuleInfo
+from tqflow.compiler.plan import FlowPlan, RetryPlan
+from tqflow.compiler.python_tasks import ModuleInfo, TaskSignature
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostics
 from tqflow.dsl.source import Span
@@ -17,7 +18,15 @@ class Context:
     diagnostics: Diagnostics
     modules: dict[str, ModuleInfo] = field(default_factory=dict)  # alias -> module
     imported_names: dict[str, str] = field(default_factory=dict)  # `use m.{X}` -> "m.X"
+    unresolved: set[str] = field(default_factory=set)  # names bound by `use` lines that failed (no cascade)
     policies: dict[str, ast.RetryDecl] = field(default_factory=dict)
+    imported_policies: dict[str, RetryPlan] = field(default_factory=dict)  # "alias.name" -> policy
+    imported_flows: dict[str, FlowPlan] = field(default_factory=dict)  # "alias.flow" -> plan
+    import_stack: tuple[str, ...] = ()  # files being compiled above this one (import cycles)
+    policy_plans: dict[str, RetryPlan] = field(default_factory=dict)  # this file's named policies
+    # Filled by lowering: the task each job calls, and each flow's plan.
+    signatures: dict[tuple[str, str], TaskSignature] = field(default_factory=dict)
+    flow_plans: dict[str, FlowPlan] = field(default_factory=dict)
     # Filled per flow by the reference pass: job -> upstream jobs whose output it reads / awaits.
     data_deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     after_deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)

@@ -5,6 +5,7 @@ Tree forms (evaluated by `tqflow.runtime.expressions`, never by `eval`):
   {"attr": [tree, name]}  {"index": [tree, tree]}  {"op": "+", "args": [a, b]}  {"not": tree}
   {"and": [...]}  {"or": [...]}  {"fstr": [str | tree, ...]}  {"list": [...]}  {"dict": [[k, v], ...]}
   {"status": [job, "succeeded"|"failed"|"done"|"skipped"]}  {"any": [...]}  {"all": [...]}
+  {"date": "2026-01-31"}  {"datetime": "2026-01-31T09:00:00+01:00"}   (date literals, ISO text)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tqflow.dsl.diagnostics import did_you_mean
 from tqflow.dsl.source import Span
 
 RUN_FIELDS = ("id", "date", "time")
+PYTHON_SPELLINGS = {"True": "true", "False": "false", "None": "none", "null": "none", "nil": "none"}
 STATUSES = ("succeeded", "failed", "done", "skipped")
 STATUS_FUNCTIONS = {  # name -> (combinator, status)
     "any_failed": ("any", "failed"),
@@ -44,6 +46,11 @@ def lower(ctx: Context, expr: ast.Expr, scope: Scope) -> dict[str, Any]:
     match expr:
         case ast.Literal(kind="duration"):
             return {"dur": expr.value}
+        case ast.Literal(kind="date" | "datetime"):
+            return {expr.kind: expr.value}
+        case ast.Literal(kind="percent"):
+            ctx.error("TQ0502", "a percentage only makes sense as a retry `jitter=`", expr.span)
+            return {"lit": None}
         case ast.Literal():
             return {"lit": expr.value}
         case ast.FString(parts=parts):
@@ -96,7 +103,9 @@ def _lower_attr(ctx: Context, expr: ast.Attr, scope: Scope) -> dict[str, Any]:
                 "TQ0207",
                 f"`{base.id}.{expr.attr}` is not a value; read the job's result as `{base.id}.out`",
                 expr.span,
-                help="status names like `.failed` belong in an `after` condition",
+                help=f"did you mean `{base.id}.out`?"
+                if did_you_mean(expr.attr, ["out"])
+                else "status names like `.failed` belong in an `after` condition",
             )
         scope.reads.setdefault(base.id, expr.span)
         return {"out": base.id}
@@ -117,12 +126,13 @@ def _lower_name(ctx: Context, expr: ast.Name, name: str, scope: Scope) -> dict[s
         )
         return {"lit": None}
     candidates = [*scope.jobs, *scope.variables, "params", "run"]
+    spelled = PYTHON_SPELLINGS.get(name)
     ctx.error(
         "TQ0202",
         f"unknown name `{name}`",
         expr.span,
         label="not a job, parameter or variable",
-        help=did_you_mean(name, candidates),
+        help=f"write `{spelled}`" if spelled else did_you_mean(name, candidates),
     )
     return {"lit": None}
 
@@ -134,6 +144,16 @@ def lower_condition(ctx: Context, expr: ast.Expr, scope: Scope, waits: dict[str,
             return _status(ctx, name, "succeeded", expr.span, scope, waits)
         case ast.Attr(value=ast.Name(id=name), attr=status) if status in STATUSES:
             return _status(ctx, name, status, expr.span, scope, waits)
+        case ast.Attr(value=ast.Name(id=name), attr=status) if name in scope.jobs:
+            ctx.error(
+                "TQ0207",
+                f"`{status}` is not a job status",
+                expr.attr_span,
+                label="a status is succeeded, failed, done or skipped",
+                help=did_you_mean(status, STATUSES),
+            )
+            waits.setdefault(name, expr.span)
+            return {"lit": False}
         case ast.Not(value=value):
             return {"not": lower_condition(ctx, value, scope, waits)}
         case ast.BoolOp(op=op, values=values):

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from tqflow.compiler.context import Context
-from tqflow.compiler.python_tasks import ModuleNotFound, read_module
+from tqflow.compiler.python_tasks import ModuleInfo, ModuleNotFound, read_module
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Label, did_you_mean
 from tqflow.dsl.source import Span
@@ -25,27 +25,33 @@ def resolve_uses(ctx: Context) -> None:
                 label="no such module next to the file or on the Python path",
                 notes=(f"searched {search[0]} and the Python path",),
             )
-            continue
         except SyntaxError as err:
             ctx.error(
                 "TQ0101",
                 f"module `{use.module}` has a Python syntax error: {err.msg} (line {err.lineno})",
                 use.span,
             )
-            continue
-        if use.names:
-            for name in use.names:
-                if name not in info.names:
-                    ctx.error(
-                        "TQ0102",
-                        f"`{use.module}` has no top-level name `{name}`",
-                        use.span,
-                        help=did_you_mean(name, info.names),
-                    )
-                else:
-                    _bind_unique(ctx, ctx.imported_names, name, f"{info.name}.{name}", use)
         else:
-            _bind_unique(ctx, ctx.modules, use.bound_name, info, use)
+            _bind(ctx, use, info)
+            continue
+        ctx.unresolved.update(use.names or (use.bound_name,))  # later uses of these names stay quiet
+
+
+def _bind(ctx: Context, use: ast.Use, info: ModuleInfo) -> None:
+    if not use.names:
+        _bind_unique(ctx, ctx.modules, use.bound_name, info, use)
+        return
+    for name in use.names:
+        if name not in info.names:
+            ctx.error(
+                "TQ0102",
+                f"`{use.module}` has no top-level name `{name}`",
+                use.span,
+                help=did_you_mean(name, info.names),
+            )
+            ctx.unresolved.add(name)
+        else:
+            _bind_unique(ctx, ctx.imported_names, name, f"{info.name}.{name}", use)
 
 
 def _bind_unique(ctx: Context, table: dict[str, Any], name: str, value: object, node: ast.Node) -> None:
@@ -66,6 +72,14 @@ def collect_policies(ctx: Context) -> None:
             )
             continue
         ctx.policies[decl.name] = decl
+
+
+def lower_policies(ctx: Context) -> None:
+    from tqflow.compiler.retry import lower_retry
+
+    for name, decl in ctx.policies.items():
+        if name not in ctx.policy_plans:
+            ctx.policy_plans[name] = lower_retry(ctx, decl.spec, frozenset({name}))
 
 
 def check_duplicates(ctx: Context) -> None:

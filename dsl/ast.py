@@ -26,7 +26,8 @@ class Expr(Node):
 
 @dataclass(frozen=True, kw_only=True)
 class Literal(Expr):
-    """`kind` is one of str, int, float, bool, none, duration (value in milliseconds)."""
+    """`kind` is one of str, int, float, bool, none, duration (value in milliseconds), percent (value the
+    number before `%`), date and datetime (value the ISO text)."""
 
     kind: str
     value: object
@@ -120,11 +121,53 @@ class RetrySpec(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetryRule(Node):
+    """One line of a retry block: `on A, B -> spec` (kind "on"), `never A, B`, `else -> spec`."""
+
+    kind: str  # "on" | "never" | "else"
+    exceptions: tuple[Name, ...] = ()  # dotted ids: `GatewayTimeout`, `errors.CardDeclined`
+    spec: RetrySpec | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryBlock(Node):
+    """`retry { on X -> policy, attempts=N; never Y; else -> policy }`: a policy chosen per exception."""
+
+    rules: tuple[RetryRule, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Unique(Node):
+    """`unique key=EXPR, within=DURATION, conflict=skip|reject|replace` (options as written)."""
+
+    options: tuple[Arg, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class Setting(Node):
     """One line of a job block or `defaults`: `priority high`, `after load`, `timeout 5m` …"""
 
     kind: str
-    value: Expr | RetrySpec | str
+    value: Expr | RetrySpec | RetryBlock | Unique | str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleOption(Node):
+    """`catchup last(3)`, `overlap skip`, `on_dst_gap shift`: a name and a value (name, call or int)."""
+
+    name: str
+    value: Expr | Call
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Schedule(Node):
+    """`schedule cron "…" tz "…" { … }`, `schedule every 6h`, `schedule at "ISO"`."""
+
+    kind: str  # "cron" | "every" | "at"
+    value: Literal  # the cron text or ISO time (str), or the interval (duration)
+    tz: Literal | None = None
+    options: tuple[ScheduleOption, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -171,10 +214,15 @@ class Flow(Node):
     name: str
     queue: str | None = None
     params: tuple[Param, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
     defaults: tuple[Setting, ...] = ()
     jobs: tuple[Job, ...] = ()
     outputs: tuple[Output, ...] = ()
     name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+    # Where the `queue`, `params { … }` and `defaults { … }` statements are (for the formatter).
+    queue_span: Span | None = field(default=None, compare=False, repr=False)
+    params_span: Span | None = field(default=None, compare=False, repr=False)
+    defaults_span: Span | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,7 +247,8 @@ class Import(Node):
 @dataclass(frozen=True, kw_only=True)
 class RetryDecl(Node):
     name: str
-    spec: RetrySpec
+    spec: RetrySpec | RetryBlock
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)

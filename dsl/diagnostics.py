@@ -101,11 +101,14 @@ def render(diagnostic: Diagnostic) -> str:
     lines.append(f"{pad}--> {d.location}")
     lines.append(f"{pad} |")
     marks = [(d.span, d.label, "^"), *((lb.span, lb.message, "-") for lb in d.labels)]
-    for span, message, char in sorted(marks, key=lambda m: m[0].start):
+    shown_line = 0
+    for span, message, char in sorted(marks, key=lambda m: (m[0].line, m[0].column)):
         text = d.source.line(span.line)
         width = span.end_column - span.column if span.end_line == span.line else len(text) - span.column + 1
         underline = " " * (span.column - 1) + char * max(1, width)
-        lines.append(f"{span.line:>{gutter}} | {text}")
+        if span.line != shown_line:  # several marks on one line share the source line
+            lines.append(f"{span.line:>{gutter}} | {text}")
+            shown_line = span.line
         lines.append(f"{pad} | {underline}{' ' + message if message else ''}".rstrip())
     lines.append(f"{pad} |")
     lines.extend(f"{pad} = note: {note}" for note in d.notes)

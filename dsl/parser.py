@@ -8,6 +8,7 @@ reported instead of only the first in the file.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -16,10 +17,12 @@ from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.parsers.lalr_analysis import Shift
 
 from tqflow.dsl import ast
-from tqflow.dsl.diagnostics import Diagnostics
+from tqflow.dsl.diagnostics import Diagnostics, Label
 from tqflow.dsl.source import Source, Span
+from tqflow.dsl.syntax_hints import hint
 
 DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -57,19 +60,46 @@ class SyntaxFailure(Exception):
 
 
 class _BracketNewlines:
-    """Post-lexer: a newline inside ( ) or [ ] is layout, not the end of a statement."""
+    """Post-lexer: a newline inside ( ), [ ] or a dict literal's { } is layout, not the end of a
+    statement. A `{` opens a dict when it follows something that starts an expression (`=`, `(`,
+    `,`, `[`, `:`, an operator); after a name, `)`, a string or a keyword it opens a block."""
 
     always_accept = ("_NL",)
+    DICT_AFTER = frozenset(
+        {
+            "EQUAL",
+            "LPAR",
+            "COMMA",
+            "LSQB",
+            "COLON",
+            "COMP_OP",
+            "PLUS",
+            "MINUS",
+            "IN",
+            "AND",
+            "OR",
+            "NOT",
+            "WHEN",
+        }
+    )
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        depth = 0
+        stack: list[str] = []
+        history = ["", "", ""]  # the last three token types passed on
         for token in stream:
-            if token.type in ("LPAR", "LSQB"):
-                depth += 1
-            elif token.type in ("RPAR", "RSQB"):
-                depth = max(0, depth - 1)
-            elif token.type == "_NL" and depth:
+            kind = token.type
+            if kind in ("LPAR", "LSQB"):
+                stack.append(kind)
+            elif kind == "LBRACE":
+                named_retry_block = history[0] == "RETRY" and history[2] == "EQUAL"  # retry x = {
+                nested = history[2] == "LBRACE" and stack[-1:] == ["DICT"]  # {{…}: …}: a dict as a key
+                is_dict = (history[2] in self.DICT_AFTER or nested) and not named_retry_block
+                stack.append("DICT" if is_dict else "BLOCK")
+            elif kind in ("RPAR", "RSQB", "RBRACE") and stack:
+                stack.pop()
+            elif kind == "_NL" and stack and stack[-1] != "BLOCK":
                 continue
+            history = [history[1], history[2], kind]
             yield token
 
 
@@ -79,13 +109,32 @@ def _parse_tree(text: str, start: str) -> Tree[Token]:
     interactive = _lark().parse_interactive(text, start=start)
     state = interactive.parser_state
     for token in interactive.lexer_thread.lex(state):  # type: ignore[no-untyped-call]
-        if token.type in _keyword_types():
-            try:  # LALR states share lookaheads, so only a trial feed tells if the keyword fits here
-                state.copy().feed_token(token)
-            except UnexpectedToken:
-                token = Token.new_borrow_pos("NAME", str(token), token)
+        if token.type in _keyword_types() and not _accepts(state, token.type):
+            token = Token.new_borrow_pos("NAME", str(token), token)
         state.feed_token(token)
     return interactive.feed_eof()  # type: ignore[no-any-return,no-untyped-call]
+
+
+def _accepts(state: Any, terminal: str) -> bool:
+    """Whether the parser would shift `terminal` here, after any reductions it triggers.
+
+    LALR states share lookaheads, so the action table alone can say "reduce" for a token that the state
+    reached after reducing will refuse; this replays the reductions on a copy of the state stack only
+    (cheap, unlike copying the parser with its values).
+    """
+    states = state.parse_conf.states
+    stack = list(state.state_stack)
+    while True:
+        action = states[stack[-1]].get(terminal)
+        if action is None:
+            return False
+        kind, arg = action
+        if kind is Shift:
+            return True
+        size = len(arg.expansion)
+        if size:
+            del stack[-size:]
+        stack.append(states[stack[-1]][arg.origin.name][1])
 
 
 @cache
@@ -123,12 +172,12 @@ def parse(source: Source, diagnostics: Diagnostics) -> ast.Module | None:
         try:
             _parse_tree(chunk, "start")
         except UnexpectedInput as err:
-            _report_syntax_error(err, source, diagnostics)
+            _report_syntax_error(err, source, diagnostics, chunk)
     if not diagnostics.has_errors:  # the chunks parse alone but not together: report the whole
         try:
             _parse_tree(text, "start")
         except UnexpectedInput as err:
-            _report_syntax_error(err, source, diagnostics)
+            _report_syntax_error(err, source, diagnostics, text)
     return None
 
 
@@ -155,7 +204,7 @@ def _blank_outside(text: str, start: int, end: int) -> str:
     return blank(text[:start]) + text[start:end] + blank(text[end:])
 
 
-def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diagnostics) -> None:
+def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diagnostics, text: str) -> None:
     offset = getattr(err, "pos_in_stream", None) or 0
     if isinstance(err, UnexpectedToken):
         token = err.token
@@ -176,15 +225,20 @@ def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diag
         offset, length, message = len(source.text), 1, "unexpected end of file"
     else:  # pragma: no cover - lark has no other subclasses
         expected, length, message = [], 1, str(err)
+    at_end = offset >= len(source.text.rstrip())
+    found = source.text[offset : offset + length] if not at_end else ""
+    better = hint(source, text, offset, found, at_end)
     offset = min(offset, max(0, len(source.text) - 1))
     shown = ", ".join(expected[:8]) + (" …" if len(expected) > 8 else "")
     diagnostics.error(
         "TQ0001",
-        message,
+        better.message if better else message,
         source.span_at(offset, length),
         source,
         label=f"expected {shown}" if shown else "",
-        notes=(f"expected one of: {shown}",) if len(expected) > 1 else (),
+        labels=tuple(Label(span, text) for span, text in better.labels) if better else (),
+        notes=(f"expected one of: {shown}",) if len(expected) > 1 and not better else (),
+        help=better.help if better else None,
     )
 
 
@@ -289,40 +343,77 @@ class _Builder(Transformer[Token, Any]):
 
     def retry_decl(self, meta: Any, items: list[Any]) -> ast.RetryDecl:
         name, spec = items
-        return ast.RetryDecl(span=_span(meta), name=str(name), spec=spec)
+        return ast.RetryDecl(span=_span(meta), name=str(name), name_span=_token_span(name), spec=spec)
 
     def flow_decl(self, meta: Any, items: list[Any]) -> ast.Flow:
         name, *body = items
-        queue = next((b[1] for b in body if isinstance(b, tuple) and b[0] == "queue"), None)
-        params = next((b[1] for b in body if isinstance(b, tuple) and b[0] == "params"), ())
-        defaults = tuple(s for b in body if isinstance(b, tuple) and b[0] == "defaults" for s in b[1])
+        blocks = [b for b in body if isinstance(b, tuple)]
+        queue = next((b[1] for b in blocks if b[0] == "queue"), None)
+        params = next((b[1] for b in blocks if b[0] == "params"), ())
+        defaults = tuple(s for b in blocks if b[0] == "defaults" for s in b[1])
+        spans: dict[str, Span] = {}
+        for kind, _value, span in blocks:
+            if kind in spans and kind != "defaults":
+                raise SyntaxFailure(f"a flow has at most one `{kind}` statement", span)
+            spans.setdefault(kind, span)
         return ast.Flow(
             span=_span(meta),
             name=str(name),
             name_span=_token_span(name),
             queue=queue,
             params=params,
+            schedules=tuple(b for b in body if isinstance(b, ast.Schedule)),
             defaults=defaults,
+            queue_span=spans.get("queue"),
+            params_span=spans.get("params"),
+            defaults_span=spans.get("defaults"),
             jobs=tuple(b for b in body if isinstance(b, ast.Job)),
             outputs=tuple(b for b in body if isinstance(b, ast.Output)),
         )
 
-    def queue_stmt(self, meta: Any, items: list[Any]) -> tuple[str, str]:
-        return ("queue", _unquote(items[0], self.source))
+    def queue_stmt(self, meta: Any, items: list[Any]) -> tuple[str, str, Span]:
+        return ("queue", _unquote(items[0], self.source), _span(meta))
 
-    def params_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Param, ...]]:
-        return ("params", tuple(items))
+    def params_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Param, ...], Span]:
+        return ("params", tuple(items), _span(meta))
 
     def param_decl(self, meta: Any, items: list[Any]) -> ast.Param:
         name, type_ref, default = items
         return ast.Param(span=_span(meta), name=str(name), type=type_ref, default=default)
 
-    def defaults_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Setting, ...]]:
-        return ("defaults", tuple(i for i in items if i is not None))
+    def defaults_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Setting, ...], Span]:
+        return ("defaults", tuple(i for i in items if i is not None), _span(meta))
 
     def output_decl(self, meta: Any, items: list[Any]) -> ast.Output:
         name, value = items
         return ast.Output(span=_span(meta), name=str(name), value=value)
+
+    def schedule_decl(self, meta: Any, items: list[Any]) -> ast.Schedule:
+        kind, value, tz = items[0]
+        options = tuple(items[1] or ())
+        return ast.Schedule(span=_span(meta), kind=kind, value=value, tz=tz, options=options)
+
+    def cron_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, ast.Literal | None]:
+        cron, tz = items
+        return ("cron", self._string(cron), self._string(tz) if tz is not None else None)
+
+    def every_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
+        return ("every", self.duration(meta, items), None)  # type: ignore[return-value]
+
+    def at_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
+        return ("at", self._string(items[0]), None)
+
+    def _string(self, token: Token) -> ast.Literal:
+        return ast.Literal(
+            span=_token_span(token), kind="str", value=_unquote(token, self.source), text=str(token)
+        )
+
+    def schedule_block(self, meta: Any, items: list[Any]) -> tuple[ast.ScheduleOption, ...]:
+        return tuple(i for i in items if i is not None)
+
+    def schedule_option(self, meta: Any, items: list[Any]) -> ast.ScheduleOption:
+        name, value = items
+        return ast.ScheduleOption(span=_span(meta), name=str(name), name_span=_token_span(name), value=value)
 
     def job_decl(self, meta: Any, items: list[Any]) -> ast.Job:
         name, call, fan_out, block = items
@@ -386,6 +477,31 @@ class _Builder(Transformer[Token, Any]):
 
     def queue_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
         return self._setting("queue", meta, _unquote(items[0], self.source))
+
+    def unique_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
+        return self._setting("unique", meta, ast.Unique(span=_span(meta), options=tuple(items)))
+
+    def dead_letter_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
+        return self._setting("dead_letter", meta, _unquote(items[0], self.source))
+
+    def retry_block(self, meta: Any, items: list[Any]) -> ast.RetryBlock:
+        return ast.RetryBlock(span=_span(meta), rules=tuple(i for i in items if i is not None))
+
+    def on_rule(self, meta: Any, items: list[Any]) -> ast.RetryRule:
+        names, _arrow, spec = items
+        return ast.RetryRule(span=_span(meta), kind="on", exceptions=tuple(names), spec=spec)
+
+    def never_rule(self, meta: Any, items: list[Any]) -> ast.RetryRule:
+        return ast.RetryRule(span=_span(meta), kind="never", exceptions=tuple(items[0]))
+
+    def else_rule(self, meta: Any, items: list[Any]) -> ast.RetryRule:
+        return ast.RetryRule(span=_span(meta), kind="else", spec=items[1])
+
+    def exception_list(self, meta: Any, items: list[Any]) -> list[ast.Name]:
+        return list(items)
+
+    def exception_name(self, meta: Any, items: list[Any]) -> ast.Name:
+        return ast.Name(span=_span(meta), id=str(items[0]))
 
     def retry_spec(self, meta: Any, items: list[Any]) -> ast.RetrySpec:
         policy, *options = items
@@ -496,6 +612,28 @@ class _Builder(Transformer[Token, Any]):
         return ast.Literal(
             span=_span(meta), kind="duration", value=parse_duration(items[0]), text=str(items[0])
         )
+
+    def percent(self, meta: Any, items: list[Any]) -> ast.Expr:
+        text = str(items[0])
+        return ast.Literal(span=_span(meta), kind="percent", value=float(text[:-1]), text=text)
+
+    def date_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
+        text = str(items[0])
+        try:
+            dt.date.fromisoformat(text)
+        except ValueError as err:
+            raise SyntaxFailure(f"`{text}` is not a valid date: {err}", _token_span(items[0])) from err
+        return ast.Literal(span=_span(meta), kind="date", value=text, text=text)
+
+    def datetime_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
+        text = str(items[0])
+        try:
+            dt.datetime.fromisoformat(text)
+        except ValueError as err:
+            raise SyntaxFailure(
+                f"`{text}` is not a valid date and time: {err}", _token_span(items[0])
+            ) from err
+        return ast.Literal(span=_span(meta), kind="datetime", value=text, text=text)
 
     def true_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
         return ast.Literal(span=_span(meta), kind="bool", value=True, text="true")

@@ -10,7 +10,8 @@ import json
 from typing import Any
 
 
-def _default(value: Any) -> Any:
+def to_json_type(value: Any) -> Any:
+    """A JSON type for a value `json` cannot encode itself."""
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, dt.timedelta):
@@ -27,9 +28,19 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot encode a {type(value).__name__} as JSON")
 
 
+_ENCODER = json.JSONEncoder(default=to_json_type, separators=(",", ":"), ensure_ascii=False)
+
+
 def encode(value: Any) -> str:
-    return json.dumps(value, default=_default, separators=(",", ":"), ensure_ascii=False)
+    return _ENCODER.encode(value)
 
 
 def decode(text: str | bytes | None) -> Any:
-    return None if text is None or text == "" else json.loads(text)
+    """A stored value: JSON text, or a payload with its header (`J-|…`, see runtime/payloads.py)."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, str) and len(text) > 2 and text[0] in "JMP" and text[1] in "-z":
+        from tqflow.runtime import payloads  # payloads builds on this module
+
+        return payloads.value(text)
+    return json.loads(text)

@@ -32,12 +32,18 @@ COMPARISONS: dict[str, Callable[[Any, Any], Any]] = {
 
 
 def evaluate(tree: Mapping[str, Any], env: Environment) -> Any:
+    if "op" in tree:  # the one two-key form: {"op": "+", "args": [a, b]}
+        return _binary(tree["op"], evaluate(tree["args"][0], env), evaluate(tree["args"][1], env))
     ((kind, value),) = tree.items()
     match kind:
         case "lit":
             return value
         case "dur":
             return dt.timedelta(milliseconds=value)
+        case "date":
+            return dt.date.fromisoformat(value)
+        case "datetime":
+            return dt.datetime.fromisoformat(value)
         case "param":
             return _lookup(env.params, value, "parameter")
         case "out":
@@ -62,8 +68,6 @@ def evaluate(tree: Mapping[str, Any], env: Environment) -> Any:
             return [evaluate(v, env) for v in value]
         case "dict":
             return {evaluate(k, env): evaluate(v, env) for k, v in value}
-        case "op":
-            return _binary(tree["op"], evaluate(tree["args"][0], env), evaluate(tree["args"][1], env))
     raise ExpressionError(f"unknown expression form {kind!r}")
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tqflow.compiler.plan import PRIORITIES, FlowPlan, canonical_json
-from tqflow.runtime import codec
+from tqflow.compiler.plan import PRIORITIES, FlowPlan, JobPlan, canonical_json
+from tqflow.runtime import codec, payloads
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.params import resolve_params
@@ -34,12 +34,22 @@ def new_run_id() -> str:
 
 @dataclass(frozen=True)
 class JobInfo:
-    name: str
+    name: str  # the job's name in its flow; the task name for a standalone job
     state: str
     attempt: int
     result: Any = None
     error: dict[str, Any] | None = None
     reason: str | None = None
+    id: str = ""
+    task: str = ""
+    queue: str = ""
+    priority: str = ""
+    run_id: str = ""
+    worker: str = ""
+    enqueued_ms: int | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    due_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -77,9 +87,10 @@ def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
                 "args": canonical_json(job.args),
                 "queue": job.queue,
                 "prio": PRIORITIES.index(job.priority),
-                "retry": job.retry.model_dump_json(),
-                "timeout_ms": job.timeout_ms or 0,
+                "opts": job_opts(job),
                 "delay_ms": job.delay_ms,
+                "deadline_ms": job.deadline_ms or 0,
+                "fan_out": canonical_json(job.fan_out) if job.fan_out else "",
                 "when": canonical_json(job.when) if job.when else "",
                 "after": canonical_json(job.after) if job.after else "",
                 "data_deps": canonical_json(job.data_deps),
@@ -88,6 +99,20 @@ def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
             }
         )
     return records
+
+
+def job_opts(job: JobPlan) -> str:
+    """The options the worker reads (same form as a standalone job's): retry, timeout, dead-letter queue."""
+    opts: dict[str, Any] = {}
+    if job.retry.kind != "none" or job.retry.rules or job.retry.never:
+        opts["r"] = job.retry.model_dump(mode="json", exclude_defaults=True)
+    if job.timeout_ms:
+        opts["t"] = job.timeout_ms
+    if job.deadline_ms:
+        opts["dl"] = job.deadline_ms
+    if job.dead_letter:
+        opts["dlq"] = job.dead_letter
+    return json.dumps(opts, separators=(",", ":")) if opts else ""
 
 
 async def start_run(
@@ -129,7 +154,7 @@ async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None 
             name,
             row[0] or "unknown",
             int(row[1] or 0),
-            codec.decode(row[2]),
+            _result(row[2]),
             json.loads(row[3]) if row[3] else None,
             row[4],
         )
@@ -168,3 +193,10 @@ async def wait_run(redis: Redis, keys: Keys, run_id: str, timeout: float | None 
         if done:
             await redis.rpush(keys.run_done(run_id), done[1])  # leave it for other waiters
             return str(done[1])
+
+
+def _result(text: str | None) -> Any:
+    try:
+        return payloads.value(text)
+    except payloads.PayloadError as err:
+        return f"<unreadable result: {err}>"

@@ -51,8 +51,10 @@ async def redis(redis_url: str, namespace: str) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
-async def client(redis: Redis, namespace: str) -> Client:
-    return Client(redis, namespace)
+async def client(redis: Redis, namespace: str) -> AsyncIterator[Client]:
+    made = Client(redis, namespace)
+    yield made
+    await made.waiter.close()
 
 
 WorkerFactory = Callable[..., Awaitable[Worker]]

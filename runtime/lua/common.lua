@@ -4,30 +4,45 @@ local prefix = ARGV[1]
 local function job_key(id) return prefix .. ':job:' .. id end
 local function run_key(id) return prefix .. ':run:' .. id end
 local function stream_key(queue, prio) return prefix .. ':q:' .. queue .. ':' .. prio end
-local delayed_key = prefix .. ':delayed'
 local dlq_key = prefix .. ':dlq'
+local function dlq_of(name)
+  if name and name ~= '' then return prefix .. ':dlq:' .. name end
+  return prefix .. ':dlq'
+end
+local delayed_key = prefix .. ':delayed'
+local wake_channel = prefix .. ':delayed:wake'
+local done_channel = prefix .. ':done'
 local GROUP = 'tqflow'
 local TERMINAL = {succeeded = true, dead = true, skipped = true, cancelled = true}
 
--- Put a job on its stream now.
+-- Put a job on its stream now; the job remembers its entry (a moved or cancelled entry is then stale).
+local function push_to(k, id, q, p, now)
+  local eid = redis.call('XADD', stream_key(q, p), '*', 'j', id)
+  redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid)
+end
+
 local function push(id, now)
   local k = job_key(id)
   local q, p = unpack(redis.call('HMGET', k, 'queue', 'prio'))
-  redis.call('XADD', stream_key(q, p), '*', 'j', id)
-  redis.call('HSET', k, 'state', 'queued', 'enqueued', now)
+  push_to(k, id, q, p, now)
 end
 
--- Put a job on its stream, or in the delayed set when it asks for a delay before its first try.
+-- Wait in the delayed set until `due`; wake the promoters when this is earlier than what they sleep for.
+local function delay_job(k, id, state, due)
+  local first = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
+  if first[2] == nil or tonumber(first[2]) > due then redis.call('PUBLISH', wake_channel, due) end
+  redis.call('ZADD', delayed_key, due, id)
+  redis.call('HSET', k, 'state', state, 'due', due)
+end
+
+-- A run job became ready: put it on its stream, or in the delayed set when it asks for a delay.
 local function schedule(id, now)
   local k = job_key(id)
-  local delay = tonumber(redis.call('HGET', k, 'delay_ms') or '0') or 0
-  if delay > 0 then
-    redis.call('HSET', k, 'state', 'scheduled', 'due', now + delay)
-    redis.call('ZADD', delayed_key, now + delay, id)
-    redis.call('PUBLISH', prefix .. ':delayed:wake', now + delay)
-  else
-    push(id, now)
-  end
+  local delay, deadline = unpack(redis.call('HMGET', k, 'delay_ms', 'deadline_ms'))
+  delay = tonumber(delay or '0') or 0
+  deadline = tonumber(deadline or '0') or 0
+  if deadline > 0 then redis.call('HSET', k, 'deadline_at', now + delay + deadline) end
+  if delay > 0 then delay_job(k, id, 'scheduled', now + delay) else push(id, now) end
 end
 
 local function status_holds(state, status)
@@ -62,7 +77,8 @@ end
 -- else skip it. Returns true when it was skipped (so the caller propagates that).
 local function resolve(id, now)
   local k = job_key(id)
-  local run_id, data_deps, after = unpack(redis.call('HMGET', k, 'run', 'data_deps', 'after'))
+  local state, run_id, data_deps, after = unpack(redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after'))
+  if state ~= 'waiting' then return false end  -- cancelled while it waited: already counted
   for _, dep in ipairs(cjson.decode(data_deps or '[]')) do
     if redis.call('HGET', job_key(run_id .. '.' .. dep), 'state') ~= 'succeeded' then
       redis.call('HSET', k, 'state', 'skipped', 'finished', now, 'reason', 'upstream ' .. dep .. ' did not succeed')
@@ -77,19 +93,68 @@ local function resolve(id, now)
   return false
 end
 
--- A job reached a terminal state: count it in its run, release its dependents (each exactly
--- once: only the decrement that reaches zero resolves a dependent), finish the run at the end.
-local function on_terminal(id, now)
-  local worklist = {id}
-  local run_id = redis.call('HGET', job_key(id), 'run')
+local function finish_run(rk, now)
+  local open, failed, cancelled, run_cancel, state = unpack(redis.call('HMGET', rk, 'open', 'failed', 'cancelled',
+    'cancel', 'state'))
+  if tonumber(open) > 0 or state ~= 'running' then return end
+  local final = 'succeeded'
+  if run_cancel == '1' or tonumber(cancelled or '0') > 0 then final = 'cancelled'
+  elseif tonumber(failed or '0') > 0 then final = 'failed' end
+  redis.call('HSET', rk, 'state', final, 'finished', now)
+  redis.call('RPUSH', rk .. ':done', final)
+  redis.call('EXPIRE', rk .. ':done', 86400)
+end
+
+local on_terminal
+
+-- A fan-out child ended: when it was the last one, the parent ends (its result is the children's
+-- results in item order; it succeeds only when every child did).
+local function child_done(parent, now)
+  local pk = job_key(parent)
+  if redis.call('HINCRBY', pk, 'children_left', -1) > 0 then return end
+  local n = tonumber(redis.call('HGET', pk, 'children') or '0')
+  local bodies, failed = {}, 0
+  for i = 0, n - 1 do
+    local state, result = unpack(redis.call('HMGET', job_key(parent .. '.' .. i), 'state', 'result'))
+    if state == 'succeeded' then
+      -- children results are JSON payloads ("J-|body"): the list is their bodies joined
+      local body = result and string.match(result, '^J%-%d*|(.*)$') or 'null'
+      table.insert(bodies, body)
+    else
+      failed = failed + 1
+      table.insert(bodies, 'null')
+    end
+  end
+  if failed == 0 then
+    redis.call('HSET', pk, 'state', 'succeeded', 'result', 'J-|[' .. table.concat(bodies, ',') .. ']',
+      'finished', now, 'token', '')
+  elseif redis.call('HGET', pk, 'cancel') == '1' then
+    redis.call('HSET', pk, 'state', 'cancelled', 'finished', now, 'token', '', 'reason', 'cancelled')
+  else
+    redis.call('HSET', pk, 'state', 'dead', 'finished', now, 'token', '', 'error',
+      cjson.encode({type = 'FanOutFailed', message = failed .. ' of ' .. n .. ' items did not succeed'}))
+  end
+  on_terminal(parent, now)
+end
+
+-- A job reached a terminal state: wake whoever waits for it, count it in its run (or its fan-out
+-- parent), release its dependents (each exactly once: only the decrement that reaches zero resolves
+-- a dependent), finish the run at the end.
+on_terminal = function(id, now)
+  local k = job_key(id)
+  local run_id, waiter, replayed, parent = unpack(redis.call('HMGET', k, 'run', 'w', 'replayed', 'parent'))
+  if waiter then redis.call('PUBLISH', done_channel, id) end
+  if replayed == '1' then return end
+  if parent and parent ~= '' then return child_done(parent, now) end
   if not run_id or run_id == '' then return end
   local rk = run_key(run_id)
+  local worklist = {id}
   while #worklist > 0 do
     local current = table.remove(worklist)
-    local k = job_key(current)
-    local state, dependents = unpack(redis.call('HMGET', k, 'state', 'dependents'))
+    local state, dependents = unpack(redis.call('HMGET', job_key(current), 'state', 'dependents'))
     redis.call('HINCRBY', rk, 'open', -1)
     if state == 'dead' then redis.call('HINCRBY', rk, 'failed', 1) end
+    if state == 'cancelled' then redis.call('HINCRBY', rk, 'cancelled', 1) end
     for _, name in ipairs(cjson.decode(dependents or '[]')) do
       local dep = run_id .. '.' .. name
       if redis.call('HINCRBY', job_key(dep), 'deps_left', -1) == 0 then
@@ -97,12 +162,120 @@ local function on_terminal(id, now)
       end
     end
   end
-  local open, failed, cancelled = unpack(redis.call('HMGET', rk, 'open', 'failed', 'cancel'))
-  if tonumber(open) <= 0 and redis.call('HGET', rk, 'state') == 'running' then
-    local final = 'succeeded'
-    if cancelled == '1' then final = 'cancelled' elseif tonumber(failed or '0') > 0 then final = 'failed' end
-    redis.call('HSET', rk, 'state', final, 'finished', now)
-    redis.call('RPUSH', rk .. ':done', final)
-    redis.call('EXPIRE', rk .. ':done', 86400)
+  finish_run(rk, now)
+end
+
+-- Standalone jobs keep their record for a while after they end (dead ones stay for the dead-letter queue).
+local function expire_finished(k, state, ttl)
+  if state ~= 'dead' and ttl and ttl > 0 and redis.call('HEXISTS', k, 'run') == 0 then
+    redis.call('PEXPIRE', k, ttl)
   end
+end
+
+-- Cancel a job that is not running (queued, scheduled, retrying, waiting). Returns true when it did.
+local function cancel_idle(id, now, reason)
+  local k = job_key(id)
+  local state, q, p, entry = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry'))
+  if state == 'queued' then
+    redis.call('XDEL', stream_key(q, p), entry)
+  elseif state == 'scheduled' or state == 'retrying' then
+    redis.call('ZREM', delayed_key, id)
+  elseif state ~= 'waiting' then
+    return false
+  end
+  redis.call('HSET', k, 'state', 'cancelled', 'finished', now, 'reason', reason)
+  on_terminal(id, now)
+  return true
+end
+
+-- Make a delivered stream entry this worker's attempt (a new token), or drop a stale entry (its job was
+-- moved, cancelled or already handled). Returns the attempt as a flat list, or nil.
+-- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (JSON or false)
+local function start_entry(id, stream, entry, worker, token, now, lease)
+  local k = job_key(id or '')
+  local state, current = unpack(redis.call('HMGET', k, 'state', 'entry'))
+  if id == nil or state ~= 'queued' or current ~= entry then
+    redis.call('XACK', stream, GROUP, entry)
+    redis.call('XDEL', stream, entry)
+    return nil
+  end
+  local attempt = redis.call('HINCRBY', k, 'attempt', 1)
+  redis.call('HSET', k, 'state', 'running', 'token', token, 'worker', worker, 'started', now,
+    'lease_until', now + lease, 'stream', stream)
+  local f = redis.call('HMGET', k, 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued', 'deadline_at', 'run')
+  local info = false
+  local run_id = f[8]
+  if run_id then
+    local r = redis.call('HMGET', k, 'name', 'flow', 'args', 'when', 'data_deps', 'fan_out')
+    local outputs = {}
+    for _, dep in ipairs(cjson.decode(r[5] or '[]')) do
+      outputs[dep] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or cjson.null
+    end
+    info = cjson.encode({run = run_id, name = r[1], flow = r[2], args = r[3], when = r[4], fan_out = r[6],
+      outputs = outputs, params = redis.call('HGET', run_key(run_id), 'params') or cjson.null,
+      created = redis.call('HGET', run_key(run_id), 'created')})
+  end
+  return {id, token, attempt, f[1], f[2], f[3], f[4], f[5], f[6], f[7], info}
+end
+
+-- Cancel one job whatever its state: idle jobs end now; a running one (or a fan-out's running children)
+-- is flagged and announced on the cancel channel, and ends as cancelled when its worker stops it.
+-- Returns cancelled | cancelling | <its end state> | missing
+local function cancel_job(id, now, reason)
+  local k = job_key(id)
+  local state = redis.call('HGET', k, 'state')
+  if not state then return 'missing' end
+  if state == 'running' then
+    redis.call('HSET', k, 'cancel', '1')
+    redis.call('PUBLISH', prefix .. ':cancel', id)
+    return 'cancelling'
+  end
+  if state == 'fanout' then
+    redis.call('HSET', k, 'cancel', '1')
+    local n = tonumber(redis.call('HGET', k, 'children') or '0')
+    for c = 0, n - 1 do
+      local child = id .. '.' .. c
+      local ck = job_key(child)
+      if redis.call('HGET', ck, 'state') == 'running' then
+        redis.call('HSET', ck, 'cancel', '1')
+        redis.call('PUBLISH', prefix .. ':cancel', child)
+      else
+        cancel_idle(child, now, reason)
+      end
+    end
+    if redis.call('HGET', k, 'state') == 'fanout' then return 'cancelling' end
+    return 'cancelled'
+  end
+  if cancel_idle(id, now, reason) then return 'cancelled' end
+  return state
+end
+
+-- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
+local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq)
+  local k = job_key(id)
+  local state, current, stream, entry, cancel = unpack(redis.call('HMGET', k, 'state', 'token', 'stream', 'entry',
+    'cancel'))
+  if state ~= 'running' or current ~= token then return 'stale' end
+  redis.call('XACK', stream, GROUP, entry)
+  redis.call('XDEL', stream, entry)
+  if cancel == '1' and outcome ~= 'succeeded' then outcome, payload = 'cancelled', 'cancelled while running' end
+  if outcome == 'retry' then
+    redis.call('HSET', k, 'error', payload, 'token', '')
+    if due <= now then push(id, now) else delay_job(k, id, 'retrying', due) end
+    return outcome
+  end
+  if outcome == 'succeeded' then
+    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'finished', now, 'token', '')
+  elseif outcome == 'dead' then
+    redis.call('HSET', k, 'state', 'dead', 'error', payload, 'finished', now, 'token', '')
+    redis.call('ZADD', dlq_of(dlq), now, id)
+    if dlq and dlq ~= '' then redis.call('SADD', prefix .. ':dlqs', dlq) end
+  elseif outcome == 'skipped' or outcome == 'cancelled' then
+    redis.call('HSET', k, 'state', outcome, 'reason', payload, 'finished', now, 'token', '')
+  else
+    return redis.error_reply('unknown outcome ' .. outcome)
+  end
+  on_terminal(id, now)
+  expire_finished(k, outcome, ttl)
+  return outcome
 end

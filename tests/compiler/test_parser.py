@@ -90,10 +90,10 @@ def test_keywords_are_names_where_a_name_is_expected() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "column", "fragment"),
     [
-        ("flow f {\n  job a = m.t(x=1\n}\n", 3, 1, "unexpected `}`"),
-        ("flow f {\n  job = m.t()\n}\n", 2, 7, "unexpected `=`"),
+        ("flow f {\n  job a = m.t(x=1\n}\n", 3, 1, "unclosed `(`"),
+        ("flow f {\n  job = m.t()\n}\n", 2, 7, "a job needs a name"),
         ("flow f {\n  job a = m.t() {\n    priority\n  }\n}\n", 3, 13, "unexpected end of line"),
-        ("flow f {\n  jbo a = m.t()\n}\n", 2, 3, "unexpected `jbo`"),
+        ("flow f {\n  jbo a = m.t()\n}\n", 2, 3, "unknown statement `jbo` in a flow"),
         ("use m as\n", 1, 9, "unexpected end of line"),
         ('flow f {\n  job a = m.t(x="unterminated)\n}\n', 2, 17, "unexpected character"),
         ('flow f {\n  job a = m.t(x=f"{params.}")\n}\n', 2, 20, "invalid expression in f-string"),
@@ -119,7 +119,7 @@ def test_rendering_looks_like_rustc() -> None:
     diagnostics = Diagnostics()
     parse(source("flow f {\n  job = m.t()\n}\n"), diagnostics)
     text = render(diagnostics.items[0])
-    assert text.splitlines()[0] == "error[TQ0001]: unexpected `=`"
+    assert text.splitlines()[0] == "error[TQ0001]: a job needs a name"
     assert "--> " in text and "test.tqflow:2:7" in text
     assert "2 |   job = m.t()" in text
     assert "  |       ^ expected a name" in text

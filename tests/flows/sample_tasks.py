@@ -44,7 +44,7 @@ def flaky(key: str, fail_times: int) -> str:
 
 
 @task
-def boom(message: str) -> None:
+def boom(message: str) -> str:  # always raises; typed str so `note(text=bad.out)` type-checks
     raise ValueError(message)
 
 

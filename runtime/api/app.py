@@ -1,0 +1,79 @@
+"""The FastAPI application behind `tqrun api`: REST routes, /metrics and the dashboard's files."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tqflow.runtime.alerts import AlertMonitor, AlertSettings
+from tqflow.runtime.api.guards import BearerToken, BodyLimit
+from tqflow.runtime.api.routes import router
+from tqflow.runtime.api.services import Services
+from tqflow.runtime.api.settings import ApiSettings
+from tqflow.runtime.params import ParamError
+
+STATIC = Path(str(resources.files("tqflow.runtime.api").joinpath("static")))
+
+
+def create_app(settings: ApiSettings, alerts: AlertSettings | None = None) -> FastAPI:
+    services = Services.open(settings.redis_url, settings.namespace)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        monitor = None
+        if alerts is not None:
+            monitor = asyncio.create_task(AlertMonitor(services.redis, settings.namespace, alerts).run(stop))
+        yield
+        stop.set()
+        if monitor is not None:
+            await asyncio.gather(monitor, return_exceptions=True)
+        await services.close()
+
+    app = FastAPI(
+        title="tqflow",
+        summary="Runs, jobs, flows, queues, workers and the dead-letter queue of one tqflow deployment.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.include_router(router)
+    _add_error_handlers(app)
+    _add_metrics_and_dashboard(app, services)
+    app.add_middleware(BodyLimit, limit=settings.max_body)
+    app.add_middleware(BearerToken, token=settings.token)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    async def not_found(_request: Request, err: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(err).strip("'\"")}, status_code=404)
+
+    async def unprocessable(_request: Request, err: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=422)
+
+    app.add_exception_handler(LookupError, not_found)
+    for error in (ParamError, ValueError, TypeError):
+        app.add_exception_handler(error, unprocessable)
+
+
+def _add_metrics_and_dashboard(app: FastAPI, services: Services) -> None:
+    @app.get("/metrics", tags=["metrics"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus gauges read from Redis: queue depth by queue and priority, DLQ, runs by state."""
+        await services.collector.refresh()
+        return Response(generate_latest(services.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

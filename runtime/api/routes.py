@@ -1,0 +1,145 @@
+"""The REST routes under /api: runs, jobs, flows, workers, queues, the dead-letter queue, health."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from tqflow.runtime.api.services import Services
+from tqflow.runtime.views import (
+    DeadJob,
+    FlowDetail,
+    FlowSummary,
+    JobView,
+    Page,
+    QueuesOverview,
+    QueueStats,
+    RunDetail,
+    RunSummary,
+    WorkerView,
+)
+
+ID = r"^[A-Za-z0-9_.:-]{1,200}$"
+NAME = r"^[A-Za-z0-9_.-]{1,128}$"
+RunId = Annotated[str, Path(pattern=ID, description="A run id")]
+JobId = Annotated[str, Path(pattern=ID, description="A job id (RUN_ID.JOB_NAME for a flow's job)")]
+FlowName = Annotated[str, Path(pattern=NAME)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+RUN_STATES = "^(running|succeeded|failed|cancelled)$"
+JOB_STATES = "^(waiting|scheduled|queued|running|retrying|succeeded|dead|skipped|cancelled)$"
+
+router = APIRouter(prefix="/api")
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+Svc = Annotated[Services, Depends(services)]
+
+
+class Health(BaseModel):
+    status: str
+    redis: bool
+    namespace: str
+
+
+class StartRun(BaseModel):
+    flow: str = Field(pattern=NAME, description="A deployed flow")
+    params: dict[str, Any] = Field(default_factory=dict, max_length=200)
+    version: int | None = Field(default=None, ge=1, le=10_000_000, description="Default: the current version")
+
+
+class Started(BaseModel):
+    id: str
+    flow: str
+
+
+@router.get("/health", tags=["health"])
+async def health(svc: Svc) -> Health:
+    try:
+        ok = bool(await svc.redis.ping())
+    except Exception:
+        ok = False
+    return Health(status="ok" if ok else "degraded", redis=ok, namespace=svc.inspector.keys.namespace)
+
+
+@router.get("/runs", tags=["runs"])
+async def list_runs(
+    svc: Svc,
+    flow: Annotated[str | None, Query(pattern=NAME)] = None,
+    state: Annotated[str | None, Query(pattern=RUN_STATES)] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> Page[RunSummary]:
+    return await svc.inspector.runs(flow=flow, state=state, offset=offset, limit=limit)
+
+
+@router.post("/runs", tags=["runs"], status_code=201)
+async def start_run(svc: Svc, body: StartRun) -> Started:
+    """Start a run of a deployed flow with the given parameters."""
+    run_id = await svc.client.start_run(body.flow, body.params, body.version)
+    return Started(id=run_id, flow=body.flow)
+
+
+@router.get("/runs/{run_id}", tags=["runs"])
+async def get_run(svc: Svc, run_id: RunId) -> RunDetail:
+    """A run with its jobs (state, attempts, last error) and the edges of its graph."""
+    return await svc.inspector.run(run_id)
+
+
+@router.get("/jobs", tags=["jobs"])
+async def list_jobs(
+    svc: Svc,
+    run: Annotated[str | None, Query(pattern=ID)] = None,
+    state: Annotated[str | None, Query(pattern=JOB_STATES)] = None,
+    queue: Annotated[str | None, Query(pattern=NAME)] = None,
+    offset: Offset = 0,
+    limit: Limit = 50,
+) -> Page[JobView]:
+    """Jobs of one run, or jobs in a live state: queued, running, scheduled, retrying or dead."""
+    return await svc.inspector.jobs(run=run, state=state, queue=queue, offset=offset, limit=limit)
+
+
+@router.get("/jobs/{job_id}", tags=["jobs"])
+async def get_job(svc: Svc, job_id: JobId) -> JobView:
+    return await svc.inspector.job(job_id)
+
+
+@router.get("/flows", tags=["flows"])
+async def list_flows(svc: Svc) -> list[FlowSummary]:
+    return await svc.inspector.flows()
+
+
+@router.get("/flows/{name}", tags=["flows"])
+async def get_flow(
+    svc: Svc, name: FlowName, version: Annotated[int | None, Query(ge=1, le=10_000_000)] = None
+) -> FlowDetail:
+    """A flow's versions and the plan of one of them (default: the current one)."""
+    return await svc.inspector.flow(name, version)
+
+
+@router.get("/workers", tags=["workers"])
+async def list_workers(svc: Svc) -> list[WorkerView]:
+    return await svc.inspector.workers()
+
+
+@router.get("/queues", tags=["queues"])
+async def list_queues(svc: Svc) -> QueuesOverview:
+    return await svc.inspector.queues()
+
+
+@router.get("/queues/{name}", tags=["queues"])
+async def get_queue(svc: Svc, name: Annotated[str, Path(pattern=NAME)]) -> QueueStats:
+    if name not in await svc.inspector.queue_names():
+        raise LookupError(f"no queue `{name}`")
+    return await svc.inspector.queue(name)
+
+
+@router.get("/dlq", tags=["dlq"])
+async def list_dlq(svc: Svc, offset: Offset = 0, limit: Limit = 50) -> Page[DeadJob]:
+    return await svc.inspector.dlq(offset=offset, limit=limit)

@@ -1,0 +1,204 @@
+// The tqflow dashboard: plain JS over the REST API, hash routes, polling for live updates.
+"use strict";
+
+const view = document.getElementById("view");
+const statusEl = document.getElementById("status");
+const tokenForm = document.getElementById("token-form");
+const REFRESH_MS = 1000;
+let timer = null;
+let routes = new Set();  // API paths the server offers (from its OpenAPI spec)
+let selectedJob = null;
+
+const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+const when = (ms) => (ms ? new Date(ms).toLocaleString() : "");
+const ago = (ms) => (ms == null ? "" : ms < 1000 ? `${ms} ms` : ms < 60000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60000)} min`);
+const state = (s) => `<span class="state ${esc(s)}" style="background:${tqGraph.STATE_COLOURS[s] || (s === "failed" ? "#d03b3b" : "#777")}">${esc(s)}</span>`;
+
+class Unauthorized extends Error {}
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  const token = localStorage.getItem("tqflow-token");
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (options.body) headers["content-type"] = "application/json";
+  const reply = await fetch(path, { ...options, headers });
+  if (reply.status === 401) throw new Unauthorized();
+  const body = await reply.json().catch(() => ({}));
+  if (!reply.ok) throw new Error(body.detail ? JSON.stringify(body.detail) : `HTTP ${reply.status}`);
+  return body;
+}
+
+tokenForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  localStorage.setItem("tqflow-token", document.getElementById("token").value);
+  tokenForm.hidden = true;
+  render();
+});
+
+// ---- views -------------------------------------------------------------------------------------
+async function runsView(params) {
+  const query = new URLSearchParams({ limit: "50" });
+  if (params.get("flow")) query.set("flow", params.get("flow"));
+  if (params.get("state")) query.set("state", params.get("state"));
+  if (params.get("offset")) query.set("offset", params.get("offset"));
+  const page = await api(`/api/runs?${query}`);
+  const rows = page.items.map((r) => `<tr data-run="${esc(r.id)}">
+      <td><a href="#/run/${esc(r.id)}">${esc(r.id)}</a></td><td><a href="#/flow/${esc(r.flow)}">${esc(r.flow)}</a> v${r.version}</td>
+      <td>${state(r.state)}</td><td class="num">${r.open}</td><td class="num">${r.failed}</td>
+      <td>${when(r.created)}</td><td>${when(r.finished)}</td></tr>`).join("");
+  const next = page.next_offset != null ? `<a href="#/runs?${new URLSearchParams({ ...Object.fromEntries(params), offset: page.next_offset })}">older →</a>` : "";
+  return `<h1>Runs</h1>
+    <div class="filters">${["", "running", "succeeded", "failed", "cancelled"].map((s) => `<a href="#/runs${s ? `?state=${s}` : ""}">${s || "all"}</a>`).join(" · ")}
+      ${page.total != null ? `<span class="muted">${page.total} runs</span>` : ""}</div>
+    <table id="runs"><thead><tr><th>Run</th><th>Flow</th><th>State</th><th class="num">Open jobs</th><th class="num">Failed</th><th>Started</th><th>Finished</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No runs yet.</td></tr>`}</tbody></table>${next}`;
+}
+
+async function runView(params, runId) {
+  const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
+  if (selectedJob === null && params.get("job")) selectedJob = params.get("job");
+  const signature = run.jobs.map((j) => `${j.name}:${j.state}:${j.attempt}`).join(",");
+  const counts = Object.entries(run.counts).map(([s, n]) => `${state(s)} ${n}`).join(" ");
+  const job = run.jobs.find((j) => j.name === selectedJob);
+  const html = `<h1 data-sig="${esc(signature)}">Run ${esc(run.id)} ${state(run.state)}</h1>
+    <p class="muted">Flow <a href="#/flow/${esc(run.flow)}">${esc(run.flow)}</a> version ${run.version} · started ${when(run.created)}
+      ${run.finished ? `· finished ${when(run.finished)}` : ""}</p>
+    <p class="legend" id="counts">${counts}</p>
+    <div class="split"><div id="graph"></div><div id="job">${job ? jobDetail(job) : `<p class="muted">Click a job to see its attempts and errors.</p>`}</div></div>
+    <h2>Parameters</h2><pre>${esc(JSON.stringify(run.params, null, 2))}</pre>`;
+  return { html, after: () => {
+    const svg = tqGraph.drawGraph(run, selectedJob, (name) => { selectedJob = name; render(); });
+    document.getElementById("graph").appendChild(svg);
+  } };
+}
+
+function jobDetail(job) {
+  const attempts = job.attempts.map((a) => `<tr><td class="num">${a.attempt}</td><td>${state(a.outcome === "retry" ? "retrying" : a.outcome)}</td>
+      <td>${esc(a.worker)}</td><td>${when(a.started)}</td><td class="num">${ago(a.duration_ms)}</td>
+      <td>${a.error_type ? `<span class="error">${esc(a.error_type)}: ${esc(a.error_message)}</span>` : ""}</td></tr>`).join("");
+  const error = job.error ? `<h2>Last error</h2><p class="error">${esc(job.error.type)}: ${esc(job.error.message)}</p>
+      ${job.error.traceback ? `<pre class="traceback">${esc(job.error.traceback)}</pre>` : ""}` : "";
+  return `<div class="card" data-job-detail="${esc(job.id)}"><h2>Job ${esc(job.name)} ${state(job.state)}</h2>
+    <p class="muted">${esc(job.task)} · queue ${esc(job.queue)} · priority ${esc(job.priority)} · attempt ${job.attempt}
+      ${job.worker ? `· worker ${esc(job.worker)}` : ""}${job.reason ? ` · ${esc(job.reason)}` : ""}</p>
+    <table class="attempts"><thead><tr><th class="num">#</th><th>Outcome</th><th>Worker</th><th>Started</th><th class="num">Took</th><th>Error</th></tr></thead>
+    <tbody>${attempts || `<tr><td colspan="6" class="muted">No attempt finished yet.</td></tr>`}</tbody></table>${error}</div>`;
+}
+
+async function jobView(params, jobId) {
+  const job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
+  return `${job.run ? `<p><a href="#/run/${esc(job.run)}">← run ${esc(job.run)}</a></p>` : ""}${jobDetail(job)}`;
+}
+
+async function flowsView() {
+  const flows = await api("/api/flows");
+  const rows = flows.map((f) => `<tr><td><a href="#/flow/${esc(f.name)}">${esc(f.name)}</a></td><td class="num">${f.current ?? ""}</td>
+      <td class="num">${f.latest}</td><td>${esc(f.queue)}</td><td class="num">${f.jobs}</td><td class="num">${f.triggers}</td>
+      <td><a href="#/runs?flow=${esc(f.name)}">runs</a></td></tr>`).join("");
+  return `<h1>Flows</h1><table id="flows"><thead><tr><th>Flow</th><th class="num">Current</th><th class="num">Latest</th><th>Queue</th>
+    <th class="num">Jobs</th><th class="num">Triggers</th><th></th></tr></thead><tbody>${rows || `<tr><td colspan="7" class="muted">Nothing deployed yet (tqc deploy FILE).</td></tr>`}</tbody></table>`;
+}
+
+async function flowView(params, name) {
+  const version = params.get("version");
+  const flow = await api(`/api/flows/${encodeURIComponent(name)}${version ? `?version=${encodeURIComponent(version)}` : ""}`);
+  const versions = flow.versions.map((v) => `<tr><td><a href="#/flow/${esc(name)}?version=${v.version}">v${v.version}</a>${v.current ? " (current)" : ""}</td>
+      <td><code>${esc(v.plan_id.slice(0, 12))}</code></td></tr>`).join("");
+  const plan = flow.plan;
+  const preview = { id: `${name} v${flow.version}`, edges: [], jobs: plan.order.map((j) => ({ name: j, state: "waiting", attempt: 0, task: plan.jobs[j].task.name })) };
+  plan.order.forEach((j) => plan.jobs[j].waits_for.forEach((up) => preview.edges.push({ source: up, target: j, kind: plan.jobs[j].data_deps.includes(up) ? "data" : "after" })));
+  return { html: `<h1>Flow ${esc(name)} <span class="muted">version ${flow.version}</span></h1>
+    <p><a href="#/runs?flow=${esc(name)}">Runs of this flow</a></p><div id="graph"></div>
+    <h2>Versions</h2><table id="versions"><thead><tr><th>Version</th><th>Plan</th></tr></thead><tbody>${versions}</tbody></table>
+    <h2>Plan</h2><pre>${esc(JSON.stringify(plan, null, 2))}</pre>`,
+  after: () => document.getElementById("graph").appendChild(tqGraph.drawGraph(preview, null, () => {})) };
+}
+
+async function queuesView() {
+  const overview = await api("/api/queues");
+  const widest = Math.max(1, ...overview.queues.flatMap((q) => q.levels.map((l) => l.waiting)));
+  const rows = overview.queues.flatMap((q) => q.levels.map((l) => `<tr data-queue="${esc(q.queue)}" data-priority="${esc(l.priority)}">
+      <td>${esc(q.queue)}</td><td>${esc(l.priority)}</td><td class="num">${l.waiting}</td>
+      <td><span class="bar" style="width:${(120 * l.waiting) / widest}px"></span></td><td class="num">${l.running}</td>
+      <td class="num">${ago(l.oldest_age_ms)}</td></tr>`)).join("");
+  return `<h1>Queues</h1><p>${overview.delayed} delayed or retrying · <a href="#/dlq">${overview.dead} dead-lettered</a></p>
+    <table id="queues"><thead><tr><th>Queue</th><th>Priority</th><th class="num">Waiting</th><th></th><th class="num">Running</th><th class="num">Oldest waiting</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="6" class="muted">No queues yet.</td></tr>`}</tbody></table>`;
+}
+
+async function workersView() {
+  const workers = await api("/api/workers");
+  const colours = { leader: "#2e9e5b", alive: "#2e9e5b", dead: "#d03b3b", unregistered: "#9a9aa0" };
+  const rows = workers.map((w) => `<tr data-worker="${esc(w.name)}"><td>${esc(w.name)}</td>
+      <td><span class="state" style="background:${colours[w.state] || "#777"}">${esc(w.state)}</span></td>
+      <td>${esc(w.info.node || "")}</td><td>${esc(w.queues.join(", "))}</td>
+      <td class="num">${w.running}${w.info.concurrency ? ` / ${w.info.concurrency}` : ""}</td>
+      <td class="num">${ago(w.idle_ms)}</td><td class="muted">${esc(w.info.version || w.source)}</td></tr>`).join("");
+  return `<h1>Workers</h1><table id="workers"><thead><tr><th>Worker</th><th>State</th><th>Node</th><th>Queues</th><th class="num">Running jobs</th><th class="num">Last heartbeat</th><th>Version</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">No worker has connected yet.</td></tr>`}</tbody></table>`;
+}
+
+async function dlqView(params) {
+  const page = await api(`/api/dlq?limit=50&offset=${encodeURIComponent(params.get("offset") || "0")}`);
+  const canReplay = routes.has("/api/dlq/{job_id}/replay");
+  const rows = page.items.map((d) => `<tr data-dead="${esc(d.job.id)}"><td><a href="#/job/${esc(d.job.id)}">${esc(d.job.id)}</a></td>
+      <td>${esc(d.job.task)}</td><td>${esc(d.job.queue)}</td><td class="num">${d.job.attempt}</td>
+      <td class="error">${esc(d.job.error ? `${d.job.error.type}: ${d.job.error.message}` : "")}</td><td>${when(d.dead_at)}</td>
+      <td>${canReplay ? `<button data-replay="${esc(d.job.id)}">Replay</button>` : ""}</td></tr>`).join("");
+  return { html: `<h1>Dead letters <span class="muted">${page.total}</span></h1><p id="replay-result" class="muted"></p>
+    <table id="dlq"><thead><tr><th>Job</th><th>Task</th><th>Queue</th><th class="num">Attempts</th><th>Error</th><th>Dead since</th><th></th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="7" class="muted">The dead-letter queue is empty.</td></tr>`}</tbody></table>`,
+  after: () => view.querySelectorAll("button[data-replay]").forEach((b) => b.addEventListener("click", () => replay(b.dataset.replay))) };
+}
+
+async function replay(jobId) {
+  const out = document.getElementById("replay-result");
+  try {
+    await api(`/api/dlq/${encodeURIComponent(jobId)}/replay`, { method: "POST", body: "{}" });
+    out.textContent = `Replayed ${jobId}.`;
+    render();
+  } catch (err) {
+    out.textContent = `Replay failed: ${err.message}`;
+  }
+}
+
+// ---- routing and refresh -----------------------------------------------------------------------
+const VIEWS = { runs: runsView, run: runView, job: jobView, flows: flowsView, flow: flowView, queues: queuesView, workers: workersView, dlq: dlqView };
+
+function parseHash() {
+  const [path, query] = (location.hash.replace(/^#\/?/, "") || "runs").split("?");
+  const [name, ...rest] = path.split("/");
+  return { name: VIEWS[name] ? name : "runs", arg: decodeURIComponent(rest.join("/")), params: new URLSearchParams(query || "") };
+}
+
+async function render() {
+  clearTimeout(timer);
+  const { name, arg, params } = parseHash();
+  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === name || (name === "run" && a.dataset.view === "runs")));
+  const scroll = window.scrollY;
+  try {
+    const out = await VIEWS[name](params, arg);
+    const html = typeof out === "string" ? out : out.html;
+    if (view.dataset.html !== html) {  // redraw only what changed, so a live page does not flicker
+      view.innerHTML = html;
+      view.dataset.html = html;
+      if (out.after) out.after();
+      window.scrollTo(0, scroll);
+    }
+    statusEl.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    document.body.dataset.view = name;
+  } catch (err) {
+    if (err instanceof Unauthorized) {
+      tokenForm.hidden = false;
+      view.innerHTML = `<p>This API needs a token. Enter it above.</p>`;
+      view.dataset.html = "";
+      return;
+    }
+    view.innerHTML = `<p class="error">${esc(err.message)}</p>`;
+    view.dataset.html = "";
+  }
+  timer = setTimeout(render, REFRESH_MS);
+}
+
+window.addEventListener("hashchange", () => { selectedJob = null; render(); });
+fetch("/openapi.json").then((r) => r.json()).then((spec) => { routes = new Set(Object.keys(spec.paths || {})); }).catch(() => {}).finally(render);

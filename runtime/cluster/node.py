@@ -1,0 +1,77 @@
+"""A worker's part in the cluster: the components it starts next to its fetch loop, and its
+graceful shutdown. The worker stays unaware of the details: it calls `start`, then `shutdown`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from tqflow.runtime.cluster.keys import ClusterKeys
+from tqflow.runtime.cluster.leader import Leader
+from tqflow.runtime.cluster.recovery import Reclaimer, forget_consumer, hand_back
+from tqflow.runtime.cluster.registry import Heartbeat
+from tqflow.runtime.cluster.scheduler import Scheduler
+from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.keys import Keys
+
+log = structlog.get_logger("tqflow.cluster")
+
+
+class ClusterNode:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        name: str,
+        queues: list[str],
+        concurrency: int,
+        lease_ms: int,
+        settings: ClusterSettings,
+        running: Callable[[], int],
+    ) -> None:
+        self.redis, self.name, self.queues, self.settings = redis, name, queues, settings
+        self.keys = ClusterKeys(keys)
+        self.heartbeat = Heartbeat(redis, self.keys, name, queues, concurrency, lease_ms, settings)
+        self.leader = Leader(redis, self.keys, name, settings.leader_lease_ms)
+        self.reclaimer = Reclaimer(
+            redis, self.keys, name, queues, settings, self.leader.is_leader, lambda: running() < concurrency
+        )
+        self.scheduler = Scheduler(redis, self.keys, settings, self._holder)
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def _holder(self) -> str | None:
+        return self.leader.holder if self.leader.is_leader() else None
+
+    async def start(self) -> None:
+        await self.heartbeat.beat()  # registered before the first fetch
+        self._tasks = [
+            asyncio.create_task(self.heartbeat.run(self._stop)),
+            asyncio.create_task(self.leader.run(self._stop)),
+            asyncio.create_task(self.reclaimer.run(self._stop)),
+        ]
+        if self.settings.scheduler:
+            self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop, self.leader.changed)))
+
+    async def shutdown(self, in_flight: set[asyncio.Task[Any]]) -> int:
+        """Let in-flight jobs finish within the grace period, hand back the rest, leave the cluster.
+        Returns how many jobs were handed back."""
+        if in_flight:
+            await asyncio.wait(set(in_flight), timeout=self.settings.grace_s)
+        self._stop.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        unfinished = [t for t in in_flight if not t.done()]
+        for task in unfinished:  # stop them here first, so no attempt runs on while it restarts elsewhere
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        streams = [s for q in self.queues for s in self.keys.base.streams(q)]
+        back = await hand_back(self.redis, self.keys, self.name, streams)
+        await forget_consumer(self.redis, self.keys, self.name, streams)
+        await self.heartbeat.deregister()
+        if back:
+            log.info("handed back unfinished jobs", worker=self.name, jobs=back)
+        return back

@@ -1,0 +1,181 @@
+"""Recovery (jobs of dead workers or expired leases run again), work stealing and hand-back.
+
+Every decision is one Lua script that checks the job's state, worker and lease, so racing reclaimers,
+a worker that comes back from a pause, and a late ack all change nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from tqflow.runtime.cluster.keys import ClusterKeys
+from tqflow.runtime.cluster.scripts import ClusterScripts
+from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.runs import now_ms
+
+log = structlog.get_logger("tqflow.cluster")
+PAGE = 200
+
+
+@dataclass
+class ReclaimCounts:
+    reclaimed: int = 0
+    dead: int = 0
+    stolen: int = 0
+    cleaned: int = 0
+
+    def add(self, other: list[int]) -> None:
+        self.reclaimed += int(other[0])
+        self.dead += int(other[1])
+        if len(other) > 2:
+            self.stolen += int(other[2])
+            self.cleaned += int(other[3])
+
+    def __bool__(self) -> bool:
+        return bool(self.reclaimed or self.dead or self.stolen or self.cleaned)
+
+
+class Reclaimer:
+    """The leader reclaims for the whole deployment; an idle worker also steals from its own queues."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        keys: ClusterKeys,
+        name: str,
+        queues: list[str],
+        settings: ClusterSettings,
+        is_leader: Callable[[], bool],
+        is_idle: Callable[[], bool],
+    ) -> None:
+        self.redis, self.keys, self.name, self.settings = redis, keys, name, settings
+        self.queues = queues
+        self.scripts = ClusterScripts(redis)
+        self.is_leader, self.is_idle = is_leader, is_idle
+
+    async def all_streams(self) -> list[str]:
+        queues = sorted({str(q) for q in await self.redis.smembers(self.keys.base.queues)} | set(self.queues))
+        return [s for q in queues for s in self.keys.base.streams(q)]
+
+    async def sweep(self, streams: list[str], steal_ms: int = 0) -> ReclaimCounts:
+        counts = ReclaimCounts()
+        min_idle = steal_ms or self.settings.heartbeat_ms
+        for stream in streams:
+            cursor = "-"
+            while cursor:
+                try:
+                    reply = await self.scripts.reclaim(
+                        keys=[stream, self.keys.leases],
+                        args=[
+                            self.keys.base.prefix,
+                            now_ms(),
+                            min_idle,
+                            PAGE,
+                            cursor,
+                            self.settings.max_deliveries,
+                            steal_ms,
+                            self.name,
+                        ],
+                    )
+                except ResponseError as err:  # NOGROUP: nobody reads this stream yet
+                    if "NOGROUP" not in str(err):
+                        raise
+                    break
+                counts.add(reply[:4])
+                cursor = f"({reply[4]}" if reply[4] else ""
+        return counts
+
+    async def expired_leases(self) -> ReclaimCounts:
+        counts = ReclaimCounts()
+        while True:
+            reply = await self.scripts.leases(
+                keys=[self.keys.leases],
+                args=[self.keys.base.prefix, now_ms(), PAGE, self.settings.max_deliveries],
+            )
+            counts.add([*reply, 0, 0])
+            if int(reply[0]) + int(reply[1]) < PAGE:
+                return counts
+
+    async def reap_registry(self, streams: list[str]) -> None:
+        """Forget workers whose record expired, once the sweep reclaimed everything they held."""
+        cutoff = now_ms() - self.settings.dead_after_ms
+        names: Any = await self.redis.zrangebyscore(self.keys.workers, "-inf", cutoff)
+        for name in names:
+            if not await self.redis.exists(self.keys.worker(name)) and await forget_consumer(
+                self.redis, self.keys, name, streams
+            ):
+                await self.redis.zrem(self.keys.workers, name)
+
+    async def once(self) -> ReclaimCounts:
+        counts = ReclaimCounts()
+        if self.is_leader():
+            streams = await self.all_streams()
+            counts = await self.sweep(streams)
+            lease_counts = await self.expired_leases()
+            counts.reclaimed += lease_counts.reclaimed
+            counts.dead += lease_counts.dead
+            await self.reap_registry(streams)
+        if self.settings.steal_after_ms > 0 and self.is_idle():
+            own = [s for q in self.queues for s in self.keys.base.streams(q)]
+            stolen = await self.sweep(own, steal_ms=self.settings.steal_after_ms)
+            counts.stolen += stolen.stolen
+        if counts:
+            log.info("reclaimed", worker=self.name, **counts.__dict__)
+        return counts
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.once()
+            except Exception as err:  # keep going: the next pass retries
+                log.warning("reclaim pass failed", worker=self.name, error=repr(err))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.heartbeat_ms / 1000)
+
+
+async def hand_back(redis: Redis, keys: ClusterKeys, name: str, streams: list[str]) -> int:
+    """Give back every entry this worker holds (running or not started); returns how many jobs."""
+    scripts = ClusterScripts(redis)
+    total = 0
+    for stream in streams:
+        while True:
+            try:
+                back = int(
+                    await scripts.handback(
+                        keys=[stream, keys.leases], args=[keys.base.prefix, now_ms(), name, PAGE]
+                    )
+                )
+            except ResponseError as err:
+                if "NOGROUP" not in str(err):
+                    raise
+                break
+            total += back
+            pending = await redis.xpending_range(stream, keys.base.group, "-", "+", 1, consumername=name)
+            if not pending:
+                break
+    return total
+
+
+async def forget_consumer(redis: Redis, keys: ClusterKeys, name: str, streams: list[str]) -> bool:
+    """Remove a worker's consumer from the groups of `streams` where it holds nothing (so churn does not
+    pile up consumers). Returns False while it still holds entries somewhere."""
+    clean = True
+    for stream in streams:
+        try:
+            held = await redis.xpending_range(stream, keys.base.group, "-", "+", 1, consumername=name)
+            if held:
+                clean = False
+            else:
+                await redis.xgroup_delconsumer(stream, keys.base.group, name)
+        except ResponseError as err:  # NOGROUP: nothing to forget there
+            if "NOGROUP" not in str(err):
+                raise
+    return clean

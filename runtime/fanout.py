@@ -1,0 +1,49 @@
+"""Fan-out: a flow job `for x in LIST` becomes one child job per item, created atomically by the
+parent's attempt (fenced by its token). The parent's `.out` is the children's results in item order."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from tqflow.runtime import payloads
+from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
+from tqflow.runtime.jobs import MAX_SCRIPT_ARGS
+from tqflow.runtime.runs import now_ms
+from tqflow.runtime.task import Task
+from tqflow.runtime.validation import validator
+
+if TYPE_CHECKING:
+    from tqflow.runtime.worker import Attempt, Worker
+
+MAX_ITEMS = 100_000
+
+
+async def fan_out(worker: Worker, attempt: Attempt, task: Task[Any, Any], env: Environment) -> str:
+    run = attempt.run or {}
+    spec = json.loads(run["fan_out"])
+    items = evaluate(spec["over"], env)
+    if not isinstance(items, list):
+        raise ExpressionError(f"a fan-out needs a list to iterate over, got a {type(items).__name__}")
+    if len(items) > MAX_ITEMS:
+        raise ExpressionError(f"a fan-out over {len(items)} items; the limit is {MAX_ITEMS}")
+    trees = json.loads(run["args"])
+    check = validator(task)
+    bodies = []
+    for item in items:
+        child = Environment(env.params, env.outputs, {**env.variables, spec["var"]: item}, env.run)
+        kwargs = {name: evaluate(tree, child) for name, tree in trees.items()}
+        check.validate(kwargs)
+        bodies.append(payloads.encode(kwargs, worker.settings.payloads, None))
+    head = [worker.keys.prefix, now_ms(), attempt.job_id, attempt.token, len(bodies)]
+    if len(bodies) + len(head) <= MAX_SCRIPT_ARGS:
+        return str(await worker.scripts.call("fan_out", [], [*head, *bodies]))
+    stage = worker.keys.staging(uuid.uuid4().hex)
+    async with worker.redis.pipeline(transaction=False) as pipe:
+        for start in range(0, len(bodies), MAX_SCRIPT_ARGS):
+            pipe.rpush(stage, *bodies[start : start + MAX_SCRIPT_ARGS])
+        pipe.pexpire(stage, 60_000)
+        worker.scripts.queue(pipe, "fan_out", [stage], head)
+        replies = await pipe.execute()
+    return str(replies[-1])

@@ -1,0 +1,36 @@
+-- Aging: a normal, low or batch entry that waited `aging ms` on its stream (and that no worker has read
+-- yet) moves to the end of the target level's stream (critical by default), so a flood of higher-priority
+-- work cannot hold it back past the bound. ARGV: prefix, now, aging ms, target level, then queues.
+local now, aging, top = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local moved = 0
+for i = 5, #ARGV do
+  local q = ARGV[i]
+  for level = math.max(2, top + 1), 4 do
+    local s = stream_key(q, level)
+    if redis.call('EXISTS', s) == 1 then
+      local last = '0-0'
+      for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
+        local name, delivered
+        for j = 1, #g, 2 do
+          if g[j] == 'name' then name = g[j + 1] elseif g[j] == 'last-delivered-id' then delivered = g[j + 1] end
+        end
+        if name == GROUP then last = delivered end
+      end
+      for _, e in ipairs(redis.call('XRANGE', s, '(' .. last, now - aging, 'COUNT', 200)) do
+        local id
+        for j = 1, #e[2], 2 do if e[2][j] == 'j' then id = e[2][j + 1] end end
+        if id then
+          local k = job_key(id)
+          local state, entry = unpack(redis.call('HMGET', k, 'state', 'entry'))
+          if state == 'queued' and entry == e[1] then
+            redis.call('XDEL', s, e[1])
+            redis.call('HSET', k, 'prio', top, 'aged', level)
+            push_to(k, id, q, top, now)
+            moved = moved + 1
+          end
+        end
+      end
+    end
+  end
+end
+return moved

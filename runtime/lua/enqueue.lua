@@ -1,0 +1,113 @@
+-- Submit standalone jobs: all or nothing (mode "all") or each on its own (mode "each").
+-- Jobs that share a task, queue, priority and options share one "spec" (4 fields: task, queue, priority
+-- level, options JSON or ''); each job is then one field: <16-character id><spec number>|<payload>.
+-- ARGV: prefix, now, mode, max payload bytes, then either
+--   (no KEYS) spec field count, spec fields…, job fields…   (the client pages this under ~1,000 arguments)
+--   (KEYS[1] a staging list holding: spec field count, spec fields…, job fields…) the list's length.
+-- Options read here: d (delay ms), dl (deadline ms), uk/ut/uc (unique key, ttl ms, conflict).
+-- Returns {"done"|"aborted", one status a job: "ok" | "skip:<id>" | "reject:<id>" | "error:<why>"}.
+local now = tonumber(ARGV[2])
+local mode, max_payload = ARGV[3], tonumber(ARGV[4])
+local items, first = ARGV, 5
+if #KEYS > 0 then
+  items, first = {}, 1
+  local n = redis.call('LLEN', KEYS[1])
+  if n ~= tonumber(ARGV[5]) then return redis.error_reply('staged ' .. n .. ' fields, expected ' .. ARGV[5]) end
+  for start = 0, n - 1, 1000 do
+    for _, v in ipairs(redis.call('LRANGE', KEYS[1], start, start + 999)) do items[#items + 1] = v end
+  end
+  redis.call('DEL', KEYS[1])
+end
+local nspec = tonumber(items[first])
+local specs = {}
+for s = 0, nspec / 4 - 1 do
+  local b = first + s * 4
+  local raw = items[b + 4]
+  specs[s] = {task = items[b + 1], q = items[b + 2], p = items[b + 3], raw = raw,
+    o = (raw ~= nil and raw ~= '') and cjson.decode(raw) or nil}
+end
+local rows_from = first + nspec + 1
+local count = #items - rows_from + 1
+local jobs = {}
+for i = 0, count - 1 do
+  local row = items[rows_from + i]
+  local bar = string.find(row, '|', 17, true)
+  if not bar then return redis.error_reply('malformed job field ' .. i) end
+  local spec = specs[tonumber(string.sub(row, 17, bar - 1))]
+  if spec == nil then return redis.error_reply('job ' .. i .. ' names an unknown spec') end
+  jobs[i] = {id = string.sub(row, 1, 16), payload = string.sub(row, bar + 1), spec = spec}
+end
+local claimed = {}  -- unique keys taken earlier in this batch
+
+-- What would happen to a job: "ok", "replace:<id>" (unique replace), or a final status.
+local function check(job)
+  if #job.payload > max_payload then return 'error:payload of ' .. #job.payload .. ' bytes is over the limit' end
+  if string.find(job.id, '[{}]') then return 'error:bad job id' end
+  if redis.call('EXISTS', job_key(job.id)) == 1 then return 'error:job ' .. job.id .. ' already exists' end
+  local o = job.spec.o
+  if o == nil or o.uk == nil then return 'ok' end
+  local holder = claimed[o.uk] or redis.call('GET', prefix .. ':u:' .. o.uk)
+  if not holder then return 'ok' end
+  if o.uc == 'reject' then return 'reject:' .. holder end
+  if o.uc == 'replace' then return 'replace:' .. holder end
+  return 'skip:' .. holder
+end
+
+local queues = {}
+local function write(job, status)
+  local id, spec, o = job.id, job.spec, job.spec.o
+  local k = job_key(id)
+  local fields = {'task', spec.task, 'payload', job.payload, 'queue', spec.q, 'prio', spec.p}
+  queues[spec.q] = true
+  if o ~= nil then
+    fields[#fields + 1] = 'opts'; fields[#fields + 1] = spec.raw
+    if o.dl then fields[#fields + 1] = 'deadline_at'; fields[#fields + 1] = now + (o.d or 0) + o.dl end
+    if o.uk then
+      if string.sub(status, 1, 8) == 'replace:' then cancel_idle(string.sub(status, 9), now, 'replaced by ' .. id) end
+      redis.call('SET', prefix .. ':u:' .. o.uk, id, 'PX', o.ut)
+      claimed[o.uk] = id
+      fields[#fields + 1] = 'ukey'; fields[#fields + 1] = o.uk
+    end
+    if o.d and o.d > 0 then
+      redis.call('HSET', k, unpack(fields))
+      delay_job(k, id, 'scheduled', now + o.d)
+      return
+    end
+  end
+  local eid = redis.call('XADD', stream_key(spec.q, spec.p), '*', 'j', id)
+  redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid, unpack(fields))
+end
+
+local function accepted(status) return status == 'ok' or string.sub(status, 1, 8) == 'replace:' end
+
+-- statuses[1] is the verdict; never unpack() long tables (Lua's stack holds ~8,000 values)
+local statuses = {'done'}
+if mode == 'all' then
+  local failed = false
+  for i = 0, count - 1 do
+    local status = check(jobs[i])
+    statuses[i + 2] = status
+    if string.sub(status, 1, 6) == 'error:' or string.sub(status, 1, 7) == 'reject:' then failed = true end
+    local o = jobs[i].spec.o
+    if o ~= nil and o.uk ~= nil and accepted(status) then claimed[o.uk] = jobs[i].id end
+  end
+  if failed then statuses[1] = 'aborted'; return statuses end
+  claimed = {}
+  for i = 0, count - 1 do
+    if accepted(statuses[i + 2]) then
+      write(jobs[i], statuses[i + 2])
+      statuses[i + 2] = 'ok'
+    end
+  end
+else
+  for i = 0, count - 1 do
+    local status = check(jobs[i])
+    if accepted(status) then
+      write(jobs[i], status)
+      status = 'ok'
+    end
+    statuses[i + 2] = status
+  end
+end
+for q, _ in pairs(queues) do redis.call('SADD', prefix .. ':queues', q) end
+return statuses

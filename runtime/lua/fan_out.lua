@@ -1,0 +1,33 @@
+-- A fan-out job's attempt creates one child job per item, all at once, fenced by its token; the job
+-- then waits (state "fanout") until every child has ended (see child_done).
+-- KEYS: none (payloads in ARGV) or {staging list}. ARGV: prefix, now, parent id, token, count, payloads…
+-- Returns "fanout", "succeeded" (no items) or "stale".
+local now, parent, token, n = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local pk = job_key(parent)
+local state, current, stream, entry = unpack(redis.call('HMGET', pk, 'state', 'token', 'stream', 'entry'))
+local items, base = ARGV, 5
+if #KEYS > 0 then
+  items, base = {}, 0
+  for start = 0, n - 1, 1000 do
+    for _, v in ipairs(redis.call('LRANGE', KEYS[1], start, start + 999)) do items[#items + 1] = v end
+  end
+  redis.call('DEL', KEYS[1])
+end
+if state ~= 'running' or current ~= token then return 'stale' end
+redis.call('XACK', stream, GROUP, entry)
+redis.call('XDEL', stream, entry)
+if n == 0 then
+  redis.call('HSET', pk, 'state', 'succeeded', 'result', 'J-|[]', 'finished', now, 'token', '')
+  on_terminal(parent, now)
+  return 'succeeded'
+end
+local task, q, p, opts, run_id, name = unpack(redis.call('HMGET', pk, 'task', 'queue', 'prio', 'opts', 'run', 'name'))
+redis.call('HSET', pk, 'state', 'fanout', 'children', n, 'children_left', n, 'token', '')
+for i = 0, n - 1 do
+  local id = parent .. '.' .. i
+  local k = job_key(id)
+  redis.call('HSET', k, 'task', task, 'payload', items[base + i + 1], 'queue', q, 'prio', p, 'parent', parent,
+    'name', name .. '[' .. i .. ']', 'opts', opts or '')
+  push_to(k, id, q, p, now)
+end
+return 'fanout'

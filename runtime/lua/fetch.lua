@@ -1,0 +1,34 @@
+-- Read up to a number of entries from each stream in the given order (the worker's weighted plan),
+-- then fill what is left from the streams in order, and start every job read (see start_entry).
+-- ARGV: prefix, now, worker, token prefix, lease ms, wanted, then pairs: stream, count.
+local now, worker, token, lease, wanted = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local started, got, n = {}, 0, 0
+local function read(stream, count)
+  if count <= 0 then return 0 end
+  local reply = redis.call('XREADGROUP', 'GROUP', GROUP, worker, 'COUNT', count, 'STREAMS', stream, '>')
+  if not reply then return 0 end
+  local entries = reply[1][2]
+  for _, e in ipairs(entries) do
+    local fields, id = e[2], nil
+    for i = 1, #fields, 2 do if fields[i] == 'j' then id = fields[i + 1] end end
+    n = n + 1
+    local job = start_entry(id, stream, e[1], worker, token .. n, now, lease)
+    if job then started[#started + 1] = job end
+  end
+  return #entries
+end
+local empty = {}
+for i = 7, #ARGV, 2 do
+  local count = tonumber(ARGV[i + 1])
+  local read_n = read(ARGV[i], math.min(count, wanted - got))
+  got = got + read_n
+  if read_n < count then empty[ARGV[i]] = true end
+end
+for i = 7, #ARGV, 2 do
+  if got >= wanted then break end
+  if not empty[ARGV[i]] then
+    local read_n = read(ARGV[i], wanted - got)
+    got = got + read_n
+  end
+end
+return started

@@ -1,0 +1,26 @@
+-- Change the priority of jobs that have not started. A queued job moves to the end of its new level's
+-- stream (its old entry goes; if a worker already read it, the start script drops it as stale).
+-- ARGV: prefix, now, new level, then job ids. Returns one status a job: moved | updated | <state> | missing
+local now, level = tonumber(ARGV[2]), ARGV[3]
+local out = {}
+for i = 4, #ARGV do
+  local id = ARGV[i]
+  local k = job_key(id)
+  local state, q, p, entry = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry'))
+  if not state then
+    out[#out + 1] = 'missing'
+  elseif state == 'queued' then
+    if p ~= level then
+      redis.call('XDEL', stream_key(q, p), entry)
+      redis.call('HSET', k, 'prio', level)
+      push_to(k, id, q, level, now)
+    end
+    out[#out + 1] = 'moved'
+  elseif state == 'scheduled' or state == 'retrying' or state == 'waiting' then
+    redis.call('HSET', k, 'prio', level)
+    out[#out + 1] = 'updated'
+  else
+    out[#out + 1] = state
+  end
+end
+return out

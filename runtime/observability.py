@@ -1,0 +1,74 @@
+"""What `tqrun worker` adds around a worker: metrics, job logs, attempt history, alerts.
+
+One call builds the hooks to pass to `Worker(..., hooks=...)` and the background tasks to run beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from tqflow.runtime.alerts import AlertMonitor, AlertSettings
+from tqflow.runtime.attempts import AttemptRecorder
+from tqflow.runtime.hooks import WorkerHooks
+from tqflow.runtime.inspect import Inspector
+from tqflow.runtime.logging import JobLogHooks
+from tqflow.runtime.metrics import (
+    RedisCollector,
+    WorkerMetrics,
+    metrics_port,
+    refresh_loop,
+    serve,
+    serving_registry,
+)
+
+
+@dataclass
+class WorkerObservability:
+    hooks: list[WorkerHooks]
+    background: list[Any] = field(default_factory=list)  # coroutine functions taking the stop event
+    servers: list[Any] = field(default_factory=list)
+
+    async def run_beside(self, work: Coroutine[Any, Any, None], stop: asyncio.Event) -> None:
+        """Run `work` (the worker) with the background tasks; stop them when it returns."""
+        helpers = [asyncio.create_task(job(stop)) for job in self.background]
+        try:
+            await work
+        finally:
+            stop.set()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            for server in self.servers:
+                with contextlib.suppress(Exception):
+                    server.shutdown()
+
+
+def for_worker(
+    redis: Redis,
+    namespace: str,
+    concurrency: int,
+    *,
+    metrics_port_base: int | None = None,
+    metrics_host: str = "127.0.0.1",
+    process_index: int = 0,
+    alerts: AlertSettings | None = None,
+) -> WorkerObservability:
+    hooks: list[WorkerHooks] = [JobLogHooks(), AttemptRecorder(redis, namespace)]
+    observability = WorkerObservability(hooks)
+    if alerts is not None:
+        observability.background.append(AlertMonitor(redis, namespace, alerts).run)
+    if metrics_port_base is not None:
+        metrics = WorkerMetrics(concurrency=concurrency)
+        hooks.append(metrics)
+        extra = []
+        if process_index == 0:  # one process per machine serves the gauges read from Redis
+            collector = RedisCollector(Inspector(redis, namespace))
+            extra.append(collector)
+            observability.background.append(lambda stop: refresh_loop(collector, stop))
+        port = metrics_port(metrics_port_base, process_index)
+        observability.servers.append(serve(serving_registry(metrics, *extra), port, metrics_host))
+    return observability

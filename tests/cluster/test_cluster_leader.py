@@ -1,0 +1,126 @@
+"""Leader election with epochs, and the scheduler's exactly-once ticks across a failover."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from cluster_helpers import nap_plan, nap_tasks
+from redis.asyncio import Redis
+
+from tqflow.compiler.plan import CatchupPlan, TriggerPlan
+from tqflow.runtime.client import Client
+from tqflow.runtime.cluster.keys import ClusterKeys
+from tqflow.runtime.cluster.leader import Leader, current_leader
+from tqflow.runtime.cluster.scheduler import Scheduler
+from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.runs import now_ms
+
+from conftest import WorkerFactory
+
+EVERY_SECOND = TriggerPlan(name="every:0", kind="every", every_ms=1000)
+
+
+async def test_one_leader_at_a_time_and_a_new_epoch_after_it_lapses(client: Client, redis: Redis) -> None:
+    keys = ClusterKeys(client.keys)
+    first, second = Leader(redis, keys, "a", 300), Leader(redis, keys, "b", 300)
+    epoch = await first.campaign()
+    assert epoch > 0 and await second.campaign() == 0
+    assert await current_leader(redis, keys) == ("a", epoch)
+    await asyncio.sleep(0.4)  # `a` is paused past its lease
+    assert await second.campaign() == epoch + 1
+    assert await first.campaign() == 0  # it comes back: its old epoch is refused
+    assert not first.is_leader() and second.is_leader()
+    await second.campaign(resign=True)
+    assert await current_leader(redis, keys) is None
+
+
+async def test_a_deposed_leader_cannot_fire_a_tick(client: Client, redis: Redis) -> None:
+    await client.deploy(nap_plan(EVERY_SECOND))
+    keys = ClusterKeys(client.keys)
+    old, new = Leader(redis, keys, "old", 200), Leader(redis, keys, "new", 5000)
+    await old.campaign()
+    stale_holder = old.holder
+    await asyncio.sleep(0.3)
+    await new.campaign()
+    settings = ClusterSettings()
+    stale = Scheduler(redis, keys, settings, lambda: stale_holder)
+    await redis.hset(keys.trigger("nap", "every:0"), "last", now_ms() - 1500)
+    await stale.once()
+    assert stale.fired == 0
+    fresh = Scheduler(redis, keys, settings, lambda: new.holder)
+    await fresh.once()
+    assert fresh.fired == 1
+    await fresh.once()
+    assert fresh.fired == 1  # the same tick is never fired twice
+
+
+async def test_ticks_fire_exactly_once_across_a_leader_failover(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    _, tasks = nap_tasks()
+    await client.deploy(nap_plan(EVERY_SECOND))
+    fast = ClusterSettings(heartbeat_ms=100, dead_after_ms=400, leader_lease_ms=600)
+    workers = [await start_worker(tasks, cluster=fast) for _ in range(2)]
+    await asyncio.sleep(2.5)
+    leader = next(w for w in workers if w.cluster.leader.is_leader())
+    leader.cluster._tasks[1].cancel()  # its leader loop dies (the process would be gone)
+    leader.cluster.leader.epoch = 0  # so it stops leading, and its lease lapses
+    await asyncio.sleep(2.5)
+    ticks = await fired_ticks(client, redis)
+    assert len(ticks) == len(set(ticks)) >= 3, ticks
+    assert ticks == list(range(ticks[0], ticks[-1] + 1000, 1000)), ticks  # no gap, no duplicate
+    trigger = await redis.hgetall(ClusterKeys(client.keys).trigger("nap", "every:0"))
+    assert int(trigger["fired"]) == len(ticks)
+
+
+async def test_missed_ticks_are_counted_and_overlapping_runs_skipped(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    _, tasks = nap_tasks()
+    trigger = TriggerPlan(name="every:0", kind="every", every_ms=1000, catchup=CatchupPlan(kind="none"))
+    plan = nap_plan(trigger)
+    flow = plan.flows["nap"]
+    slow_params = [
+        p.model_copy(update={"default": {"lit": 1800}}) if p.name == "ms" else p for p in flow.params
+    ]
+    plan = plan.model_copy(update={"flows": {"nap": flow.model_copy(update={"params": slow_params})}})
+    await client.deploy(plan)
+    key = ClusterKeys(client.keys).trigger("nap", "every:0")
+    await redis.hset(key, "last", now_ms() - 10_000)  # ten ticks were missed while nobody led
+    await start_worker(tasks, cluster=ClusterSettings(tick_grace_ms=1500))
+    await asyncio.sleep(3.2)
+    state = await redis.hgetall(key)
+    assert int(state["skipped"]) >= 9  # missed (catch-up none) and overlapping ticks, all counted
+    assert 1 <= int(state["fired"]) <= 2
+
+
+async def fired_ticks(client: Client, redis: Redis) -> list[int]:
+    ticks = []
+    for run_id in await redis.zrange(client.keys.runs, 0, -1):
+        tick = await redis.hget(client.keys.run(run_id), "tick")
+        if tick is not None:
+            ticks.append(int(tick))
+    return sorted(ticks)
+
+
+async def test_overlap_queue_holds_a_tick_until_the_previous_run_ends(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    _, tasks = nap_tasks()
+    trigger = TriggerPlan(name="every:0", kind="every", every_ms=1000, overlap="queue")
+    plan = nap_plan(trigger)
+    flow = plan.flows["nap"]
+    slow = [p.model_copy(update={"default": {"lit": 1500}}) if p.name == "ms" else p for p in flow.params]
+    await client.deploy(plan.model_copy(update={"flows": {"nap": flow.model_copy(update={"params": slow})}}))
+    await start_worker(tasks)
+    await asyncio.sleep(4.5)
+    runs = []
+    for run_id in await redis.zrange(client.keys.runs, 0, -1):
+        created, finished = await redis.hmget(client.keys.run(run_id), "created", "finished")
+        runs.append((int(created), int(finished) if finished else None))
+    assert len(runs) >= 2
+    for (_, finished), (created, _) in itertools.pairwise(runs):
+        assert finished is not None and created >= finished  # never two runs of the trigger at once
+    state = await redis.hgetall(ClusterKeys(client.keys).trigger("nap", "every:0"))
+    assert "skipped" not in state

@@ -1,0 +1,36 @@
+"""Golden files: each `golden/*.tqflow` is checked and its rendered diagnostics compared with the
+`.out` file next to it. Regenerate with `TQFLOW_UPDATE_SNAPSHOTS=1 pytest tests/compiler/test_golden.py`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tqflow.compiler import compile_file
+from tqflow.compiler.codes import CODES
+from tqflow.dsl.diagnostics import render_all
+
+GOLDEN = Path(__file__).parent / "golden"
+CASES = sorted(GOLDEN.glob("*.tqflow"))
+
+
+def rendered(path: Path) -> str:
+    result = compile_file(path)
+    return render_all(result.diagnostics).replace(f"{GOLDEN}/", "").replace(str(GOLDEN), ".") + "\n"
+
+
+@pytest.mark.parametrize("path", CASES, ids=[p.stem for p in CASES])
+def test_golden(path: Path) -> None:
+    expected_path = path.with_suffix(".out")
+    actual = rendered(path)
+    if os.environ.get("TQFLOW_UPDATE_SNAPSHOTS") == "1" or not expected_path.exists():
+        expected_path.write_text(actual)
+    assert actual == expected_path.read_text()
+
+
+def test_every_code_has_a_golden_file() -> None:
+    shown = "".join(p.with_suffix(".out").read_text() for p in CASES if p.with_suffix(".out").exists())
+    missing = [code for code in CODES if f"[{code}]" not in shown]
+    assert missing == []

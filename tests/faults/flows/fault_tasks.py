@@ -1,0 +1,33 @@
+"""Tasks for the fault tests: each appends `start` and `done` lines to a ledger file OUTSIDE Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from tqflow.runtime import task
+
+
+def ledger_line(*fields: object) -> None:
+    """One line, one write(2) on an O_APPEND file: lines from many processes never interleave."""
+    line = " ".join(str(f) for f in (*fields, os.getpid(), f"{time.time():.3f}")) + "\n"
+    fd = os.open(os.environ["TQFLOW_LEDGER"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+@task
+async def work(key: str, ms: int) -> str:
+    ledger_line("start", key)
+    await asyncio.sleep(ms / 1000)
+    ledger_line("done", key)
+    return key
+
+
+@task
+async def child(key: str) -> str:
+    ledger_line("child", key)
+    return key

@@ -1,0 +1,23 @@
+"""Tasks for the observability tests: a pause, a failure, a join."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tqflow.runtime import task
+
+
+@task
+async def pause(ms: int) -> int:
+    await asyncio.sleep(ms / 1000)
+    return ms
+
+
+@task
+def fail(message: str) -> None:
+    raise RuntimeError(message)
+
+
+@task
+def join(a: int, b: int) -> int:
+    return a + b

@@ -1,0 +1,131 @@
+"""The dashboard in a real headless Chromium, driven by playwright; screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from tqflow.runtime.attempts import AttemptRecorder
+from tqflow.runtime.client import Client
+from tqflow.runtime.task import Task
+
+from .conftest import watch_plan
+from conftest import WorkerFactory
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _need_chromium() -> None:
+    if os.path.exists(CHROMIUM) or shutil.which("chromium"):
+        return
+    if os.environ.get("CI"):
+        pytest.fail("chromium is missing in CI: .ci/run installs it (apt-get install -y chromium)")
+    pytest.skip("chromium is not installed (apt-get install -y chromium)")
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Any]:
+    _need_chromium()
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            tab = await browser.new_page(viewport={"width": 1280, "height": 800})
+            errors: list[str] = []
+            tab.on("pageerror", lambda err: errors.append(str(err)))
+            yield tab
+            assert not errors, errors
+        finally:
+            await browser.close()
+
+
+async def test_a_run_graph_updates_live_and_shows_attempts_errors_and_dlq(
+    page: Any,
+    api_server: str,
+    client: Client,
+    redis: Redis,
+    namespace: str,
+    start_worker: WorkerFactory,
+    obs_tasks: dict[str, Task[Any, Any]],
+) -> None:
+    await client.deploy(watch_plan())
+    run_id = await client.start_run("watch", {"ms": "1500"})
+    await page.goto(f"{api_server}/#/run/{run_id}")
+    # Before any worker: the root is queued, the rest wait; the graph has every job and edge.
+    await page.wait_for_selector('svg.graph g.node[data-job="first"][data-state="queued"]')
+    assert await page.locator("svg.graph g.node").count() == 4
+    assert await page.locator("svg.graph path.edge").count() == 4
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-run-queued.png"), full_page=True)
+
+    recorder = AttemptRecorder(redis, namespace)
+    await start_worker(obs_tasks, hooks=[recorder], queues=["observe"], concurrency=4)
+    await page.wait_for_selector('svg.graph g.node[data-job="first"][data-state="running"]', timeout=10_000)
+    colour = await page.locator('g.node[data-job="first"] rect').get_attribute("fill")
+    assert colour == "#2f6fdb"  # running is blue
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-run-running.png"), full_page=True)
+    await page.wait_for_selector('g.node[data-job="joined"][data-state="succeeded"]', timeout=15_000)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-run-succeeded.png"), full_page=True)
+
+    await page.click('g.node[data-job="left"]')
+    await page.wait_for_selector('[data-job-detail$=".left"] table.attempts td:has-text("succeeded")')
+
+    bad = await client.start_run("broken")
+    assert (await client.wait(bad, 20)).state == "failed"
+    await recorder.flush()
+    await page.goto(f"{api_server}/#/run/{bad}?job=bad")
+    await page.wait_for_selector('g.node[data-job="bad"][data-state="dead"]')
+    await page.wait_for_selector("pre.traceback")
+    assert "RuntimeError: it broke" in await page.locator("pre.traceback").inner_text()
+    assert await page.locator("table.attempts tbody tr").count() == 2
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-job-error.png"), full_page=True)
+
+    await page.goto(f"{api_server}/#/dlq")
+    await page.wait_for_selector(f'tr[data-dead="{bad}.bad"]')
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-dlq.png"), full_page=True)
+
+
+async def test_flows_queues_workers_and_runs_pages(
+    page: Any,
+    api_server: str,
+    client: Client,
+    start_worker: WorkerFactory,
+    obs_tasks: dict[str, Task[Any, Any]],
+) -> None:
+    await client.deploy(watch_plan())
+    runs = [await client.start_run("watch", {"ms": "50"}) for _ in range(3)]
+    await page.goto(f"{api_server}/#/queues")
+    await page.wait_for_selector('tr[data-queue="observe"][data-priority="normal"] td.num:text-is("3")')
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-queues.png"), full_page=True)
+
+    await page.goto(f"{api_server}/#/flows")
+    await page.wait_for_selector('#flows a[href="#/flow/watch"]')
+    await page.click('#flows a[href="#/flow/watch"]')
+    await page.wait_for_selector('svg.graph g.node[data-job="joined"]')
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-flow.png"), full_page=True)
+
+    await start_worker(obs_tasks, queues=["observe"], concurrency=4)
+    for run_id in runs:
+        await client.wait(run_id, 20)
+    await page.goto(f"{api_server}/#/runs")
+    for run_id in runs:
+        await page.wait_for_selector(f'tr[data-run="{run_id}"] .state:text-is("succeeded")')
+    await page.goto(f"{api_server}/#/workers")
+    await page.wait_for_selector("#workers td:text-is('observe')")
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-workers.png"), full_page=True)

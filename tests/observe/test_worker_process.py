@@ -1,0 +1,87 @@
+"""`tqrun worker --metrics-port` in real processes: per-process endpoints add up; JSON logs with context."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tqflow.runtime.client import Client
+from tqflow.runtime.logging import PAYLOAD_KEYS, drop_payloads
+
+from .conftest import WATCH, free_port, stop_process, wait_http, watch_plan
+
+CONTEXT = ("job", "run", "flow", "task", "attempt", "worker")
+
+
+def started_total(text: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "tqflow_jobs_started"
+        for sample in family.samples
+        if sample.name == "tqflow_jobs_started_total"
+    )
+
+
+@pytest.mark.parametrize("multiprocess", [False, True], ids=["per-process", "multiprocess-dir"])
+async def test_two_worker_processes_serve_metrics_and_log_json(
+    client: Client, redis_url: str, namespace: str, tmp_path: Path, multiprocess: bool
+) -> None:
+    """Per-process endpoints add up to the total; in multiprocess mode each endpoint shows the total."""
+    await client.deploy(watch_plan())
+    alerts = tmp_path / "alerts.toml"
+    alerts.write_text('[alerts]\npoll_seconds = 0.1\n\n[[alerts.route]]\nlog = "error"\non = ["job_dead"]\n')
+    ports = [free_port(), free_port()]
+    command = [sys.executable, "-m", "tqflow.cli.tqrun", "worker", str(WATCH), "--redis", redis_url]
+    options = ["--namespace", namespace, "--log-level", "debug", "-c", "2", "--alerts", str(alerts)]
+    env = dict(os.environ)
+    if multiprocess:
+        (tmp_path / "prom").mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prom")
+    workers = [
+        subprocess.Popen([*command, *options, "--metrics-port", str(port)], stderr=subprocess.PIPE, env=env)
+        for port in ports
+    ]
+    try:
+        for port, proc in zip(ports, workers, strict=True):
+            wait_http(f"http://127.0.0.1:{port}/metrics", proc)
+        runs = [await client.start_run("watch", {"ms": "100"}) for _ in range(4)]
+        for run_id in runs:
+            assert (await client.wait(run_id, 30)).state == "succeeded"
+        scraped = [httpx.get(f"http://127.0.0.1:{port}/metrics").text for port in ports]
+        assert (await client.wait(await client.start_run("broken"), 30)).state == "failed"
+        await asyncio.sleep(0.6)  # a few alert polls
+    finally:
+        for proc in workers:
+            stop_process(proc)
+    totals = [started_total(text) for text in scraped]
+    assert totals == [16, 16] if multiprocess else sum(totals) == 16  # 4 runs x 4 jobs
+    assert "tqflow_queue_waiting" in scraped[0]
+
+    lines = []
+    for proc in workers:
+        assert proc.stderr is not None
+        lines += [json.loads(raw) for raw in proc.stderr.read().decode().splitlines()]  # all JSON
+    job_lines = [line for line in lines if "job" in line]
+    finished = [line for line in job_lines if line["event"] == "job finished"]
+    assert len(finished) == 16 + 2  # and the broken run's two attempts
+    alerts_sent = [line for line in lines if line.get("kind") == "job_dead"]
+    assert len(alerts_sent) == 1 and "dead-lettered after 2 attempts" in alerts_sent[0]["event"]
+    for line in job_lines:
+        assert all(line.get(key) not in (None, "") for key in CONTEXT), line
+        assert "result" not in line and "args" not in line
+
+
+def test_payloads_are_hidden_unless_asked() -> None:
+    event = {"event": "x", "args": {"card": "4111"}, "result": 1, "job": "j"}
+    hidden = drop_payloads(None, "info", dict(event))
+    assert hidden["job"] == "j" and all("hidden" in str(hidden[k]) for k in ("args", "result"))
+    assert {"args", "result", "params"} <= set(PAYLOAD_KEYS)

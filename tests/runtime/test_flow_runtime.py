@@ -1,0 +1,150 @@
+"""Flow semantics the compiler will emit, tested with plans built in Python: fan-out and fan-in,
+`when`, cancellation of a run, and jobs on the process pool."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from tqflow.compiler.plan import FlowPlan, JobPlan, OutputPlan, Plan, RetryPlan, TaskRef
+from tqflow.runtime.client import Client
+from tqflow.runtime.jobs import JobFailed
+from tqflow.runtime.registry import load_tasks
+
+from conftest import FLOWS, WorkerFactory
+
+TASKS = {**load_tasks(["job_tasks", "sample_tasks"], [FLOWS])}
+import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
+
+
+def ref(name: str) -> TaskRef:
+    module, _, function = name.rpartition(".")
+    return TaskRef(name=name, module=module, function=function, signature_hash="test")
+
+
+def job(name: str, task: str, args: dict[str, Any], deps: list[str] = (), **extra: Any) -> JobPlan:  # type: ignore[assignment]
+    return JobPlan(
+        name=name,
+        task=ref(task),
+        args=args,
+        queue="default",
+        data_deps=list(deps),
+        waits_for=list(deps),
+        **extra,
+    )
+
+
+def fan_flow(n: int) -> Plan:
+    jobs = {
+        "src": job("src", "sample_tasks.source", {"n": {"param": "n"}}),
+        "each": job(
+            "each",
+            "job_tasks.add",
+            {"x": {"var": "v"}, "y": {"lit": 100}},
+            ["src"],
+            fan_out={"var": "v", "over": {"out": "src"}},
+        ),
+        "total": job("total", "sample_tasks.total", {"values": {"out": "each"}}, ["each"]),
+    }
+    from tqflow.compiler.plan import ParamPlan
+
+    flow = FlowPlan(
+        name="fan",
+        params=[ParamPlan(name="n", type="Int", default={"lit": n})],
+        jobs=jobs,
+        order=["src", "each", "total"],
+        outputs=[
+            OutputPlan(name="items", value={"out": "each"}),
+            OutputPlan(name="sum", value={"out": "total"}),
+        ],
+    )
+    return Plan(source="test", flows={"fan": flow})
+
+
+async def test_fan_out_and_fan_in(client: Client, start_worker: WorkerFactory) -> None:
+    await client.deploy(fan_flow(5))
+    await start_worker(TASKS, concurrency=8)
+    info = await client.wait(await client.start_run("fan", {"n": 25}), timeout=30)
+    assert info.state == "succeeded", info
+    assert info.outputs["items"] == [i + 100 for i in range(25)]  # item order, whatever finished first
+    assert info.outputs["sum"] == sum(i + 100 for i in range(25))
+
+
+async def test_fan_out_over_an_empty_list_and_a_big_one(client: Client, start_worker: WorkerFactory) -> None:
+    await client.deploy(fan_flow(0))
+    await start_worker(TASKS, concurrency=50)
+    empty = await client.wait(await client.start_run("fan", {"n": 0}), timeout=30)
+    assert (empty.state, empty.outputs) == ("succeeded", {"items": [], "sum": 0})
+    big = await client.wait(await client.start_run("fan", {"n": 1500}), timeout=60)  # staged: > 1,000 items
+    assert big.state == "succeeded"
+    assert len(big.outputs["items"]) == 1500
+
+
+async def test_a_failed_fan_out_item_fails_the_fan_in(client: Client, start_worker: WorkerFactory) -> None:
+    plan = fan_flow(3)
+    flow = plan.flows["fan"]
+    each = flow.jobs["each"].model_copy(
+        update={"task": ref("job_tasks.always_fails"), "args": {"message": {"fstr": ["item ", {"var": "v"}]}}}
+    )
+    flow = flow.model_copy(update={"jobs": {**flow.jobs, "each": each}})
+    await client.deploy(Plan(source="t", flows={"fan": flow}))
+    await start_worker(TASKS)
+    info = await client.wait(await client.start_run("fan", {"n": 2}), timeout=30)
+    assert info.state == "failed"
+    assert {n: j.state for n, j in info.jobs.items()} == {
+        "src": "succeeded",
+        "each": "dead",
+        "total": "skipped",
+    }
+    assert info.jobs["each"].error == {"type": "FanOutFailed", "message": "2 of 2 items did not succeed"}
+
+
+async def test_when_false_skips_and_the_skip_propagates(client: Client, start_worker: WorkerFactory) -> None:
+    jobs = {
+        "a": job("a", "job_tasks.add", {"x": {"lit": 1}}, when={"lit": False}),
+        "b": job("b", "job_tasks.add", {"x": {"out": "a"}}, ["a"]),
+        "c": job("c", "job_tasks.add", {"x": {"lit": 2}}),
+    }
+    flow = FlowPlan(name="w", jobs=jobs, order=["a", "b", "c"])
+    await client.deploy(Plan(source="t", flows={"w": flow}))
+    await start_worker(TASKS)
+    info = await client.wait(await client.start_run("w"), timeout=20)
+    assert {n: j.state for n, j in info.jobs.items()} == {"a": "skipped", "b": "skipped", "c": "succeeded"}
+    assert info.state == "succeeded"
+
+
+async def test_cancelling_a_run_ends_every_job(client: Client, start_worker: WorkerFactory) -> None:
+    jobs = {
+        "slow": job("slow", "job_tasks.sleeper", {"seconds": {"lit": 30}}),
+        "after": job("after", "job_tasks.add", {"x": {"lit": 1}}, ["slow"]),
+    }
+    flow = FlowPlan(name="c", jobs=jobs, order=["slow", "after"])
+    await client.deploy(Plan(source="t", flows={"c": flow}))
+    await start_worker(TASKS)
+    run_id = await client.start_run("c")
+    for _ in range(100):
+        if (await client.job(f"{run_id}.slow")).state == "running":
+            break
+        await asyncio.sleep(0.02)
+    await client.cancel_run(run_id)
+    info = await client.wait(run_id, timeout=10)
+    assert info.state == "cancelled"
+    # the running job was stopped; the one still waiting for it was cancelled with the run
+    assert {n: j.state for n, j in info.jobs.items()} == {"slow": "cancelled", "after": "cancelled"}
+
+
+async def test_process_pool_runs_cpu_tasks_and_kills_at_timeout(
+    client: Client, start_worker: WorkerFactory
+) -> None:
+    await start_worker(TASKS, process_pool=1)
+    assert await client.result(await client.enqueue(jt.cpu, n=1000), timeout=60) == sum(
+        i * i for i in range(1000)
+    )
+    hung = await client.enqueue(jt.cpu_forever, timeout="500ms", retry=RetryPlan())
+    with pytest.raises(JobFailed) as caught:
+        await client.result(hung, timeout=30)
+    assert caught.value.error["type"] == "Timeout"
+    # the pool replaced the killed process and keeps working
+    assert await client.result(await client.enqueue(jt.cpu, n=10), timeout=60) == 285
