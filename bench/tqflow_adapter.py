@@ -34,7 +34,7 @@ NAMESPACE = os.environ.get("PB_NAMESPACE", "bench")
 VERSION = version("tqflow")
 DELAY_BUCKETS_MS = range(0, 5_001, 100)
 JOB_API = hasattr(Client, "enqueue") and os.environ.get("PB_TQFLOW_FLOWS") != "1"
-CONCURRENCY = int(os.environ.get("PB_TQFLOW_CONCURRENCY", "50"))
+CONCURRENCY = int(os.environ.get("PB_TQFLOW_CONCURRENCY", "10"))
 PAGE = 1000  # jobs per pipelined page in the bulk fallback
 
 
@@ -130,9 +130,7 @@ def enqueue_bulk(n: int) -> float:
     async def go(client: Client) -> float:
         t0 = time.perf_counter()
         if JOB_API:
-            for start in range(0, n, PAGE):
-                calls = [(bench_tasks.noop, {"x": i}) for i in range(start, min(n, start + PAGE))]
-                await client.enqueue_many(calls)  # type: ignore[attr-defined]
+            await client.enqueue_many([(bench_tasks.noop, {"x": i}) for i in range(n)])
         else:
             await _pipelined_runs(client, n)
         return time.perf_counter() - t0
@@ -201,7 +199,7 @@ enqueue_bulk_label = "enqueue_many" if JOB_API else "pipelined submit_run script
 
 def workers(procs: int) -> dict[str, Any]:
     cmd = ["tqrun", "worker", "-m", "bench_tasks", "--redis", URL, "--namespace", NAMESPACE]
-    # -c 50: with redis-py 8 the asyncio pool holds at most 100 connections, and at -c 100 the
-    # worker's in-flight scripts plus its fetch/promote/pub-sub connections exceed that and crash it
+    # -c 10 (tqrun's default) drained fastest here; at -c 50 the worker exhausts redis-py 8's asyncio
+    # pool (100 connections by default) and dies with MaxConnectionsError (see docs/benchmarks.md)
     cmd += ["-q", "default", "-c", str(CONCURRENCY), "--log-level", "warning"]
     return {"cmds": [cmd] * procs, "desc": f"{procs}x `tqrun worker -m bench_tasks -c {CONCURRENCY}`"}

@@ -7,12 +7,10 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from redis import Redis
 
 ROOT = Path(__file__).parents[2]
 BENCH = ROOT / "bench"
@@ -60,45 +58,50 @@ def worker(bench_env: dict[str, str], redis_url: str, namespace: str) -> Iterato
         proc.wait(5)
 
 
-def drive(env: dict[str, str], op: str, n: int) -> dict[str, float | list[float]]:
-    proc = subprocess.run(
-        [sys.executable, str(BENCH / "peers" / "driver.py"), "tqflow", op, str(n)],
-        cwd=BENCH / "peers",
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
-
-
-def wait_for(r: Redis, key: str, count: int, timeout: float = 15) -> None:
-    deadline = time.monotonic() + timeout
-    while int(r.llen(key)) < count:  # type: ignore[arg-type]
-        assert time.monotonic() < deadline, f"{r.llen(key)}/{count} jobs done"
-        time.sleep(0.05)
+# Every operation in one process (each driver process pays tqflow's import time once).
+SCRIPT = """
+import json, time
+from redis import Redis
+import common, tqflow_adapter as a
+r = Redis.from_url(common.URL, decode_responses=True)
+out = {"enqueue": a.enqueue(30)}
+deadline = time.monotonic() + 15
+while r.llen(common.DONE_KEY) < 30 and time.monotonic() < deadline:
+    time.sleep(0.05)
+out["done"] = sorted(int(x) for x in r.lrange(common.DONE_KEY, 0, -1))
+out["latency"] = a.latency(3)
+out["dag"] = a.dag(20)
+out["delayed"] = a.delayed(5)
+r.delete(common.DONE_KEY)
+out["bulk"] = a.enqueue_bulk(30)
+deadline = time.monotonic() + 15
+while r.llen(common.DONE_KEY) < 30 and time.monotonic() < deadline:
+    time.sleep(0.05)
+out["bulk_done"] = r.llen(common.DONE_KEY)
+print(json.dumps(out))
+"""
 
 
 def test_the_tqflow_adapter_runs_every_operation(
-    bench_env: dict[str, str], worker: subprocess.Popen[bytes], redis_url: str, namespace: str
+    bench_env: dict[str, str], worker: subprocess.Popen[bytes]
 ) -> None:
-    r = Redis.from_url(redis_url, decode_responses=True)
-    done = f"{{{namespace}}}:pb:done"
-    assert drive(bench_env, "enqueue", 30)["secs"] > 0  # type: ignore[operator]
-    wait_for(r, done, 30)
-    assert sorted(int(x) for x in r.lrange(done, 0, -1)) == list(range(30))
-    latencies = drive(bench_env, "latency", 3)["ms"]
-    assert isinstance(latencies, list) and len(latencies) == 3 and all(ms > 0 for ms in latencies)
-    assert drive(bench_env, "dag", 20)["secs"] > 0  # type: ignore[operator]
-    lateness = drive(bench_env, "delayed", 5)["ms"]
-    assert isinstance(lateness, list) and len(lateness) == 5
-    assert all(-1 < ms < 2000 for ms in lateness), lateness  # never early, not absurdly late
-    r.delete(done)
-    assert drive(bench_env, "bulk", 30)["secs"] > 0  # type: ignore[operator]
-    wait_for(r, done, 30)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=BENCH / "peers",
+        env=bench_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["enqueue"] > 0 and out["done"] == list(range(30))
+    assert len(out["latency"]) == 3 and all(ms > 0 for ms in out["latency"])
+    assert out["dag"] > 0
+    assert len(out["delayed"]) == 5
+    assert all(-1 < ms < 2000 for ms in out["delayed"]), out["delayed"]  # never early, not absurdly late
+    assert out["bulk"] > 0 and out["bulk_done"] == 30
     assert worker.poll() is None
-    r.close()
 
 
 def test_report_ratios_say_better_above_one_in_both_directions(tmp_path: Path) -> None:
