@@ -96,7 +96,7 @@ def worker(
             weights=_weights(weights) if weights else dict(DEFAULT_WEIGHTS),
             aging_ms=int(aging * 1000),
             payloads=payload_settings(codec, compress_over, os.environ),
-            cluster=ClusterSettings(grace_s=grace, **({"node": node} if node else {})),
+            cluster=_cluster_settings(node, grace),
         )
     except ValueError as err:
         raise click.UsageError(str(err)) from err
@@ -113,6 +113,13 @@ def worker(
     if code == exit_codes.IMPORT_ERROR:
         click.echo("error: a task module could not be imported (see above)", err=True)
     sys.exit(code)
+
+
+def _cluster_settings(node: str | None, grace: float) -> ClusterSettings:
+    cluster = ClusterSettings(grace_s=grace)
+    if node:
+        cluster.node = node
+    return cluster
 
 
 def _weights(text: str) -> dict[str, int]:
