@@ -197,6 +197,14 @@ local function start_entry(id, stream, entry, worker, token, now, lease)
   if id == nil or state ~= 'queued' or current ~= entry then
     redis.call('XACK', stream, GROUP, entry)
     redis.call('XDEL', stream, entry)
+    if id == nil or not state then
+      -- a malformed entry (no job id) or one naming no job: dead-lettered with the reason, never run
+      local poison = 'entry-' .. entry
+      local why = id == nil and 'stream entry without a job id' or ('stream entry names no job: ' .. id)
+      redis.call('HSET', job_key(poison), 'state', 'dead', 'task', '', 'finished', now, 'stream', stream,
+        'error', cjson.encode({type = 'MalformedEntry', message = why}))
+      redis.call('ZADD', dlq_key, now, poison)
+    end
     return nil
   end
   local attempt = redis.call('HINCRBY', k, 'attempt', 1)
