@@ -191,6 +191,17 @@ end
 -- Make a delivered stream entry this worker's attempt (a new token), or drop a stale entry (its job was
 -- moved, cancelled or already handled). Returns the attempt as a flat list, or nil.
 -- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (JSON or false)
+-- A stream entry naming no job, or a job that does not exist, is dead-lettered under its own record
+-- (`malformed-STREAM-ENTRY`) with the reason, so bad input is visible in the DLQ instead of vanishing (F8).
+local function reject_entry(id, stream, entry, now)
+  local name = 'malformed-' .. string.match(stream, '[^:]*:[^:]*$'):gsub(':', '-') .. '-' .. entry
+  local why = 'stream entry has no job id (field j)'
+  if id then why = 'stream entry names job ' .. string.sub(id, 1, 200) .. ', which does not exist' end
+  redis.call('HSET', job_key(name), 'state', 'dead', 'task', '', 'attempt', 0, 'finished', now, 'stream', stream,
+    'error', cjson.encode({type = 'MalformedEntry', message = why}))
+  redis.call('ZADD', dlq_key, now, name)
+end
+
 local function start_entry(id, stream, entry, worker, token, now, lease)
   local k = job_key(id or '')
   local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
@@ -199,14 +210,7 @@ local function start_entry(id, stream, entry, worker, token, now, lease)
   if id == nil or state ~= 'queued' or current ~= entry then
     redis.call('XACK', stream, GROUP, entry)
     redis.call('XDEL', stream, entry)
-    if id == nil or not state then
-      -- a malformed entry (no job id) or one naming no job: dead-lettered with the reason, never run
-      local poison = 'entry-' .. entry
-      local why = id == nil and 'stream entry without a job id' or ('stream entry names no job: ' .. id)
-      redis.call('HSET', job_key(poison), 'state', 'dead', 'task', '', 'finished', now, 'stream', stream,
-        'error', cjson.encode({type = 'MalformedEntry', message = why}))
-      redis.call('ZADD', dlq_key, now, poison)
-    end
+    if id == nil or not state then reject_entry(id, stream, entry, now) end
     return nil
   end
   local attempt = redis.call('HINCRBY', k, 'attempt', 1)

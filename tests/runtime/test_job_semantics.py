@@ -14,7 +14,7 @@ from tqflow.runtime.jobs import JobCancelled, JobFailed, JobRejected, Unique
 from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.registry import load_tasks
 
-from conftest import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
@@ -222,7 +222,7 @@ async def test_malformed_entries_are_dead_lettered_with_a_reason(
         await asyncio.sleep(0.02)
     dead = [await client.job(i) for i in await redis.zrange(client.keys.dlq, 0, -1)]
     assert sorted(d.error["message"] for d in dead) == [  # type: ignore[index]
-        "stream entry names no job: no-such-job",
-        "stream entry without a job id",
+        "stream entry has no job id (field j)",
+        "stream entry names job no-such-job, which does not exist",
     ]
     assert await redis.xlen(stream) == 0
