@@ -168,3 +168,34 @@ async def test_a_unique_flow_job_runs_once_per_key(client: Client, start_worker:
     await client.deploy(Plan(source="t", flows={"u": flow("reject")}))
     rejected = await client.wait(await client.start_run("u", {"k": "a"}), timeout=20)
     assert rejected.state == "failed" and rejected.jobs["once"].error["type"] == "UniqueRejected"  # type: ignore[index]
+
+
+async def test_cancelling_a_fan_out_cancels_its_items(client: Client, start_worker: WorkerFactory) -> None:
+    jobs = {
+        "src": job("src", "sample_tasks.source", {"n": {"lit": 6}}),
+        "each": job(
+            "each",
+            "job_tasks.sleeper",
+            {"seconds": {"lit": 30}},
+            ["src"],
+            fan_out={"var": "v", "over": {"out": "src"}},
+        ),
+        "after": job("after", "job_tasks.add", {"x": {"lit": 1}}, after={"status": ["each", "done"]}),
+    }
+    jobs["after"] = jobs["after"].model_copy(update={"waits_for": ["each"]})
+    await client.deploy(
+        Plan(source="t", flows={"f": FlowPlan(name="f", jobs=jobs, order=["src", "each", "after"])})
+    )
+    await start_worker(TASKS, concurrency=3)  # 3 items run, 3 wait on the queue
+    run_id = await client.start_run("f")
+    for _ in range(200):
+        if (await client.job(f"{run_id}.each")).state == "fanout":
+            break
+        await asyncio.sleep(0.02)
+    assert await client.cancel(f"{run_id}.each") == "cancelling"
+    info = await client.wait(run_id, timeout=15)
+    items = [(await client.job(f"{run_id}.each.{i}")).state for i in range(6)]
+    assert items == ["cancelled"] * 6
+    assert info.jobs["each"].state == "cancelled"
+    assert info.jobs["after"].state == "succeeded"  # `after each.done` still runs
+    assert info.state == "cancelled"

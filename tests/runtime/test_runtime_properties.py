@@ -21,7 +21,7 @@ from hypothesis.stateful import (
 )
 
 from tqflow.compiler.plan import RetryPlan
-from tqflow.runtime.backoff import attempts_left, delay_ms
+from tqflow.runtime.backoff import MAX_DELAY_MS, attempts_left, delay_ms
 from tqflow.runtime.jobs import new_job_id
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.scripts import script_text
@@ -43,7 +43,7 @@ def test_exponential_delays_stay_within_the_policy(
     policy = RetryPlan(
         kind="exponential", attempts=50, delay_ms=base, factor=factor, max_delay_ms=cap, jitter=jitter
     )
-    nominal = int(base * factor ** (attempt - 1))
+    nominal = min(int(base * factor ** (attempt - 1)), MAX_DELAY_MS)
     if cap is not None:
         nominal = min(nominal, cap)
     got = delay_ms(policy, attempt, random.Random(seed))
