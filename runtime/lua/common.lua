@@ -191,12 +191,24 @@ end
 -- Make a delivered stream entry this worker's attempt (a new token), or drop a stale entry (its job was
 -- moved, cancelled or already handled). Returns the attempt as a flat list, or nil.
 -- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (JSON or false)
+-- A stream entry naming no job, or a job that does not exist, is dead-lettered under its own record
+-- (`malformed-STREAM-ENTRY`) with the reason, so bad input is visible in the DLQ instead of vanishing (F8).
+local function reject_entry(id, stream, entry, now)
+  local name = 'malformed-' .. string.match(stream, '[^:]*:[^:]*$'):gsub(':', '-') .. '-' .. entry
+  local why = 'stream entry has no job id (field j)'
+  if id then why = 'stream entry names job ' .. string.sub(id, 1, 200) .. ', which does not exist' end
+  redis.call('HSET', job_key(name), 'state', 'dead', 'task', '', 'attempt', 0, 'finished', now, 'stream', stream,
+    'error', cjson.encode({type = 'MalformedEntry', message = why}))
+  redis.call('ZADD', dlq_key, now, name)
+end
+
 local function start_entry(id, stream, entry, worker, token, now, lease)
   local k = job_key(id or '')
   local state, current = unpack(redis.call('HMGET', k, 'state', 'entry'))
   if id == nil or state ~= 'queued' or current ~= entry then
     redis.call('XACK', stream, GROUP, entry)
     redis.call('XDEL', stream, entry)
+    if id == nil or not state then reject_entry(id, stream, entry, now) end
     return nil
   end
   local attempt = redis.call('HINCRBY', k, 'attempt', 1)
@@ -206,12 +218,13 @@ local function start_entry(id, stream, entry, worker, token, now, lease)
   local info = false
   local run_id = f[8]
   if run_id then
-    local r = redis.call('HMGET', k, 'name', 'flow', 'args', 'when', 'data_deps', 'fan_out')
+    local r = redis.call('HMGET', k, 'name', 'flow', 'args', 'when', 'data_deps', 'fan_out', 'unique')
     local outputs = {}
     for _, dep in ipairs(cjson.decode(r[5] or '[]')) do
       outputs[dep] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or cjson.null
     end
     info = cjson.encode({run = run_id, name = r[1], flow = r[2], args = r[3], when = r[4], fan_out = r[6],
+      unique = r[7],
       outputs = outputs, params = redis.call('HGET', run_key(run_id), 'params') or cjson.null,
       created = redis.call('HGET', run_key(run_id), 'created')})
   end
