@@ -109,6 +109,8 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
         reason=row.get("reason") or None,
         error=error if isinstance(error, dict) else ({"message": str(error)} if error else None),
         result=_payload(row.get("result")),
+        children=_int(row.get("children")),
+        children_left=_int(row.get("children_left")),
         attempts=[AttemptView.model_validate_json(a) for a in attempts or []],
     )
 

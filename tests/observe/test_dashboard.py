@@ -155,6 +155,11 @@ async def test_flows_queues_workers_and_runs_pages(
     await page.goto(f"{api_server}/#/runs")
     for run_id in runs:
         await page.wait_for_selector(f'tr[data-run="{run_id}"] .state:text-is("succeeded")')
+    spread = await client.start_run("spread")
+    await client.wait(spread, 20)
+    await page.goto(f"{api_server}/#/run/{spread}?job=each")
+    await page.wait_for_selector('g.node[data-job="each"] text:has-text("succeeded 3/3")')
+    await page.wait_for_selector('p.children a[href$=".each.2"]')
     await page.goto(f"{api_server}/#/workers")
     await page.wait_for_selector("#workers td:text-is('observe')")
     await page.screenshot(path=str(ARTIFACTS / "dashboard-workers.png"), full_page=True)

@@ -147,3 +147,21 @@ async def test_the_inspector_never_unpickles_a_result(redis: Redis, namespace: s
     job = await Inspector(redis, namespace).job("j1")
     assert isinstance(job.result, str) and job.result.startswith("<unreadable result")
     assert not trap.exists()
+
+
+async def test_a_fan_out_shows_its_children(
+    client: Client,
+    redis: Redis,
+    namespace: str,
+    start_worker: WorkerFactory,
+    obs_tasks: dict[str, Task[Any, Any]],
+) -> None:
+    await client.deploy(watch_plan())
+    await start_worker(obs_tasks, queues=["observe"])
+    run_id = await client.start_run("spread")
+    assert (await client.wait(run_id, 20)).outputs == {"total": 6}
+    inspector = Inspector(redis, namespace)
+    each = {j.name: j for j in (await inspector.run(run_id)).jobs}["each"]
+    assert (each.children, each.children_left, each.result) == (3, 0, [1, 2, 3])
+    child = await inspector.job(f"{run_id}.each.2")
+    assert child.state == "succeeded" and child.result == 3

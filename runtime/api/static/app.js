@@ -88,6 +88,8 @@ function jobDetail(job) {
   return `<div class="card" data-job-detail="${esc(job.id)}"><h2>Job ${esc(job.name)} ${state(job.state)}</h2><p class="actions">${cancel} ${move}</p>
     <p class="muted">${esc(job.task)} · queue ${esc(job.queue)} · priority ${esc(job.priority)} · attempt ${job.attempt}
       ${job.worker ? `· worker ${esc(job.worker)}` : ""}${job.reason ? ` · ${esc(job.reason)}` : ""}</p>
+    ${job.children ? `<p class="children">Fan-out: ${job.children - (job.children_left || 0)} of ${job.children} child jobs ended.
+      ${Array.from({ length: Math.min(job.children, 20) }, (_, i) => `<a href="#/job/${esc(job.id)}.${i}">${i}</a>`).join(" ")}${job.children > 20 ? " …" : ""}</p>` : ""}
     <table class="attempts"><thead><tr><th class="num">#</th><th>Outcome</th><th>Worker</th><th>Started</th><th class="num">Took</th><th>Error</th></tr></thead>
     <tbody>${attempts || `<tr><td colspan="6" class="muted">No attempt finished yet.</td></tr>`}</tbody></table>${error}</div>`;
 }
