@@ -33,6 +33,7 @@ SCRIPT_NAMES = (
     "fan_out",
     "age",
     "cancel_run",
+    "claim_unique",
 )
 
 Arg = Any  # str, int or float: what Redis takes as an argument

@@ -120,7 +120,7 @@ class QueueStats(BaseModel):
 class QueuesOverview(BaseModel):
     queues: list[QueueStats]
     delayed: int  # scheduled and retrying jobs, all queues
-    dead: int  # dead-letter queue size
+    dead: int  # jobs in the dead-letter queues (the default and the named ones)
 
 
 class WorkerView(BaseModel):

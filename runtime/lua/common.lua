@@ -218,12 +218,13 @@ local function start_entry(id, stream, entry, worker, token, now, lease)
   local info = false
   local run_id = f[8]
   if run_id then
-    local r = redis.call('HMGET', k, 'name', 'flow', 'args', 'when', 'data_deps', 'fan_out')
+    local r = redis.call('HMGET', k, 'name', 'flow', 'args', 'when', 'data_deps', 'fan_out', 'unique')
     local outputs = {}
     for _, dep in ipairs(cjson.decode(r[5] or '[]')) do
       outputs[dep] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or cjson.null
     end
     info = cjson.encode({run = run_id, name = r[1], flow = r[2], args = r[3], when = r[4], fan_out = r[6],
+      unique = r[7],
       outputs = outputs, params = redis.call('HGET', run_key(run_id), 'params') or cjson.null,
       created = redis.call('HGET', run_key(run_id), 'created')})
   end

@@ -7,9 +7,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tqflow.runtime import payloads
 from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
+from tqflow.runtime.keys import Keys
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan
@@ -123,3 +125,25 @@ async def test_missing_things_raise_lookup_error(redis: Redis, namespace: str) -
             continue
         raise AssertionError("expected LookupError")
     assert (await inspector.runs()).items == [] and (await inspector.queues()).queues == []
+
+
+class _Trap:
+    """Unpickling this would create a file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+async def test_the_inspector_never_unpickles_a_result(redis: Redis, namespace: str, tmp_path: Any) -> None:
+    trap = tmp_path / "created-by-unpickling"
+    settings = payloads.PayloadSettings(codec="pickle", signing_key=b"shared-secret")
+    keys = Keys(namespace)
+    await redis.hset(
+        keys.job("j1"), mapping={"state": "succeeded", "result": payloads.encode(_Trap(str(trap)), settings)}
+    )
+    job = await Inspector(redis, namespace).job("j1")
+    assert isinstance(job.result, str) and job.result.startswith("<unreadable result")
+    assert not trap.exists()

@@ -35,24 +35,36 @@ def started_total(text: str) -> float:
 async def test_two_worker_processes_serve_metrics_and_log_json(
     client: Client, redis_url: str, namespace: str, tmp_path: Path, multiprocess: bool
 ) -> None:
-    """Per-process endpoints add up to the total; in multiprocess mode each endpoint shows the total."""
+    """`tqrun worker --processes 2 --metrics-port P`: the endpoints on P and P+1 add up to the total; in
+    multiprocess mode each endpoint shows the total."""
     await client.deploy(watch_plan())
     alerts = tmp_path / "alerts.toml"
     alerts.write_text('[alerts]\npoll_seconds = 0.1\n\n[[alerts.route]]\nlog = "error"\non = ["job_dead"]\n')
-    ports = [free_port(), free_port()]
+    base = free_port()
+    ports = [base, base + 1]  # process i of `--processes 2` serves on base + i
     command = [sys.executable, "-m", "tqflow.cli.tqrun", "worker", str(WATCH), "--redis", redis_url]
-    options = ["--namespace", namespace, "--log-level", "debug", "-c", "2", "--alerts", str(alerts)]
+    options = [
+        "--namespace",
+        namespace,
+        "--log-level",
+        "debug",
+        "-c",
+        "2",
+        "--alerts",
+        str(alerts),
+        "-p",
+        "2",
+    ]
     env = dict(os.environ)
     if multiprocess:
         (tmp_path / "prom").mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prom")
     workers = [
-        subprocess.Popen([*command, *options, "--metrics-port", str(port)], stderr=subprocess.PIPE, env=env)
-        for port in ports
+        subprocess.Popen([*command, *options, "--metrics-port", str(base)], stderr=subprocess.PIPE, env=env)
     ]
     try:
-        for port, proc in zip(ports, workers, strict=True):
-            wait_http(f"http://127.0.0.1:{port}/metrics", proc)
+        for port in ports:
+            wait_http(f"http://127.0.0.1:{port}/metrics", workers[0])
         runs = [await client.start_run("watch", {"ms": "100"}) for _ in range(4)]
         for run_id in runs:
             assert (await client.wait(run_id, 30)).state == "succeeded"

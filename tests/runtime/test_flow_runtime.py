@@ -148,3 +148,23 @@ async def test_process_pool_runs_cpu_tasks_and_kills_at_timeout(
     assert caught.value.error["type"] == "Timeout"
     # the pool replaced the killed process and keeps working
     assert await client.result(await client.enqueue(jt.cpu, n=10), timeout=60) == 285
+
+
+async def test_a_unique_flow_job_runs_once_per_key(client: Client, start_worker: WorkerFactory) -> None:
+    from tqflow.compiler.plan import ParamPlan, UniquePlan
+
+    def flow(conflict: str) -> FlowPlan:
+        unique = UniquePlan(key={"param": "k"}, within_ms=60_000, conflict=conflict)  # type: ignore[arg-type]
+        jobs = {"once": job("once", "job_tasks.add", {"x": {"lit": 1}}, unique=unique)}
+        return FlowPlan(name="u", params=[ParamPlan(name="k", type="Str")], jobs=jobs, order=["once"])
+
+    await client.deploy(Plan(source="t", flows={"u": flow("skip")}))
+    await start_worker(TASKS)
+    first = await client.wait(await client.start_run("u", {"k": "a"}), timeout=20)
+    second = await client.wait(await client.start_run("u", {"k": "a"}), timeout=20)
+    other = await client.wait(await client.start_run("u", {"k": "b"}), timeout=20)
+    assert [r.jobs["once"].state for r in (first, second, other)] == ["succeeded", "skipped", "succeeded"]
+    assert "holds its unique key" in (second.jobs["once"].reason or "")
+    await client.deploy(Plan(source="t", flows={"u": flow("reject")}))
+    rejected = await client.wait(await client.start_run("u", {"k": "a"}), timeout=20)
+    assert rejected.state == "failed" and rejected.jobs["once"].error["type"] == "UniqueRejected"  # type: ignore[index]

@@ -1,0 +1,415 @@
+"""The benchmark orchestrator: tqflow and its peers on one Redis, in one run (see docs/benchmarks.md).
+
+Runs under bench/.venvs/tqflow (bench/run.py creates the virtualenvs and starts this). Each library
+gets its own Redis db on 127.0.0.1:6379 and its operations run in fresh processes of its own
+virtualenv (peers/driver.py). Every measurement is one JSON line in bench/results/raw-<stamp>.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, Any
+
+import redis
+
+HERE = Path(__file__).resolve().parent
+PEERS = HERE / "peers"
+RESULTS = HERE / "results"
+VENVS = HERE / ".venvs"
+# One Redis db per library (the peer baseline's numbering; tqflow takes 9). Each db is flushed
+# before and after its own library's steps only.
+DBS = {
+    "celery": 1,
+    "rq": 2,
+    "dramatiq": 3,
+    "arq": 4,
+    "saq": 5,
+    "taskiq": 6,
+    "streaq": 7,
+    "huey": 8,
+    "tqflow": 9,
+}
+VENV_OF = {"celery": "redis8", "taskiq": "redis8", "tqflow": "tqflow"}  # the rest: "peers"
+PEER_LIBS = [lib for lib in DBS if lib != "tqflow"]
+QUICK_PEERS = ["huey", "dramatiq"]  # the two fastest drains of the peer baseline
+DONE_KEY = "pb:done"
+TIMEOUT = 300.0
+STALL = 60.0  # seconds without a single completion: the drain has failed
+
+
+def venv_bin(lib: str) -> Path:
+    return VENVS / VENV_OF.get(lib, "peers") / "bin"
+
+
+def env_for(lib: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(PB_DB=str(DBS[lib]), PYTHONPATH=f"{PEERS}:{HERE}", PYTHONUNBUFFERED="1")
+    env["PATH"] = f"{venv_bin(lib)}:{env.get('PATH', '')}"
+    env.update(extra or {})
+    return env
+
+
+def driver_cmd(lib: str, op: str, n: int, start_at: float | None = None) -> list[str]:
+    cmd = [str(venv_bin(lib) / "python"), str(PEERS / "driver.py"), lib, op, str(n)]
+    return cmd + ([repr(start_at)] if start_at is not None else [])
+
+
+def driver(lib: str, op: str, n: int, env: dict[str, str] | None = None) -> dict[str, Any]:
+    proc = subprocess.run(
+        driver_cmd(lib, op, n),
+        cwd=PEERS,
+        env=env_for(lib, env),
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{lib} {op} failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def capabilities(lib: str) -> dict[str, Any]:
+    code = (
+        "import json, importlib; m = importlib.import_module({mod!r}); "
+        "print(json.dumps({{'version': m.VERSION, 'bulk': bool(m.enqueue_bulk), 'dag': bool(m.dag), "
+        "'delayed': bool(getattr(m, 'delayed', None)), 'setup': hasattr(m, 'setup'), "
+        "'workers': {{p: m.workers(p) for p in (1, 2, 4)}}}}))"
+    ).format(mod="tqflow_adapter" if lib == "tqflow" else f"pb_{lib}")
+    proc = subprocess.run(
+        [str(venv_bin(lib) / "python"), "-c", code],
+        cwd=PEERS,
+        env=env_for(lib),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{lib} does not import: {proc.stderr[-1500:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+class Workers:
+    """Worker processes, each in its own session; stopped by SIGTERM, then SIGKILL, to *their* group."""
+
+    def __init__(self, lib: str, cmds: list[list[str]], tag: str) -> None:
+        (RESULTS / "logs").mkdir(parents=True, exist_ok=True)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[IO[bytes]] = []
+        for i, cmd in enumerate(cmds):
+            log = open(RESULTS / "logs" / f"{tag}-w{i}.log", "wb")  # noqa: SIM115 - closed in stop()
+            argv = [str(venv_bin(lib) / cmd[0]), *cmd[1:]]
+            self.procs.append(
+                subprocess.Popen(
+                    argv,
+                    cwd=PEERS,
+                    env=env_for(lib),
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+            self.logs.append(log)
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.procs)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+        deadline = time.time() + 5
+        for p in self.procs:
+            with suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=max(0.1, deadline - time.time()))
+        self._signal(signal.SIGKILL)  # whatever is left in each group (pool children and so on)
+        for p in self.procs:
+            with suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=5)
+        for log in self.logs:
+            log.close()
+
+    def _signal(self, sig: int) -> None:
+        for p in self.procs:
+            with suppress(ProcessLookupError):
+                os.killpg(p.pid, sig)
+
+
+@contextmanager
+def workers(lib: str, caps: dict[str, Any], procs: int, tag: str) -> Iterator[Workers]:
+    w = Workers(lib, caps["workers"][str(procs)]["cmds"], tag)
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def wait_drain(r: redis.Redis, n: int, w: Workers, poll: float = 0.002) -> dict[str, float]:
+    """Jobs done between the first completion seen and the last, per second (worker boot excluded)."""
+    t_spawn = time.perf_counter()
+    t_first = c_first = None
+    last, t_progress = -1, t_spawn
+    while True:
+        count = int(r.llen(DONE_KEY))  # type: ignore[arg-type]
+        now = time.perf_counter()
+        if count > 0 and t_first is None:
+            t_first, c_first = now, count
+        if count >= n and t_first is not None and c_first is not None:
+            secs = now - t_first
+            rate = (n - c_first) / secs if secs > 0 else float("nan")
+            return {"rate": rate, "secs": secs, "spawn_to_done": now - t_spawn}
+        if count != last:
+            last, t_progress = count, now
+        if now - t_spawn > TIMEOUT or now - t_progress > STALL:
+            raise RuntimeError(f"drain stalled or timed out: {count}/{n} done after {now - t_spawn:.0f} s")
+        if not w.alive():
+            raise RuntimeError(f"a worker died during the drain ({count}/{n} done)")
+        time.sleep(poll)
+
+
+def db_bytes(r: redis.Redis) -> int:
+    """The memory of every key in this db (MEMORY USAGE, all nested values counted)."""
+    total, batch = 0, []
+    for key in r.scan_iter(count=1000):
+        batch.append(key)
+        if len(batch) == 500:
+            total += _usage(r, batch)
+            batch = []
+    return total + (_usage(r, batch) if batch else 0)
+
+
+def _usage(r: redis.Redis, keys: list[Any]) -> int:
+    pipe = r.pipeline(transaction=False)
+    for key in keys:
+        pipe.memory_usage(key, samples=0)
+    return sum(int(x or 0) for x in pipe.execute())
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    k = (len(xs) - 1) * p / 100.0
+    f = int(k)
+    c = min(f + 1, len(xs) - 1)
+    return xs[f] + (xs[c] - xs[f]) * (k - f)
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, out: IO[str]) -> None:
+        self.args = args
+        self.out = out
+        self.caps: dict[str, dict[str, Any]] = {}
+        self.env = {"PB_DELAY_LO": str(args.delay_lo), "PB_DELAY_HI": str(args.delay_hi)}
+
+    def emit(self, lib: str, kind: str, run: int, **fields: Any) -> None:
+        record = {"lib": lib, "kind": kind, "run": run, "ts": time.time(), **fields}
+        self.out.write(json.dumps(record) + "\n")
+        self.out.flush()
+        shown = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items() if k != "ms"
+        )
+        print(f"  [{lib} run {run}] {kind}: {shown}", flush=True)
+
+    def step(self, lib: str, run: int, stage: str, fn: Callable[[], None]) -> bool:
+        try:
+            fn()
+            return True
+        except Exception as err:
+            self.emit(lib, "error", run, stage=stage, err=str(err)[-800:])
+            traceback.print_exc()
+            return False
+
+    def redis(self, lib: str) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=6379, db=DBS[lib])
+
+    def fresh(self, lib: str) -> redis.Redis:
+        r = self.redis(lib)
+        r.flushdb()  # this library's own db only
+        if self.caps[lib]["setup"]:
+            driver(lib, "setup", 0, self.env)
+        return r
+
+    def one_run(self, lib: str, run: int) -> None:
+        a, caps = self.args, self.caps[lib]
+        r = self.fresh(lib)
+        before = db_bytes(r)
+
+        def enqueue() -> None:
+            res = driver(lib, "enqueue", a.n, self.env)
+            self.emit(lib, "enqueue", run, rate=a.n / res["secs"], secs=res["secs"])
+            per_job = (db_bytes(r) - before) / a.n
+            self.emit(lib, "memory", run, bytes_per_job=per_job)
+
+        if not self.step(lib, run, "enqueue", enqueue):
+            r.flushdb()
+            return
+        with workers(lib, caps, 2, f"{lib}-run{run}-p2") as w:
+
+            def drain() -> None:
+                self.emit(lib, "drain", run, procs=2, n=a.n, **wait_drain(r, a.n, w))
+
+            if self.step(lib, run, "drain", drain):
+                self.step(lib, run, "latency", lambda: self.latency(lib, run, r))
+                if caps["dag"]:
+                    self.step(lib, run, "dag", lambda: self.dag(lib, run, r))
+                if caps["delayed"]:
+                    self.step(lib, run, "delayed", lambda: self.delayed(lib, run))
+        if caps["bulk"]:
+            r = self.fresh(lib)
+
+            def bulk() -> None:
+                res = driver(lib, "bulk", a.n, self.env)
+                self.emit(lib, "bulk", run, rate=a.n / res["secs"], secs=res["secs"])
+
+            self.step(lib, run, "bulk", bulk)
+        r.flushdb()
+
+    def latency(self, lib: str, run: int, r: redis.Redis) -> None:
+        time.sleep(1.0)
+        driver(lib, "latency", 0, self.env)  # 20 warm-up jobs through the idle workers
+        time.sleep(0.5)
+        ms = driver(lib, "latency", self.args.lat, self.env)["ms"]
+        self.emit(
+            lib, "latency", run, p50=pct(ms, 50), p99=pct(ms, 99), mean=sum(ms) / len(ms), count=len(ms)
+        )
+
+    def dag(self, lib: str, run: int, r: redis.Redis) -> None:
+        r.delete("pb:dagdone")
+        secs = driver(lib, "dag", self.args.dag, self.env)["secs"]
+        self.emit(lib, "dag", run, secs=secs, children=self.args.dag)
+
+    def delayed(self, lib: str, run: int) -> None:
+        ms = driver(lib, "delayed", self.args.delayed, self.env)["ms"]
+        self.emit(lib, "delayed", run, p50=pct(ms, 50), p99=pct(ms, 99), max=max(ms), count=len(ms))
+
+    def scale_drain(self, lib: str, run: int, procs: int) -> None:
+        n = self.args.scale_n
+        r = self.fresh(lib)
+        driver(lib, "bulk" if self.caps[lib]["bulk"] else "enqueue", n, self.env)
+        with workers(lib, self.caps[lib], procs, f"{lib}-run{run}-scale{procs}") as w:
+            self.emit(lib, "scale_drain", run, procs=procs, n=n, **wait_drain(r, n, w))
+        r.flushdb()
+
+    def scale_enqueue(self, lib: str, run: int, producers: int) -> None:
+        n = self.args.scale_n // producers * producers
+        self.fresh(lib)
+        start_at = time.time() + 2.0 + 1.5 * producers  # every producer has imported and connected by then
+        procs = [
+            subprocess.Popen(
+                driver_cmd(lib, "enqueue", n // producers, start_at),
+                cwd=PEERS,
+                env=env_for(lib, self.env),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(producers)
+        ]
+        results = []
+        for p in procs:
+            stdout, stderr = p.communicate(timeout=TIMEOUT)
+            if p.returncode != 0:
+                raise RuntimeError(f"producer failed: {stderr[-800:]}")
+            results.append(json.loads(stdout.strip().splitlines()[-1]))
+        begin = min(res["end"] - res["secs"] for res in results)
+        end = max(res["end"] for res in results)
+        late = max(res.get("started_late", 0.0) for res in results)
+        self.emit(
+            lib, "scale_enqueue", run, producers=producers, n=n, rate=n / (end - begin), started_late=late
+        )
+        self.redis(lib).flushdb()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description="tqflow against its peers, on one Redis, in one run")
+    ap.add_argument(
+        "--quick", action="store_true", help="tqflow vs the two fastest peers, small sizes, 1 run"
+    )
+    ap.add_argument("--libs", default=None, help="comma-separated (default: tqflow and every peer)")
+    ap.add_argument("--runs", type=int, default=None, help="repetitions, interleaved (default 3; quick 1)")
+    ap.add_argument(
+        "--n", type=int, default=None, help="jobs to enqueue and drain (default 20000; quick 5000)"
+    )
+    ap.add_argument("--lat", type=int, default=None, help="sequential latency jobs (default 500; quick 100)")
+    ap.add_argument("--dag", type=int, default=1000, help="children of the fan-out/fan-in")
+    ap.add_argument("--delayed", type=int, default=None, help="delayed jobs (default 200; quick 50)")
+    ap.add_argument(
+        "--scale-libs",
+        default=None,
+        help="libraries for the scaling figures (default: tqflow,huey,dramatiq; quick: none)",
+    )
+    ap.add_argument("--scale-n", type=int, default=10000, help="jobs per scaling measurement")
+    ap.add_argument("--out", default=None, help="raw JSONL path (default bench/results/raw-<stamp>.jsonl)")
+    args = ap.parse_args(argv)
+    quick = args.quick
+    args.libs = [
+        x for x in (args.libs or ",".join(["tqflow", *(QUICK_PEERS if quick else PEER_LIBS)])).split(",") if x
+    ]
+    args.runs = args.runs or (1 if quick else 3)
+    args.n = args.n or (5000 if quick else 20000)
+    args.lat = args.lat or (100 if quick else 500)
+    args.delayed = args.delayed or (50 if quick else 200)
+    args.delay_lo, args.delay_hi = (0.3, 1.3) if quick else (0.5, 2.5)
+    default_scale = "" if quick else "tqflow,huey,dramatiq"
+    args.scale_libs = [
+        x for x in (args.scale_libs if args.scale_libs is not None else default_scale).split(",") if x
+    ]
+    unknown = sorted(set(args.libs + args.scale_libs) - set(DBS))
+    if unknown:
+        ap.error(f"unknown libraries: {', '.join(unknown)} (known: {', '.join(DBS)})")
+    return args
+
+
+def main(argv: list[str]) -> Path:
+    args = parse_args(argv)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out_path = Path(args.out) if args.out else RESULTS / f"raw-{stamp}{'-quick' if args.quick else ''}.jsonl"
+    redis.Redis(host="127.0.0.1", port=6379).ping()
+    t0 = time.time()
+    with open(out_path, "a") as out:
+        bench = Bench(args, out)
+        settings = {k: v for k, v in vars(args).items() if k != "out"}
+        out.write(json.dumps({"kind": "settings", "ts": t0, **settings}) + "\n")
+        for lib in dict.fromkeys(args.libs + args.scale_libs):
+            try:
+                bench.caps[lib] = capabilities(lib)
+                meta = {
+                    "version": bench.caps[lib]["version"],
+                    "workers": bench.caps[lib]["workers"]["2"]["desc"],
+                }
+                out.write(json.dumps({"lib": lib, "kind": "meta", **meta}) + "\n")
+            except Exception as err:
+                print(f"{lib}: {err}", file=sys.stderr)
+        for run in range(1, args.runs + 1):  # interleaved: run 1 of every library, then run 2, ...
+            for lib in args.libs:
+                if lib in bench.caps:
+                    print(f"== run {run}: {lib}", flush=True)
+                    bench.one_run(lib, run)
+            for lib in args.scale_libs:
+                if lib not in bench.caps:
+                    continue
+                print(f"== run {run}: {lib} scaling", flush=True)
+                for procs in (1, 2, 4):
+                    bench.step(
+                        lib, run, "scale_drain", lambda lib=lib, p=procs, k=run: bench.scale_drain(lib, k, p)
+                    )
+                for producers in (1, 2, 4):
+                    bench.step(
+                        lib,
+                        run,
+                        "scale_enqueue",
+                        lambda lib=lib, p=producers, k=run: bench.scale_enqueue(lib, k, p),
+                    )
+    print(f"raw results: {out_path} ({time.time() - t0:.0f} s)")
+    return out_path
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
