@@ -53,7 +53,9 @@ async def watch_args(url: str, widest: dict[str, int], stop: asyncio.Event) -> N
 
 @contextlib.asynccontextmanager
 async def private_server(tmp_path: Path) -> AsyncIterator[str]:
-    with EmbeddedRedis(tmp_path / "redis") as server:
+    # MONITOR falls far behind at full scale: no output-buffer limit may cut it off.
+    limits = ("--client-output-buffer-limit", "normal 0 0 0 replica 0 0 0 pubsub 0 0 0")
+    with EmbeddedRedis(tmp_path / "redis", extra_args=limits) as server:
         yield server.url
 
 
