@@ -22,7 +22,7 @@ from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.keys import Keys
 
 pytestmark = pytest.mark.faults
-LEASE_MS = 2000
+LEASE_MS = 2000 if FULL else 1000
 
 
 def free_port() -> int:
