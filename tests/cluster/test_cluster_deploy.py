@@ -19,7 +19,7 @@ from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.runs import now_ms
 
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 CRON = TriggerPlan(name="cron:0", kind="cron", cron="30 2 * * *", timezone="Europe/Paris")
 

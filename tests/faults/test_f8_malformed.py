@@ -23,7 +23,7 @@ from tqflow.dsl.source import Source
 from tqflow.runtime.client import Client
 from tqflow.runtime.payloads import PayloadError, PayloadSettings
 
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 sys.path.insert(0, str(HERE / "flows"))
 import malformed_tasks as mt

@@ -17,7 +17,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 
 @pytest.fixture

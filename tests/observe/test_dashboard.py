@@ -19,7 +19,7 @@ from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.task import Task
 
 from .conftest import serve_api, watch_plan
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"

@@ -15,7 +15,7 @@ from tqflow.runtime.keys import Keys
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 
 async def test_a_finished_run_reads_back_with_graph_attempts_and_dlq(

@@ -8,7 +8,7 @@ from tqflow.compiler import compile_file
 from tqflow.runtime.client import Client
 from tqflow.runtime.registry import load_tasks
 
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 

@@ -13,7 +13,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
 
-from conftest import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory
 
 TASKS = {**load_tasks(["job_tasks", "sample_tasks"], [FLOWS])}
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above

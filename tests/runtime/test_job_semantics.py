@@ -14,7 +14,7 @@ from tqflow.runtime.jobs import JobCancelled, JobFailed, JobRejected, Unique
 from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.registry import load_tasks
 
-from conftest import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above

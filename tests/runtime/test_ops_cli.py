@@ -16,7 +16,7 @@ from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
 
-from conftest import FLOWS
+from helpers import FLOWS
 
 load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above

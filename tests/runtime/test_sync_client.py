@@ -5,7 +5,7 @@ import asyncio
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.sync import SyncClient
 
-from conftest import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
