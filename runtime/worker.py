@@ -23,7 +23,9 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tqflow.compiler.plan import PRIORITIES, RetryPlan
 from tqflow.runtime import payloads
@@ -44,6 +46,7 @@ from tqflow.runtime.validation import ArgumentError, validator
 
 log = structlog.get_logger("tqflow.worker")
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 DEFAULT_WEIGHTS = {"high": 8, "normal": 4, "low": 2, "batch": 1}
 
 
@@ -114,7 +117,7 @@ class Worker:
         await self.scripts.ensure_loaded()
         await self.cluster.start()
         finished = asyncio.Event()
-        helpers = [asyncio.create_task(c(stop)) for c in self.background()]
+        helpers = [asyncio.create_task(self._resilient(c, stop)) for c in self.background()]
         finisher = asyncio.create_task(self._finish_loop(finished))
         with contextlib.suppress(TimeoutError):  # cancellations sent from now on reach this worker
             await asyncio.wait_for(self._subscribed.wait(), 5)
@@ -122,7 +125,7 @@ class Worker:
             "worker started", worker=self.settings.name, queues=self.settings.queues, tasks=len(self.tasks)
         )
         try:
-            await self._fetch_loop(stop)
+            await self._resilient(self._fetch_loop, stop)
         finally:
             await self.cluster.shutdown(self._tasks)  # grace period, then hand back the rest
             finished.set()
@@ -133,6 +136,20 @@ class Worker:
             await asyncio.gather(*helpers, return_exceptions=True)
             self.executors.shutdown()
             log.info("worker stopped", worker=self.settings.name, completed=self.completed)
+
+    async def _resilient(self, loop: Component, stop: asyncio.Event) -> None:
+        """Run one loop; while Redis is unreachable (restarting, a network cut), wait and start it again.
+        F5: a Redis restart used to end the fetch loop, and with it the worker, and kill the promoter."""
+        pause = 0.1
+        while not stop.is_set():
+            try:
+                await loop(stop)
+                return
+            except REDIS_DOWN as err:
+                log.warning("redis unreachable; retrying", loop=loop.__name__, error=repr(err), pause=pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, 1.0)
 
     def background(self) -> list[Component]:
         loops: list[Component] = [self._promote_loop, self._listen, *self.components]

@@ -51,13 +51,15 @@ class Workers:
     killed: set[int] = field(default_factory=set)  # pids whose in-flight attempts may run twice
     signalled: dict[int, float] = field(default_factory=dict)  # pid -> when it got its (last) signal
     count: int = 0
+    stderr: Path | None = None  # where the workers' stderr goes (default: discarded)
 
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
         self.count += 1
         node = f"node{self.count}"
         env = {**os.environ, "TQFLOW_LEDGER": str(self.ledger)}
         command = [sys.executable, str(HERE / "fault_worker.py"), self.redis_url, self.namespace, node]
-        proc = subprocess.Popen([*command, *self.extra, *extra], env=env, stderr=subprocess.DEVNULL)
+        err = self.stderr.open("a") if self.stderr else subprocess.DEVNULL
+        proc = subprocess.Popen([*command, *self.extra, *extra], env=env, stderr=err)
         self.procs[node] = proc
         return proc
 

@@ -36,7 +36,7 @@ async def cleanup(redis: Redis, namespace: str) -> None:
 
 async def test_f9_bulk_all_or_nothing_when_the_client_dies(redis: Redis, redis_url: str) -> None:
     rng = seeded("F9-bulk")
-    rounds, size = (40, 1000) if FULL else (6, 1000)
+    rounds, size = (40, 1000) if FULL else (4, 1000)
     seen: Counter[int] = Counter()
     for _ in range(rounds):
         namespace = f"test-f9-{uuid.uuid4().hex[:10]}"
