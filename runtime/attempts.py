@@ -22,10 +22,18 @@ TTL_S = 30 * 86400
 
 
 class AttemptRecorder:
-    def __init__(self, redis: Redis, namespace: str = "tqflow") -> None:
+    """Buffers finished attempts and writes them in batches: one pipeline per batch from one flusher task,
+    so a busy worker neither opens a connection per job nor adds a round trip per job."""
+
+    def __init__(
+        self, redis: Redis, namespace: str = "tqflow", *, batch: int = 500, interval: float = 0.02
+    ) -> None:
         self.redis = redis
         self.keys = Keys(namespace)
-        self._pending: set[asyncio.Task[None]] = set()
+        self.batch = batch
+        self.interval = interval
+        self._buffer: list[tuple[str, str]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     def attempt_started(self, event: AttemptEvent) -> None:
         pass  # recorded once it ends, with its outcome
@@ -43,22 +51,29 @@ class AttemptRecorder:
             "error_type": event.error_type,
             "error_message": event.error_message,
         }
-        task = asyncio.get_running_loop().create_task(self._write(event.attempt.job_id, json.dumps(entry)))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self._buffer.append((event.attempt.job_id, json.dumps(entry)))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._drain())
 
-    async def _write(self, job_id: str, entry: str) -> None:
-        key = self.keys.attempts(job_id)
+    async def _drain(self) -> None:
+        while self._buffer:
+            await asyncio.sleep(self.interval)  # let a batch gather
+            batch, self._buffer = self._buffer[: self.batch], self._buffer[self.batch :]
+            await self._write(batch)
+
+    async def _write(self, batch: list[tuple[str, str]]) -> None:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.rpush(key, entry)
-                pipe.ltrim(key, -KEEP, -1)
-                pipe.expire(key, TTL_S)
+                for job_id, entry in batch:
+                    key = self.keys.attempts(job_id)
+                    pipe.rpush(key, entry)
+                    pipe.ltrim(key, -KEEP, -1)
+                    pipe.expire(key, TTL_S)
                 await pipe.execute()
-        except Exception as err:  # history is best effort; the job itself is already recorded
-            log.warning("could not record an attempt", job=job_id, error=repr(err))
+        except Exception as err:  # history is best effort; the jobs themselves are already recorded
+            log.warning("could not record attempts", jobs=len(batch), error=repr(err))
 
     async def flush(self) -> None:
-        """Wait for writes in flight (tests, and a worker shutting down)."""
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        """Wait until every buffered attempt is written (tests, and a worker shutting down)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)

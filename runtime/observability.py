@@ -42,6 +42,9 @@ class WorkerObservability:
         finally:
             stop.set()
             await asyncio.gather(*helpers, return_exceptions=True)
+            for hook in self.hooks:  # write what is still buffered (the attempt history) before exiting
+                if isinstance(hook, AttemptRecorder):
+                    await hook.flush()
             for server in self.servers:
                 with contextlib.suppress(Exception):
                     server.shutdown()
