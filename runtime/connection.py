@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 URL_ENV = "TQFLOW_REDIS_URL"
+MAX_CONNECTIONS_ENV = "TQFLOW_REDIS_MAX_CONNECTIONS"
+DEFAULT_MAX_CONNECTIONS = 256
+POOL_WAIT_S = 60  # a command waits this long for a free connection before it fails
 SCHEMES = ("redis", "rediss", "unix")
 
 
@@ -19,8 +23,14 @@ def resolve_url(explicit: str | None, environ: Mapping[str, str]) -> str | None:
     return url
 
 
-def connect(url: str) -> Redis:
-    return Redis.from_url(url, decode_responses=True, health_check_interval=30)
+def connect(url: str, max_connections: int | None = None) -> Redis:
+    """A client whose pool waits for a free connection instead of failing when a busy worker's jobs, its
+    batched scripts and its background loops all hold one at once (redis-py's own pool raises at 100)."""
+    limit = max_connections or int(os.environ.get(MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS))
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=limit, timeout=POOL_WAIT_S, decode_responses=True, health_check_interval=30
+    )
+    return Redis.from_pool(pool)
 
 
 def redact(url: str) -> str:
