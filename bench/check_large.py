@@ -1,4 +1,8 @@
-"""How long `tqc check` takes on generated flows: N jobs with 2 edges each (python bench/check_large.py)."""
+"""How long `tqc check` takes on generated flows: N jobs with 2 edges each (python bench/check_large.py).
+
+Measured on the shared 2-core machine (2026-11-27, other work running): 500 jobs 0.22 s, 5,000 jobs
+(9,999 edges) 1.51 s, 50,000 jobs 16 s -- linear; about 80% of it is parsing (Lark LALR in Python).
+"""
 
 from __future__ import annotations
 

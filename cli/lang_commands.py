@@ -16,15 +16,16 @@ from tqflow.cli.common import FILE, compile_or_exit
 from tqflow.compiler.firetimes import next_fire_times
 from tqflow.compiler.plan import FlowPlan, Plan
 from tqflow.compiler.render_graph import dot, mermaid
-from tqflow.dsl.formatter import FormatError, format_source
+from tqflow.dsl.formatter import FormatError, duration, format_source
 
 
 @click.command(name="fmt")
-@click.argument("files", nargs=-1, required=True, type=FILE)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file is not formatted (for CI).")
 @click.option("--diff", "show_diff", is_flag=True, help="With --check, print what would change.")
-def fmt_command(files: tuple[Path, ...], check: bool, show_diff: bool) -> None:
-    """Rewrite FILES in the canonical layout (comments kept, meaning unchanged)."""
+def fmt_command(paths: tuple[Path, ...], check: bool, show_diff: bool) -> None:
+    """Rewrite the .tqflow files in PATHS (files or folders) in the canonical layout, keeping comments."""
+    files = [f for p in paths for f in (sorted(p.rglob("*.tqflow")) if p.is_dir() else [p])]
     unformatted = failed = 0
     for path in files:
         text = path.read_text(encoding="utf-8")
@@ -63,7 +64,9 @@ GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")
 
 @click.command(name="graph")
 @click.argument("file", type=FILE)
-@click.option("--flow", "flow_name", default=None, help="The flow to draw (needed when FILE has several).")
+@click.option(
+    "--flow", "-f", "flow_name", default=None, help="The flow to draw (needed when FILE has several)."
+)
 @click.option("--format", "fmt", type=click.Choice(GRAPH_FORMATS), default="mermaid", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def graph_command(file: Path, flow_name: str | None, fmt: str, output: Path | None) -> None:
@@ -117,7 +120,7 @@ def _pick_flow(plan: Plan | None, name: str | None) -> FlowPlan:
 
 @click.command(name="next")
 @click.argument("file", type=FILE)
-@click.option("--flow", "flow_name", default=None, help="The flow (needed when FILE has several).")
+@click.option("--flow", "-f", "flow_name", default=None, help="The flow (needed when FILE has several).")
 @click.option("--count", "-n", default=5, show_default=True, type=click.IntRange(1, 1000))
 @click.option(
     "--after",
@@ -132,7 +135,8 @@ def next_command(file: Path, flow_name: str | None, count: int, after: str | Non
         click.echo(f"flow `{flow.name}` has no schedule", err=True)
         sys.exit(exit_codes.NOT_FOUND)
     for trigger in flow.triggers:
-        what = {"cron": f"cron {trigger.cron!r}", "every": f"every {trigger.every_ms} ms", "at": "at"}
+        every = duration(trigger.every_ms or 0)
+        what = {"cron": f'cron "{trigger.cron}"', "every": f"every {every}", "at": f'at "{trigger.at}"'}
         click.echo(f"{trigger.name}  {what[trigger.kind]}  ({trigger.timezone})")
         times = next_fire_times(trigger, start, count)
         for time in times:

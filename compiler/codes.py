@@ -108,6 +108,14 @@ _CODES = [
         "module, which is taken as an opaque type.",
     ),
     Code(
+        "TQ0210",
+        "unknown imported flow",
+        "`flow NAME = x.other` deploys the flow `other` of the file imported as `x` under the name NAME\n"
+        "(with its jobs, schedules and policies unchanged). `x` must be bound by an `import` line and\n"
+        "the imported file must declare the flow. The tasks it calls are found relative to the imported\n"
+        "file, so a worker must be able to import them too.",
+    ),
+    Code(
         "TQ0301",
         "unknown argument",
         "A job passes an argument that the task's Python signature does not have. Argo and others only\n"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqflow.compiler.context import Context
 from tqflow.dsl import ast
+from tqflow.dsl.diagnostics import did_you_mean
 from tqflow.dsl.source import Source
 
 
@@ -33,6 +34,20 @@ def resolve_imports(ctx: Context) -> None:
         if result.plan is not None:
             for name, flow in result.plan.flows.items():
                 ctx.imported_flows[f"{imp.alias}.{name}"] = flow
+
+
+def resolve_flow_aliases(ctx: Context) -> None:
+    """`flow nightly_eu = shared.nightly`: the imported flow's plan, under the new name."""
+    for alias in ctx.module.flow_aliases:
+        plan = ctx.imported_flows.get(alias.target)
+        if plan is None:
+            if alias.target.partition(".")[0] not in {i.alias for i in ctx.module.imports}:
+                hint = 'import the file first: `import "other.tqflow" as x`, then `flow name = x.flow`'
+            else:
+                hint = did_you_mean(alias.target, ctx.imported_flows) or "it has no flow of that name"
+            ctx.error("TQ0210", f"unknown imported flow `{alias.target}`", alias.span, help=hint)
+            continue
+        ctx.flow_plans.setdefault(alias.name, plan.model_copy(update={"name": alias.name}))
 
 
 def _importable(ctx: Context, imp: ast.Import, path: Path, here: str) -> bool:

@@ -57,7 +57,9 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
         OutputPlan(name=o.name, value=lower(ctx, o.value, Scope(flow.name, params, job_names)))
         for o in flow.outputs
     ]
-    triggers = lower_schedules(ctx, flow)
+    for output in flow.outputs:
+        infer(ctx, output.value, env)  # reports fields read from values that have none, bad arithmetic
+    triggers = lower_schedules(ctx, flow, env)
     if not check_cycles(ctx, flow, waits_for) or len(jobs) != len(flow.jobs):
         return None
     return FlowPlan(
@@ -146,6 +148,9 @@ def _lower_job(
         check_arguments(ctx, job.call, signature, job.fan_out.var if job.fan_out else None)
         _check_argument_types(ctx, job.call, signature, job_env)
     args = {a.name: lower(ctx, a.value, scope) for a in job.call.args if a.name is not None}
+    for setting in job.settings:
+        if setting.kind == "when" and isinstance(setting.value, ast.Expr):
+            infer(ctx, setting.value, job_env)
     settings = {**defaults, **_settings(ctx, job.settings, job.name, flow.name, job_names, params, scope)}
     after_waits: dict[str, Span] = settings.pop("_after_waits", {})
     for upstream, span in [*scope.reads.items(), *after_waits.items()]:
@@ -257,7 +262,7 @@ def _settings(
             if scope is None:
                 ctx.error("TQ0502", "`unique` belongs on a job, not in `defaults`", setting.span)
                 continue
-            unique = _unique(ctx, value, Scope(flow, params, jobs, set(scope.variables)))
+            unique = _unique(ctx, value, scope)  # the job's scope: a key reading `x.out` waits for x
             if unique is not None:
                 result["unique"] = unique
         elif setting.kind in ("after", "when") and isinstance(value, ast.Expr):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from tqflow.compiler.context import Context
@@ -24,6 +25,7 @@ def resolve_uses(ctx: Context) -> None:
                 use.span,
                 label="no such module next to the file or on the Python path",
                 notes=(f"searched {search[0]} and the Python path",),
+                help=did_you_mean(use.module, _nearby_modules(search[0], use.module)),
             )
         except SyntaxError as err:
             ctx.error(
@@ -35,6 +37,16 @@ def resolve_uses(ctx: Context) -> None:
             _bind(ctx, use, info)
             continue
         ctx.unresolved.update(use.names or (use.bound_name,))  # later uses of these names stay quiet
+
+
+def _nearby_modules(folder: Path, wanted: str) -> list[str]:
+    """Module names next to the file, and the stdlib's `std.*`, as did-you-mean candidates."""
+    parent = folder.joinpath(*wanted.split(".")[:-1])
+    prefix = wanted.rpartition(".")[0]
+    names = [p.stem for p in parent.glob("*.py")] + [p.parent.name for p in parent.glob("*/__init__.py")]
+    stdlib = Path(__file__).resolve().parent.parent / "stdlib"
+    names += [f"std.{p.stem}" for p in stdlib.glob("*.py") if p.stem != "__init__"]
+    return [f"{prefix}.{n}" if prefix and not n.startswith("std.") else n for n in names]
 
 
 def _bind(ctx: Context, use: ast.Use, info: ModuleInfo) -> None:
@@ -83,7 +95,8 @@ def lower_policies(ctx: Context) -> None:
 
 
 def check_duplicates(ctx: Context) -> None:
-    _duplicates(ctx, ((f.name, f.name_span) for f in ctx.module.flows), "flow")
+    flows: list[ast.Flow | ast.FlowAlias] = [*ctx.module.flows, *ctx.module.flow_aliases]
+    _duplicates(ctx, ((f.name, f.name_span) for f in flows), "flow")
     for flow in ctx.module.flows:
         _duplicates(ctx, ((j.name, j.name_span) for j in flow.jobs), "job", flow.name)
         _duplicates(ctx, ((p.name, p.span) for p in flow.params), "parameter", flow.name)

@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo, available_timezones
 from croniter import croniter
 
 from tqflow.compiler.context import Context
+from tqflow.compiler.expressions import Scope, lower
 from tqflow.compiler.firetimes import dst_hits
 from tqflow.compiler.plan import CatchupPlan, TriggerPlan
+from tqflow.compiler.typecheck import TypeEnv, check_value
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import did_you_mean
 
@@ -50,17 +52,41 @@ CRON_MACROS = {
 DST_CHECK_YEARS = (2026, 2027)  # fixed years, so the same file always gives the same warnings
 
 
-def lower_schedules(ctx: Context, flow: ast.Flow) -> list[TriggerPlan]:
+def lower_schedules(ctx: Context, flow: ast.Flow, env: TypeEnv) -> list[TriggerPlan]:
     triggers = []
     for index, schedule in enumerate(flow.schedules):
-        trigger = _lower_schedule(ctx, schedule, f"{schedule.kind}:{index}")
+        params = _trigger_params(ctx, schedule, flow, env)
+        trigger = _lower_schedule(ctx, schedule, f"{schedule.kind}:{index}", params)
         if trigger is not None:
             triggers.append(trigger)
     return triggers
 
 
-def _lower_schedule(ctx: Context, schedule: ast.Schedule, name: str) -> TriggerPlan | None:
-    fields: dict[str, Any] = {"name": name, "kind": schedule.kind}
+def _trigger_params(ctx: Context, schedule: ast.Schedule, flow: ast.Flow, env: TypeEnv) -> dict[str, Any]:
+    """`params { day = run.date - 1d }`: checked against the flow's parameters and their types."""
+    declared = {p.name for p in flow.params}
+    result: dict[str, Any] = {}
+    for arg in schedule.params:
+        name = arg.name or ""
+        if name not in declared:
+            ctx.error(
+                "TQ0204",
+                f"flow `{flow.name}` has no parameter `{name}`",
+                arg.name_span,
+                help=did_you_mean(name, declared),
+            )
+            continue
+        if name in result:
+            ctx.error("TQ0606", f"parameter `{name}` is given twice", arg.span)
+        result[name] = lower(ctx, arg.value, Scope(flow.name, declared, set()))
+        check_value(ctx, arg.value, env.params[name], env, f"parameter `{name}`")
+    return result
+
+
+def _lower_schedule(
+    ctx: Context, schedule: ast.Schedule, name: str, params: dict[str, Any]
+) -> TriggerPlan | None:
+    fields: dict[str, Any] = {"name": name, "kind": schedule.kind, "params": params}
     fields.update(_options(ctx, schedule))
     if schedule.kind == "cron":
         cron = _check_cron(ctx, schedule.value)
@@ -222,8 +248,7 @@ def _check_zone(ctx: Context, schedule: ast.Schedule) -> str | None:
     name = str(schedule.tz.value)
     if name in _zones():
         return name
-    lower = {z.lower(): z for z in _zones()}
-    match = lower.get(name.lower())
+    match = _zone_like(name)
     ctx.error(
         "TQ0602",
         f"unknown time zone `{name}`",
@@ -233,6 +258,16 @@ def _check_zone(ctx: Context, schedule: ast.Schedule) -> str | None:
         notes=("time zones are IANA names like Europe/Paris, America/New_York or UTC",),
     )
     return None
+
+
+def _zone_like(name: str) -> str | None:
+    """A zone spelt with other capitals (`europe/paris`) or named by its city alone (`Paris`, `new york`)."""
+    key = name.lower().replace(" ", "_")
+    by_name = {z.lower(): z for z in _zones()}
+    if key in by_name:
+        return by_name[key]
+    cities = sorted(z for z in _zones() if z.lower().rsplit("/", 1)[-1] == key and "/" in z)
+    return min(cities, key=len) if cities else None
 
 
 @cache

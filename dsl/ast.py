@@ -168,6 +168,7 @@ class Schedule(Node):
     value: Literal  # the cron text or ISO time (str), or the interval (duration)
     tz: Literal | None = None
     options: tuple[ScheduleOption, ...] = ()
+    params: tuple[Arg, ...] = ()  # `params { day = run.date - 1d }`: values for the runs it starts
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,9 +253,20 @@ class RetryDecl(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FlowAlias(Node):
+    """`flow nightly_eu = shared.nightly`: an imported flow, deployed from this file under a new name."""
+
+    name: str
+    target: str  # "alias.flow"
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+    target_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Module(Node):
     source: Source = field(compare=False, repr=False)
     uses: tuple[Use, ...] = ()
     imports: tuple[Import, ...] = ()
     retries: tuple[RetryDecl, ...] = ()
     flows: tuple[Flow, ...] = ()
+    flow_aliases: tuple[FlowAlias, ...] = ()

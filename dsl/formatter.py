@@ -171,6 +171,10 @@ class _Printer:
             self.blank_if_source_had(previous, decl.span)
             self.retry_decl(decl)
             previous = decl.span
+        if module.flow_aliases:
+            self.blank()
+        for alias in module.flow_aliases:
+            self.emit(0, f"flow {alias.name} = {alias.target}", alias.span)
         for flow in module.flows:
             self.blank()
             self.flow(flow)
@@ -229,7 +233,7 @@ class _Printer:
         head = f"schedule {schedule.kind} {literal(schedule.value)}"
         if schedule.tz is not None:
             head += f" tz {literal(schedule.tz)}"
-        if not schedule.options:
+        if not schedule.options and not schedule.params:
             self.emit(1, head, schedule.span)
             return
         self.emit(1, head + " {", schedule.span)
@@ -237,6 +241,11 @@ class _Printer:
             value = option.value
             shown = _call(value, 2) if isinstance(value, ast.Call) else expr(value, 2)
             self.emit(2, f"{option.name} {shown}", option.span)
+        if schedule.params:
+            self.emit(2, "params {", schedule.params[0].span.line - 1 or schedule.span)
+            for arg in schedule.params:
+                self.emit(3, f"{arg.name} = {expr(arg.value, 3)}", arg.span)
+            self.emit(2, "}", self.end(schedule.params[-1].span) + 1, closing=True)
         self.emit(1, "}", self.end(schedule.span), closing=True)
 
     def defaults(self, settings: tuple[ast.Setting, ...], span: Span) -> None:

@@ -168,11 +168,17 @@ def parse(source: Source, diagnostics: Diagnostics) -> ast.Module | None:
             return None
         raise
     for start, end in _declaration_ranges(text):
-        chunk = _blank_outside(text, start, end)
-        try:
-            _parse_tree(chunk, "start")
-        except UnexpectedInput as err:
-            _report_syntax_error(err, source, diagnostics, chunk)
+        chunk: str | None = _blank_outside(text, start, end)
+        for _ in range(MAX_ERRORS_PER_DECLARATION):
+            assert chunk is not None
+            try:
+                _parse_tree(chunk, "start")
+                break
+            except UnexpectedInput as err:
+                offset, recoverable = _report_syntax_error(err, source, diagnostics, chunk)
+            chunk = _blank_statement(chunk, offset) if recoverable else None
+            if chunk is None:
+                break
     if not diagnostics.has_errors:  # the chunks parse alone but not together: report the whole
         try:
             _parse_tree(text, "start")
@@ -197,6 +203,39 @@ def _declaration_ranges(text: str) -> list[tuple[int, int]]:
     return list(zip(starts, [*starts[1:], len(text)], strict=True))
 
 
+MAX_ERRORS_PER_DECLARATION = 5
+
+
+def _blank_statement(text: str, offset: int) -> str | None:
+    """`text` with the flow statement holding `offset` blanked out (to look for more errors after it),
+    or None when that statement cannot be told apart (top level, or brackets left open)."""
+    lines = text.split("\n")
+    depths = _line_depths(text)
+    line = text.count("\n", 0, offset)  # 0-based
+    if depths[line] == 0:  # a top-level error: the whole declaration is its statement
+        return None
+    first = next((i for i in range(line, -1, -1) if depths[i] == 1 and lines[i].strip()), None)
+    after = next((i for i in range(line + 1, len(lines)) if depths[i] <= 1 and lines[i].strip()), None)
+    if first is None or after is None:
+        return None
+    blanked = [re.sub(r"[^\n]", " ", x) if first <= i < after else x for i, x in enumerate(lines)]
+    return "\n".join(blanked)
+
+
+def _line_depths(text: str) -> list[int]:
+    """How many brackets are open at the start of each line (strings and comments skipped)."""
+    depths, depth = [0], 0
+    for match in re.finditer(r'"(\\.|[^"\\\n])*"?|#[^\n]*|[{}()\[\]\n]', text):
+        token = match.group(0)
+        if token == "\n":
+            depths.append(depth)
+        elif token in "{([":
+            depth += 1
+        elif token in "})]":
+            depth = max(0, depth - 1)
+    return depths
+
+
 def _blank_outside(text: str, start: int, end: int) -> str:
     def blank(part: str) -> str:
         return re.sub(r"[^\n]", " ", part)
@@ -204,7 +243,10 @@ def _blank_outside(text: str, start: int, end: int) -> str:
     return blank(text[:start]) + text[start:end] + blank(text[end:])
 
 
-def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diagnostics, text: str) -> None:
+def _report_syntax_error(
+    err: UnexpectedInput, source: Source, diagnostics: Diagnostics, text: str
+) -> tuple[int, bool]:
+    """Report one syntax error; return where it is and whether parsing may go on after its statement."""
     offset = getattr(err, "pos_in_stream", None) or 0
     if isinstance(err, UnexpectedToken):
         token = err.token
@@ -240,6 +282,7 @@ def _report_syntax_error(err: UnexpectedInput, source: Source, diagnostics: Diag
         notes=(f"expected one of: {shown}",) if len(expected) > 1 and not better else (),
         help=better.help if better else None,
     )
+    return offset, not (better and better.message.startswith("unclosed")) and not at_end
 
 
 def _keyword(terminal: str) -> str:
@@ -327,6 +370,7 @@ class _Builder(Transformer[Token, Any]):
             imports=tuple(i for i in items if isinstance(i, ast.Import)),
             retries=tuple(i for i in items if isinstance(i, ast.RetryDecl)),
             flows=tuple(i for i in items if isinstance(i, ast.Flow)),
+            flow_aliases=tuple(i for i in items if isinstance(i, ast.FlowAlias)),
         )
 
     def use_module(self, meta: Any, items: list[Any]) -> ast.Use:
@@ -371,6 +415,11 @@ class _Builder(Transformer[Token, Any]):
             outputs=tuple(b for b in body if isinstance(b, ast.Output)),
         )
 
+    def flow_alias(self, meta: Any, items: list[Any]) -> ast.FlowAlias:
+        name, target = items
+        span = _span(meta)
+        return ast.FlowAlias(span=span, name=str(name), name_span=_token_span(name), target=target)
+
     def queue_stmt(self, meta: Any, items: list[Any]) -> tuple[str, str, Span]:
         return ("queue", _unquote(items[0], self.source), _span(meta))
 
@@ -390,8 +439,10 @@ class _Builder(Transformer[Token, Any]):
 
     def schedule_decl(self, meta: Any, items: list[Any]) -> ast.Schedule:
         kind, value, tz = items[0]
-        options = tuple(items[1] or ())
-        return ast.Schedule(span=_span(meta), kind=kind, value=value, tz=tz, options=options)
+        block = items[1] or ()
+        options = tuple(i for i in block if isinstance(i, ast.ScheduleOption))
+        params = tuple(a for i in block if isinstance(i, tuple) for a in i)
+        return ast.Schedule(span=_span(meta), kind=kind, value=value, tz=tz, options=options, params=params)
 
     def cron_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, ast.Literal | None]:
         cron, tz = items
@@ -408,8 +459,17 @@ class _Builder(Transformer[Token, Any]):
             span=_token_span(token), kind="str", value=_unquote(token, self.source), text=str(token)
         )
 
-    def schedule_block(self, meta: Any, items: list[Any]) -> tuple[ast.ScheduleOption, ...]:
+    def schedule_block(
+        self, meta: Any, items: list[Any]
+    ) -> tuple[ast.ScheduleOption | tuple[ast.Arg, ...], ...]:
         return tuple(i for i in items if i is not None)
+
+    def schedule_params(self, meta: Any, items: list[Any]) -> tuple[ast.Arg, ...]:
+        return tuple(i for i in items if i is not None)
+
+    def schedule_param(self, meta: Any, items: list[Any]) -> ast.Arg:
+        name, value = items
+        return ast.Arg(span=_span(meta), name=str(name), name_span=_token_span(name), value=value)
 
     def schedule_option(self, meta: Any, items: list[Any]) -> ast.ScheduleOption:
         name, value = items

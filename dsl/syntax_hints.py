@@ -29,6 +29,18 @@ SETTINGS = (
 )
 
 
+SCHEDULE_OPTIONS = ("catchup", "overlap", "on_dst_gap", "on_dst_repeat")
+RETRY_RULES = ("on", "never", "else")
+BLOCKS: dict[
+    str, tuple[tuple[str, ...], str]
+] = {  # the first word of the line that opened a block -> what may start a line in it
+    "flow": (FLOW_ITEMS, "in a flow"),
+    "defaults": (SETTINGS, "in `defaults`"),
+    "schedule": (SCHEDULE_OPTIONS, "in a schedule block"),
+    "retry": (RETRY_RULES, "in a retry block"),
+}
+
+
 @dataclass(frozen=True)
 class Hint:
     message: str
@@ -161,9 +173,13 @@ def _job_equals(source: Source, where: Where, at_end: bool) -> Hint | None:
 def _keyword(source: Source, where: Where, at_end: bool) -> Hint | None:
     if not re.fullmatch(r"\s*", where.line_before) or not re.fullmatch(r"[A-Za-z_]\w*", where.word):
         return None
-    depth = len(where.brackets)
-    choices = TOP_LEVEL if depth == 0 else FLOW_ITEMS if depth == 1 else SETTINGS
-    where_text = "at the top level" if depth == 0 else "in a flow" if depth == 1 else "here"
+    choices: tuple[str, ...]
+    if not where.brackets:
+        choices, where_text = TOP_LEVEL, "at the top level"
+    else:
+        opener = _line_before(source.text, where.brackets[-1][1]).strip()
+        kind = opener.split(" ", 1)[0] if opener else ""
+        choices, where_text = BLOCKS.get(kind, (SETTINGS, "in a job block"))
     return Hint(
         f"unknown statement `{where.word}` {where_text}",
         help=_did_you_mean(where.word, choices) or f"expected one of: {', '.join(choices)}",

@@ -170,17 +170,27 @@ class AlertMonitor:
             log.error("alert could not be sent", sink=repr(sink), kind=payload.get("kind"), error=repr(err))
 
     async def _cursor(self, name: str) -> int:
-        """How far the monitors have read; the first monitor ever starts from now (no old alerts)."""
-        now = now_ms()
-        await self.redis.hsetnx(self.keys.alert_cursor, name, now)
-        return int(await self.redis.hget(self.keys.alert_cursor, name) or now)
+        """How far the monitors have read. Every cursor starts where the first monitor ever started,
+        so nothing older alerts, and a dead-letter queue that appears later is read from that point."""
+        start = now_ms()
+        await self.redis.hsetnx(self.keys.alert_cursor, "start", start)
+        start = int(await self.redis.hget(self.keys.alert_cursor, "start") or start)
+        await self.redis.hsetnx(self.keys.alert_cursor, name, start)
+        return int(await self.redis.hget(self.keys.alert_cursor, name) or start)
 
     async def _dead_jobs(self) -> list[Alert]:
-        since = await self._cursor("dlq")
-        rows = await self.redis.zrangebyscore(self.keys.dlq, since, "+inf", 0, DLQ_PAGE, withscores=True)
+        alerts = []
+        for key in await self.inspector.dlq_keys():
+            alerts += await self._dead_in(key)
+        return alerts
+
+    async def _dead_in(self, dlq_key: str) -> list[Alert]:
+        cursor = f"dlq:{dlq_key}"
+        since = await self._cursor(cursor)
+        rows = await self.redis.zrangebyscore(dlq_key, since, "+inf", 0, DLQ_PAGE, withscores=True)
         if not rows:
             return []
-        await self.redis.hset(self.keys.alert_cursor, "dlq", int(rows[-1][1]))  # claims stop repeats
+        await self.redis.hset(self.keys.alert_cursor, cursor, int(rows[-1][1]))  # claims stop repeats
         alerts = []
         for job_id, score in rows:
             with contextlib.suppress(LookupError):

@@ -6,6 +6,8 @@ import random
 
 from tqflow.compiler.plan import RetryPlan
 
+MAX_DELAY_MS = 30 * 86_400_000  # no policy waits longer than 30 days between two attempts
+
 
 def attempts_left(policy: RetryPlan, attempt: int) -> bool:
     return policy.kind != "none" and attempt < policy.attempts
@@ -19,9 +21,12 @@ def delay_ms(policy: RetryPlan, attempt: int, rng: random.Random | None = None) 
     elif policy.kind == "schedule":
         base = policy.schedule_ms[min(attempt, len(policy.schedule_ms)) - 1] if policy.schedule_ms else 0
     elif policy.kind == "exponential":
-        base = int(policy.delay_ms * policy.factor ** (attempt - 1))
-        if policy.max_delay_ms is not None:
-            base = min(base, policy.max_delay_ms)
+        cap = min(policy.max_delay_ms, MAX_DELAY_MS) if policy.max_delay_ms is not None else MAX_DELAY_MS
+        try:
+            grown = policy.delay_ms * policy.factor ** (attempt - 1)
+        except OverflowError:  # a long run of attempts: the power leaves the float range
+            grown = cap
+        base = int(min(grown, cap))
     else:
         return 0
     return _jitter(base, policy.jitter, rng)

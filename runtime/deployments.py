@@ -72,15 +72,21 @@ def _edges(flow: FlowPlan) -> set[tuple[str, str]]:
     return {(up, name) for name, job in flow.jobs.items() for up in job.waits_for}
 
 
+def trigger_label(trigger: TriggerPlan) -> str:
+    if trigger.kind == "cron":
+        return f'{trigger.name} (cron "{trigger.cron}" tz {trigger.timezone})'
+    if trigger.kind == "every":
+        return f"{trigger.name} (every {trigger.every_ms} ms)"
+    return f"{trigger.name} (at {trigger.at})"
+
+
 def _next_fires(triggers: list[TriggerPlan], now_ms: int) -> dict[str, list[int]]:
     result = {}
     for trigger in triggers:
         try:
-            result[f"{trigger.name} ({trigger.cron or trigger.every_ms or trigger.at})"] = next_ticks(
-                trigger, now_ms, 3
-            )
+            result[trigger_label(trigger)] = next_ticks(trigger, now_ms, 3)
         except ScheduleError:
-            result[trigger.name] = []
+            result[trigger_label(trigger)] = []
     return result
 
 

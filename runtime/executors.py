@@ -158,11 +158,14 @@ class ProcessPool:
         try:
             slot.conn.send((task.fn.__module__, task.name, kwargs))
             status, value = await asyncio.to_thread(slot.conn.recv)
-        except (EOFError, OSError, asyncio.CancelledError):
+        except (EOFError, OSError, asyncio.CancelledError) as err:
+            # Decide before stop() sets `killed`: a process that died by itself (segfault, os._exit) is a
+            # failed attempt, not a cancellation (F7: it left the job running forever).
+            stopped = killed or isinstance(err, asyncio.CancelledError)
             stop()
             await asyncio.to_thread(slot.process.join, 5)
             self.idle.put_nowait(await asyncio.to_thread(_Slot, self.context))
-            if killed:
+            if stopped:
                 raise asyncio.CancelledError() from None
             raise RuntimeError("the pool process running the task died") from None
         finally:

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from tqflow.compiler.plan import PRIORITIES, FlowPlan
-from tqflow.runtime import codec
+from tqflow.runtime import codec, payloads
 from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
@@ -44,6 +44,7 @@ SCAN_BATCH = 200
 SCAN_CAP = 20_000  # a filtered run listing reads at most this many run records
 JOB_STATE_SOURCES = ("queued", "running", "scheduled", "retrying", "dead")
 ACTIVE_WORKER_MS = 60_000
+READ_ONLY_PAYLOADS = payloads.PayloadSettings()  # no signing key: pickles are refused, never loaded
 
 
 def _int(value: Any) -> int | None:
@@ -54,11 +55,23 @@ def _int(value: Any) -> int | None:
 
 
 def _json(value: Any) -> Any:
-    """A stored payload decoded, or the raw text when it is not JSON."""
+    """A stored JSON value decoded, or the raw text when it is not JSON."""
     try:
         return codec.decode(value)
     except (ValueError, TypeError):
         return value
+
+
+def _payload(value: Any) -> Any:
+    """A job's result for display. Never unpickles: a pickle payload shows as unreadable."""
+    if value is None or value == "":
+        return None
+    try:
+        return payloads.value(str(value), READ_ONLY_PAYLOADS)
+    except payloads.PayloadError as err:
+        return f"<unreadable result: {err}>"
+    except (ValueError, TypeError):
+        return _json(value)
 
 
 def run_summary(run_id: str, row: dict[str, Any]) -> RunSummary:
@@ -95,7 +108,9 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
         worker=row.get("worker") or None,
         reason=row.get("reason") or None,
         error=error if isinstance(error, dict) else ({"message": str(error)} if error else None),
-        result=_json(row.get("result")),
+        result=_payload(row.get("result")),
+        children=_int(row.get("children")),
+        children_left=_int(row.get("children_left")),
         attempts=[AttemptView.model_validate_json(a) for a in attempts or []],
     )
 
@@ -253,7 +268,9 @@ class Inspector:
 
     async def _ids_in_state(self, state: str, queue: str | None, count: int) -> list[str]:
         if state == "dead":
-            return list(await self.redis.zrevrange(self.keys.dlq, 0, count - 1))
+            return [
+                str(i) for key in await self.dlq_keys() for i in await self.redis.zrevrange(key, 0, count - 1)
+            ]
         if state in ("scheduled", "retrying"):
             return list(await self.redis.zrange(self.keys.delayed, 0, count * 4))
         ids: list[str] = []
@@ -323,7 +340,7 @@ class Inspector:
     async def queues(self) -> QueuesOverview:
         stats = [await self.queue(name) for name in await self.queue_names()]
         delayed = await self.redis.zcard(self.keys.delayed)
-        dead = await self.redis.zcard(self.keys.dlq)
+        dead = sum([await self.redis.zcard(key) for key in await self.dlq_keys()])
         return QueuesOverview(queues=stats, delayed=delayed, dead=dead)
 
     async def queue(self, name: str) -> QueueStats:
@@ -418,11 +435,20 @@ class Inspector:
         return list(seen.values())
 
     # ---- dead-letter queue ------------------------------------------------------------------
-    async def dlq(self, *, offset: int = 0, limit: int = 50) -> Page[DeadJob]:
+    async def dlq_names(self) -> list[str]:
+        """The named dead-letter queues (the default one has no name)."""
+        return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
+
+    async def dlq_keys(self) -> list[str]:
+        return [self.keys.dead_letter(None), *(self.keys.dead_letter(n) for n in await self.dlq_names())]
+
+    async def dlq(self, *, name: str | None = None, offset: int = 0, limit: int = 50) -> Page[DeadJob]:
+        """One dead-letter queue (the default, or a named one), newest first."""
         limit = max(1, min(limit, MAX_LIMIT))
         offset = max(0, offset)
-        rows = await self.redis.zrevrange(self.keys.dlq, offset, offset + limit - 1, withscores=True)
-        total = await self.redis.zcard(self.keys.dlq)
+        key = self.keys.dead_letter(name)
+        rows = await self.redis.zrevrange(key, offset, offset + limit - 1, withscores=True)
+        total = await self.redis.zcard(key)
         jobs = {j.id: j for j in await self._jobs([str(r[0]) for r in rows])}
         items = [
             DeadJob(dead_at=int(score), job=jobs.get(str(job_id)) or JobView(id=str(job_id)))

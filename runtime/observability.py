@@ -59,7 +59,7 @@ def for_worker(
 ) -> WorkerObservability:
     hooks: list[WorkerHooks] = [JobLogHooks(), AttemptRecorder(redis, namespace)]
     observability = WorkerObservability(hooks)
-    if alerts is not None:
+    if alerts is not None and process_index == 0:  # one monitor per machine keeps its rate limits whole
         observability.background.append(AlertMonitor(redis, namespace, alerts).run)
     if metrics_port_base is not None:
         metrics = WorkerMetrics(concurrency=concurrency)

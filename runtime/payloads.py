@@ -74,6 +74,8 @@ def decode(text: str | None, settings: PayloadSettings = DEFAULT) -> tuple[int |
     """The payload's schema version (None: current) and value. Raises PayloadError."""
     if text is None or text == "":
         return None, None
+    if len(text) > settings.max_bytes:  # F8: a record written past the client's cap is refused here too
+        raise PayloadError(f"payload of {len(text)} bytes is over the limit of {settings.max_bytes}")
     head, sep, body = text.partition("|")
     if not sep or len(head) < 2 or head[0] not in "JMP" or head[1] not in "-z":
         raise PayloadError(f"not a tqflow payload (header {head[:12]!r})")

@@ -91,6 +91,7 @@ def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
                 "delay_ms": job.delay_ms,
                 "deadline_ms": job.deadline_ms or 0,
                 "fan_out": canonical_json(job.fan_out) if job.fan_out else "",
+                "unique": job.unique.model_dump_json() if job.unique else "",
                 "when": canonical_json(job.when) if job.when else "",
                 "after": canonical_json(job.after) if job.after else "",
                 "data_deps": canonical_json(job.data_deps),

@@ -33,6 +33,7 @@ SCRIPT_NAMES = (
     "fan_out",
     "age",
     "cancel_run",
+    "claim_unique",
 )
 
 Arg = Any  # str, int or float: what Redis takes as an argument
@@ -67,7 +68,9 @@ class Scripts:
             return await self.redis.evalsha(script_sha(name), len(keys), *keys, *args)  # type: ignore[misc]
 
     async def ensure_loaded(self, force: bool = False) -> None:
-        if self._loaded and not force:
+        # When loaded, one cheap check: a restarted Redis has lost its script cache, and pipelined
+        # EVALSHAs would fail with NOSCRIPT (F5).
+        if self._loaded and not force and all(await self.redis.script_exists(script_sha(SCRIPT_NAMES[0]))):
             return
         for name in SCRIPT_NAMES:
             await self.redis.script_load(script_text(name))

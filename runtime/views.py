@@ -62,6 +62,8 @@ class JobView(BaseModel):
     reason: str | None = None
     error: dict[str, Any] | None = None  # the last failure: type, message, traceback
     result: Any = None
+    children: int | None = None  # a fan-out job: how many child jobs it made (ids JOB_ID.0, JOB_ID.1, …)
+    children_left: int | None = None  # … and how many have not ended
     waits_for: list[str] = Field(default_factory=list)
     attempts: list[AttemptView] = Field(default_factory=list)
 
@@ -120,7 +122,7 @@ class QueueStats(BaseModel):
 class QueuesOverview(BaseModel):
     queues: list[QueueStats]
     delayed: int  # scheduled and retrying jobs, all queues
-    dead: int  # dead-letter queue size
+    dead: int  # jobs in the dead-letter queues (the default and the named ones)
 
 
 class WorkerView(BaseModel):

@@ -23,7 +23,9 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tqflow.compiler.plan import PRIORITIES, RetryPlan
 from tqflow.runtime import payloads
@@ -44,6 +46,7 @@ from tqflow.runtime.validation import ArgumentError, validator
 
 log = structlog.get_logger("tqflow.worker")
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 DEFAULT_WEIGHTS = {"high": 8, "normal": 4, "low": 2, "batch": 1}
 
 
@@ -114,7 +117,7 @@ class Worker:
         await self.scripts.ensure_loaded()
         await self.cluster.start()
         finished = asyncio.Event()
-        helpers = [asyncio.create_task(c(stop)) for c in self.background()]
+        helpers = [asyncio.create_task(self._resilient(c, stop)) for c in self.background()]
         finisher = asyncio.create_task(self._finish_loop(finished))
         with contextlib.suppress(TimeoutError):  # cancellations sent from now on reach this worker
             await asyncio.wait_for(self._subscribed.wait(), 5)
@@ -122,7 +125,7 @@ class Worker:
             "worker started", worker=self.settings.name, queues=self.settings.queues, tasks=len(self.tasks)
         )
         try:
-            await self._fetch_loop(stop)
+            await self._resilient(self._fetch_loop, stop)
         finally:
             await self.cluster.shutdown(self._tasks)  # grace period, then hand back the rest
             finished.set()
@@ -133,6 +136,20 @@ class Worker:
             await asyncio.gather(*helpers, return_exceptions=True)
             self.executors.shutdown()
             log.info("worker stopped", worker=self.settings.name, completed=self.completed)
+
+    async def _resilient(self, loop: Component, stop: asyncio.Event) -> None:
+        """Run one loop; while Redis is unreachable (restarting, a network cut), wait and start it again.
+        F5: a Redis restart used to end the fetch loop, and with it the worker, and kill the promoter."""
+        pause = 0.1
+        while not stop.is_set():
+            try:
+                await loop(stop)
+                return
+            except REDIS_DOWN as err:
+                log.warning("redis unreachable; retrying", loop=loop.__name__, error=repr(err), pause=pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, 1.0)
 
     def background(self) -> list[Component]:
         loops: list[Component] = [self._promote_loop, self._listen, *self.components]
@@ -148,7 +165,7 @@ class Worker:
 
     async def _fetch_loop(self, stop: asyncio.Event) -> None:
         token = uuid.uuid4().hex[:12]
-        batch = 0
+        batch = failures = 0
         while not stop.is_set():
             free = min(self.settings.concurrency - len(self._tasks), self.settings.fetch_batch)
             if free <= 0:
@@ -159,9 +176,22 @@ class Worker:
             batch += 1
             prefix = f"{token}.{batch}."
             args = [self.keys.prefix, now_ms(), self.settings.name, prefix, self.settings.lease_ms, free]
-            jobs = await self.scripts.call("fetch", [], [*args, *self.planner.plan(free)])
-            if not jobs:
-                jobs = await self._block_for_work(prefix, stop)
+            try:
+                jobs = await self.scripts.call("fetch", [], [*args, *self.planner.plan(free)])
+                if not jobs:
+                    jobs = await self._block_for_work(prefix, stop)
+                failures = 0
+            except (RedisError, OSError) as err:
+                # Redis unreachable or refusing: back off and retry. Attempts started by a reply we lost
+                # are reclaimed when their lease runs out (at-least-once).
+                failures += 1
+                log.warning("fetch failed; retrying", worker=self.settings.name, error=repr(err))
+                if "NOGROUP" in str(err):
+                    with contextlib.suppress(RedisError, OSError):
+                        await self._create_groups()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(2.0, 0.05 * 2**failures))
+                continue
             for job in jobs:
                 self._spawn(Attempt(job, self.settings.name))
 
@@ -265,6 +295,8 @@ class Worker:
             if run.get("when") and not evaluate(json.loads(run["when"]), env):
                 await self._finish(attempt, "skipped", "`when` condition is false")
                 return None
+            if run.get("unique") and attempt.number == 1 and not await self._claim_unique(attempt, env):
+                return None
             if run.get("fan_out"):
                 status = await fan_out(self, attempt, task, env)
                 self._emit("attempt_finished", attempt.outcome(status, None))
@@ -274,6 +306,26 @@ class Worker:
             await self._finish(attempt, "dead", _error("ArgumentError", str(err)))
             return None
         return validator(task).validate(kwargs)
+
+    async def _claim_unique(self, attempt: Attempt, env: Any) -> bool:
+        """A flow job's `unique` key, claimed by its first attempt; False when the job was ended here."""
+        from tqflow.compiler.plan import UniquePlan
+        from tqflow.runtime.expressions import evaluate
+        from tqflow.runtime.keys import check_part
+
+        run = attempt.run or {}
+        plan = UniquePlan.model_validate_json(run["unique"])
+        key = check_part("unique key", f"{run.get('flow')}.{run.get('name')}:{evaluate(plan.key, env)}")
+        args = [self.keys.prefix, now_ms(), attempt.job_id, attempt.token, key, plan.within_ms, plan.conflict]
+        status = str(await self.scripts.call("claim_unique", [], args))
+        kind, _, holder = status.partition(":")
+        if kind == "skip":
+            await self._finish(attempt, "skipped", f"job {holder} holds its unique key")
+        elif kind == "reject":
+            await self._finish(
+                attempt, "dead", _error("UniqueRejected", f"job {holder} holds its unique key")
+            )
+        return kind in ("ok", "stale")
 
     async def _failed(self, attempt: Attempt, err: BaseException) -> None:
         if isinstance(err, TimeoutError):
@@ -309,7 +361,13 @@ class Worker:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._finishing.append((fields, future))
         self._finish_ready.set()
-        result = await future
+        try:
+            result = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Stopped while its end is on the way (shutdown): let it land first, so the job is not handed
+            # back and run again after its body already ran to the end.
+            await future
+            raise
         self._emit("attempt_finished", attempt.outcome("stale" if result == "stale" else outcome, payload))
         if result == "stale":
             log.warning("attempt no longer ours; result dropped", job=attempt.job_id, attempt=attempt.number)
@@ -350,9 +408,15 @@ class Worker:
     async def _promote_loop(self, stop: asyncio.Event) -> None:
         """Move due delayed jobs to their streams; sleep until the next due time or a wake-up."""
         while not stop.is_set():
-            moved, next_due = await self.scripts.call(
-                "promote", [self.keys.delayed], [self.keys.prefix, now_ms(), 500]
-            )
+            try:
+                moved, next_due = await self.scripts.call(
+                    "promote", [self.keys.delayed], [self.keys.prefix, now_ms(), 500]
+                )
+            except (RedisError, OSError) as err:  # keep promoting once Redis is back
+                log.warning("promote failed; retrying", error=repr(err))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 0.5)
+                continue
             if moved >= 500:
                 continue
             sleep = self.settings.max_promote_sleep
@@ -379,7 +443,7 @@ class Worker:
                         self._cancel(str(message["data"]))
                     else:
                         self._wake.set()
-            except (ConnectionError, OSError) as err:
+            except (RedisError, OSError) as err:
                 log.warning("pub/sub connection lost", error=repr(err))
                 await asyncio.sleep(0.5)
             finally:

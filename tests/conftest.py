@@ -7,8 +7,7 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -20,8 +19,7 @@ from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker, WorkerSettings
 
-TESTS = Path(__file__).parent
-FLOWS = TESTS / "flows"
+from helpers import WorkerFactory
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +53,6 @@ async def client(redis: Redis, namespace: str) -> AsyncIterator[Client]:
     made = Client(redis, namespace)
     yield made
     await made.waiter.close()
-
-
-WorkerFactory = Callable[..., Awaitable[Worker]]
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -12,8 +13,12 @@ from tqflow.compiler.plan import Plan
 from tqflow.dsl.source import Source
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.task import Task
+from tqflow.runtime.worker import Worker
 
 FLOWS = Path(__file__).parent / "flows"
+
+# `await start_worker(tasks, hooks=[...], **WorkerSettings fields)` (the conftest fixture).
+WorkerFactory = Callable[..., Awaitable[Worker]]
 
 
 def plan_of(name: str) -> Plan:

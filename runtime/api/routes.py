@@ -9,7 +9,6 @@ from pydantic import BaseModel, Field
 
 from tqflow.runtime.api.services import Services
 from tqflow.runtime.views import (
-    DeadJob,
     FlowDetail,
     FlowSummary,
     JobView,
@@ -138,8 +137,3 @@ async def get_queue(svc: Svc, name: Annotated[str, Path(pattern=NAME)]) -> Queue
     if name not in await svc.inspector.queue_names():
         raise LookupError(f"no queue `{name}`")
     return await svc.inspector.queue(name)
-
-
-@router.get("/dlq", tags=["dlq"])
-async def list_dlq(svc: Svc, offset: Offset = 0, limit: Limit = 50) -> Page[DeadJob]:
-    return await svc.inspector.dlq(offset=offset, limit=limit)

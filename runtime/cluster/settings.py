@@ -16,7 +16,9 @@ class ClusterSettings:
     leader_lease_ms: int = 5_000
     grace_s: float = 10.0  # SIGTERM: in-flight jobs get this long to finish, then are handed back
     scheduler: bool = True  # the leader fires the deployed flows' triggers
-    tick_grace_ms: int = 5_000  # a tick found later than this is "missed" and follows its catch-up policy
+    # A tick found later than this is "missed" and follows its catch-up policy; longer than a leader
+    # failover (a lease and a bit), so a tick due while the leader died still fires.
+    tick_grace_ms: int = 15_000
 
     def __post_init__(self) -> None:
         if self.heartbeat_ms <= 0 or self.dead_after_ms <= self.heartbeat_ms:

@@ -166,8 +166,8 @@ on_terminal = function(id, now)
 end
 
 -- Standalone jobs keep their record for a while after they end (dead ones stay for the dead-letter queue).
-local function expire_finished(k, state, ttl)
-  if state ~= 'dead' and ttl and ttl > 0 and redis.call('HEXISTS', k, 'run') == 0 then
+local function expire_finished(k, state, ttl, in_run)
+  if state ~= 'dead' and ttl and ttl > 0 and not in_run then
     redis.call('PEXPIRE', k, ttl)
   end
 end
@@ -191,31 +191,45 @@ end
 -- Make a delivered stream entry this worker's attempt (a new token), or drop a stale entry (its job was
 -- moved, cancelled or already handled). Returns the attempt as a flat list, or nil.
 -- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (JSON or false)
+-- A stream entry naming no job, or a job that does not exist, is dead-lettered under its own record
+-- (`malformed-STREAM-ENTRY`) with the reason, so bad input is visible in the DLQ instead of vanishing (F8).
+local function reject_entry(id, stream, entry, now)
+  local name = 'malformed-' .. string.match(stream, '[^:]*:[^:]*$'):gsub(':', '-') .. '-' .. entry
+  local why = 'stream entry has no job id (field j)'
+  if id then why = 'stream entry names job ' .. string.sub(id, 1, 200) .. ', which does not exist' end
+  redis.call('HSET', job_key(name), 'state', 'dead', 'task', '', 'attempt', 0, 'finished', now, 'stream', stream,
+    'error', cjson.encode({type = 'MalformedEntry', message = why}))
+  redis.call('ZADD', dlq_key, now, name)
+end
+
 local function start_entry(id, stream, entry, worker, token, now, lease)
   local k = job_key(id or '')
-  local state, current = unpack(redis.call('HMGET', k, 'state', 'entry'))
+  local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
+    'deadline_at', 'run')
+  local state, current = f[1], f[2]
   if id == nil or state ~= 'queued' or current ~= entry then
     redis.call('XACK', stream, GROUP, entry)
     redis.call('XDEL', stream, entry)
+    if id == nil or not state then reject_entry(id, stream, entry, now) end
     return nil
   end
   local attempt = redis.call('HINCRBY', k, 'attempt', 1)
   redis.call('HSET', k, 'state', 'running', 'token', token, 'worker', worker, 'started', now,
     'lease_until', now + lease, 'stream', stream)
-  local f = redis.call('HMGET', k, 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued', 'deadline_at', 'run')
   local info = false
-  local run_id = f[8]
+  local run_id = f[10]
   if run_id then
-    local r = redis.call('HMGET', k, 'name', 'flow', 'args', 'when', 'data_deps', 'fan_out')
+    local r = redis.call('HMGET', k, 'name', 'flow', 'args', 'when', 'data_deps', 'fan_out', 'unique')
     local outputs = {}
     for _, dep in ipairs(cjson.decode(r[5] or '[]')) do
       outputs[dep] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or cjson.null
     end
     info = cjson.encode({run = run_id, name = r[1], flow = r[2], args = r[3], when = r[4], fan_out = r[6],
+      unique = r[7],
       outputs = outputs, params = redis.call('HGET', run_key(run_id), 'params') or cjson.null,
       created = redis.call('HGET', run_key(run_id), 'created')})
   end
-  return {id, token, attempt, f[1], f[2], f[3], f[4], f[5], f[6], f[7], info}
+  return {id, token, attempt, f[3], f[4], f[5], f[6], f[7], f[8], f[9], info}
 end
 
 -- Cancel one job whatever its state: idle jobs end now; a running one (or a fan-out's running children)
@@ -253,8 +267,8 @@ end
 -- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
 local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq)
   local k = job_key(id)
-  local state, current, stream, entry, cancel = unpack(redis.call('HMGET', k, 'state', 'token', 'stream', 'entry',
-    'cancel'))
+  local state, current, stream, entry, cancel, run_id = unpack(redis.call('HMGET', k, 'state', 'token', 'stream',
+    'entry', 'cancel', 'run'))
   if state ~= 'running' or current ~= token then return 'stale' end
   redis.call('XACK', stream, GROUP, entry)
   redis.call('XDEL', stream, entry)
@@ -276,6 +290,6 @@ local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq)
     return redis.error_reply('unknown outcome ' .. outcome)
   end
   on_terminal(id, now)
-  expire_finished(k, outcome, ttl)
+  expire_finished(k, outcome, ttl, run_id ~= false and run_id ~= nil)
   return outcome
 end

@@ -28,6 +28,7 @@ for s = 0, nspec / 4 - 1 do
 end
 local rows_from = first + nspec + 1
 local count = #items - rows_from + 1
+if count > 100000 then return redis.error_reply('over 100,000 jobs in one submission') end
 local jobs = {}
 for i = 0, count - 1 do
   local row = items[rows_from + i]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -14,9 +15,11 @@ from redis.asyncio import Redis
 
 from tqflow.compiler.plan import RetryPlan, TriggerPlan
 from tqflow.runtime.client import Client
+from tqflow.runtime.cluster.keys import ClusterKeys
+from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.runs import now_ms
 
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 CRON = TriggerPlan(name="cron:0", kind="cron", cron="30 2 * * *", timezone="Europe/Paris")
 
@@ -100,3 +103,46 @@ async def test_tqc_workers_lists_nodes_and_the_leader(
     as_json = await asyncio.to_thread(tqc, redis_url, namespace, "workers", "--json")
     (record,) = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert record["leader"] and record["pid"] == os.getpid() and record["queues"] == ["default"]
+
+
+async def test_a_running_worker_fires_the_newly_deployed_version(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    _, tasks = nap_tasks()
+    await client.deploy(nap_plan())  # version 1: no schedule
+    await start_worker(tasks)
+    await asyncio.sleep(0.5)
+    every = TriggerPlan(name="every:0", kind="every", every_ms=1000)
+    await client.deploy(nap_plan(every))  # version 2, while the worker runs
+    for _ in range(60):
+        runs = await redis.zrange(client.keys.runs, 0, -1)
+        if runs:
+            break
+        await asyncio.sleep(0.1)
+    assert runs, "the new version's schedule never fired"
+    info = await client.wait(runs[0], timeout=10)
+    assert info.state == "succeeded" and info.version == 2
+
+
+async def test_tqrun_worker_joins_with_its_node_name_and_leaves_on_sigterm(
+    redis_url: str, namespace: str, client: Client, redis: Redis
+) -> None:
+    env = {**os.environ, "TQFLOW_REDIS_URL": redis_url, "TQFLOW_NAMESPACE": namespace}
+    command = [sys.executable, "-m", "tqflow.cli.tqrun", "worker", str(FLOWS / "nap.tqflow")]
+    proc = subprocess.Popen(
+        [*command, "--node", "rack-7", "--grace", "1"], env=env, stderr=subprocess.DEVNULL
+    )
+    try:
+        for _ in range(200):
+            listed = await list_workers(redis, ClusterKeys(client.keys))
+            if listed:
+                break
+            await asyncio.sleep(0.05)
+        assert [(w.node, w.pid) for w in listed] == [("rack-7", proc.pid)]
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 20) == 0
+        assert await list_workers(redis, ClusterKeys(client.keys)) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

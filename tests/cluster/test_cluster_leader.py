@@ -16,7 +16,7 @@ from tqflow.runtime.cluster.scheduler import Scheduler
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.runs import now_ms
 
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 EVERY_SECOND = TriggerPlan(name="every:0", kind="every", every_ms=1000)
 

@@ -15,7 +15,7 @@ from tqflow.runtime.connection import connect
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.worker import Worker, WorkerSettings
 
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 FAST = ClusterSettings(heartbeat_ms=100, dead_after_ms=400, leader_lease_ms=600, steal_after_ms=0)
 

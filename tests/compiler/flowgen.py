@@ -167,6 +167,13 @@ schedules = st.one_of(
     st.integers(1, 48).map(
         lambda h: ast.Schedule(kind="every", value=lit("duration", h * 3_600_000, duration(h * 3_600_000)))
     ),
+    st.lists(st.tuples(names, expressions), min_size=1, max_size=2).map(
+        lambda ps: ast.Schedule(
+            kind="every",
+            value=lit("duration", 60_000, "1m"),
+            params=tuple(ast.Arg(name=n, value=v) for n, v in ps),
+        )
+    ),
 )
 
 

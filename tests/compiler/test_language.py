@@ -26,6 +26,10 @@ def test_triggers_lower_with_zone_catchup_overlap_and_dst_policies() -> None:
     assert cron["kind"] == "cron" and cron["cron"] == "30 2 * * *" and cron["timezone"] == "Europe/Paris"
     assert cron["catchup"] == CatchupPlan(kind="last", count=3).model_dump()
     assert (cron["overlap"], cron["on_dst_gap"], cron["on_dst_repeat"]) == ("skip", "shift", "first")
+    assert cron["params"] == {
+        "day": {"op": "-", "args": [{"run": "date"}, {"dur": 86_400_000}]},
+        "limit": {"lit": 20},
+    }
     assert every["every_ms"] == 6 * 3_600_000 and every["name"] == "every:1"
     assert at["at"] == "2026-12-01T09:00:00+01:00"
 
@@ -93,3 +97,12 @@ def test_keywords_added_by_the_language_are_still_names() -> None:
     )
     result = compile_source(source(text))
     assert result.ok, render_all(result.diagnostics)
+
+
+def test_an_imported_flow_is_deployed_under_its_new_name() -> None:
+    result = compile_file(GOLDEN / "ok_everything.tqflow")
+    assert result.plan is not None
+    heartbeat = result.plan.flows["heartbeat"]
+    assert heartbeat.name == "heartbeat" and list(heartbeat.jobs) == ["beat"]
+    assert heartbeat.modules == ["tqflow.stdlib.log"]
+    assert heartbeat.triggers[0].every_ms == 300_000

@@ -20,7 +20,7 @@ from tqflow.dsl.diagnostics import Diagnostics, render_all
 from tqflow.dsl.formatter import format_module, format_source
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source
-from tqflow.runtime.backoff import delay_ms
+from tqflow.runtime.backoff import MAX_DELAY_MS, delay_ms
 
 from helpers import source
 
@@ -119,6 +119,7 @@ def test_retry_delays_stay_within_their_bounds(policy: RetryPlan, attempt: int, 
     else:
         base = int(policy.delay_ms * policy.factor ** (attempt - 1))
         base = min(base, policy.max_delay_ms) if policy.max_delay_ms is not None else base
+        base = min(base, MAX_DELAY_MS)  # the runtime's 30-day ceiling
     spread = {"none": 0, "full": base, "equal": base}.get(policy.jitter)
     if spread is None:
         spread = int(base * float(policy.jitter[:-1]) / 100)

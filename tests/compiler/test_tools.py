@@ -76,7 +76,7 @@ def test_check_json_gives_the_diagnostics_as_data() -> None:
     code, output = run("check", "--format", "json", str(GOLDEN / "timezones.tqflow"))
     assert code == 1
     items = json.loads(output)
-    assert [i["code"] for i in items] == ["TQ0602", "TQ0602", "TQ0603"]
+    assert [i["code"] for i in items] == ["TQ0602", "TQ0602", "TQ0603", "TQ0602"]
     assert items[0]["help"] == "did you mean `Europe/Paris`?"
     assert items[0]["line"] == 4 and items[2]["severity"] == "warning"
 
@@ -88,19 +88,21 @@ def test_every_code_has_an_explanation() -> None:
 
 
 def test_graph_mermaid_and_dot_show_data_and_after_edges() -> None:
-    code, mermaid = run("graph", str(GOLDEN / "ok_everything.tqflow"))
+    code, mermaid = run("graph", str(GOLDEN / "ok_everything.tqflow"), "--flow", "nightly")
     assert code == 0 and mermaid.startswith("flowchart TD")
     assert "job_orders --> job_charged" in mermaid
     assert "job_orders -. failed .-> job_alert" in mermaid
     assert 'job_charged[["charged' in mermaid  # fan-out shape
-    code, dot = run("graph", str(GOLDEN / "ok_everything.tqflow"), "--format", "dot")
+    code, dot = run("graph", str(GOLDEN / "ok_everything.tqflow"), "--flow", "nightly", "--format", "dot")
     assert code == 0 and '"orders" -> "charged";' in dot
     assert '"counted" -> "alert" [style=dashed, label="failed"];' in dot
 
 
 def test_graph_svg_uses_graphviz_or_says_what_to_install(tmp_path: Path) -> None:
     out = tmp_path / "g.svg"
-    code, output = run("graph", str(GOLDEN / "ok_everything.tqflow"), "--format", "svg", "-o", str(out))
+    code, output = run(
+        "graph", str(GOLDEN / "ok_everything.tqflow"), "-f", "nightly", "--format", "svg", "-o", str(out)
+    )
     if shutil.which("dot"):
         assert code == 0 and "<svg" in out.read_text()
     else:
@@ -111,7 +113,14 @@ def test_graph_svg_uses_graphviz_or_says_what_to_install(tmp_path: Path) -> None
 
 def test_next_lists_fire_times_in_the_zone_of_the_schedule() -> None:
     code, output = run(
-        "next", str(GOLDEN / "ok_everything.tqflow"), "--count", "3", "--after", "2026-03-27T12:00:00+00:00"
+        "next",
+        str(GOLDEN / "ok_everything.tqflow"),
+        "--flow",
+        "nightly",
+        "--count",
+        "3",
+        "--after",
+        "2026-03-27T12:00:00+00:00",
     )
     assert code == 0
     assert "  2026-03-28T02:30:00+01:00\n  2026-03-29T03:30:00+02:00\n  2026-03-30T02:30:00+02:00" in output

@@ -1,6 +1,7 @@
 """One worker process for the fault tests: the fault tasks, a ledger hook, fast cluster timings.
 
     python fault_worker.py REDIS_URL NAMESPACE NODE [--grace S] [--lease MS] [--concurrency N]
+        [--tasks MODULE] [--max-deliveries N] [--queue Q]
 
 The ledger (path in $TQFLOW_LEDGER) gets `begin JOB#ATTEMPT` for every attempt started, `commit JOB#ATTEMPT`
 for every finish Redis accepted and `stale JOB#ATTEMPT` for every finish it refused, so commits are counted
@@ -42,7 +43,7 @@ class LedgerHook:
 
 async def main(args: argparse.Namespace) -> None:
     redis = connect(args.redis)
-    tasks = load_tasks(["fault_tasks"], [Path(__file__).parent / "flows"])
+    tasks = load_tasks([args.tasks], [Path(__file__).parent / "flows"])
     cluster = ClusterSettings(
         node=args.node,
         heartbeat_ms=250,
@@ -51,6 +52,7 @@ async def main(args: argparse.Namespace) -> None:
         grace_s=args.grace,
         steal_after_ms=2000,
         tick_grace_ms=args.tick_grace,
+        max_deliveries=args.max_deliveries,
     )
     settings = WorkerSettings(
         concurrency=args.concurrency, lease_ms=args.lease, block_ms=200, cluster=cluster
@@ -75,5 +77,7 @@ if __name__ == "__main__":
     parser.add_argument("--lease", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--tick-grace", type=int, default=2000)
+    parser.add_argument("--tasks", default="fault_tasks")
+    parser.add_argument("--max-deliveries", type=int, default=5)
     configure_logging("warning")
     asyncio.run(main(parser.parse_args()))

@@ -4,6 +4,7 @@ the checker that counts lost and duplicated jobs. Every run is seeded and prints
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -48,14 +49,17 @@ class Workers:
     extra: list[str] = field(default_factory=list)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     killed: set[int] = field(default_factory=set)  # pids whose in-flight attempts may run twice
+    signalled: dict[int, float] = field(default_factory=dict)  # pid -> when it got its (last) signal
     count: int = 0
+    stderr: Path | None = None  # where the workers' stderr goes (default: discarded)
 
     def start(self, *extra: str) -> subprocess.Popen[bytes]:
         self.count += 1
         node = f"node{self.count}"
         env = {**os.environ, "TQFLOW_LEDGER": str(self.ledger)}
         command = [sys.executable, str(HERE / "fault_worker.py"), self.redis_url, self.namespace, node]
-        proc = subprocess.Popen([*command, *self.extra, *extra], env=env, stderr=subprocess.DEVNULL)
+        err = self.stderr.open("a") if self.stderr else subprocess.DEVNULL
+        proc = subprocess.Popen([*command, *self.extra, *extra], env=env, stderr=err)
         self.procs[node] = proc
         return proc
 
@@ -76,6 +80,7 @@ class Workers:
     def signal(self, proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
         if sig == signal.SIGKILL:
             self.killed.add(proc.pid)
+        self.signalled[proc.pid] = time.time()
         os.kill(proc.pid, sig)
 
     def stop_all(self) -> None:
@@ -201,3 +206,13 @@ async def wait_all(redis: Redis, keys: Keys, runs: dict[str, str], timeout: floa
         if left:
             await asyncio.sleep(0.1)
     return time.monotonic()
+
+
+def restart_delays(ledger: Ledger, signalled: dict[int, float]) -> list[float]:
+    """For each job whose attempt was on a signalled worker: seconds from the signal to its next start."""
+    delays = []
+    for starts in ledger.starts.values():
+        for (pid, at), (_, again) in itertools.pairwise(starts):
+            if pid in signalled and at <= signalled[pid] <= again:
+                delays.append(again - signalled[pid])
+    return delays

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import FULL, Ledger, Workers, check, fault_plan, seeded, submit, wait_all
+from harness import FULL, Ledger, Workers, check, fault_plan, restart_delays, seeded, submit, wait_all
 from redis.asyncio import Redis
 
 from tqflow.compiler.plan import CatchupPlan, TriggerPlan
@@ -67,10 +67,15 @@ async def test_f1_sigkill_churn(client: Client, redis: Redis, redis_url: str, tm
     slowest = max(ledger.done.items(), key=lambda item: max(at for _, at in item[1]))
     print(f"[F1] last done: {slowest} starts={ledger.starts.get(slowest[0])} last_kill={kill_wall:.3f}")
     recovered = finished - last_event
-    print(f"[F1] {figures.line()} all_done_after_last_kill_s={recovered:.2f} kills={len(workers.killed)}")
+    delays = sorted(restart_delays(ledger, workers.signalled))
+    median = delays[len(delays) // 2] if delays else 0.0
+    print(
+        f"[F1] {figures.line()} all_done_after_last_kill_s={recovered:.2f} kills={len(workers.killed)} "
+        f"rerun_after_kill_s_median={median:.2f} max={max(delays, default=0.0):.2f}"
+    )
     assert figures.lost == 0 and figures.duplicates_not_from_killed == 0, figures
     assert figures.commits_duplicated == 0 and figures.pending_left == 0, figures
-    assert recovered < 3.0 + 7.0  # the worker lease (3 s) + a few seconds on a busy machine
+    assert recovered < 3.0 + 12.0  # the worker lease (3 s) + the backlog on a busy 2-core machine
 
 
 async def test_f2_rolling_sigterm(client: Client, redis: Redis, redis_url: str, tmp_path: Path) -> None:
@@ -150,7 +155,11 @@ async def test_f3_sigstop_past_the_lease(
         if pid == paused.pid and at < stopped_at and ledger.committed.get(attempt, stopped_at) >= stopped_at
     }
     stale_commits = sum(1 for attempt in in_flight if attempt in ledger.committed)
-    print(f"[F3] {figures.line()} paused_in_flight={len(in_flight)} stale_commits={stale_commits}")
+    delays = restart_delays(ledger, {paused.pid: stopped_at})
+    print(
+        f"[F3] {figures.line()} paused_in_flight={len(in_flight)} stale_commits={stale_commits} "
+        f"rerun_after_stop_s_max={max(delays, default=0.0):.2f}"
+    )
     assert in_flight and stale_commits == 0
     assert figures.stale_refused >= len(in_flight)
     assert figures.lost == 0 and figures.commits_duplicated == 0 and figures.children_duplicated == 0, figures
@@ -161,7 +170,7 @@ async def test_f6_leader_killed_during_cron_ticks(
     client: Client, redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
     rng = seeded("F6")
-    duration, kill_every, count = (60.0, 20.0, 10) if FULL else (7.0, 2.5, 10)
+    duration, kill_every, count = (60.0, 20.0, 10) if FULL else (5.0, 2.0, 10)
     catchup = CatchupPlan(kind="all", within_ms=60_000)  # missed ticks are fired late, never dropped
     triggers = [
         TriggerPlan(

@@ -67,8 +67,12 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def api_server(redis_url: str, namespace: str) -> Iterator[str]:
     """`tqrun api` in a subprocess on a free loopback port; yields its base URL."""
+    yield from serve_api(redis_url, namespace)
+
+
+def serve_api(redis_url: str, namespace: str, *options: str) -> Iterator[str]:
     port = free_port()
-    command = [sys.executable, "-m", "tqflow.cli.tqrun", "api", "--port", str(port)]
+    command = [sys.executable, "-m", "tqflow.cli.tqrun", "api", "--port", str(port), *options]
     proc = subprocess.Popen(
         [*command, "--redis", redis_url, "--namespace", namespace], stderr=subprocess.PIPE
     )

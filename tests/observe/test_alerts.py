@@ -23,7 +23,7 @@ from tqflow.runtime.runs import now_ms
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 
 @pytest.fixture

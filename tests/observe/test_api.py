@@ -18,7 +18,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 TOKEN = "s3cret-token"
 
@@ -75,7 +75,7 @@ async def test_runs_jobs_flows_queues_workers_dlq_and_metrics(
     assert [j["id"] for j in (await api.get("/api/jobs?state=dead")).json()["items"]] == [f"{bad_run}.bad"]
 
     flows = (await api.get("/api/flows")).json()
-    assert {f["name"] for f in flows} == {"watch", "broken"}
+    assert {f["name"] for f in flows} == {"watch", "broken", "spread"}
     flow = (await api.get("/api/flows/watch?version=1")).json()
     assert flow["version"] == 1 and flow["plan"]["order"] == ["first", "left", "right", "joined"]
 

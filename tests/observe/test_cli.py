@@ -19,7 +19,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.task import Task
 
 from .conftest import WATCH, watch_plan
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 
 async def tqc(redis_url: str, namespace: str, *args: str) -> Result:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,11 @@ from redis.asyncio import Redis
 
 from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.client import Client
+from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.task import Task
 
-from .conftest import watch_plan
-from conftest import WorkerFactory
+from .conftest import serve_api, watch_plan
+from helpers import WorkerFactory
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
@@ -36,6 +39,17 @@ def _need_chromium() -> None:
     if os.environ.get("CI"):
         pytest.fail("chromium is missing in CI: .ci/run installs it (apt-get install -y chromium)")
     pytest.skip("chromium is not installed (apt-get install -y chromium)")
+
+
+@pytest.fixture(scope="module")
+def namespace() -> str:
+    """One namespace (and one API server) for this module's tests; each test's keys are still removed."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="module")
+def api_server(redis_url: str, namespace: str) -> Iterator[str]:
+    yield from serve_api(redis_url, namespace)
 
 
 @pytest.fixture
@@ -99,6 +113,15 @@ async def test_a_run_graph_updates_live_and_shows_attempts_errors_and_dlq(
     await page.goto(f"{api_server}/#/dlq")
     await page.wait_for_selector(f'tr[data-dead="{bad}.bad"]')
     await page.screenshot(path=str(ARTIFACTS / "dashboard-dlq.png"), full_page=True)
+    await page.click(f'tr[data-dead="{bad}.bad"] button[data-action="replay"]')
+    await page.wait_for_selector(f'#notice:has-text("replay: done for {bad}.bad")')
+    inspector = Inspector(redis, namespace)
+    for _ in range(200):  # it runs again (and fails again): two more attempts in its history
+        await recorder.flush()
+        if len((await inspector.job(f"{bad}.bad")).attempts) == 4:
+            break
+        await asyncio.sleep(0.05)
+    assert len((await inspector.job(f"{bad}.bad")).attempts) == 4
 
 
 async def test_flows_queues_workers_and_runs_pages(
@@ -114,6 +137,12 @@ async def test_flows_queues_workers_and_runs_pages(
     await page.wait_for_selector('tr[data-queue="observe"][data-priority="normal"] td.num:text-is("3")')
     await page.screenshot(path=str(ARTIFACTS / "dashboard-queues.png"), full_page=True)
 
+    extra = await client.start_run("watch", {"ms": "50"})
+    await page.goto(f"{api_server}/#/run/{extra}")
+    await page.click('button[data-action="cancel-run"]')
+    await page.wait_for_selector('h1 .state:text-is("cancelled")')
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-run-cancelled.png"), full_page=True)
+
     await page.goto(f"{api_server}/#/flows")
     await page.wait_for_selector('#flows a[href="#/flow/watch"]')
     await page.click('#flows a[href="#/flow/watch"]')
@@ -126,6 +155,27 @@ async def test_flows_queues_workers_and_runs_pages(
     await page.goto(f"{api_server}/#/runs")
     for run_id in runs:
         await page.wait_for_selector(f'tr[data-run="{run_id}"] .state:text-is("succeeded")')
+    spread = await client.start_run("spread")
+    await client.wait(spread, 20)
+    await page.goto(f"{api_server}/#/run/{spread}?job=each")
+    await page.wait_for_selector('g.node[data-job="each"] text:has-text("succeeded 3/3")')
+    await page.wait_for_selector('p.children a[href$=".each.2"]')
     await page.goto(f"{api_server}/#/workers")
     await page.wait_for_selector("#workers td:text-is('observe')")
     await page.screenshot(path=str(ARTIFACTS / "dashboard-workers.png"), full_page=True)
+
+
+async def test_with_a_token_the_dashboard_asks_for_it_once(page: Any, redis_url: str, client: Client) -> None:
+    await client.deploy(watch_plan())
+    server = serve_api(redis_url, client.keys.namespace, "--token", "s3cret")
+    base = next(server)
+    try:
+        await page.goto(f"{base}/#/flows")
+        await page.wait_for_selector("#token-form:not([hidden])")
+        await page.fill("#token", "s3cret")
+        await page.click("#token-form button")
+        await page.wait_for_selector('#flows a[href="#/flow/watch"]')
+        await page.reload()  # kept in the browser's local storage
+        await page.wait_for_selector('#flows a[href="#/flow/watch"]')
+    finally:
+        server.close()

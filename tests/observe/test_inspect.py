@@ -7,13 +7,15 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tqflow.runtime import payloads
 from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
+from tqflow.runtime.keys import Keys
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 
 async def test_a_finished_run_reads_back_with_graph_attempts_and_dlq(
@@ -123,3 +125,43 @@ async def test_missing_things_raise_lookup_error(redis: Redis, namespace: str) -
             continue
         raise AssertionError("expected LookupError")
     assert (await inspector.runs()).items == [] and (await inspector.queues()).queues == []
+
+
+class _Trap:
+    """Unpickling this would create a file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        return (open, (self.path, "w"))
+
+
+async def test_the_inspector_never_unpickles_a_result(redis: Redis, namespace: str, tmp_path: Any) -> None:
+    trap = tmp_path / "created-by-unpickling"
+    settings = payloads.PayloadSettings(codec="pickle", signing_key=b"shared-secret")
+    keys = Keys(namespace)
+    await redis.hset(
+        keys.job("j1"), mapping={"state": "succeeded", "result": payloads.encode(_Trap(str(trap)), settings)}
+    )
+    job = await Inspector(redis, namespace).job("j1")
+    assert isinstance(job.result, str) and job.result.startswith("<unreadable result")
+    assert not trap.exists()
+
+
+async def test_a_fan_out_shows_its_children(
+    client: Client,
+    redis: Redis,
+    namespace: str,
+    start_worker: WorkerFactory,
+    obs_tasks: dict[str, Task[Any, Any]],
+) -> None:
+    await client.deploy(watch_plan())
+    await start_worker(obs_tasks, queues=["observe"])
+    run_id = await client.start_run("spread")
+    assert (await client.wait(run_id, 20)).outputs == {"total": 6}
+    inspector = Inspector(redis, namespace)
+    each = {j.name: j for j in (await inspector.run(run_id)).jobs}["each"]
+    assert (each.children, each.children_left, each.result) == (3, 0, [1, 2, 3])
+    child = await inspector.job(f"{run_id}.each.2")
+    assert child.state == "succeeded" and child.result == 3

@@ -15,7 +15,7 @@ from tqflow.runtime.metrics import RedisCollector, WorkerMetrics, metrics_port, 
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan
-from conftest import WorkerFactory
+from helpers import WorkerFactory
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -11,8 +11,7 @@ from redis.asyncio import Redis
 from tqflow.runtime.client import Client
 from tqflow.runtime.keys import Keys
 
-from conftest import WorkerFactory
-from helpers import FLOWS, plan_of, sample_tasks
+from helpers import FLOWS, WorkerFactory, plan_of, sample_tasks
 
 ROOT = Path(__file__).parents[2]
 

@@ -13,7 +13,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
 
-from conftest import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory
 
 TASKS = {**load_tasks(["job_tasks", "sample_tasks"], [FLOWS])}
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
@@ -148,3 +148,54 @@ async def test_process_pool_runs_cpu_tasks_and_kills_at_timeout(
     assert caught.value.error["type"] == "Timeout"
     # the pool replaced the killed process and keeps working
     assert await client.result(await client.enqueue(jt.cpu, n=10), timeout=60) == 285
+
+
+async def test_a_unique_flow_job_runs_once_per_key(client: Client, start_worker: WorkerFactory) -> None:
+    from tqflow.compiler.plan import ParamPlan, UniquePlan
+
+    def flow(conflict: str) -> FlowPlan:
+        unique = UniquePlan(key={"param": "k"}, within_ms=60_000, conflict=conflict)  # type: ignore[arg-type]
+        jobs = {"once": job("once", "job_tasks.add", {"x": {"lit": 1}}, unique=unique)}
+        return FlowPlan(name="u", params=[ParamPlan(name="k", type="Str")], jobs=jobs, order=["once"])
+
+    await client.deploy(Plan(source="t", flows={"u": flow("skip")}))
+    await start_worker(TASKS)
+    first = await client.wait(await client.start_run("u", {"k": "a"}), timeout=20)
+    second = await client.wait(await client.start_run("u", {"k": "a"}), timeout=20)
+    other = await client.wait(await client.start_run("u", {"k": "b"}), timeout=20)
+    assert [r.jobs["once"].state for r in (first, second, other)] == ["succeeded", "skipped", "succeeded"]
+    assert "holds its unique key" in (second.jobs["once"].reason or "")
+    await client.deploy(Plan(source="t", flows={"u": flow("reject")}))
+    rejected = await client.wait(await client.start_run("u", {"k": "a"}), timeout=20)
+    assert rejected.state == "failed" and rejected.jobs["once"].error["type"] == "UniqueRejected"  # type: ignore[index]
+
+
+async def test_cancelling_a_fan_out_cancels_its_items(client: Client, start_worker: WorkerFactory) -> None:
+    jobs = {
+        "src": job("src", "sample_tasks.source", {"n": {"lit": 6}}),
+        "each": job(
+            "each",
+            "job_tasks.sleeper",
+            {"seconds": {"lit": 30}},
+            ["src"],
+            fan_out={"var": "v", "over": {"out": "src"}},
+        ),
+        "after": job("after", "job_tasks.add", {"x": {"lit": 1}}, after={"status": ["each", "done"]}),
+    }
+    jobs["after"] = jobs["after"].model_copy(update={"waits_for": ["each"]})
+    await client.deploy(
+        Plan(source="t", flows={"f": FlowPlan(name="f", jobs=jobs, order=["src", "each", "after"])})
+    )
+    await start_worker(TASKS, concurrency=3)  # 3 items run, 3 wait on the queue
+    run_id = await client.start_run("f")
+    for _ in range(200):
+        if (await client.job(f"{run_id}.each")).state == "fanout":
+            break
+        await asyncio.sleep(0.02)
+    assert await client.cancel(f"{run_id}.each") == "cancelling"
+    info = await client.wait(run_id, timeout=15)
+    items = [(await client.job(f"{run_id}.each.{i}")).state for i in range(6)]
+    assert items == ["cancelled"] * 6
+    assert info.jobs["each"].state == "cancelled"
+    assert info.jobs["after"].state == "succeeded"  # `after each.done` still runs
+    assert info.state == "cancelled"

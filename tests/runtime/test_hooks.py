@@ -3,8 +3,7 @@ from __future__ import annotations
 from tqflow.runtime.client import Client
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
 
-from conftest import WorkerFactory
-from helpers import plan_of, sample_tasks
+from helpers import WorkerFactory, plan_of, sample_tasks
 
 
 class Recorder:

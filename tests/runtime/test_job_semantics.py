@@ -14,7 +14,7 @@ from tqflow.runtime.jobs import JobCancelled, JobFailed, JobRejected, Unique
 from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.registry import load_tasks
 
-from conftest import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
@@ -205,3 +205,24 @@ async def test_unsigned_pickle_is_dead_lettered_never_loaded(
             await client.result(job_id, timeout=10)
         assert caught.value.error["type"] == "PayloadError"
     assert not marker.exists()
+
+
+async def test_malformed_entries_are_dead_lettered_with_a_reason(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    stream = client.keys.stream("default", 2)
+    await redis.xadd(stream, {"x": "no job id"})
+    await redis.xadd(stream, {"j": "no-such-job"})
+    good = await client.enqueue(jt.add, x=1)
+    await start_worker(TASKS)
+    assert await client.result(good, timeout=10) == 2
+    for _ in range(100):
+        if await redis.zcard(client.keys.dlq) == 2:
+            break
+        await asyncio.sleep(0.02)
+    dead = [await client.job(i) for i in await redis.zrange(client.keys.dlq, 0, -1)]
+    assert sorted(d.error["message"] for d in dead) == [  # type: ignore[index]
+        "stream entry has no job id (field j)",
+        "stream entry names job no-such-job, which does not exist",
+    ]
+    assert await redis.xlen(stream) == 0

@@ -13,7 +13,7 @@ from tqflow.runtime.jobs import JOBS_PER_PAGE, BulkRejected, JobFailed, Unique
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.validation import ArgumentError
 
-from conftest import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above

@@ -11,7 +11,7 @@ from tqflow.runtime.keys import Keys
 from tqflow.runtime.priorities import FetchPlanner
 from tqflow.runtime.registry import load_tasks
 
-from conftest import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above

@@ -60,7 +60,9 @@ async function runView(params, runId) {
   const signature = run.jobs.map((j) => `${j.name}:${j.state}:${j.attempt}`).join(",");
   const counts = Object.entries(run.counts).map(([s, n]) => `${state(s)} ${n}`).join(" ");
   const job = run.jobs.find((j) => j.name === selectedJob);
-  const html = `<h1 data-sig="${esc(signature)}">Run ${esc(run.id)} ${state(run.state)}</h1>
+  const cancel = run.state === "running" && routes.has("/api/runs/{run_id}/cancel")
+    ? ` <button data-action="cancel-run" data-id="${esc(run.id)}">Cancel run</button>` : "";
+  const html = `<h1 data-sig="${esc(signature)}">Run ${esc(run.id)} ${state(run.state)}${cancel}</h1>
     <p class="muted">Flow <a href="#/flow/${esc(run.flow)}">${esc(run.flow)}</a> version ${run.version} · started ${when(run.created)}
       ${run.finished ? `· finished ${when(run.finished)}` : ""}</p>
     <p class="legend" id="counts">${counts}</p>
@@ -78,9 +80,16 @@ function jobDetail(job) {
       <td>${a.error_type ? `<span class="error">${esc(a.error_type)}: ${esc(a.error_message)}</span>` : ""}</td></tr>`).join("");
   const error = job.error ? `<h2>Last error</h2><p class="error">${esc(job.error.type)}: ${esc(job.error.message)}</p>
       ${job.error.traceback ? `<pre class="traceback">${esc(job.error.traceback)}</pre>` : ""}` : "";
-  return `<div class="card" data-job-detail="${esc(job.id)}"><h2>Job ${esc(job.name)} ${state(job.state)}</h2>
+  const open = !["succeeded", "dead", "skipped", "cancelled"].includes(job.state);
+  const cancel = open && routes.has("/api/jobs/{job_id}/cancel") ? `<button data-action="cancel-job" data-id="${esc(job.id)}">Cancel job</button>` : "";
+  const movable = ["waiting", "queued", "scheduled", "retrying"].includes(job.state) && routes.has("/api/jobs/{job_id}/priority");
+  const priorities = ["critical", "high", "normal", "low", "batch"].map((p) => `<option${p === job.priority ? " selected" : ""}>${p}</option>`).join("");
+  const move = movable ? `<label>priority <select data-action="priority" data-id="${esc(job.id)}">${priorities}</select></label>` : "";
+  return `<div class="card" data-job-detail="${esc(job.id)}"><h2>Job ${esc(job.name)} ${state(job.state)}</h2><p class="actions">${cancel} ${move}</p>
     <p class="muted">${esc(job.task)} · queue ${esc(job.queue)} · priority ${esc(job.priority)} · attempt ${job.attempt}
       ${job.worker ? `· worker ${esc(job.worker)}` : ""}${job.reason ? ` · ${esc(job.reason)}` : ""}</p>
+    ${job.children ? `<p class="children">Fan-out: ${job.children - (job.children_left || 0)} of ${job.children} child jobs ended.
+      ${Array.from({ length: Math.min(job.children, 20) }, (_, i) => `<a href="#/job/${esc(job.id)}.${i}">${i}</a>`).join(" ")}${job.children > 20 ? " …" : ""}</p>` : ""}
     <table class="attempts"><thead><tr><th class="num">#</th><th>Outcome</th><th>Worker</th><th>Started</th><th class="num">Took</th><th>Error</th></tr></thead>
     <tbody>${attempts || `<tr><td colspan="6" class="muted">No attempt finished yet.</td></tr>`}</tbody></table>${error}</div>`;
 }
@@ -144,23 +153,42 @@ async function dlqView(params) {
   const rows = page.items.map((d) => `<tr data-dead="${esc(d.job.id)}"><td><a href="#/job/${esc(d.job.id)}">${esc(d.job.id)}</a></td>
       <td>${esc(d.job.task)}</td><td>${esc(d.job.queue)}</td><td class="num">${d.job.attempt}</td>
       <td class="error">${esc(d.job.error ? `${d.job.error.type}: ${d.job.error.message}` : "")}</td><td>${when(d.dead_at)}</td>
-      <td>${canReplay ? `<button data-replay="${esc(d.job.id)}">Replay</button>` : ""}</td></tr>`).join("");
-  return { html: `<h1>Dead letters <span class="muted">${page.total}</span></h1><p id="replay-result" class="muted"></p>
+      <td>${canReplay ? `<button data-action="replay" data-id="${esc(d.job.id)}">Replay</button>` : ""}</td></tr>`).join("");
+  return { html: `<h1>Dead letters <span class="muted">${page.total}</span></h1>
     <table id="dlq"><thead><tr><th>Job</th><th>Task</th><th>Queue</th><th class="num">Attempts</th><th>Error</th><th>Dead since</th><th></th></tr></thead>
     <tbody>${rows || `<tr><td colspan="7" class="muted">The dead-letter queue is empty.</td></tr>`}</tbody></table>`,
-  after: () => view.querySelectorAll("button[data-replay]").forEach((b) => b.addEventListener("click", () => replay(b.dataset.replay))) };
+  };
 }
 
-async function replay(jobId) {
-  const out = document.getElementById("replay-result");
+// Buttons and selects that change something: one handler for the whole page.
+const ACTIONS = {
+  "replay": (id) => api(`/api/dlq/${encodeURIComponent(id)}/replay`, { method: "POST", body: "{}" }),
+  "cancel-run": (id) => api(`/api/runs/${encodeURIComponent(id)}/cancel`, { method: "POST", body: "{}" }),
+  "cancel-job": (id) => api(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST", body: "{}" }),
+  "priority": (id, el) => api(`/api/jobs/${encodeURIComponent(id)}/priority`, { method: "POST", body: JSON.stringify({ priority: el.value }) }),
+};
+
+async function act(el) {
+  const notice = document.getElementById("notice");
   try {
-    await api(`/api/dlq/${encodeURIComponent(jobId)}/replay`, { method: "POST", body: "{}" });
-    out.textContent = `Replayed ${jobId}.`;
-    render();
+    await ACTIONS[el.dataset.action](el.dataset.id, el);
+    notice.textContent = `${el.dataset.action}: done for ${el.dataset.id}`;
+    notice.className = "";
   } catch (err) {
-    out.textContent = `Replay failed: ${err.message}`;
+    notice.textContent = `${el.dataset.action} failed: ${err.message}`;
+    notice.className = "error";
   }
+  view.dataset.html = "";  // redraw with the new state
+  render();
 }
+
+view.addEventListener("click", (event) => {
+  const el = event.target.closest("button[data-action]");
+  if (el) act(el);
+});
+view.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-action]")) act(event.target);
+});
 
 // ---- routing and refresh -----------------------------------------------------------------------
 const VIEWS = { runs: runsView, run: runView, job: jobView, flows: flowsView, flow: flowView, queues: queuesView, workers: workersView, dlq: dlqView };

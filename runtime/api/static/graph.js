@@ -5,7 +5,7 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const NODE_W = 150, NODE_H = 34, GAP_X = 60, GAP_Y = 22, PAD = 16;
 const STATE_COLOURS = {
   succeeded: "#2e9e5b", running: "#2f6fdb", queued: "#8a63d2", scheduled: "#b08900", retrying: "#e07a16",
-  dead: "#d03b3b", skipped: "#9a9aa0", cancelled: "#5b5b60", waiting: "#c9c9ce",
+  dead: "#d03b3b", skipped: "#9a9aa0", cancelled: "#5b5b60", waiting: "#c9c9ce", fanout: "#1f8f9a",
 };
 
 function layers(jobs, edges) {
@@ -68,7 +68,8 @@ function drawGraph(run, selected, onSelect) {
     const label = job.name.length > 18 ? `${job.name.slice(0, 17)}…` : job.name;
     g.appendChild(el("text", { x: 10, y: 15 }, label));
     const tries = job.attempt > 1 ? ` ×${job.attempt}` : "";
-    g.appendChild(el("text", { x: 10, y: 28, "font-size": 10 }, `${job.state}${tries}`));
+    const fan = job.children ? ` ${job.children - (job.children_left || 0)}/${job.children}` : "";
+    g.appendChild(el("text", { x: 10, y: 28, "font-size": 10 }, `${job.state}${tries}${fan}`));
     g.appendChild(el("title", {}, `${job.name}: ${job.state} (${job.task})`));
     g.addEventListener("click", () => onSelect(job.name));
     svg.appendChild(g);

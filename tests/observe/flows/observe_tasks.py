@@ -21,3 +21,20 @@ def fail(message: str) -> None:
 @task
 def join(a: int, b: int) -> int:
     return a + b
+
+
+seen: dict[str, int] = {}
+
+
+@task
+def flaky(key: str) -> str:
+    """Fails the first time it sees `key`, succeeds after (for replay tests)."""
+    seen[key] = seen.get(key, 0) + 1
+    if seen[key] == 1:
+        raise RuntimeError(f"first try for {key}")
+    return key
+
+
+@task
+def total(values: list[int]) -> int:
+    return sum(values)
