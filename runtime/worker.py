@@ -92,6 +92,9 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._handlers: dict[str, tuple[Attempt, asyncio.Task[None]]] = {}
         self._room = asyncio.Event()
+        # Jobs holding a slot: from their start until their body ends. An attempt whose end is being written
+        # no longer holds one (it stays fenced by its token and covered by its lease until the write lands).
+        self._occupied: set[str] = set()
         self._wake = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._finishing: list[tuple[list[str | int], asyncio.Future[str]]] = []
@@ -167,7 +170,10 @@ class Worker:
         token = uuid.uuid4().hex[:12]
         batch = failures = 0
         while not stop.is_set():
-            free = min(self.settings.concurrency - len(self._tasks), self.settings.fetch_batch)
+            free = min(self.settings.concurrency - len(self._occupied), self.settings.fetch_batch)
+            if 0 < free < self.settings.concurrency // 2 and self._occupied:
+                await asyncio.sleep(0.002)  # busy: let a few more slots free up, then fetch them in one call
+                free = min(self.settings.concurrency - len(self._occupied), self.settings.fetch_batch)
             if free <= 0:
                 self._room.clear()
                 with contextlib.suppress(TimeoutError):
@@ -216,6 +222,7 @@ class Worker:
     def _spawn(self, attempt: Attempt) -> None:
         job = asyncio.create_task(self._handle(attempt))
         self._tasks.add(job)
+        self._occupied.add(attempt.job_id)
         self._handlers[attempt.job_id] = (attempt, job)
         job_id = attempt.job_id
         job.add_done_callback(lambda done: self._done(done, job_id))
@@ -224,9 +231,13 @@ class Worker:
         self._tasks.discard(job)
         if self._handlers.get(job_id, (None, None))[1] is job:
             del self._handlers[job_id]
-        self._room.set()
+        self._release(job_id)
         if not job.cancelled() and job.exception() is not None:
             log.error("job handler crashed", error=repr(job.exception()))
+
+    def _release(self, job_id: str) -> None:
+        self._occupied.discard(job_id)
+        self._room.set()
 
     # -- one attempt -----------------------------------------------------------------------------
 
@@ -356,6 +367,7 @@ class Worker:
             await self._finish(attempt, "dead", error)
 
     async def _finish(self, attempt: Attempt, outcome: str, payload: Any, due: int = 0) -> str:
+        self._release(attempt.job_id)  # the body is over: its slot can take the next job now
         text = payload if isinstance(payload, str) else json.dumps(payload)
         fields: list[str | int] = [attempt.job_id, attempt.token, outcome, text, due, attempt.dead_letter]
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
