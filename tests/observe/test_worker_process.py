@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -28,6 +30,24 @@ def started_total(text: str) -> float:
         for sample in family.samples
         if sample.name == "tqflow_jobs_started_total"
     )
+
+
+async def scrape_until(ports: list[int], done: Callable[[list[str]], bool], timeout: float = 20) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while True:
+        texts = [httpx.get(f"http://127.0.0.1:{port}/metrics").text for port in ports]
+        if done(texts) or time.monotonic() > deadline:
+            return texts
+        await asyncio.sleep(0.1)
+
+
+async def wait_for_key(client: Client, pattern: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if [k async for k in client.redis.scan_iter(match=pattern)]:
+            await asyncio.sleep(0.2)  # let the log line reach stderr
+            return
+        await asyncio.sleep(0.1)
 
 
 async def test_two_worker_processes_serve_metrics_and_log_json(
@@ -65,9 +85,10 @@ async def test_two_worker_processes_serve_metrics_and_log_json(
         runs = [await client.start_run("watch", {"ms": "100"}) for _ in range(4)]
         for run_id in runs:
             assert (await client.wait(run_id, 30)).state == "succeeded"
-        scraped = [httpx.get(f"http://127.0.0.1:{port}/metrics").text for port in ports]
+        # The last counts land just after the runs end (the hook runs once the end is written): poll.
+        scraped = await scrape_until(ports, lambda texts: [started_total(t) for t in texts] == [16, 16])
         assert (await client.wait(await client.start_run("broken"), 30)).state == "failed"
-        await asyncio.sleep(0.6)  # a few alert polls
+        await wait_for_key(client, client.keys.prefix + ":alert:job_dead:*")  # the monitor polls every 0.1 s
     finally:
         for proc in workers:
             stop_process(proc)
