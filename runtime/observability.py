@@ -42,9 +42,10 @@ class WorkerObservability:
         finally:
             stop.set()
             await asyncio.gather(*helpers, return_exceptions=True)
-            for hook in self.hooks:  # write what is still buffered (the attempt history) before exiting
-                if isinstance(hook, AttemptRecorder):
-                    await hook.flush()
+            for hook in self.hooks:  # write what hooks still buffer (the attempt history) before exiting
+                flush = getattr(hook, "flush", None)
+                if flush is not None:
+                    await flush()
             for server in self.servers:
                 with contextlib.suppress(Exception):
                     server.shutdown()
