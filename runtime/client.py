@@ -10,6 +10,7 @@ from typing import Any, TypeVar, overload
 from redis.asyncio import Redis
 
 from tqflow.compiler.plan import FlowPlan, Plan, RetryPlan
+from tqflow.runtime import lean
 from tqflow.runtime.connection import connect
 from tqflow.runtime.deployments import Deployed, Deployments
 from tqflow.runtime.jobs import (
@@ -225,7 +226,14 @@ class Client:
         raise JobSkipped(job_id, f"job {job_id} was skipped: {info.reason or ''}")
 
     async def job(self, job_id: str) -> JobInfo:
-        row = await self.redis.hmget(self.keys.job(job_id), *JOB_FIELDS)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            is_lean = lean.queue_lookup(pipe, self.keys, job_id)
+            pipe.hmget(self.keys.job(job_id), *JOB_FIELDS)
+            replies = await pipe.execute()
+        row = replies[-1]
+        if row[0] is None and is_lean:  # no record: a lean job queued (its entry), or none at all
+            found = lean.record(job_id, replies[0])
+            row = [found.get(f) for f in JOB_FIELDS] if found else row
         return job_info(job_id, row, self.payload_settings)
 
     # -- operations: cancel, reprioritize, dead-letter queues ---------------------------------------
@@ -302,9 +310,10 @@ class Client:
         if state in (None, "queued", "running"):
             queues = [queue] if queue else sorted(str(q) for q in await self.redis.smembers(self.keys.queues))
             for name in queues:
-                for stream in self.keys.streams(name):
+                for level, stream in enumerate(self.keys.streams(name)):
                     entries: Any = await self.redis.xrange(stream, count=limit * 4)
-                    ids += [str(fields["j"]) for _, fields in entries or [] if fields and fields.get("j")]
+                    ids += [lean.entry_job(name, level, eid, fields) for eid, fields in entries or []]
+            ids = [i for i in ids if i]
         if state in (None, "scheduled", "retrying"):
             ids += [str(i) for i in await self.redis.zrange(self.keys.delayed, 0, limit * 4)]
         if state in (None, "dead"):

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from tqflow.compiler.plan import PRIORITIES, FlowPlan
-from tqflow.runtime import codec, payloads
+from tqflow.runtime import codec, lean, payloads
 from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
@@ -92,7 +92,7 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
     error = _json(row.get("error"))
     return JobView(
         id=job_id,
-        name=str(row.get("name") or job_id.rpartition(".")[2]),
+        name=str(row.get("name") or (job_id.rpartition(".")[2] if row.get("run") else job_id)),
         run=str(row.get("run") or ""),
         flow=str(row.get("flow") or ""),
         task=str(row.get("task") or ""),
@@ -223,17 +223,22 @@ class Inspector:
 
     async def _jobs(self, ids: list[str], *, with_attempts: bool = False) -> list[JobView]:
         async with self.redis.pipeline(transaction=False) as pipe:
+            lean_ids = [lean.queue_lookup(pipe, self.keys, job_id) for job_id in ids]
             for job_id in ids:
                 pipe.hgetall(self.keys.job(job_id))
                 if with_attempts:
                     pipe.lrange(self.keys.attempts(job_id), 0, -1)
             replies = await pipe.execute()
+        entries = iter(replies[: sum(lean_ids)])
+        records = replies[sum(lean_ids) :]
         step = 2 if with_attempts else 1
         views = []
-        for index, job_id in enumerate(ids):
-            row = replies[index * step]
+        for index, (job_id, is_lean) in enumerate(zip(ids, lean_ids, strict=True)):
+            entry = next(entries) if is_lean else None
+            # no record: a lean job queued (its entry), or none at all
+            row = records[index * step] or (lean.record(job_id, entry) if is_lean else None)
             if row:
-                views.append(job_view(job_id, row, replies[index * step + 1] if with_attempts else None))
+                views.append(job_view(job_id, row, records[index * step + 1] if with_attempts else None))
         return views
 
     async def jobs(
@@ -275,11 +280,12 @@ class Inspector:
             return list(await self.redis.zrange(self.keys.delayed, 0, count * 4))
         ids: list[str] = []
         for name in [queue] if queue else await self.queue_names():
-            for stream in self.keys.streams(name):
-                ids += await self._stream_ids(stream, running=state == "running", count=count)
-        return ids
+            for level in range(len(PRIORITIES)):
+                ids += await self._stream_ids(name, level, running=state == "running", count=count)
+        return [i for i in ids if i]
 
-    async def _stream_ids(self, stream: str, *, running: bool, count: int) -> list[str]:
+    async def _stream_ids(self, queue: str, level: int, *, running: bool, count: int) -> list[str]:
+        stream = self.keys.stream(queue, level)
         try:
             if running:
                 pending = await self.redis.xpending_range(stream, self.keys.group, "-", "+", count)
@@ -290,7 +296,7 @@ class Inspector:
                 entries = await self.redis.xrange(stream, f"({last}" if last else "-", "+", count)
         except ResponseError:
             return []
-        return [fields.get("j", "") for _, fields in entries]
+        return [lean.entry_job(queue, level, eid, fields) for eid, fields in entries]
 
     async def _last_delivered(self, stream: str) -> str | None:
         for group in await self.redis.xinfo_groups(stream):

@@ -1,7 +1,9 @@
 """Standalone jobs: submit a task outside any flow, alone or in bulk, and read it back.
 
-A queued standalone job costs one small hash (task, payload, queue, priority, state, times, stream
-entry id; `opts` only when it has options) and one stream entry holding its id: no run record.
+A queued standalone job without a delay, a deadline or a unique key is "lean": one stream entry holding
+its task, payload and options, and no record until it starts (see runtime/lean.py). Any other costs one
+small hash (task, payload, queue, priority, state, times, stream entry id, `opts`) and, when queued, one
+stream entry holding its 16-character id. Neither has a run record.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
@@ -19,6 +22,7 @@ from redis.asyncio import Redis
 from tqflow.compiler.plan import DEFAULT_QUEUE, PRIORITIES, RetryPlan
 from tqflow.runtime import payloads
 from tqflow.runtime.keys import Keys, check_part
+from tqflow.runtime.lean import lean_id
 from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.policies import Duration, to_ms
 from tqflow.runtime.runs import JobInfo, now_ms
@@ -141,12 +145,20 @@ Spec = tuple[str, str, int, str]  # task, queue, priority level, options JSON
 
 
 class Prepared:
-    """One job ready to submit (a plain class: bulk calls make many)."""
+    """One job ready to submit (a plain class: bulk calls make many). A lean job's id is '' until the
+    enqueue script says which stream entry it got."""
 
     __slots__ = ("job_id", "payload", "spec")
 
     def __init__(self, spec: Spec, job_id: JobId[Any], payload: str) -> None:
         self.spec, self.job_id, self.payload = spec, job_id, payload
+
+
+@lru_cache(maxsize=256)
+def needs_record(opts: str) -> bool:
+    """A delay (the delayed set holds ids), a deadline (its clock starts at enqueue) or a unique key (it
+    names its holder) needs a job record at once; any other job is lean (runtime/lean.py)."""
+    return bool(opts) and any(k in json.loads(opts) for k in ("d", "dl", "uk"))
 
 
 def priority_level(priority: str | int) -> int:
@@ -191,7 +203,8 @@ class Submitter:
             validator(task).validate(kwargs)
             version = task.options.version
         payload = payloads.encode(dict(kwargs), self.settings, version)
-        return Prepared(spec, JobId(new_job_id(), task=task), payload)
+        job_id = new_job_id() if needs_record(spec[3]) else ""
+        return Prepared(spec, JobId(job_id, task=task), payload)
 
     def _spec(self, task: Task[Any, Any] | None, target: object, options: JobOptions) -> Spec:
         name = task.name if task is not None else check_part("task name", str(target))
@@ -210,7 +223,7 @@ class Submitter:
         else:
             replies = await self._paged([_page_args(p) for p in pages], "all" if atomic else "each")
         flat = [s for reply in replies for s in reply[1:]]
-        results = [_result(job.job_id, status) for job, status in zip(jobs, flat, strict=True)]
+        results = [_result(job, status) for job, status in zip(jobs, flat, strict=True)]
         if any(reply[0] == "aborted" for reply in replies):
             problems = [r for r in results if not r.accepted]
             first = problems[0] if problems else results[0]
@@ -266,7 +279,7 @@ def _page_args(jobs: Sequence[Prepared]) -> list[str | int]:
     rows: list[str | int] = []
     for job in jobs:
         n = index.setdefault(job.spec, len(index))
-        rows.append(f"{job.job_id}{n}|{job.payload}")
+        rows.append(f"{job.job_id or '.'}{n}|{job.payload}")  # '.': lean, the script makes its id
     specs: list[str | int] = [v for spec in index for v in spec]
     return [len(specs), *specs, *rows]
 
@@ -300,9 +313,12 @@ def opts_json(options: JobOptions, task: Task[Any, Any] | None) -> str:
     return json.dumps(o, separators=(",", ":")) if o else ""
 
 
-def _result(job_id: JobId[Any], status: str) -> JobId[Any]:
+def _result(job: Prepared, status: str) -> JobId[Any]:
+    job_id = job.job_id
     kind, _, detail = status.partition(":")
     if kind == "ok":
+        if detail:  # a lean job: its id names the entry it got
+            return JobId(lean_id(job.spec[1], job.spec[2], detail), task=job_id.task)
         return job_id
     if kind == "skip":
         return JobId(detail, "skipped", f"a job with this unique key exists: {detail}", job_id.task)

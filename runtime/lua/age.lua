@@ -17,10 +17,10 @@ for i = 5, #ARGV do
         if name == GROUP then last = delivered end
       end
       for _, e in ipairs(redis.call('XRANGE', s, '(' .. last, now - aging, 'COUNT', 200)) do
-        local id
-        for j = 1, #e[2], 2 do if e[2][j] == 'j' then id = e[2][j + 1] end end
+        local id = entry_job(s, e[1], e[2])
         if id then
           local k = job_key(id)
+          state_of(id)  -- a lean job gets its record before it moves (its id names this entry)
           local state, entry = unpack(redis.call('HMGET', k, 'state', 'entry'))
           if state == 'queued' and entry == e[1] then
             redis.call('XDEL', s, e[1])

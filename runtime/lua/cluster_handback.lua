@@ -8,7 +8,8 @@ local back = 0
 for _, p in ipairs(redis.call('XPENDING', stream, GROUP, '-', '+', count, me)) do
   local entry = p[1]
   local found = redis.call('XRANGE', stream, entry, entry)
-  local id = found[1] and found[1][2][2]
+  local id = found[1] and entry_job(stream, entry, found[1][2])
+  if id then state_of(id) end  -- a lean entry read but not started gets its record before it goes
   redis.call('XACK', stream, GROUP, entry)
   redis.call('XDEL', stream, entry)
   if id then

@@ -25,9 +25,10 @@ for _, p in ipairs(pending) do
   local entry, consumer, idle = p[1], p[2], tonumber(p[3])
   last = entry
   local found = redis.call('XRANGE', stream, entry, entry)
-  local id = found[1] and found[1][2][2]
+  local id = found[1] and entry_job(stream, entry, found[1][2])
   local state, worker, current, lease_until
   if id then
+    state_of(id)  -- a lean entry read but never started gets its record (then it is given back)
     state, worker, current, lease_until = unpack(redis.call('HMGET', job_key(id), 'state', 'worker', 'entry', 'lease_until'))
   end
   if not state then

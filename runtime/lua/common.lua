@@ -15,6 +15,56 @@ local done_channel = prefix .. ':done'
 local GROUP = 'tqflow'
 local TERMINAL = {succeeded = true, dead = true, skipped = true, cancelled = true}
 
+-- A lean job (a plain standalone job: no delay, deadline or unique key) is queued as its stream entry
+-- alone, fields t (task), p (payload) and o (options, when any), with no record: its id names the entry,
+-- QUEUE.LEVEL.ENTRY_ID (runtime/lean.py mirrors this). Its record is made from the entry when it starts or
+-- when anything else needs one (materialize); from then on the record wins, as for any job.
+local function lean_id(q, p, eid) return q .. '.' .. p .. '.' .. eid end
+local function lean_parts(id)
+  return string.match(id, '^(.+)%.([0-4])%.(%d+%-%d+)$')
+end
+local function lean_id_at(stream, eid)
+  local q, p = string.match(string.sub(stream, #prefix + 4), '^(.+):([0-4])$')
+  if not q then return nil end
+  return lean_id(q, p, eid)
+end
+
+-- The job a stream entry stands for: its `j` field, or the id a lean entry's place gives (nil: neither).
+local function entry_job(stream, eid, fields)
+  local lean = false
+  for i = 1, #fields, 2 do
+    if fields[i] == 'j' then return fields[i + 1] end
+    if fields[i] == 't' then lean = true end
+  end
+  if lean then return lean_id_at(stream, eid) end
+  return nil
+end
+
+-- The record of a lean job whose entry is still queued (no record yet): written now, state queued,
+-- its entry kept in place (a start then finds it as its own). Returns the record's fields, or nil.
+local function materialize(id)
+  local q, p, eid = lean_parts(id)
+  if not q then return nil end
+  local e = redis.call('XRANGE', stream_key(q, p), eid, eid)[1]
+  if not e then return nil end
+  local f = {}
+  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
+  if not f.t or entry_job(stream_key(q, p), eid, e[2]) ~= id then return nil end
+  local rec = {state = 'queued', task = f.t, payload = f.p or '', queue = q, prio = p, entry = eid,
+    enqueued = string.match(eid, '^(%d+)'), opts = f.o}
+  redis.call('HSET', job_key(id), 'state', rec.state, 'task', rec.task, 'payload', rec.payload, 'queue', q,
+    'prio', p, 'entry', eid, 'enqueued', rec.enqueued)
+  if f.o then redis.call('HSET', job_key(id), 'opts', f.o) end
+  return rec
+end
+
+-- A job's state, making a queued lean job's record first (callers that change a job need one).
+local function state_of(id)
+  local state = redis.call('HGET', job_key(id), 'state')
+  if not state and materialize(id) then state = 'queued' end
+  return state
+end
+
 -- Put a job on its stream now; the job remembers its entry (a moved or cancelled entry is then stale).
 local function push_to(k, id, q, p, now)
   local eid = redis.call('XADD', stream_key(q, p), '*', 'j', id)
@@ -175,6 +225,7 @@ end
 -- Cancel a job that is not running (queued, scheduled, retrying, waiting). Returns true when it did.
 local function cancel_idle(id, now, reason)
   local k = job_key(id)
+  if not redis.call('HGET', k, 'state') then materialize(id) end
   local state, q, p, entry = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry'))
   if state == 'queued' then
     redis.call('XDEL', stream_key(q, p), entry)
@@ -202,10 +253,25 @@ local function reject_entry(id, stream, entry, now)
   redis.call('ZADD', dlq_key, now, name)
 end
 
+-- `id` nil: the caller did not read the entry's fields (start_many); they are read here.
 local function start_entry(id, stream, entry, worker, token, now, lease)
+  if id == nil then
+    local e = redis.call('XRANGE', stream, entry, entry)[1]
+    if not e then  -- deleted since it was read (a cancelled lean job): nothing to start
+      redis.call('XACK', stream, GROUP, entry)
+      return nil
+    end
+    id = entry_job(stream, entry, e[2])
+    if id == '' then id = nil end
+  end
   local k = job_key(id or '')
   local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
     'deadline_at', 'run')
+  if id ~= nil and not f[1] then  -- a lean job starting: its record is made from its entry
+    local rec = materialize(id)
+    if rec then f = {rec.state, rec.entry, rec.task, rec.payload, rec.opts or false, rec.queue, rec.prio,
+      rec.enqueued, false, false} end
+  end
   local state, current = f[1], f[2]
   if id == nil or state ~= 'queued' or current ~= entry then
     redis.call('XACK', stream, GROUP, entry)
@@ -237,7 +303,7 @@ end
 -- Returns cancelled | cancelling | <its end state> | missing
 local function cancel_job(id, now, reason)
   local k = job_key(id)
-  local state = redis.call('HGET', k, 'state')
+  local state = state_of(id)
   if not state then return 'missing' end
   if state == 'running' then
     redis.call('HSET', k, 'cancel', '1')

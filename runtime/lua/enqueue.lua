@@ -1,11 +1,13 @@
 -- Submit standalone jobs: all or nothing (mode "all") or each on its own (mode "each").
 -- Jobs that share a task, queue, priority and options share one "spec" (4 fields: task, queue, priority
--- level, options JSON or ''); each job is then one field: <16-character id><spec number>|<payload>.
+-- level, options JSON or ''); each job is then one field: <16-character id><spec number>|<payload>, or for a
+-- lean job (no delay, deadline or unique key: only its stream entry is written, see common.lua)
+-- .<spec number>|<payload>; a lean job's status "ok:<entry id>" gives its id (QUEUE.LEVEL.ENTRY_ID).
 -- ARGV: prefix, now, mode, max payload bytes, then either
 --   (no KEYS) spec field count, spec fields…, job fields…   (the client pages this under ~1,000 arguments)
 --   (KEYS[1] a staging list holding: spec field count, spec fields…, job fields…) the list's length.
 -- Options read here: d (delay ms), dl (deadline ms), uk/ut/uc (unique key, ttl ms, conflict).
--- Returns {"done"|"aborted", one status a job: "ok" | "skip:<id>" | "reject:<id>" | "error:<why>"}.
+-- Returns {"done"|"aborted", one status a job: "ok" | "ok:<entry>" | "skip:<id>" | "reject:<id>" | "error:<why>"}.
 local now = tonumber(ARGV[2])
 local mode, max_payload = ARGV[3], tonumber(ARGV[4])
 local items, first = ARGV, 5
@@ -32,17 +34,24 @@ if count > 100000 then return redis.error_reply('over 100,000 jobs in one submis
 local jobs = {}
 for i = 0, count - 1 do
   local row = items[rows_from + i]
-  local bar = string.find(row, '|', 17, true)
+  local lean = string.sub(row, 1, 1) == '.'
+  local from = lean and 2 or 17
+  local bar = string.find(row, '|', from, true)
   if not bar then return redis.error_reply('malformed job field ' .. i) end
-  local spec = specs[tonumber(string.sub(row, 17, bar - 1))]
+  local spec = specs[tonumber(string.sub(row, from, bar - 1))]
   if spec == nil then return redis.error_reply('job ' .. i .. ' names an unknown spec') end
-  jobs[i] = {id = string.sub(row, 1, 16), payload = string.sub(row, bar + 1), spec = spec}
+  local o = spec.o
+  if lean and o ~= nil and (o.d or o.dl or o.uk) then
+    return redis.error_reply('job ' .. i .. ' has options that need a record (delay, deadline, unique)')
+  end
+  jobs[i] = {id = (not lean) and string.sub(row, 1, 16) or nil, payload = string.sub(row, bar + 1), spec = spec}
 end
 local claimed = {}  -- unique keys taken earlier in this batch
 
 -- What would happen to a job: "ok", "replace:<id>" (unique replace), or a final status.
 local function check(job)
   if #job.payload > max_payload then return 'error:payload of ' .. #job.payload .. ' bytes is over the limit' end
+  if job.id == nil then return 'ok' end  -- lean: a new entry, no id to clash and no unique key
   if string.find(job.id, '[{}]') then return 'error:bad job id' end
   if redis.call('EXISTS', job_key(job.id)) == 1 then return 'error:job ' .. job.id .. ' already exists' end
   local o = job.spec.o
@@ -55,8 +64,19 @@ local function check(job)
 end
 
 local queues = {}
+-- Returns the job's status: "ok", or "ok:<entry id>" for a lean job.
 local function write(job, status)
   local id, spec, o = job.id, job.spec, job.spec.o
+  if id == nil then
+    queues[spec.q] = true
+    local eid
+    if o == nil then
+      eid = redis.call('XADD', stream_key(spec.q, spec.p), '*', 't', spec.task, 'p', job.payload)
+    else
+      eid = redis.call('XADD', stream_key(spec.q, spec.p), '*', 't', spec.task, 'p', job.payload, 'o', spec.raw)
+    end
+    return 'ok:' .. eid
+  end
   local k = job_key(id)
   local fields = {'task', spec.task, 'payload', job.payload, 'queue', spec.q, 'prio', spec.p}
   queues[spec.q] = true
@@ -72,11 +92,12 @@ local function write(job, status)
     if o.d and o.d > 0 then
       redis.call('HSET', k, unpack(fields))
       delay_job(k, id, 'scheduled', now + o.d)
-      return
+      return 'ok'
     end
   end
   local eid = redis.call('XADD', stream_key(spec.q, spec.p), '*', 'j', id)
   redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid, unpack(fields))
+  return 'ok'
 end
 
 local function accepted(status) return status == 'ok' or string.sub(status, 1, 8) == 'replace:' end
@@ -95,18 +116,12 @@ if mode == 'all' then
   if failed then statuses[1] = 'aborted'; return statuses end
   claimed = {}
   for i = 0, count - 1 do
-    if accepted(statuses[i + 2]) then
-      write(jobs[i], statuses[i + 2])
-      statuses[i + 2] = 'ok'
-    end
+    if accepted(statuses[i + 2]) then statuses[i + 2] = write(jobs[i], statuses[i + 2]) end
   end
 else
   for i = 0, count - 1 do
     local status = check(jobs[i])
-    if accepted(status) then
-      write(jobs[i], status)
-      status = 'ok'
-    end
+    if accepted(status) then status = write(jobs[i], status) end
     statuses[i + 2] = status
   end
 end

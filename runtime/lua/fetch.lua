@@ -9,8 +9,7 @@ local function read(stream, count)
   if not reply then return 0 end
   local entries = reply[1][2]
   for _, e in ipairs(entries) do
-    local fields, id = e[2], nil
-    for i = 1, #fields, 2 do if fields[i] == 'j' then id = fields[i + 1] end end
+    local id = entry_job(stream, e[1], e[2])
     n = n + 1
     local job = start_entry(id, stream, e[1], worker, token .. n, now, lease)
     if job then started[#started + 1] = job end

@@ -6,6 +6,7 @@ local out = {}
 for i = 4, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
+  state_of(id)  -- a queued lean job gets its record first, so its id still finds it once moved
   local state, q, p, entry = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry'))
   if not state then
     out[#out + 1] = 'missing'

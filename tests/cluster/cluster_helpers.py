@@ -49,12 +49,13 @@ async def ghost_start(redis: Redis, keys: Keys, ghost: str, count: int = 1) -> l
     for stream, entries in reply:
         for entry_id, fields in entries:
             token = uuid.uuid4().hex
+            job_id = fields.get("j", "")  # '' for a lean entry: the script finds its job from the entry
             raw = await scripts.start(
-                keys=[keys.job(fields["j"])],
-                args=[keys.prefix, now_ms(), fields["j"], stream, entry_id, ghost, token, 30_000],
+                keys=[keys.job(job_id)],
+                args=[keys.prefix, now_ms(), job_id, stream, entry_id, ghost, token, 30_000],
             )
             assert raw, "the ghost's start was refused"
-            attempts.append((fields["j"], token))
+            attempts.append((str(raw[0]), token))
     return attempts
 
 

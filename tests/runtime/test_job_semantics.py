@@ -9,6 +9,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
+from tqflow.runtime import lean
 from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobCancelled, JobFailed, JobRejected, Unique
 from tqflow.runtime.payloads import PayloadSettings
@@ -144,13 +145,18 @@ async def test_dead_letters_can_be_listed_and_replayed(client: Client, start_wor
     assert set(await client.replay_all("payments")) == set(ids)
 
 
+async def queued_with_payload(client: Client, task: str, payload: str) -> str:
+    """A job queued as another producer would have sent it: a lean entry carrying this payload as is."""
+    entry = await client.redis.xadd(client.keys.stream("default", 2), {"t": task, "p": payload})
+    return lean.lean_id("default", 2, str(entry))
+
+
 async def test_payload_upgraders(client: Client, start_worker: WorkerFactory) -> None:
     # a producer on schema version 1 sent `name`; version 2 of the task takes `full_name`
     from tqflow.runtime import payloads
 
     old = payloads.encode({"name": "Ada"}, version=1)
-    job_id = await client.enqueue("job_tasks.greet", full_name="x")
-    await client.redis.hset(client.keys.job(job_id), "payload", old)
+    job_id = await queued_with_payload(client, "job_tasks.greet", old)
     current = await client.enqueue(jt.greet, full_name="Bob")
     await start_worker(TASKS)
     assert await client.result(job_id, timeout=10) == "hello Ada"
@@ -196,9 +202,7 @@ async def test_unsigned_pickle_is_dead_lettered_never_loaded(
     body = base64.b64encode(pickle.dumps({"x": Evil()})).decode()
     ids = []
     for forged in (f"P-|{'0' * 64}|{body}", f"P-|{body}"):
-        job_id = await client.enqueue("job_tasks.add", x=1)
-        await client.redis.hset(client.keys.job(job_id), "payload", forged)
-        ids.append(job_id)
+        ids.append(await queued_with_payload(client, "job_tasks.add", forged))
     await start_worker(TASKS, payloads=PayloadSettings(codec="pickle", signing_key=b"right"))
     for job_id in ids:
         with pytest.raises(JobFailed) as caught:

@@ -61,12 +61,17 @@ async def test_a_dead_job_raises_job_failed_with_its_traceback(
     assert await client.redis.zscore(client.keys.dlq, job_id) is not None
 
 
-async def test_a_queued_job_is_one_small_hash_and_one_entry(client: Client, redis: Redis) -> None:
+async def test_a_queued_job_is_one_stream_entry_and_no_record(client: Client, redis: Redis) -> None:
     job_id = await client.enqueue(jt.add, x=1)
-    fields = await redis.hgetall(client.keys.job(job_id))
-    assert set(fields) == {"state", "task", "payload", "queue", "prio", "enqueued", "entry"}
-    assert await redis.xlen(client.keys.stream("default", 2)) == 1
+    assert await redis.exists(client.keys.job(job_id)) == 0
+    [(entry, fields)] = await redis.xrange(client.keys.stream("default", 2))
+    assert job_id == f"default.2.{entry}"
+    assert fields == {"t": "job_tasks.add", "p": 'J-1|{"x":1}'}
     assert [k async for k in redis.scan_iter(match=f"{client.keys.prefix}:run*")] == []
+    # A job with a delay (or a deadline, or a unique key) has its small record from the start.
+    delayed = await client.enqueue(jt.add, x=1, delay="1h")
+    fields = await redis.hgetall(client.keys.job(delayed))
+    assert set(fields) == {"state", "task", "payload", "queue", "prio", "opts", "due"}
 
 
 async def test_bulk_all_or_nothing_is_paged_and_atomic(client: Client, redis: Redis) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from tqflow.runtime import lean
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.scripts import script_text
 
@@ -31,3 +32,17 @@ def test_lua_builds_the_same_keys() -> None:
 def test_namespace_is_validated(bad: str) -> None:
     with pytest.raises(ValueError):
         Keys(bad)
+
+
+def test_lean_job_ids_are_pinned() -> None:
+    """A lean job's id names its stream entry: QUEUE.LEVEL.ENTRY_ID (runtime/lean.py, lua/common.lua)."""
+    assert lean.lean_id("etl.v2", 3, "1732751234567-0") == "etl.v2.3.1732751234567-0"
+    assert lean.parse("etl.v2.3.1732751234567-0") == ("etl.v2", 3, "1732751234567-0")
+    assert lean.parse("0123456789abcdef") is None  # a job with a record from the start
+    assert lean.parse("19a6c2f3e01a1b2c3d4e5.load") is None  # a flow job
+    assert lean.entry_job("q", 2, "5-0", {"t": "m.f", "p": "J-|{}"}) == "q.2.5-0"
+    assert lean.entry_job("q", 2, "5-0", {"j": "0123456789abcdef"}) == "0123456789abcdef"
+    lua = script_text("fetch")
+    assert "q .. '.' .. p .. '.' .. eid" in lua
+    assert "'^(.+)%.([0-4])%.(%d+%-%d+)$'" in lua
+    assert lean.LEAN_ID.pattern == r"^(.+)\.([0-4])\.(\d+-\d+)$"

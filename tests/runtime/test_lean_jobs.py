@@ -1,0 +1,189 @@
+"""Lean jobs (runtime/lean.py): a plain standalone job is queued as its stream entry alone, and is still
+found, waited for, cancelled, moved and run by its id — against a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from importlib import resources
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from tqflow.runtime import lean
+from tqflow.runtime.client import Client
+from tqflow.runtime.inspect import Inspector
+from tqflow.runtime.jobs import BulkRejected, JobCancelled, JobFailed, JobNotFound, Unique
+from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.runs import now_ms
+from tqflow.runtime.scripts import Scripts
+
+from helpers import FLOWS, WorkerFactory
+
+TASKS = load_tasks(["job_tasks"], [FLOWS])
+import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
+
+
+async def namespace_bytes(redis: Redis, prefix: str) -> int:
+    total = 0
+    async for key in redis.scan_iter(match=f"{prefix}*", count=1000):
+        total += int(await redis.memory_usage(key, samples=0) or 0)
+    return total
+
+
+async def test_a_queued_job_costs_less_than_125_bytes(client: Client, redis: Redis) -> None:
+    n = 1000
+    for i in range(n):
+        await client.enqueue(jt.add, x=i)
+    per_job = await namespace_bytes(redis, client.keys.prefix) / n
+    print(f"[lean] {per_job:.1f} bytes per queued job (MEMORY USAGE SAMPLES 0, {n} jobs)")
+    assert per_job < 125
+    assert await redis.xlen(client.keys.stream("default", 2)) == n
+
+
+async def test_a_lean_job_is_found_by_its_id_while_queued(client: Client, redis: Redis) -> None:
+    before = now_ms()
+    job_id = await client.enqueue(jt.add, x=1, priority="low")
+    assert lean.parse(job_id) is not None and job_id.startswith("default.3.")
+    info = await client.job(job_id)
+    assert (info.state, info.task, info.queue, info.priority, info.attempt) == (
+        "queued",
+        "job_tasks.add",
+        "default",
+        "low",
+        0,
+    )
+    assert info.enqueued_ms is not None and abs(info.enqueued_ms - before) < 5_000
+    inspector = Inspector(redis, client.keys.namespace)
+    view = await inspector.job(job_id)
+    assert (view.id, view.name, view.state, view.priority) == (job_id, job_id, "queued", "low")
+    listed = await inspector.jobs(state="queued")
+    assert [j.id for j in listed.items] == [job_id]
+    assert [j.id for j in await client.list_jobs(state="queued")] == [job_id]
+    assert await redis.exists(client.keys.job(job_id)) == 0  # reading made no record
+    # An id of the same shape whose entry does not exist is no job.
+    with pytest.raises(JobNotFound):
+        await client.job("default.3.1-0")
+    with pytest.raises(LookupError):
+        await inspector.job("default.3.1-0")
+
+
+async def test_a_lean_job_runs_and_its_record_holds_the_end(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    queued = [await client.enqueue(jt.add, x=i) for i in range(5)]  # read by the worker's fetch
+    await start_worker(TASKS)
+    await asyncio.sleep(0.2)
+    blocked = await client.enqueue(jt.add, x=10)  # read by the blocking read, started by start_many
+    assert [await client.result(j, timeout=10) for j in queued] == [1, 2, 3, 4, 5]
+    assert await client.result(blocked, timeout=10) == 11
+    info = await client.job(blocked)
+    assert (info.state, info.attempt, info.queue, info.priority) == ("succeeded", 1, "default", "normal")
+    assert await redis.xlen(client.keys.stream("default", 2)) == 0
+
+
+async def test_options_travel_on_the_entry(client: Client, start_worker: WorkerFactory) -> None:
+    job_id = await client.enqueue(jt.always_fails, message="boom")  # the task's retry policy
+    assert lean.parse(job_id) is not None
+    await start_worker(TASKS)
+    with pytest.raises(JobFailed):
+        await client.result(job_id, timeout=10)
+    assert (await client.job(job_id)).attempt == 3
+
+
+async def test_cancel_a_lean_job(client: Client, redis: Redis, start_worker: WorkerFactory) -> None:
+    job_id = await client.enqueue(jt.record, tag="never")
+    assert await client.cancel(job_id) == "cancelled"
+    assert await redis.xlen(client.keys.stream("default", 2)) == 0
+    assert (await client.job(job_id)).state == "cancelled"
+    assert await client.cancel(job_id) == "cancelled"  # already ended so
+    await start_worker(TASKS)
+    with pytest.raises(JobCancelled):
+        await client.result(job_id, timeout=5)
+    assert "never" not in jt.seen
+
+
+async def test_cancel_after_a_worker_read_the_entry_still_stops_it(client: Client, redis: Redis) -> None:
+    """A blocking read delivers the entry, then the job is cancelled before start_many: it never starts."""
+    stream = client.keys.stream("default", 2)
+    await redis.xgroup_create(stream, client.keys.group, id="0", mkstream=True)
+    job_id = await client.enqueue(jt.record, tag="late")
+    [[_, [(entry, _)]]] = await redis.xreadgroup(client.keys.group, "w1", {stream: ">"}, count=1)
+    assert await client.cancel(job_id) == "cancelled"
+    started = await Scripts(redis).call(
+        "start_many", [], [client.keys.prefix, now_ms(), "w1", "t.", 30_000, "", stream, entry]
+    )
+    assert started == []
+    assert (await client.job(job_id)).state == "cancelled"
+    assert await redis.xpending(stream, client.keys.group) == {
+        "pending": 0,
+        "min": None,
+        "max": None,
+        "consumers": [],
+    }
+    assert await redis.zcard(client.keys.dlq) == 0  # not mistaken for a malformed entry
+
+
+async def test_reprioritize_a_lean_job(client: Client, redis: Redis, start_worker: WorkerFactory) -> None:
+    job_id = await client.enqueue(jt.add, x=1, priority="batch")
+    assert await client.reprioritize(job_id, "critical") == "moved"
+    assert await redis.xlen(client.keys.stream("default", 4)) == 0
+    [(_, fields)] = await redis.xrange(client.keys.stream("default", 0))
+    assert fields == {"j": job_id}  # it has a record now; the id still names it
+    info = await client.job(job_id)
+    assert (info.state, info.priority) == ("queued", "critical")
+    await start_worker(TASKS)
+    assert await client.result(job_id, timeout=10) == 2
+
+
+async def test_aging_moves_a_lean_job_and_keeps_its_id(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    job_id = await client.enqueue(jt.add, x=5, priority="batch")
+    await asyncio.sleep(0.01)
+    moved = await Scripts(redis).call("age", [], [client.keys.prefix, now_ms(), 1, 0, "default"])
+    assert moved == 1
+    assert await redis.xlen(client.keys.stream("default", 4)) == 0
+    info = await client.job(job_id)
+    assert (info.state, info.priority) == ("queued", "critical")
+    await start_worker(TASKS)
+    assert await client.result(job_id, timeout=10) == 6
+
+
+async def test_bulk_lean_jobs(client: Client, redis: Redis, start_worker: WorkerFactory) -> None:
+    n = 2500  # staged: more than one script call's worth
+    ids = await client.enqueue_many([(jt.add, {"x": i}) for i in range(n)])
+    assert len(set(ids)) == n and all(lean.parse(i) for i in ids)
+    assert [k async for k in redis.scan_iter(match=f"{client.keys.prefix}:job:*")] == []
+    assert (await client.job(ids[1234])).state == "queued"
+    holder = await client.enqueue(jt.record, tag="holder", unique=Unique("k1", "1m", "reject"))
+    clash: Any = (jt.record, {"tag": "again"}, {"unique": Unique("k1", "1m", "reject")})
+    results = await client.enqueue_many([(jt.add, {"x": 1}), clash], atomic=False)
+    assert [r.status for r in results] == ["ok", "rejected"]
+    with pytest.raises(BulkRejected):  # all or nothing: the lean jobs of a refused batch are not written
+        await client.enqueue_many([(jt.add, {"x": 1}), clash, (jt.add, {"x": 2})])
+    assert await redis.xlen(client.keys.stream("default", 2)) == n + 2  # the holder has a record too
+    assert (await client.job(holder)).state == "queued"
+    await start_worker(TASKS, concurrency=50)
+    sample: list[Any] = [ids[0], ids[n // 2], ids[-1], results[0]]
+    assert [await client.result(j, timeout=30) for j in sample] == [1, n // 2 + 1, n, 2]
+
+
+async def test_a_lean_id_names_its_queue(client: Client, start_worker: WorkerFactory) -> None:
+    job_id = await client.enqueue(jt.add, x=1, queue="img.v2:fast")
+    assert job_id.startswith("img.v2:fast.2.")
+    assert (await client.job(job_id)).queue == "img.v2:fast"
+    await start_worker(TASKS, queues=["img.v2:fast"])
+    assert await client.result(job_id, timeout=10) == 2
+
+
+async def test_lua_and_python_agree_on_lean_ids(client: Client, redis: Redis) -> None:
+    common = resources.files("tqflow.runtime").joinpath("lua", "common.lua").read_text()
+    probe = common + "\nreturn {lean_id_at(ARGV[2], ARGV[3]), lean_parts(ARGV[4])}"
+    for queue, level in (("default", 2), ("a.b:c-d", 0), ("x.1.2-3", 4)):
+        entry = "1732751234567-12"
+        job_id = lean.lean_id(queue, level, entry)
+        args = (client.keys.prefix, client.keys.stream(queue, level), entry, job_id)
+        reply = await redis.eval(probe, 0, *args)  # type: ignore[misc]
+        assert reply == [job_id, queue, str(level), entry]
+        assert lean.parse(job_id) == (queue, level, entry)
