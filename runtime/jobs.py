@@ -20,9 +20,8 @@ from typing import Any, Generic, TypeVar
 from redis.asyncio import Redis
 
 from tqflow.compiler.plan import DEFAULT_QUEUE, PRIORITIES, RetryPlan
-from tqflow.runtime import payloads
+from tqflow.runtime import lean, payloads
 from tqflow.runtime.keys import Keys, check_part
-from tqflow.runtime.lean import lean_id
 from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.policies import Duration, to_ms
 from tqflow.runtime.runs import JobInfo, now_ms
@@ -146,18 +145,21 @@ Spec = tuple[str, str, int, str]  # task, queue, priority level, options JSON
 
 class Prepared:
     """One job ready to submit (a plain class: bulk calls make many). A lean job's id is '' until the
-    enqueue script says which stream entry it got."""
+    enqueue script says which stream entry it got; the JobId is made once, from the script's reply."""
 
-    __slots__ = ("job_id", "payload", "spec")
+    __slots__ = ("job_id", "payload", "spec", "task")
 
-    def __init__(self, spec: Spec, job_id: JobId[Any], payload: str) -> None:
-        self.spec, self.job_id, self.payload = spec, job_id, payload
+    def __init__(self, spec: Spec, job_id: str, payload: str, task: Task[Any, Any] | None = None) -> None:
+        self.spec, self.job_id, self.payload, self.task = spec, job_id, payload, task
 
 
 @lru_cache(maxsize=256)
-def needs_record(opts: str) -> bool:
+def needs_record(opts: str, queue: str) -> bool:
     """A delay (the delayed set holds ids), a deadline (its clock starts at enqueue) or a unique key (it
-    names its holder) needs a job record at once; any other job is lean (runtime/lean.py)."""
+    names its holder) needs a job record at once; any other job is lean (runtime/lean.py) unless its queue's
+    name would make an id that a URL path cannot carry (a lean id holds the queue name)."""
+    if not lean.URL_SAFE.match(queue):
+        return True
     return bool(opts) and any(k in json.loads(opts) for k in ("d", "dl", "uk"))
 
 
@@ -203,8 +205,7 @@ class Submitter:
             validator(task).validate(kwargs)
             version = task.options.version
         payload = payloads.encode(dict(kwargs), self.settings, version)
-        job_id = new_job_id() if needs_record(spec[3]) else ""
-        return Prepared(spec, JobId(job_id, task=task), payload)
+        return Prepared(spec, new_job_id() if needs_record(spec[3], spec[1]) else "", payload, task)
 
     def _spec(self, task: Task[Any, Any] | None, target: object, options: JobOptions) -> Spec:
         name = task.name if task is not None else check_part("task name", str(target))
@@ -314,17 +315,16 @@ def opts_json(options: JobOptions, task: Task[Any, Any] | None) -> str:
 
 
 def _result(job: Prepared, status: str) -> JobId[Any]:
-    job_id = job.job_id
     kind, _, detail = status.partition(":")
     if kind == "ok":
         if detail:  # a lean job: its id names the entry it got
-            return JobId(lean_id(job.spec[1], job.spec[2], detail), task=job_id.task)
-        return job_id
+            return JobId(lean.lean_id(job.spec[1], job.spec[2], detail), task=job.task)
+        return JobId(job.job_id, task=job.task)
     if kind == "skip":
-        return JobId(detail, "skipped", f"a job with this unique key exists: {detail}", job_id.task)
+        return JobId(detail, "skipped", f"a job with this unique key exists: {detail}", job.task)
     if kind == "reject":
-        return JobId(job_id, "rejected", f"job {detail} holds the unique key", job_id.task)
-    return JobId(job_id, "error", detail, job_id.task)
+        return JobId(job.job_id, "rejected", f"job {detail} holds the unique key", job.task)
+    return JobId(job.job_id, "error", detail, job.task)
 
 
 JOB_FIELDS = (

@@ -20,6 +20,7 @@ from redis.asyncio.client import Pipeline
 from tqflow.runtime.keys import Keys
 
 LEAN_ID = re.compile(r"^(.+)\.([0-4])\.(\d+-\d+)$")  # mirrors lean_parts in lua/common.lua
+URL_SAFE = re.compile(r"^[A-Za-z0-9_.:-]+$")  # queues whose jobs may be lean: the REST API's id characters
 
 
 def lean_id(queue: str, level: int | str, entry: str) -> str:

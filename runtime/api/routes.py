@@ -20,7 +20,7 @@ from tqflow.runtime.views import (
     WorkerView,
 )
 
-ID = r"^[A-Za-z0-9_.:-]{1,200}$"
+ID = r"^[A-Za-z0-9_.:-]{1,256}$"  # a lean job's id holds its queue's name (up to 200) and its entry id
 NAME = r"^[A-Za-z0-9_.-]{1,128}$"
 RunId = Annotated[str, Path(pattern=ID, description="A run id")]
 JobId = Annotated[str, Path(pattern=ID, description="A job id (RUN_ID.JOB_NAME for a flow's job)")]

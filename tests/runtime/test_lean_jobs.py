@@ -187,3 +187,9 @@ async def test_lua_and_python_agree_on_lean_ids(client: Client, redis: Redis) ->
         reply = await redis.eval(probe, 0, *args)  # type: ignore[misc]
         assert reply == [job_id, queue, str(level), entry]
         assert lean.parse(job_id) == (queue, level, entry)
+
+
+async def test_a_queue_name_no_url_can_carry_keeps_the_record(client: Client, redis: Redis) -> None:
+    job_id = await client.enqueue(jt.add, x=1, queue="team/images")
+    assert lean.parse(job_id) is None and len(job_id) == 16
+    assert await redis.hget(client.keys.job(job_id), "state") == "queued"
