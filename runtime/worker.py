@@ -184,8 +184,10 @@ class Worker:
             args = [self.keys.prefix, now_ms(), self.settings.name, prefix, self.settings.lease_ms, free]
             try:
                 jobs = await self.scripts.call("fetch", [], [*args, *self.planner.plan(free)])
+                woken = False
                 if not jobs:
                     jobs = await self._block_for_work(prefix, stop)
+                    woken = bool(jobs)
                 failures = 0
             except (RedisError, OSError) as err:
                 # Redis unreachable or refusing: back off and retry. Attempts started by a reply we lost
@@ -200,6 +202,8 @@ class Worker:
                 continue
             for job in jobs:
                 self._spawn(Attempt(job, self.settings.name))
+            if woken:  # an idle worker's latency: let the job reach its first await before the next fetch
+                await asyncio.sleep(0)
 
     async def _block_for_work(self, prefix: str, stop: asyncio.Event) -> list[Any]:
         """Nothing to read: block until an entry arrives on any stream, then start what arrived."""

@@ -52,8 +52,12 @@ class Scheduler:
         """The current version of every deployed flow that has triggers (re-read each pass, so a new
         deploy takes effect without a restart)."""
         result = []
-        for name in await self.deployments.names():
-            current = await self.redis.hget(self.keys.base.flow(name), "current")
+        names = await self.deployments.names()
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip, however many flows
+            for name in names:
+                pipe.hget(self.keys.base.flow(name), "current")
+            currents = await pipe.execute()
+        for name, current in zip(names, currents, strict=True):
             if current is None:
                 continue
             cached = self._plans.get(name)

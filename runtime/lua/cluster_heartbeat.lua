@@ -1,7 +1,8 @@
 -- A worker is alive: refresh its registry record and renew the lease of every job it still holds.
 -- KEYS[1] workers zset, KEYS[2] this worker's hash, KEYS[3] leases zset.
 -- ARGV: prefix, now, worker name, record ttl ms, lease ms, record fields (JSON object), job ids…
--- Returns the ids it no longer holds (reclaimed after a pause): their attempts are lost.
+-- Returns the ids it no longer holds (reclaimed after a pause: the job names another worker or none): their
+-- attempts are lost. A job this worker just ended (its finish landed before this beat) is not lost.
 local now, name, ttl, lease = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local fields = {}
 for field, value in pairs(cjson.decode(ARGV[6])) do
@@ -18,7 +19,7 @@ for i = 7, #ARGV do
   if state == 'running' and worker == name then
     redis.call('HSET', k, 'lease_until', now + lease)
     redis.call('ZADD', KEYS[3], now + lease, id)
-  else
+  elseif worker ~= name then
     table.insert(lost, id)
   end
 end

@@ -1,0 +1,143 @@
+"""Where an idle worker's submit-to-done latency goes, step by step.
+
+Usage: bench/.venvs/tqflow/bin/python bench/latency_probe.py [--n 500] [--sync]
+
+Starts one worker in a child process (this file, `--worker`), instrumented to stamp the moment its
+blocking stream read returned and the moment its start script answered; the task body stamps its own
+start and pushes the three stamps to a list. The producer submits one job, BLPOPs the stamps, and
+prints p50/p90/p99 of each step (perf_counter is CLOCK_MONOTONIC: comparable across processes):
+
+  submit          the enqueue call, as the producer sees it
+  wake            submit returned -> the worker's blocking XREADGROUP returned
+  start           -> the start script (start_many.lua) answered: the job is this worker's attempt
+  body            -> the task body began (Attempt, spawn, payload decode, argument validation)
+  done            -> the producer's BLPOP returned (the body's RPUSH and the producer's wake-up)
+
+--sync submits with SyncClient (a producer without an event loop), as huey's and rq's are measured.
+Uses db 10 and the namespace `probe` (its keys are deleted at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+from tqflow.runtime import task
+
+URL = os.environ.get("PROBE_URL", "redis://127.0.0.1:6379/10")
+NAMESPACE = "probe"
+STAMPS = "probe:stamps"
+MARKS = {"read": 0.0, "started": 0.0}
+STEPS = ("submit", "wake", "start", "body", "done", "total")
+_redis: Redis | None = None
+
+
+@task(name="probe.stamped")
+async def stamped(x: int) -> int:
+    global _redis
+    body = time.perf_counter()
+    if _redis is None:
+        _redis = Redis.from_url(URL)
+    await _redis.rpush(STAMPS, f"{MARKS['read']} {MARKS['started']} {body}")
+    return x
+
+
+async def worker() -> None:
+    from tqflow.runtime.connection import connect
+    from tqflow.runtime.worker import Worker, WorkerSettings
+
+    w = Worker(connect(URL), {stamped.name: stamped}, NAMESPACE, WorkerSettings())
+    read, call = w.redis.xreadgroup, w.scripts.call
+
+    async def timed_read(*args: Any, **kwargs: Any) -> Any:
+        reply = await read(*args, **kwargs)
+        if reply:
+            MARKS["read"] = time.perf_counter()
+        return reply
+
+    async def timed_call(name: str, keys: Any, args: Any) -> Any:
+        reply = await call(name, keys, args)
+        if name == "start_many":
+            MARKS["started"] = time.perf_counter()
+        return reply
+
+    w.redis.xreadgroup = timed_read  # type: ignore[method-assign]
+    w.scripts.call = timed_call  # type: ignore[method-assign]
+    await w.run(asyncio.Event())
+
+
+def percentiles(values: list[float]) -> str:
+    values = sorted(values)
+    pick = [values[min(len(values) - 1, int(len(values) * q))] for q in (0.5, 0.9, 0.99)]
+    return "p50 {:.3f}  p90 {:.3f}  p99 {:.3f} ms".format(*pick)
+
+
+async def produce(n: int, sync: bool) -> dict[str, list[float]]:
+    from tqflow.runtime.client import Client
+    from tqflow.runtime.sync import SyncClient
+
+    r = Redis.from_url(URL)
+    client = SyncClient.from_url(URL, NAMESPACE) if sync else Client.from_url(URL, NAMESPACE)
+    rows: dict[str, list[float]] = {step: [] for step in STEPS}
+    try:
+        for i in range(n + 20):
+            t0 = time.perf_counter()
+            if isinstance(client, SyncClient):
+                client.enqueue(stamped, x=i)
+            else:
+                await client.enqueue(stamped, x=i)
+            t1 = time.perf_counter()
+            got = await r.blpop([STAMPS], timeout=10)
+            t2 = time.perf_counter()
+            if got is None:
+                raise RuntimeError("the job did not run within 10 s")
+            read, started, body = map(float, got[1].split())
+            if i >= 20:  # warm-up
+                steps = (t1 - t0, read - t1, started - read, body - started, t2 - body, t2 - t0)
+                for step, seconds in zip(STEPS, steps, strict=True):
+                    rows[step].append(seconds * 1000)
+    finally:
+        if isinstance(client, SyncClient):
+            client.close()
+        else:
+            await client.close()
+        keys = [k async for k in r.scan_iter("{probe}*")]
+        if keys:
+            await r.delete(*keys)
+        await r.delete(STAMPS)
+        await r.aclose()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--sync", action="store_true", help="submit with SyncClient")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    opts = parser.parse_args()
+    if opts.worker:
+        asyncio.run(worker())
+        return
+    child = subprocess.Popen([sys.executable, __file__, "--worker"])
+    try:
+        time.sleep(3)  # the worker's start: groups, scripts, registry
+        rows = asyncio.run(produce(opts.n, opts.sync))
+    finally:
+        child.terminate()
+        child.wait(10)
+    print(f"idle submit-to-done, {opts.n} jobs, {'SyncClient' if opts.sync else 'Client'} producer")
+    for step, values in rows.items():
+        print(f"  {step:7} {percentiles(values)}")
+
+
+if __name__ == "__main__":
+    main()
