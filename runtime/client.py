@@ -14,7 +14,6 @@ from tqflow.runtime import lean
 from tqflow.runtime.connection import connect
 from tqflow.runtime.deployments import Deployed, Deployments
 from tqflow.runtime.jobs import (
-    JOB_FIELDS,
     BulkRejected,
     JobCancelled,
     JobFailed,
@@ -29,7 +28,9 @@ from tqflow.runtime.jobs import (
     TaskLike,
     Unique,
     job_info,
+    job_row,
     priority_level,
+    queue_job_read,
 )
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.payloads import PayloadSettings
@@ -227,14 +228,9 @@ class Client:
 
     async def job(self, job_id: str) -> JobInfo:
         async with self.redis.pipeline(transaction=False) as pipe:
-            is_lean = lean.queue_lookup(pipe, self.keys, job_id)
-            pipe.hmget(self.keys.job(job_id), *JOB_FIELDS)
+            is_lean = queue_job_read(pipe, self.keys, job_id)
             replies = await pipe.execute()
-        row = replies[-1]
-        if row[0] is None and is_lean:  # no record: a lean job queued (its entry), or none at all
-            found = lean.record(job_id, replies[0])
-            row = [found.get(f) for f in JOB_FIELDS] if found else row
-        return job_info(job_id, row, self.payload_settings)
+        return job_info(job_id, job_row(job_id, replies, is_lean), self.payload_settings)
 
     # -- operations: cancel, reprioritize, dead-letter queues ---------------------------------------
 

@@ -346,6 +346,23 @@ JOB_FIELDS = (
 )
 
 
+def queue_job_read(pipe: Any, keys: Keys, job_id: str) -> bool:
+    """Queue the reads `job_row` needs on a pipeline (sync or asyncio); True when the id is a lean one."""
+    is_lean = lean.queue_lookup(pipe, keys, job_id)
+    pipe.hmget(keys.job(job_id), *JOB_FIELDS)
+    return is_lean
+
+
+def job_row(job_id: str, replies: Sequence[Any], is_lean: bool) -> Sequence[Any]:
+    """The JOB_FIELDS of a job from those reads: its record, or a queued lean job's entry."""
+    row: Sequence[Any] = replies[-1]
+    if row[0] is None and is_lean:  # no record: a lean job queued (its entry), or none at all
+        found = lean.record(job_id, replies[0])
+        if found:
+            return [found.get(f) for f in JOB_FIELDS]
+    return row
+
+
 def job_info(job_id: str, row: Sequence[Any], settings: PayloadSettings) -> JobInfo:
     state, attempt, result, error, reason, task, queue, prio, run, name, worker, *times = row
     if state is None:

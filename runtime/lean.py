@@ -15,8 +15,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from redis.asyncio.client import Pipeline
-
 from tqflow.runtime.keys import Keys
 
 LEAN_ID = re.compile(r"^(.+)\.([0-4])\.(\d+-\d+)$")  # mirrors lean_parts in lua/common.lua
@@ -42,7 +40,7 @@ def entry_job(queue: str, level: int, entry: str, fields: Mapping[str, Any] | No
     return lean_id(queue, level, entry) if "t" in fields else ""
 
 
-def queue_lookup(pipe: Pipeline, keys: Keys, job_id: str) -> bool:
+def queue_lookup(pipe: Any, keys: Keys, job_id: str) -> bool:
     """Queue the read of a lean job's entry (before the record's read: a record is always written
     before its entry is deleted, so reading in this order never misses a job). False: not a lean id."""
     where = parse(job_id)
