@@ -160,10 +160,19 @@ class Figures:
         return " ".join(f"{k}={v}" for k, v in self.__dict__.items())
 
 
-async def check(redis: Redis, keys: Keys, runs: dict[str, str], ledger: Ledger, killed: set[int]) -> Figures:
+async def check(
+    redis: Redis,
+    keys: Keys,
+    runs: dict[str, str],
+    ledger: Ledger,
+    killed: set[int],
+    states: dict[str, str] | None = None,
+) -> Figures:
     """Lost: submitted but never done (or its run not succeeded). Duplicated: done more than once;
-    a duplicate is allowed only when all but one of its executions ran on a killed worker."""
-    states = {run: await redis.hget(keys.run(run), "state") for run in runs}
+    a duplicate is allowed only when all but one of its executions ran on a killed worker. `runs` maps
+    run ids (or, with their end `states` given, standalone job ids) to the ledger's keys."""
+    if states is None:
+        states = {run: await redis.hget(keys.run(run), "state") for run in runs}
     lost = sum(1 for run, key in runs.items() if states[run] != "succeeded" or key not in ledger.done)
     duplicated = not_killed = 0
     for key in runs.values():
