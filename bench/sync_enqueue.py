@@ -1,0 +1,160 @@
+"""One-by-one enqueue from a synchronous producer: the native SyncClient against the old path and the floors.
+
+Usage: .venv/bin/python bench/sync_enqueue.py [--n 20000] [--runs 3] [--url redis://127.0.0.1:6379/13]
+       [--profile]   (pyinstrument profile of the native path instead of the table)
+
+Each row makes N calls in a loop (no worker running; every job stays queued) against its own namespace
+`bench-sync-<pid>`, whose keys are deleted (only those: no FLUSHDB) after every run:
+
+- native `SyncClient.enqueue(noop, x=i)`: redis-py's sync client, one EVALSHA of enqueue.lua a job;
+- thread-wrapped (the SyncClient before it was native): the asyncio `Client.enqueue` run on the
+  SyncClient's private event loop thread (`run_coroutine_threadsafe(...).result()` each call);
+- asyncio `await client.enqueue(noop, x=i)` (what the benchmark's one-by-one row times);
+- floor, enqueue.lua: a bare sync redis-py EVALSHA of the same script with arguments built beforehand (the
+  round trip plus Redis' time for the script; no Python per job);
+- floor, trivial script: a bare sync EVALSHA of `return 1` (the round trip alone).
+
+Prints the median of `--runs` runs (interleaved) in jobs/s, with min and max.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_tasks
+
+from tqflow.runtime.client import Client
+from tqflow.runtime.jobs import new_job_id
+from tqflow.runtime.runs import now_ms
+from tqflow.runtime.scripts import script_sha, script_text
+from tqflow.runtime.sync import SyncClient
+
+NAMESPACE = f"bench-sync-{os.getpid()}"
+
+
+def clean(url: str) -> None:
+    r = redis.Redis.from_url(url)
+    keys = list(r.scan_iter(match=f"{{{NAMESPACE}}}*", count=1000))
+    for start in range(0, len(keys), 500):
+        r.unlink(*keys[start : start + 500])
+    r.close()
+
+
+def native(url: str, n: int) -> float:
+    with SyncClient.from_url(url, NAMESPACE) as client:
+        client.enqueue(bench_tasks.noop, x=-1)  # connect and load the script outside the timing
+        t0 = time.perf_counter()
+        for i in range(n):
+            client.enqueue(bench_tasks.noop, x=i)
+        return n / (time.perf_counter() - t0)
+
+
+def thread_wrapped(url: str, n: int) -> float:
+    with SyncClient.from_url(url, NAMESPACE) as client:
+        run, inner = client._run, client.client
+        run(inner.enqueue(bench_tasks.noop, x=-1))
+        t0 = time.perf_counter()
+        for i in range(n):
+            run(inner.enqueue(bench_tasks.noop, x=i))
+        return n / (time.perf_counter() - t0)
+
+
+def awaited(url: str, n: int) -> float:
+    async def go() -> float:
+        client = Client.from_url(url, NAMESPACE)
+        await client.enqueue(bench_tasks.noop, x=-1)
+        t0 = time.perf_counter()
+        for i in range(n):
+            await client.enqueue(bench_tasks.noop, x=i)
+        rate = n / (time.perf_counter() - t0)
+        await client.close()
+        return rate
+
+    return asyncio.run(go())
+
+
+def floor_enqueue_script(url: str, n: int) -> float:
+    r = redis.Redis.from_url(url, decode_responses=True)
+    r.script_load(script_text("enqueue"))
+    sha, prefix = script_sha("enqueue"), "{" + NAMESPACE + "}"
+    spec = ["bench_tasks.noop", "default", 2, ""]
+    argvs = [
+        [prefix, now_ms(), "all", 1_000_000, 4, *spec, f'{new_job_id()}0|J-1|{{"x":{i}}}'] for i in range(n)
+    ]
+    t0 = time.perf_counter()
+    for argv in argvs:
+        r.evalsha(sha, 0, *argv)
+    rate = n / (time.perf_counter() - t0)
+    r.close()
+    return rate
+
+
+def floor_trivial(url: str, n: int) -> float:
+    r = redis.Redis.from_url(url)
+    sha = r.script_load("return 1")
+    t0 = time.perf_counter()
+    for _ in range(n):
+        r.evalsha(sha, 0)
+    rate = n / (time.perf_counter() - t0)
+    r.close()
+    return rate
+
+
+ROWS: dict[str, Callable[[str, int], float]] = {
+    "SyncClient.enqueue, native (sync redis-py)": native,
+    "SyncClient.enqueue, thread-wrapped (old)": thread_wrapped,
+    "await Client.enqueue (asyncio)": awaited,
+    "floor: sync EVALSHA enqueue.lua, args prebuilt": floor_enqueue_script,
+    "floor: sync EVALSHA `return 1`": floor_trivial,
+}
+
+
+def profile(url: str, n: int) -> None:
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0001)
+    with SyncClient.from_url(url, NAMESPACE) as client:
+        client.enqueue(bench_tasks.noop, x=-1)
+        profiler.start()
+        for i in range(n):
+            client.enqueue(bench_tasks.noop, x=i)
+        profiler.stop()
+    clean(url)
+    print(profiler.output_text(unicode=True, color=False, show_all=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=20000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--url", default="redis://127.0.0.1:6379/13")
+    ap.add_argument("--profile", action="store_true")
+    args = ap.parse_args()
+    if args.profile:
+        profile(args.url, args.n)
+        return
+    rates: dict[str, list[float]] = {label: [] for label in ROWS}
+    try:
+        for _ in range(args.runs):
+            for label, fn in ROWS.items():
+                rates[label].append(fn(args.url, args.n))
+                clean(args.url)
+    finally:
+        clean(args.url)
+    print(f"{args.n:,} one-by-one calls, median of {args.runs} (min-max), jobs/s")
+    for label, got in rates.items():
+        got.sort()
+        print(f"{label:<50} {got[len(got) // 2]:>9,.0f}   ({got[0]:,.0f}-{got[-1]:,.0f})")
+
+
+if __name__ == "__main__":
+    main()
