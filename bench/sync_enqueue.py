@@ -129,7 +129,7 @@ def profile(url: str, n: int) -> None:
             client.enqueue(bench_tasks.noop, x=i)
         profiler.stop()
     clean(url)
-    print(profiler.output_text(unicode=True, color=False, show_all=True))
+    print(profiler.output_text(unicode=True, color=False, show_all=False))
 
 
 def main() -> None:

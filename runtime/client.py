@@ -19,7 +19,6 @@ from tqflow.runtime.jobs import (
     JobFailed,
     JobId,
     JobNotFound,
-    JobOptions,
     JobRejected,
     JobSkipped,
     Submitter,
@@ -27,6 +26,7 @@ from tqflow.runtime.jobs import (
     Unique,
     cancel_status,
     job_info,
+    job_options,
     outcome,
     priority_level,
     refusal,
@@ -142,7 +142,7 @@ class Client:
 
         With `unique` and conflict=skip the id is the existing job's; conflict=reject raises JobRejected.
         """
-        options = JobOptions(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
         job = self.submitter.prepare(task, kwargs, options)
         try:
             [result] = await self.submitter.submit([job], atomic=True)
@@ -169,7 +169,7 @@ class Client:
         atomic=True: all or nothing in one atomic step (BulkRejected says which job failed and why).
         atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
         """
-        options = JobOptions(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
+        options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
         return await self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
 
     @overload

@@ -135,6 +135,25 @@ class JobOptions:
     dead_letter: str | None = None
 
 
+NO_OPTIONS = JobOptions()
+_NONE = (None,) * 8
+
+
+def job_options(
+    queue: str | None,
+    priority: str | None,
+    delay: Duration | None,
+    retry: RetryPlan | None,
+    unique: Unique | None,
+    timeout: Duration | None,
+    deadline: Duration | None,
+    dead_letter: str | None,
+) -> JobOptions:
+    """The options of one call; the shared `NO_OPTIONS` when none is given (most calls: no new object)."""
+    values = (queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+    return NO_OPTIONS if values == _NONE else JobOptions(*values)
+
+
 _ids = itertools.count(random.SystemRandom().getrandbits(62))
 
 
@@ -380,13 +399,19 @@ def _pages(jobs: Sequence[Prepared], limit: int) -> list[Sequence[Prepared]]:
 
 
 def _page_args(jobs: Sequence[Prepared]) -> list[str | int]:
+    """The enqueue script's arguments for a page: spec field count, spec fields, one field a job."""
+    if len(jobs) == 1:  # one-by-one enqueue: the common case, without the spec index
+        return [4, *jobs[0].spec, _row(jobs[0], 0)]
     index: dict[Spec, int] = {}
     rows: list[str | int] = []
     for job in jobs:
-        n = index.setdefault(job.spec, len(index))
-        rows.append(f"{job.job_id}{n}|{job.payload}")
+        rows.append(_row(job, index.setdefault(job.spec, len(index))))
     specs: list[str | int] = [v for spec in index for v in spec]
     return [len(specs), *specs, *rows]
+
+
+def _row(job: Prepared, spec_number: int) -> str:
+    return f"{job.job_id}{spec_number}|{job.payload}"
 
 
 def opts_json(options: JobOptions, task: Task[Any, Any] | None) -> str:

@@ -34,11 +34,11 @@ from tqflow.runtime.jobs import (
     BulkItem,
     BulkRejected,
     JobId,
-    JobOptions,
     SyncSubmitter,
     Unique,
     cancel_status,
     job_info,
+    job_options,
     outcome,
     refusal,
 )
@@ -128,7 +128,7 @@ class SyncClient:
         **kwargs: Any,
     ) -> JobId[Any]:
         """`Client.enqueue`, synchronously: one EVALSHA."""
-        options = JobOptions(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
         job = self.submitter.prepare(task, kwargs, options)
         try:
             [result] = self.submitter.submit([job], atomic=True)
@@ -150,7 +150,7 @@ class SyncClient:
         dead_letter: str | None = None,
     ) -> list[JobId[Any]]:
         """`Client.enqueue_many`, synchronously: one script call or one pipeline of them."""
-        options = JobOptions(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
+        options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
         return self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
 
     @overload
