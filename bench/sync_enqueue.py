@@ -10,11 +10,16 @@ Each row makes N calls in a loop (no worker running; every job stays queued) aga
 - thread-wrapped (the SyncClient before it was native): the asyncio `Client.enqueue` run on the
   SyncClient's private event loop thread (`run_coroutine_threadsafe(...).result()` each call);
 - asyncio `await client.enqueue(noop, x=i)` (what the benchmark's one-by-one row times);
-- floor, enqueue.lua: a bare sync redis-py EVALSHA of the same script with arguments built beforehand (the
-  round trip plus Redis' time for the script; no Python per job);
-- floor, trivial script: a bare sync EVALSHA of `return 1` (the round trip alone).
+- floor, enqueue.lua: a bare sync redis-py `evalsha` of the same script with arguments built beforehand (the
+  round trip plus Redis' time for the script; no Python per job), through redis-py's pool as usual, and
+  on a connection held out of the pool (`send_command` + `read_response`, as the native path does);
+- floor, trivial script: a bare sync EVALSHA of `return 1` (the round trip alone);
+- huey `noop(i)` (the best peer's one-by-one call, as bench/peers/pb_huey.py times it), when huey is
+  installed (`.venv/bin/pip install huey`): the same box at the same moment, for the ratio. Its keys
+  (`huey.*.bench-sync-<pid>`) are deleted after each run.
 
-Prints the median of `--runs` runs (interleaved) in jobs/s, with min and max.
+Prints the median of `--runs` runs (interleaved, the order rotated each run) in jobs/s, with min and max,
+then the native row's ratio to each.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ NAMESPACE = f"bench-sync-{os.getpid()}"
 def clean(url: str) -> None:
     r = redis.Redis.from_url(url)
     keys = list(r.scan_iter(match=f"{{{NAMESPACE}}}*", count=1000))
+    keys += list(r.scan_iter(match=f"huey.*.{NAMESPACE.replace('-', '')}*", count=1000))
     for start in range(0, len(keys), 500):
         r.unlink(*keys[start : start + 500])
     r.close()
@@ -82,20 +88,30 @@ def awaited(url: str, n: int) -> float:
     return asyncio.run(go())
 
 
-def floor_enqueue_script(url: str, n: int) -> float:
+def floor_enqueue_script(url: str, n: int, held: bool = False) -> float:
     r = redis.Redis.from_url(url, decode_responses=True)
     r.script_load(script_text("enqueue"))
     sha, prefix = script_sha("enqueue"), "{" + NAMESPACE + "}"
     spec = ["bench_tasks.noop", "default", 2, ""]
-    argvs = [
-        [prefix, now_ms(), "all", 1_000_000, 4, *spec, f'{new_job_id()}0|J-1|{{"x":{i}}}'] for i in range(n)
-    ]
+    rows = [f'{new_job_id()}0|J-1|{{"x":{i}}}' for i in range(n)]
+    argvs = [[prefix, now_ms(), "all", 1_000_000, 4, *spec, row] for row in rows]
+    connection = r.connection_pool.get_connection()
     t0 = time.perf_counter()
-    for argv in argvs:
-        r.evalsha(sha, 0, *argv)
+    if held:
+        for argv in argvs:
+            connection.send_command("EVALSHA", sha, 0, *argv)
+            connection.read_response()
+    else:
+        for argv in argvs:
+            r.evalsha(sha, 0, *argv)
     rate = n / (time.perf_counter() - t0)
+    r.connection_pool.release(connection)
     r.close()
     return rate
+
+
+def floor_enqueue_script_held(url: str, n: int) -> float:
+    return floor_enqueue_script(url, n, held=True)
 
 
 def floor_trivial(url: str, n: int) -> float:
@@ -109,13 +125,36 @@ def floor_trivial(url: str, n: int) -> float:
     return rate
 
 
+def huey_call(url: str, n: int) -> float:
+    from huey import RedisHuey
+
+    huey = RedisHuey(NAMESPACE.replace("-", ""), url=url)
+
+    @huey.task()  # type: ignore[misc]
+    def noop(x: int) -> int:
+        return x
+
+    noop(-1)
+    t0 = time.perf_counter()
+    for i in range(n):
+        noop(i)
+    return n / (time.perf_counter() - t0)
+
+
 ROWS: dict[str, Callable[[str, int], float]] = {
     "SyncClient.enqueue, native (sync redis-py)": native,
     "SyncClient.enqueue, thread-wrapped (old)": thread_wrapped,
     "await Client.enqueue (asyncio)": awaited,
     "floor: sync EVALSHA enqueue.lua, args prebuilt": floor_enqueue_script,
+    "floor: same, on a held connection (no pool)": floor_enqueue_script_held,
     "floor: sync EVALSHA `return 1`": floor_trivial,
 }
+try:
+    import huey as _huey  # noqa: F401
+
+    ROWS["huey noop(i) (peer)"] = huey_call
+except ImportError:
+    pass
 
 
 def profile(url: str, n: int) -> None:
@@ -143,17 +182,23 @@ def main() -> None:
         profile(args.url, args.n)
         return
     rates: dict[str, list[float]] = {label: [] for label in ROWS}
+    order = list(ROWS.items())
     try:
-        for _ in range(args.runs):
-            for label, fn in ROWS.items():
+        for run in range(args.runs):
+            for label, fn in order[run % len(order) :] + order[: run % len(order)]:  # rotated each run
                 rates[label].append(fn(args.url, args.n))
                 clean(args.url)
     finally:
         clean(args.url)
     print(f"{args.n:,} one-by-one calls, median of {args.runs} (min-max), jobs/s")
+    medians = {}
     for label, got in rates.items():
         got.sort()
-        print(f"{label:<50} {got[len(got) // 2]:>9,.0f}   ({got[0]:,.0f}-{got[-1]:,.0f})")
+        medians[label] = got[len(got) // 2]
+        print(f"{label:<50} {medians[label]:>9,.0f}   ({got[0]:,.0f}-{got[-1]:,.0f})")
+    native = medians[next(iter(ROWS))]
+    for label, rate in medians.items():
+        print(f"native / {label}: {native / rate:.2f}x")
 
 
 if __name__ == "__main__":

@@ -33,9 +33,8 @@ def connect(url: str, max_connections: int | None = None) -> Redis:
 
 def connect_sync(url: str, max_connections: int | None = None) -> redis.Redis:
     """The same, for sync code (runtime/sync.py): redis-py's sync client, same pool settings."""
-    return redis.Redis(
-        connection_pool=redis.BlockingConnectionPool.from_url(url, **_pool_options(max_connections))
-    )
+    pool = redis.BlockingConnectionPool.from_url(url, **_pool_options(max_connections))
+    return redis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
 
 
 def _pool_options(max_connections: int | None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -22,6 +22,12 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+pack_command: Callable[[tuple[Any, ...]], bytes] | None
+try:
+    from hiredis import pack_command
+except ImportError:  # redis-py works without hiredis; so does this
+    pack_command = None
 
 SCRIPT_NAMES = (
     "submit_run",
@@ -131,7 +137,10 @@ class SyncScripts:
             self._own_lock.release()
 
     def _send(self, command: tuple[Arg, ...]) -> Any:
-        self._own.send_command(*command)
+        if pack_command is None:
+            self._own.send_command(*command)
+        else:  # hiredis' packer directly: the same bytes, without redis-py's Python layer around it
+            self._own.send_packed_command([pack_command(command)])
         return self._own.read_response()
 
     def close(self) -> None:

@@ -187,3 +187,14 @@ async def test_threads_share_one_client(redis_url: str, namespace: str, redis: R
     ids = await asyncio.to_thread(use)
     assert len(set(ids)) == 400
     assert await redis.xlen(f"{{{namespace}}}:q:default:2") == 400
+
+
+async def test_without_the_hiredis_packer(
+    redis_url: str, namespace: str, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tqflow.runtime import scripts
+
+    monkeypatch.setattr(scripts, "pack_command", None)  # redis-py's own packer: the same command
+    with SyncClient.from_url(redis_url, namespace) as client:
+        job_id = client.enqueue(jt.add, x=1)
+    assert await redis.hget(f"{{{namespace}}}:job:{job_id}", "state") == "queued"
