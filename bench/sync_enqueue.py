@@ -18,8 +18,9 @@ Each row makes N calls in a loop (no worker running; every job stays queued) aga
   installed (`.venv/bin/pip install huey`): the same box at the same moment, for the ratio. Its keys
   (`huey.*.bench-sync-<pid>`) are deleted after each run.
 
-Prints the median of `--runs` runs (interleaved, the order rotated each run) in jobs/s, with min and max,
-then the native row's ratio to each.
+Prints, per row, the median of `--runs` runs (interleaved, the order rotated each run) in jobs/s with min
+and max, and the producer's median CPU time a job (process time: the client's own cost, which a loaded box
+moves much less than the wall clock); then the native row's jobs/s ratio to each other row.
 """
 
 from __future__ import annotations
@@ -55,40 +56,59 @@ def clean(url: str) -> None:
     r.close()
 
 
-def native(url: str, n: int) -> float:
+class Timed:
+    """Times a loop of `n` calls: jobs/s (wall clock) and the producer's CPU time a job (every thread of
+    this process, so the thread-wrapped row's loop thread counts too): the second is what the client
+    library itself costs, and moves much less with the load of a shared box than the first."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.result = n, (0.0, 0.0)
+
+    def __enter__(self) -> Timed:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall, cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+        self.result = (self.n / wall, cpu / self.n * 1e6)
+
+
+Rate = tuple[float, float]  # jobs/s, producer CPU µs a job
+
+
+def native(url: str, n: int) -> Rate:
     with SyncClient.from_url(url, NAMESPACE) as client:
         client.enqueue(bench_tasks.noop, x=-1)  # connect and load the script outside the timing
-        t0 = time.perf_counter()
-        for i in range(n):
-            client.enqueue(bench_tasks.noop, x=i)
-        return n / (time.perf_counter() - t0)
+        with Timed(n) as timed:
+            for i in range(n):
+                client.enqueue(bench_tasks.noop, x=i)
+        return timed.result
 
 
-def thread_wrapped(url: str, n: int) -> float:
+def thread_wrapped(url: str, n: int) -> Rate:
     with SyncClient.from_url(url, NAMESPACE) as client:
         run, inner = client._run, client.client
         run(inner.enqueue(bench_tasks.noop, x=-1))
-        t0 = time.perf_counter()
-        for i in range(n):
-            run(inner.enqueue(bench_tasks.noop, x=i))
-        return n / (time.perf_counter() - t0)
+        with Timed(n) as timed:
+            for i in range(n):
+                run(inner.enqueue(bench_tasks.noop, x=i))
+        return timed.result
 
 
-def awaited(url: str, n: int) -> float:
-    async def go() -> float:
+def awaited(url: str, n: int) -> Rate:
+    async def go() -> Rate:
         client = Client.from_url(url, NAMESPACE)
         await client.enqueue(bench_tasks.noop, x=-1)
-        t0 = time.perf_counter()
-        for i in range(n):
-            await client.enqueue(bench_tasks.noop, x=i)
-        rate = n / (time.perf_counter() - t0)
+        with Timed(n) as timed:
+            for i in range(n):
+                await client.enqueue(bench_tasks.noop, x=i)
         await client.close()
-        return rate
+        return timed.result
 
     return asyncio.run(go())
 
 
-def floor_enqueue_script(url: str, n: int, held: bool = False) -> float:
+def floor_enqueue_script(url: str, n: int, held: bool = False) -> Rate:
     r = redis.Redis.from_url(url, decode_responses=True)
     r.script_load(script_text("enqueue"))
     sha, prefix = script_sha("enqueue"), "{" + NAMESPACE + "}"
@@ -96,36 +116,34 @@ def floor_enqueue_script(url: str, n: int, held: bool = False) -> float:
     rows = [f'{new_job_id()}0|J-1|{{"x":{i}}}' for i in range(n)]
     argvs = [[prefix, now_ms(), "all", 1_000_000, 4, *spec, row] for row in rows]
     connection = r.connection_pool.get_connection()
-    t0 = time.perf_counter()
-    if held:
-        for argv in argvs:
-            connection.send_command("EVALSHA", sha, 0, *argv)
-            connection.read_response()
-    else:
-        for argv in argvs:
-            r.evalsha(sha, 0, *argv)
-    rate = n / (time.perf_counter() - t0)
+    with Timed(n) as timed:
+        if held:
+            for argv in argvs:
+                connection.send_command("EVALSHA", sha, 0, *argv)
+                connection.read_response()
+        else:
+            for argv in argvs:
+                r.evalsha(sha, 0, *argv)
     r.connection_pool.release(connection)
     r.close()
-    return rate
+    return timed.result
 
 
-def floor_enqueue_script_held(url: str, n: int) -> float:
+def floor_enqueue_script_held(url: str, n: int) -> Rate:
     return floor_enqueue_script(url, n, held=True)
 
 
-def floor_trivial(url: str, n: int) -> float:
+def floor_trivial(url: str, n: int) -> Rate:
     r = redis.Redis.from_url(url)
     sha = r.script_load("return 1")
-    t0 = time.perf_counter()
-    for _ in range(n):
-        r.evalsha(sha, 0)
-    rate = n / (time.perf_counter() - t0)
+    with Timed(n) as timed:
+        for _ in range(n):
+            r.evalsha(sha, 0)
     r.close()
-    return rate
+    return timed.result
 
 
-def huey_call(url: str, n: int) -> float:
+def huey_call(url: str, n: int) -> Rate:
     from huey import RedisHuey
 
     huey = RedisHuey(NAMESPACE.replace("-", ""), url=url)
@@ -135,13 +153,13 @@ def huey_call(url: str, n: int) -> float:
         return x
 
     noop(-1)
-    t0 = time.perf_counter()
-    for i in range(n):
-        noop(i)
-    return n / (time.perf_counter() - t0)
+    with Timed(n) as timed:
+        for i in range(n):
+            noop(i)
+    return timed.result
 
 
-ROWS: dict[str, Callable[[str, int], float]] = {
+ROWS: dict[str, Callable[[str, int], Rate]] = {
     "SyncClient.enqueue, native (sync redis-py)": native,
     "SyncClient.enqueue, thread-wrapped (old)": thread_wrapped,
     "await Client.enqueue (asyncio)": awaited,
@@ -181,7 +199,7 @@ def main() -> None:
     if args.profile:
         profile(args.url, args.n)
         return
-    rates: dict[str, list[float]] = {label: [] for label in ROWS}
+    rates: dict[str, list[Rate]] = {label: [] for label in ROWS}
     order = list(ROWS.items())
     try:
         for run in range(args.runs):
@@ -190,15 +208,17 @@ def main() -> None:
                 clean(args.url)
     finally:
         clean(args.url)
-    print(f"{args.n:,} one-by-one calls, median of {args.runs} (min-max), jobs/s")
+    print(f"{args.n:,} one-by-one calls, median of {args.runs} (min-max)")
+    print(f"{'':<50} {'jobs/s':>9} {'(min-max)':<17} {'CPU µs/job':>10}")
     medians = {}
     for label, got in rates.items():
-        got.sort()
-        medians[label] = got[len(got) // 2]
-        print(f"{label:<50} {medians[label]:>9,.0f}   ({got[0]:,.0f}-{got[-1]:,.0f})")
-    native = medians[next(iter(ROWS))]
-    for label, rate in medians.items():
-        print(f"native / {label}: {native / rate:.2f}x")
+        walls, cpus = sorted(r[0] for r in got), sorted(r[1] for r in got)
+        medians[label] = walls[len(walls) // 2]
+        span = f"({walls[0]:,.0f}-{walls[-1]:,.0f})"
+        print(f"{label:<50} {medians[label]:>9,.0f} {span:<17} {cpus[len(cpus) // 2]:>10.1f}")
+    native_rate = medians[next(iter(ROWS))]
+    for label, rate in list(medians.items())[1:]:
+        print(f"native / {label}: {native_rate / rate:.2f}x")
 
 
 if __name__ == "__main__":
