@@ -12,7 +12,8 @@ one EVALSHA round trip. Every other `Client` method (start_run, wait, run_info, 
 cancel_run, replay, dead_letters, …) runs the asyncio `Client` on a private event loop in a daemon
 thread, started on the first such call; each call waits for its result.
 
-A SyncClient may be shared by threads (redis-py's pool hands each call its own connection).
+A SyncClient may be shared by threads: script calls use the connection the client keeps when it is free,
+else one of the pool's (runtime/scripts.py `SyncScripts`); every other call takes one of the pool's.
 """
 
 from __future__ import annotations
