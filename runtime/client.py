@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar, overload
@@ -14,23 +13,25 @@ from tqflow.runtime import lean
 from tqflow.runtime.connection import connect
 from tqflow.runtime.deployments import Deployed, Deployments
 from tqflow.runtime.jobs import (
+    BulkItem,
     BulkRejected,
     JobCancelled,
     JobFailed,
     JobId,
     JobNotFound,
-    JobOptions,
     JobRejected,
     JobSkipped,
-    Prepared,
-    Spec,
     Submitter,
     TaskLike,
     Unique,
+    cancel_status,
     job_info,
+    job_options,
     job_row,
+    outcome,
     priority_level,
     queue_job_read,
+    refusal,
 )
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.payloads import PayloadSettings
@@ -38,15 +39,9 @@ from tqflow.runtime.policies import Duration
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
 from tqflow.runtime.scripts import Scripts
 from tqflow.runtime.task import Call, Task
-from tqflow.runtime.validation import validator
 from tqflow.runtime.waiter import Waiter
 
 R = TypeVar("R")
-BulkItem = (
-    tuple[TaskLike | Call[Any], Mapping[str, Any]]
-    | tuple[TaskLike | Call[Any], Mapping[str, Any], Mapping[str, Any]]
-    | Call[Any]
-)
 
 
 class Client:
@@ -149,19 +144,13 @@ class Client:
 
         With `unique` and conflict=skip the id is the existing job's; conflict=reject raises JobRejected.
         """
-        options = JobOptions(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
-        [result] = await self._one(self.submitter.prepare(task, kwargs, options))
-        return result
-
-    async def _one(self, job: Prepared) -> list[JobId[Any]]:
+        options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        job = self.submitter.prepare(task, kwargs, options)
         try:
-            results = await self.submitter.submit([job], atomic=True)
+            [result] = await self.submitter.submit([job], atomic=True)
         except BulkRejected as err:
-            result = err.results[0]
-            if result.status == "rejected":
-                raise JobRejected(f"job refused: {result.detail}", result.detail.split()[1]) from None
-            raise ValueError(f"job refused: {result.detail}") from None
-        return results
+            raise refusal(err) from None
+        return result
 
     async def enqueue_many(
         self,
@@ -182,22 +171,8 @@ class Client:
         atomic=True: all or nothing in one atomic step (BulkRejected says which job failed and why).
         atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
         """
-        options = JobOptions(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
-        jobs: list[Prepared] = []
-        specs: dict[tuple[int, int], Spec] = {}
-        for item in calls:
-            own = options
-            target: TaskLike | Call[Any]
-            kwargs: Mapping[str, Any]
-            if isinstance(item, Call):
-                target, kwargs = item, {}
-            elif len(item) == 3:
-                target, kwargs, overrides = item
-                own = dataclasses.replace(options, **overrides)
-            else:
-                target, kwargs = item[0], item[1]
-            jobs.append(self.submitter.prepare(target, kwargs, own, specs if own is options else None))
-        return await self.submitter.submit(jobs, atomic)
+        options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
+        return await self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
 
     @overload
     async def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
@@ -211,20 +186,7 @@ class Client:
         state = await self.waiter.wait(job_id, timeout)
         if state is None:
             raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
-        info = await self.job(job_id)
-        if info.state == "succeeded":
-            task = job_id.task if isinstance(job_id, JobId) else None
-            return validator(task).result_value(info.result) if task is not None else info.result
-        if info.state == "dead":
-            error = info.error or {}
-            raise JobFailed(
-                job_id,
-                f"job {job_id} failed: {error.get('type', 'Error')}: {error.get('message', '')}",
-                error,
-            )
-        if info.state == "cancelled":
-            raise JobCancelled(job_id, f"job {job_id} was cancelled: {info.reason or ''}")
-        raise JobSkipped(job_id, f"job {job_id} was skipped: {info.reason or ''}")
+        return outcome(job_id, await self.job(job_id))
 
     async def job(self, job_id: str) -> JobInfo:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -237,10 +199,8 @@ class Client:
     async def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
         """Cancel a job: `cancelled` (it had not started), `cancelling` (its worker is told to stop it;
         it ends as cancelled), or the state it had already ended in. Its dependents follow the skip rules."""
-        [status] = await self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
-        if status == "missing":
-            raise JobNotFound(f"no job {job_id}")
-        return str(status)
+        reply = await self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
+        return cancel_status(job_id, reply)
 
     async def cancel_run(self, run_id: str) -> str:
         """Cancel a run: every job that has not ended is cancelled; the run ends `cancelled`."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import redis
 from redis.asyncio import BlockingConnectionPool, Redis
 
 URL_ENV = "TQFLOW_REDIS_URL"
@@ -26,11 +28,23 @@ def resolve_url(explicit: str | None, environ: Mapping[str, str]) -> str | None:
 def connect(url: str, max_connections: int | None = None) -> Redis:
     """A client whose pool waits for a free connection instead of failing when a busy worker's jobs, its
     batched scripts and its background loops all hold one at once (redis-py's own pool raises at 100)."""
+    return Redis.from_pool(BlockingConnectionPool.from_url(url, **_pool_options(max_connections)))
+
+
+def connect_sync(url: str, max_connections: int | None = None) -> redis.Redis:
+    """The same, for sync code (runtime/sync.py): redis-py's sync client, same pool settings."""
+    pool = redis.BlockingConnectionPool.from_url(url, **_pool_options(max_connections))
+    return redis.Redis.from_pool(pool)  # owns the pool: close() disconnects it
+
+
+def _pool_options(max_connections: int | None) -> dict[str, Any]:
     limit = max_connections or int(os.environ.get(MAX_CONNECTIONS_ENV, DEFAULT_MAX_CONNECTIONS))
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=limit, timeout=POOL_WAIT_S, decode_responses=True, health_check_interval=30
-    )
-    return Redis.from_pool(pool)
+    return {
+        "max_connections": limit,
+        "timeout": POOL_WAIT_S,
+        "decode_responses": True,
+        "health_check_interval": 30,
+    }
 
 
 def redact(url: str) -> str:

@@ -8,6 +8,7 @@ stream entry holding its 16-character id. Neither has a run record.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from tqflow.compiler.plan import DEFAULT_QUEUE, PRIORITIES, RetryPlan
@@ -25,7 +27,7 @@ from tqflow.runtime.keys import Keys, check_part
 from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.policies import Duration, to_ms
 from tqflow.runtime.runs import JobInfo, now_ms
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.scripts import Arg, Scripts, SyncScripts, queue_script
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.validation import validator
 
@@ -36,6 +38,11 @@ MAX_BULK = 100_000
 CONFLICTS = ("skip", "reject", "replace")
 
 TaskLike = Task[Any, Any] | str
+BulkItem = (
+    tuple[TaskLike | Call[Any], Mapping[str, Any]]
+    | tuple[TaskLike | Call[Any], Mapping[str, Any], Mapping[str, Any]]
+    | Call[Any]
+)
 
 
 class JobError(Exception):
@@ -131,6 +138,25 @@ class JobOptions:
     dead_letter: str | None = None
 
 
+NO_OPTIONS = JobOptions()
+_NONE = (None,) * 8
+
+
+def job_options(
+    queue: str | None,
+    priority: str | None,
+    delay: Duration | None,
+    retry: RetryPlan | None,
+    unique: Unique | None,
+    timeout: Duration | None,
+    deadline: Duration | None,
+    dead_letter: str | None,
+) -> JobOptions:
+    """The options of one call; the shared `NO_OPTIONS` when none is given (most calls: no new object)."""
+    values = (queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+    return NO_OPTIONS if values == _NONE else JobOptions(*values)
+
+
 _ids = itertools.count(random.SystemRandom().getrandbits(62))
 
 
@@ -171,20 +197,81 @@ def priority_level(priority: str | int) -> int:
     raise ValueError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
 
 
-class Submitter:
-    """Builds job fields and calls the enqueue script, paging so no call has over ~1,000 arguments."""
+class Known:
+    """What one (task, options) pair always gives: its spec, its argument check and payload version."""
 
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, settings: PayloadSettings) -> None:
-        self.redis, self.keys, self.scripts, self.settings = redis, keys, scripts, settings
+    __slots__ = ("record", "spec", "validate", "version")
+
+    def __init__(self, spec: Spec, task: Task[Any, Any] | None) -> None:
+        self.spec = spec
+        self.record = needs_record(spec[3], spec[1])  # else lean: no id until the script gives one
+        self.validate = validator(task).validate if task is not None else None
+        self.version = task.options.version if task is not None else None
+
+
+KNOWN_LIMIT = 4096  # (task, options) pairs a builder remembers before it starts over
+
+
+class Batch:
+    """What one submission sends: `calls` (each the ARGV of one enqueue script call), or for an all-or-
+    nothing submission too big for one call, the `staged` fields and one call that commits them: the
+    fields go to a staging list (pages of 1,000), then one script call checks and writes every job. A
+    client that dies before the last call leaves only the staging list, which expires."""
+
+    __slots__ = ("calls", "jobs", "stage", "staged")
+
+    def __init__(
+        self,
+        jobs: Sequence[Prepared],
+        calls: list[list[Arg]],
+        stage: str | None = None,
+        staged: list[str | int] | None = None,
+    ) -> None:
+        self.jobs, self.calls, self.stage, self.staged = jobs, calls, stage, staged
+
+    @property
+    def single(self) -> list[Arg] | None:
+        """The ARGV when the batch is one script call (sent alone: no pipeline, no script check)."""
+        return self.calls[0] if self.stage is None and len(self.calls) == 1 else None
+
+    def fill(self, pipe: Any) -> None:
+        """Queue the batch on a pipeline (sync or asyncio: queueing is the same)."""
+        if self.stage is None or self.staged is None:
+            for argv in self.calls:
+                queue_script(pipe, "enqueue", [], argv)
+            return
+        for start in range(0, len(self.staged), MAX_SCRIPT_ARGS):
+            pipe.rpush(self.stage, *self.staged[start : start + MAX_SCRIPT_ARGS])
+        pipe.pexpire(self.stage, 60_000)
+        queue_script(pipe, "enqueue", [self.stage], self.calls[0])
+
+    def replies(self, executed: Sequence[Any]) -> list[list[str]]:
+        """The script replies among a pipeline's replies."""
+        return [executed[-1]] if self.stage is not None else list(executed)
+
+    def results(self, replies: Sequence[Sequence[str]]) -> list[JobId[Any]]:
+        return parse_replies(self.jobs, replies)
+
+
+class JobBuilder:
+    """The I/O-free half of submitting, shared by the asyncio `Submitter` and the sync client
+    (runtime/sync.py): checks and encodes jobs, builds the enqueue script's arguments (paging so no call
+    has over ~1,000 arguments) and reads its replies."""
+
+    def __init__(self, keys: Keys, settings: PayloadSettings) -> None:
+        self.keys, self.settings = keys, settings
+        self._known: dict[tuple[object, JobOptions], Known] = {}
 
     def prepare(
         self,
         target: TaskLike | Call[Any],
         kwargs: Mapping[str, Any],
         options: JobOptions,
-        specs: dict[tuple[int, int], Spec] | None = None,
+        specs: dict[tuple[int, int], Known] | None = None,
     ) -> Prepared:
-        """Check one job and encode it; `specs` caches the (task, options) part across a bulk call."""
+        """Check one job and encode it. The (task, options) part is worked out once: `specs` caches it
+        across a bulk call; without it, the builder remembers it by value (options that cannot be hashed,
+        such as a retry plan, are worked out each time)."""
         task: Task[Any, Any] | None
         if isinstance(target, Call):
             task, kwargs = target.task, {**target.kwargs, **kwargs}
@@ -194,18 +281,35 @@ class Submitter:
             task = None
         else:
             raise TypeError(f"expected a task, a task name or task.call(...), got {type(target).__name__}")
-        cache_key = (id(task if task is not None else target), id(options))
-        spec = specs.get(cache_key) if specs is not None else None
-        if spec is None:
-            spec = self._spec(task, target, options)
-            if specs is not None:
-                specs[cache_key] = spec
-        version = None
-        if task is not None:
-            validator(task).validate(kwargs)
-            version = task.options.version
-        payload = payloads.encode(dict(kwargs), self.settings, version)
-        return Prepared(spec, new_job_id() if needs_record(spec[3], spec[1]) else "", payload, task)
+        known = self._known_for(task, target, options, specs)
+        if known.validate is not None:
+            known.validate(kwargs)
+        payload = payloads.encode(dict(kwargs), self.settings, known.version)
+        return Prepared(known.spec, new_job_id() if known.record else "", payload, task)
+
+    def _known_for(
+        self,
+        task: Task[Any, Any] | None,
+        target: object,
+        options: JobOptions,
+        specs: dict[tuple[int, int], Known] | None,
+    ) -> Known:
+        if specs is not None:
+            key = (id(task if task is not None else target), id(options))
+            known = specs.get(key)
+            if known is None:
+                known = specs[key] = Known(self._spec(task, target, options), task)
+            return known
+        value_key = (task if task is not None else target, options)
+        try:
+            hit = self._known.get(value_key)
+        except TypeError:  # unhashable options (a retry plan holds lists)
+            return Known(self._spec(task, target, options), task)
+        if hit is None:
+            if len(self._known) >= KNOWN_LIMIT:
+                self._known.clear()
+            hit = self._known[value_key] = Known(self._spec(task, target, options), task)
+        return hit
 
     def _spec(self, task: Task[Any, Any] | None, target: object, options: JobOptions) -> Spec:
         name = task.name if task is not None else check_part("task name", str(target))
@@ -213,52 +317,86 @@ class Submitter:
         priority = options.priority or (task.options.priority if task else None) or "normal"
         return (name, check_part("queue name", queue), priority_level(priority), opts_json(options, task))
 
-    async def submit(self, jobs: Sequence[Prepared], atomic: bool) -> list[JobId[Any]]:
+    def prepare_many(self, calls: Sequence[BulkItem], options: JobOptions) -> list[Prepared]:
+        """`enqueue_many`'s items: `task.call(...)`, `(task_or_name, kwargs)` or `(…, kwargs, overrides)`."""
+        jobs: list[Prepared] = []
+        specs: dict[tuple[int, int], Known] = {}
+        for item in calls:
+            own = options
+            target: TaskLike | Call[Any]
+            kwargs: Mapping[str, Any]
+            if isinstance(item, Call):
+                target, kwargs = item, {}
+            elif len(item) == 3:
+                target, kwargs, overrides = item
+                own = dataclasses.replace(options, **overrides)
+            else:
+                target, kwargs = item[0], item[1]
+            jobs.append(self.prepare(target, kwargs, own, specs if own is options else None))
+        return jobs
+
+    def batch(self, jobs: Sequence[Prepared], atomic: bool) -> Batch:
         if len(jobs) > MAX_BULK:
             raise ValueError(f"{len(jobs)} jobs in one call; the limit is {MAX_BULK}")
         if not jobs:
-            return []
+            return Batch(jobs, [])
+        mode = "all" if atomic else "each"
+        if len(jobs) == 1:
+            return Batch(jobs, [[*self._head(mode), *_page_args(jobs)]])
         pages = _pages(jobs, MAX_SCRIPT_ARGS - 6)
         if atomic and len(pages) > 1:
-            replies = [await self._staged(_page_args(jobs))]
-        else:
-            replies = await self._paged([_page_args(p) for p in pages], "all" if atomic else "each")
-        flat = [s for reply in replies for s in reply[1:]]
-        results = [_result(job, status) for job, status in zip(jobs, flat, strict=True)]
-        if any(reply[0] == "aborted" for reply in replies):
-            problems = [r for r in results if not r.accepted]
-            first = problems[0] if problems else results[0]
-            raise BulkRejected(
-                f"{len(problems)} of {len(jobs)} jobs refused, nothing submitted "
-                f"(first: job {first} {first.status}: {first.detail})",
-                results,
-            )
-        return results
+            fields = _page_args(jobs)
+            head = [*self._head(mode), len(fields)]
+            return Batch(jobs, [head], self.keys.staging(uuid.uuid4().hex), fields)
+        head = self._head(mode)
+        return Batch(jobs, [[*head, *_page_args(page)] for page in pages])
 
-    async def _paged(self, pages: list[list[str | int]], mode: str) -> list[list[str]]:
-        head = [self.keys.prefix, now_ms(), mode, self.settings.max_bytes]
-        if len(pages) == 1:
-            return [await self.scripts.call("enqueue", [], [*head, *pages[0]])]
+    def _head(self, mode: str) -> list[Arg]:
+        return [self.keys.prefix, now_ms(), mode, self.settings.max_bytes]
+
+
+class Submitter(JobBuilder):
+    """Submits jobs with the asyncio client: one script call alone, or one pipeline of them."""
+
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, settings: PayloadSettings) -> None:
+        super().__init__(keys, settings)
+        self.redis, self.scripts = redis, scripts
+
+    async def submit(self, jobs: Sequence[Prepared], atomic: bool) -> list[JobId[Any]]:
+        batch = self.batch(jobs, atomic)
+        return batch.results(await self._send(batch))
+
+    async def _send(self, batch: Batch) -> list[list[str]]:
+        if batch.single is not None:
+            return [await self.scripts.call("enqueue", [], batch.single)]
+        if not batch.calls:
+            return []
         await self.scripts.ensure_loaded()
         async with self.redis.pipeline(transaction=False) as pipe:
-            for page in pages:
-                self.scripts.queue(pipe, "enqueue", [], [*head, *page])
-            return list(await pipe.execute())
+            batch.fill(pipe)
+            return batch.replies(await pipe.execute())
 
-    async def _staged(self, fields: list[str | int]) -> list[str]:
-        """All or nothing for a batch too big for one call: push the fields to a staging list (pages of
-        1,000), then one script call checks and writes every job. A client that dies before the last call
-        leaves only the staging list, which expires."""
-        stage = self.keys.staging(uuid.uuid4().hex)
-        await self.scripts.ensure_loaded()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for start in range(0, len(fields), MAX_SCRIPT_ARGS):
-                pipe.rpush(stage, *fields[start : start + MAX_SCRIPT_ARGS])
-            pipe.pexpire(stage, 60_000)
-            head = [self.keys.prefix, now_ms(), "all", self.settings.max_bytes, len(fields)]
-            self.scripts.queue(pipe, "enqueue", [stage], head)
-            replies = await pipe.execute()
-        return list(replies[-1])
+
+class SyncSubmitter(JobBuilder):
+    """`Submitter` for the sync client (runtime/sync.py): the same batches on redis-py's sync client."""
+
+    def __init__(self, redis: SyncRedis, keys: Keys, scripts: SyncScripts, settings: PayloadSettings) -> None:
+        super().__init__(keys, settings)
+        self.redis, self.scripts = redis, scripts
+
+    def submit(self, jobs: Sequence[Prepared], atomic: bool) -> list[JobId[Any]]:
+        batch = self.batch(jobs, atomic)
+        return batch.results(self._send(batch))
+
+    def _send(self, batch: Batch) -> list[list[str]]:
+        if batch.single is not None:
+            return [self.scripts.call("enqueue", [], batch.single)]
+        if not batch.calls:
+            return []
+        self.scripts.ensure_loaded()
+        with self.redis.pipeline(transaction=False) as pipe:
+            batch.fill(pipe)
+            return batch.replies(pipe.execute())
 
 
 def _pages(jobs: Sequence[Prepared], limit: int) -> list[Sequence[Prepared]]:
@@ -276,13 +414,19 @@ def _pages(jobs: Sequence[Prepared], limit: int) -> list[Sequence[Prepared]]:
 
 
 def _page_args(jobs: Sequence[Prepared]) -> list[str | int]:
+    """The enqueue script's arguments for a page: spec field count, spec fields, one field a job."""
+    if len(jobs) == 1:  # one-by-one enqueue: the common case, without the spec index
+        return [4, *jobs[0].spec, _row(jobs[0], 0)]
     index: dict[Spec, int] = {}
     rows: list[str | int] = []
     for job in jobs:
-        n = index.setdefault(job.spec, len(index))
-        rows.append(f"{job.job_id or '.'}{n}|{job.payload}")  # '.': lean, the script makes its id
+        rows.append(_row(job, index.setdefault(job.spec, len(index))))
     specs: list[str | int] = [v for spec in index for v in spec]
     return [len(specs), *specs, *rows]
+
+
+def _row(job: Prepared, spec_number: int) -> str:
+    return f"{job.job_id or '.'}{spec_number}|{job.payload}"  # '.': a lean job, the script makes its id
 
 
 def opts_json(options: JobOptions, task: Task[Any, Any] | None) -> str:
@@ -312,6 +456,31 @@ def opts_json(options: JobOptions, task: Task[Any, Any] | None) -> str:
         u = options.unique
         o.update(uk=u.key, ut=to_ms(u.within), uc=u.conflict)
     return json.dumps(o, separators=(",", ":")) if o else ""
+
+
+def parse_replies(jobs: Sequence[Prepared], replies: Sequence[Sequence[str]]) -> list[JobId[Any]]:
+    """The enqueue script's replies (`["done"|"aborted", status per job]` per call) as one JobId a job;
+    BulkRejected when an all-or-nothing submission was refused. The one reader of those replies: the
+    asyncio and the sync client both go through here."""
+    flat = [s for reply in replies for s in reply[1:]]
+    results = [_result(job, status) for job, status in zip(jobs, flat, strict=True)]
+    if any(reply[0] == "aborted" for reply in replies):
+        problems = [r for r in results if not r.accepted]
+        first = problems[0] if problems else results[0]
+        raise BulkRejected(
+            f"{len(problems)} of {len(jobs)} jobs refused, nothing submitted "
+            f"(first: job {first} {first.status}: {first.detail})",
+            results,
+        )
+    return results
+
+
+def refusal(err: BulkRejected) -> ValueError:
+    """What `enqueue` (one job) raises when the script refused its job: JobRejected or ValueError."""
+    result = err.results[0]
+    if result.status == "rejected":
+        return JobRejected(f"job refused: {result.detail}", result.detail.split()[1])
+    return ValueError(f"job refused: {result.detail}")
 
 
 def _result(job: Prepared, status: str) -> JobId[Any]:
@@ -391,6 +560,32 @@ def job_info(job_id: str, row: Sequence[Any], settings: PayloadSettings) -> JobI
         finished_ms=_int(times[2]),
         due_ms=_int(times[3]),
     )
+
+
+def outcome(job_id: str, info: JobInfo) -> Any:
+    """An ended job's result (in its task's return type when `job_id` is a JobId that knows its task);
+    JobFailed (with the error and traceback) when it was dead-lettered, JobCancelled / JobSkipped."""
+    if info.state == "succeeded":
+        task = job_id.task if isinstance(job_id, JobId) else None
+        return validator(task).result_value(info.result) if task is not None else info.result
+    if info.state == "dead":
+        error = info.error or {}
+        raise JobFailed(
+            job_id,
+            f"job {job_id} failed: {error.get('type', 'Error')}: {error.get('message', '')}",
+            error,
+        )
+    if info.state == "cancelled":
+        raise JobCancelled(job_id, f"job {job_id} was cancelled: {info.reason or ''}")
+    raise JobSkipped(job_id, f"job {job_id} was skipped: {info.reason or ''}")
+
+
+def cancel_status(job_id: str, reply: Sequence[Any]) -> str:
+    """The cancel script's reply for one job."""
+    [status] = reply
+    if status == "missing":
+        raise JobNotFound(f"no job {job_id}")
+    return str(status)
 
 
 def _int(value: str | None) -> int | None:

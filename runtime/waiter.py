@@ -21,6 +21,19 @@ from tqflow.runtime.scripts import Scripts
 TERMINAL = ("succeeded", "dead", "skipped", "cancelled")
 
 
+def after_watch(
+    job_id: str, state: Any, recheck: float, deadline: float | None, now: float
+) -> tuple[str | None, float]:
+    """What `watch.lua`'s reply means for a waiter (deadline None: no timeout): (end state, 0) when the
+    job has ended, else (None, seconds to wait before the next check; <= 0 when the time is up).
+    LookupError when there is no such job."""
+    if state is None:
+        raise LookupError(f"no job {job_id}")
+    if state in TERMINAL:
+        return str(state), 0.0
+    return None, recheck if deadline is None else min(recheck, deadline - now)
+
+
 class Waiter:
     def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, recheck: float = 5.0) -> None:
         self.redis, self.keys, self.scripts, self.recheck = redis, keys, scripts, recheck
@@ -38,13 +51,9 @@ class Waiter:
             self._futures.setdefault(job_id, []).append(future)
             try:
                 state = await self.scripts.call("watch", [], [self.keys.prefix, job_id])
-                if state is None:
-                    raise LookupError(f"no job {job_id}")
-                if state in TERMINAL:
-                    return str(state)
-                wait = self.recheck if deadline is None else min(self.recheck, deadline - loop.time())
-                if wait <= 0:
-                    return None
+                ended, wait = after_watch(job_id, state, self.recheck, deadline, loop.time())
+                if ended is not None or wait <= 0:
+                    return ended
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(future, wait)
             finally:

@@ -14,9 +14,11 @@ from tqflow.runtime import lean
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.jobs import BulkRejected, JobCancelled, JobFailed, JobNotFound, Unique
+from tqflow.runtime.keys import Keys
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.sync import SyncClient
 
 from helpers import FLOWS, WorkerFactory
 
@@ -193,3 +195,22 @@ async def test_a_queue_name_no_url_can_carry_keeps_the_record(client: Client, re
     job_id = await client.enqueue(jt.add, x=1, queue="team/images")
     assert lean.parse(job_id) is None and len(job_id) == 16
     assert await redis.hget(client.keys.job(job_id), "state") == "queued"
+
+
+async def test_the_sync_client_queues_lean_jobs(redis_url: str, namespace: str, redis: Redis) -> None:
+    def use() -> tuple[list[str], list[str], str, str, bool]:
+        with SyncClient.from_url(redis_url, namespace) as sync:
+            ids = [str(sync.enqueue(jt.add, x=i)) for i in range(200)]
+            many = [str(i) for i in sync.enqueue_many([(jt.add, {"x": i}) for i in range(300)])]
+            state = sync.job(ids[0]).state
+            cancelled = sync.cancel(ids[1])
+            return ids, many, state, cancelled, sync._client is None
+
+    ids, many, state, cancelled, native = await asyncio.to_thread(use)
+    assert native  # the native sync path, no event loop
+    assert all(lean.parse(i) for i in [*ids, *many]) and len(set(ids + many)) == 500
+    assert (state, cancelled) == ("queued", "cancelled")
+    prefix = Keys(namespace).prefix
+    assert await redis.xlen(f"{prefix}:q:default:2") == 499
+    assert [k async for k in redis.scan_iter(match=f"{prefix}:job:*")] == [f"{prefix}:job:{ids[1]}"]
+    assert await namespace_bytes(redis, prefix) / 499 < 125
