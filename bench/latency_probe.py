@@ -1,6 +1,6 @@
 """Where an idle worker's submit-to-done latency goes, step by step.
 
-Usage: bench/.venvs/tqflow/bin/python bench/latency_probe.py [--n 500] [--sync]
+Usage: bench/.venvs/tqflow/bin/python bench/latency_probe.py [--n 500] [--sync] [--loop asyncio|uvloop]
 
 Starts one worker in a child process (this file, `--worker`), instrumented to stamp the moment its
 blocking stream read returned and the moment its start script answered; the task body stamps its own
@@ -29,7 +29,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tqflow.runtime import task
+from tqflow.runtime import eventloop, task
 
 URL = os.environ.get("PROBE_URL", "redis://127.0.0.1:6379/10")
 NAMESPACE = "probe"
@@ -122,19 +122,21 @@ def main() -> None:
     )
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--sync", action="store_true", help="submit with SyncClient")
+    parser.add_argument("--loop", default="auto", choices=eventloop.CHOICES, help="the worker's event loop")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.worker:
-        asyncio.run(worker())
+        eventloop.run(worker(), opts.loop)
         return
-    child = subprocess.Popen([sys.executable, __file__, "--worker"])
+    child = subprocess.Popen([sys.executable, __file__, "--worker", "--loop", opts.loop])
     try:
         time.sleep(3)  # the worker's start: groups, scripts, registry
         rows = asyncio.run(produce(opts.n, opts.sync))
     finally:
         child.terminate()
         child.wait(10)
-    print(f"idle submit-to-done, {opts.n} jobs, {'SyncClient' if opts.sync else 'Client'} producer")
+    producer, loop = "SyncClient" if opts.sync else "Client", eventloop.resolve(opts.loop)
+    print(f"idle submit-to-done, {opts.n} jobs, {producer} producer, worker on {loop}")
     for step, values in rows.items():
         print(f"  {step:7} {percentiles(values)}")
 

@@ -12,6 +12,7 @@ import click
 from tqflow.cli import exit_codes
 from tqflow.cli.api_command import alerts_option, api, read_alerts
 from tqflow.cli.common import compile_or_exit, namespace_option, redis_option
+from tqflow.runtime import eventloop
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.connection import resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis
@@ -48,6 +49,15 @@ def cli() -> None:
 @click.option("--grace", type=float, default=10.0, show_default=True, help="SIGTERM: seconds to finish jobs.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus /metrics on this port.")
 @click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address for --metrics-port.")
+@click.option(
+    "--loop",
+    "event_loop",
+    type=click.Choice(eventloop.CHOICES),
+    default="auto",
+    show_default=True,
+    envvar="TQFLOW_EVENT_LOOP",
+    help="Event loop: uvloop when installed (auto), or force one.",
+)
 @alerts_option
 @redis_option
 @namespace_option
@@ -69,6 +79,7 @@ def worker(
     grace: float = 10.0,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    event_loop: str = "auto",
     alerts_file: Path | None = None,
 ) -> None:
     """Run a worker for the tasks that FLOW_FILES use (and any --module).
@@ -98,6 +109,7 @@ def worker(
             payloads=payload_settings(codec, compress_over, os.environ),
             cluster=_cluster_settings(node, grace),
         )
+        eventloop.resolve(event_loop)
     except ValueError as err:
         raise click.UsageError(str(err)) from err
     spec = WorkerSpec(
@@ -108,6 +120,7 @@ def worker(
         settings,
         log_level,
         Observe(metrics_port, metrics_host, read_alerts(alerts_file)),
+        event_loop=event_loop,
     )
     code = run_worker(spec) if processes <= 1 else supervise(spec, processes)
     if code == exit_codes.IMPORT_ERROR:

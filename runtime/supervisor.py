@@ -17,6 +17,7 @@ from pathlib import Path
 
 import structlog
 
+from tqflow.runtime import eventloop
 from tqflow.runtime.alerts import AlertSettings
 from tqflow.runtime.connection import connect
 from tqflow.runtime.logging import configure_logging
@@ -49,6 +50,7 @@ class WorkerSpec:
     log_level: str | None = None
     observe: Observe = Observe()
     index: int = 0
+    event_loop: str = "auto"  # auto (uvloop when installed), uvloop or asyncio: see runtime/eventloop.py
 
 
 def payload_settings(codec: str, compress_over: int | None, environ: Mapping[str, str]) -> PayloadSettings:
@@ -65,7 +67,7 @@ def run_worker(spec: WorkerSpec) -> int:
     except TaskLoadError as err:
         print(f"error: {err}", file=sys.stderr)
         return IMPORT_ERROR
-    asyncio.run(_work(spec, tasks))
+    eventloop.run(_work(spec, tasks), spec.event_loop)
     return 0
 
 
