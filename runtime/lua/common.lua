@@ -40,22 +40,27 @@ local function entry_job(stream, eid, fields)
   return nil
 end
 
--- The record of a lean job whose entry is still queued (no record yet): written now, state queued,
--- its entry kept in place (a start then finds it as its own). Returns the record's fields, or nil.
-local function materialize(id)
-  local q, p, eid = lean_parts(id)
-  if not q then return nil end
-  local e = redis.call('XRANGE', stream_key(q, p), eid, eid)[1]
-  if not e then return nil end
+-- The record of a lean job whose entry is still queued (no record yet), from the entry's fields: written
+-- now, state queued, its entry kept in place (a start then finds it as its own). Returns its fields, or nil.
+local function record_lean(id, q, p, eid, fields)
   local f = {}
-  for i = 1, #e[2], 2 do f[e[2][i]] = e[2][i + 1] end
-  if not f.t or entry_job(stream_key(q, p), eid, e[2]) ~= id then return nil end
+  for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
+  if not f.t then return nil end
   local rec = {state = 'queued', task = f.t, payload = f.p or '', queue = q, prio = p, entry = eid,
     enqueued = string.match(eid, '^(%d+)'), opts = f.o}
   redis.call('HSET', job_key(id), 'state', rec.state, 'task', rec.task, 'payload', rec.payload, 'queue', q,
     'prio', p, 'entry', eid, 'enqueued', rec.enqueued)
   if f.o then redis.call('HSET', job_key(id), 'opts', f.o) end
   return rec
+end
+
+-- The same for a lean job known by its id alone: its entry is read from the place the id names.
+local function materialize(id)
+  local q, p, eid = lean_parts(id)
+  if not q then return nil end
+  local e = redis.call('XRANGE', stream_key(q, p), eid, eid)[1]
+  if not e or entry_job(stream_key(q, p), eid, e[2]) ~= id then return nil end
+  return record_lean(id, q, p, eid, e[2])
 end
 
 -- A job's state, making a queued lean job's record first (callers that change a job need one).
@@ -253,22 +258,30 @@ local function reject_entry(id, stream, entry, now)
   redis.call('ZADD', dlq_key, now, name)
 end
 
--- `id` nil: the caller did not read the entry's fields (start_many); they are read here.
-local function start_entry(id, stream, entry, worker, token, now, lease)
+-- `fields`: the entry's fields when the caller read them (fetch.lua); with `id` nil too (start_many), they
+-- are read here. A lean job's record is then made from them, without reading its entry again.
+local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   if id == nil then
     local e = redis.call('XRANGE', stream, entry, entry)[1]
     if not e then  -- deleted since it was read (a cancelled lean job): nothing to start
       redis.call('XACK', stream, GROUP, entry)
       return nil
     end
-    id = entry_job(stream, entry, e[2])
+    fields = e[2]
+    id = entry_job(stream, entry, fields)
     if id == '' then id = nil end
   end
   local k = job_key(id or '')
   local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
     'deadline_at', 'run')
   if id ~= nil and not f[1] then  -- a lean job starting: its record is made from its entry
-    local rec = materialize(id)
+    local rec
+    if fields and id == lean_id_at(stream, entry) then
+      local q, p = lean_parts(id)
+      rec = record_lean(id, q, p, entry, fields)
+    else
+      rec = materialize(id)
+    end
     if rec then f = {rec.state, rec.entry, rec.task, rec.payload, rec.opts or false, rec.queue, rec.prio,
       rec.enqueued, false, false} end
   end
