@@ -23,8 +23,8 @@ from common import DAG_KEY, URL, alatency_loop, alateness, barrier, latency_loop
 from redis.asyncio import Redis
 
 from tqflow.compiler import compile_source
-from tqflow.compiler.plan import FlowPlan, Plan
 from tqflow.dsl.source import Source
+from tqflow.plan import FlowPlan, Plan
 from tqflow.runtime.client import Client
 from tqflow.runtime.sync import SyncClient
 

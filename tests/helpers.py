@@ -9,8 +9,8 @@ from types import ModuleType
 from typing import Any
 
 from tqflow.compiler import compile_file
-from tqflow.compiler.plan import Plan
 from tqflow.dsl.source import Source
+from tqflow.plan import Plan
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker

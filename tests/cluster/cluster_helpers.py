@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from tqflow.compiler import compile_file
-from tqflow.compiler.plan import FlowPlan, Plan, TriggerPlan
+from tqflow.plan import FlowPlan, Plan, TriggerPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.keys import Keys
 from tqflow.runtime.registry import load_tasks

@@ -13,7 +13,7 @@ import sys
 from cluster_helpers import FLOWS, nap_plan, nap_tasks
 from redis.asyncio import Redis
 
-from tqflow.compiler.plan import RetryPlan, TriggerPlan
+from tqflow.plan import RetryPlan, TriggerPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.registry import list_workers

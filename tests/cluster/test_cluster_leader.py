@@ -8,7 +8,7 @@ import itertools
 from cluster_helpers import nap_plan, nap_tasks
 from redis.asyncio import Redis
 
-from tqflow.compiler.plan import CatchupPlan, TriggerPlan
+from tqflow.plan import CatchupPlan, TriggerPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import Leader, current_leader

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tqflow.compiler.firetimes import next_fire_times
-from tqflow.compiler.plan import CatchupPlan, TriggerPlan
+from tqflow.plan import CatchupPlan, TriggerPlan
+from tqflow.plan.firetimes import next_fire_times
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks, plan_ticks
 
 PARIS = ZoneInfo("Europe/Paris")

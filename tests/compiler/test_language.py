@@ -6,8 +6,8 @@ import datetime as dt
 from pathlib import Path
 
 from tqflow.compiler import compile_file, compile_source
-from tqflow.compiler.plan import CatchupPlan, RetryPlan, RetryRule, UniquePlan
 from tqflow.dsl.diagnostics import render_all
+from tqflow.plan import CatchupPlan, RetryPlan, RetryRule, UniquePlan
 from tqflow.runtime.expressions import Environment, evaluate
 
 from helpers import source

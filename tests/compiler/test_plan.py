@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 from tqflow.compiler import compile_file
-from tqflow.compiler.plan import PLAN_SCHEMA, Plan
+from tqflow.plan import PLAN_SCHEMA, Plan
 
 from helpers import plan_of
 

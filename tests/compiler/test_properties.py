@@ -14,12 +14,12 @@ from hypothesis import strategies as st
 
 from tqflow.compiler import compile_source
 from tqflow.compiler.graph import job_graph
-from tqflow.compiler.plan import RetryPlan
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostics, render_all
 from tqflow.dsl.formatter import format_module, format_source
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source
+from tqflow.plan import RetryPlan
 from tqflow.runtime.backoff import MAX_DELAY_MS, delay_ms
 
 from helpers import source

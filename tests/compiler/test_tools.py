@@ -13,9 +13,9 @@ from click.testing import CliRunner
 
 from tqflow.cli.tqc import cli
 from tqflow.compiler.codes import CODES
-from tqflow.compiler.firetimes import next_fire_times
-from tqflow.compiler.plan import TriggerPlan
 from tqflow.dsl.formatter import format_source
+from tqflow.plan import TriggerPlan
+from tqflow.plan.firetimes import next_fire_times
 
 ROOT = Path(__file__).parents[2]
 GOLDEN = Path(__file__).parent / "golden"

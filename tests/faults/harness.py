@@ -18,7 +18,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from tqflow.compiler import compile_file
-from tqflow.compiler.plan import Plan
+from tqflow.plan import Plan
 from tqflow.runtime.client import Client
 from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.keys import Keys

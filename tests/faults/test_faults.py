@@ -17,7 +17,7 @@ import pytest
 from harness import FULL, Ledger, Workers, check, fault_plan, restart_delays, seeded, submit, wait_all
 from redis.asyncio import Redis
 
-from tqflow.compiler.plan import CatchupPlan, TriggerPlan
+from tqflow.plan import CatchupPlan, TriggerPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import current_leader

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tqflow.compiler import compile_file
-from tqflow.compiler.plan import Plan
+from tqflow.plan import Plan
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.task import Task
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 
-from tqflow.compiler.plan import RetryPlan
+from tqflow.plan import RetryPlan
 from tqflow.runtime.backoff import MAX_DELAY_MS, delay_ms
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tqflow.compiler.plan import FlowPlan, JobPlan, OutputPlan, Plan, RetryPlan, TaskRef
+from tqflow.plan import FlowPlan, JobPlan, OutputPlan, Plan, RetryPlan, TaskRef
 from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
@@ -48,7 +48,7 @@ def fan_flow(n: int) -> Plan:
         ),
         "total": job("total", "sample_tasks.total", {"values": {"out": "each"}}, ["each"]),
     }
-    from tqflow.compiler.plan import ParamPlan
+    from tqflow.plan import ParamPlan
 
     flow = FlowPlan(
         name="fan",
@@ -151,7 +151,7 @@ async def test_process_pool_runs_cpu_tasks_and_kills_at_timeout(
 
 
 async def test_a_unique_flow_job_runs_once_per_key(client: Client, start_worker: WorkerFactory) -> None:
-    from tqflow.compiler.plan import ParamPlan, UniquePlan
+    from tqflow.plan import ParamPlan, UniquePlan
 
     def flow(conflict: str) -> FlowPlan:
         unique = UniquePlan(key={"param": "k"}, within_ms=60_000, conflict=conflict)  # type: ignore[arg-type]

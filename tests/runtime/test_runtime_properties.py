@@ -20,7 +20,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tqflow.compiler.plan import RetryPlan
+from tqflow.plan import RetryPlan
 from tqflow.runtime.backoff import MAX_DELAY_MS, attempts_left, delay_ms
 from tqflow.runtime.jobs import new_job_id
 from tqflow.runtime.keys import Keys

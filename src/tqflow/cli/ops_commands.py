@@ -1,0 +1,267 @@
+"""Operating jobs: `tqc jobs …`, `tqc cancel RUN|JOB`, `tqc dlq list|replay`."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from tqflow.cli import exit_codes
+from tqflow.cli.common import namespace_option, open_client, redis_option
+from tqflow.plan import PRIORITIES
+from tqflow.runtime.client import Client
+from tqflow.runtime.jobs import JobNotFound
+from tqflow.runtime.runs import JobInfo
+
+STATES = ("queued", "scheduled", "running", "retrying", "dead")
+
+
+def _with_client(redis_url: str | None, namespace: str, action: Callable[[Client], Awaitable[int]]) -> None:
+    async def go() -> int:
+        async with open_client(redis_url, namespace, embedded_ok=False) as client:
+            try:
+                return await action(client)
+            except JobNotFound as err:
+                click.echo(f"error: {err}", err=True)
+                return exit_codes.NOT_FOUND
+            except ValueError as err:
+                click.echo(f"error: {err}", err=True)
+                return exit_codes.USAGE
+
+    sys.exit(asyncio.run(go()))
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+def _row(info: JobInfo) -> str:
+    error = f"  {info.error.get('type')}: {info.error.get('message')}" if info.error else ""
+    return (
+        f"{info.id:<28} {info.state:<10} {info.priority:<8} {info.queue:<12} "
+        f"attempt {info.attempt}  {info.task}{error}"
+    )
+
+
+def _print_jobs(jobs: list[JobInfo], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps([_as_dict(j) for j in jobs], indent=2, default=str))
+    elif not jobs:
+        click.echo("no jobs")
+    else:
+        for info in jobs:
+            click.echo(_row(info))
+
+
+def _as_dict(info: JobInfo) -> dict[str, Any]:
+    return {k: getattr(info, k) for k in info.__dataclass_fields__}
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+@click.group()
+def jobs() -> None:
+    """List, inspect, reprioritize, cancel and retry jobs."""
+
+
+@jobs.command("list")
+@click.option("--queue", default=None, help="Only this queue.")
+@click.option("--state", type=click.Choice(STATES), default=None, help="Only jobs in this state.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@json_option
+@redis_option
+@namespace_option
+def jobs_list(
+    queue: str | None, state: str | None, limit: int, as_json: bool, redis_url: str | None, namespace: str
+) -> None:
+    """Jobs queued, running, waiting for a delay or retry, or dead-lettered."""
+
+    async def act(client: Client) -> int:
+        _print_jobs(await client.list_jobs(queue, state, limit), as_json)
+        return exit_codes.OK
+
+    _with_client(redis_url, namespace, act)
+
+
+@jobs.command("show")
+@click.argument("job_id")
+@json_option
+@redis_option
+@namespace_option
+def jobs_show(job_id: str, as_json: bool, redis_url: str | None, namespace: str) -> None:
+    """Everything about one job: state, attempts, times, result or error with its traceback."""
+
+    async def act(client: Client) -> int:
+        info = await client.job(job_id)
+        if as_json:
+            click.echo(json.dumps(_as_dict(info), indent=2, default=str))
+            return exit_codes.OK
+        click.echo(f"job       {info.id}\ntask      {info.task}\nstate     {info.state}")
+        click.echo(f"queue     {info.queue} ({info.priority})\nattempt   {info.attempt}")
+        if info.run_id:
+            click.echo(f"run       {info.run_id} (job {info.name})")
+        for label, ms in (
+            ("enqueued", info.enqueued_ms),
+            ("due", info.due_ms),
+            ("started", info.started_ms),
+            ("finished", info.finished_ms),
+        ):
+            if ms is not None:
+                click.echo(f"{label:<9} {_when(ms)} UTC")
+        if info.worker:
+            click.echo(f"worker    {info.worker}")
+        if info.reason:
+            click.echo(f"reason    {info.reason}")
+        if info.state == "succeeded":
+            click.echo(f"result    {json.dumps(info.result, default=str)}")
+        if info.error:
+            click.echo(f"error     {info.error.get('type')}: {info.error.get('message')}")
+            if info.error.get("traceback"):
+                click.echo(str(info.error["traceback"]).rstrip())
+        return exit_codes.OK
+
+    _with_client(redis_url, namespace, act)
+
+
+@jobs.command("reprioritize")
+@click.argument("job_id")
+@click.argument("priority", type=click.Choice(PRIORITIES))
+@redis_option
+@namespace_option
+def jobs_reprioritize(job_id: str, priority: str, redis_url: str | None, namespace: str) -> None:
+    """Give a job that has not started another priority."""
+
+    async def act(client: Client) -> int:
+        status = await client.reprioritize(job_id, priority)
+        click.echo(f"{job_id}: {status} to {priority}")
+        return exit_codes.OK
+
+    _with_client(redis_url, namespace, act)
+
+
+@jobs.command("cancel")
+@click.argument("job_ids", nargs=-1, required=True)
+@redis_option
+@namespace_option
+def jobs_cancel(job_ids: tuple[str, ...], redis_url: str | None, namespace: str) -> None:
+    """Cancel jobs: queued ones are removed, running ones are stopped."""
+
+    async def act(client: Client) -> int:
+        for job_id in job_ids:
+            click.echo(f"{job_id}: {await client.cancel(job_id)}")
+        return exit_codes.OK
+
+    _with_client(redis_url, namespace, act)
+
+
+@jobs.command("retry")
+@click.argument("job_ids", nargs=-1, required=True)
+@click.option(
+    "--dlq", "dlq_name", default=None, help="The dead-letter queue they are in (default: the default one)."
+)
+@redis_option
+@namespace_option
+def jobs_retry(job_ids: tuple[str, ...], dlq_name: str | None, redis_url: str | None, namespace: str) -> None:
+    """Run dead-lettered jobs again, with a fresh attempt count."""
+
+    async def act(client: Client) -> int:
+        statuses = await client.replay(list(job_ids), dlq_name)
+        for job_id, status in statuses.items():
+            click.echo(f"{job_id}: {status}")
+        return exit_codes.OK if all(s == "replayed" for s in statuses.values()) else exit_codes.NOT_FOUND
+
+    _with_client(redis_url, namespace, act)
+
+
+@click.command("cancel")
+@click.argument("target")
+@redis_option
+@namespace_option
+def cancel(target: str, redis_url: str | None, namespace: str) -> None:
+    """Cancel a run (every job not yet ended) or a single job."""
+
+    async def act(client: Client) -> int:
+        if await client.redis.exists(client.keys.run(target)):
+            click.echo(f"run {target}: {await client.cancel_run(target)}")
+        else:
+            click.echo(f"job {target}: {await client.cancel(target)}")
+        return exit_codes.OK
+
+    _with_client(redis_url, namespace, act)
+
+
+@click.group()
+def dlq() -> None:
+    """The dead-letter queues: jobs that failed their last attempt."""
+
+
+@dlq.command("list")
+@click.option(
+    "--queue", "dlq_name", default=None, help="A named dead-letter queue (default: the default one)."
+)
+@click.option("--task", default=None, help="Only jobs of this task.")
+@click.option("--limit", type=int, default=50, show_default=True)
+@json_option
+@redis_option
+@namespace_option
+def dlq_list(
+    dlq_name: str | None, task: str | None, limit: int, as_json: bool, redis_url: str | None, namespace: str
+) -> None:
+    """Dead-lettered jobs, newest first, with their errors."""
+
+    async def act(client: Client) -> int:
+        _print_jobs(await client.dead_letters(dlq_name, limit, task), as_json)
+        if not as_json:
+            others = await client.dead_letter_queues()
+            if others:
+                click.echo(f"named dead-letter queues: {', '.join(others)}")
+        return exit_codes.OK
+
+    _with_client(redis_url, namespace, act)
+
+
+@dlq.command("replay")
+@click.argument("job_ids", nargs=-1)
+@click.option(
+    "--queue", "dlq_name", default=None, help="A named dead-letter queue (default: the default one)."
+)
+@click.option("--task", default=None, help="Replay every dead job of this task.")
+@click.option("--all", "replay_all", is_flag=True, help="Replay every job of the dead-letter queue.")
+@redis_option
+@namespace_option
+def dlq_replay(
+    job_ids: tuple[str, ...],
+    dlq_name: str | None,
+    task: str | None,
+    replay_all: bool,
+    redis_url: str | None,
+    namespace: str,
+) -> None:
+    """Put dead-lettered jobs back on their queues: the JOB_IDS given, those of --task, or --all."""
+    if not job_ids and not task and not replay_all:
+        raise click.UsageError("give JOB_IDS, --task NAME or --all")
+
+    async def act(client: Client) -> int:
+        if job_ids:
+            statuses = await client.replay(list(job_ids), dlq_name)
+        else:
+            statuses = await client.replay_all(dlq_name, task)
+        for job_id, status in statuses.items():
+            click.echo(f"{job_id}: {status}")
+        click.echo(f"replayed {sum(s == 'replayed' for s in statuses.values())} of {len(statuses)}")
+        return exit_codes.OK
+
+    _with_client(redis_url, namespace, act)
+
+
+def register(group: click.Group) -> None:
+    for command in (jobs, cancel, dlq):
+        group.add_command(command)

@@ -1,0 +1,167 @@
+"""The plan: the compiler's output and the only thing the runtime reads from it.
+
+A plan is canonical JSON (sorted keys, no whitespace) with a versioned schema; its id is the
+SHA-256 of those bytes. Expressions are small JSON trees (see `runtime.expressions`), never code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tqflow.plan.priorities import Priority
+
+PLAN_SCHEMA = "tqflow.plan/1"
+DEFAULT_PRIORITY = Priority.NORMAL.label
+DEFAULT_QUEUE = "default"
+
+ExprTree = dict[str, Any]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RetryPlan(_Frozen):
+    """How a failed attempt is retried. `attempts` counts every try, the first included.
+
+    `rules` (from the block form `retry { on X -> policy, attempts=N; never Y }`) choose a policy by the
+    exception raised: the first rule whose `on` names the exception's class (or a base class, by qualified
+    name `module.Class`) applies; `never` lists exceptions that are not retried at all. The fields above the
+    rules are the policy for exceptions no rule names.
+    """
+
+    kind: Literal["none", "fixed", "exponential", "schedule"] = "none"
+    attempts: int = 1
+    delay_ms: int = 0  # fixed delay, or the base of an exponential backoff
+    factor: float = 2.0
+    max_delay_ms: int | None = None
+    jitter: str = "none"  # none | full | equal | "10%"
+    schedule_ms: list[int] = Field(default_factory=list)
+    rules: list[RetryRule] = Field(default_factory=list)
+    never: list[str] = Field(default_factory=list)  # qualified exception names
+
+
+class RetryRule(_Frozen):
+    on: list[str]  # qualified exception names, "payments.errors.GatewayTimeout"
+    policy: RetryPlan
+
+
+class UniquePlan(_Frozen):
+    """`unique key=EXPR, within=DURATION, conflict=skip|reject|replace`."""
+
+    key: ExprTree
+    within_ms: int
+    conflict: Literal["skip", "reject", "replace"] = "skip"
+
+
+class CatchupPlan(_Frozen):
+    """What to do with ticks missed while no scheduler ran: none, the last N, or all within a bound."""
+
+    kind: Literal["none", "last", "all"] = "none"
+    count: int = 0  # for last(N)
+    within_ms: int | None = None  # for all(within=…)
+
+
+class TriggerPlan(_Frozen):
+    """A schedule that starts runs of its flow: `cron … tz …`, `every 6h`, or `at "ISO-8601"`."""
+
+    name: str  # unique within the flow: "cron:0", "every:1", …
+    kind: Literal["cron", "every", "at"]
+    cron: str | None = None
+    timezone: str = "UTC"  # IANA name
+    every_ms: int | None = None
+    at: str | None = None  # ISO 8601 with offset
+    catchup: CatchupPlan = CatchupPlan()
+    overlap: Literal["skip", "queue", "allow"] = "skip"
+    on_dst_gap: Literal["skip", "shift"] = "shift"  # a local time that does not exist that day
+    on_dst_repeat: Literal["first", "both"] = "first"  # a local time that occurs twice that day
+    params: dict[str, ExprTree] = Field(default_factory=dict)
+
+
+class TaskRef(_Frozen):
+    name: str  # the name the worker's registry knows it by: "module.function" unless renamed
+    module: str
+    function: str
+    signature_hash: str
+
+
+class JobPlan(_Frozen):
+    name: str
+    task: TaskRef
+    args: dict[str, ExprTree]
+    queue: str
+    priority: str = DEFAULT_PRIORITY
+    retry: RetryPlan = RetryPlan()
+    timeout_ms: int | None = None
+    deadline_ms: int | None = None
+    delay_ms: int = 0
+    data_deps: list[str] = Field(default_factory=list)  # jobs whose output this job reads
+    after: ExprTree | None = None  # a status condition over upstream jobs
+    waits_for: list[str] = Field(default_factory=list)  # every upstream job, data and `after`
+    when: ExprTree | None = None
+    fan_out: dict[str, Any] | None = None  # {"var": name, "over": expr}: one job per item, .out is a list
+    unique: UniquePlan | None = None
+    dead_letter: str | None = None  # a named dead-letter queue; None = the deployment's default
+
+
+class OutputPlan(_Frozen):
+    name: str
+    value: ExprTree
+
+
+class ParamPlan(_Frozen):
+    name: str
+    type: str
+    default: ExprTree | None = None
+
+
+class FlowPlan(_Frozen):
+    name: str
+    queue: str = DEFAULT_QUEUE
+    params: list[ParamPlan] = Field(default_factory=list)
+    jobs: dict[str, JobPlan]
+    order: list[str]  # a topological order of the jobs
+    outputs: list[OutputPlan] = Field(default_factory=list)  # in declaration order
+    triggers: list[TriggerPlan] = Field(default_factory=list)
+    modules: list[str] = Field(default_factory=list)  # Python modules a worker imports to run it
+
+    def canonical_json(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+    def dependents(self) -> dict[str, list[str]]:
+        result: dict[str, list[str]] = {name: [] for name in self.jobs}
+        for name in self.order:
+            for upstream in self.jobs[name].waits_for:
+                result[upstream].append(name)
+        return result
+
+
+class Plan(_Frozen):
+    schema_: str = Field(default=PLAN_SCHEMA, alias="schema")
+    source: str
+    flows: dict[str, FlowPlan]
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    def to_json(self) -> str:
+        return canonical_json(self.model_dump(mode="json", by_alias=True))
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(self.to_json().encode()).hexdigest()
+
+    @staticmethod
+    def from_json(text: str) -> Plan:
+        return Plan.model_validate_json(text)
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

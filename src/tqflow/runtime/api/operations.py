@@ -1,0 +1,118 @@
+"""The REST routes that change things: submit a job, cancel jobs and runs, change a queued job's
+priority, replay dead-lettered jobs. Each is one call of the Client (runtime/client.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from tqflow.plan import PRIORITIES
+from tqflow.runtime.api.routes import ID, NAME, JobId, RunId, Svc
+from tqflow.runtime.views import DeadJob, Page
+
+router = APIRouter(prefix="/api")
+Priority = Annotated[str, Field(pattern="^(" + "|".join(PRIORITIES) + ")$")]
+DlqName = Annotated[
+    str | None, Query(pattern=NAME, description="A named dead-letter queue; default: the default one")
+]
+
+
+class SubmitJob(BaseModel):
+    task: str = Field(pattern=NAME, description="A task name the workers know (`module.function`)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, max_length=200, description="The task's arguments")
+    queue: str | None = Field(default=None, pattern=NAME)
+    priority: Priority | None = None
+    delay_ms: int | None = Field(default=None, ge=0, le=366 * 86_400_000)
+    dead_letter: str | None = Field(default=None, pattern=NAME)
+
+
+class Submitted(BaseModel):
+    id: str
+
+
+class Status(BaseModel):
+    id: str
+    status: str
+
+
+class NewPriority(BaseModel):
+    priority: Priority
+
+
+class Replayed(BaseModel):
+    replayed: dict[str, str]  # job id -> status (replayed, or why not)
+
+
+class ReplayMany(BaseModel):
+    name: str | None = Field(default=None, pattern=NAME, description="A named dead-letter queue")
+    task: str | None = Field(default=None, pattern=NAME, description="Only jobs of this task")
+    ids: list[Annotated[str, Field(pattern=ID)]] | None = Field(default=None, max_length=1000)
+
+
+@router.post("/jobs", tags=["jobs"], status_code=201)
+async def submit_job(svc: Svc, body: SubmitJob) -> Submitted:
+    """Submit a standalone job of a task the workers run."""
+    delay = body.delay_ms / 1000 if body.delay_ms else None
+    job = await svc.client.enqueue(
+        body.task,
+        queue=body.queue,
+        priority=body.priority,
+        delay=delay,
+        dead_letter=body.dead_letter,
+        **body.kwargs,
+    )
+    return Submitted(id=str(job))
+
+
+@router.post("/jobs/{job_id}/cancel", tags=["jobs"])
+async def cancel_job(svc: Svc, job_id: JobId) -> Status:
+    """Cancel a job: `cancelled`, `cancelling` (its worker stops it), or the state it had already ended in."""
+    return Status(id=job_id, status=await svc.client.cancel(job_id))
+
+
+@router.post("/jobs/{job_id}/priority", tags=["jobs"])
+async def reprioritize(svc: Svc, job_id: JobId, body: NewPriority) -> Status:
+    """Change the priority of a job that has not started (409 once it has)."""
+    await svc.inspector.job(job_id)  # 404 for a job that does not exist
+    try:
+        return Status(id=job_id, status=await svc.client.reprioritize(job_id, body.priority))
+    except ValueError as err:  # it started or ended already
+        raise HTTPException(409, str(err)) from err
+
+
+@router.post("/runs/{run_id}/cancel", tags=["runs"])
+async def cancel_run(svc: Svc, run_id: RunId) -> Status:
+    await svc.inspector.run(run_id)  # 404 for a run that does not exist
+    return Status(id=run_id, status=await svc.client.cancel_run(run_id))
+
+
+@router.get("/dlq/names", tags=["dlq"])
+async def dlq_names(svc: Svc) -> list[str]:
+    """The named dead-letter queues (jobs with `dead_letter "name"`); the default one has no name."""
+    return await svc.inspector.dlq_names()
+
+
+@router.get("/dlq", tags=["dlq"])
+async def list_dlq(
+    svc: Svc,
+    name: DlqName = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page[DeadJob]:
+    return await svc.inspector.dlq(name=name, offset=offset, limit=limit)
+
+
+@router.post("/dlq/{job_id}/replay", tags=["dlq"])
+async def replay_one(svc: Svc, job_id: JobId, name: DlqName = None) -> Replayed:
+    """Put one dead-lettered job back on its queue with a fresh attempt count."""
+    return Replayed(replayed=await svc.client.replay([job_id], name))
+
+
+@router.post("/dlq/replay", tags=["dlq"])
+async def replay_many(svc: Svc, body: ReplayMany) -> Replayed:
+    """Replay the given jobs, or every job of a dead-letter queue (optionally only one task's)."""
+    if body.ids is not None:
+        return Replayed(replayed=await svc.client.replay(body.ids, body.name))
+    return Replayed(replayed=await svc.client.replay_all(body.name, body.task))

@@ -1,0 +1,290 @@
+"""The producer side: deploy plans, start runs, submit standalone jobs, wait for them and read them back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar, overload
+
+from redis.asyncio import Redis
+
+from tqflow.plan import FlowPlan, Plan, RetryPlan
+from tqflow.plan.durations import Duration
+from tqflow.runtime import lean
+from tqflow.runtime.connection import connect
+from tqflow.runtime.deployments import Deployed, Deployments
+from tqflow.runtime.jobs import (
+    BulkItem,
+    BulkRejected,
+    JobCancelled,
+    JobFailed,
+    JobId,
+    JobNotFound,
+    JobRejected,
+    JobSkipped,
+    Submitter,
+    TaskLike,
+    Unique,
+    cancel_status,
+    job_info,
+    job_options,
+    job_row,
+    outcome,
+    priority_level,
+    queue_job_read,
+    refusal,
+)
+from tqflow.runtime.keys import Keys
+from tqflow.runtime.payloads import PayloadSettings
+from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
+from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.task import Call, Task
+from tqflow.runtime.waiter import Waiter
+
+R = TypeVar("R")
+
+
+class Client:
+    def __init__(
+        self, redis: Redis, namespace: str = "tqflow", payload_settings: PayloadSettings | None = None
+    ) -> None:
+        self.redis = redis
+        self.keys = Keys(namespace)
+        self.scripts = Scripts(redis)
+        self.deployments = Deployments(redis, self.keys)
+        self.payload_settings = payload_settings or PayloadSettings()
+        self.submitter = Submitter(redis, self.keys, self.scripts, self.payload_settings)
+        self.waiter = Waiter(redis, self.keys, self.scripts)
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str | None = None, **kwargs: Any) -> Client:
+        return cls(connect(url), namespace or os.environ.get("TQFLOW_NAMESPACE", "tqflow"), **kwargs)
+
+    async def close(self) -> None:
+        await self.waiter.close()
+        await self.redis.aclose()
+
+    # -- flows and runs -------------------------------------------------------------------------
+
+    async def deploy(self, plan: Plan) -> list[Deployed]:
+        return await self.deployments.deploy(plan)
+
+    async def start_run(
+        self, flow: str, params: Mapping[str, Any] | None = None, version: int | None = None
+    ) -> str:
+        version_number, plan = await self.deployments.get(flow, version)
+        return await start_run(self.redis, self.keys, self.scripts, plan, version_number, params)
+
+    async def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
+        await wait_run(self.redis, self.keys, run_id, timeout)
+        return await self.run_info(run_id)
+
+    async def run_info(self, run_id: str) -> RunInfo:
+        run = await self.redis.hmget(self.keys.run(run_id), "flow", "version")
+        if run[0] is None:
+            raise LookupError(f"no run {run_id}")
+        _, plan = await self.deployments.get(str(run[0]), int(str(run[1])))
+        return await read_run(self.redis, self.keys, run_id, plan)
+
+    async def flow(self, name: str, version: int | None = None) -> tuple[int, FlowPlan]:
+        return await self.deployments.get(name, version)
+
+    # -- standalone jobs ------------------------------------------------------------------------
+
+    @overload
+    async def enqueue(
+        self,
+        task: Task[Any, R] | Call[R],
+        /,
+        *,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        unique: Unique | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        **kwargs: Any,
+    ) -> JobId[R]: ...
+
+    @overload
+    async def enqueue(
+        self,
+        task: str,
+        /,
+        *,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        unique: Unique | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        **kwargs: Any,
+    ) -> JobId[Any]: ...
+
+    async def enqueue(
+        self,
+        task: TaskLike | Call[Any],
+        /,
+        *,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        unique: Unique | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        **kwargs: Any,
+    ) -> JobId[Any]:
+        """Submit one job of a task (a Task, `task.call(...)`, or a registered task name); its id.
+
+        With `unique` and conflict=skip the id is the existing job's; conflict=reject raises JobRejected.
+        """
+        options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        job = self.submitter.prepare(task, kwargs, options)
+        try:
+            [result] = await self.submitter.submit([job], atomic=True)
+        except BulkRejected as err:
+            raise refusal(err) from None
+        return result
+
+    async def enqueue_many(
+        self,
+        calls: Sequence[BulkItem],
+        *,
+        atomic: bool = True,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+    ) -> list[JobId[Any]]:
+        """Submit many jobs: `task.call(...)` values, `(task_or_name, kwargs)` pairs, or triples whose third
+        item overrides options for that job (`{"unique": Unique(...), "priority": "high"}`).
+
+        atomic=True: all or nothing in one atomic step (BulkRejected says which job failed and why).
+        atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
+        """
+        options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
+        return await self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
+
+    @overload
+    async def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
+
+    @overload
+    async def result(self, job_id: str, timeout: float | None = None) -> Any: ...
+
+    async def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """Wait for a job to end and return its result; JobFailed (with the error and traceback) when it
+        was dead-lettered, JobCancelled / JobSkipped, TimeoutError after `timeout` seconds."""
+        state = await self.waiter.wait(job_id, timeout)
+        if state is None:
+            raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+        return outcome(job_id, await self.job(job_id))
+
+    async def job(self, job_id: str) -> JobInfo:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            is_lean = queue_job_read(pipe, self.keys, job_id)
+            replies = await pipe.execute()
+        return job_info(job_id, job_row(job_id, replies, is_lean), self.payload_settings)
+
+    # -- operations: cancel, reprioritize, dead-letter queues ---------------------------------------
+
+    async def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
+        """Cancel a job: `cancelled` (it had not started), `cancelling` (its worker is told to stop it;
+        it ends as cancelled), or the state it had already ended in. Its dependents follow the skip rules."""
+        reply = await self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
+        return cancel_status(job_id, reply)
+
+    async def cancel_run(self, run_id: str) -> str:
+        """Cancel a run: every job that has not ended is cancelled; the run ends `cancelled`."""
+        info = await self.run_info(run_id)
+        state = await self.scripts.call("cancel_run", [], [self.keys.prefix, now_ms(), run_id, *info.jobs])
+        return str(state)
+
+    async def reprioritize(self, job_id: str, priority: str) -> str:
+        """Change the priority of a job that has not started: `moved` (a queued job, to the end of its new
+        level) or `updated` (scheduled, retrying or waiting); ValueError for a job that started or ended."""
+        level = priority_level(priority)
+        [status] = await self.scripts.call("reprioritize", [], [self.keys.prefix, now_ms(), level, job_id])
+        if status == "missing":
+            raise JobNotFound(f"no job {job_id}")
+        if status not in ("moved", "updated"):
+            raise ValueError(f"job {job_id} is {status}: only a job that has not started can change priority")
+        return str(status)
+
+    async def dead_letters(
+        self, queue: str | None = None, limit: int = 100, task: str | None = None
+    ) -> list[JobInfo]:
+        """Dead-lettered jobs, newest first (optionally only those of one task)."""
+        ids = await self.redis.zrevrange(self.keys.dead_letter(queue), 0, max(0, limit * 10 - 1))
+        found: list[JobInfo] = []
+        for job_id in ids:
+            try:
+                info = await self.job(str(job_id))
+            except JobNotFound:
+                continue
+            if task is None or info.task == task:
+                found.append(info)
+            if len(found) >= limit:
+                break
+        return found
+
+    async def dead_letter_queues(self) -> list[str]:
+        return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
+
+    async def replay(self, job_ids: Sequence[str], queue: str | None = None) -> dict[str, str]:
+        """Put dead-lettered jobs back on their queues with a fresh attempt count; a status per job."""
+        out: dict[str, str] = {}
+        ids = list(job_ids)
+        for start in range(0, len(ids), 500):
+            page = ids[start : start + 500]
+            statuses = await self.scripts.call("replay", [], [self.keys.prefix, now_ms(), queue or "", *page])
+            out.update(zip(page, (str(s) for s in statuses), strict=True))
+        return out
+
+    async def replay_all(self, queue: str | None = None, task: str | None = None) -> dict[str, str]:
+        """Replay every job of a dead-letter queue (or only one task's)."""
+        key = self.keys.dead_letter(queue)
+        ids = [str(i) for i in await self.redis.zrange(key, 0, -1)]
+        if task is not None:
+            ids = [i for i in ids if await self.redis.hget(self.keys.job(i), "task") == task]
+        return await self.replay(ids, queue)
+
+    async def list_jobs(
+        self, queue: str | None = None, state: str | None = None, limit: int = 50
+    ) -> list[JobInfo]:
+        """Jobs on the queues (queued or running, from the streams), waiting for a delay or a retry
+        (scheduled, retrying), or dead-lettered (dead); filtered by queue and state, up to `limit`."""
+        ids: list[str] = []
+        if state in (None, "queued", "running"):
+            queues = [queue] if queue else sorted(str(q) for q in await self.redis.smembers(self.keys.queues))
+            for name in queues:
+                for level, stream in enumerate(self.keys.streams(name)):
+                    entries: Any = await self.redis.xrange(stream, count=limit * 4)
+                    ids += [lean.entry_job(name, level, eid, fields) for eid, fields in entries or []]
+            ids = [i for i in ids if i]
+        if state in (None, "scheduled", "retrying"):
+            ids += [str(i) for i in await self.redis.zrange(self.keys.delayed, 0, limit * 4)]
+        if state in (None, "dead"):
+            ids += [str(i) for i in await self.redis.zrevrange(self.keys.dlq, 0, limit * 4)]
+        found: list[JobInfo] = []
+        for job_id in dict.fromkeys(ids):
+            try:
+                info = await self.job(job_id)
+            except JobNotFound:
+                continue
+            if (state is None or info.state == state) and (queue is None or info.queue == queue):
+                found.append(info)
+            if len(found) >= limit:
+                break
+        return found
+
+
+__all__ = ["Client", "JobCancelled", "JobFailed", "JobNotFound", "JobRejected", "JobSkipped", "Unique"]

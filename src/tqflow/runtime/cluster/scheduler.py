@@ -1,0 +1,192 @@
+"""The leader's scheduler: fires the triggers of every deployed flow's current version.
+
+Each (trigger, tick) is fired once: the fire script checks the leader's epoch, moves the trigger's
+`last` tick forward only, SET NXes the tick key and creates the run, all in one script. A new leader
+continues from `last`, so nothing is fired twice or dropped in a failover; ticks missed while no
+leader ran follow the trigger's catch-up policy and are counted when skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from tqflow.plan import FlowPlan, TriggerPlan
+from tqflow.runtime import codec
+from tqflow.runtime.cluster.keys import ClusterKeys
+from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks, plan_ticks
+from tqflow.runtime.cluster.scripts import ClusterScripts
+from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.deployments import Deployments
+from tqflow.runtime.expressions import Environment, evaluate
+from tqflow.runtime.params import resolve_params
+from tqflow.runtime.runs import TERMINAL_RUN_STATES, job_records, new_run_id, now_ms, run_environment
+
+log = structlog.get_logger("tqflow.scheduler")
+TICK_KEY_TTL_MS = 7 * 86_400_000
+MAX_SLEEP = 1.0
+
+
+class Scheduler:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: ClusterKeys,
+        settings: ClusterSettings,
+        holder: Callable[[], str | None],
+    ) -> None:
+        self.redis, self.keys, self.settings = redis, keys, settings
+        self.holder = holder  # "worker:epoch" while this worker leads, else None
+        self.scripts = ClusterScripts(redis)
+        self.deployments = Deployments(redis, keys.base)
+        self._plans: dict[str, tuple[int, FlowPlan]] = {}
+        self.fired = 0
+
+    async def flows(self) -> list[tuple[int, FlowPlan]]:
+        """The current version of every deployed flow that has triggers (re-read each pass, so a new
+        deploy takes effect without a restart)."""
+        result = []
+        names = await self.deployments.names()
+        async with self.redis.pipeline(transaction=False) as pipe:  # one round trip, however many flows
+            for name in names:
+                pipe.hget(self.keys.base.flow(name), "current")
+            currents = await pipe.execute()
+        for name, current in zip(names, currents, strict=True):
+            if current is None:
+                continue
+            cached = self._plans.get(name)
+            if cached is None or cached[0] != int(current):
+                cached = await self.deployments.get(name, int(current))
+                self._plans[name] = cached
+            if cached[1].triggers:
+                result.append(cached)
+        return result
+
+    async def once(self) -> float:
+        """One pass over every trigger; returns seconds until the next tick is due (capped)."""
+        now = now_ms()
+        soonest = now + int(MAX_SLEEP * 1000)
+        for version, flow in await self.flows():
+            for trigger in flow.triggers:
+                holder = self.holder()
+                if holder is None:
+                    return MAX_SLEEP
+                try:
+                    nxt = await self.trigger_pass(holder, version, flow, trigger, now)
+                except ScheduleError as err:
+                    log.error("bad trigger", flow=flow.name, trigger=trigger.name, error=str(err))
+                    continue
+                if nxt:
+                    soonest = min(soonest, nxt)
+        return max(0.0, (soonest - now_ms()) / 1000)
+
+    async def trigger_pass(
+        self, holder: str, version: int, flow: FlowPlan, trigger: TriggerPlan, now: int
+    ) -> int | None:
+        key = self.keys.trigger(flow.name, trigger.name)
+        await self.redis.hsetnx(key, "last", now)  # first sight: schedule from now on
+        raw_last, held, prev_run = await self.redis.hmget(key, "last", "held", "run")
+        last = int(str(raw_last or now))
+        grace = self.settings.tick_grace_ms
+        if held and int(str(held)) > last:
+            grace = max(grace, now - int(str(held)) + grace)  # a queued tick is not "missed"
+        plan = plan_ticks(trigger, last, now, grace)
+        if plan.skipped:
+            log.warning(
+                "missed ticks skipped by the catch-up policy",
+                flow=flow.name,
+                trigger=trigger.name,
+                count=plan.skipped,
+            )
+            await self._fire(holder, flow, trigger, plan.skip_upto, "skip", str(plan.skipped), None)
+        for tick in plan.fire:
+            busy = prev_run is not None and await self._running(str(prev_run))
+            if busy and trigger.overlap == "skip":
+                await self._fire(holder, flow, trigger, tick, "skip", "1", None)
+                continue
+            if busy and trigger.overlap == "queue":
+                await self.redis.hset(key, "held", tick)
+                return now + 200  # look again soon
+            prev_run = await self._fire(holder, flow, trigger, tick, "run", "", (version, flow))
+        upcoming = next_ticks(trigger, now, 1)
+        return upcoming[0] if upcoming else None
+
+    async def _running(self, run_id: str) -> bool:
+        state = await self.redis.hget(self.keys.base.run(run_id), "state")
+        return state is not None and state not in TERMINAL_RUN_STATES
+
+    async def _fire(
+        self,
+        holder: str,
+        flow: FlowPlan,
+        trigger: TriggerPlan,
+        tick: int,
+        action: str,
+        detail: str,
+        run: tuple[int, FlowPlan] | None,
+    ) -> str | None:
+        run_id = new_run_id()
+        keys, args = self._run_args(run_id, tick, trigger, run) if run else ([self.keys.base.run(run_id)], [])
+        args = args or [self.keys.base.prefix, now_ms(), run_id, "{}", "[]"]
+        result = await self.scripts.fire(
+            keys=[
+                *keys,
+                self.keys.leader,
+                self.keys.tick(flow.name, trigger.name, tick),
+                self.keys.trigger(flow.name, trigger.name),
+            ],
+            args=[*args, holder, tick, TICK_KEY_TTL_MS, action, detail or run_id],
+        )
+        outcome = str(result) if isinstance(result, str) else "run"
+        if outcome == "run":
+            self.fired += 1
+            log.info("trigger fired", flow=flow.name, trigger=trigger.name, tick=tick, run=run_id)
+            return run_id
+        if outcome == "fenced":
+            log.warning("not the leader any more; tick left to the new leader", tick=tick)
+        return None
+
+    def _run_args(
+        self, run_id: str, tick: int, trigger: TriggerPlan, run: tuple[int, FlowPlan]
+    ) -> tuple[list[str], list[Any]]:
+        version, flow = run
+        env = Environment(run=run_environment(run_id, tick))
+        given = {name: evaluate(tree, env) for name, tree in trigger.params.items()}
+        values = resolve_params(flow, given, run_environment(run_id, tick))
+        fields = {
+            "flow": flow.name,
+            "version": str(version),
+            "plan_id": flow.id,
+            "params": codec.encode(values),
+            "trigger": trigger.name,
+            "tick": str(tick),
+        }
+        args = [self.keys.base.prefix, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow))]
+        return [self.keys.base.run(run_id)], args
+
+    async def run(self, stop: asyncio.Event, leader_changed: asyncio.Event) -> None:
+        while not stop.is_set():
+            sleep = MAX_SLEEP
+            if self.holder() is not None:
+                try:
+                    sleep = await self.once()
+                except Exception as err:
+                    log.warning("scheduler pass failed", error=repr(err))
+            leader_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_first(stop, leader_changed), max(sleep, 0.01))
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()

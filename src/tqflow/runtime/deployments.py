@@ -1,0 +1,202 @@
+"""Deployed flows: each flow's plans stored as numbered versions, the current one marked.
+
+A deploy makes a new version current and remembers the order of deploys (`history`), so a rollback
+returns to the version that was current before. Runs keep the version they started with (the run
+records it and its jobs carry their definitions), so a deploy never changes a run in progress; the
+scheduler and new runs read the current version each time, so workers need no restart.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from tqflow.plan import FlowPlan, Plan, TriggerPlan
+from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks
+from tqflow.runtime.keys import Keys
+
+
+@dataclass(frozen=True)
+class Deployed:
+    flow: str
+    version: int
+    plan_id: str
+    changed: bool  # False when the same plan was already the current version
+
+
+class FlowNotDeployed(LookupError):
+    pass
+
+
+JOB_FIELDS = (
+    "task",
+    "args",
+    "queue",
+    "priority",
+    "retry",
+    "timeout_ms",
+    "deadline_ms",
+    "delay_ms",
+    "when",
+    "after",
+    "fan_out",
+    "unique",
+    "dead_letter",
+)
+
+
+@dataclass
+class FlowDiff:
+    """What a deploy changes in one flow, against its current version (None: a new flow)."""
+
+    flow: str
+    current: int | None
+    unchanged: bool = False
+    jobs_added: list[str] = field(default_factory=list)
+    jobs_removed: list[str] = field(default_factory=list)
+    edges_added: list[tuple[str, str]] = field(default_factory=list)
+    edges_removed: list[tuple[str, str]] = field(default_factory=list)
+    changed: dict[str, list[str]] = field(default_factory=dict)  # job (or "flow") -> "field: old -> new"
+    triggers_before: dict[str, list[int]] = field(default_factory=dict)  # trigger -> next fire times (ms)
+    triggers_after: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _short(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _edges(flow: FlowPlan) -> set[tuple[str, str]]:
+    return {(up, name) for name, job in flow.jobs.items() for up in job.waits_for}
+
+
+def trigger_label(trigger: TriggerPlan) -> str:
+    if trigger.kind == "cron":
+        return f'{trigger.name} (cron "{trigger.cron}" tz {trigger.timezone})'
+    if trigger.kind == "every":
+        return f"{trigger.name} (every {trigger.every_ms} ms)"
+    return f"{trigger.name} (at {trigger.at})"
+
+
+def _next_fires(triggers: list[TriggerPlan], now_ms: int) -> dict[str, list[int]]:
+    result = {}
+    for trigger in triggers:
+        try:
+            result[trigger_label(trigger)] = next_ticks(trigger, now_ms, 3)
+        except ScheduleError:
+            result[trigger_label(trigger)] = []
+    return result
+
+
+def diff_flows(old: FlowPlan | None, new: FlowPlan, current: int | None, now_ms: int) -> FlowDiff:
+    diff = FlowDiff(new.name, current, unchanged=old is not None and old.id == new.id)
+    old_jobs = old.jobs if old else {}
+    diff.jobs_added = sorted(set(new.jobs) - set(old_jobs))
+    diff.jobs_removed = sorted(set(old_jobs) - set(new.jobs))
+    old_edges = _edges(old) if old else set()
+    diff.edges_added = sorted(_edges(new) - old_edges)
+    diff.edges_removed = sorted(old_edges - _edges(new))
+    for name in sorted(set(new.jobs) & set(old_jobs)):
+        before, after = old_jobs[name].model_dump(mode="json"), new.jobs[name].model_dump(mode="json")
+        changes = [
+            f"{f}: {_short(before[f])} -> {_short(after[f])}" for f in JOB_FIELDS if before[f] != after[f]
+        ]
+        if changes:
+            diff.changed[name] = changes
+    if old is not None:
+        flow_changes = [
+            f"{f}: {_short(getattr(old, f))} -> {_short(getattr(new, f))}"
+            for f in ("queue", "params", "outputs", "triggers")
+            if getattr(old, f) != getattr(new, f)
+        ]
+        if flow_changes:
+            diff.changed["(flow)"] = [
+                c if not c.startswith("triggers") else "triggers changed" for c in flow_changes
+            ]
+    diff.triggers_before = _next_fires(old.triggers, now_ms) if old else {}
+    diff.triggers_after = _next_fires(new.triggers, now_ms)
+    return diff
+
+
+class Deployments:
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self.redis = redis
+        self.keys = keys
+
+    async def deploy(self, plan: Plan) -> list[Deployed]:
+        return [await self.deploy_flow(flow) for flow in plan.flows.values()]
+
+    async def preview(self, plan: Plan, now_ms: int) -> list[FlowDiff]:
+        """What `deploy(plan)` would change, flow by flow."""
+        diffs = []
+        for flow in plan.flows.values():
+            try:
+                version, current = await self.get(flow.name)
+                diffs.append(diff_flows(current, flow, version, now_ms))
+            except FlowNotDeployed:
+                diffs.append(diff_flows(None, flow, None, now_ms))
+        return diffs
+
+    async def deploy_flow(self, flow: FlowPlan) -> Deployed:
+        key = self.keys.flow(flow.name)
+        plan_id = flow.id
+        current = await self._get(key, "current")
+        if current is not None and await self._get(key, f"id:{current}") == plan_id:
+            return Deployed(flow.name, int(current), plan_id, changed=False)
+        version = await self.redis.hincrby(key, "latest", 1)
+        history = await self.history(flow.name)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                key,
+                mapping={
+                    f"v:{version}": flow.canonical_json(),
+                    f"id:{version}": plan_id,
+                    "current": version,
+                    "history": json.dumps([*history, version]),
+                },
+            )
+            pipe.sadd(self.keys.flows, flow.name)
+            await pipe.execute()
+        return Deployed(flow.name, version, plan_id, changed=True)
+
+    async def history(self, name: str) -> list[int]:
+        """The versions made current by deploys, oldest first (rollbacks remove the latest)."""
+        key = self.keys.flow(name)
+        raw = await self._get(key, "history")
+        if raw is not None:
+            return [int(v) for v in json.loads(raw)]
+        current = await self._get(key, "current")  # deployed before history was kept
+        return list(range(1, int(current) + 1)) if current else []
+
+    async def rollback(self, name: str) -> Deployed:
+        """Make the version that was current before the latest deploy current again."""
+        history = await self.history(name)
+        if not history:
+            raise FlowNotDeployed(f"flow `{name}` is not deployed")
+        if len(history) < 2:
+            raise FlowNotDeployed(f"flow `{name}` has no earlier version to roll back to")
+        previous = history[-2]
+        key = self.keys.flow(name)
+        await self.redis.hset(key, mapping={"current": previous, "history": json.dumps(history[:-1])})
+        return Deployed(name, previous, str(await self._get(key, f"id:{previous}")), changed=True)
+
+    async def get(self, name: str, version: int | None = None) -> tuple[int, FlowPlan]:
+        key = self.keys.flow(name)
+        if version is None:
+            current = await self.redis.hget(key, "current")
+            if current is None:
+                raise FlowNotDeployed(f"flow `{name}` is not deployed (run `tqc deploy FILE` first)")
+            version = int(current)
+        text = await self.redis.hget(key, f"v:{version}")
+        if text is None:
+            raise FlowNotDeployed(f"flow `{name}` has no version {version}")
+        return version, FlowPlan.model_validate_json(text)
+
+    async def names(self) -> list[str]:
+        return sorted(str(n) for n in await self.redis.smembers(self.keys.flows))
+
+    async def _get(self, key: str, field: str) -> str | None:
+        value = await self.redis.hget(key, field)
+        return None if value is None else str(value)

@@ -1,0 +1,472 @@
+"""A read-only view over one deployment's Redis: runs, jobs, flows and versions, queues, workers, DLQ.
+
+It never writes. Every key comes from `Keys`. Lists are paged (offset and limit) and reads are
+pipelined, so looking at a busy deployment costs a bounded number of round trips.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from tqflow.plan import PRIORITIES, FlowPlan
+from tqflow.runtime import codec, lean, payloads
+from tqflow.runtime.cluster.keys import ClusterKeys
+from tqflow.runtime.cluster.leader import current_leader
+from tqflow.runtime.cluster.registry import list_workers
+from tqflow.runtime.deployments import Deployments
+from tqflow.runtime.keys import Keys
+from tqflow.runtime.runs import now_ms
+from tqflow.runtime.views import (
+    AttemptView,
+    DeadJob,
+    Edge,
+    FlowDetail,
+    FlowSummary,
+    FlowVersion,
+    JobView,
+    Page,
+    QueueLevel,
+    QueuesOverview,
+    QueueStats,
+    RunDetail,
+    RunSummary,
+    WorkerView,
+)
+
+MAX_LIMIT = 500
+SCAN_BATCH = 200
+SCAN_CAP = 20_000  # a filtered run listing reads at most this many run records
+JOB_STATE_SOURCES = ("queued", "running", "scheduled", "retrying", "dead")
+ACTIVE_WORKER_MS = 60_000
+READ_ONLY_PAYLOADS = payloads.PayloadSettings()  # no signing key: pickles are refused, never loaded
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _json(value: Any) -> Any:
+    """A stored JSON value decoded, or the raw text when it is not JSON."""
+    try:
+        return codec.decode(value)
+    except (ValueError, TypeError):
+        return value
+
+
+def _payload(value: Any) -> Any:
+    """A job's result for display. Never unpickles: a pickle payload shows as unreadable."""
+    if value is None or value == "":
+        return None
+    try:
+        return payloads.value(str(value), READ_ONLY_PAYLOADS)
+    except payloads.PayloadError as err:
+        return f"<unreadable result: {err}>"
+    except (ValueError, TypeError):
+        return _json(value)
+
+
+def run_summary(run_id: str, row: dict[str, Any]) -> RunSummary:
+    return RunSummary(
+        id=run_id,
+        flow=str(row.get("flow") or ""),
+        version=_int(row.get("version")) or 0,
+        state=str(row.get("state") or "unknown"),
+        created=_int(row.get("created")) or 0,
+        finished=_int(row.get("finished")),
+        open=_int(row.get("open")) or 0,
+        failed=_int(row.get("failed")) or 0,
+    )
+
+
+def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None) -> JobView:
+    level = _int(row.get("prio"))
+    error = _json(row.get("error"))
+    return JobView(
+        id=job_id,
+        name=str(row.get("name") or (job_id.rpartition(".")[2] if row.get("run") else job_id)),
+        run=str(row.get("run") or ""),
+        flow=str(row.get("flow") or ""),
+        task=str(row.get("task") or ""),
+        queue=str(row.get("queue") or ""),
+        priority=PRIORITIES[level] if level is not None and 0 <= level < len(PRIORITIES) else "",
+        state=str(row.get("state") or "unknown"),
+        attempt=_int(row.get("attempt")) or 0,
+        created=_int(row.get("created")),
+        enqueued=_int(row.get("enqueued")),
+        started=_int(row.get("started")),
+        finished=_int(row.get("finished")),
+        due=_int(row.get("due")),
+        worker=row.get("worker") or None,
+        reason=row.get("reason") or None,
+        error=error if isinstance(error, dict) else ({"message": str(error)} if error else None),
+        result=_payload(row.get("result")),
+        children=_int(row.get("children")),
+        children_left=_int(row.get("children_left")),
+        attempts=[AttemptView.model_validate_json(a) for a in attempts or []],
+    )
+
+
+def plan_edges(flow: FlowPlan) -> list[Edge]:
+    edges = []
+    for name in flow.order:
+        job = flow.jobs[name]
+        for up in job.waits_for:
+            edges.append(Edge(source=up, target=name, kind="data" if up in job.data_deps else "after"))
+    return edges
+
+
+class Inspector:
+    def __init__(self, redis: Redis, namespace: str = "tqflow") -> None:
+        self.redis: Any = redis  # redis-py's reply types are unions too wide to be useful here
+        self.keys = Keys(namespace)
+        self.deployments = Deployments(redis, self.keys)
+
+    # ---- runs -------------------------------------------------------------------------------
+    async def runs(
+        self, *, flow: str | None = None, state: str | None = None, offset: int = 0, limit: int = 50
+    ) -> Page[RunSummary]:
+        """Runs, newest first, optionally only one flow's or in one state."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        offset = max(0, offset)
+        if flow is None and state is None:
+            ids = await self.redis.zrevrange(self.keys.runs, offset, offset + limit - 1)
+            total = await self.redis.zcard(self.keys.runs)
+            items = await self._run_summaries(ids)
+            more = offset + limit < total
+            return Page(
+                items=items,
+                offset=offset,
+                limit=limit,
+                next_offset=offset + limit if more else None,
+                total=total,
+            )
+        return await self._filtered_runs(flow, state, offset, limit)
+
+    async def recent_runs(self, count: int) -> list[RunSummary]:
+        """The `count` latest runs (for gauges and alerts; not paged)."""
+        return await self._run_summaries(await self.redis.zrevrange(self.keys.runs, 0, max(0, count - 1)))
+
+    async def _filtered_runs(
+        self, flow: str | None, state: str | None, offset: int, limit: int
+    ) -> Page[RunSummary]:
+        matched: list[RunSummary] = []
+        position = 0
+        while position < SCAN_CAP and len(matched) <= offset + limit:
+            ids = await self.redis.zrevrange(self.keys.runs, position, position + SCAN_BATCH - 1)
+            if not ids:
+                break
+            position += len(ids)
+            for run in await self._run_summaries(ids):
+                if (flow is None or run.flow == flow) and (state is None or run.state == state):
+                    matched.append(run)
+        more = len(matched) > offset + limit
+        return Page(
+            items=matched[offset : offset + limit],
+            offset=offset,
+            limit=limit,
+            next_offset=offset + limit if more else None,
+        )
+
+    async def _run_summaries(self, ids: list[str]) -> list[RunSummary]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run_id in ids:
+                pipe.hmget(
+                    self.keys.run(run_id), "flow", "version", "state", "created", "finished", "open", "failed"
+                )
+            rows = await pipe.execute()
+        fields = ("flow", "version", "state", "created", "finished", "open", "failed")
+        return [
+            run_summary(run_id, dict(zip(fields, row, strict=True)))
+            for run_id, row in zip(ids, rows, strict=True)
+            if row[0] is not None
+        ]
+
+    async def run(self, run_id: str) -> RunDetail:
+        row = await self.redis.hgetall(self.keys.run(run_id))
+        if not row:
+            raise LookupError(f"no run {run_id}")
+        summary = run_summary(run_id, row)
+        flow = await self._plan_or_none(summary.flow, summary.version)
+        names = flow.order if flow is not None else []
+        jobs = await self._jobs([f"{run_id}.{name}" for name in names], with_attempts=True)
+        for job in jobs:
+            if flow is not None and job.name in flow.jobs:
+                job.waits_for = list(flow.jobs[job.name].waits_for)
+        return RunDetail(
+            **summary.model_dump(),
+            params=_json(row.get("params")),
+            jobs=jobs,
+            edges=plan_edges(flow) if flow is not None else [],
+            counts=dict(Counter(job.state for job in jobs)),
+        )
+
+    async def _plan_or_none(self, flow: str, version: int) -> FlowPlan | None:
+        with contextlib.suppress(LookupError, ValueError):
+            return (await self.deployments.get(flow, version))[1]
+        return None
+
+    # ---- jobs -------------------------------------------------------------------------------
+    async def job(self, job_id: str) -> JobView:
+        jobs = await self._jobs([job_id], with_attempts=True)
+        if not jobs:
+            raise LookupError(f"no job {job_id}")
+        return jobs[0]
+
+    async def _jobs(self, ids: list[str], *, with_attempts: bool = False) -> list[JobView]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            lean_ids = [lean.queue_lookup(pipe, self.keys, job_id) for job_id in ids]
+            for job_id in ids:
+                pipe.hgetall(self.keys.job(job_id))
+                if with_attempts:
+                    pipe.lrange(self.keys.attempts(job_id), 0, -1)
+            replies = await pipe.execute()
+        entries = iter(replies[: sum(lean_ids)])
+        records = replies[sum(lean_ids) :]
+        step = 2 if with_attempts else 1
+        views = []
+        for index, (job_id, is_lean) in enumerate(zip(ids, lean_ids, strict=True)):
+            entry = next(entries) if is_lean else None
+            # no record: a lean job queued (its entry), or none at all
+            row = records[index * step] or (lean.record(job_id, entry) if is_lean else None)
+            if row:
+                views.append(job_view(job_id, row, records[index * step + 1] if with_attempts else None))
+        return views
+
+    async def jobs(
+        self,
+        *,
+        run: str | None = None,
+        state: str | None = None,
+        queue: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page[JobView]:
+        """Jobs of one run, or jobs in a live state (queued, running, scheduled, retrying, dead)."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        offset = max(0, offset)
+        if run is not None:
+            jobs = (await self.run(run)).jobs
+        elif state in JOB_STATE_SOURCES:
+            jobs = await self._jobs(await self._ids_in_state(state, queue, offset + limit + 1))
+        else:
+            raise ValueError(f"filter jobs by run, or by state: one of {', '.join(JOB_STATE_SOURCES)}")
+        jobs = [
+            j for j in jobs if (state is None or j.state == state) and (queue is None or j.queue == queue)
+        ]
+        more = len(jobs) > offset + limit
+        return Page(
+            items=jobs[offset : offset + limit],
+            offset=offset,
+            limit=limit,
+            next_offset=offset + limit if more else None,
+            total=len(jobs) if run is not None else None,
+        )
+
+    async def _ids_in_state(self, state: str, queue: str | None, count: int) -> list[str]:
+        if state == "dead":
+            return [
+                str(i) for key in await self.dlq_keys() for i in await self.redis.zrevrange(key, 0, count - 1)
+            ]
+        if state in ("scheduled", "retrying"):
+            return list(await self.redis.zrange(self.keys.delayed, 0, count * 4))
+        ids: list[str] = []
+        for name in [queue] if queue else await self.queue_names():
+            for level in range(len(PRIORITIES)):
+                ids += await self._stream_ids(name, level, running=state == "running", count=count)
+        return [i for i in ids if i]
+
+    async def _stream_ids(self, queue: str, level: int, *, running: bool, count: int) -> list[str]:
+        stream = self.keys.stream(queue, level)
+        try:
+            if running:
+                pending = await self.redis.xpending_range(stream, self.keys.group, "-", "+", count)
+                entry_ids = [p["message_id"] for p in pending]
+                entries = [e for i in entry_ids for e in await self.redis.xrange(stream, i, i)]
+            else:
+                last = await self._last_delivered(stream)
+                entries = await self.redis.xrange(stream, f"({last}" if last else "-", "+", count)
+        except ResponseError:
+            return []
+        return [lean.entry_job(queue, level, eid, fields) for eid, fields in entries]
+
+    async def _last_delivered(self, stream: str) -> str | None:
+        for group in await self.redis.xinfo_groups(stream):
+            if group["name"] == self.keys.group:
+                last = str(group["last-delivered-id"])
+                return None if last == "0-0" else last
+        return None
+
+    # ---- flows ------------------------------------------------------------------------------
+    async def flows(self) -> list[FlowSummary]:
+        return [await self._flow_summary(name) for name in await self.deployments.names()]
+
+    async def _flow_summary(self, name: str) -> FlowSummary:
+        current, latest = await self.redis.hmget(self.keys.flow(name), "current", "latest")
+        summary = FlowSummary(name=name, current=_int(current), latest=_int(latest) or 0)
+        if summary.current is not None:
+            plan = await self._plan_or_none(name, summary.current)
+            if plan is not None:
+                summary.queue, summary.jobs, summary.triggers = plan.queue, len(plan.jobs), len(plan.triggers)
+        return summary
+
+    async def flow(self, name: str, version: int | None = None) -> FlowDetail:
+        if not await self.redis.exists(self.keys.flow(name)):
+            raise LookupError(f"flow `{name}` is not deployed")
+        summary = await self._flow_summary(name)
+        chosen, plan = await self.deployments.get(name, version)
+        ids = await self.redis.hmget(self.keys.flow(name), [f"id:{v}" for v in range(1, summary.latest + 1)])
+        versions = [
+            FlowVersion(version=v, plan_id=str(plan_id), current=v == summary.current)
+            for v, plan_id in enumerate(ids, start=1)
+            if plan_id is not None
+        ]
+        return FlowDetail(
+            **summary.model_dump(), versions=versions, plan=plan.model_dump(mode="json"), version=chosen
+        )
+
+    # ---- queues -----------------------------------------------------------------------------
+    async def queue_names(self) -> list[str]:
+        """Queues workers have served, and those the deployed flows' jobs use (before any worker came)."""
+        names = {str(q) for q in await self.redis.smembers(self.keys.queues)}
+        for flow in await self.deployments.names():
+            with contextlib.suppress(LookupError, ValueError):
+                plan = (await self.deployments.get(flow))[1]
+                names |= {plan.queue, *(job.queue for job in plan.jobs.values())}
+        return sorted(names)
+
+    async def queues(self) -> QueuesOverview:
+        stats = [await self.queue(name) for name in await self.queue_names()]
+        delayed = await self.redis.zcard(self.keys.delayed)
+        dead = sum([await self.redis.zcard(key) for key in await self.dlq_keys()])
+        return QueuesOverview(queues=stats, delayed=delayed, dead=dead)
+
+    async def queue(self, name: str) -> QueueStats:
+        levels = [await self._level(name, level) for level in range(len(PRIORITIES))]
+        ages = [lv.oldest_age_ms for lv in levels if lv.oldest_age_ms is not None]
+        return QueueStats(
+            queue=name,
+            waiting=sum(lv.waiting for lv in levels),
+            running=sum(lv.running for lv in levels),
+            oldest_age_ms=max(ages) if ages else None,
+            levels=levels,
+        )
+
+    async def _level(self, queue: str, level: int) -> QueueLevel:
+        stream = self.keys.stream(queue, level)
+        length, pending, last = 0, 0, None
+        with contextlib.suppress(ResponseError):  # no such stream yet
+            length = await self.redis.xlen(stream)
+            for group in await self.redis.xinfo_groups(stream) if length else []:
+                if group["name"] == self.keys.group:
+                    pending = int(group["pending"])
+                    last = str(group["last-delivered-id"])
+        waiting = max(0, length - pending)
+        oldest = None
+        if waiting:
+            first = await self.redis.xrange(stream, f"({last}" if last and last != "0-0" else "-", "+", 1)
+            if first:
+                oldest = max(0, now_ms() - int(first[0][0].split("-")[0]))
+        return QueueLevel(
+            queue=queue,
+            priority=PRIORITIES[level],
+            level=level,
+            waiting=waiting,
+            running=pending,
+            oldest_age_ms=oldest,
+        )
+
+    # ---- workers ----------------------------------------------------------------------------
+    async def workers(self) -> list[WorkerView]:
+        """Workers from the registry (heartbeats), then any consumer of the queues that is not in it
+        but holds jobs or read recently (a worker of an older version, or one already forgotten)."""
+        views = {view.name: view for view in await self._registered_workers()}
+        for view in await self._consumers():
+            if view.name not in views and (view.running or (view.idle_ms or 0) < ACTIVE_WORKER_MS):
+                views[view.name] = view
+        return sorted(views.values(), key=lambda w: w.name)
+
+    async def _registered_workers(self) -> list[WorkerView]:
+        cluster = ClusterKeys(self.keys)
+        leader = await current_leader(self.redis, cluster)
+        now = now_ms()
+        return [
+            WorkerView(
+                name=record.name,
+                queues=list(record.queues),
+                running=len(record.jobs),
+                idle_ms=max(0, now - record.heartbeat_ms),
+                state=("leader" if leader and leader[0] == record.name else "alive")
+                if record.alive
+                else "dead",
+                source="registry",
+                info={
+                    "node": record.node,
+                    "pid": record.pid,
+                    "concurrency": record.concurrency,
+                    "version": record.version,
+                    "started": record.started_ms,
+                    "jobs": record.jobs,
+                },
+            )
+            for record in await list_workers(self.redis, cluster)
+        ]
+
+    async def _consumers(self) -> list[WorkerView]:
+        """Workers as the streams' consumer groups know them (name, queues, jobs held, idle time)."""
+        seen: dict[str, WorkerView] = {}
+        for queue in await self.queue_names():
+            for stream in self.keys.streams(queue):
+                try:
+                    consumers = await self.redis.xinfo_consumers(stream, self.keys.group)
+                except ResponseError:
+                    continue
+                for consumer in consumers:
+                    view = seen.setdefault(str(consumer["name"]), WorkerView(name=str(consumer["name"])))
+                    if queue not in view.queues:
+                        view.queues.append(queue)
+                    view.running += int(consumer["pending"])
+                    idle = int(consumer["idle"])
+                    view.idle_ms = idle if view.idle_ms is None else min(view.idle_ms, idle)
+        for view in seen.values():
+            view.state = "unregistered"
+        return list(seen.values())
+
+    # ---- dead-letter queue ------------------------------------------------------------------
+    async def dlq_names(self) -> list[str]:
+        """The named dead-letter queues (the default one has no name)."""
+        return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
+
+    async def dlq_keys(self) -> list[str]:
+        return [self.keys.dead_letter(None), *(self.keys.dead_letter(n) for n in await self.dlq_names())]
+
+    async def dlq(self, *, name: str | None = None, offset: int = 0, limit: int = 50) -> Page[DeadJob]:
+        """One dead-letter queue (the default, or a named one), newest first."""
+        limit = max(1, min(limit, MAX_LIMIT))
+        offset = max(0, offset)
+        key = self.keys.dead_letter(name)
+        rows = await self.redis.zrevrange(key, offset, offset + limit - 1, withscores=True)
+        total = await self.redis.zcard(key)
+        jobs = {j.id: j for j in await self._jobs([str(r[0]) for r in rows])}
+        items = [
+            DeadJob(dead_at=int(score), job=jobs.get(str(job_id)) or JobView(id=str(job_id)))
+            for job_id, score in rows
+        ]
+        more = offset + limit < total
+        return Page(
+            items=items, offset=offset, limit=limit, next_offset=offset + limit if more else None, total=total
+        )
+
+    async def attempts(self, job_id: str) -> list[AttemptView]:
+        return [
+            AttemptView.model_validate(json.loads(a))
+            for a in await self.redis.lrange(self.keys.attempts(job_id), 0, -1)
+        ]

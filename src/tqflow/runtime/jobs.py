@@ -1,0 +1,592 @@
+"""Standalone jobs: submit a task outside any flow, alone or in bulk, and read it back.
+
+A queued standalone job without a delay, a deadline or a unique key is "lean": one stream entry holding
+its task, payload and options, and no record until it starts (see runtime/lean.py). Any other costs one
+small hash (task, payload, queue, priority, state, times, stream entry id, `opts`) and, when queued, one
+stream entry holding its 16-character id. Neither has a run record.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import random
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Generic, TypeVar
+
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+from tqflow.plan import DEFAULT_QUEUE, PRIORITIES, RetryPlan
+from tqflow.plan.durations import Duration, to_ms
+from tqflow.runtime import lean, payloads
+from tqflow.runtime.keys import Keys, check_part
+from tqflow.runtime.payloads import PayloadSettings
+from tqflow.runtime.runs import JobInfo, now_ms
+from tqflow.runtime.scripts import Arg, Scripts, SyncScripts, queue_script
+from tqflow.runtime.task import Call, Task
+from tqflow.runtime.validation import validator
+
+R = TypeVar("R")
+MAX_SCRIPT_ARGS = 1000  # no script call gets more arguments than about this (Lua's stack, dramatiq #258)
+JOBS_PER_PAGE = MAX_SCRIPT_ARGS - 10  # jobs of one spec that fit one call
+MAX_BULK = 100_000
+CONFLICTS = ("skip", "reject", "replace")
+
+TaskLike = Task[Any, Any] | str
+BulkItem = (
+    tuple[TaskLike | Call[Any], Mapping[str, Any]]
+    | tuple[TaskLike | Call[Any], Mapping[str, Any], Mapping[str, Any]]
+    | Call[Any]
+)
+
+
+class JobError(Exception):
+    """A job ended without a result."""
+
+    def __init__(self, job_id: str, message: str, error: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.error = dict(error or {})
+
+
+class JobFailed(JobError):
+    """The job was dead-lettered: `error` holds its type, message and traceback."""
+
+
+class JobCancelled(JobError):
+    pass
+
+
+class JobSkipped(JobError):
+    pass
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class JobRejected(ValueError):
+    """A unique job was refused because another job holds its key (conflict=reject)."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
+class BulkRejected(ValueError):
+    """An all-or-nothing submission was refused as a whole; `results` says why, job by job."""
+
+    def __init__(self, message: str, results: list[JobId[Any]]) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+class JobId(str, Generic[R]):
+    """A job id (a `str`) that remembers its task's result type for `client.result`.
+
+    `status` is `ok` (submitted), `skipped` (a unique job that already exists: the id is that job's),
+    `rejected` (unique conflict=reject) or `error` (`detail` says why); those two only from best-effort bulk.
+    """
+
+    status: str
+    detail: str
+    task: Task[Any, R] | None
+
+    def __new__(
+        cls, value: str, status: str = "ok", detail: str = "", task: Task[Any, R] | None = None
+    ) -> JobId[R]:
+        self = super().__new__(cls, value)
+        self.status, self.detail, self.task = status, detail, task
+        return self
+
+    @property
+    def accepted(self) -> bool:
+        return self.status in ("ok", "skipped")
+
+
+@dataclass(frozen=True)
+class Unique:
+    """At most one job with this key within `within`; on a clash: skip (return the existing job's id),
+    reject (raise JobRejected), or replace (cancel the existing job if it has not started)."""
+
+    key: str
+    within: Duration
+    conflict: str = "skip"
+
+    def __post_init__(self) -> None:
+        check_part("unique key", self.key)
+        if self.conflict not in CONFLICTS:
+            raise ValueError(f"conflict {self.conflict!r} is not one of {', '.join(CONFLICTS)}")
+        if to_ms(self.within, "unique within") <= 0:
+            raise ValueError("unique `within` must be longer than 0")
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    queue: str | None = None
+    priority: str | None = None
+    delay: Duration | None = None
+    retry: RetryPlan | None = None
+    unique: Unique | None = None
+    timeout: Duration | None = None
+    deadline: Duration | None = None
+    dead_letter: str | None = None
+
+
+NO_OPTIONS = JobOptions()
+_NONE = (None,) * 8
+
+
+def job_options(
+    queue: str | None,
+    priority: str | None,
+    delay: Duration | None,
+    retry: RetryPlan | None,
+    unique: Unique | None,
+    timeout: Duration | None,
+    deadline: Duration | None,
+    dead_letter: str | None,
+) -> JobOptions:
+    """The options of one call; the shared `NO_OPTIONS` when none is given (most calls: no new object)."""
+    values = (queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+    return NO_OPTIONS if values == _NONE else JobOptions(*values)
+
+
+_ids = itertools.count(random.SystemRandom().getrandbits(62))
+
+
+def new_job_id() -> str:
+    """16 hex characters: a random 62-bit start per process, then counting (cheap and collision-free
+    in practice: two processes collide only if their starts are within their job counts)."""
+    return f"{next(_ids) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+Spec = tuple[str, str, int, str]  # task, queue, priority level, options JSON
+
+
+class Prepared:
+    """One job ready to submit (a plain class: bulk calls make many). A lean job's id is '' until the
+    enqueue script says which stream entry it got; the JobId is made once, from the script's reply."""
+
+    __slots__ = ("job_id", "payload", "spec", "task")
+
+    def __init__(self, spec: Spec, job_id: str, payload: str, task: Task[Any, Any] | None = None) -> None:
+        self.spec, self.job_id, self.payload, self.task = spec, job_id, payload, task
+
+
+@lru_cache(maxsize=256)
+def needs_record(opts: str, queue: str) -> bool:
+    """A delay (the delayed set holds ids), a deadline (its clock starts at enqueue) or a unique key (it
+    names its holder) needs a job record at once; any other job is lean (runtime/lean.py) unless its queue's
+    name would make an id that a URL path cannot carry (a lean id holds the queue name)."""
+    if not lean.URL_SAFE.match(queue):
+        return True
+    return bool(opts) and any(k in json.loads(opts) for k in ("d", "dl", "uk"))
+
+
+def priority_level(priority: str | int) -> int:
+    if isinstance(priority, int) and 0 <= priority < len(PRIORITIES):
+        return priority
+    if priority in PRIORITIES:
+        return PRIORITIES.index(str(priority))
+    raise ValueError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
+
+
+class Known:
+    """What one (task, options) pair always gives: its spec, its argument check and payload version."""
+
+    __slots__ = ("record", "spec", "validate", "version")
+
+    def __init__(self, spec: Spec, task: Task[Any, Any] | None) -> None:
+        self.spec = spec
+        self.record = needs_record(spec[3], spec[1])  # else lean: no id until the script gives one
+        self.validate = validator(task).validate if task is not None else None
+        self.version = task.options.version if task is not None else None
+
+
+KNOWN_LIMIT = 4096  # (task, options) pairs a builder remembers before it starts over
+
+
+class Batch:
+    """What one submission sends: `calls` (each the ARGV of one enqueue script call), or for an all-or-
+    nothing submission too big for one call, the `staged` fields and one call that commits them: the
+    fields go to a staging list (pages of 1,000), then one script call checks and writes every job. A
+    client that dies before the last call leaves only the staging list, which expires."""
+
+    __slots__ = ("calls", "jobs", "stage", "staged")
+
+    def __init__(
+        self,
+        jobs: Sequence[Prepared],
+        calls: list[list[Arg]],
+        stage: str | None = None,
+        staged: list[str | int] | None = None,
+    ) -> None:
+        self.jobs, self.calls, self.stage, self.staged = jobs, calls, stage, staged
+
+    @property
+    def single(self) -> list[Arg] | None:
+        """The ARGV when the batch is one script call (sent alone: no pipeline, no script check)."""
+        return self.calls[0] if self.stage is None and len(self.calls) == 1 else None
+
+    def fill(self, pipe: Any) -> None:
+        """Queue the batch on a pipeline (sync or asyncio: queueing is the same)."""
+        if self.stage is None or self.staged is None:
+            for argv in self.calls:
+                queue_script(pipe, "enqueue", [], argv)
+            return
+        for start in range(0, len(self.staged), MAX_SCRIPT_ARGS):
+            pipe.rpush(self.stage, *self.staged[start : start + MAX_SCRIPT_ARGS])
+        pipe.pexpire(self.stage, 60_000)
+        queue_script(pipe, "enqueue", [self.stage], self.calls[0])
+
+    def replies(self, executed: Sequence[Any]) -> list[list[str]]:
+        """The script replies among a pipeline's replies."""
+        return [executed[-1]] if self.stage is not None else list(executed)
+
+    def results(self, replies: Sequence[Sequence[str]]) -> list[JobId[Any]]:
+        return parse_replies(self.jobs, replies)
+
+
+class JobBuilder:
+    """The I/O-free half of submitting, shared by the asyncio `Submitter` and the sync client
+    (runtime/sync.py): checks and encodes jobs, builds the enqueue script's arguments (paging so no call
+    has over ~1,000 arguments) and reads its replies."""
+
+    def __init__(self, keys: Keys, settings: PayloadSettings) -> None:
+        self.keys, self.settings = keys, settings
+        self._known: dict[tuple[object, JobOptions], Known] = {}
+
+    def prepare(
+        self,
+        target: TaskLike | Call[Any],
+        kwargs: Mapping[str, Any],
+        options: JobOptions,
+        specs: dict[tuple[int, int], Known] | None = None,
+    ) -> Prepared:
+        """Check one job and encode it. The (task, options) part is worked out once: `specs` caches it
+        across a bulk call; without it, the builder remembers it by value (options that cannot be hashed,
+        such as a retry plan, are worked out each time)."""
+        task: Task[Any, Any] | None
+        if isinstance(target, Call):
+            task, kwargs = target.task, {**target.kwargs, **kwargs}
+        elif isinstance(target, Task):
+            task = target
+        elif isinstance(target, str):
+            task = None
+        else:
+            raise TypeError(f"expected a task, a task name or task.call(...), got {type(target).__name__}")
+        known = self._known_for(task, target, options, specs)
+        if known.validate is not None:
+            known.validate(kwargs)
+        payload = payloads.encode(dict(kwargs), self.settings, known.version)
+        return Prepared(known.spec, new_job_id() if known.record else "", payload, task)
+
+    def _known_for(
+        self,
+        task: Task[Any, Any] | None,
+        target: object,
+        options: JobOptions,
+        specs: dict[tuple[int, int], Known] | None,
+    ) -> Known:
+        if specs is not None:
+            key = (id(task if task is not None else target), id(options))
+            known = specs.get(key)
+            if known is None:
+                known = specs[key] = Known(self._spec(task, target, options), task)
+            return known
+        value_key = (task if task is not None else target, options)
+        try:
+            hit = self._known.get(value_key)
+        except TypeError:  # unhashable options (a retry plan holds lists)
+            return Known(self._spec(task, target, options), task)
+        if hit is None:
+            if len(self._known) >= KNOWN_LIMIT:
+                self._known.clear()
+            hit = self._known[value_key] = Known(self._spec(task, target, options), task)
+        return hit
+
+    def _spec(self, task: Task[Any, Any] | None, target: object, options: JobOptions) -> Spec:
+        name = task.name if task is not None else check_part("task name", str(target))
+        queue = options.queue or (task.options.queue if task else None) or DEFAULT_QUEUE
+        priority = options.priority or (task.options.priority if task else None) or "normal"
+        return (name, check_part("queue name", queue), priority_level(priority), opts_json(options, task))
+
+    def prepare_many(self, calls: Sequence[BulkItem], options: JobOptions) -> list[Prepared]:
+        """`enqueue_many`'s items: `task.call(...)`, `(task_or_name, kwargs)` or `(…, kwargs, overrides)`."""
+        jobs: list[Prepared] = []
+        specs: dict[tuple[int, int], Known] = {}
+        for item in calls:
+            own = options
+            target: TaskLike | Call[Any]
+            kwargs: Mapping[str, Any]
+            if isinstance(item, Call):
+                target, kwargs = item, {}
+            elif len(item) == 3:
+                target, kwargs, overrides = item
+                own = dataclasses.replace(options, **overrides)
+            else:
+                target, kwargs = item[0], item[1]
+            jobs.append(self.prepare(target, kwargs, own, specs if own is options else None))
+        return jobs
+
+    def batch(self, jobs: Sequence[Prepared], atomic: bool) -> Batch:
+        if len(jobs) > MAX_BULK:
+            raise ValueError(f"{len(jobs)} jobs in one call; the limit is {MAX_BULK}")
+        if not jobs:
+            return Batch(jobs, [])
+        mode = "all" if atomic else "each"
+        if len(jobs) == 1:
+            return Batch(jobs, [[*self._head(mode), *_page_args(jobs)]])
+        pages = _pages(jobs, MAX_SCRIPT_ARGS - 6)
+        if atomic and len(pages) > 1:
+            fields = _page_args(jobs)
+            head = [*self._head(mode), len(fields)]
+            return Batch(jobs, [head], self.keys.staging(uuid.uuid4().hex), fields)
+        head = self._head(mode)
+        return Batch(jobs, [[*head, *_page_args(page)] for page in pages])
+
+    def _head(self, mode: str) -> list[Arg]:
+        return [self.keys.prefix, now_ms(), mode, self.settings.max_bytes]
+
+
+class Submitter(JobBuilder):
+    """Submits jobs with the asyncio client: one script call alone, or one pipeline of them."""
+
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, settings: PayloadSettings) -> None:
+        super().__init__(keys, settings)
+        self.redis, self.scripts = redis, scripts
+
+    async def submit(self, jobs: Sequence[Prepared], atomic: bool) -> list[JobId[Any]]:
+        batch = self.batch(jobs, atomic)
+        return batch.results(await self._send(batch))
+
+    async def _send(self, batch: Batch) -> list[list[str]]:
+        if batch.single is not None:
+            return [await self.scripts.call("enqueue", [], batch.single)]
+        if not batch.calls:
+            return []
+        await self.scripts.ensure_loaded()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            batch.fill(pipe)
+            return batch.replies(await pipe.execute())
+
+
+class SyncSubmitter(JobBuilder):
+    """`Submitter` for the sync client (runtime/sync.py): the same batches on redis-py's sync client."""
+
+    def __init__(self, redis: SyncRedis, keys: Keys, scripts: SyncScripts, settings: PayloadSettings) -> None:
+        super().__init__(keys, settings)
+        self.redis, self.scripts = redis, scripts
+
+    def submit(self, jobs: Sequence[Prepared], atomic: bool) -> list[JobId[Any]]:
+        batch = self.batch(jobs, atomic)
+        return batch.results(self._send(batch))
+
+    def _send(self, batch: Batch) -> list[list[str]]:
+        if batch.single is not None:
+            return [self.scripts.call("enqueue", [], batch.single)]
+        if not batch.calls:
+            return []
+        self.scripts.ensure_loaded()
+        with self.redis.pipeline(transaction=False) as pipe:
+            batch.fill(pipe)
+            return batch.replies(pipe.execute())
+
+
+def _pages(jobs: Sequence[Prepared], limit: int) -> list[Sequence[Prepared]]:
+    """Split jobs so each page's specs (4 fields each, once per page) and jobs (1 field) fit `limit`."""
+    pages: list[Sequence[Prepared]] = []
+    start, seen = 0, set[Spec]()
+    for i, job in enumerate(jobs):
+        cost = len(seen) * 4 + (i - start) + 1 + (0 if job.spec in seen else 4)
+        if cost > limit:
+            pages.append(jobs[start:i])
+            start, seen = i, set[Spec]()
+        seen.add(job.spec)
+    pages.append(jobs[start:])
+    return pages
+
+
+def _page_args(jobs: Sequence[Prepared]) -> list[str | int]:
+    """The enqueue script's arguments for a page: spec field count, spec fields, one field a job."""
+    if len(jobs) == 1:  # one-by-one enqueue: the common case, without the spec index
+        return [4, *jobs[0].spec, _row(jobs[0], 0)]
+    index: dict[Spec, int] = {}
+    rows: list[str | int] = []
+    for job in jobs:
+        rows.append(_row(job, index.setdefault(job.spec, len(index))))
+    specs: list[str | int] = [v for spec in index for v in spec]
+    return [len(specs), *specs, *rows]
+
+
+def _row(job: Prepared, spec_number: int) -> str:
+    return f"{job.job_id or '.'}{spec_number}|{job.payload}"  # '.': a lean job, the script makes its id
+
+
+def opts_json(options: JobOptions, task: Task[Any, Any] | None) -> str:
+    """The options a job carries, compactly (most jobs carry none: an empty string)."""
+    o: dict[str, Any] = {}
+    t = task.options if task is not None else None
+    if options.delay is not None:
+        delay = to_ms(options.delay, "delay")
+        if delay > 0:
+            o["d"] = delay
+    deadline = options.deadline if options.deadline is not None else None
+    deadline_ms = to_ms(deadline, "deadline") if deadline is not None else (t.deadline_ms if t else None)
+    if deadline_ms:
+        o["dl"] = deadline_ms
+    timeout_ms = (
+        to_ms(options.timeout, "timeout") if options.timeout is not None else (t.timeout_ms if t else None)
+    )
+    if timeout_ms:
+        o["t"] = timeout_ms
+    retry = options.retry or (t.retry if t else None)
+    if retry is not None and (retry.kind != "none" or retry.rules or retry.never):
+        o["r"] = retry.model_dump(mode="json", exclude_defaults=True)
+    dead_letter = options.dead_letter or (t.dead_letter if t else None)
+    if dead_letter:
+        o["dlq"] = check_part("dead-letter queue name", dead_letter)
+    if options.unique is not None:
+        u = options.unique
+        o.update(uk=u.key, ut=to_ms(u.within), uc=u.conflict)
+    return json.dumps(o, separators=(",", ":")) if o else ""
+
+
+def parse_replies(jobs: Sequence[Prepared], replies: Sequence[Sequence[str]]) -> list[JobId[Any]]:
+    """The enqueue script's replies (`["done"|"aborted", status per job]` per call) as one JobId a job;
+    BulkRejected when an all-or-nothing submission was refused. The one reader of those replies: the
+    asyncio and the sync client both go through here."""
+    flat = [s for reply in replies for s in reply[1:]]
+    results = [_result(job, status) for job, status in zip(jobs, flat, strict=True)]
+    if any(reply[0] == "aborted" for reply in replies):
+        problems = [r for r in results if not r.accepted]
+        first = problems[0] if problems else results[0]
+        raise BulkRejected(
+            f"{len(problems)} of {len(jobs)} jobs refused, nothing submitted "
+            f"(first: job {first} {first.status}: {first.detail})",
+            results,
+        )
+    return results
+
+
+def refusal(err: BulkRejected) -> ValueError:
+    """What `enqueue` (one job) raises when the script refused its job: JobRejected or ValueError."""
+    result = err.results[0]
+    if result.status == "rejected":
+        return JobRejected(f"job refused: {result.detail}", result.detail.split()[1])
+    return ValueError(f"job refused: {result.detail}")
+
+
+def _result(job: Prepared, status: str) -> JobId[Any]:
+    kind, _, detail = status.partition(":")
+    if kind == "ok":
+        if detail:  # a lean job: its id names the entry it got
+            return JobId(lean.lean_id(job.spec[1], job.spec[2], detail), task=job.task)
+        return JobId(job.job_id, task=job.task)
+    if kind == "skip":
+        return JobId(detail, "skipped", f"a job with this unique key exists: {detail}", job.task)
+    if kind == "reject":
+        return JobId(job.job_id, "rejected", f"job {detail} holds the unique key", job.task)
+    return JobId(job.job_id, "error", detail, job.task)
+
+
+JOB_FIELDS = (
+    "state",
+    "attempt",
+    "result",
+    "error",
+    "reason",
+    "task",
+    "queue",
+    "prio",
+    "run",
+    "name",
+    "worker",
+    "enqueued",
+    "started",
+    "finished",
+    "due",
+)
+
+
+def queue_job_read(pipe: Any, keys: Keys, job_id: str) -> bool:
+    """Queue the reads `job_row` needs on a pipeline (sync or asyncio); True when the id is a lean one."""
+    is_lean = lean.queue_lookup(pipe, keys, job_id)
+    pipe.hmget(keys.job(job_id), *JOB_FIELDS)
+    return is_lean
+
+
+def job_row(job_id: str, replies: Sequence[Any], is_lean: bool) -> Sequence[Any]:
+    """The JOB_FIELDS of a job from those reads: its record, or a queued lean job's entry."""
+    row: Sequence[Any] = replies[-1]
+    if row[0] is None and is_lean:  # no record: a lean job queued (its entry), or none at all
+        found = lean.record(job_id, replies[0])
+        if found:
+            return [found.get(f) for f in JOB_FIELDS]
+    return row
+
+
+def job_info(job_id: str, row: Sequence[Any], settings: PayloadSettings) -> JobInfo:
+    state, attempt, result, error, reason, task, queue, prio, run, name, worker, *times = row
+    if state is None:
+        raise JobNotFound(f"no job {job_id}")
+    value = None
+    if result is not None:
+        try:
+            value = payloads.value(result, settings)
+        except payloads.PayloadError as err:
+            value = f"<unreadable result: {err}>"
+    return JobInfo(
+        name=name or task or "",
+        state=state,
+        attempt=int(attempt or 0),
+        result=value,
+        error=json.loads(error) if error else None,
+        reason=reason,
+        id=job_id,
+        task=task or "",
+        queue=queue or "",
+        priority=PRIORITIES[int(prio)] if prio not in (None, "") else "",
+        run_id=run or "",
+        worker=worker or "",
+        enqueued_ms=_int(times[0]),
+        started_ms=_int(times[1]),
+        finished_ms=_int(times[2]),
+        due_ms=_int(times[3]),
+    )
+
+
+def outcome(job_id: str, info: JobInfo) -> Any:
+    """An ended job's result (in its task's return type when `job_id` is a JobId that knows its task);
+    JobFailed (with the error and traceback) when it was dead-lettered, JobCancelled / JobSkipped."""
+    if info.state == "succeeded":
+        task = job_id.task if isinstance(job_id, JobId) else None
+        return validator(task).result_value(info.result) if task is not None else info.result
+    if info.state == "dead":
+        error = info.error or {}
+        raise JobFailed(
+            job_id,
+            f"job {job_id} failed: {error.get('type', 'Error')}: {error.get('message', '')}",
+            error,
+        )
+    if info.state == "cancelled":
+        raise JobCancelled(job_id, f"job {job_id} was cancelled: {info.reason or ''}")
+    raise JobSkipped(job_id, f"job {job_id} was skipped: {info.reason or ''}")
+
+
+def cancel_status(job_id: str, reply: Sequence[Any]) -> str:
+    """The cancel script's reply for one job."""
+    [status] = reply
+    if status == "missing":
+        raise JobNotFound(f"no job {job_id}")
+    return str(status)
+
+
+def _int(value: str | None) -> int | None:
+    return None if value in (None, "") else int(str(value))

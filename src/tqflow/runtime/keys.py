@@ -1,0 +1,92 @@
+"""The one owner of the Redis key layout. Nothing else builds a key string.
+
+Every key starts with the namespace in a hash tag, `{ns}`, so one deployment lives in one Redis
+Cluster slot. The Lua scripts receive `prefix` and build job and run keys with the same suffixes
+as `job()` and `run()` below (see lua/common.lua); tests pin both.
+"""
+
+from __future__ import annotations
+
+import re
+
+from tqflow.plan import PRIORITIES
+
+NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+GROUP = "tqflow"
+MAX_KEY_PART = 200  # user-given key parts (queue names, unique keys, dead-letter names)
+
+
+class KeyPartError(ValueError):
+    """A user-given part of a key is empty, too long, or holds a character that would break the layout."""
+
+
+def check_part(what: str, value: str, max_len: int = MAX_KEY_PART) -> str:
+    """Validate a user-given key part: non-empty, bounded, no hash-tag braces, no whitespace."""
+    if not isinstance(value, str) or not value:
+        raise KeyPartError(f"{what} must be a non-empty string, got {value!r}")
+    if len(value) > max_len:
+        raise KeyPartError(f"{what} is {len(value)} characters long; the limit is {max_len}")
+    if "{" in value or "}" in value or any(c.isspace() for c in value):
+        raise KeyPartError(f"{what} {value[:40]!r} must not contain braces or whitespace")
+    return value
+
+
+class Keys:
+    def __init__(self, namespace: str = "tqflow") -> None:
+        if not NAMESPACE_RE.match(namespace):
+            raise ValueError(
+                f"namespace {namespace!r} must be 1-64 characters of letters, digits, '_', '.', ':' or '-'"
+            )
+        self.namespace = namespace
+        self.prefix = "{" + namespace + "}"
+        self.delayed = f"{self.prefix}:delayed"
+        self.delayed_wake = f"{self.prefix}:delayed:wake"
+        self.dlq = f"{self.prefix}:dlq"
+        self.runs = f"{self.prefix}:runs"
+        self.flows = f"{self.prefix}:flows"
+        self.queues = f"{self.prefix}:queues"
+        self.dlqs = f"{self.prefix}:dlqs"  # names of the named dead-letter queues
+        self.done_channel = f"{self.prefix}:done"  # job ids that someone waits for, when they end
+        self.cancel_channel = f"{self.prefix}:cancel"  # running job ids to stop
+        self.group = GROUP
+
+    def stream(self, queue: str, priority: int) -> str:
+        return f"{self.prefix}:q:{queue}:{priority}"
+
+    def streams(self, queue: str) -> list[str]:
+        return [self.stream(queue, level) for level in range(len(PRIORITIES))]
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def run(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}"
+
+    def run_done(self, run_id: str) -> str:
+        return f"{self.prefix}:run:{run_id}:done"
+
+    def flow(self, name: str) -> str:
+        return f"{self.prefix}:flow:{name}"
+
+    def unique(self, key: str) -> str:
+        return f"{self.prefix}:u:{key}"
+
+    def staging(self, token: str) -> str:
+        return f"{self.prefix}:stage:{token}"
+
+    def dead_letter(self, name: str | None) -> str:
+        return f"{self.dlq}:{name}" if name else self.dlq
+
+    # Observability (runtime/attempts.py, runtime/alerts.py) — additive.
+    def attempts(self, job_id: str) -> str:
+        """A capped list of one job's attempts (JSON), newest last."""
+        return f"{self.prefix}:job:{job_id}:attempts"
+
+    def alert_sent(self, kind: str, subject: str) -> str:
+        """Set NX when an alert goes out, so several monitors send it once."""
+        return f"{self.prefix}:alert:{kind}:{subject}"
+
+    @property
+    def alert_cursor(self) -> str:
+        """A hash of how far the alert monitors have read (DLQ score, runs being watched)."""
+        return f"{self.prefix}:alert:cursor"

@@ -1,0 +1,203 @@
+"""Starting a run of a deployed flow and reading it back."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+
+from tqflow.plan import PRIORITIES, FlowPlan, JobPlan, canonical_json
+from tqflow.runtime import codec, payloads
+from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
+from tqflow.runtime.keys import Keys
+from tqflow.runtime.params import resolve_params
+from tqflow.runtime.scripts import Scripts
+
+TERMINAL_JOB_STATES = ("succeeded", "dead", "skipped", "cancelled")
+TERMINAL_RUN_STATES = ("succeeded", "failed", "cancelled")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def new_run_id() -> str:
+    # Time-ordered: milliseconds in hex, then randomness.
+    return f"{now_ms():011x}{uuid.uuid4().hex[:10]}"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    name: str  # the job's name in its flow; the task name for a standalone job
+    state: str
+    attempt: int
+    result: Any = None
+    error: dict[str, Any] | None = None
+    reason: str | None = None
+    id: str = ""
+    task: str = ""
+    queue: str = ""
+    priority: str = ""
+    run_id: str = ""
+    worker: str = ""
+    enqueued_ms: int | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    due_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: str
+    flow: str
+    version: int
+    state: str
+    params: dict[str, Any]
+    jobs: dict[str, JobInfo]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    output_errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_RUN_STATES
+
+
+def run_environment(run_id: str, created_ms: int) -> dict[str, Any]:
+    moment = dt.datetime.fromtimestamp(created_ms / 1000, dt.UTC)
+    return {"id": run_id, "date": moment.date().isoformat(), "time": moment.isoformat()}
+
+
+def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
+    """What each job's hash holds for a run: the plan's job, flattened for the Lua scripts."""
+    dependents = flow.dependents()
+    records = []
+    for name in flow.order:
+        job = flow.jobs[name]
+        records.append(
+            {
+                "name": name,
+                "flow": flow.name,
+                "task": job.task.name,
+                "args": canonical_json(job.args),
+                "queue": job.queue,
+                "prio": PRIORITIES.index(job.priority),
+                "opts": job_opts(job),
+                "delay_ms": job.delay_ms,
+                "deadline_ms": job.deadline_ms or 0,
+                "fan_out": canonical_json(job.fan_out) if job.fan_out else "",
+                "unique": job.unique.model_dump_json() if job.unique else "",
+                "when": canonical_json(job.when) if job.when else "",
+                "after": canonical_json(job.after) if job.after else "",
+                "data_deps": canonical_json(job.data_deps),
+                "dependents": canonical_json(dependents[name]),
+                "deps_left": len(job.waits_for),
+            }
+        )
+    return records
+
+
+def job_opts(job: JobPlan) -> str:
+    """The options the worker reads (same form as a standalone job's): retry, timeout, dead-letter queue."""
+    opts: dict[str, Any] = {}
+    if job.retry.kind != "none" or job.retry.rules or job.retry.never:
+        opts["r"] = job.retry.model_dump(mode="json", exclude_defaults=True)
+    if job.timeout_ms:
+        opts["t"] = job.timeout_ms
+    if job.deadline_ms:
+        opts["dl"] = job.deadline_ms
+    if job.dead_letter:
+        opts["dlq"] = job.dead_letter
+    return json.dumps(opts, separators=(",", ":")) if opts else ""
+
+
+async def start_run(
+    redis: Redis,
+    keys: Keys,
+    scripts: Scripts,
+    flow: FlowPlan,
+    version: int,
+    params: Mapping[str, Any] | None = None,
+    run_id: str | None = None,
+) -> str:
+    run_id = run_id or new_run_id()
+    created = now_ms()
+    values = resolve_params(flow, params or {}, run_environment(run_id, created))
+    run_fields = {
+        "flow": flow.name,
+        "version": str(version),
+        "plan_id": flow.id,
+        "params": codec.encode(values),
+    }
+    await scripts.submit_run(
+        keys=[keys.run(run_id)],
+        args=[keys.prefix, created, run_id, json.dumps(run_fields), json.dumps(job_records(flow))],
+    )
+    return run_id
+
+
+async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None = None) -> RunInfo:
+    run = await redis.hgetall(keys.run(run_id))
+    if not run:
+        raise LookupError(f"no run {run_id}")
+    names = flow.order if flow is not None else []
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hmget(keys.job(f"{run_id}.{name}"), "state", "attempt", "result", "error", "reason")
+        rows = await pipe.execute()
+    jobs = {
+        name: JobInfo(
+            name,
+            row[0] or "unknown",
+            int(row[1] or 0),
+            _result(row[2]),
+            json.loads(row[3]) if row[3] else None,
+            row[4],
+        )
+        for name, row in zip(names, rows, strict=True)
+    }
+    params = codec.decode(run.get("params"))
+    outputs, output_errors = {}, {}
+    if flow is not None and run.get("state") == "succeeded":
+        env = Environment(
+            params=params,
+            outputs={n: j.result for n, j in jobs.items() if j.state == "succeeded"},
+            run=run_environment(run_id, int(run.get("created", 0))),
+        )
+        for output in flow.outputs:
+            try:
+                outputs[output.name] = evaluate(output.value, env)
+            except ExpressionError as err:
+                output_errors[output.name] = str(err)
+    return RunInfo(
+        run_id, str(run["flow"]), int(run["version"]), str(run["state"]), params, jobs, outputs, output_errors
+    )
+
+
+async def wait_run(redis: Redis, keys: Keys, run_id: str, timeout: float | None = None) -> str:
+    """Block until the run is terminal; returns its state ('' on timeout)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        state = await redis.hget(keys.run(run_id), "state")
+        if state in TERMINAL_RUN_STATES:
+            return str(state)
+        wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
+        if wait <= 0:
+            return ""
+        # The run's :done list gets an element when it finishes; BLPOP then returns at once.
+        done = await redis.blpop([keys.run_done(run_id)], timeout=max(wait, 0.01))
+        if done:
+            await redis.rpush(keys.run_done(run_id), done[1])  # leave it for other waiters
+            return str(done[1])
+
+
+def _result(text: str | None) -> Any:
+    try:
+        return payloads.value(text)
+    except payloads.PayloadError as err:
+        return f"<unreadable result: {err}>"

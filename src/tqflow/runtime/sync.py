@@ -1,0 +1,278 @@
+"""A synchronous client for code without an event loop (scripts, Django views, …).
+
+    with SyncClient.from_url("redis://localhost:6379") as client:
+        job_id = client.enqueue(resize, image="a.png")
+        print(client.result(job_id, timeout=30))
+
+Native (plain redis-py sync calls, no event loop, no thread): `enqueue`, `enqueue_many`, `result`, `job`
+and `cancel`. They share everything but the I/O with the asyncio `Client` (runtime/jobs.py: `JobBuilder`
+checks, encodes and pages jobs, `parse_replies` reads the enqueue script's replies, `outcome` a finished
+job's) and call the same Lua scripts by SHA, reloading them on NOSCRIPT (runtime/scripts.py). One enqueue is
+one EVALSHA round trip. Every other `Client` method (start_run, wait, run_info, deploy, reprioritize,
+cancel_run, replay, dead_letters, …) runs the asyncio `Client` on a private event loop in a daemon
+thread, started on the first such call; each call waits for its result.
+
+A SyncClient may be shared by threads: script calls use the connection the client keeps when it is free,
+else one of the pool's (runtime/scripts.py `SyncScripts`); every other call takes one of the pool's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any, TypeVar, overload
+
+from redis import Redis
+from redis.client import PubSub
+
+from tqflow.plan import RetryPlan
+from tqflow.plan.durations import Duration
+from tqflow.runtime.client import Client
+from tqflow.runtime.connection import connect, connect_sync
+from tqflow.runtime.jobs import (
+    BulkItem,
+    BulkRejected,
+    JobId,
+    SyncSubmitter,
+    Unique,
+    cancel_status,
+    job_info,
+    job_options,
+    job_row,
+    outcome,
+    queue_job_read,
+    refusal,
+)
+from tqflow.runtime.keys import Keys
+from tqflow.runtime.payloads import PayloadSettings
+from tqflow.runtime.runs import JobInfo, now_ms
+from tqflow.runtime.scripts import SyncScripts
+from tqflow.runtime.task import Call, Task
+from tqflow.runtime.waiter import after_watch
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class SyncClient:
+    def __init__(
+        self, url: str, namespace: str = "tqflow", payload_settings: PayloadSettings | None = None
+    ) -> None:
+        self.url = url
+        self.redis: Redis = connect_sync(url)
+        self.keys = Keys(namespace)
+        self.payload_settings = payload_settings or PayloadSettings()
+        self.scripts = SyncScripts(self.redis)
+        self.submitter = SyncSubmitter(self.redis, self.keys, self.scripts, self.payload_settings)
+        self.waiter = SyncWaiter(self.redis, self.keys, self.scripts)
+        self._client: Client | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(
+        cls, url: str, namespace: str = "tqflow", payload_settings: PayloadSettings | None = None
+    ) -> SyncClient:
+        return cls(url, namespace, payload_settings)
+
+    # -- native: standalone jobs ------------------------------------------------------------------
+
+    @overload
+    def enqueue(
+        self,
+        task: Task[Any, R] | Call[R],
+        /,
+        *,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        unique: Unique | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        **kwargs: Any,
+    ) -> JobId[R]: ...
+
+    @overload
+    def enqueue(
+        self,
+        task: str,
+        /,
+        *,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        unique: Unique | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        **kwargs: Any,
+    ) -> JobId[Any]: ...
+
+    def enqueue(
+        self,
+        task: Task[Any, Any] | str | Call[Any],
+        /,
+        *,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        unique: Unique | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        **kwargs: Any,
+    ) -> JobId[Any]:
+        """`Client.enqueue`, synchronously: one EVALSHA."""
+        options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        job = self.submitter.prepare(task, kwargs, options)
+        try:
+            [result] = self.submitter.submit([job], atomic=True)
+        except BulkRejected as err:
+            raise refusal(err) from None
+        return result
+
+    def enqueue_many(
+        self,
+        calls: Sequence[BulkItem],
+        *,
+        atomic: bool = True,
+        queue: str | None = None,
+        priority: str | None = None,
+        delay: Duration | None = None,
+        retry: RetryPlan | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+    ) -> list[JobId[Any]]:
+        """`Client.enqueue_many`, synchronously: one script call or one pipeline of them."""
+        options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
+        return self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
+
+    @overload
+    def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
+
+    @overload
+    def result(self, job_id: str, timeout: float | None = None) -> Any: ...
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """`Client.result`, synchronously (a pub/sub subscription for the wait, no polling)."""
+        state = self.waiter.wait(job_id, timeout)
+        if state is None:
+            raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
+        return outcome(job_id, self.job(job_id))
+
+    def job(self, job_id: str) -> JobInfo:
+        """`Client.job`, synchronously: the record, or a queued lean job's entry (one round trip)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            is_lean = queue_job_read(pipe, self.keys, job_id)
+            replies = pipe.execute()
+        return job_info(job_id, job_row(job_id, replies, is_lean), self.payload_settings)
+
+    def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
+        """`Client.cancel`, synchronously."""
+        reply = self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
+        return cancel_status(job_id, reply)
+
+    # -- everything else: the asyncio client on a private loop --------------------------------------
+
+    @property
+    def client(self) -> Client:
+        """The asyncio `Client` behind the methods that are not native (started on first use)."""
+        with self._lock:
+            if self._client is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="tqflow-sync-client", daemon=True)
+                thread.start()
+                self._loop, self._thread = loop, thread
+                self._client = self._run(_make_client(self.url, self.keys.namespace, self.payload_settings))
+            return self._client
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def __getattr__(self, name: str) -> Callable[..., Any]:
+        """Every other coroutine method of `Client` (start_run, wait, run_info, deploy, reprioritize,
+        cancel_run, replay, dead_letters …), called synchronously."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        method = getattr(self.client, name)
+        if not callable(method):
+            return method  # type: ignore[no-any-return]
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = method(*args, **kwargs)
+            if isinstance(result, Awaitable):
+                return self._run(_awaited(result))
+            return result
+
+        return call
+
+    def close(self) -> None:
+        if self._client is not None and self._loop is not None and self._loop.is_running():
+            self._run(self._client.close())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._thread is not None:
+                self._thread.join(5)
+        self.scripts.close()
+        self.redis.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class SyncWaiter:
+    """`Waiter` (runtime/waiter.py) for sync code: each wait subscribes to the done channel (confirmed
+    before `watch.lua` flags the job, so no end is missed) and re-checks the job every `recheck` seconds
+    and after a reconnect (messages may be lost then)."""
+
+    def __init__(self, redis: Redis, keys: Keys, scripts: SyncScripts, recheck: float = 5.0) -> None:
+        self.redis, self.keys, self.scripts, self.recheck = redis, keys, scripts, recheck
+
+    def wait(self, job_id: str, timeout: float | None) -> str | None:
+        """The job's end state once it is terminal; None on timeout; LookupError when there is no job."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self.redis.pubsub()  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self.keys.done_channel)
+            if not _woken(pubsub, None, 10.0):
+                raise TimeoutError("the done channel subscription was not confirmed within 10 s")
+            while True:
+                state = self.scripts.call("watch", [], [self.keys.prefix, job_id])
+                ended, wait = after_watch(job_id, state, self.recheck, deadline, time.monotonic())
+                if ended is not None or wait <= 0:
+                    return ended
+                _woken(pubsub, job_id, wait)
+        finally:
+            pubsub.close()
+
+
+def _woken(pubsub: PubSub, job_id: str | None, seconds: float) -> bool:
+    """Read the subscription until the job's end is published or a (re)subscription is confirmed (True),
+    or `seconds` pass (False)."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        message = pubsub.get_message(timeout=left)
+        if message is not None and (
+            message["type"] == "subscribe" or (message["type"] == "message" and message["data"] == job_id)
+        ):
+            return True
+    return False
+
+
+async def _make_client(url: str, namespace: str, settings: PayloadSettings) -> Client:
+    return Client(connect(url), namespace, settings)
+
+
+async def _awaited(value: Awaitable[T]) -> T:
+    return await value

@@ -1,0 +1,94 @@
+"""The import contract: dsl → compiler → plan ← runtime ← stdlib, the command lines on top.
+
+Every `import` and `from … import` in the package (top level, in functions, under TYPE_CHECKING alike)
+is read with `ast`, so a lazy import inside a function cannot hide a broken rule."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent.parent / "src" / "tqflow"
+
+# Which layers each layer may import (itself included). `plan` is the contract at the bottom.
+ALLOWED: dict[str, set[str]] = {
+    "plan": {"plan"},
+    "dsl": {"dsl", "plan"},
+    "compiler": {"compiler", "dsl", "plan"},
+    "runtime": {"runtime", "plan"},
+    "stdlib": {"stdlib", "runtime", "plan"},
+    "testing": {"testing", "runtime", "plan", "compiler", "dsl"},
+    "lsp": {"lsp", "compiler", "dsl", "plan"},
+    "cli": {"cli", "compiler", "dsl", "plan", "runtime", "stdlib", "lsp"},
+    "": {"plan"},  # tqflow/__init__.py
+}
+
+
+def layer_of(module: str) -> str | None:
+    """`tqflow.runtime.worker` → `runtime`; a module outside tqflow → None."""
+    parts = module.split(".")
+    if parts[0] != "tqflow":
+        return None
+    return parts[1] if len(parts) > 1 else ""
+
+
+def imported_modules(tree: ast.AST, module: str) -> list[tuple[str, int]]:
+    """Every module an AST imports, with the line, relative imports resolved against `module`."""
+    found: list[tuple[str, int]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = module.split(".")[: -node.level]
+                base = ".".join([*parent, base]) if base else ".".join(parent)
+            found.append((base, node.lineno))
+    return found
+
+
+def violations(source: str, module: str) -> list[str]:
+    """The imports in `source` (the text of `module`) that the contract forbids."""
+    own = layer_of(module)
+    assert own is not None and own in ALLOWED, f"{module} is in no known layer; add it to ALLOWED"
+    bad = []
+    for target, line in imported_modules(ast.parse(source), module):
+        other = layer_of(target)
+        if other is not None and other not in ALLOWED[own]:
+            bad.append(f"{module}:{line} imports {target} ({own or 'tqflow'} may not import {other})")
+    return bad
+
+
+def module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def test_every_module_keeps_the_contract() -> None:
+    problems: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        problems += violations(path.read_text(encoding="utf-8"), module_name(path))
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("module", "source"),
+    [
+        ("tqflow.runtime.worker", "from tqflow.dsl.parser import parse\n"),
+        ("tqflow.runtime.worker", "def f():\n    import tqflow.compiler.lower\n"),
+        ("tqflow.plan.model", "from tqflow.runtime import task\n"),
+        ("tqflow.dsl.parser", "from ..compiler import compile_file\n"),
+        ("tqflow.compiler.lower", "from tqflow.runtime.keys import Keys\n"),
+    ],
+)
+def test_a_broken_rule_is_reported(module: str, source: str) -> None:
+    assert violations(source, module), f"{source!r} in {module} should break the contract"
+
+
+def test_allowed_imports_pass() -> None:
+    assert not violations("from tqflow.plan import Plan\nfrom . import keys\n", "tqflow.runtime.worker")
