@@ -56,14 +56,25 @@ class Model:
         found = [r for r in self.refs if _contains(r.span, line, column)]
         return min(found, key=lambda r: r.span.end - r.span.start) if found else None
 
-    def flow_at(self, line: int) -> ast.Flow | None:
-        return next((f for f in self.module.flows if f.span.line <= line <= f.span.end_line), None)
+    def flow_at(self, line: int, column: int) -> ast.Flow | None:
+        return next((f for f in self.module.flows if _within(f.span, line, column)), None)
 
-    def job_at(self, line: int) -> ast.Job | None:
-        flow = self.flow_at(line)
+    def job_at(self, line: int, column: int) -> ast.Job | None:
+        """The job whose statement holds the position (its span runs to the start of the next one)."""
+        flow = self.flow_at(line, column)
         if flow is None:
             return None
-        return next((j for j in flow.jobs if j.span.line <= line <= j.span.end_line), None)
+        return next((j for j in flow.jobs if _within(j.span, line, column)), None)
+
+    def in_job_block(self, job: ast.Job, line: int, column: int) -> bool:
+        """Whether the position is inside the `{ … }` settings block of `job`."""
+        text = self.source.text
+        start, end = job.call.span.end, job.span.end
+        opening, closing = text.find("{", start, end), text.rfind("}", start, end)
+        if opening < 0 or closing < 0:
+            return False
+        offset = _offset(text, line, column)
+        return opening < offset <= closing
 
     def flow(self, name: str | None) -> ast.Flow | None:
         return next((f for f in self.module.flows if f.name == name), None)
@@ -85,13 +96,25 @@ class Model:
         return [r for r in self.refs if r.kind == "job" and r.flow == flow and r.name == name]
 
 
+def _within(span: Span, line: int, column: int) -> bool:
+    """Whether the position is in the half-open span."""
+    return (span.line, span.column) <= (line, column) < (span.end_line, span.end_column)
+
+
+def _offset(text: str, line: int, column: int) -> int:
+    start = 0
+    for _ in range(line - 1):
+        start = text.index("\n", start) + 1
+    return start + column - 1
+
+
 def _contains(span: Span, line: int, column: int) -> bool:
     return (span.line, span.column) <= (line, column) <= (span.end_line, span.end_column)
 
 
-def build(source: Source) -> Model | None:
-    """The model of a document, or None when it does not parse."""
-    module = parse(source, Diagnostics())
+def build(source: Source, errors: Diagnostics | None = None) -> Model | None:
+    """The model of a document, or None when it does not parse (the syntax errors go to `errors`)."""
+    module = parse(source, errors if errors is not None else Diagnostics())
     if module is None:
         return None
     model = Model(source, module)
@@ -108,16 +131,27 @@ def build(source: Source) -> Model | None:
 
 
 def build_lenient(source: Source, line: int) -> Model | None:
-    """The model of a document being typed: if it does not parse, try again without line `line`
-    (1-based; the one being edited is usually the only broken one), keeping every offset in place."""
-    model = build(source)
+    """The model of a document being typed. If it does not parse, try again without the lines with syntax
+    errors, then also without line `line` (1-based: the one being edited), keeping every offset in place."""
+    errors = Diagnostics()
+    model = build(source, errors)
     if model is not None:
         return model
-    lines = source.text.split("\n")
-    if not 0 < line <= len(lines):
-        return None
-    lines[line - 1] = " " * len(lines[line - 1])
-    return build(Source(source.path, "\n".join(lines)))
+    broken = {d.span.line for d in errors.items}
+    for blank in (broken, {*broken, line}):
+        if blank:
+            model = build(Source(source.path, _blank_lines(source.text, blank)))
+            if model is not None:
+                return model
+    return None
+
+
+def _blank_lines(text: str, numbers: set[int]) -> str:
+    lines = text.split("\n")
+    for number in numbers:
+        if 0 < number <= len(lines):
+            lines[number - 1] = " " * len(lines[number - 1])
+    return "\n".join(lines)
 
 
 def module_path(model: Model, use: ast.Use) -> Path | None:

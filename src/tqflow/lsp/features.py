@@ -222,10 +222,10 @@ K = types.CompletionItemKind
 def completion(model: Model | None, index: LineIndex, position: types.Position) -> list[types.CompletionItem]:
     line_text = index.line(position.line)
     prefix = line_text[: index.column(position) - 1]
-    line = position.line + 1
+    line, column = position.line + 1, index.column(position)
     if model is None:
         return _keywords(TOP_KEYWORDS) if re.fullmatch(r"\s*\w*", prefix) else []
-    flow = model.flow_at(line)
+    flow = model.flow_at(line, column)
     dotted = re.search(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.(\w*)$", prefix)
     if dotted:
         return _member_completion(model, flow, dotted.group(1).split("."), line_text)
@@ -238,8 +238,8 @@ def completion(model: Model | None, index: LineIndex, position: types.Position) 
     if re.fullmatch(r"\s*job\s+\w+\s*=\s*\w*", prefix):
         return [_item(alias, K.Module, f"module {m.name}") for alias, m in sorted(model.modules.items())]
     if re.fullmatch(r"\s*\w*", prefix):
-        job = model.job_at(line)
-        if job is not None and job.span.line < line:
+        job = model.job_at(line, column)
+        if job is not None and model.in_job_block(job, line, column):
             return _keywords(JOB_SETTINGS)
         if flow is not None and flow.span.line < line:
             return _keywords(FLOW_KEYWORDS)
@@ -247,7 +247,7 @@ def completion(model: Model | None, index: LineIndex, position: types.Position) 
             return _keywords(TOP_KEYWORDS)
     if flow is None:
         return []
-    return _value_names(model, flow, line, line_text)
+    return _value_names(flow, model.job_at(line, column), line_text)
 
 
 def _keywords(words: Iterable[str]) -> list[types.CompletionItem]:
@@ -406,7 +406,7 @@ def _argument_names(signature: TaskSignature, given: set[str]) -> list[types.Com
     return items
 
 
-def _value_names(model: Model, flow: ast.Flow, line: int, line_text: str) -> list[types.CompletionItem]:
+def _value_names(flow: ast.Flow, job: ast.Job | None, line_text: str) -> list[types.CompletionItem]:
     in_after = re.match(r"\s*after\b", line_text) is not None
     jobs = [_item(j.name, K.Variable, f"job = {j.call.func}(…)") for j in flow.jobs]
     if in_after:
@@ -416,7 +416,6 @@ def _value_names(model: Model, flow: ast.Flow, line: int, line_text: str) -> lis
         _item("params", K.Module, "the flow's parameters"),
         _item("run", K.Module, "id, date, time"),
     ]
-    job = model.job_at(line)
     if job is not None and job.fan_out is not None:
         items.append(_item(job.fan_out.var, K.Variable, "fan-out variable"))
     return items + _keywords(("true", "false", "none"))
