@@ -137,3 +137,19 @@ async def test_errors_in_an_imported_file_are_published_for_that_file(editor: Ed
     since = editor.mark()
     editor.close("importer.tqflow")
     assert await editor.diagnostics(editor.uri("shared.tqflow"), since=since) == []
+
+
+async def test_a_changed_task_module_rechecks_the_open_documents(editor: Editor) -> None:
+    text = HELLO.replace("t.combine(loud=loud.out, letters=3)", "t.fresh(loud=loud.out)")
+    uri = editor.open("watch.tqflow", text)
+    assert [d.code for d in await editor.diagnostics(uri, 1)] == ["TQ0201"]  # no task `fresh` yet
+    tasks = editor.path("tasks.py")
+    tasks.write_text(tasks.read_text() + "\n\n@task\ndef fresh(loud: str) -> str:\n    return loud\n")
+    since = editor.mark()
+    editor.client.workspace_did_change_watched_files(
+        types.DidChangeWatchedFilesParams(
+            changes=[types.FileEvent(uri=editor.uri("tasks.py"), type=types.FileChangeType.Changed)]
+        )
+    )
+    assert await editor.diagnostics(uri, 1, since=since) == []
+    editor.close("watch.tqflow")
