@@ -91,3 +91,41 @@ async def test_definition_of_a_job_reference_and_of_a_module(editor: Editor) -> 
     assert where.range.start == position(HELLO, "name: Str")
     where = await definition(editor, "def3.tqflow", HELLO, "use tasks as t", at=13)
     assert where.uri == editor.uri("tasks.py")
+
+
+async def test_references_of_a_job(editor: Editor) -> None:
+    editor.open("refs.tqflow", HELLO)
+    result = await editor.client.text_document_references_async(
+        types.ReferenceParams(
+            text_document=editor.doc("refs.tqflow"),
+            position=position(HELLO, "job greeting", at=5),
+            context=types.ReferenceContext(include_declaration=False),
+        )
+    )
+    assert result is not None
+    assert [r.range.start for r in result] == [
+        position(HELLO, "greeting.out"),
+        position(HELLO, "after greeting", at=6),
+        position(HELLO, "greeting.out", nth=1),
+    ]
+
+
+async def test_outline_of_flows_jobs_parameters_and_outputs(editor: Editor) -> None:
+    editor.open("outline.tqflow", HELLO)
+    result = await editor.client.text_document_document_symbol_async(
+        types.DocumentSymbolParams(text_document=editor.doc("outline.tqflow"))
+    )
+    assert result is not None
+    (flow,) = result
+    assert isinstance(flow, types.DocumentSymbol) and flow.name == "hello"
+    assert [(c.name, c.detail) for c in flow.children or []] == [
+        ("name", "Str"),
+        ("greeting", "t.greet"),
+        ("loud", "t.shout"),
+        ("summary", "t.report"),
+        ("merged", "t.combine"),
+        ("title", "output"),
+        ("greeting", "output"),
+    ]
+    title = (flow.children or [])[5]
+    assert title.selection_range.start == position(HELLO, "output title", at=7)

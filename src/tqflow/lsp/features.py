@@ -13,7 +13,7 @@ from tqflow.compiler.python_tasks import TaskSignature
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostic, Severity
 from tqflow.dsl.formatter import FormatError, format_source
-from tqflow.dsl.source import Source
+from tqflow.dsl.source import Source, Span
 from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, build, module_path
 from tqflow.lsp.positions import LineIndex
 from tqflow.lsp.python_info import PyFunction, PyModule, class_name, read_python
@@ -474,3 +474,71 @@ def rename(
         raise RenameError(f"`{new_name}` cannot be a job's name here (the file would no longer parse)")
     edits = [types.TextEdit(range=index.range(r.span), new_text=new_name) for r in refs]
     return types.WorkspaceEdit(changes={uri: edits})
+
+
+# ---- references and outline ----------------------------------------------------------------------
+
+
+def references(
+    model: Model, index: LineIndex, position: types.Position, uri: str, include_declaration: bool
+) -> list[types.Location] | None:
+    """Every place a job (or a flow parameter) is named in its flow."""
+    ref = model.at(position.line + 1, index.column(position))
+    if ref is None or ref.kind not in ("job", "param"):
+        return None
+    found = [
+        r
+        for r in model.refs
+        if r.kind == ref.kind
+        and r.flow == ref.flow
+        and r.name == ref.name
+        and (include_declaration or not r.declaration)
+    ]
+    return [
+        types.Location(uri=uri, range=index.range(r.span)) for r in sorted(found, key=lambda r: r.span.start)
+    ]
+
+
+def document_symbols(model: Model, index: LineIndex) -> list[types.DocumentSymbol]:
+    """The outline: each flow with its parameters, jobs (and the task each calls) and outputs."""
+    symbols = []
+    for flow in model.module.flows:
+        children = [
+            _symbol(
+                p.name,
+                types.SymbolKind.Variable,
+                index,
+                p.span,
+                model.source.span_at(p.span.start, len(p.name)),
+                str(p.type),
+            )
+            for p in flow.params
+        ]
+        children += [
+            _symbol(j.name, types.SymbolKind.Function, index, j.span, j.name_span, j.call.func)
+            for j in flow.jobs
+        ]
+        children += [
+            _symbol(o.name, types.SymbolKind.Property, index, o.span, _output_name(model.source, o), "output")
+            for o in flow.outputs
+        ]
+        flow_symbol = _symbol(flow.name, types.SymbolKind.Module, index, flow.span, flow.name_span, "flow")
+        flow_symbol.children = children
+        symbols.append(flow_symbol)
+    return symbols
+
+
+def _symbol(
+    name: str, kind: types.SymbolKind, index: LineIndex, span: Span, name_span: Span, detail: str
+) -> types.DocumentSymbol:
+    whole = index.range(span)
+    selection = index.range(name_span)
+    if (selection.start.line, selection.start.character) < (whole.start.line, whole.start.character):
+        selection = types.Range(start=whole.start, end=whole.start)
+    return types.DocumentSymbol(name=name, kind=kind, range=whole, selection_range=selection, detail=detail)
+
+
+def _output_name(source: Source, output: ast.Output) -> Span:
+    found = re.compile(rf"output\s+({re.escape(output.name)})\b").match(source.text, output.span.start)
+    start = found.start(1) if found else output.span.start
+    return source.span_at(start, len(output.name))

@@ -21,7 +21,7 @@ from tqflow.compiler import compile_source
 from tqflow.dsl.diagnostics import Diagnostic
 from tqflow.dsl.source import Source
 from tqflow.lsp import features
-from tqflow.lsp.analysis import Model, build_lenient
+from tqflow.lsp.analysis import Model, build, build_lenient
 from tqflow.lsp.positions import LineIndex
 
 DEBOUNCE_SECONDS = 0.15  # after a change, wait this long for the next one before checking
@@ -41,6 +41,7 @@ class TqflowServer(LanguageServer):
         self.pending: dict[str, asyncio.Task[None]] = {}
         self.others: dict[str, set[str]] = {}  # document -> other files it published diagnostics for
         self.last_model: dict[str, Model] = {}  # the last model of each document that parsed
+        self.models: dict[str, tuple[int | None, Model]] = {}  # document -> (version, model) of that version
         # One thread checks at a time: the compiler pauses the garbage collector while it runs.
         self.checker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tqc-check")
 
@@ -54,10 +55,20 @@ class TqflowServer(LanguageServer):
     def model(self, uri: str, line: int) -> Model | None:
         """The model of the document as it is now; while a line is half typed, without that line."""
         doc = self.workspace.get_text_document(uri)
-        model = build_lenient(Source(doc.path, doc.source), line)
-        if model is not None:
-            self.last_model[uri] = model
-        return model
+        cached = self.models.get(uri)
+        if cached is not None and cached[0] == doc.version:
+            return cached[1]
+        source = Source(doc.path, doc.source)
+        try:
+            model = build(source)
+            if model is not None:
+                self.models[uri] = (doc.version, model)
+                self.last_model[uri] = model
+                return model
+            return build_lenient(source, line)
+        except Exception:  # a compiler defect must not break the editor's requests
+            log.exception("cannot read %s", doc.path)
+            return None
 
     def schedule_check(self, uri: str, delay: float) -> None:
         previous = self.pending.pop(uri, None)
@@ -104,6 +115,7 @@ class TqflowServer(LanguageServer):
         if pending is not None:
             pending.cancel()
         self.last_model.pop(uri, None)
+        self.models.pop(uri, None)
         for other in {uri, *self.others.pop(uri, set())}:
             self.publish(other, [], None)
 
@@ -145,6 +157,7 @@ async def did_close(ls: TqflowServer, params: types.DidCloseTextDocumentParams) 
 async def watched_files(ls: TqflowServer, params: types.DidChangeWatchedFilesParams) -> None:
     """A task module (or an imported file) changed on disk: check every open document again."""
     del params
+    ls.models.clear()  # they hold the task modules as they were
     for uri in list(ls.workspace.text_documents):
         ls.schedule_check(uri, DEBOUNCE_SECONDS)
 
@@ -169,6 +182,22 @@ def completion(ls: TqflowServer, params: types.CompletionParams) -> types.Comple
     model = ls.model(uri, params.position.line + 1) or ls.last_model.get(uri)
     items = features.completion(model, ls.index(uri), params.position)
     return types.CompletionList(is_incomplete=False, items=items)
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+def references(ls: TqflowServer, params: types.ReferenceParams) -> list[types.Location] | None:
+    uri = params.text_document.uri
+    model = ls.model(uri, params.position.line + 1)
+    if model is None:
+        return None
+    return features.references(model, ls.index(uri), params.position, uri, params.context.include_declaration)
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def document_symbols(ls: TqflowServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
+    uri = params.text_document.uri
+    model = ls.model(uri, 0)
+    return features.document_symbols(model, ls.index(uri)) if model else []
 
 
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
