@@ -124,7 +124,7 @@ def build(source: Source, errors: Diagnostics | None = None) -> Model | None:
             continue
         try:
             model.modules[use.bound_name] = read_module(use.module, search)
-        except (ModuleNotFound, SyntaxError, OSError, UnicodeDecodeError, ValueError, RecursionError):
+        except Exception:  # not found, unreadable, a syntax error: `tqc check` says which
             continue
     model.refs = list(_refs(model))
     return model

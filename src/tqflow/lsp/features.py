@@ -24,14 +24,15 @@ SOURCE_NAME = "tqc"
 
 
 def to_lsp_diagnostics(
-    items: Iterable[Diagnostic], encoding: str
+    items: Iterable[Diagnostic], encoding: str, uris: dict[str, str] | None = None
 ) -> dict[str, tuple[Source, list[types.Diagnostic]]]:
-    """The compiler's diagnostics, by file (an imported file's errors are its own), in `tqc check` order."""
+    """The compiler's diagnostics, by file (an imported file's errors are its own), in `tqc check` order.
+    `uris` gives the URI of a path as the editor spells it (the open document's)."""
     indexes: dict[str, LineIndex] = {}
     result: dict[str, tuple[Source, list[types.Diagnostic]]] = {}
     for d in items:
         index = indexes.setdefault(d.source.path, LineIndex(d.source.text, encoding))
-        uri = _uri(d.source.path)
+        uri = (uris or {}).get(d.source.path) or _uri(d.source.path)
         related = [
             types.DiagnosticRelatedInformation(
                 location=types.Location(uri=uri, range=index.range(label.span)), message=label.message

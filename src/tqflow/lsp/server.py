@@ -90,7 +90,7 @@ class TqflowServer(LanguageServer):
             return
         if self.workspace.get_text_document(uri).version != doc_version:
             return  # the text changed meanwhile; the check scheduled by that change will publish
-        by_file = features.to_lsp_diagnostics(items, self.encoding)
+        by_file = features.to_lsp_diagnostics(items, self.encoding, {path: uri})
         own = by_file.pop(path, None)
         self.publish(uri, own[1] if own else [], doc_version)
         open_docs = set(self.workspace.text_documents)
