@@ -29,15 +29,22 @@ PACKAGES = {
 
 
 def ensure_venvs() -> None:
+    """Create each venv once; the tqflow venv's editable install is redone when pyproject.toml changes
+    (a new dependency, new package data), without recreating the venv."""
+    pyproject = hashlib.sha256((HERE.parent / "pyproject.toml").read_bytes()).hexdigest()
     for name, packages in PACKAGES.items():
         path = VENVS / name
         marker = path / ".installed"
-        if marker.exists():
+        wanted = " ".join(packages) + (f" pyproject:{pyproject}" if name == "tqflow" else "")
+        if marker.exists() and marker.read_text().strip() == wanted:
             continue
-        print(f"creating {path} ({' '.join(packages)}) ...", flush=True)
-        venv.create(path, with_pip=True, clear=True)
+        if marker.exists() and name == "tqflow":
+            print(f"pyproject.toml changed: reinstalling this checkout into {path} ...", flush=True)
+        else:
+            print(f"creating {path} ({' '.join(packages)}) ...", flush=True)
+            venv.create(path, with_pip=True, clear=True)
         subprocess.run([str(path / "bin" / "pip"), "install", "-q", *packages], check=True)
-        marker.write_text(" ".join(packages) + "\n")
+        marker.write_text(wanted + "\n")
 
 
 NODE_SRC = HERE / "node"  # package.json and package-lock.json, committed
