@@ -5,11 +5,11 @@ benchmark's Node peers exist only where Node does, so without them this test is 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +20,6 @@ import redis
 ROOT = Path(__file__).parents[2]
 BENCH = ROOT / "bench"
 ADAPTER = BENCH / "peers" / "pb_bullmq.cjs"
-sys.path.insert(0, str(BENCH))
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or shutil.which("npm") is None,
@@ -30,8 +29,10 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def node_modules() -> Path:
-    import run  # bench/run.py
-
+    spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")  # by path: a unique name
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
     assert run.ensure_node()
     return run.NODE_DIR / "node_modules"
 

@@ -3,6 +3,7 @@ ratio logic. The benchmark itself never runs under pytest: `python bench/run.py`
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -10,14 +11,25 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 ROOT = Path(__file__).parents[2]
 BENCH = ROOT / "bench"
-sys.path.insert(0, str(BENCH))
 
-import report  # noqa: E402
+
+def bench_module(name: str) -> ModuleType:
+    """bench/<name>.py by its path (other test folders have modules of the same names)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+report = bench_module("report")
 
 
 @pytest.fixture
@@ -167,8 +179,7 @@ def test_report_marks_busy_measurements_and_compares_enqueue_with_the_floor(tmp_
 
 
 def test_the_harness_records_the_machine_around_a_measurement() -> None:
-    import harness
-
+    harness = bench_module("harness")
     never = harness.Machine(busy_load=1e9, busy_steal=100.0, settle=0.0, period=0.1, lookback=0.2)
     always = harness.Machine(busy_load=-1.0, busy_steal=100.0, settle=0.0, period=0.1)
     try:
