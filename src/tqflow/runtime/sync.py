@@ -131,6 +131,8 @@ class SyncClient:
     ) -> JobId[Any]:
         """`Client.enqueue`, synchronously: one EVALSHA."""
         options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        if isinstance(task, str):  # sent by name: its workers' published policies and parameters
+            self.submitter.catalog.load_sync(self.redis, (task,))
         job = self.submitter.prepare(task, kwargs, options)
         try:
             [result] = self.submitter.submit([job], atomic=True)
@@ -153,7 +155,8 @@ class SyncClient:
     ) -> list[JobId[Any]]:
         """`Client.enqueue_many`, synchronously: one script call or one pipeline of them."""
         options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
-        return self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
+        self.submitter.catalog.load_sync(self.redis, self.submitter.names(None, calls))
+        return self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
 
     @overload
     def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
