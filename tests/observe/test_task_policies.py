@@ -13,13 +13,14 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tqflow.runtime import catalog, lean
+from tqflow.runtime import catalog
 from tqflow.runtime.api.app import create_app
 from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.policies import NO_RETRY
 from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.store import lean
 from tqflow.runtime.sync import SyncClient
 from tqflow.runtime.validation import ArgumentError
 from tqflow.runtime.worker import Worker

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from tqflow.plan import RetryPlan
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.task import Task
 from tqflow.runtime.validation import ArgumentError
 
@@ -35,7 +35,9 @@ MISS_TTL = 1.0
 
 
 def catalog_key(keys: Keys) -> str:
-    return f"{keys.prefix}:tasks"
+    """`{ns}:tasks`: a control key (one for the namespace, whatever partition `keys` is)."""
+    control: str = getattr(keys, "control", keys.prefix)
+    return f"{control}:tasks"
 
 
 def _schema(hint: Any) -> dict[str, Any] | None:

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, Field
 
-from tqflow.runtime import lean
 from tqflow.runtime.api.services import Services
+from tqflow.runtime.store import lean
 from tqflow.runtime.views import (
     FlowDetail,
     FlowSummary,
