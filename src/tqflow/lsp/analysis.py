@@ -197,7 +197,14 @@ def _refs(model: Model) -> Iterator[Ref]:
 
 def _prefix(source: Source, span: Span, text: str) -> Span:
     """The span of `text` where it starts `span` (a name at the start of its declaration)."""
-    return source.span_at(span.start, len(text))
+    del source
+    return sub_span(span, 0, len(text))
+
+
+def sub_span(span: Span, skip: int, length: int) -> Span:
+    """`length` characters from `skip` characters into `span`, on its first line (no newline between)."""
+    start, column = span.start + skip, span.column + skip
+    return Span(start, start + length, span.line, column, span.line, column + length)
 
 
 def _call_refs(source: Source, job: ast.Job, flow: str) -> Iterator[Ref]:
@@ -206,12 +213,10 @@ def _call_refs(source: Source, job: ast.Job, flow: str) -> Iterator[Ref]:
     if source.text[start : start + len(call.func)] == call.func:
         alias, dot, _function = call.func.rpartition(".")
         if dot:
-            yield Ref("module", source.span_at(start, len(alias)), alias, flow, job.name)
-            yield Ref(
-                "task", source.span_at(start + len(alias) + 1, len(_function)), call.func, flow, job.name
-            )
+            yield Ref("module", sub_span(call.span, 0, len(alias)), alias, flow, job.name)
+            yield Ref("task", sub_span(call.span, len(alias) + 1, len(_function)), call.func, flow, job.name)
         else:
-            yield Ref("task", source.span_at(start, len(call.func)), call.func, flow, job.name)
+            yield Ref("task", sub_span(call.span, 0, len(call.func)), call.func, flow, job.name)
     for arg in call.args:
         if arg.name is not None:
             yield Ref("arg", arg.name_span, arg.name, flow, job.name)

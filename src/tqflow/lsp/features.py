@@ -11,10 +11,11 @@ from lsprotocol import types
 
 from tqflow.compiler.python_tasks import TaskSignature
 from tqflow.dsl import ast
-from tqflow.dsl.diagnostics import Diagnostic, Severity
+from tqflow.dsl.diagnostics import Diagnostic, Diagnostics, Severity
 from tqflow.dsl.formatter import FormatError, format_source
+from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
-from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, build, module_path
+from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, module_path, sub_span
 from tqflow.lsp.positions import LineIndex
 from tqflow.lsp.python_info import PyFunction, PyModule, class_name, read_python
 
@@ -471,7 +472,7 @@ def rename(
         renamed += [text[last : r.span.start], new_name]
         last = r.span.end
     renamed.append(text[last:])
-    if build(Source(model.source.path, "".join(renamed))) is None:
+    if parse(Source(model.source.path, "".join(renamed)), Diagnostics()) is None:
         raise RenameError(f"`{new_name}` cannot be a job's name here (the file would no longer parse)")
     edits = [types.TextEdit(range=index.range(r.span), new_text=new_name) for r in refs]
     return types.WorkspaceEdit(changes={uri: edits})
@@ -510,7 +511,7 @@ def document_symbols(model: Model, index: LineIndex) -> list[types.DocumentSymbo
                 types.SymbolKind.Variable,
                 index,
                 p.span,
-                model.source.span_at(p.span.start, len(p.name)),
+                sub_span(p.span, 0, len(p.name)),
                 str(p.type),
             )
             for p in flow.params
@@ -540,6 +541,5 @@ def _symbol(
 
 
 def _output_name(source: Source, output: ast.Output) -> Span:
-    found = re.compile(rf"output\s+({re.escape(output.name)})\b").match(source.text, output.span.start)
-    start = found.start(1) if found else output.span.start
-    return source.span_at(start, len(output.name))
+    found = re.compile(rf"output[ \t]+({re.escape(output.name)})\b").match(source.text, output.span.start)
+    return sub_span(output.span, found.start(1) - output.span.start if found else 0, len(output.name))
