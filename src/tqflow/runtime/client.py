@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from redis.asyncio import Redis
@@ -35,6 +35,7 @@ from tqflow.runtime.jobs import (
     refusal,
 )
 from tqflow.runtime.keys import Keys
+from tqflow.runtime.lifecycle import Backfilled, Lifecycle, Undeployed
 from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
 from tqflow.runtime.scripts import Scripts
@@ -55,6 +56,7 @@ class Client:
         self.payload_settings = payload_settings or PayloadSettings()
         self.submitter = Submitter(redis, self.keys, self.scripts, self.payload_settings)
         self.waiter = Waiter(redis, self.keys, self.scripts)
+        self.lifecycle = Lifecycle(redis, self.keys, self.scripts, self.deployments)
 
     @classmethod
     def from_url(cls, url: str, namespace: str | None = None, **kwargs: Any) -> Client:
@@ -88,6 +90,28 @@ class Client:
 
     async def flow(self, name: str, version: int | None = None) -> tuple[int, FlowPlan]:
         return await self.deployments.get(name, version)
+
+    async def pause(self, flow: str) -> int:
+        """Stop the flow's schedules (runs can still be started by hand); returns its current version."""
+        return await self.lifecycle.pause(flow)
+
+    async def unpause(self, flow: str) -> int:
+        """Restart the flow's schedules; ticks missed while paused follow each trigger's catch-up policy."""
+        return await self.lifecycle.unpause(flow)
+
+    async def undeploy(self, flow: str, *, cancel_runs: bool = False) -> Undeployed:
+        """Remove the flow: no new runs or ticks; runs in progress end on their version, or are cancelled."""
+        gone = await self.lifecycle.undeploy(flow)
+        if not cancel_runs:
+            return gone
+        cancelled = [run_id for run_id in gone.running if await self.cancel_run(run_id)]
+        return Undeployed(gone.flow, gone.version, running=[], cancelled=cancelled)
+
+    def backfill(
+        self, flow: str, from_ms: int, to_ms: int, *, schedule: str | None = None, rate: float = 10.0
+    ) -> AsyncIterator[Backfilled]:
+        """Start the runs that a schedule's ticks in [from_ms, to_ms] would have started, each tick once."""
+        return self.lifecycle.backfill(flow, from_ms, to_ms, schedule, rate)
 
     # -- standalone jobs ------------------------------------------------------------------------
 
