@@ -16,13 +16,13 @@ from tqflow.plan import CatchupPlan, TriggerPlan
 from tqflow.runtime.api.app import create_app
 from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import Leader
 from tqflow.runtime.cluster.scheduler import Scheduler
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.deployments import FlowNotDeployed
 from tqflow.runtime.lifecycle import backfill_run_id, window_ticks
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store.cluster_keys import ClusterKeys
 
 from helpers import WorkerFactory
 

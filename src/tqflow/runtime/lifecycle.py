@@ -24,15 +24,15 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from tqflow.plan import FlowPlan, TriggerPlan
-from tqflow.runtime import codec
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.schedule import next_ticks
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.expressions import Environment, evaluate
-from tqflow.runtime.keys import Keys
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, job_records, now_ms, run_environment
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.store import codec
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import Scripts
 
 TICK_KEY_TTL_MS = 7 * 86_400_000  # as the scheduler's (runtime/cluster/scheduler.py)
 MAX_BACKFILL_TICKS = 10_000
