@@ -1,5 +1,5 @@
-"""`tqc start`, `tqc pause`, `tqc unpause`, `tqc undeploy`, `tqc backfill`: a deployed flow's life on the
-cluster's own workers (unlike `tqc run`, none of these starts a worker)."""
+"""`tqc start`, `tqc resume`, `tqc pause`, `tqc unpause`, `tqc undeploy`, `tqc backfill`: a deployed flow's
+life on the cluster's own workers (unlike `tqc run`, none of these starts a worker)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.deployments import FlowNotDeployed
 from tqflow.runtime.lifecycle import BackfillError
 from tqflow.runtime.params import ParamError
+from tqflow.runtime.resume import ResumeError
 from tqflow.runtime.runs import RunInfo
 
 T = TypeVar("T")
@@ -76,15 +77,60 @@ def start(
         if not wait:
             click.echo(json.dumps({"id": run_id, "flow": flow}) if as_json else run_id)
             return exit_codes.OK
-        info = await client.wait(run_id, timeout)
-        if as_json:
-            click.echo(json.dumps(run_json(info), indent=2, default=str))
-        else:
-            click.echo(f"run {run_id} of flow {flow}")
-            print_run(info)
-        if not info.finished:
-            return exit_codes.TIMEOUT
-        return exit_codes.OK if info.state == "succeeded" else exit_codes.RUN_FAILED
+        return await _outcome(client, run_id, timeout, as_json)
+
+    sys.exit(_on_client(redis_url, namespace, go))
+
+
+async def _outcome(client: Client, run_id: str, timeout: float | None, as_json: bool) -> int:
+    """Wait for the run; print its jobs and outputs (or JSON); the exit code of its end."""
+    info = await client.wait(run_id, timeout)
+    if as_json:
+        click.echo(json.dumps(run_json(info), indent=2, default=str))
+    else:
+        click.echo(f"run {run_id} of flow {info.flow}")
+        print_run(info)
+    if not info.finished:
+        return exit_codes.TIMEOUT
+    return exit_codes.OK if info.state == "succeeded" else exit_codes.RUN_FAILED
+
+
+@click.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("--from", "from_job", default=None, metavar="JOB", help="Re-run JOB and everything downstream.")
+@click.option("--wait", is_flag=True, help="Wait for the run to end again; print its outcome and outputs.")
+@click.option("--timeout", type=float, default=None, help="With --wait: give up after this many seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@redis_option
+@namespace_option
+def resume(
+    run_id: str,
+    from_job: str | None,
+    wait: bool,
+    timeout: float | None,
+    as_json: bool,
+    redis_url: str | None,
+    namespace: str,
+) -> None:
+    """Re-run the jobs of an ended RUN that did not succeed, keeping the outputs of those that did, on the
+    version the run started with. The run is running again and ends again; --wait exits as `tqc start`."""
+
+    async def go(client: Client) -> int:
+        try:
+            resumed = await client.resume(run_id, from_job)
+        except ResumeError as err:
+            click.echo(f"error: {err}", err=True)
+            return exit_codes.USAGE
+        except LookupError as err:
+            click.echo(f"error: {str(err).strip(chr(39))}", err=True)
+            return exit_codes.NOT_FOUND
+        if not wait:
+            if as_json:
+                click.echo(json.dumps({"id": run_id, "rerun": resumed.rerun}))
+            else:
+                click.echo(f"run {run_id}: {resumed.rerun} job(s) run again")
+            return exit_codes.OK
+        return await _outcome(client, run_id, timeout, as_json)
 
     sys.exit(_on_client(redis_url, namespace, go))
 
@@ -193,5 +239,5 @@ def backfill(
 
 
 def register(group: click.Group) -> None:
-    for command in (start, pause, unpause, undeploy, backfill):
+    for command in (start, resume, pause, unpause, undeploy, backfill):
         group.add_command(command)

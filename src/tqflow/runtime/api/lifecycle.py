@@ -1,5 +1,5 @@
-"""The REST routes of a deployed flow's life: pause and unpause its schedules, undeploy it, backfill
-past ticks (runtime/lifecycle.py). Starting a run is `POST /api/runs`."""
+"""The REST routes of a deployed flow's life: resume an ended run, pause and unpause its schedules,
+undeploy it, backfill past ticks (runtime/lifecycle.py, runtime/resume.py). `POST /api/runs` starts runs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from tqflow.runtime.api.routes import FlowName, Svc
+from tqflow.runtime.api.routes import FlowName, RunId, Svc
 
 router = APIRouter(prefix="/api")
 API_MAX_BACKFILL = 1000  # ticks one request may start (the CLI pages larger windows by itself)
@@ -41,10 +41,37 @@ class BackfilledTick(BaseModel):
     status: str = Field(description="started | exists (backfilled before) | fired (by the schedule)")
 
 
+class ResumeRequest(BaseModel):
+    from_job: str | None = Field(
+        default=None, alias="from", max_length=128, description="Re-run this job and everything downstream"
+    )
+
+
+class ResumedRun(BaseModel):
+    id: str
+    rerun: int = Field(description="Jobs that run again")
+
+
 def _ms(moment: dt.datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
     return int(moment.timestamp() * 1000)
+
+
+@router.post("/runs/{run_id}/resume", tags=["runs"])
+async def resume_run(svc: Svc, run_id: RunId, body: ResumeRequest | None = None) -> ResumedRun:
+    """Re-run an ended run's jobs that did not succeed, keeping the others' outputs (409 if it is running)."""
+    from fastapi import HTTPException
+
+    from tqflow.runtime.resume import ResumeError
+
+    try:
+        resumed = await svc.client.resume(run_id, body.from_job if body else None)
+    except ResumeError as err:
+        if "has not ended" in str(err):
+            raise HTTPException(status_code=409, detail=str(err)) from err
+        raise
+    return ResumedRun(id=run_id, rerun=resumed.rerun)
 
 
 @router.post("/flows/{name}/pause", tags=["flows"])
