@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import httpx
+import pytest
 from cluster_helpers import nap_plan, nap_tasks
 from redis.asyncio import Redis
 
@@ -23,6 +24,7 @@ from tqflow.runtime.deployments import FlowNotDeployed
 from tqflow.runtime.lifecycle import backfill_run_id, window_ticks
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.sync import SyncClient
 
 from helpers import WorkerFactory
 
@@ -188,3 +190,17 @@ async def test_the_rest_api_pauses_backfills_and_undeploys(
         gone = await http.delete("/api/flows/nap", params={"cancel_runs": "true"})
         assert gone.status_code == 200 and gone.json()["version"] == 1
         assert (await http.get("/api/flows/nap")).status_code == 404
+
+
+def test_the_sync_client_drives_the_same_lifecycle(redis_url: str, namespace: str) -> None:
+    with SyncClient(redis_url, namespace) as sync:
+        sync.deploy(nap_plan(MINUTELY))
+        assert sync.pause("nap") == 1 and sync.unpause("nap") == 1
+        start = 1_767_225_600_000
+        filled = sync.backfill("nap", start, start + 60_000, rate=1000)
+        assert [(b.tick, b.status) for b in filled] == [(start, "started"), (start + 60_000, "started")]
+        assert [b.status for b in sync.backfill("nap", start, start + 60_000, rate=1000)] == ["exists"] * 2
+        gone = sync.undeploy("nap", cancel_runs=True)
+        assert sorted(gone.cancelled) == sorted(b.run_id for b in filled)
+        with pytest.raises(FlowNotDeployed):
+            sync.pause("nap")
