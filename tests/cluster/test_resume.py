@@ -118,6 +118,20 @@ async def test_resume_from_the_cli_and_the_api(
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["outputs"] == {"total": 5}
+    status = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tqflow.cli.tqc", "status", run_id, "--json",
+         "--redis", redis_url, "--namespace", namespace],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert status.returncode == 0 and json.loads(status.stdout)["outputs"] == {"total": 5}
+    table = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tqflow.cli.tqc", "status", run_id,
+         "--redis", redis_url, "--namespace", namespace],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "output total = 5" in table.stdout
     module.broken.add("total")
     app = create_app(ApiSettings(redis_url=redis_url, namespace=namespace))
     transport = httpx.ASGITransport(app=app)
@@ -125,6 +139,7 @@ async def test_resume_from_the_cli_and_the_api(
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://t") as http,
     ):
+        assert (await http.get(f"/api/runs/{run_id}")).json()["outputs"] == {"total": 5}
         again = await http.post(f"/api/runs/{run_id}/resume", json={"from": "sum"})
         assert again.status_code == 200 and again.json() == {"id": run_id, "rerun": 1}
         busy = await http.post(f"/api/runs/{run_id}/resume")
