@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -147,3 +149,27 @@ async def test_resume_from_the_cli_and_the_api(
         assert (await client.wait(run_id, 30)).state == "failed"  # total is broken again
         assert (await http.post("/api/runs/nosuchrun/resume")).status_code == 404
         assert (await http.post(f"/api/runs/{run_id}/resume", json={"from": "x"})).status_code == 422
+
+
+async def test_deploy_says_what_happens_to_runs_that_have_not_reached_a_changed_job(
+    client: Client, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    await deploy(client)
+    run_id = await client.start_run("squares")  # no worker: nothing has started
+    shutil.copy(FLOWS / "resume_tasks.py", tmp_path)
+    changed = (
+        (FLOWS / "resume.tqflow")
+        .read_text()
+        .replace(
+            "job sum = r.total(values=sq.out)", "job sum = r.total(values=sq.out) {\n    priority high\n  }"
+        )
+    )
+    (tmp_path / "resume.tqflow").write_text(changed)
+    shown = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "tqflow.cli.tqc", "deploy", str(tmp_path / "resume.tqflow"),
+         "--redis", redis_url, "--namespace", namespace],
+        input="n\n", capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert "~ sum: priority" in shown.stdout, shown.stdout + shown.stderr
+    assert f"! run {run_id} has not reached sum: it keeps version 1" in shown.stdout

@@ -37,6 +37,7 @@ from tqflow.runtime.store.scripts import Scripts
 TICK_KEY_TTL_MS = 7 * 86_400_000  # as the scheduler's (runtime/cluster/scheduler.py)
 MAX_BACKFILL_TICKS = 10_000
 RUN_PAGE = 500
+NOT_STARTED = ("waiting", "scheduled", "queued", None)  # None: a lean record not made yet
 
 
 class BackfillError(ValueError):
@@ -145,6 +146,23 @@ class Lifecycle:
                 if name == flow and state is not None and state not in TERMINAL_RUN_STATES:
                     yield run_id
             start += RUN_PAGE
+
+    async def not_reached(self, flow: str, jobs: list[str]) -> dict[str, list[str]]:
+        """For each run of `flow` in progress, which of `jobs` it has not started yet (run id -> jobs).
+
+        A deploy that removes or changes those jobs does not change these runs: they keep their version."""
+        if not jobs:
+            return {}
+        found: dict[str, list[str]] = {}
+        async for run_id in self.running_runs(flow):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in jobs:
+                    pipe.hget(self.keys.job(f"{run_id}.{name}"), "state")
+                states = await pipe.execute()
+            pending = [name for name, state in zip(jobs, states, strict=True) if state in NOT_STARTED]
+            if pending:
+                found[run_id] = pending
+        return found
 
     async def backfill(
         self,
