@@ -170,7 +170,7 @@ async def test_the_rest_api_pauses_backfills_and_undeploys(
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as http,
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http,
     ):
         paused = await http.post("/api/flows/nap/pause")
         assert paused.status_code == 200 and paused.json() == {"flow": "nap", "version": 1, "paused": True}

@@ -139,7 +139,7 @@ async def test_resume_from_the_cli_and_the_api(
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as http,
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http,
     ):
         assert (await http.get(f"/api/runs/{run_id}")).json()["outputs"] == {"total": 5}
         again = await http.post(f"/api/runs/{run_id}/resume", json={"from": "sum"})
