@@ -1,8 +1,8 @@
 -- Resume an ended run: re-run its jobs that did not succeed (or, with a `from` job, that job and everything
 -- downstream of it), keeping the results of the others; the run is `running` again and ends again.
 -- A fan-out whose items partly failed re-runs only the items that did not succeed, when its own inputs are
--- kept. Each re-run job keeps its attempt count and history; it leaves the dead-letter queue. One script, so
--- the run is never seen half resumed.
+-- kept. Each re-run job gets its retry policy afresh, keeps its history and leaves the dead-letter queue.
+-- One script, so the run is never seen half resumed.
 -- KEYS[1] run key. ARGV: prefix, now, run id, from job name ('' = every job that did not succeed), then
 -- pairs in topological order: job name, its upstream job names joined by ',' (the plan's waits_for).
 -- Returns {'resumed', jobs re-run} | {'running'} (the run has not ended) | {'missing'} | {'nothing'}
@@ -50,9 +50,12 @@ local function leave_dlq(id, opts)
   if name ~= '' then redis.call('ZREM', dlq_key, id) end
 end
 
+-- A job that runs again gets its whole retry policy again (attempt 0, as a DLQ replay); its attempt history
+-- keeps every earlier attempt.
 local function reset(k)
   redis.call('HDEL', k, 'result', 'error', 'reason', 'finished', 'token', 'cancel', 'replayed', 'due',
     'deadline_at', 'lease_until', 'worker')
+  redis.call('HSET', k, 'attempt', 0)
   redis.call('PERSIST', k)
 end
 
