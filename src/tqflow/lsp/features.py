@@ -3,6 +3,7 @@ The server (`tqflow.lsp.server`) only wires them to requests."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -543,3 +544,44 @@ def _symbol(
 def _output_name(source: Source, output: ast.Output) -> Span:
     found = re.compile(rf"output[ \t]+({re.escape(output.name)})\b").match(source.text, output.span.start)
     return sub_span(output.span, found.start(1) - output.span.start if found else 0, len(output.name))
+
+
+# ---- quick fixes ---------------------------------------------------------------------------------
+
+DID_YOU_MEAN = re.compile(r"help: did you mean `([^`]+)`\?")
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def quick_fixes(
+    index: LineIndex, uri: str, diagnostics: Iterable[types.Diagnostic]
+) -> list[types.CodeAction]:
+    """For each of our diagnostics whose help says "did you mean `X`?": replace the misspelt word under
+    the diagnostic (the one closest to X) with X."""
+    actions = []
+    for diagnostic in diagnostics:
+        if diagnostic.source != SOURCE_NAME:
+            continue
+        helps = [DID_YOU_MEAN.fullmatch(r.message) for r in diagnostic.related_information or []]
+        suggestion = next((m.group(1) for m in helps if m), None)
+        if suggestion is None:
+            continue
+        start, end = index.offset(diagnostic.range.start), index.offset(diagnostic.range.end)
+        words = [w for w in WORD.finditer(index.text, start, end) if w.group() != suggestion]
+        if not words:
+            continue
+        target = suggestion.rpartition(".")[2]
+        word = max(words, key=lambda w: difflib.SequenceMatcher(None, w.group(), target).ratio())
+        edit = types.TextEdit(
+            range=types.Range(start=index.position_at(word.start()), end=index.position_at(word.end())),
+            new_text=suggestion,
+        )
+        actions.append(
+            types.CodeAction(
+                title=f"Change `{word.group()}` to `{suggestion}`",
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic],
+                is_preferred=True,
+                edit=types.WorkspaceEdit(changes={uri: [edit]}),
+            )
+        )
+    return actions
