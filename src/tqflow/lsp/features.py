@@ -18,7 +18,7 @@ from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
 from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, module_path, sub_span
 from tqflow.lsp.positions import LineIndex
-from tqflow.lsp.python_info import PyFunction, PyModule, class_name, read_python
+from tqflow.lsp.python_info import PyClass, PyFunction, PyModule, class_name, read_python
 
 SOURCE_NAME = "tqc"
 
@@ -120,6 +120,19 @@ def _hover_text(model: Model, ref: Ref) -> str | None:
         return f"module `{module.name}` ({module.path})\n\ntasks: {tasks}"
     if ref.kind == "var":
         return f"fan-out variable `{ref.name}`: one item of the list the job runs over"
+    if ref.kind == "exception":
+        found = _exception_class(model, ref.name)
+        if found is None:
+            return None
+        py, cls = found
+        doc = f"\n\n{cls.docstring}" if cls.docstring else ""
+        return f"```python\nclass {cls.name}\n```{doc}\n\nin {py.path.name}:{cls.position[0]}"
+    if ref.kind == "policy":
+        policy = next((d for d in model.module.retries if d.name == ref.name), None)
+        if policy is None:
+            return None
+        text = model.source.text[policy.span.start : policy.span.end].strip()
+        return f"```tqflow\n{text}\n```"
     return None
 
 
@@ -167,6 +180,14 @@ def definition(model: Model, index: LineIndex, position: types.Position, uri: st
         return _python_location(py, function.params[ref.name], len(ref.name))
     if ref.kind == "module":
         return _module_location(model, ref)
+    if ref.kind == "exception":
+        found = _exception_class(model, ref.name)
+        return _python_location(found[0], found[1].position, len(found[1].name)) if found else None
+    if ref.kind == "policy":
+        decl = next(
+            (r for r in model.refs if r.kind == "policy" and r.name == ref.name and r.declaration), None
+        )
+        return types.Location(uri=uri, range=index.range(decl.span)) if decl else None
     if ref.kind in ("job", "param"):
         target = next(
             (
@@ -180,6 +201,20 @@ def definition(model: Model, index: LineIndex, position: types.Position, uri: st
             return None
         return types.Location(uri=uri, range=index.range(target.span))
     return None
+
+
+def _exception_class(model: Model, name: str) -> tuple[PyModule, PyClass] | None:
+    """The class an exception name in a retry rule means: bound by `use m.{Name}`, or `alias.Name`."""
+    alias, _, short = name.rpartition(".")
+    module_file: Path | None = None
+    if alias and alias in model.modules:
+        module_file = model.modules[alias].path
+    else:
+        use = next((u for u in model.module.uses if short in u.names and not alias), None)
+        module_file = module_path(model, use) if use else None
+    py = read_python(module_file) if module_file else None
+    cls = py.classes.get(short) if py else None
+    return (py, cls) if py and cls else None
 
 
 def _module_location(model: Model, ref: Ref) -> types.Location | None:
