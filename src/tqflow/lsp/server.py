@@ -200,6 +200,16 @@ def document_symbols(ls: TqflowServer, params: types.DocumentSymbolParams) -> li
     return features.document_symbols(model, ls.index(uri)) if model else []
 
 
+@server.feature(
+    types.TEXT_DOCUMENT_CODE_ACTION,
+    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]),
+)
+def code_actions(ls: TqflowServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    """Quick fixes for the diagnostics whose help suggests a name ("did you mean `greet`?")."""
+    uri = params.text_document.uri
+    return features.quick_fixes(ls.index(uri), uri, params.context.diagnostics)
+
+
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
 def formatting(ls: TqflowServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
     uri = params.text_document.uri

@@ -57,6 +57,14 @@ def replay(keys: Keys, now: int, dead_letter: str, job_ids: Sequence[str]) -> Sc
     return ScriptCall("replay", declared, [now, dead_letter, *job_ids])
 
 
+def resume_run(
+    keys: Keys, now: int, run_id: str, from_job: str, jobs: Sequence[tuple[str, str]]
+) -> ScriptCall:
+    """`jobs`: (job name, its upstream job names joined by ','), in topological order."""
+    declared = [keys.run(run_id), *(keys.job(f"{run_id}.{name}") for name, _ in jobs)]
+    return ScriptCall("resume_run", declared, [now, run_id, from_job, *(v for job in jobs for v in job)])
+
+
 def watch(keys: Keys, job_id: str) -> ScriptCall:
     return ScriptCall("watch", [keys.job(job_id)], [job_id])
 

@@ -54,6 +54,7 @@ SCRIPT_NAMES = (
     "cluster_handback",
     "cluster_leader",
     "cluster_fire",
+    "resume_run",
 )
 
 
