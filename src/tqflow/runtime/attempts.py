@@ -41,6 +41,8 @@ class AttemptRecorder:
     def attempt_finished(self, event: OutcomeEvent) -> None:
         if event.outcome == "stale":
             return  # a stale attempt changed nothing; its job's history belongs to the new owner
+        if event.outcome == "succeeded" and event.attempt.attempt == 1:
+            return  # a first-attempt success: its record holds all its history would (inspect.first_attempt)
         entry = {
             "attempt": event.attempt.attempt,
             "worker": event.attempt.worker,

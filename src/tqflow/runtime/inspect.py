@@ -22,6 +22,7 @@ from tqflow.runtime.runs import now_ms, read_run
 from tqflow.runtime.store import codec, lean, payloads
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.records import JobRecord
 from tqflow.runtime.views import (
     AttemptView,
     DeadJob,
@@ -88,30 +89,46 @@ def run_summary(run_id: str, row: dict[str, Any]) -> RunSummary:
 
 
 def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None) -> JobView:
-    level = _int(row.get("prio"))
-    error = _json(row.get("error"))
+    record = JobRecord.parse(job_id, row) or JobRecord.parse(job_id, {**row, "state": "unknown"})
+    assert record is not None
+    views = [AttemptView.model_validate_json(a) for a in attempts or []]
+    if not views and record.first_attempt_only:  # no history is written for a first-attempt success
+        views = [first_attempt(record)]
     return JobView(
         id=job_id,
-        name=str(row.get("name") or (job_id.rpartition(".")[2] if row.get("run") else job_id)),
-        run=str(row.get("run") or ""),
-        flow=str(row.get("flow") or ""),
-        task=str(row.get("task") or ""),
-        queue=str(row.get("queue") or ""),
-        priority=PRIORITIES[level] if level is not None and 0 <= level < len(PRIORITIES) else "",
-        state=str(row.get("state") or "unknown"),
-        attempt=_int(row.get("attempt")) or 0,
-        created=_int(row.get("created")),
-        enqueued=_int(row.get("enqueued")),
-        started=_int(row.get("started")),
-        finished=_int(row.get("finished")),
-        due=_int(row.get("due")),
-        worker=row.get("worker") or None,
-        reason=row.get("reason") or None,
-        error=error if isinstance(error, dict) else ({"message": str(error)} if error else None),
-        result=_payload(row.get("result")),
-        children=_int(row.get("children")),
-        children_left=_int(row.get("children_left")),
-        attempts=[AttemptView.model_validate_json(a) for a in attempts or []],
+        name=record.name or (job_id.rpartition(".")[2] if record.run else job_id),
+        run=record.run,
+        flow=record.flow,
+        task=record.task,
+        queue=record.queue,
+        priority=record.priority,
+        state=record.state,
+        attempt=record.attempt,
+        created=record.created,
+        enqueued=record.enqueued,
+        started=record.started,
+        finished=record.finished,
+        due=record.due,
+        worker=record.worker or None,
+        reason=record.reason,
+        error=record.error,
+        result=_payload(record.result),
+        children=record.children,
+        children_left=record.children_left,
+        attempts=views,
+    )
+
+
+def first_attempt(record: JobRecord) -> AttemptView:
+    """The one attempt of a job that succeeded at its first try, from its record."""
+    started = record.started or 0
+    return AttemptView(
+        attempt=1,
+        worker=record.worker,
+        started=started,
+        duration_ms=max(0, (record.finished or started) - started),
+        outcome="succeeded",
+        waited_ms=max(0, started - (record.enqueued or started)),
     )
 
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import random
 import typing
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Generic, TypeVar
 
 from redis import Redis as SyncRedis
@@ -27,10 +25,11 @@ from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import calls as script_calls
-from tqflow.runtime.store import lean, payloads
+from tqflow.runtime.store import lean, payloads, records
 from tqflow.runtime.store.calls import Arg, ScriptCall
 from tqflow.runtime.store.keys import Keys, check_part
 from tqflow.runtime.store.payloads import PayloadSettings
+from tqflow.runtime.store.records import JOB_FIELDS, JobRecord, needs_record
 from tqflow.runtime.store.scripts import Scripts, SyncScripts, queue_script
 from tqflow.runtime.task import Call, Task, TaskOptions
 from tqflow.runtime.validation import validator
@@ -181,16 +180,6 @@ class Prepared:
 
     def __init__(self, spec: Spec, job_id: str, payload: str, task: Task[Any, Any] | None = None) -> None:
         self.spec, self.job_id, self.payload, self.task = spec, job_id, payload, task
-
-
-@lru_cache(maxsize=256)
-def needs_record(opts: str, queue: str) -> bool:
-    """A delay (the delayed set holds ids), a deadline (its clock starts at enqueue) or a unique key (it
-    names its holder) needs a job record at once; any other job is lean (store/lean.py) unless its queue's
-    name would make an id that a URL path cannot carry (a lean id holds the queue name)."""
-    if not lean.URL_SAFE.match(queue):
-        return True
-    return bool(opts) and any(k in json.loads(opts) for k in ("d", "dl", "uk"))
 
 
 def priority_level(priority: str | int) -> int:
@@ -501,33 +490,22 @@ def _row(job: Prepared, spec_number: int) -> str:
 
 
 def opts_json(options: JobOptions, policy: Policy | None) -> str:
-    """The options a job carries, compactly (most jobs carry none: an empty string): each one the call
-    gives, else the task's own (its `@task(...)` options, from the Task or as its workers published them)."""
-    o: dict[str, Any] = {}
+    """The options a job carries (store/records.py writes them; most jobs carry none: ''): each one the
+    call gives, else the task's own (its `@task(...)` options, from the Task or as its workers published
+    them)."""
     t = policy
-    if options.delay is not None:
-        delay = to_ms(options.delay, "delay")
-        if delay > 0:
-            o["d"] = delay
-    deadline = options.deadline if options.deadline is not None else None
-    deadline_ms = to_ms(deadline, "deadline") if deadline is not None else (t.deadline_ms if t else None)
-    if deadline_ms:
-        o["dl"] = deadline_ms
-    timeout_ms = (
-        to_ms(options.timeout, "timeout") if options.timeout is not None else (t.timeout_ms if t else None)
-    )
-    if timeout_ms:
-        o["t"] = timeout_ms
-    retry = options.retry or (t.retry if t else None)
-    if retry is not None and (retry.kind != "none" or retry.rules or retry.never):
-        o["r"] = retry.model_dump(mode="json", exclude_defaults=True)
+    deadline = options.deadline
+    timeout = options.timeout
     dead_letter = options.dead_letter or (t.dead_letter if t else None)
-    if dead_letter:
-        o["dlq"] = check_part("dead-letter queue name", dead_letter)
-    if options.unique is not None:
-        u = options.unique
-        o.update(uk=u.key, ut=to_ms(u.within), uc=u.conflict)
-    return json.dumps(o, separators=(",", ":")) if o else ""
+    u = options.unique
+    return records.options_json(
+        delay_ms=to_ms(options.delay, "delay") if options.delay is not None else 0,
+        deadline_ms=to_ms(deadline, "deadline") if deadline is not None else (t.deadline_ms if t else None),
+        timeout_ms=to_ms(timeout, "timeout") if timeout is not None else (t.timeout_ms if t else None),
+        retry=options.retry or (t.retry if t else None),
+        dead_letter=check_part("dead-letter queue name", dead_letter) if dead_letter else None,
+        unique=(u.key, to_ms(u.within), u.conflict) if u is not None else None,
+    )
 
 
 def parse_replies(jobs: Sequence[Prepared], replies: Sequence[Sequence[str]]) -> list[JobId[Any]]:
@@ -568,25 +546,6 @@ def _result(job: Prepared, status: str) -> JobId[Any]:
     return JobId(job.job_id, "error", detail, job.task)
 
 
-JOB_FIELDS = (
-    "state",
-    "attempt",
-    "result",
-    "error",
-    "reason",
-    "task",
-    "queue",
-    "prio",
-    "run",
-    "name",
-    "worker",
-    "enqueued",
-    "started",
-    "finished",
-    "due",
-)
-
-
 def queue_job_read(pipe: Any, keys: Keys, job_id: str) -> bool:
     """Queue the reads `job_row` needs on a pipeline (sync or asyncio); True when the id is a lean one."""
     is_lean = lean.queue_lookup(pipe, keys, job_id)
@@ -605,32 +564,32 @@ def job_row(job_id: str, replies: Sequence[Any], is_lean: bool) -> Sequence[Any]
 
 
 def job_info(job_id: str, row: Sequence[Any], settings: PayloadSettings) -> JobInfo:
-    state, attempt, result, error, reason, task, queue, prio, run, name, worker, *times = row
-    if state is None:
+    record = JobRecord.parse(job_id, dict(zip(JOB_FIELDS, row, strict=True)))
+    if record is None:
         raise JobNotFound(f"no job {job_id}")
     value = None
-    if result is not None:
+    if record.result is not None:
         try:
-            value = payloads.value(result, settings)
+            value = payloads.value(record.result, settings)
         except payloads.PayloadError as err:
             value = f"<unreadable result: {err}>"
     return JobInfo(
-        name=name or task or "",
-        state=state,
-        attempt=int(attempt or 0),
+        name=record.name or record.task,
+        state=record.state,
+        attempt=record.attempt,
         result=value,
-        error=json.loads(error) if error else None,
-        reason=reason,
+        error=record.error,
+        reason=record.reason,
         id=job_id,
-        task=task or "",
-        queue=queue or "",
-        priority=PRIORITIES[int(prio)] if prio not in (None, "") else "",
-        run_id=run or "",
-        worker=worker or "",
-        enqueued_ms=_int(times[0]),
-        started_ms=_int(times[1]),
-        finished_ms=_int(times[2]),
-        due_ms=_int(times[3]),
+        task=record.task,
+        queue=record.queue,
+        priority=record.priority,
+        run_id=record.run,
+        worker=record.worker,
+        enqueued_ms=record.enqueued,
+        started_ms=record.started,
+        finished_ms=record.finished,
+        due_ms=record.due,
     )
 
 
@@ -658,7 +617,3 @@ def cancel_status(job_id: str, reply: Sequence[Any]) -> str:
     if status == "missing":
         raise JobNotFound(f"no job {job_id}")
     return str(status)
-
-
-def _int(value: str | None) -> int | None:
-    return None if value in (None, "") else int(str(value))

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from tqflow.plan import PRIORITIES, FlowPlan, JobPlan, canonical_json
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.params import resolve_params
-from tqflow.runtime.store import calls, codec, payloads
+from tqflow.runtime.store import calls, codec, payloads, records
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -104,16 +104,9 @@ def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
 
 def job_opts(job: JobPlan) -> str:
     """The options the worker reads (same form as a standalone job's): retry, timeout, dead-letter queue."""
-    opts: dict[str, Any] = {}
-    if job.retry.kind != "none" or job.retry.rules or job.retry.never:
-        opts["r"] = job.retry.model_dump(mode="json", exclude_defaults=True)
-    if job.timeout_ms:
-        opts["t"] = job.timeout_ms
-    if job.deadline_ms:
-        opts["dl"] = job.deadline_ms
-    if job.dead_letter:
-        opts["dlq"] = job.dead_letter
-    return json.dumps(opts, separators=(",", ":")) if opts else ""
+    return records.options_json(
+        deadline_ms=job.deadline_ms, timeout_ms=job.timeout_ms, retry=job.retry, dead_letter=job.dead_letter
+    )
 
 
 async def start_run(

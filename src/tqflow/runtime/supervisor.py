@@ -5,6 +5,7 @@ each worker stops fetching and finishes what it holds."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -60,6 +61,9 @@ def payload_settings(codec: str, compress_over: int | None, environ: Mapping[str
     )
 
 
+GC_THRESHOLDS = (50_000, 20, 100)  # a worker allocates a few short-lived objects per job: collect less often
+
+
 def run_worker(spec: WorkerSpec) -> int:
     """One worker in this process, until SIGTERM or SIGINT. Returns an exit code."""
     try:
@@ -67,6 +71,7 @@ def run_worker(spec: WorkerSpec) -> int:
     except TaskLoadError as err:
         print(f"error: {err}", file=sys.stderr)
         return IMPORT_ERROR
+    gc.set_threshold(*GC_THRESHOLDS)
     eventloop.run(_work(spec, tasks), spec.event_loop)
     return 0
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import socket
@@ -122,6 +123,9 @@ class Worker:
         await self._create_groups()
         await self.scripts.ensure_loaded()
         await self.cluster.start()
+        # What start-up made (modules, tasks, plans, pydantic models) stays for the process's life: leave it
+        # out of every later collection, so the collector's passes scan only what jobs allocate.
+        gc.freeze()
         finished = asyncio.Event()
         helpers = [asyncio.create_task(self._resilient(c, stop)) for c in self.background()]
         finisher = asyncio.create_task(self._finish_loop(finished))

@@ -44,17 +44,29 @@ local function entry_job(stream, eid, fields)
   return nil
 end
 
--- The record of a lean job whose entry is still queued (no record yet), from the entry's fields: written
--- now, state queued, its entry kept in place (a start then finds it as its own). Returns its fields, or nil.
-local function record_lean(id, q, p, eid, fields)
+-- What the record of a lean job whose entry is still queued (no record yet) holds, from the entry's fields:
+-- state queued, its entry kept in place (a start then finds it as its own). Returns its fields, or nil.
+local function lean_record(q, p, eid, fields)
   local f = {}
   for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
   if not f.t then return nil end
-  local rec = {state = 'queued', task = f.t, payload = f.p or '', queue = q, prio = p, entry = eid,
+  return {state = 'queued', task = f.t, payload = f.p or '', queue = q, prio = p, entry = eid,
     enqueued = string.match(eid, '^(%d+)'), opts = f.o}
-  redis.call('HSET', job_key(id), 'state', rec.state, 'task', rec.task, 'payload', rec.payload, 'queue', q,
-    'prio', p, 'entry', eid, 'enqueued', rec.enqueued)
-  if f.o then redis.call('HSET', job_key(id), 'opts', f.o) end
+end
+
+-- The record fields of `rec` (see lean_record) as a flat HSET list, `more` appended.
+local function lean_fields(rec, more)
+  local out = {'state', rec.state, 'task', rec.task, 'payload', rec.payload, 'queue', rec.queue, 'prio', rec.prio,
+    'entry', rec.entry, 'enqueued', rec.enqueued}
+  if rec.opts then out[#out + 1] = 'opts'; out[#out + 1] = rec.opts end
+  for i = 1, #more do out[#out + 1] = more[i] end
+  return out
+end
+
+-- The same, written now: the record of a lean job that something other than its start needs.
+local function record_lean(id, q, p, eid, fields)
+  local rec = lean_record(q, p, eid, fields)
+  if rec then redis.call('HSET', job_key(id), unpack(lean_fields(rec, {}))) end
   return rec
 end
 
@@ -199,9 +211,12 @@ end
 -- A job reached a terminal state: wake whoever waits for it, count it in its run (or its fan-out
 -- parent), release its dependents (each exactly once: only the decrement that reaches zero resolves
 -- a dependent), finish the run at the end.
-on_terminal = function(id, now)
+-- `known`: {run, w, replayed, parent} when the caller read them already (finish_attempt).
+on_terminal = function(id, now, known)
   local k = job_key(id)
-  local run_id, waiter, replayed, parent = unpack(redis.call('HMGET', k, 'run', 'w', 'replayed', 'parent'))
+  local run_id, waiter, replayed, parent
+  if known then run_id, waiter, replayed, parent = known[1], known[2], known[3], known[4]
+  else run_id, waiter, replayed, parent = unpack(redis.call('HMGET', k, 'run', 'w', 'replayed', 'parent')) end
   if waiter then redis.call('PUBLISH', done_channel, id) end
   if replayed == '1' then return end
   if parent and parent ~= '' then return child_done(parent, now) end
@@ -277,17 +292,19 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   end
   local k = job_key(id or '')
   local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
-    'deadline_at', 'run')
+    'deadline_at', 'run', 'attempt')
+  local fresh  -- a lean job starting from the entry just read: its whole record is written in one HSET below
   if id ~= nil and not f[1] then  -- a lean job starting: its record is made from its entry
     local rec
     if fields and id == lean_id_at(stream, entry) then
       local q, p = lean_parts(id)
-      rec = record_lean(id, q, p, entry, fields)
+      rec = lean_record(q, p, entry, fields)
+      fresh = rec
     else
       rec = materialize(id)
     end
     if rec then f = {rec.state, rec.entry, rec.task, rec.payload, rec.opts or false, rec.queue, rec.prio,
-      rec.enqueued, false, false} end
+      rec.enqueued, false, false, false} end
   end
   local state, current = f[1], f[2]
   if id == nil or state ~= 'queued' or current ~= entry then
@@ -296,9 +313,11 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     if id == nil or not state then reject_entry(id, stream, entry, now) end
     return nil
   end
-  local attempt = redis.call('HINCRBY', k, 'attempt', 1)
-  redis.call('HSET', k, 'state', 'running', 'token', token, 'worker', worker, 'started', now,
-    'lease_until', now + lease, 'stream', stream)
+  local attempt = (tonumber(f[11]) or 0) + 1
+  local running = {'state', 'running', 'attempt', attempt, 'token', token, 'worker', worker, 'started', now,
+    'lease_until', now + lease, 'stream', stream}
+  if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, running)))
+  else redis.call('HSET', k, unpack(running)) end
   local info = false
   local run_id = f[10]
   if run_id then
@@ -348,13 +367,21 @@ local function cancel_job(id, now, reason)
 end
 
 -- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
-local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq)
+-- `acks`: a table stream -> entry ids the caller acks and deletes in one XACK and one XDEL a stream after all
+-- its attempts (finish_many); without it the entry is acked and deleted here.
+local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks)
   local k = job_key(id)
-  local state, current, stream, entry, cancel, run_id = unpack(redis.call('HMGET', k, 'state', 'token', 'stream',
-    'entry', 'cancel', 'run'))
+  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent = unpack(redis.call('HMGET', k,
+    'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent'))
   if state ~= 'running' or current ~= token then return 'stale' end
-  redis.call('XACK', stream, GROUP, entry)
-  redis.call('XDEL', stream, entry)
+  if acks then
+    local list = acks[stream]
+    if not list then list = {}; acks[stream] = list end
+    list[#list + 1] = entry
+  else
+    redis.call('XACK', stream, GROUP, entry)
+    redis.call('XDEL', stream, entry)
+  end
   if cancel == '1' and outcome ~= 'succeeded' then outcome, payload = 'cancelled', 'cancelled while running' end
   if outcome == 'retry' then
     redis.call('HSET', k, 'error', payload, 'token', '')
@@ -372,7 +399,18 @@ local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq)
   else
     return redis.error_reply('unknown outcome ' .. outcome)
   end
-  on_terminal(id, now)
+  on_terminal(id, now, {run_id, waiter, replayed, parent})
   expire_finished(k, outcome, ttl, run_id ~= false and run_id ~= nil)
   return outcome
+end
+
+-- Ack and delete the entries finish_attempt collected, one XACK and one XDEL a stream.
+local function ack_all(acks)
+  for stream, entries in pairs(acks) do
+    for i = 1, #entries, 500 do
+      local page = {unpack(entries, i, math.min(i + 499, #entries))}
+      redis.call('XACK', stream, GROUP, unpack(page))
+      redis.call('XDEL', stream, unpack(page))
+    end
+  end
 end

