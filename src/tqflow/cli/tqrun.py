@@ -86,7 +86,10 @@ def worker(
 
     Pickle payloads need $TQFLOW_SIGNING_KEY (the same secret on clients and workers)."""
     configure_logging(log_level)
-    url = resolve_url(redis_url, os.environ)
+    try:
+        url = resolve_url(redis_url, os.environ)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
     if url is None:
         raise click.UsageError("give --redis URL or set TQFLOW_REDIS_URL (start one with `tqrun server`)")
     names, folders, queue_names = list(modules), [Path.cwd()], set()

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from tqflow.plan import FlowPlan, Plan, RetryPlan
 from tqflow.plan.durations import Duration
 from tqflow.runtime import lean
-from tqflow.runtime.connection import connect
+from tqflow.runtime.connection import connect, pin
 from tqflow.runtime.deployments import Deployed, Deployments
 from tqflow.runtime.jobs import (
     BulkItem,
@@ -50,6 +50,7 @@ class Client:
     ) -> None:
         self.redis = redis
         self.keys = Keys(namespace)
+        pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
         self.scripts = Scripts(redis)
         self.deployments = Deployments(redis, self.keys)
         self.payload_settings = payload_settings or PayloadSettings()
@@ -58,7 +59,8 @@ class Client:
 
     @classmethod
     def from_url(cls, url: str, namespace: str | None = None, **kwargs: Any) -> Client:
-        return cls(connect(url), namespace or os.environ.get("TQFLOW_NAMESPACE", "tqflow"), **kwargs)
+        namespace = namespace or os.environ.get("TQFLOW_NAMESPACE", "tqflow")
+        return cls(connect(url, namespace=namespace), namespace, **kwargs)
 
     async def close(self) -> None:
         await self.waiter.close()

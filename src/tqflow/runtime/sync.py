@@ -61,7 +61,7 @@ class SyncClient:
         self, url: str, namespace: str = "tqflow", payload_settings: PayloadSettings | None = None
     ) -> None:
         self.url = url
-        self.redis: Redis = connect_sync(url)
+        self.redis: Redis = connect_sync(url, namespace=namespace)
         self.keys = Keys(namespace)
         self.payload_settings = payload_settings or PayloadSettings()
         self.scripts = SyncScripts(self.redis)
@@ -271,7 +271,7 @@ def _woken(pubsub: PubSub, job_id: str | None, seconds: float) -> bool:
 
 
 async def _make_client(url: str, namespace: str, settings: PayloadSettings) -> Client:
-    return Client(connect(url), namespace, settings)
+    return Client(connect(url, namespace=namespace), namespace, settings)
 
 
 async def _awaited(value: Awaitable[T]) -> T:

@@ -31,6 +31,7 @@ from tqflow.plan import PRIORITIES, RetryPlan
 from tqflow.runtime import payloads
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.connection import pin
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
@@ -82,6 +83,7 @@ class Worker:
         self.redis = redis
         self.tasks = dict(tasks)
         self.keys = Keys(namespace)
+        pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
         self.scripts = Scripts(redis)
         self.settings = settings or WorkerSettings()
         self.planner = FetchPlanner(self.keys, self.settings.queues, self.settings.weights)
