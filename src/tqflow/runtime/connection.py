@@ -224,7 +224,7 @@ class Topology:
                 reply = probe.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.target.master)
                 if not reply:
                     return None
-                return (str(reply[0]), int(reply[1]))
+                return (_text(reply[0]), int(reply[1]))
             ranges = probe.execute_command("CLUSTER", "SLOTS")
         owners: dict[int, tuple[str, int]] = {}
         for low, high, master, *replicas in ranges:
