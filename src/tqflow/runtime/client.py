@@ -209,6 +209,16 @@ class Client:
                 break
         return found
 
+    async def purge_dead_letters(self, job_ids: Sequence[str] = (), queue: str | None = None) -> int:
+        """Take dead-lettered jobs out of a dead-letter queue for good (all of it when no ids are given):
+        a standalone job is deleted, a flow job leaves with its run when retention prunes it. Returns how
+        many."""
+        key, ids, purged = self.keys.dead_letter(queue), list(job_ids), 0
+        for start in range(0, max(1, len(ids)), 500):
+            page = ids[start : start + 500]
+            purged += int(await self.scripts.call("purge_dlq", [key], [self.keys.prefix, *page]))
+        return purged
+
     async def dead_letter_queues(self) -> list[str]:
         return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
 

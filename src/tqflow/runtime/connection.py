@@ -60,8 +60,9 @@ SCHEMES = (
     "rediss+sentinel",
 )
 # A failover takes the node timeout plus an election (~2 s with a 1 s node timeout, ~20 s with the default
-# 15 s): a command is retried for about 30 s before its error reaches the caller.
-RETRIES = 64
+# 15 s; a sentinel election that splits waits twice its failover-timeout): a command is retried for about
+# 60 s before its error reaches the caller.
+RETRIES = 128
 REDIRECTS = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 RETRIED = (RedisConnectionError, RedisTimeoutError, *REDIRECTS)
 PROBE_TIMEOUT_S = 2.0

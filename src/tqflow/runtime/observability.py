@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tqflow.runtime.alerts import AlertMonitor, AlertSettings
-from tqflow.runtime.attempts import AttemptRecorder
+from tqflow.runtime.attempts import TTL_S, AttemptRecorder
 from tqflow.runtime.hooks import WorkerHooks
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.logging import JobLogHooks
@@ -60,8 +60,9 @@ def for_worker(
     metrics_host: str = "127.0.0.1",
     process_index: int = 0,
     alerts: AlertSettings | None = None,
+    history_ttl_s: int = TTL_S,
 ) -> WorkerObservability:
-    hooks: list[WorkerHooks] = [JobLogHooks(), AttemptRecorder(redis, namespace)]
+    hooks: list[WorkerHooks] = [JobLogHooks(), AttemptRecorder(redis, namespace, ttl_s=history_ttl_s)]
     observability = WorkerObservability(hooks)
     if alerts is not None and process_index == 0:  # one monitor per machine keeps its rate limits whole
         observability.background.append(AlertMonitor(redis, namespace, alerts).run)

@@ -345,7 +345,7 @@ class LocalSentinel(_Topology):
             config.write_text(
                 f"sentinel monitor {self.master_name} {HOST} {master_port} {quorum}\n"
                 f"sentinel down-after-milliseconds {self.master_name} 1000\n"
-                f"sentinel failover-timeout {self.master_name} 5000\n"
+                f"sentinel failover-timeout {self.master_name} 2000\n"
                 f"sentinel parallel-syncs {self.master_name} 1\n"
             )
             self.sentinels.append(self._server(port, f"sentinel{index}", str(config), "--sentinel"))

@@ -161,6 +161,7 @@ class SyncClient:
     # -- everything else: the asyncio client's methods on a private loop ----------------------------
 
     deploy = _on_loop(Client.deploy)
+    purge_dead_letters = _on_loop(Client.purge_dead_letters)
     start_run = _on_loop(Client.start_run)
     wait = _on_loop(Client.wait)
     run_info = _on_loop(Client.run_info)
