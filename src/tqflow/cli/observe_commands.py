@@ -33,6 +33,7 @@ STYLES = {
     "cancelled": "bright_black",
     "waiting": "bright_black",
 }
+RUN_STATES = ("running", "succeeded", "failed", "cancelled")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
@@ -75,7 +76,10 @@ def print_json(value: BaseModel | list[Any]) -> None:
 @click.command()
 @click.option("--flow", default=None, help="Only runs of this flow.")
 @click.option(
-    "--state", default=None, help="Only runs in this state (running, succeeded, failed, cancelled)."
+    "--state",
+    type=click.Choice(RUN_STATES),
+    default=None,
+    help="Only runs in this state.",
 )
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
@@ -133,6 +137,10 @@ def status(run_id: str, as_json: bool, redis_url: str | None, namespace: str) ->
     console.print(Text.assemble(f"run {run.id}  flow {run.flow} v{run.version}  ", styled(run.state)))
     console.print(graph_lines(run))
     console.print(jobs_table(run.jobs))
+    for name, value in run.outputs.items():
+        console.print(f"output {name} = {json.dumps(value)}", markup=False)
+    for name, error in run.output_errors.items():
+        console.print(f"output {name}: cannot evaluate: {error}", markup=False)
     sys.exit(exit_codes.OK if run.state in ("succeeded", "running") else exit_codes.RUN_FAILED)
 
 

@@ -44,6 +44,7 @@ from tqflow.runtime.jobs import (
     queue_job_read,
     refusal,
 )
+from tqflow.runtime.lifecycle import Backfilled
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
@@ -113,6 +114,8 @@ class SyncClient:
 
     def _enqueue(self, task: Task[Any, Any] | str | Call[Any], /, **kwargs: Any) -> JobId[Any]:
         """`Client.enqueue`, synchronously: one EVALSHA."""
+        if isinstance(task, str):  # sent by name: its workers' published policies and parameters
+            self.submitter.catalog.load_sync(self.redis, (task,))
         job = self.submitter.prepare(task, kwargs, _pop_options(kwargs))
         try:
             [result] = self.submitter.submit([job], atomic=True)
@@ -128,7 +131,8 @@ class SyncClient:
         if kwargs or options.unique is not None:
             unexpected = sorted(kwargs) or ["unique"]
             raise TypeError(f"enqueue_many() got unexpected keyword arguments: {', '.join(unexpected)}")
-        return self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
+        self.submitter.catalog.load_sync(self.redis, self.submitter.names(None, calls))
+        return self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
 
     enqueue = _native(Client.enqueue, _enqueue)
     enqueue_many = _native(Client.enqueue_many, _enqueue_many)
@@ -173,6 +177,21 @@ class SyncClient:
     replay = _on_loop(Client.replay)
     replay_all = _on_loop(Client.replay_all)
     list_jobs = _on_loop(Client.list_jobs)
+    resume = _on_loop(Client.resume)
+    pause = _on_loop(Client.pause)
+    unpause = _on_loop(Client.unpause)
+    undeploy = _on_loop(Client.undeploy)
+
+    def backfill(
+        self, flow: str, from_ms: int, to_ms: int, *, schedule: str | None = None, rate: float = 10.0
+    ) -> list[Backfilled]:
+        """`Client.backfill`, synchronously: every tick's outcome, once the whole window is done."""
+        client = self.client  # started here: `client` itself waits on the loop
+
+        async def collect() -> list[Backfilled]:
+            return [i async for i in client.backfill(flow, from_ms, to_ms, schedule=schedule, rate=rate)]
+
+        return self._run(collect())
 
     @property
     def client(self) -> Client:

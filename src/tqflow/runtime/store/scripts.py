@@ -53,6 +53,7 @@ SCRIPT_NAMES = (
     "age",
     "cancel_run",
     "claim_unique",
+    "resume_run",
 )
 
 REROUTED = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
