@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from tqflow.plan.durations import parse_compound
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -122,10 +123,8 @@ class Pruner:
                 elif state != "running" and finished and int(finished) + self.keep_ms <= now:
                     due.append((run_id, await self._job_names(str(flow), int(version or 0))))
             for start in range(0, len(due), RUNS_PER_CALL):
-                args: list[str | int] = [self.keys.prefix, now, self.keep_ms]
-                for run_id, names in due[start : start + RUNS_PER_CALL]:
-                    args += [run_id, len(names), *names]
-                total += int(await self.scripts.call("prune_runs", [self.keys.runs], args))
+                page = due[start : start + RUNS_PER_CALL]
+                total += int(await self.scripts.run(calls.prune_runs(self.keys, now, self.keep_ms, page)))
             if len(ids) < PAGE:
                 break
         return total

@@ -2,9 +2,9 @@
 -- hash and its done list, every job record of the run with its attempt history, the fan-out children of
 -- its jobs, and its entry in the runs index. A run with a job still in a dead-letter queue stays until that
 -- job is replayed or purged. A run id in the index whose run is gone is removed from it.
--- KEYS[1] the runs index. ARGV: prefix, now, keep (ms), then for each run: run id, job count, job names…
+-- KEYS[1] the runs index. ARGV: now, keep (ms), then for each run: run id, job count, job names…
 -- Returns the number of runs deleted.
-local now, keep = tonumber(ARGV[2]), tonumber(ARGV[3])
+local now, keep = tonumber(ARGV[1]), tonumber(ARGV[2])
 local runs_key = KEYS[1]
 local dlqs = {dlq_of('')}
 for _, name in ipairs(redis.call('SMEMBERS', prefix .. ':dlqs')) do table.insert(dlqs, dlq_of(name)) end
@@ -15,7 +15,7 @@ local function in_dlq(id)
   return false
 end
 
-local deleted, i = 0, 4
+local deleted, i = 0, 3
 while i <= #ARGV do
   local run_id, n = ARGV[i], tonumber(ARGV[i + 1])
   local names = {}

@@ -1,9 +1,9 @@
 -- `tqc dlq purge`: take dead-lettered jobs out of a dead-letter queue for good. A standalone job's record and
 -- attempt history are deleted; a flow job's record stays with its run, which retention then prunes with all
 -- its jobs (prune_runs.lua keeps a run only while one of its jobs is in a dead-letter queue).
--- KEYS[1] the dead-letter queue. ARGV: prefix, job ids (none: every job of the queue). Returns how many.
+-- KEYS[1] the dead-letter queue. ARGV: job ids (none: every job of the queue). Returns how many.
 local ids = {}
-for i = 2, #ARGV do ids[#ids + 1] = ARGV[i] end
+for i = 1, #ARGV do ids[#ids + 1] = ARGV[i] end
 if #ids == 0 then ids = redis.call('ZRANGE', KEYS[1], 0, -1) end
 local purged = 0
 for _, id in ipairs(ids) do
