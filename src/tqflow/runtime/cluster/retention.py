@@ -123,8 +123,8 @@ class Pruner:
                 elif state != "running" and finished and int(finished) + self.keep_ms <= now:
                     due.append((run_id, await self._job_names(str(flow), int(version or 0))))
             for start in range(0, len(due), RUNS_PER_CALL):
-                page = due[start : start + RUNS_PER_CALL]
-                total += int(await self.scripts.run(calls.prune_runs(self.keys, now, self.keep_ms, page)))
+                batch = due[start : start + RUNS_PER_CALL]
+                total += int(await self.scripts.run(calls.prune_runs(self.keys, now, self.keep_ms, batch)))
             if len(ids) < PAGE:
                 break
         return total
