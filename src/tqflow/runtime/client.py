@@ -37,7 +37,7 @@ from tqflow.runtime.jobs import (
 from tqflow.runtime.lifecycle import Backfilled, Lifecycle, Undeployed
 from tqflow.runtime.resume import Resumed, ResumeError, resume_run
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
-from tqflow.runtime.store import lean
+from tqflow.runtime.store import calls, lean
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.store.scripts import Scripts
@@ -245,7 +245,7 @@ class Client:
     async def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
         """Cancel a job: `cancelled` (it had not started), `cancelling` (its worker is told to stop it;
         it ends as cancelled), or the state it had already ended in. Its dependents follow the skip rules."""
-        reply = await self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
+        reply = await self.scripts.run(calls.cancel(self.keys, now_ms(), reason, [job_id]))
         return cancel_status(job_id, reply)
 
     async def cancel_run(self, run_id: str) -> str:
@@ -253,14 +253,14 @@ class Client:
         `cancelled`, `cancelling` (jobs still running are being stopped; the run ends cancelled when they
         have) or the state the run had already ended in."""
         info = await self.run_info(run_id)
-        state = await self.scripts.call("cancel_run", [], [self.keys.prefix, now_ms(), run_id, *info.jobs])
+        state = await self.scripts.run(calls.cancel_run(self.keys, now_ms(), run_id, list(info.jobs)))
         return "cancelling" if state == "running" else str(state)
 
     async def reprioritize(self, job_id: str, priority: str) -> str:
         """Change the priority of a job that has not started: `moved` (a queued job, to the end of its new
         level) or `updated` (scheduled, retrying or waiting); ValueError for a job that started or ended."""
         level = priority_level(priority)
-        [status] = await self.scripts.call("reprioritize", [], [self.keys.prefix, now_ms(), level, job_id])
+        [status] = await self.scripts.run(calls.reprioritize(self.keys, now_ms(), level, [job_id]))
         if status == "missing":
             raise JobNotFound(f"no job {job_id}")
         if status not in ("moved", "updated"):
@@ -307,7 +307,7 @@ class Client:
             out[job_id] = resumed[run_id]
         for start in range(0, len(ids), 500):
             page = ids[start : start + 500]
-            statuses = await self.scripts.call("replay", [], [self.keys.prefix, now_ms(), queue or "", *page])
+            statuses = await self.scripts.run(calls.replay(self.keys, now_ms(), queue or "", page))
             out.update(zip(page, (str(s) for s in statuses), strict=True))
         return out
 
