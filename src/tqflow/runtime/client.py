@@ -6,6 +6,7 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, overload
 
+import structlog
 from redis.asyncio import Redis
 from typing_extensions import TypeVar
 
@@ -43,6 +44,7 @@ from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.waiter import Waiter
 
+log = structlog.get_logger("tqflow.client")
 R = TypeVar("R", default=Any)  # a job of a task named by a string: JobId[Any]
 
 
@@ -58,6 +60,7 @@ class Client:
         self.payload_settings = payload_settings or PayloadSettings()
         self.submitter = Submitter(redis, self.keys, self.scripts, self.payload_settings)
         self.waiter = Waiter(redis, self.keys, self.scripts)
+        self.policy_differences: list[dict[str, Any]] = []  # of the last deploy (see `deploy`)
         self.lifecycle = Lifecycle(redis, self.keys, self.scripts, self.deployments)
 
     @classmethod
@@ -72,7 +75,46 @@ class Client:
     # -- flows and runs -------------------------------------------------------------------------
 
     async def deploy(self, plan: Plan) -> list[Deployed]:
-        return await self.deployments.deploy(plan)
+        """Deploy a plan's flows. Where a flow job sets a retry, timeout, queue or dead-letter queue that
+        differs from its task's own (as the workers published it), the flow's wins: each such job is logged
+        as a warning and kept in `policy_differences`."""
+        deployed = await self.deployments.deploy(plan)
+        self.policy_differences = await self._policy_differences(plan)
+        for difference in self.policy_differences:
+            log.warning("a flow job overrides its task's own policy", **difference)
+        return deployed
+
+    async def _policy_differences(self, plan: Plan) -> list[dict[str, Any]]:
+        jobs = [(flow, job) for flow in plan.flows.values() for job in flow.jobs.values()]
+        catalog = self.submitter.catalog
+        await catalog.load(self.redis, [job.task.name for _, job in jobs])
+        out: list[dict[str, Any]] = []
+        for flow, job in jobs:
+            task = catalog.cached(job.task.name)
+            if task is None:
+                continue
+            sets = {
+                "queue": (job.queue, task.queue),
+                "timeout_ms": (job.timeout_ms, task.timeout_ms),
+                "dead_letter": (job.dead_letter, task.dead_letter),
+                "retry": (
+                    job.retry if job.retry.kind != "none" else None,
+                    task.retry if task.retry is not None and task.retry.kind != "none" else None,
+                ),
+            }
+            for setting, (flow_value, task_value) in sets.items():
+                if flow_value is not None and task_value is not None and flow_value != task_value:
+                    out.append(
+                        {
+                            "flow": flow.name,
+                            "job": job.name,
+                            "task": job.task.name,
+                            "setting": setting,
+                            "flow_value": str(flow_value),
+                            "task_value": str(task_value),
+                        }
+                    )
+        return out
 
     async def start_run(
         self, flow: str, params: Mapping[str, Any] | None = None, version: int | None = None

@@ -90,6 +90,7 @@ async def _work(spec: WorkerSpec, tasks: dict) -> None:  # type: ignore[type-arg
         metrics_host=spec.observe.metrics_host,
         process_index=spec.index,
         alerts=spec.observe.alerts,
+        tasks=list(tasks),
         history_ttl_s=max(1, (spec.settings.keep_history_ms or spec.settings.result_ttl_ms) // 1000),
     )
     try:

@@ -43,7 +43,7 @@ from tqflow.runtime.store import calls, payloads
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadError, PayloadSettings
 from tqflow.runtime.store.scripts import Scripts
-from tqflow.runtime.task import Task
+from tqflow.runtime.task import Task, TaskOptions
 from tqflow.runtime.validation import ArgumentError, validator
 
 log = structlog.get_logger("tqflow.worker")
@@ -268,6 +268,7 @@ class Worker:
                 attempt, "dead", _error("UnknownTask", f"this worker has no task `{attempt.task_name}`")
             )
             return
+        attempt.adopt(task.options)
         try:
             if attempt.run is not None:
                 kwargs = await self._run_arguments(attempt, task)
@@ -570,6 +571,17 @@ class Attempt:
             error_type=error.get("type"),
             error_message=error.get("message"),
         )
+
+    def adopt(self, options: TaskOptions) -> None:
+        """The task's own retry, timeout and dead-letter queue where the job sets none: a flow job whose
+        plan gives none, a job sent by name before any worker published the task (runtime/catalog.py).
+        A job that turned a retry off says so (`"r": {}`), so this never turns it back on."""
+        if "r" not in self.opts and options.retry is not None:
+            self.opts["r"] = options.retry.model_dump(mode="json", exclude_defaults=True)
+        if not self.opts.get("t") and options.timeout_ms:
+            self.opts["t"] = options.timeout_ms
+        if not self.opts.get("dlq") and options.dead_letter:
+            self.opts["dlq"] = options.dead_letter
 
     @property
     def retry(self) -> RetryPlan:
