@@ -503,6 +503,7 @@ def opts_json(options: JobOptions, policy: Policy | None) -> str:
         deadline_ms=to_ms(deadline, "deadline") if deadline is not None else (t.deadline_ms if t else None),
         timeout_ms=to_ms(timeout, "timeout") if timeout is not None else (t.timeout_ms if t else None),
         retry=options.retry or (t.retry if t else None),
+        retry_off=options.retry is not None,  # a call that turns retry off: the task's policy must not apply
         dead_letter=check_part("dead-letter queue name", dead_letter) if dead_letter else None,
         unique=(u.key, to_ms(u.within), u.conflict) if u is not None else None,
     )

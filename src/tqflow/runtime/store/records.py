@@ -134,10 +134,12 @@ def options_json(
     deadline_ms: int | None = None,
     timeout_ms: int | None = None,
     retry: RetryPlan | None = None,
+    retry_off: bool = False,
     dead_letter: str | None = None,
     unique: tuple[str, int, str] | None = None,
 ) -> str:
-    """The options a job carries, compactly (most jobs carry none: an empty string)."""
+    """The options a job carries, compactly (most jobs carry none: an empty string). `retry_off`: the job
+    was given a plan that retries nothing (`r: {}`), so the worker must not apply the task's own."""
     o: dict[str, Any] = {}
     if delay_ms > 0:
         o["d"] = delay_ms
@@ -147,6 +149,8 @@ def options_json(
         o["t"] = timeout_ms
     if retry is not None and (retry.kind != "none" or retry.rules or retry.never):
         o["r"] = retry.model_dump(mode="json", exclude_defaults=True)
+    elif retry_off:
+        o["r"] = {}
     if dead_letter:
         o["dlq"] = dead_letter
     if unique is not None:
