@@ -87,9 +87,11 @@ local function state_of(id)
 end
 
 -- Put a job on its stream now; the job remembers its entry (a moved or cancelled entry is then stale).
-local function push_to(k, id, q, p, now)
+-- `extra`: more record fields to write in the same HSET (field, value, …), or nil.
+local function push_to(k, id, q, p, now, extra)
   local eid = redis.call('XADD', stream_key(q, p), '*', 'j', id)
-  redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid)
+  if extra then redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid, unpack(extra))
+  else redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid) end
 end
 
 local function push(id, now)
@@ -107,13 +109,20 @@ local function delay_job(k, id, state, due)
 end
 
 -- A run job became ready: put it on its stream, or in the delayed set when it asks for a delay.
-local function schedule(id, now)
+-- `known`: {delay_ms, deadline_ms, queue, prio} when the caller read them already (resolve).
+local function schedule(id, now, known)
   local k = job_key(id)
-  local delay, deadline = unpack(redis.call('HMGET', k, 'delay_ms', 'deadline_ms'))
-  delay = tonumber(delay or '0') or 0
-  deadline = tonumber(deadline or '0') or 0
-  if deadline > 0 then redis.call('HSET', k, 'deadline_at', now + delay + deadline) end
-  if delay > 0 then delay_job(k, id, 'scheduled', now + delay) else push(id, now) end
+  local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio')
+  local delay = tonumber(f[1] or '0') or 0
+  local deadline = tonumber(f[2] or '0') or 0
+  if delay > 0 then
+    if deadline > 0 then redis.call('HSET', k, 'deadline_at', now + delay + deadline) end
+    delay_job(k, id, 'scheduled', now + delay)
+  elseif deadline > 0 then
+    push_to(k, id, f[3], f[4], now, {'deadline_at', now + deadline})
+  else
+    push_to(k, id, f[3], f[4], now)
+  end
 end
 
 local function status_holds(state, status)
@@ -148,7 +157,8 @@ end
 -- else skip it. Returns true when it was skipped (so the caller propagates that).
 local function resolve(id, now)
   local k = job_key(id)
-  local state, run_id, data_deps, after = unpack(redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after'))
+  local f = redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after', 'delay_ms', 'deadline_ms', 'queue', 'prio')
+  local state, run_id, data_deps, after = f[1], f[2], f[3], f[4]
   if state ~= 'waiting' then return false end  -- cancelled while it waited: already counted
   for _, dep in ipairs(cjson.decode(data_deps or '[]')) do
     if redis.call('HGET', job_key(run_id .. '.' .. dep), 'state') ~= 'succeeded' then
@@ -160,7 +170,7 @@ local function resolve(id, now)
     redis.call('HSET', k, 'state', 'skipped', 'finished', now, 'reason', 'after condition cannot hold')
     return true
   end
-  schedule(id, now)
+  schedule(id, now, {f[5], f[6], f[7], f[8]})
   return false
 end
 
@@ -211,7 +221,7 @@ end
 -- A job reached a terminal state: wake whoever waits for it, count it in its run (or its fan-out
 -- parent), release its dependents (each exactly once: only the decrement that reaches zero resolves
 -- a dependent), finish the run at the end.
--- `known`: {run, w, replayed, parent} when the caller read them already (finish_attempt).
+-- `known`: {run, w, replayed, parent, dependents, state} when the caller read them already (finish_attempt).
 on_terminal = function(id, now, known)
   local k = job_key(id)
   local run_id, waiter, replayed, parent
@@ -223,10 +233,13 @@ on_terminal = function(id, now, known)
   if not run_id or run_id == '' then return end
   local rk = run_key(run_id)
   local worklist = {id}
+  local open = 1
   while #worklist > 0 do
     local current = table.remove(worklist)
-    local state, dependents = unpack(redis.call('HMGET', job_key(current), 'state', 'dependents'))
-    redis.call('HINCRBY', rk, 'open', -1)
+    local state, dependents
+    if current == id and known and known[6] then state, dependents = known[6], known[5]
+    else state, dependents = unpack(redis.call('HMGET', job_key(current), 'state', 'dependents')) end
+    open = redis.call('HINCRBY', rk, 'open', -1)
     if state == 'dead' then redis.call('HINCRBY', rk, 'failed', 1) end
     if state == 'cancelled' then redis.call('HINCRBY', rk, 'cancelled', 1) end
     for _, name in ipairs(cjson.decode(dependents or '[]')) do
@@ -236,7 +249,7 @@ on_terminal = function(id, now, known)
       end
     end
   end
-  finish_run(rk, now)
+  if open <= 0 then finish_run(rk, now) end  -- jobs still open: the run goes on
 end
 
 -- Standalone jobs keep their record for a while after they end (dead ones stay for the dead-letter queue).
@@ -323,13 +336,13 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   if run_id then
     local r = redis.call('HMGET', k, 'name', 'flow', 'args', 'when', 'data_deps', 'fan_out', 'unique')
     local outputs = {}
+    local run_f = redis.call('HMGET', run_key(run_id), 'params', 'created')
     for _, dep in ipairs(cjson.decode(r[5] or '[]')) do
       outputs[dep] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or cjson.null
     end
     info = cjson.encode({run = run_id, name = r[1], flow = r[2], args = r[3], when = r[4], fan_out = r[6],
       unique = r[7],
-      outputs = outputs, params = redis.call('HGET', run_key(run_id), 'params') or cjson.null,
-      created = redis.call('HGET', run_key(run_id), 'created')})
+      outputs = outputs, params = run_f[1] or cjson.null, created = run_f[2]})
   end
   return {id, token, attempt, f[3], f[4], f[5], f[6], f[7], f[8], f[9], info}
 end
@@ -371,8 +384,8 @@ end
 -- its attempts (finish_many); without it the entry is acked and deleted here.
 local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks)
   local k = job_key(id)
-  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent = unpack(redis.call('HMGET', k,
-    'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent'))
+  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents = unpack(redis.call(
+    'HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent', 'dependents'))
   if state ~= 'running' or current ~= token then return 'stale' end
   if acks then
     local list = acks[stream]
@@ -399,7 +412,7 @@ local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, a
   else
     return redis.error_reply('unknown outcome ' .. outcome)
   end
-  on_terminal(id, now, {run_id, waiter, replayed, parent})
+  on_terminal(id, now, {run_id, waiter, replayed, parent, dependents, outcome})
   expire_finished(k, outcome, ttl, run_id ~= false and run_id ~= nil)
   return outcome
 end

@@ -9,6 +9,19 @@
 -- KEYS[1] the queues set, KEYS[2] the delayed set[, KEYS[3] the staging list].
 -- Options read here: d (delay ms), dl (deadline ms), uk/ut/uc (unique key, ttl ms, conflict).
 -- Returns {"done"|"aborted", one status a job: "ok" | "ok:<entry>" | "skip:<id>" | "reject:<id>" | "error:<why>"}.
+-- The common one-by-one case first: one lean job of one spec without options, no staging list (no tables
+-- to build). ARGV: now, mode, max payload, 4, task, queue, level, '', '.0|<payload>'.
+if #KEYS == 2 and #ARGV == 9 and ARGV[4] == '4' and ARGV[8] == '' and string.sub(ARGV[9], 1, 3) == '.0|' then
+  local payload = string.sub(ARGV[9], 4)
+  if #payload > tonumber(ARGV[3]) then
+    local verdict = 'done'
+    if ARGV[2] == 'all' then verdict = 'aborted' end
+    return {verdict, 'error:payload of ' .. #payload .. ' bytes is over the limit'}
+  end
+  local eid = redis.call('XADD', stream_key(ARGV[6], ARGV[7]), '*', 't', ARGV[5], 'p', payload)
+  redis.call('SADD', KEYS[1], ARGV[6])
+  return {'done', 'ok:' .. eid}
+end
 local now = tonumber(ARGV[1])
 local mode, max_payload = ARGV[2], tonumber(ARGV[3])
 local items, first = ARGV, 4
