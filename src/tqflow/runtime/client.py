@@ -9,7 +9,7 @@ from typing import Any, overload
 from redis.asyncio import Redis
 from typing_extensions import TypeVar
 
-from tqflow.plan import FlowPlan, Plan, RetryPlan
+from tqflow.plan import FlowPlan, Plan, Priority, RetryPlan
 from tqflow.plan.durations import Duration
 from tqflow.runtime.connection import connect
 from tqflow.runtime.deployments import Deployed, Deployments
@@ -29,7 +29,6 @@ from tqflow.runtime.jobs import (
     job_options,
     job_row,
     outcome,
-    priority_level,
     queue_job_read,
     refusal,
 )
@@ -182,7 +181,7 @@ class Client:
     async def reprioritize(self, job_id: str, priority: str) -> str:
         """Change the priority of a job that has not started: `moved` (a queued job, to the end of its new
         level) or `updated` (scheduled, retrying or waiting); ValueError for a job that started or ended."""
-        level = priority_level(priority)
+        level = int(Priority.parse(priority))
         [status] = await self.scripts.call("reprioritize", [], [self.keys.prefix, now_ms(), level, job_id])
         if status == "missing":
             raise JobNotFound(f"no job {job_id}")

@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from tqflow.plan import PRIORITIES, FlowPlan
+from tqflow.plan import LEVELS, FlowPlan, Priority
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.deployments import Deployments
@@ -97,7 +97,7 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
         flow=str(row.get("flow") or ""),
         task=str(row.get("task") or ""),
         queue=str(row.get("queue") or ""),
-        priority=PRIORITIES[level] if level is not None and 0 <= level < len(PRIORITIES) else "",
+        priority=Priority.label_of(level),
         state=str(row.get("state") or "unknown"),
         attempt=_int(row.get("attempt")) or 0,
         created=_int(row.get("created")),
@@ -280,7 +280,7 @@ class Inspector:
             return list(await self.redis.zrange(self.keys.delayed, 0, count * 4))
         ids: list[str] = []
         for name in [queue] if queue else await self.queue_names():
-            for level in range(len(PRIORITIES)):
+            for level in range(LEVELS):
                 ids += await self._stream_ids(name, level, running=state == "running", count=count)
         return [i for i in ids if i]
 
@@ -350,7 +350,7 @@ class Inspector:
         return QueuesOverview(queues=stats, delayed=delayed, dead=dead)
 
     async def queue(self, name: str) -> QueueStats:
-        levels = [await self._level(name, level) for level in range(len(PRIORITIES))]
+        levels = [await self._level(name, level) for level in range(LEVELS)]
         ages = [lv.oldest_age_ms for lv in levels if lv.oldest_age_ms is not None]
         return QueueStats(
             queue=name,
@@ -377,7 +377,7 @@ class Inspector:
                 oldest = max(0, now_ms() - int(first[0][0].split("-")[0]))
         return QueueLevel(
             queue=queue,
-            priority=PRIORITIES[level],
+            priority=Priority(level).label,
             level=level,
             waiting=waiting,
             running=pending,

@@ -21,7 +21,7 @@ from typing import Any, Generic, TypeVar
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from tqflow.plan import DEFAULT_QUEUE, PRIORITIES, RetryPlan
+from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import lean, payloads
@@ -189,14 +189,6 @@ def needs_record(opts: str, queue: str) -> bool:
     return bool(opts) and any(k in json.loads(opts) for k in ("d", "dl", "uk"))
 
 
-def priority_level(priority: str | int) -> int:
-    if isinstance(priority, int) and 0 <= priority < len(PRIORITIES):
-        return priority
-    if priority in PRIORITIES:
-        return PRIORITIES.index(str(priority))
-    raise ValueError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
-
-
 class Known:
     """What one (task, options) pair always gives: its spec, its argument check and payload version."""
 
@@ -314,8 +306,13 @@ class JobBuilder:
     def _spec(self, task: Task[Any, Any] | None, target: object, options: JobOptions) -> Spec:
         name = task.name if task is not None else check_part("task name", str(target))
         queue = options.queue or (task.options.queue if task else None) or DEFAULT_QUEUE
-        priority = options.priority or (task.options.priority if task else None) or "normal"
-        return (name, check_part("queue name", queue), priority_level(priority), opts_json(options, task))
+        priority = options.priority or (task.options.priority if task else None) or DEFAULT_PRIORITY
+        return (
+            name,
+            check_part("queue name", queue),
+            int(Priority.parse(priority)),
+            opts_json(options, task),
+        )
 
     def prepare_many(self, calls: Sequence[BulkItem], options: JobOptions) -> list[Prepared]:
         """`enqueue_many`'s items: `task.call(...)`, `(task_or_name, kwargs)` or `(…, kwargs, overrides)`."""
@@ -552,7 +549,7 @@ def job_info(job_id: str, row: Sequence[Any], settings: PayloadSettings) -> JobI
         id=job_id,
         task=task or "",
         queue=queue or "",
-        priority=PRIORITIES[int(prio)] if prio not in (None, "") else "",
+        priority=Priority.label_of(prio),
         run_id=run or "",
         worker=worker or "",
         enqueued_ms=_int(times[0]),

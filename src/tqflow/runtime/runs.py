@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tqflow.plan import PRIORITIES, FlowPlan, JobPlan, canonical_json
+from tqflow.plan import FlowPlan, JobPlan, Priority, canonical_json
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.store import codec, payloads
@@ -86,7 +86,7 @@ def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
                 "task": job.task.name,
                 "args": canonical_json(job.args),
                 "queue": job.queue,
-                "prio": PRIORITIES.index(job.priority),
+                "prio": int(Priority.parse(job.priority)),
                 "opts": job_opts(job),
                 "delay_ms": job.delay_ms,
                 "deadline_ms": job.deadline_ms or 0,

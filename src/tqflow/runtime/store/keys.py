@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from tqflow.plan import PRIORITIES
+from tqflow.plan import LEVELS
 
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 GROUP = "tqflow"
@@ -54,7 +54,7 @@ class Keys:
         return f"{self.prefix}:q:{queue}:{priority}"
 
     def streams(self, queue: str) -> list[str]:
-        return [self.stream(queue, level) for level in range(len(PRIORITIES))]
+        return [self.stream(queue, level) for level in range(LEVELS)]
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"
