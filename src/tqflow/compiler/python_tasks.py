@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqflow.errors import LanguageError
 from tqflow.plan.modules import resolve_module_name
 
 TASK_DECORATORS = {"task", "tqflow.runtime.task", "runtime.task"}
@@ -52,7 +53,7 @@ class ModuleInfo:
     names: frozenset[str]  # every top-level name (classes, functions, assignments, imports)
 
 
-class ModuleNotFound(Exception):
+class ModuleNotFound(LanguageError):
     pass
 
 

@@ -23,6 +23,7 @@ from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostics, Label
 from tqflow.dsl.source import Source, Span
 from tqflow.dsl.syntax_hints import hint
+from tqflow.errors import LanguageError
 from tqflow.plan.durations import parse_duration
 
 TERMINAL_NAMES = {
@@ -50,7 +51,7 @@ TERMINAL_NAMES = {
 TOP_LEVEL = re.compile(r"^(use|import|retry|flow)\b", re.MULTILINE)
 
 
-class SyntaxFailure(Exception):
+class SyntaxFailure(LanguageError):
     """Raised inside the transformer for a construct that parses but is malformed (bad escape …)."""
 
     def __init__(self, message: str, span: Span) -> None:

@@ -14,6 +14,7 @@ from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostic, Severity
 from tqflow.dsl.formatter import FormatError, format_source
 from tqflow.dsl.source import Source, Span
+from tqflow.errors import LanguageError
 from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, build, module_path
 from tqflow.lsp.positions import LineIndex
 from tqflow.lsp.python_info import PyFunction, PyModule, class_name, read_python
@@ -440,7 +441,7 @@ def formatting(text: str, path: str, index: LineIndex) -> list[types.TextEdit] |
 # ---- rename a job --------------------------------------------------------------------------------
 
 
-class RenameError(ValueError):
+class RenameError(LanguageError, ValueError):
     pass
 
 

@@ -9,6 +9,7 @@ from typing import Any, overload
 from redis.asyncio import Redis
 from typing_extensions import TypeVar
 
+from tqflow.errors import RunNotFound
 from tqflow.plan import FlowPlan, Plan, Priority, RetryPlan
 from tqflow.plan.durations import Duration
 from tqflow.runtime.connection import connect
@@ -81,7 +82,7 @@ class Client:
     async def run_info(self, run_id: str) -> RunInfo:
         run = await self.redis.hmget(self.keys.run(run_id), "flow", "version")
         if run[0] is None:
-            raise LookupError(f"no run {run_id}")
+            raise RunNotFound(f"no run {run_id!r} in namespace {self.keys.namespace!r}")
         _, plan = await self.deployments.get(str(run[0]), int(str(run[1])))
         return await read_run(self.redis, self.keys, run_id, plan)
 

@@ -14,10 +14,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from tqflow.errors import JobNotFound, RunNotFound
 from tqflow.plan import LEVELS, FlowPlan, Priority
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
-from tqflow.runtime.deployments import Deployments
+from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import codec, lean, payloads
 from tqflow.runtime.store.cluster_keys import ClusterKeys
@@ -193,7 +194,7 @@ class Inspector:
     async def run(self, run_id: str) -> RunDetail:
         row = await self.redis.hgetall(self.keys.run(run_id))
         if not row:
-            raise LookupError(f"no run {run_id}")
+            raise RunNotFound(f"no run {run_id!r}")
         summary = run_summary(run_id, row)
         flow = await self._plan_or_none(summary.flow, summary.version)
         names = flow.order if flow is not None else []
@@ -218,7 +219,7 @@ class Inspector:
     async def job(self, job_id: str) -> JobView:
         jobs = await self._jobs([job_id], with_attempts=True)
         if not jobs:
-            raise LookupError(f"no job {job_id}")
+            raise JobNotFound(f"no job {job_id!r}")
         return jobs[0]
 
     async def _jobs(self, ids: list[str], *, with_attempts: bool = False) -> list[JobView]:
@@ -320,7 +321,7 @@ class Inspector:
 
     async def flow(self, name: str, version: int | None = None) -> FlowDetail:
         if not await self.redis.exists(self.keys.flow(name)):
-            raise LookupError(f"flow `{name}` is not deployed")
+            raise FlowNotDeployed(f"flow `{name}` is not deployed")
         summary = await self._flow_summary(name)
         chosen, plan = await self.deployments.get(name, version)
         ids = await self.redis.hmget(self.keys.flow(name), [f"id:{v}" for v in range(1, summary.latest + 1)])

@@ -22,6 +22,8 @@ from typing import Any, Generic, TypeVar
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from tqflow.errors import ClientError
+from tqflow.errors import JobNotFound as JobNotFound  # its home is the error tree; importable from here too
 from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
@@ -47,7 +49,7 @@ BulkItem = (
 )
 
 
-class JobError(Exception):
+class JobError(ClientError):
     """A job ended without a result."""
 
     def __init__(self, job_id: str, message: str, error: Mapping[str, Any] | None = None) -> None:
@@ -68,11 +70,7 @@ class JobSkipped(JobError):
     pass
 
 
-class JobNotFound(LookupError):
-    pass
-
-
-class JobRejected(ValueError):
+class JobRejected(ClientError, ValueError):
     """A unique job was refused because another job holds its key (conflict=reject)."""
 
     def __init__(self, message: str, holder: str) -> None:
@@ -80,7 +78,7 @@ class JobRejected(ValueError):
         self.holder = holder
 
 
-class BulkRejected(ValueError):
+class BulkRejected(ClientError, ValueError):
     """An all-or-nothing submission was refused as a whole; `results` says why, job by job."""
 
     def __init__(self, message: str, results: list[JobId[Any]]) -> None:

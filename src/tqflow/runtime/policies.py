@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from tqflow.errors import WorkerError
 from tqflow.plan import RetryPlan, RetryRule
 from tqflow.plan.durations import Duration, to_ms
 
@@ -63,7 +64,7 @@ def qualified(exc: str | type[BaseException]) -> str:
     return exc.__qualname__ if module == "builtins" else f"{module}.{exc.__qualname__}"
 
 
-class Retry(Exception):
+class Retry(WorkerError):
     """Raise from a task to ask for another attempt after `delay` (counts as an attempt)."""
 
     def __init__(self, delay: Duration = 0, message: str = "retry requested") -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tqflow.errors import RunNotFound
 from tqflow.plan import FlowPlan, JobPlan, Priority, canonical_json
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.params import resolve_params
@@ -144,7 +145,7 @@ async def start_run(
 async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None = None) -> RunInfo:
     run = await redis.hgetall(keys.run(run_id))
     if not run:
-        raise LookupError(f"no run {run_id}")
+        raise RunNotFound(f"no run {run_id!r}")
     names = flow.order if flow is not None else []
     async with redis.pipeline(transaction=False) as pipe:
         for name in names:

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
+from tqflow.errors import PlanError
 from tqflow.plan import TriggerPlan
 from tqflow.plan.firetimes import place
 
@@ -23,7 +24,7 @@ DAY_MS = 86_400_000
 MARGIN = dt.timedelta(hours=3)  # more than any DST shift: local times near the window are considered
 
 
-class ScheduleError(ValueError):
+class ScheduleError(PlanError, ValueError):
     pass
 
 

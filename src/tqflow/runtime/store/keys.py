@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from tqflow.errors import StoreError
 from tqflow.plan import LEVELS
 
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -16,7 +17,7 @@ GROUP = "tqflow"
 MAX_KEY_PART = 200  # user-given key parts (queue names, unique keys, dead-letter names)
 
 
-class KeyPartError(ValueError):
+class KeyPartError(StoreError, ValueError):
     """A user-given part of a key is empty, too long, or holds a character that would break the layout."""
 
 
