@@ -3,6 +3,7 @@ The server (`tqflow.lsp.server`) only wires them to requests."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,13 +12,14 @@ from lsprotocol import types
 
 from tqflow.compiler.python_tasks import TaskSignature
 from tqflow.dsl import ast
-from tqflow.dsl.diagnostics import Diagnostic, Severity
+from tqflow.dsl.diagnostics import Diagnostic, Diagnostics, Severity
 from tqflow.dsl.formatter import FormatError, format_source
+from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
 from tqflow.errors import LanguageError
-from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, build, module_path
+from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, module_path, sub_span
 from tqflow.lsp.positions import LineIndex
-from tqflow.lsp.python_info import PyFunction, PyModule, class_name, read_python
+from tqflow.lsp.python_info import PyClass, PyFunction, PyModule, class_name, read_python
 
 SOURCE_NAME = "tqc"
 
@@ -119,6 +121,19 @@ def _hover_text(model: Model, ref: Ref) -> str | None:
         return f"module `{module.name}` ({module.path})\n\ntasks: {tasks}"
     if ref.kind == "var":
         return f"fan-out variable `{ref.name}`: one item of the list the job runs over"
+    if ref.kind == "exception":
+        found = _exception_class(model, ref.name)
+        if found is None:
+            return None
+        py, cls = found
+        doc = f"\n\n{cls.docstring}" if cls.docstring else ""
+        return f"```python\nclass {cls.name}\n```{doc}\n\nin {py.path.name}:{cls.position[0]}"
+    if ref.kind == "policy":
+        policy = next((d for d in model.module.retries if d.name == ref.name), None)
+        if policy is None:
+            return None
+        text = model.source.text[policy.span.start : policy.span.end].strip()
+        return f"```tqflow\n{text}\n```"
     return None
 
 
@@ -166,6 +181,14 @@ def definition(model: Model, index: LineIndex, position: types.Position, uri: st
         return _python_location(py, function.params[ref.name], len(ref.name))
     if ref.kind == "module":
         return _module_location(model, ref)
+    if ref.kind == "exception":
+        found = _exception_class(model, ref.name)
+        return _python_location(found[0], found[1].position, len(found[1].name)) if found else None
+    if ref.kind == "policy":
+        decl = next(
+            (r for r in model.refs if r.kind == "policy" and r.name == ref.name and r.declaration), None
+        )
+        return types.Location(uri=uri, range=index.range(decl.span)) if decl else None
     if ref.kind in ("job", "param"):
         target = next(
             (
@@ -179,6 +202,20 @@ def definition(model: Model, index: LineIndex, position: types.Position, uri: st
             return None
         return types.Location(uri=uri, range=index.range(target.span))
     return None
+
+
+def _exception_class(model: Model, name: str) -> tuple[PyModule, PyClass] | None:
+    """The class an exception name in a retry rule means: bound by `use m.{Name}`, or `alias.Name`."""
+    alias, _, short = name.rpartition(".")
+    module_file: Path | None = None
+    if alias and alias in model.modules:
+        module_file = model.modules[alias].path
+    else:
+        use = next((u for u in model.module.uses if short in u.names and not alias), None)
+        module_file = module_path(model, use) if use else None
+    py = read_python(module_file) if module_file else None
+    cls = py.classes.get(short) if py else None
+    return (py, cls) if py and cls else None
 
 
 def _module_location(model: Model, ref: Ref) -> types.Location | None:
@@ -472,7 +509,7 @@ def rename(
         renamed += [text[last : r.span.start], new_name]
         last = r.span.end
     renamed.append(text[last:])
-    if build(Source(model.source.path, "".join(renamed))) is None:
+    if parse(Source(model.source.path, "".join(renamed)), Diagnostics()) is None:
         raise RenameError(f"`{new_name}` cannot be a job's name here (the file would no longer parse)")
     edits = [types.TextEdit(range=index.range(r.span), new_text=new_name) for r in refs]
     return types.WorkspaceEdit(changes={uri: edits})
@@ -511,7 +548,7 @@ def document_symbols(model: Model, index: LineIndex) -> list[types.DocumentSymbo
                 types.SymbolKind.Variable,
                 index,
                 p.span,
-                model.source.span_at(p.span.start, len(p.name)),
+                sub_span(p.span, 0, len(p.name)),
                 str(p.type),
             )
             for p in flow.params
@@ -541,6 +578,46 @@ def _symbol(
 
 
 def _output_name(source: Source, output: ast.Output) -> Span:
-    found = re.compile(rf"output\s+({re.escape(output.name)})\b").match(source.text, output.span.start)
-    start = found.start(1) if found else output.span.start
-    return source.span_at(start, len(output.name))
+    found = re.compile(rf"output[ \t]+({re.escape(output.name)})\b").match(source.text, output.span.start)
+    return sub_span(output.span, found.start(1) - output.span.start if found else 0, len(output.name))
+
+
+# ---- quick fixes ---------------------------------------------------------------------------------
+
+DID_YOU_MEAN = re.compile(r"help: did you mean `([^`]+)`\?")
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def quick_fixes(
+    index: LineIndex, uri: str, diagnostics: Iterable[types.Diagnostic]
+) -> list[types.CodeAction]:
+    """For each of our diagnostics whose help says "did you mean `X`?": replace the misspelt word under
+    the diagnostic (the one closest to X) with X."""
+    actions = []
+    for diagnostic in diagnostics:
+        if diagnostic.source != SOURCE_NAME:
+            continue
+        helps = [DID_YOU_MEAN.fullmatch(r.message) for r in diagnostic.related_information or []]
+        suggestion = next((m.group(1) for m in helps if m), None)
+        if suggestion is None:
+            continue
+        start, end = index.offset(diagnostic.range.start), index.offset(diagnostic.range.end)
+        words = [w for w in WORD.finditer(index.text, start, end) if w.group() != suggestion]
+        if not words:
+            continue
+        target = suggestion.rpartition(".")[2]
+        word = max(words, key=lambda w: difflib.SequenceMatcher(None, w.group(), target).ratio())
+        edit = types.TextEdit(
+            range=types.Range(start=index.position_at(word.start()), end=index.position_at(word.end())),
+            new_text=suggestion,
+        )
+        actions.append(
+            types.CodeAction(
+                title=f"Change `{word.group()}` to `{suggestion}`",
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic],
+                is_preferred=True,
+                edit=types.WorkspaceEdit(changes={uri: [edit]}),
+            )
+        )
+    return actions

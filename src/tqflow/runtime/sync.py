@@ -44,7 +44,9 @@ from tqflow.runtime.jobs import (
     queue_job_read,
     refusal,
 )
+from tqflow.runtime.lifecycle import Backfilled
 from tqflow.runtime.runs import JobInfo, now_ms
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.store.scripts import SyncScripts
@@ -158,7 +160,7 @@ class SyncClient:
 
     def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
         """`Client.cancel`, synchronously."""
-        reply = self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
+        reply = self.scripts.run(calls.cancel(self.keys, now_ms(), reason, [job_id]))
         return cancel_status(job_id, reply)
 
     # -- everything else: the asyncio client's methods on a private loop ----------------------------
@@ -175,6 +177,21 @@ class SyncClient:
     replay = _on_loop(Client.replay)
     replay_all = _on_loop(Client.replay_all)
     list_jobs = _on_loop(Client.list_jobs)
+    resume = _on_loop(Client.resume)
+    pause = _on_loop(Client.pause)
+    unpause = _on_loop(Client.unpause)
+    undeploy = _on_loop(Client.undeploy)
+
+    def backfill(
+        self, flow: str, from_ms: int, to_ms: int, *, schedule: str | None = None, rate: float = 10.0
+    ) -> list[Backfilled]:
+        """`Client.backfill`, synchronously: every tick's outcome, once the whole window is done."""
+        client = self.client  # started here: `client` itself waits on the loop
+
+        async def collect() -> list[Backfilled]:
+            return [i async for i in client.backfill(flow, from_ms, to_ms, schedule=schedule, rate=rate)]
+
+        return self._run(collect())
 
     @property
     def client(self) -> Client:
@@ -225,7 +242,7 @@ class SyncWaiter:
             if not _woken(pubsub, None, 10.0):
                 raise TimeoutError("the done channel subscription was not confirmed within 10 s")
             while True:
-                state = self.scripts.call("watch", [], [self.keys.prefix, job_id])
+                state = self.scripts.run(calls.watch(self.keys, job_id))
                 ended, wait = after_watch(job_id, state, self.recheck, deadline, time.monotonic())
                 if ended is not None or wait <= 0:
                     return ended
