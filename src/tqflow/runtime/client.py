@@ -85,7 +85,7 @@ class Client:
     async def run_info(self, run_id: str) -> RunInfo:
         run = await self.redis.hmget(self.keys.run(run_id), "flow", "version")
         if run[0] is None:
-            raise RunNotFound(f"no run {run_id!r} in namespace {self.keys.namespace!r}")
+            raise RunNotFound(f"no run {run_id} in namespace {self.keys.namespace}")
         _, plan = await self.deployments.get(str(run[0]), int(str(run[1])))
         return await read_run(self.redis, self.keys, run_id, plan)
 

@@ -194,7 +194,7 @@ class Inspector:
     async def run(self, run_id: str) -> RunDetail:
         row = await self.redis.hgetall(self.keys.run(run_id))
         if not row:
-            raise RunNotFound(f"no run {run_id!r}")
+            raise RunNotFound(f"no run {run_id}")
         summary = run_summary(run_id, row)
         flow = await self._plan_or_none(summary.flow, summary.version)
         names = flow.order if flow is not None else []
@@ -226,7 +226,7 @@ class Inspector:
     async def job(self, job_id: str) -> JobView:
         jobs = await self._jobs([job_id], with_attempts=True)
         if not jobs:
-            raise JobNotFound(f"no job {job_id!r}")
+            raise JobNotFound(f"no job {job_id}")
         return jobs[0]
 
     async def _jobs(self, ids: list[str], *, with_attempts: bool = False) -> list[JobView]:

@@ -144,7 +144,7 @@ async def start_run(
 async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None = None) -> RunInfo:
     run = await redis.hgetall(keys.run(run_id))
     if not run:
-        raise RunNotFound(f"no run {run_id!r}")
+        raise RunNotFound(f"no run {run_id}")
     names = flow.order if flow is not None else []
     async with redis.pipeline(transaction=False) as pipe:
         for name in names:

@@ -30,7 +30,7 @@ def after_watch(
     job has ended, else (None, seconds to wait before the next check; <= 0 when the time is up).
     LookupError when there is no such job."""
     if state is None:
-        raise JobNotFound(f"no job {job_id!r}")
+        raise JobNotFound(f"no job {job_id}")
     if state in TERMINAL:
         return str(state), 0.0
     return None, recheck if deadline is None else min(recheck, deadline - now)
