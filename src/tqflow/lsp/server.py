@@ -195,6 +195,14 @@ async def completion(ls: TqflowServer, params: types.CompletionParams) -> types.
     return types.CompletionList(is_incomplete=False, items=items)
 
 
+@server.feature(types.TEXT_DOCUMENT_SIGNATURE_HELP, types.SignatureHelpOptions(trigger_characters=["(", ","]))
+async def signature_help(ls: TqflowServer, params: types.SignatureHelpParams) -> types.SignatureHelp | None:
+    uri = params.text_document.uri
+    index = ls.index(uri)  # the text the model is built from, taken before waiting for it
+    model = await ls.model(uri, params.position.line + 1) or ls.last_model.get(uri)
+    return features.signature_help(model, index, params.position) if model else None
+
+
 @server.feature(types.TEXT_DOCUMENT_REFERENCES)
 async def references(ls: TqflowServer, params: types.ReferenceParams) -> list[types.Location] | None:
     uri = params.text_document.uri

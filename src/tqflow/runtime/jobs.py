@@ -512,6 +512,8 @@ def opts_json(options: JobOptions, policy: Policy | None) -> str:
     retry = options.retry or (t.retry if t else None)
     if retry is not None and (retry.kind != "none" or retry.rules or retry.never):
         o["r"] = retry.model_dump(mode="json", exclude_defaults=True)
+    elif options.retry is not None:  # retry turned off by the call: the worker must not apply the task's
+        o["r"] = {}
     dead_letter = options.dead_letter or (t.dead_letter if t else None)
     if dead_letter:
         o["dlq"] = check_part("dead-letter queue name", dead_letter)

@@ -31,6 +31,7 @@ from tqflow.plan import Priority, RetryPlan
 from tqflow.runtime import catalog
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.connection import pin
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
@@ -42,7 +43,7 @@ from tqflow.runtime.store import calls, payloads
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadError, PayloadSettings
 from tqflow.runtime.store.scripts import Scripts
-from tqflow.runtime.task import Task
+from tqflow.runtime.task import Task, TaskOptions
 from tqflow.runtime.validation import ArgumentError, validator
 
 log = structlog.get_logger("tqflow.worker")
@@ -64,6 +65,10 @@ class WorkerSettings:
     aging_ms: int = 60_000  # a normal/low/batch job that waited this long moves to `aging_to` (0: never)
     aging_to: str = "critical"
     result_ttl_ms: int = 86_400_000  # how long a finished standalone job's record stays (dead ones stay)
+    keep_history_ms: int | None = None  # attempt histories (runtime/attempts.py); None: as result_ttl_ms
+    keep_runs_ms: int = (
+        7 * 86_400_000
+    )  # finished runs and their jobs (cluster/retention.py; the leader prunes)
     payloads: PayloadSettings = field(default_factory=PayloadSettings)
     process_pool: int = 0  # processes for executor="process" tasks (0: one, started on first use)
     fetch_batch: int = 100  # most entries read in one fetch
@@ -84,6 +89,7 @@ class Worker:
         self.redis = redis
         self.tasks = dict(tasks)
         self.keys = Keys(namespace)
+        pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
         self.scripts = Scripts(redis)
         self.settings = settings or WorkerSettings()
         self.planner = FetchPlanner(self.keys, self.settings.queues, self.settings.weights)
@@ -111,6 +117,7 @@ class Worker:
             self.settings.lease_ms,
             self.settings.cluster,
             lambda: len(self._tasks),
+            keep_runs_ms=self.settings.keep_runs_ms,
         )
         self.hooks.append(self.cluster.heartbeat)
 
@@ -261,6 +268,7 @@ class Worker:
                 attempt, "dead", _error("UnknownTask", f"this worker has no task `{attempt.task_name}`")
             )
             return
+        attempt.adopt(task.options)
         try:
             if attempt.run is not None:
                 kwargs = await self._run_arguments(attempt, task)
@@ -563,6 +571,17 @@ class Attempt:
             error_type=error.get("type"),
             error_message=error.get("message"),
         )
+
+    def adopt(self, options: TaskOptions) -> None:
+        """The task's own retry, timeout and dead-letter queue where the job sets none: a flow job whose
+        plan gives none, a job sent by name before any worker published the task (runtime/catalog.py).
+        A job that turned a retry off says so (`"r": {}`), so this never turns it back on."""
+        if "r" not in self.opts and options.retry is not None:
+            self.opts["r"] = options.retry.model_dump(mode="json", exclude_defaults=True)
+        if not self.opts.get("t") and options.timeout_ms:
+            self.opts["t"] = options.timeout_ms
+        if not self.opts.get("dlq") and options.dead_letter:
+            self.opts["dlq"] = options.dead_letter
 
     @property
     def retry(self) -> RetryPlan:
