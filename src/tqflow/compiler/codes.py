@@ -206,7 +206,12 @@ _CODES = [
         "A cron expression has five fields: minute (0-59), hour (0-23), day of month (1-31), month\n"
         "(1-12 or jan-dec) and day of week (0-7, 0 and 7 are Sunday, or sun-sat), each `*`, a number,\n"
         "a range `a-b`, a list `a,b` and an optional step `/n`. The macros @hourly, @daily, @weekly,\n"
-        "@monthly and @yearly are accepted. `every` needs an interval of at least 1s.",
+        "@monthly and @yearly are accepted. `every` needs an interval of at least 1s.\n"
+        "Days follow Vixie cron: when the day-of-month or day-of-week field starts with `*`, a day must\n"
+        "match both (a plain `*` leaves the other field alone to decide); when both are restricted, a\n"
+        "day matching either fires (`0 0 1 * 1` is the 1st of each month and every Monday).\n"
+        "A cron that can never fire is refused too: `0 12 30 2 *` names February 30th, `0 0 31 4,6 *`\n"
+        "the 31st of April and June, days that never come (a scheduler would wait forever).",
     ),
     Code(
         "TQ0602",
