@@ -14,6 +14,38 @@ class Code:
 
 _CODES = [
     Code(
+        "TQ0000",
+        "internal error",
+        "The compiler itself failed on this input: a bug in tqflow, not in your file. `tqc` prints\n"
+        '"internal error, please report" with the exception and exits with status 3 instead of a\n'
+        "traceback. Please report it with the file that caused it (or the smallest part of it that\n"
+        "still does).",
+    ),
+    Code(
+        "TQ0002",
+        "file too large",
+        "A .tqflow file may hold at most 8,000,000 characters (50,000 jobs take about 2.5 MB). The\n"
+        "limit keeps every command fast and bounded in memory; split a larger file with\n"
+        '`import "other.tqflow" as x`, and keep large data (long string literals) out of flow files.',
+    ),
+    Code(
+        "TQ0003",
+        "file is not UTF-8",
+        "A .tqflow file is UTF-8 text (a byte-order mark at the start is allowed and ignored). The\n"
+        "caret shows the first byte that does not decode; re-save the file as UTF-8, or convert it\n"
+        "with `iconv -f latin1 -t utf-8 old.tqflow > new.tqflow`. Python task modules are read as\n"
+        "Python reads them: UTF-8 unless a PEP 263 coding line (`# -*- coding: latin-1 -*-`) says\n"
+        "otherwise (a module that does not decode is reported as TQ0101).",
+    ),
+    Code(
+        "TQ0004",
+        "nested too deeply",
+        "Brackets, operators and statements may be nested at most 100 levels deep in one another\n"
+        "(`[[[…]]]`, `a and b and …` with 100 terms, 100 `not`s). Deeper nesting is never needed in a\n"
+        "flow; it is refused so that checking, formatting and running stay bounded. Name parts of a\n"
+        "large value in the task, or pass it as a parameter.",
+    ),
+    Code(
         "TQ0001",
         "syntax error",
         "The file does not follow the .tqflow grammar. The caret shows the first token that could not\n"

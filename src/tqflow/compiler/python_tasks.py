@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import sys
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,14 +69,46 @@ def find_module_file(name: str, search: list[Path]) -> Path:
     for root in roots:
         base = root.joinpath(*parts)
         for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-            if candidate.is_file():
-                return candidate
+            try:
+                if candidate.is_file():
+                    return candidate
+            except OSError:  # a name too long for the file system, a folder we may not read …
+                continue
     raise ModuleNotFound(name)
+
+
+class ModuleUnreadable(Exception):
+    """The module's file exists but cannot be read (permissions, an I/O error)."""
+
+
+def decode_module(data: bytes, path: Path) -> str:
+    """The text of a module's bytes, decoded as Python decodes a source file: a PEP 263 coding cookie
+    (`# -*- coding: latin-1 -*-`) or a UTF-8 byte-order mark decides, else UTF-8; bytes that do not
+    decode are a SyntaxError, as `python` itself reports them."""
+    try:
+        try:
+            encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        except SyntaxError:  # "invalid or missing encoding declaration": say which byte
+            data.decode("utf-8")
+            raise
+        return data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as err:
+        if isinstance(err, UnicodeDecodeError):
+            line = data.count(b"\n", 0, err.start) + 1
+            message = (
+                f"byte 0x{data[err.start]:02x} is not {err.encoding} (add a coding line or save as UTF-8)"
+            )
+            raise SyntaxError(message, (str(path), line, 0, "")) from err
+        raise SyntaxError(f"unknown encoding: {err}", (str(path), 1, 0, "")) from err
 
 
 def read_module(name: str, search: list[Path]) -> ModuleInfo:
     path = find_module_file(name, search)
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ModuleUnreadable(f"{path}: {err.strerror or err}") from err
+    tree = ast.parse(decode_module(data, path), filename=str(path))
     module_name = resolve_module_name(name)
     tasks: dict[str, TaskSignature] = {}
     names: set[str] = set()

@@ -50,8 +50,11 @@ class Comment:
     own_line: bool
 
 
-def format_source(text: str, path: str = "<fmt>") -> str:
-    source = Source(path, text)
+def format_source(text: str | Source, path: str = "<fmt>") -> str:
+    """The canonical layout of `text` (or of a `Source` read with `Source.from_file`); FormatError
+    when it does not parse."""
+    source = text if isinstance(text, Source) else Source(path, text)
+    text, path = source.text, source.path
     diagnostics = Diagnostics()
     module = parse(source, diagnostics)
     if module is None:
@@ -72,7 +75,7 @@ def format_module(module: ast.Module, text: str) -> str:
 
 # ---- comments -----------------------------------------------------------------------------------
 
-_TOKENS = re.compile(r'f?"(\\.|[^"\\\n])*"|#[^\n]*|\n|[^"#\nf]+|f')
+_TOKENS = re.compile(r'f?"[^"\\\n]*(?:\\.[^"\\\n]*)*"|#[^\n]*|\n|[^"#\nf]+|f')
 
 
 def comments(text: str) -> list[Comment]:

@@ -206,7 +206,7 @@ def _open_brackets(text: str, offset: int) -> list[tuple[str, int]]:
             if i < 0:
                 break
         elif ch == '"':
-            match = re.compile(r'"(\\.|[^"\\\n])*"?').match(text, i)
+            match = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?').match(text, i)
             i = match.end() - 1 if match else i
         elif ch in "{([":
             stack.append((ch, i))
