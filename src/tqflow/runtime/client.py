@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, overload
 
 from redis.asyncio import Redis
+from typing_extensions import TypeVar
 
 from tqflow.plan import FlowPlan, Plan, RetryPlan
 from tqflow.plan.durations import Duration
-from tqflow.runtime import lean
 from tqflow.runtime.connection import connect
 from tqflow.runtime.deployments import Deployed, Deployments
 from tqflow.runtime.jobs import (
@@ -23,7 +23,6 @@ from tqflow.runtime.jobs import (
     JobRejected,
     JobSkipped,
     Submitter,
-    TaskLike,
     Unique,
     cancel_status,
     job_info,
@@ -34,14 +33,15 @@ from tqflow.runtime.jobs import (
     queue_job_read,
     refusal,
 )
-from tqflow.runtime.keys import Keys
-from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.store import lean
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.payloads import PayloadSettings
+from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.waiter import Waiter
 
-R = TypeVar("R")
+R = TypeVar("R", default=Any)  # a job of a task named by a string: JobId[Any]
 
 
 class Client:
@@ -91,10 +91,9 @@ class Client:
 
     # -- standalone jobs ------------------------------------------------------------------------
 
-    @overload
     async def enqueue(
         self,
-        task: Task[Any, R] | Call[R],
+        task: Task[Any, R] | Call[R] | str,
         /,
         *,
         queue: str | None = None,
@@ -106,45 +105,18 @@ class Client:
         deadline: Duration | None = None,
         dead_letter: str | None = None,
         **kwargs: Any,
-    ) -> JobId[R]: ...
+    ) -> JobId[R]:
+        """Submit one job of a task (a Task, `task.call(...)`, or a registered task name); its id, typed
+        with the task's result (`JobId[Any]` for a name). Every other keyword is an argument of the task.
 
-    @overload
-    async def enqueue(
-        self,
-        task: str,
-        /,
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        delay: Duration | None = None,
-        retry: RetryPlan | None = None,
-        unique: Unique | None = None,
-        timeout: Duration | None = None,
-        deadline: Duration | None = None,
-        dead_letter: str | None = None,
-        **kwargs: Any,
-    ) -> JobId[Any]: ...
-
-    async def enqueue(
-        self,
-        task: TaskLike | Call[Any],
-        /,
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        delay: Duration | None = None,
-        retry: RetryPlan | None = None,
-        unique: Unique | None = None,
-        timeout: Duration | None = None,
-        deadline: Duration | None = None,
-        dead_letter: str | None = None,
-        **kwargs: Any,
-    ) -> JobId[Any]:
-        """Submit one job of a task (a Task, `task.call(...)`, or a registered task name); its id.
-
-        With `unique` and conflict=skip the id is the existing job's; conflict=reject raises JobRejected.
+        The options (the one definition both clients share: `SyncClient` takes these signatures):
+        queue, priority (a `Priority` name), delay, retry (a `RetryPlan`), unique (a `Unique`: with
+        conflict=skip the id is the existing job's, conflict=reject raises JobRejected), timeout, deadline
+        and dead_letter (the dead-letter queue); each overrides the task's own.
         """
         options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        if isinstance(task, str):  # sent by name: its workers' published policies and parameters
+            await self.submitter.catalog.load(self.redis, (task,))
         job = self.submitter.prepare(task, kwargs, options)
         try:
             [result] = await self.submitter.submit([job], atomic=True)
@@ -166,13 +138,15 @@ class Client:
         dead_letter: str | None = None,
     ) -> list[JobId[Any]]:
         """Submit many jobs: `task.call(...)` values, `(task_or_name, kwargs)` pairs, or triples whose third
-        item overrides options for that job (`{"unique": Unique(...), "priority": "high"}`).
+        item overrides options for that job (`{"unique": Unique(...), "priority": "high"}`); the options
+        are `enqueue`'s but `unique` (a per-job override).
 
         atomic=True: all or nothing in one atomic step (BulkRejected says which job failed and why).
         atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
         """
         options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
-        return await self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
+        await self.submitter.catalog.load(self.redis, self.submitter.names(None, calls))
+        return await self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
 
     @overload
     async def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
@@ -203,10 +177,12 @@ class Client:
         return cancel_status(job_id, reply)
 
     async def cancel_run(self, run_id: str) -> str:
-        """Cancel a run: every job that has not ended is cancelled; the run ends `cancelled`."""
+        """Cancel a run: every job that has not ended is cancelled; the run ends `cancelled`. Returns
+        `cancelled`, `cancelling` (jobs still running are being stopped; the run ends cancelled when they
+        have) or the state the run had already ended in."""
         info = await self.run_info(run_id)
         state = await self.scripts.call("cancel_run", [], [self.keys.prefix, now_ms(), run_id, *info.jobs])
-        return str(state)
+        return "cancelling" if state == "running" else str(state)
 
     async def reprioritize(self, job_id: str, priority: str) -> str:
         """Change the priority of a job that has not started: `moved` (a queued job, to the end of its new

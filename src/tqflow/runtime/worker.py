@@ -28,19 +28,20 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tqflow.plan import PRIORITIES, RetryPlan
-from tqflow.runtime import payloads
+from tqflow.runtime import catalog
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
-from tqflow.runtime.keys import Keys
-from tqflow.runtime.payloads import PayloadError, PayloadSettings
 from tqflow.runtime.policies import Retry
 from tqflow.runtime.priorities import FetchPlanner
 from tqflow.runtime.retries import decide
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.store import payloads
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.payloads import PayloadError, PayloadSettings
+from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Task
 from tqflow.runtime.validation import ArgumentError, validator
 
@@ -79,6 +80,7 @@ class Worker:
         hooks: Sequence[WorkerHooks] = (),
     ) -> None:
         self.hooks = list(hooks)
+        refuse_bytes_replies(redis)
         self.redis = redis
         self.tasks = dict(tasks)
         self.keys = Keys(namespace)
@@ -116,6 +118,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let in-flight jobs finish."""
+        await catalog.publish(self.redis, self.keys, self.tasks, self.settings.name)  # runtime/catalog.py
         await self._create_groups()
         await self.scripts.ensure_loaded()
         await self.cluster.start()
@@ -326,7 +329,7 @@ class Worker:
         """A flow job's `unique` key, claimed by its first attempt; False when the job was ended here."""
         from tqflow.plan import UniquePlan
         from tqflow.runtime.expressions import evaluate
-        from tqflow.runtime.keys import check_part
+        from tqflow.runtime.store.keys import check_part
 
         run = attempt.run or {}
         plan = UniquePlan.model_validate_json(run["unique"])
@@ -500,6 +503,18 @@ class Worker:
                 await self.scripts.call("age", [], args)
             except Exception as err:
                 log.warning("aging failed", error=repr(err))
+
+
+def refuse_bytes_replies(redis: Any) -> None:
+    """A client that answers bytes (redis-py's default, without `decode_responses=True`) would make every
+    reply compare unequal to the strings the worker expects: its jobs would look "running" forever."""
+    pool = getattr(redis, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(kwargs, dict) and not kwargs.get("decode_responses", False):
+        raise ValueError(
+            "the worker's Redis client answers bytes: create it with decode_responses=True, "
+            "or use tqflow.runtime.connection.connect(url)"
+        )
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:
