@@ -171,17 +171,22 @@ _CODES = [
         "expects a different type: a string literal for an `int`, `none` for a parameter that is not\n"
         "Optional, an upstream job whose return annotation is `list[int]` feeding a `str`. Annotations\n"
         "are read with `ast` (int, str, float, bool, date, datetime, timedelta, Decimal, list[...],\n"
-        "dict[...], Optional[...], X | None). Classes such as pydantic models are opaque: the compiler\n"
-        "does not guess whether they fit, so only built-in types are ever reported.\n"
-        "A string in ISO form is accepted for a date or datetime, and an int for a float.",
+        "dict[K, V], Optional[...], X | None, Literal[...], NewTypes and aliases, also imported from\n"
+        "other modules). The verdicts follow mypy --strict: an `Int?` parameter or a `-> int | None`\n"
+        "result may be none, so it does not fit an `int`; a NewType takes only itself (`user=1` for a\n"
+        "`UserId` is refused); a Literal takes one of its values. Classes (pydantic models) are only\n"
+        "compared by name. Deliberate differences, because values cross as JSON: a string in ISO form\n"
+        "is accepted for a date or datetime, an int for a float or Decimal, and list items widen.",
     ),
     Code(
         "TQ0305",
         "invalid operation",
         "An expression applies `+`/`-` to types that do not combine (a string minus a duration), or\n"
-        "reads a field of a value that has no fields (an int, a list). `+ -` work on numbers, dates and\n"
-        "durations (Date - Duration is a Date, Date - Date a Duration), `+` on strings and lists;\n"
-        "fields are read from dicts and objects.",
+        "reads a field of a value that has no fields (an int, a list), or a field that a pydantic model,\n"
+        "dataclass, TypedDict or NamedTuple does not declare, or compares values that can never be\n"
+        "equal (`rows.out == 3` with a list). `+ -` work on numbers, dates and durations (Date - Duration\n"
+        "is a Date, Date - Date a Duration), `+` on strings and lists; fields are read from dicts and\n"
+        "objects.",
     ),
     Code(
         "TQ0306",

@@ -47,11 +47,27 @@ class TaskSignature:
 
 
 @dataclass(frozen=True)
+class ClassInfo:
+    """A class of a task module: its annotated fields (pydantic models, dataclasses, TypedDicts,
+    NamedTuples) and other attributes (methods, properties); `closed` when every base is known, so a
+    name that is none of these is certainly not an attribute."""
+
+    fields: dict[str, str]  # name -> annotation text
+    attributes: frozenset[str]
+    bases: tuple[str, ...]
+    closed: bool
+
+
+@dataclass(frozen=True)
 class ModuleInfo:
     name: str
     path: Path
     tasks: dict[str, TaskSignature]
     names: frozenset[str]  # every top-level name (classes, functions, assignments, imports)
+    aliases: dict[str, str] = field(default_factory=dict)  # `Rows = list[int]`, `X: TypeAlias = …`
+    newtypes: dict[str, str] = field(default_factory=dict)  # `UserId = NewType("UserId", int)` -> "int"
+    classes: dict[str, ClassInfo] = field(default_factory=dict)
+    imports: dict[str, tuple[str, str]] = field(default_factory=dict)  # `from m import X as Y`: Y -> (m, X)
 
 
 class ModuleNotFound(Exception):
@@ -112,13 +128,86 @@ def read_module(name: str, search: list[Path]) -> ModuleInfo:
     module_name = resolve_module_name(name)
     tasks: dict[str, TaskSignature] = {}
     names: set[str] = set()
+    info = ModuleInfo(module_name, path, tasks, frozenset())
+    package = module_name if path.name == "__init__.py" else module_name.rpartition(".")[0]
     for node in tree.body:
         names.update(_bound_names(node))
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             decorator = _task_decorator(node)
             if decorator is not None:
                 tasks[node.name] = _signature(module_name, node, decorator)
-    return ModuleInfo(module_name, path, tasks, frozenset(names))
+        elif isinstance(node, ast.ClassDef):
+            info.classes[node.name] = _class_info(node)
+        elif isinstance(node, ast.ImportFrom):
+            source = _absolute(node.module or "", node.level, package)
+            for alias in node.names:
+                info.imports[alias.asname or alias.name] = (source, alias.name)
+        else:
+            _type_definition(node, info)
+    return ModuleInfo(
+        module_name, path, tasks, frozenset(names), info.aliases, info.newtypes, info.classes, info.imports
+    )
+
+
+def _absolute(module: str, level: int, package: str) -> str:
+    if not level:
+        return module
+    parts = package.split(".") if package else []
+    base = parts[: len(parts) - (level - 1)] if level > 1 else parts
+    return ".".join([*base, module] if module else base)
+
+
+def _type_definition(node: ast.stmt, info: ModuleInfo) -> None:
+    """Record `X = <type>`, `X: TypeAlias = <type>` and `X = NewType("X", <type>)`."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        target, value = node.targets[0].id, node.value
+    elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+        if not ast.unparse(node.annotation).endswith("TypeAlias"):
+            return
+        target, value = node.target.id, node.value
+    else:
+        return
+    if isinstance(value, ast.Call) and ast.unparse(value.func).endswith("NewType") and len(value.args) == 2:
+        info.newtypes[target] = ast.unparse(value.args[1])
+    elif _looks_like_type(value):
+        info.aliases[target] = ast.unparse(value)
+
+
+def _looks_like_type(node: ast.expr) -> bool:
+    if isinstance(node, ast.Subscript):
+        return _looks_like_type(node.value)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+        return _looks_like_type(node.left) and _looks_like_type(node.right)
+    if isinstance(node, ast.Constant):
+        return node.value is None
+    if isinstance(node, ast.Attribute):
+        return True
+    return isinstance(node, ast.Name) and (node.id[:1].isupper() or node.id in _BUILTIN_TYPES)
+
+
+_BUILTIN_TYPES = {"int", "str", "float", "bool", "bytes", "list", "dict", "tuple", "set", "frozenset", "date"}
+_OPEN_BASES = {"BaseModel", "object", "TypedDict", "NamedTuple", "Generic", "Protocol"}
+
+
+def _class_info(node: ast.ClassDef) -> ClassInfo:
+    fields: dict[str, str] = {}
+    attributes: set[str] = set()
+    for item in node.body:
+        if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
+            fields[item.target.id] = ast.unparse(item.annotation)
+        elif isinstance(item, ast.Assign):
+            attributes.update(t.id for t in item.targets if isinstance(t, ast.Name))
+        elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            attributes.add(item.name)
+    bases = tuple(ast.unparse(b).rpartition(".")[2] for b in node.bases)
+    decorated = any(
+        ast.unparse(d).split("(")[0].rpartition(".")[2] in ("dataclass", "define", "frozen")
+        for d in node.decorator_list
+    )
+    modelled = decorated or any(b in ("BaseModel", "TypedDict", "NamedTuple") for b in bases)
+    # Only a model or dataclass has a known set of fields; its bases must be known too (checked later).
+    closed = modelled and not node.keywords
+    return ClassInfo(fields, frozenset(attributes), bases, closed)
 
 
 def _bound_names(node: ast.stmt) -> set[str]:
