@@ -29,6 +29,10 @@ from dataclasses import dataclass
 from tqflow.runtime import task
 
 
+class Flaky(Exception):
+    """The service failed this time; it may work the next."""
+
+
 @dataclass
 class Author:
     name: str

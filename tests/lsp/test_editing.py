@@ -105,3 +105,35 @@ async def test_rename_refuses_what_would_break_the_flow(editor: Editor) -> None:
         )
     )
     assert on_task is None  # only jobs are renamed
+
+
+async def test_quick_fixes_apply_the_did_you_mean_of_a_diagnostic(editor: Editor) -> None:
+    typos = (
+        HELLO.replace("t.greet(name=", "t.gret(name=")
+        .replace("t.shout(text=", "t.shout(txt=")
+        .replace("after greeting", "after greting")
+    )
+    uri = editor.open("typos.tqflow", typos)
+    diagnostics = await editor.diagnostics(uri, 1)
+    result = await editor.client.text_document_code_action_async(
+        types.CodeActionParams(
+            text_document=editor.doc("typos.tqflow"),
+            range=types.Range(
+                start=types.Position(line=0, character=0), end=types.Position(line=30, character=0)
+            ),
+            context=types.CodeActionContext(diagnostics=diagnostics),
+        )
+    )
+    assert result is not None
+    titles = sorted(a.title for a in result if isinstance(a, types.CodeAction))
+    assert titles == ["Change `gret` to `greet`", "Change `greting` to `greeting`", "Change `txt` to `text`"]
+    edits = [
+        e
+        for a in result
+        if isinstance(a, types.CodeAction) and a.edit and a.edit.changes
+        for e in a.edit.changes[uri]
+    ]
+    fixed = apply(typos, edits)
+    assert fixed == HELLO
+    version = editor.change("typos.tqflow", fixed)
+    assert await editor.diagnostics(uri, version) == []

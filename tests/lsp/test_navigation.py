@@ -129,3 +129,37 @@ async def test_outline_of_flows_jobs_parameters_and_outputs(editor: Editor) -> N
     ]
     title = (flow.children or [])[5]
     assert title.selection_range.start == position(HELLO, "output title", at=7)
+
+
+RETRIES = """\
+use tasks as t
+use tasks.{Flaky}
+
+retry quick = fixed(1s), attempts=3
+
+flow f {
+  job a = t.shout(text="x") {
+    retry {
+      on Flaky -> quick
+      else -> fixed(5s), attempts=2
+    }
+  }
+  job b = t.shout(text=a.out) {
+    retry quick
+  }
+}
+"""
+
+
+async def test_definition_and_hover_of_retry_policies_and_exceptions(editor: Editor) -> None:
+    editor.open("retries.tqflow", RETRIES)
+    where = await definition(editor, "retries.tqflow", RETRIES, "on Flaky", at=4)
+    assert where.uri == editor.uri("tasks.py")
+    assert where.range.start == position(TASKS, "class Flaky", at=6)
+    assert "The service failed this time" in await hover(editor, "retries.tqflow", RETRIES, "Flaky ->")
+    for nth in (1, 2):  # `-> quick` in the rule, `retry quick` in job b
+        where = await definition(editor, "retries.tqflow", RETRIES, "quick", nth=nth)
+        assert where.range.start == position(RETRIES, "retry quick", at=6)
+    assert "retry quick = fixed(1s), attempts=3" in await hover(
+        editor, "retries.tqflow", RETRIES, "quick", nth=2
+    )

@@ -33,7 +33,8 @@ class Ref:
 
     kind: "task" (the `task` of `alias.task(…)`), "module" (a `use` line, or the `alias` of a call),
     "job" (a job's name where it is declared or read), "arg" (an argument name of a task call),
-    "param" (a flow parameter, declared or read as `params.x`), "var" (a fan-out variable).
+    "param" (a flow parameter, declared or read as `params.x`), "var" (a fan-out variable),
+    "policy" (a named retry policy, declared or used), "exception" (an exception class in a retry rule).
     """
 
     kind: str
@@ -168,6 +169,10 @@ def _refs(model: Model) -> Iterator[Ref]:
     source = model.source
     for use in model.module.uses:
         yield Ref("module", use.span, use.bound_name, declaration=True)
+    policies = {r.name for r in model.module.retries}
+    for decl in model.module.retries:
+        yield Ref("policy", decl.name_span, decl.name, declaration=True)
+        yield from _retry_refs(decl.spec, policies)
     for flow in model.module.flows:
         jobs = {j.name for j in flow.jobs}
         for param in flow.params:
@@ -181,6 +186,7 @@ def _refs(model: Model) -> Iterator[Ref]:
                 yield from _expr_refs(arg.value, flow.name, jobs, None)
         for setting in flow.defaults:
             yield from _setting_refs(setting, flow.name, jobs, None)
+            yield from _retry_refs(setting.value, policies) if setting.kind == "retry" else ()
         for job in flow.jobs:
             yield Ref("job", job.name_span, job.name, flow.name, declaration=True)
             yield from _call_refs(source, job, flow.name)
@@ -191,13 +197,21 @@ def _refs(model: Model) -> Iterator[Ref]:
                 yield from _expr_refs(arg.value, flow.name, jobs, shadow)
             for setting in job.settings:
                 yield from _setting_refs(setting, flow.name, jobs, shadow)
+                yield from _retry_refs(setting.value, policies) if setting.kind == "retry" else ()
         for output in flow.outputs:
             yield from _expr_refs(output.value, flow.name, jobs, None)
 
 
 def _prefix(source: Source, span: Span, text: str) -> Span:
     """The span of `text` where it starts `span` (a name at the start of its declaration)."""
-    return source.span_at(span.start, len(text))
+    del source
+    return sub_span(span, 0, len(text))
+
+
+def sub_span(span: Span, skip: int, length: int) -> Span:
+    """`length` characters from `skip` characters into `span`, on its first line (no newline between)."""
+    start, column = span.start + skip, span.column + skip
+    return Span(start, start + length, span.line, column, span.line, column + length)
 
 
 def _call_refs(source: Source, job: ast.Job, flow: str) -> Iterator[Ref]:
@@ -206,15 +220,29 @@ def _call_refs(source: Source, job: ast.Job, flow: str) -> Iterator[Ref]:
     if source.text[start : start + len(call.func)] == call.func:
         alias, dot, _function = call.func.rpartition(".")
         if dot:
-            yield Ref("module", source.span_at(start, len(alias)), alias, flow, job.name)
-            yield Ref(
-                "task", source.span_at(start + len(alias) + 1, len(_function)), call.func, flow, job.name
-            )
+            yield Ref("module", sub_span(call.span, 0, len(alias)), alias, flow, job.name)
+            yield Ref("task", sub_span(call.span, len(alias) + 1, len(_function)), call.func, flow, job.name)
         else:
-            yield Ref("task", source.span_at(start, len(call.func)), call.func, flow, job.name)
+            yield Ref("task", sub_span(call.span, 0, len(call.func)), call.func, flow, job.name)
     for arg in call.args:
         if arg.name is not None:
             yield Ref("arg", arg.name_span, arg.name, flow, job.name)
+
+
+def _retry_refs(value: object, policies: set[str]) -> Iterator[Ref]:
+    """Named policies (`retry db_flaky`) and exception classes (`on GatewayTimeout -> …`) in a retry."""
+    specs: list[ast.RetrySpec] = []
+    if isinstance(value, ast.RetrySpec):
+        specs.append(value)
+    elif isinstance(value, ast.RetryBlock):
+        for rule in value.rules:
+            for name in rule.exceptions:
+                yield Ref("exception", name.span, name.id)
+            if rule.spec is not None:
+                specs.append(rule.spec)
+    for spec in specs:
+        if isinstance(spec.policy, ast.Name) and spec.policy.id in policies:
+            yield Ref("policy", spec.policy.span, spec.policy.id)
 
 
 def _setting_refs(setting: ast.Setting, flow: str, jobs: set[str], shadow: str | None) -> Iterator[Ref]:

@@ -3,6 +3,7 @@ The server (`tqflow.lsp.server`) only wires them to requests."""
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,12 +12,13 @@ from lsprotocol import types
 
 from tqflow.compiler.python_tasks import TaskSignature
 from tqflow.dsl import ast
-from tqflow.dsl.diagnostics import Diagnostic, Severity
+from tqflow.dsl.diagnostics import Diagnostic, Diagnostics, Severity
 from tqflow.dsl.formatter import FormatError, format_source
+from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
-from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, build, module_path
+from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, module_path, sub_span
 from tqflow.lsp.positions import LineIndex
-from tqflow.lsp.python_info import PyFunction, PyModule, class_name, read_python
+from tqflow.lsp.python_info import PyClass, PyFunction, PyModule, class_name, read_python
 
 SOURCE_NAME = "tqc"
 
@@ -118,6 +120,19 @@ def _hover_text(model: Model, ref: Ref) -> str | None:
         return f"module `{module.name}` ({module.path})\n\ntasks: {tasks}"
     if ref.kind == "var":
         return f"fan-out variable `{ref.name}`: one item of the list the job runs over"
+    if ref.kind == "exception":
+        found = _exception_class(model, ref.name)
+        if found is None:
+            return None
+        py, cls = found
+        doc = f"\n\n{cls.docstring}" if cls.docstring else ""
+        return f"```python\nclass {cls.name}\n```{doc}\n\nin {py.path.name}:{cls.position[0]}"
+    if ref.kind == "policy":
+        policy = next((d for d in model.module.retries if d.name == ref.name), None)
+        if policy is None:
+            return None
+        text = model.source.text[policy.span.start : policy.span.end].strip()
+        return f"```tqflow\n{text}\n```"
     return None
 
 
@@ -165,6 +180,14 @@ def definition(model: Model, index: LineIndex, position: types.Position, uri: st
         return _python_location(py, function.params[ref.name], len(ref.name))
     if ref.kind == "module":
         return _module_location(model, ref)
+    if ref.kind == "exception":
+        found = _exception_class(model, ref.name)
+        return _python_location(found[0], found[1].position, len(found[1].name)) if found else None
+    if ref.kind == "policy":
+        decl = next(
+            (r for r in model.refs if r.kind == "policy" and r.name == ref.name and r.declaration), None
+        )
+        return types.Location(uri=uri, range=index.range(decl.span)) if decl else None
     if ref.kind in ("job", "param"):
         target = next(
             (
@@ -178,6 +201,20 @@ def definition(model: Model, index: LineIndex, position: types.Position, uri: st
             return None
         return types.Location(uri=uri, range=index.range(target.span))
     return None
+
+
+def _exception_class(model: Model, name: str) -> tuple[PyModule, PyClass] | None:
+    """The class an exception name in a retry rule means: bound by `use m.{Name}`, or `alias.Name`."""
+    alias, _, short = name.rpartition(".")
+    module_file: Path | None = None
+    if alias and alias in model.modules:
+        module_file = model.modules[alias].path
+    else:
+        use = next((u for u in model.module.uses if short in u.names and not alias), None)
+        module_file = module_path(model, use) if use else None
+    py = read_python(module_file) if module_file else None
+    cls = py.classes.get(short) if py else None
+    return (py, cls) if py and cls else None
 
 
 def _module_location(model: Model, ref: Ref) -> types.Location | None:
@@ -233,7 +270,7 @@ def completion(model: Model | None, index: LineIndex, position: types.Position) 
     offset = index.offset(position)
     call = _open_task_call(model, index.text[max(0, offset - 4000) : offset])
     if call is not None:
-        signature, given, at_name = call
+        signature, given, at_name, _func = call
         if at_name:
             return _argument_names(signature, given)
     if re.fullmatch(r"\s*job\s+\w+\s*=\s*\w*", prefix):
@@ -337,9 +374,9 @@ def _out_fields(model: Model, job: ast.Job, path: list[str]) -> list[types.Compl
     return [_item(name, K.Field, ann or None) for name, (_pos, ann) in cls.fields.items()]
 
 
-def _open_task_call(model: Model, before: str) -> tuple[TaskSignature, set[str], bool] | None:
+def _open_task_call(model: Model, before: str) -> tuple[TaskSignature, set[str], bool, str] | None:
     """When the text before the cursor ends inside `alias.task(…`: the task, the argument names already
-    given, and whether the cursor is where an argument name goes (not after `=`)."""
+    given, whether the cursor is where an argument name goes (not after `=`), and `alias.task`."""
     depth = 0
     in_string = False
     for i in range(len(before) - 1, -1, -1):
@@ -356,16 +393,56 @@ def _open_task_call(model: Model, before: str) -> tuple[TaskSignature, set[str],
                     return None
                 callee = re.search(r"([A-Za-z_][\w.]*)\s*$", before[:i])
                 signature = model.task(callee.group(1)) if callee else None
-                if signature is None:
+                if signature is None or callee is None:
                     return None
                 inside = before[i + 1 :]
                 given = set(re.findall(r"(?:^|,)\s*([A-Za-z_]\w*)\s*=(?!=)", _top_level(inside)))
                 at_name = re.search(r"(?:^|,)\s*\w*$", _top_level(inside)) is not None
-                return signature, given, at_name
+                return signature, given, at_name, callee.group(1)
             depth -= 1
         elif ch == "\n" and depth == 0 and re.match(r"\s*(job|output|flow)\b", before[i + 1 :]):
             return None
     return None
+
+
+def signature_help(model: Model, index: LineIndex, position: types.Position) -> types.SignatureHelp | None:
+    """Inside `alias.task(…)`: the task's Python signature, its docstring, and the parameter being typed."""
+    offset = index.offset(position)
+    call = _open_task_call(model, index.text[max(0, offset - 4000) : offset])
+    if call is None:
+        return None
+    signature, given, _at_name, func = call
+    module = model.module_of(func)
+    py = read_python(module.path) if module else None
+    function = py.functions.get(signature.function) if py else None
+    params = [p for p in signature.params if p.kind in ("positional_or_keyword", "keyword_only")]
+    labels = [f"{p.name}: {p.annotation}" if p.annotation else p.name for p in params]
+    label = f"{signature.function}({', '.join(labels)})" + (
+        f" -> {signature.returns}" if signature.returns else ""
+    )
+    typing = re.search(
+        r"([A-Za-z_]\w*)\s*=[^=,]*$|([A-Za-z_]\w*)$", index.line(position.line)[: index.column(position) - 1]
+    )
+    current = (typing.group(1) or typing.group(2)) if typing else None
+    names = [p.name for p in params]
+    active = (
+        names.index(current)
+        if current in names
+        else next((i for i, n in enumerate(names) if n not in given), None)
+    )
+    doc = function.docstring if function and function.docstring else None
+    return types.SignatureHelp(
+        signatures=[
+            types.SignatureInformation(
+                label=label,
+                documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=doc) if doc else None,
+                parameters=[types.ParameterInformation(label=text) for text in labels],
+                active_parameter=active,
+            )
+        ],
+        active_signature=0,
+        active_parameter=active,
+    )
 
 
 def _top_level(text: str) -> str:
@@ -471,7 +548,7 @@ def rename(
         renamed += [text[last : r.span.start], new_name]
         last = r.span.end
     renamed.append(text[last:])
-    if build(Source(model.source.path, "".join(renamed))) is None:
+    if parse(Source(model.source.path, "".join(renamed)), Diagnostics()) is None:
         raise RenameError(f"`{new_name}` cannot be a job's name here (the file would no longer parse)")
     edits = [types.TextEdit(range=index.range(r.span), new_text=new_name) for r in refs]
     return types.WorkspaceEdit(changes={uri: edits})
@@ -510,7 +587,7 @@ def document_symbols(model: Model, index: LineIndex) -> list[types.DocumentSymbo
                 types.SymbolKind.Variable,
                 index,
                 p.span,
-                model.source.span_at(p.span.start, len(p.name)),
+                sub_span(p.span, 0, len(p.name)),
                 str(p.type),
             )
             for p in flow.params
@@ -540,6 +617,46 @@ def _symbol(
 
 
 def _output_name(source: Source, output: ast.Output) -> Span:
-    found = re.compile(rf"output\s+({re.escape(output.name)})\b").match(source.text, output.span.start)
-    start = found.start(1) if found else output.span.start
-    return source.span_at(start, len(output.name))
+    found = re.compile(rf"output[ \t]+({re.escape(output.name)})\b").match(source.text, output.span.start)
+    return sub_span(output.span, found.start(1) - output.span.start if found else 0, len(output.name))
+
+
+# ---- quick fixes ---------------------------------------------------------------------------------
+
+DID_YOU_MEAN = re.compile(r"help: did you mean `([^`]+)`\?")
+WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def quick_fixes(
+    index: LineIndex, uri: str, diagnostics: Iterable[types.Diagnostic]
+) -> list[types.CodeAction]:
+    """For each of our diagnostics whose help says "did you mean `X`?": replace the misspelt word under
+    the diagnostic (the one closest to X) with X."""
+    actions = []
+    for diagnostic in diagnostics:
+        if diagnostic.source != SOURCE_NAME:
+            continue
+        helps = [DID_YOU_MEAN.fullmatch(r.message) for r in diagnostic.related_information or []]
+        suggestion = next((m.group(1) for m in helps if m), None)
+        if suggestion is None:
+            continue
+        start, end = index.offset(diagnostic.range.start), index.offset(diagnostic.range.end)
+        words = [w for w in WORD.finditer(index.text, start, end) if w.group() != suggestion]
+        if not words:
+            continue
+        target = suggestion.rpartition(".")[2]
+        word = max(words, key=lambda w: difflib.SequenceMatcher(None, w.group(), target).ratio())
+        edit = types.TextEdit(
+            range=types.Range(start=index.position_at(word.start()), end=index.position_at(word.end())),
+            new_text=suggestion,
+        )
+        actions.append(
+            types.CodeAction(
+                title=f"Change `{word.group()}` to `{suggestion}`",
+                kind=types.CodeActionKind.QuickFix,
+                diagnostics=[diagnostic],
+                is_preferred=True,
+                edit=types.WorkspaceEdit(changes={uri: [edit]}),
+            )
+        )
+    return actions

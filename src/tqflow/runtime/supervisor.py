@@ -85,6 +85,7 @@ async def _work(spec: WorkerSpec, tasks: dict) -> None:  # type: ignore[type-arg
         metrics_host=spec.observe.metrics_host,
         process_index=spec.index,
         alerts=spec.observe.alerts,
+        tasks=list(tasks),
     )
     try:
         worker = Worker(redis, tasks, spec.namespace, spec.settings, hooks=seen.hooks)

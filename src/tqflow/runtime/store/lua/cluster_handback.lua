@@ -1,8 +1,8 @@
 -- Graceful shutdown: give back everything this worker holds in one stream's pending list.
--- KEYS[1] stream, KEYS[2] leases zset. ARGV: prefix, now, worker name, count.
+-- KEYS[1] stream, KEYS[2] leases zset. ARGV: now, worker name, count.
 -- Running attempts of this worker lose their token (a finish arriving later is refused) and their jobs
 -- go back on the stream at once; entries read but not started go back too. Returns how many went back.
-local now, me, count = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local now, me, count = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local stream = KEYS[1]
 local back = 0
 for _, p in ipairs(redis.call('XPENDING', stream, GROUP, '-', '+', count, me)) do

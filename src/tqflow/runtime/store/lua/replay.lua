@@ -1,10 +1,10 @@
 -- Replay dead-lettered jobs: back to their queue with a fresh attempt count. A flow job replayed this
 -- way runs on its own: its run (already ended) is not changed again.
--- ARGV: prefix, now, dead-letter queue name ('' for the default), then job ids.
+-- ARGV: now, dead-letter queue name ('' for the default), then job ids.
 -- Returns one status a job: replayed | not-dead | missing
-local now, dlq = tonumber(ARGV[2]), ARGV[3]
+local now, dlq = tonumber(ARGV[1]), ARGV[2]
 local out = {}
-for i = 4, #ARGV do
+for i = 3, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
   local state, run_id, parent, opts = unpack(redis.call('HMGET', k, 'state', 'run', 'parent', 'opts'))
