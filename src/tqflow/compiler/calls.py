@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+
 from tqflow.compiler.context import Context
 from tqflow.compiler.python_tasks import TaskSignature
 from tqflow.dsl import ast
@@ -49,6 +51,7 @@ def check_arguments(ctx: Context, call: ast.Call, signature: TaskSignature, fan_
     named = {p.name: p for p in signature.params if p.kind in ("positional_or_keyword", "keyword_only")}
     positional_only = {p.name: p for p in signature.params if p.kind == "positional_only"}
     given: set[str] = set()
+    passed = {a.name for a in call.args if a.name is not None}
     for arg in call.args:
         if arg.name is None:
             ctx.error(
@@ -72,13 +75,17 @@ def check_arguments(ctx: Context, call: ast.Call, signature: TaskSignature, fan_
             )
             continue
         if arg.name not in named and not accepts_any:
+            unused = [n for n in named if n not in passed]
+            meant = difflib.get_close_matches(arg.name, unused, n=1, cutoff=0.6)
+            if meant:
+                given.add(meant[0])  # a misspelling of a parameter: one error, not a "missing" one too
             ctx.error(
                 "TQ0301",
                 f"task `{signature.function}` has no parameter `{arg.name}`",
                 arg.name_span,
                 label="unknown argument",
                 notes=(f"`{signature.function}` takes: {_describe(signature)}",),
-                help=did_you_mean(arg.name, named),
+                help=f"did you mean `{meant[0]}`?" if meant else did_you_mean(arg.name, named),
             )
     for param in positional_only.values():
         if not param.has_default and param.name not in given:

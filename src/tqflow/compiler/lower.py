@@ -28,6 +28,7 @@ from tqflow.plan import (
     TaskRef,
     UniquePlan,
 )
+from tqflow.plan.durations import format_duration
 
 CONFLICTS = ("skip", "reject", "replace")
 UNIQUE_OPTIONS = ("key", "within", "conflict")
@@ -237,7 +238,8 @@ def _check_deadline(ctx: Context, job: ast.Job, settings: dict[str, Any]) -> Non
     spans = {s.kind: s.span for s in job.settings}
     ctx.error(
         "TQ0504",
-        f"job `{job.name}` has a deadline ({deadline} ms) shorter than one attempt's timeout ({timeout} ms)",
+        f"job `{job.name}` has a deadline ({format_duration(deadline)}) shorter than one attempt's "
+        f"timeout ({format_duration(timeout)})",
         spans.get("deadline", job.name_span),
         label="the deadline bounds all attempts together",
         labels=(Label(spans["timeout"], "one attempt may take this long"),) if "timeout" in spans else (),

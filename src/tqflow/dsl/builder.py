@@ -127,7 +127,7 @@ class Builder(Transformer[Token, Any]):
         return ("queue", _unquote(items[0], self.source), meta_span(meta))
 
     def params_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Param, ...], Span]:
-        return ("params", tuple(items), meta_span(meta))
+        return ("params", tuple(i for i in items if i is not None), meta_span(meta))
 
     def param_decl(self, meta: Any, items: list[Any]) -> ast.Param:
         name, type_ref, default = items

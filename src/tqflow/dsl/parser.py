@@ -47,7 +47,11 @@ TERMINAL_NAMES = {
     "$END": "end of file",
 }
 
-TOP_LEVEL = re.compile(r"^(use|import|retry|flow)\b", re.MULTILINE)
+
+@cache
+def _top_level() -> re.Pattern[str]:
+    """Where a top-level declaration starts: a line beginning with a keyword that starts one."""
+    return re.compile(rf"^({'|'.join(first_keywords('_decl'))})\b", re.MULTILINE)
 
 
 class _BracketNewlines:
@@ -135,6 +139,31 @@ def _keyword_types() -> frozenset[str]:
         for t in _lark().terminals
         if t.pattern.type == "str" and re.fullmatch(r"[A-Za-z_]\w*", t.pattern.value)
     )
+
+
+@cache
+def first_keywords(rule: str) -> tuple[str, ...]:
+    """The keywords (`job`, `retry`, …) that can start grammar rule `rule`, in grammar order."""
+    expansions: dict[str, list[Any]] = {}
+    for r in _lark().rules:
+        expansions.setdefault(r.origin.name, []).append(r.expansion)
+    terminals = {t.name: t for t in _lark().terminals}
+    found: list[str] = []
+
+    def visit(name: str, seen: frozenset[str]) -> None:
+        for expansion in expansions.get(name, []):
+            if not expansion:
+                continue
+            symbol = expansion[0]
+            if symbol.is_term:
+                pattern = terminals[symbol.name].pattern if symbol.name in terminals else None
+                if pattern is not None and pattern.type == "str" and re.fullmatch(r"[a-z_]+", pattern.value):
+                    found.append(pattern.value)
+            elif symbol.name not in seen:
+                visit(symbol.name, seen | {name})
+
+    visit(rule, frozenset())
+    return tuple(dict.fromkeys(found))
 
 
 @cache
@@ -277,7 +306,7 @@ def parse_expression(text: str, source: Source, offset: int) -> ast.Expr:
 
 
 def _declaration_ranges(text: str) -> list[tuple[int, int]]:
-    starts = [m.start() for m in TOP_LEVEL.finditer(text)] or [0]
+    starts = [m.start() for m in _top_level().finditer(text)] or [0]
     if starts[0] != 0:
         starts.insert(0, 0)
     return list(zip(starts, [*starts[1:], len(text)], strict=True))
