@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from tqflow.plan import PRIORITIES, RetryPlan
+from tqflow.plan import Priority, RetryPlan
 from tqflow.runtime.store import lean
 
 # The fields a client reads of a job, in the order `job_row` returns them.
@@ -59,11 +59,6 @@ def error_of(value: Any) -> dict[str, Any] | None:
     return decoded if isinstance(decoded, dict) else {"message": str(decoded)}
 
 
-def priority_name(level: Any) -> str:
-    number = _int(level)
-    return PRIORITIES[number] if number is not None and 0 <= number < len(PRIORITIES) else ""
-
-
 @dataclass(frozen=True)
 class JobRecord:
     """A job hash, read: every field a reader shows, typed. `result` stays the stored payload text."""
@@ -75,6 +70,7 @@ class JobRecord:
     queue: str = ""
     priority: str = ""
     run: str = ""
+    of_run: str = ""  # a fan-out child: its parent's run
     name: str = ""
     flow: str = ""
     worker: str = ""
@@ -102,8 +98,9 @@ class JobRecord:
             attempt=_int(row.get("attempt")) or 0,
             task=str(row.get("task") or ""),
             queue=str(row.get("queue") or ""),
-            priority=priority_name(row.get("prio")),
+            priority=Priority.label_of(row.get("prio")),
             run=str(row.get("run") or ""),
+            of_run=str(row.get("of_run") or ""),
             name=str(row.get("name") or ""),
             flow=str(row.get("flow") or ""),
             worker=str(row.get("worker") or ""),
