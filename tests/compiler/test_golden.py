@@ -32,5 +32,8 @@ def test_golden(path: Path) -> None:
 
 def test_every_code_has_a_golden_file() -> None:
     shown = "".join(p.with_suffix(".out").read_text() for p in CASES if p.with_suffix(".out").exists())
-    missing = [code for code in CODES if f"[{code}]" not in shown]
+    # TQ0000 is a compiler bug (tests/fuzz asserts it never shows); TQ0002 needs an 8 MB file
+    # (tests/compiler/test_robustness.py builds one).
+    exempt = {"TQ0000", "TQ0002"}
+    missing = [code for code in CODES if f"[{code}]" not in shown and code not in exempt]
     assert missing == []

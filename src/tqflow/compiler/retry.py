@@ -34,6 +34,8 @@ def lower_retry(
             ctx.error("TQ0501", f"retry policy `{policy.id}` refers to itself", policy.span)
         elif policy.id in ctx.imported_policies:
             fields.update(ctx.imported_policies[policy.id].model_dump())
+        elif policy.id in ctx.unresolved or policy.id.partition(".")[0] in ctx.unresolved:
+            pass  # declared by a line with a syntax error, or imported by a failed line: reported there
         else:
             ctx.error(
                 "TQ0205",

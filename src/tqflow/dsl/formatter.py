@@ -50,13 +50,18 @@ class Comment:
     own_line: bool
 
 
-def format_source(text: str, path: str = "<fmt>") -> str:
-    source = Source(path, text)
+def format_source(text: str | Source, path: str = "<fmt>") -> str:
+    """The canonical layout of `text` (or of a `Source` read with `Source.from_file`); FormatError
+    when it does not parse."""
+    source = text if isinstance(text, Source) else Source(path, text)
+    text, path = source.text, source.path
     diagnostics = Diagnostics()
     module = parse(source, diagnostics)
     if module is None:
         raise FormatError(render_all(diagnostics))
     result = format_module(module, text)
+    if result == text:
+        return result  # already canonical: nothing to verify (halves `tqc fmt --check`)
     check = Diagnostics()
     again = parse(Source(path, result), check)
     if again != module:  # pragma: no cover - a printer bug; never hand back a changed program
@@ -72,7 +77,7 @@ def format_module(module: ast.Module, text: str) -> str:
 
 # ---- comments -----------------------------------------------------------------------------------
 
-_TOKENS = re.compile(r'f?"(\\.|[^"\\\n])*"|#[^\n]*|\n|[^"#\nf]+|f')
+_TOKENS = re.compile(r'f?"[^"\\\n]*(?:\\.[^"\\\n]*)*"|#[^\n]*|\n|[^"#\nf]+|f')
 
 
 def comments(text: str) -> list[Comment]:
