@@ -8,7 +8,6 @@ import random
 import uuid
 from typing import Any
 
-import redis as sync_redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -22,6 +21,7 @@ from hypothesis.stateful import (
 
 from tqflow.plan import RetryPlan
 from tqflow.runtime.backoff import MAX_DELAY_MS, attempts_left, delay_ms
+from tqflow.runtime.connection import connect_sync
 from tqflow.runtime.jobs import new_job_id
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
@@ -93,8 +93,8 @@ class JobMachine(RuleBasedStateMachine):
 
     @initialize()
     def setup(self) -> None:
-        self.redis = sync_redis.Redis.from_url(self.url, decode_responses=True)
         self.keys = Keys(f"prop-{uuid.uuid4().hex[:10]}")
+        self.redis = connect_sync(self.url, namespace=self.keys.namespace)
         self.now = 1_000_000
         self.model: dict[str, dict[str, Any]] = {}  # job id -> state, attempt, token, ...
         self.stream = self.keys.stream("default", 2)

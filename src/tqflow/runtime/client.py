@@ -12,7 +12,7 @@ from typing_extensions import TypeVar
 
 from tqflow.plan import FlowPlan, Plan, RetryPlan
 from tqflow.plan.durations import Duration
-from tqflow.runtime.connection import connect
+from tqflow.runtime.connection import connect, pin
 from tqflow.runtime.deployments import Deployed, Deployments
 from tqflow.runtime.jobs import (
     BulkItem,
@@ -54,6 +54,7 @@ class Client:
     ) -> None:
         self.redis = redis
         self.keys = Keys(namespace)
+        pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
         self.scripts = Scripts(redis)
         self.deployments = Deployments(redis, self.keys)
         self.payload_settings = payload_settings or PayloadSettings()
@@ -64,7 +65,8 @@ class Client:
 
     @classmethod
     def from_url(cls, url: str, namespace: str | None = None, **kwargs: Any) -> Client:
-        return cls(connect(url), namespace or os.environ.get("TQFLOW_NAMESPACE", "tqflow"), **kwargs)
+        namespace = namespace or os.environ.get("TQFLOW_NAMESPACE", "tqflow")
+        return cls(connect(url, namespace=namespace), namespace, **kwargs)
 
     async def close(self) -> None:
         await self.waiter.close()
@@ -283,6 +285,16 @@ class Client:
             if len(found) >= limit:
                 break
         return found
+
+    async def purge_dead_letters(self, job_ids: Sequence[str] = (), queue: str | None = None) -> int:
+        """Take dead-lettered jobs out of a dead-letter queue for good (all of it when no ids are given):
+        a standalone job is deleted, a flow job leaves with its run when retention prunes it. Returns how
+        many."""
+        ids, purged = list(job_ids), 0
+        for start in range(0, max(1, len(ids)), 500):
+            page = ids[start : start + 500]
+            purged += int(await self.scripts.run(calls.purge_dlq(self.keys, queue, page)))
+        return purged
 
     async def dead_letter_queues(self) -> list[str]:
         return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))

@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tqflow.runtime.alerts import AlertMonitor, AlertSettings
-from tqflow.runtime.attempts import AttemptRecorder
+from tqflow.runtime.attempts import TTL_S, AttemptRecorder
 from tqflow.runtime.hooks import WorkerHooks
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.logging import JobLogHooks
@@ -62,9 +62,11 @@ def for_worker(
     process_index: int = 0,
     alerts: AlertSettings | None = None,
     tasks: Collection[str] | None = None,
+    history_ttl_s: int = TTL_S,
 ) -> WorkerObservability:
     counters = RedisJobCounters(redis, namespace, tasks)  # the deployment's counts, for the API's /metrics
-    hooks: list[WorkerHooks] = [JobLogHooks(), AttemptRecorder(redis, namespace), counters]
+    recorder = AttemptRecorder(redis, namespace, ttl_s=history_ttl_s)
+    hooks: list[WorkerHooks] = [JobLogHooks(), recorder, counters]
     observability = WorkerObservability(hooks)
     observability.background.append(counters.run)
     if alerts is not None and process_index == 0:  # one monitor per machine keeps its rate limits whole

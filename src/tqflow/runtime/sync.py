@@ -94,7 +94,7 @@ class SyncClient:
         self, url: str, namespace: str = "tqflow", payload_settings: PayloadSettings | None = None
     ) -> None:
         self.url = url
-        self.redis: Redis = connect_sync(url)
+        self.redis: Redis = connect_sync(url, namespace=namespace)
         self.keys = Keys(namespace)
         self.payload_settings = payload_settings or PayloadSettings()
         self.scripts = SyncScripts(self.redis)
@@ -166,6 +166,7 @@ class SyncClient:
     # -- everything else: the asyncio client's methods on a private loop ----------------------------
 
     deploy = _on_loop(Client.deploy)
+    purge_dead_letters = _on_loop(Client.purge_dead_letters)
     start_run = _on_loop(Client.start_run)
     wait = _on_loop(Client.wait)
     run_info = _on_loop(Client.run_info)
@@ -265,4 +266,4 @@ def _woken(pubsub: PubSub, job_id: str | None, seconds: float) -> bool:
 
 
 async def _make_client(url: str, namespace: str, settings: PayloadSettings) -> Client:
-    return Client(connect(url), namespace, settings)
+    return Client(connect(url, namespace=namespace), namespace, settings)

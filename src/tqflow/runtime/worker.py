@@ -31,6 +31,7 @@ from tqflow.plan import PRIORITIES, RetryPlan
 from tqflow.runtime import catalog
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.connection import pin
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
@@ -64,6 +65,10 @@ class WorkerSettings:
     aging_ms: int = 60_000  # a normal/low/batch job that waited this long moves to `aging_to` (0: never)
     aging_to: str = "critical"
     result_ttl_ms: int = 86_400_000  # how long a finished standalone job's record stays (dead ones stay)
+    keep_history_ms: int | None = None  # attempt histories (runtime/attempts.py); None: as result_ttl_ms
+    keep_runs_ms: int = (
+        7 * 86_400_000
+    )  # finished runs and their jobs (cluster/retention.py; the leader prunes)
     payloads: PayloadSettings = field(default_factory=PayloadSettings)
     process_pool: int = 0  # processes for executor="process" tasks (0: one, started on first use)
     fetch_batch: int = 100  # most entries read in one fetch
@@ -84,6 +89,7 @@ class Worker:
         self.redis = redis
         self.tasks = dict(tasks)
         self.keys = Keys(namespace)
+        pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
         self.scripts = Scripts(redis)
         self.settings = settings or WorkerSettings()
         self.planner = FetchPlanner(self.keys, self.settings.queues, self.settings.weights)
@@ -111,6 +117,7 @@ class Worker:
             self.settings.lease_ms,
             self.settings.cluster,
             lambda: len(self._tasks),
+            keep_runs_ms=self.settings.keep_runs_ms,
         )
         self.hooks.append(self.cluster.heartbeat)
 

@@ -207,3 +207,18 @@ def fire(
     return ScriptCall(
         "cluster_fire", [*run.keys, *fence_keys], [*run.args, holder, tick_ms, tick_ttl_ms, action, detail]
     )
+
+
+# -- retention (cluster/retention.py, `tqc dlq purge`) ------------------------------------------------------
+
+
+def prune_runs(keys: Keys, now: int, keep_ms: int, runs: Sequence[tuple[str, Sequence[str]]]) -> ScriptCall:
+    """`runs`: (run id, the job names of its plan version) for each run to look at."""
+    args: list[Arg] = [now, keep_ms]
+    for run_id, names in runs:
+        args += [run_id, len(names), *names]
+    return ScriptCall("prune_runs", [keys.runs], args)
+
+
+def purge_dlq(keys: Keys, dlq: str | None, job_ids: Sequence[str]) -> ScriptCall:
+    return ScriptCall("purge_dlq", [keys.dead_letter(dlq)], list(job_ids))

@@ -19,8 +19,15 @@ from typing import Any
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    NoScriptError,
+    ReadOnlyError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tqflow.runtime.store.calls import Arg, ScriptCall
@@ -56,6 +63,8 @@ SCRIPT_NAMES = (
     "cluster_fire",
     "resume_run",
 )
+
+REROUTED = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 
 
 def lua_file(name: str) -> str:
@@ -147,7 +156,16 @@ class SyncScripts:
             except (RedisConnectionError, RedisTimeoutError):
                 # A connection Redis closed while it sat idle (a restart, CLIENT KILL, a timeout) fails
                 # on its next use; redis-py disconnected it, so this connects again, once.
-                return self._send(command)
+                try:
+                    return self._send(command)
+                except REROUTED:
+                    self._own.disconnect()
+                    return self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+            except REROUTED:
+                # A cluster slot or a sentinel master moved (runtime/connection.py): the pool's retried
+                # path follows it; the kept connection reconnects to the new place on its next use.
+                self._own.disconnect()
+                return self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
         finally:
             self._own_lock.release()
 
