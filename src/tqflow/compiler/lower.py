@@ -279,7 +279,8 @@ def _settings(
                     value.span,
                     help=did_you_mean(value.id, PRIORITIES) or f"use one of {', '.join(PRIORITIES)}",
                 )
-            result["priority"] = value.id
+            else:
+                result["priority"] = value.id
         elif setting.kind == "retry" and isinstance(value, ast.RetrySpec | ast.RetryBlock):
             result["retry"] = lower_retry(ctx, value)
         elif setting.kind in ("timeout", "deadline", "delay") and isinstance(value, ast.Literal):

@@ -10,6 +10,7 @@ import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tqflow.errors import LanguageError
 from tqflow.plan.modules import resolve_module_name
 
 TASK_DECORATORS = {"task", "tqflow.runtime.task", "runtime.task"}
@@ -80,7 +81,7 @@ class ModuleInfo:
     imports: dict[str, tuple[str, str]] = field(default_factory=dict)  # `from m import X as Y`: Y -> (m, X)
 
 
-class ModuleNotFound(Exception):
+class ModuleNotFound(LanguageError):
     pass
 
 
@@ -103,7 +104,7 @@ def find_module_file(name: str, search: list[Path]) -> Path:
     raise ModuleNotFound(name)
 
 
-class ModuleUnreadable(Exception):
+class ModuleUnreadable(LanguageError):
     """The module's file exists but cannot be read (permissions, an I/O error)."""
 
 

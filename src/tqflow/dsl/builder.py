@@ -16,12 +16,13 @@ from lark.exceptions import UnexpectedInput
 
 from tqflow.dsl import ast
 from tqflow.dsl.source import Source, Span
+from tqflow.errors import LanguageError
 from tqflow.plan.durations import parse_duration
 
 ParseFragment = Callable[[str, Source, int], ast.Expr]
 
 
-class SyntaxFailure(Exception):
+class SyntaxFailure(LanguageError):
     """Raised inside the transformer for a construct that parses but is malformed (bad escape …)."""
 
     def __init__(self, message: str, span: Span, code: str = "TQ0001") -> None:

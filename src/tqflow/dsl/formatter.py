@@ -19,6 +19,7 @@ from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostics, render_all
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
+from tqflow.errors import LanguageError
 
 INDENT = "  "
 WIDTH = 100
@@ -29,7 +30,7 @@ OR, AND, NOT, COMPARE, SUM, POSTFIX, ATOM = range(1, 8)
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 
-class FormatError(Exception):
+class FormatError(LanguageError):
     """The file does not parse (the message holds the rendered diagnostics)."""
 
 

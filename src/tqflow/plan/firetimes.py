@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from tqflow.errors import PlanError
 from tqflow.plan.model import TriggerPlan
 
 UTC = dt.UTC
@@ -57,7 +58,7 @@ _FIELDS = {
 }
 
 
-class CronError(ValueError):
+class CronError(PlanError, ValueError):
     """A cron expression that does not follow the grammar (the message says which field and why)."""
 
 

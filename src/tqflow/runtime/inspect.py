@@ -14,10 +14,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from tqflow.plan import PRIORITIES, FlowPlan
+from tqflow.errors import JobNotFound, RunNotFound
+from tqflow.plan import LEVELS, FlowPlan, Priority
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
-from tqflow.runtime.deployments import Deployments
+from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.runs import now_ms, read_run
 from tqflow.runtime.store import codec, lean, payloads
 from tqflow.runtime.store.cluster_keys import ClusterKeys
@@ -97,7 +98,7 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
         flow=str(row.get("flow") or ""),
         task=str(row.get("task") or ""),
         queue=str(row.get("queue") or ""),
-        priority=PRIORITIES[level] if level is not None and 0 <= level < len(PRIORITIES) else "",
+        priority=Priority.label_of(level),
         state=str(row.get("state") or "unknown"),
         attempt=_int(row.get("attempt")) or 0,
         created=_int(row.get("created")),
@@ -193,7 +194,7 @@ class Inspector:
     async def run(self, run_id: str) -> RunDetail:
         row = await self.redis.hgetall(self.keys.run(run_id))
         if not row:
-            raise LookupError(f"no run {run_id}")
+            raise RunNotFound(f"no run {run_id}")
         summary = run_summary(run_id, row)
         flow = await self._plan_or_none(summary.flow, summary.version)
         names = flow.order if flow is not None else []
@@ -225,7 +226,7 @@ class Inspector:
     async def job(self, job_id: str) -> JobView:
         jobs = await self._jobs([job_id], with_attempts=True)
         if not jobs:
-            raise LookupError(f"no job {job_id}")
+            raise JobNotFound(f"no job {job_id}")
         return jobs[0]
 
     async def _jobs(self, ids: list[str], *, with_attempts: bool = False) -> list[JobView]:
@@ -287,7 +288,7 @@ class Inspector:
             return list(await self.redis.zrange(self.keys.delayed, 0, count * 4))
         ids: list[str] = []
         for name in [queue] if queue else await self.queue_names():
-            for level in range(len(PRIORITIES)):
+            for level in range(LEVELS):
                 ids += await self._stream_ids(name, level, running=state == "running", count=count)
         return [i for i in ids if i]
 
@@ -327,7 +328,7 @@ class Inspector:
 
     async def flow(self, name: str, version: int | None = None) -> FlowDetail:
         if not await self.redis.exists(self.keys.flow(name)):
-            raise LookupError(f"flow `{name}` is not deployed")
+            raise FlowNotDeployed(f"flow `{name}` is not deployed")
         summary = await self._flow_summary(name)
         chosen, plan = await self.deployments.get(name, version)
         ids = await self.redis.hmget(self.keys.flow(name), [f"id:{v}" for v in range(1, summary.latest + 1)])
@@ -357,7 +358,7 @@ class Inspector:
         return QueuesOverview(queues=stats, delayed=delayed, dead=dead)
 
     async def queue(self, name: str) -> QueueStats:
-        levels = [await self._level(name, level) for level in range(len(PRIORITIES))]
+        levels = [await self._level(name, level) for level in range(LEVELS)]
         ages = [lv.oldest_age_ms for lv in levels if lv.oldest_age_ms is not None]
         return QueueStats(
             queue=name,
@@ -384,7 +385,7 @@ class Inspector:
                 oldest = max(0, now_ms() - int(first[0][0].split("-")[0]))
         return QueueLevel(
             queue=queue,
-            priority=PRIORITIES[level],
+            priority=Priority(level).label,
             level=level,
             waiting=waiting,
             running=pending,

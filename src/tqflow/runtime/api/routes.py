@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, Field
 
+from tqflow.errors import QueueNotFound
 from tqflow.runtime.api.services import Services
 from tqflow.runtime.store import lean
 from tqflow.runtime.views import (
@@ -154,5 +155,5 @@ async def list_queues(svc: Svc) -> QueuesOverview:
 @router.get("/queues/{name}", tags=["queues"])
 async def get_queue(svc: Svc, name: Annotated[str, Path(pattern=NAME)]) -> QueueStats:
     if name not in await svc.inspector.queue_names():
-        raise LookupError(f"no queue `{name}`")
+        raise QueueNotFound(f"no queue `{name}`")
     return await svc.inspector.queue(name)

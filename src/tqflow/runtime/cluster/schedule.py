@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from tqflow.errors import PlanError
 from tqflow.plan import TriggerPlan
 from tqflow.plan.firetimes import CronError, cron_fire_times, parse_cron
 
 DAY_MS = 86_400_000
 
 
-class ScheduleError(ValueError):
+class ScheduleError(PlanError, ValueError):
     pass
 
 
