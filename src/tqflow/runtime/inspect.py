@@ -89,6 +89,30 @@ def run_summary(run_id: str, row: dict[str, Any]) -> RunSummary:
     )
 
 
+OPTION_NAMES = (("t", "timeout_ms"), ("dl", "deadline_ms"), ("dlq", "dead_letter"), ("d", "delay_ms"))
+
+
+def job_options(opts: Any) -> dict[str, Any]:
+    """What a job's stored options say, readably: retry plan, timeout, deadline, dead-letter queue."""
+    try:
+        raw = json.loads(opts) if opts else {}
+    except (ValueError, TypeError):
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(raw, dict):
+        if "r" in raw:
+            out["retry"] = raw["r"] or {"kind": "none"}
+        for short, name in (
+            ("t", "timeout_ms"),
+            ("dl", "deadline_ms"),
+            ("dlq", "dead_letter"),
+            ("d", "delay_ms"),
+        ):
+            if raw.get(short):
+                out[name] = raw[short]
+    return out
+
+
 def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None) -> JobView:
     record = JobRecord.parse(job_id, row) or JobRecord.parse(job_id, {**row, "state": "unknown"})
     assert record is not None
@@ -114,6 +138,11 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
         reason=record.reason,
         error=record.error,
         result=_payload(record.result),
+        args=_payload(row.get("payload")),
+        options=job_options(row.get("opts")),
+        duration_ms=record.finished - record.started
+        if record.started is not None and record.finished is not None
+        else None,
         children=record.children,
         children_left=record.children_left,
         attempts=views,
@@ -150,11 +179,22 @@ class Inspector:
 
     # ---- runs -------------------------------------------------------------------------------
     async def runs(
-        self, *, flow: str | None = None, state: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        flow: str | None = None,
+        state: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        since: int | None = None,
+        until: int | None = None,
+        search: str | None = None,
     ) -> Page[RunSummary]:
-        """Runs, newest first, optionally only one flow's or in one state."""
+        """Runs, newest first, optionally only one flow's, in one state, started between `since` and
+        `until` (ms), or whose id or parameters contain `search`."""
         limit = max(1, min(limit, MAX_LIMIT))
         offset = max(0, offset)
+        if since is not None or until is not None or search:
+            return await self._searched_runs(flow, state, offset, limit, since, until, search)
         if flow is None and state is None:
             ids = await self.redis.zrevrange(self.keys.runs, offset, offset + limit - 1)
             total = await self.redis.zcard(self.keys.runs)
@@ -186,6 +226,46 @@ class Inspector:
             for run in await self._run_summaries(ids):
                 if (flow is None or run.flow == flow) and (state is None or run.state == state):
                     matched.append(run)
+        more = len(matched) > offset + limit
+        return Page(
+            items=matched[offset : offset + limit],
+            offset=offset,
+            limit=limit,
+            next_offset=offset + limit if more else None,
+        )
+
+    async def _searched_runs(
+        self,
+        flow: str | None,
+        state: str | None,
+        offset: int,
+        limit: int,
+        since: int | None,
+        until: int | None,
+        search: str | None,
+    ) -> Page[RunSummary]:
+        low = "-inf" if since is None else since
+        high = "+inf" if until is None else until
+        needle = "".join((search or "").lower().split())  # parameters are stored as compact JSON
+        matched: list[RunSummary] = []
+        position = 0
+        while position < SCAN_CAP and len(matched) <= offset + limit:
+            ids = await self.redis.zrevrangebyscore(self.keys.runs, high, low, start=position, num=SCAN_BATCH)
+            if not ids:
+                break
+            position += len(ids)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for run_id in ids:
+                    pipe.hget(self.keys.run(run_id), "params")
+                params = dict(zip(ids, await pipe.execute(), strict=True))
+            for run in await self._run_summaries(ids):
+                text = params.get(run.id)
+                if (flow is not None and run.flow != flow) or (state is not None and run.state != state):
+                    continue
+                stored = "".join(str(text or "").lower().split())
+                if needle and needle not in run.id.lower() and needle not in stored:
+                    continue
+                matched.append(run)
         more = len(matched) > offset + limit
         return Page(
             items=matched[offset : offset + limit],
@@ -265,6 +345,22 @@ class Inspector:
             if row:
                 views.append(job_view(job_id, row, records[index * step + 1] if with_attempts else None))
         return views
+
+    async def children(self, job_id: str, *, offset: int = 0, limit: int = 50) -> Page[JobView]:
+        """A fan-out job's child jobs (`JOB_ID.0`, `.1`, …) with their states, in item order."""
+        parent = await self.job(job_id)
+        total = parent.children or 0
+        limit = max(1, min(limit, MAX_LIMIT))
+        offset = max(0, offset)
+        ids = [f"{job_id}.{i}" for i in range(offset, min(total, offset + limit))]
+        more = offset + limit < total
+        return Page(
+            items=await self._jobs(ids),
+            offset=offset,
+            limit=limit,
+            next_offset=offset + limit if more else None,
+            total=total,
+        )
 
     async def jobs(
         self,
