@@ -398,19 +398,44 @@ class Worker:
             self._finish_ready.clear()
             while self._finishing:
                 batch, self._finishing = self._finishing[:150], self._finishing[150:]
-                args = [v for fields, _ in batch for v in fields]
-                try:
-                    results = await self.scripts.call(
-                        "finish_many", [], [self.keys.prefix, now_ms(), self.settings.result_ttl_ms, *args]
-                    )
-                except Exception as err:  # Redis unreachable: the attempts stay pending (lease recovery)
-                    log.error("finishing attempts failed", error=repr(err), count=len(batch))
-                    results = ["stale"] * len(batch)
+                results = await self._send_finishes(batch, finished)
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(str(result))
             if finished.is_set() and not self._finishing:
                 return
+
+    async def _send_finishes(
+        self, batch: list[tuple[list[str | int], asyncio.Future[str]]], finished: asyncio.Event
+    ) -> list[Any]:
+        """One finish_many call, retried (on a new connection) while Redis is unreachable or says it is
+        busy. F13: a finish that met a dead pooled connection (a Redis restart, CLIENT KILL) was dropped
+        as "stale", and the job ran again after its lease on another worker. Retrying is safe: every
+        finish is fenced by its attempt's token, so a retry of one that did land, or one whose lease ran
+        out meanwhile, is refused ("stale") and changes nothing. Only a stopping worker gives up, after
+        `FINISH_RETRY_S` of failures (its attempts then stay pending: lease recovery runs them again)."""
+        args = [v for fields, _ in batch for v in fields]
+        pause, gave_up_at = 0.05, None
+        while True:
+            try:
+                return list(
+                    await self.scripts.call(
+                        "finish_many", [], [self.keys.prefix, now_ms(), self.settings.result_ttl_ms, *args]
+                    )
+                )
+            except Exception as err:
+                if not _transient(err):  # a bug, not an outage: retrying would not help
+                    log.error("finishing attempts failed", error=repr(err), count=len(batch))
+                    return ["stale"] * len(batch)
+                loop = asyncio.get_running_loop()
+                if finished.is_set():
+                    gave_up_at = gave_up_at or loop.time() + FINISH_RETRY_S
+                    if loop.time() > gave_up_at:
+                        log.error("finishing attempts failed; giving up", error=repr(err), count=len(batch))
+                        return ["stale"] * len(batch)
+                log.warning("finishing attempts failed; retrying", error=repr(err), count=len(batch))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def _emit(self, name: str, event: AttemptEvent | OutcomeEvent) -> None:
         for hook in self.hooks:
@@ -500,6 +525,20 @@ class Worker:
                 await self.scripts.call("age", [], args)
             except Exception as err:
                 log.warning("aging failed", error=repr(err))
+
+
+FINISH_RETRY_S = 10.0  # how long a stopping worker keeps retrying the ends of its attempts
+# Replies of a Redis that will answer again soon: restarting, running a long script, failing over, full.
+TRANSIENT_REPLIES = (
+    *("LOADING", "BUSY", "TRYAGAIN", "READONLY"),
+    *("MASTERDOWN", "CLUSTERDOWN", "OOM", "NOREPLICAS"),
+)
+
+
+def _transient(err: BaseException) -> bool:
+    if isinstance(err, REDIS_DOWN):
+        return True
+    return isinstance(err, ResponseError) and str(err).startswith(TRANSIENT_REPLIES)
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:
