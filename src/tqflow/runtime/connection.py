@@ -43,6 +43,10 @@ def _pool_options(max_connections: int | None) -> dict[str, Any]:
         "max_connections": limit,
         "timeout": POOL_WAIT_S,
         "decode_responses": True,
+        # Bytes that are not UTF-8 (garbage written to Redis by anyone) decode to lone surrogates instead of
+        # raising in the middle of a reply (F15: one such entry failed every fetch of its batch); they
+        # encode back to the same bytes, so ids read this way still name their keys.
+        "encoding_errors": "surrogateescape",
         "health_check_interval": 30,
     }
 

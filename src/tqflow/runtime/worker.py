@@ -95,6 +95,7 @@ class Worker:
         # Jobs holding a slot: from their start until their body ends. An attempt whose end is being written
         # no longer holds one (it stays fenced by its token and covered by its lease until the write lands).
         self._occupied: set[str] = set()
+        self._culprits: set[str] = set()  # the job whose start made the fetch loop fail
         self._wake = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._finishing: list[tuple[list[str | int], asyncio.Future[str]]] = []
@@ -127,10 +128,15 @@ class Worker:
         log.info(
             "worker started", worker=self.settings.name, queues=self.settings.queues, tasks=len(self.tasks)
         )
+        blamed: set[str] = set()
         try:
             await self._resilient(self._fetch_loop, stop)
+        except Exception:
+            # The worker itself failed: blame the job it was starting, else the jobs it was running (F15).
+            blamed = self._culprits or set(self._handlers)
+            raise
         finally:
-            await self.cluster.shutdown(self._tasks)  # grace period, then hand back the rest
+            await self.cluster.shutdown(self._tasks, blamed)  # grace period, then hand back the rest
             finished.set()
             self._finish_ready.set()
             await asyncio.gather(finisher, return_exceptions=True)
@@ -201,7 +207,11 @@ class Worker:
                     await asyncio.wait_for(stop.wait(), min(2.0, 0.05 * 2**failures))
                 continue
             for job in jobs:
-                self._spawn(Attempt(job, self.settings.name))
+                try:
+                    self._spawn(Attempt(job, self.settings.name))
+                except Exception:
+                    self._culprits.add(str(job[0]))
+                    raise
             if woken:  # an idle worker's latency: let the job reach its first await before the next fetch
                 await asyncio.sleep(0)
 
@@ -247,6 +257,21 @@ class Worker:
 
     async def _handle(self, attempt: Attempt) -> None:
         self._emit("attempt_started", attempt.event)
+        try:
+            await self._attempt(attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            # Whatever a bad record makes the worker raise ends the attempt here, dead-lettered with the
+            # reason: an attempt nobody finishes keeps its lease renewed forever (F15).
+            log.error("job handler crashed", job=attempt.job_id, error=repr(err))
+            self.active.pop(attempt.job_id, None)
+            await self._finish(attempt, "dead", _error("WorkerError", f"{type(err).__name__}: {err}"[:500]))
+
+    async def _attempt(self, attempt: Attempt) -> None:
+        if attempt.malformed:
+            await self._finish(attempt, "dead", _error("MalformedRecord", attempt.malformed))
+            return
         task = self.tasks.get(attempt.task_name)
         if task is None:
             await self._finish(
@@ -541,23 +566,63 @@ def _transient(err: BaseException) -> bool:
     return isinstance(err, ResponseError) and str(err).startswith(TRANSIENT_REPLIES)
 
 
+def _options(raw: Any) -> dict[str, Any]:
+    if not raw:
+        return {}
+    opts = json.loads(raw)
+    if not isinstance(opts, dict):
+        raise ValueError(f"options are a {type(opts).__name__}, not an object")
+    return opts
+
+
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {"type": kind, "message": message}
 
 
 class Attempt:
-    """One try of one job, as the fetch or start script handed it to this worker."""
+    """One try of one job, as the fetch or start script handed it to this worker.
+
+    Parsing never raises (F15: one entry with `o={{{` raised here and crash-looped every worker): a field
+    that does not parse leaves its default and sets `malformed` to the reason, and the worker dead-letters
+    the attempt with it (`MalformedRecord`) instead of running it."""
 
     def __init__(self, row: Sequence[Any], worker: str) -> None:
         job_id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run = row
         self.job_id = str(job_id)
         self.token = str(token)
-        self.number = int(attempt)
+        self.malformed: str | None = None
+        self.number = int(attempt)  # HINCRBY's reply: always an integer
         self.task_name = str(task or "")
         self.payload = payload
-        self.opts: dict[str, Any] = json.loads(opts) if opts else {}
-        self.deadline_at = int(deadline_at) if deadline_at else None
-        self.run: dict[str, Any] | None = json.loads(run) if run else None
+        self.opts: dict[str, Any] = {}
+        self.retry = RetryPlan()
+        self.timeout_ms: int | None = None
+        self.deadline_at: int | None = None
+        self.run: dict[str, Any] | None = None
+        level, waited_from = 2, None
+        try:
+            self.opts = _options(opts)
+            raw_retry = self.opts.get("r")
+            self.retry = RetryPlan.model_validate(raw_retry) if raw_retry else RetryPlan()
+            self.timeout_ms = int(self.opts["t"]) if self.opts.get("t") else None
+            self.deadline_at = int(deadline_at) if deadline_at else None
+            level = int(prio or 2)
+            if not 0 <= level < len(PRIORITIES):
+                raise ValueError(f"priority level {level} out of range")
+            waited_from = int(enqueued) if enqueued else None
+            self.run = json.loads(run) if run else None
+            if self.run is not None and not isinstance(self.run, dict):
+                raise ValueError("run info is not an object")
+        except Exception as err:  # anything a garbage field raises
+            self.malformed = f"the job's record does not parse: {type(err).__name__}: {str(err)[:200]}"
+            self.opts, self.retry, self.timeout_ms, self.deadline_at, self.run = (
+                {},
+                RetryPlan(),
+                None,
+                None,
+                None,
+            )
+            level = level if 0 <= level < len(PRIORITIES) else 2
         self.cancelled = False
         self.is_child = False
         self.started_ms = now_ms()
@@ -565,12 +630,12 @@ class Attempt:
             job_id=self.job_id,
             task=self.task_name,
             queue=str(queue or ""),
-            priority=PRIORITIES[int(prio or 2)],
+            priority=PRIORITIES[level],
             attempt=self.number,
             worker=worker,
             run_id=str(self.run.get("run") or "") if self.run else "",
             flow=str(self.run.get("flow") or "") if self.run else "",
-            waited_ms=max(0, self.started_ms - int(enqueued or self.started_ms)),
+            waited_ms=max(0, self.started_ms - (waited_from or self.started_ms)),
         )
 
     def outcome(self, result: str, payload: Any) -> OutcomeEvent:
@@ -584,19 +649,15 @@ class Attempt:
         )
 
     @property
-    def retry(self) -> RetryPlan:
-        raw = self.opts.get("r")
-        return RetryPlan.model_validate(raw) if raw else RetryPlan()
-
-    @property
     def dead_letter(self) -> str:
-        return str(self.opts.get("dlq") or "")
+        name = self.opts.get("dlq")
+        return name if isinstance(name, str) else ""
 
     def time_left(self) -> float | None:
         """Seconds this attempt may run: its timeout, cut short by the job's deadline."""
         limits = []
-        if self.opts.get("t"):
-            limits.append(int(self.opts["t"]) / 1000)
+        if self.timeout_ms:
+            limits.append(self.timeout_ms / 1000)
         if self.deadline_at:
             limits.append((self.deadline_at - now_ms()) / 1000)
         return min(limits) if limits else None

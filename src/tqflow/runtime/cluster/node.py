@@ -4,7 +4,7 @@ graceful shutdown. The worker stays unaware of the details: it calls `start`, th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import structlog
@@ -57,9 +57,11 @@ class ClusterNode:
         if self.settings.scheduler:
             self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop, self.leader.changed)))
 
-    async def shutdown(self, in_flight: set[asyncio.Task[Any]]) -> int:
+    async def shutdown(self, in_flight: set[asyncio.Task[Any]], blamed: Collection[str] = ()) -> int:
         """Let in-flight jobs finish within the grace period, hand back the rest, leave the cluster.
-        Returns how many jobs were handed back."""
+        Returns how many jobs were handed back. `blamed`: the worker stops because it failed, and these
+        jobs' attempts count as a lost delivery (a job that crashes its worker is dead-lettered after
+        `max_deliveries`, never re-queued forever)."""
         if in_flight:
             await asyncio.wait(set(in_flight), timeout=self.settings.grace_s)
         self._stop.set()
@@ -69,7 +71,8 @@ class ClusterNode:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
         streams = [s for q in self.queues for s in self.keys.base.streams(q)]
-        back = await hand_back(self.redis, self.keys, self.name, streams)
+        lost = self.settings.max_deliveries if blamed else 0
+        back = await hand_back(self.redis, self.keys, self.name, streams, lost, blamed)
         await forget_consumer(self.redis, self.keys, self.name, streams)
         await self.heartbeat.deregister()
         if back:

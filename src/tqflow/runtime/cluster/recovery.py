@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,8 +141,17 @@ class Reclaimer:
                 await asyncio.wait_for(stop.wait(), self.settings.heartbeat_ms / 1000)
 
 
-async def hand_back(redis: Redis, keys: ClusterKeys, name: str, streams: list[str]) -> int:
-    """Give back every entry this worker holds (running or not started); returns how many jobs."""
+async def hand_back(
+    redis: Redis,
+    keys: ClusterKeys,
+    name: str,
+    streams: list[str],
+    count_lost: int = 0,
+    blamed: Collection[str] = (),
+) -> int:
+    """Give back every entry this worker holds (running or not started); returns how many jobs.
+    `count_lost` (the max deliveries) when the worker crashed: the running attempts of the `blamed` jobs
+    count as a lost delivery and are dead-lettered at the limit instead of going back."""
     scripts = ClusterScripts(redis)
     total = 0
     for stream in streams:
@@ -150,7 +159,8 @@ async def hand_back(redis: Redis, keys: ClusterKeys, name: str, streams: list[st
             try:
                 back = int(
                     await scripts.handback(
-                        keys=[stream, keys.leases], args=[keys.base.prefix, now_ms(), name, PAGE]
+                        keys=[stream, keys.leases],
+                        args=[keys.base.prefix, now_ms(), name, PAGE, count_lost, *blamed],
                     )
                 )
             except ResponseError as err:

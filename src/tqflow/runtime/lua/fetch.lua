@@ -11,7 +11,7 @@ local function read(stream, count)
   for _, e in ipairs(entries) do
     local id = entry_job(stream, e[1], e[2])
     n = n + 1
-    local job = start_entry(id, stream, e[1], worker, token .. n, now, lease, e[2])
+    local job = start_guarded(id, stream, e[1], worker, token .. n, now, lease, e[2])
     if job then started[#started + 1] = job end
   end
   return #entries

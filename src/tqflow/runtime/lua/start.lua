@@ -4,4 +4,4 @@
 -- Returns the attempt (see start_entry) or nil when the entry was stale.
 local id = ARGV[3]
 if id == '' then id = nil end
-return start_entry(id, ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[2]), tonumber(ARGV[8]))
+return start_guarded(id, ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[2]), tonumber(ARGV[8]))

@@ -6,7 +6,7 @@ local started = {}
 for i = 6, #ARGV, 3 do
   local id = ARGV[i]
   if id == '' then id = nil end
-  local job = start_entry(id, ARGV[i + 1], ARGV[i + 2], worker, token .. i, now, lease)
+  local job = start_guarded(id, ARGV[i + 1], ARGV[i + 2], worker, token .. i, now, lease)
   if job then started[#started + 1] = job end
 end
 return started
