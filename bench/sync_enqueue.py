@@ -41,7 +41,7 @@ import bench_tasks
 from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import new_job_id
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.scripts import script_sha, script_text
+from tqflow.runtime.store.scripts import script_sha, script_text
 from tqflow.runtime.sync import SyncClient
 
 NAMESPACE = f"bench-sync-{os.getpid()}"

@@ -83,7 +83,7 @@ def test_every_module_keeps_the_contract() -> None:
         ("tqflow.runtime.worker", "def f():\n    import tqflow.compiler.lower\n"),
         ("tqflow.plan.model", "from tqflow.runtime import task\n"),
         ("tqflow.dsl.parser", "from ..compiler import compile_file\n"),
-        ("tqflow.compiler.lower", "from tqflow.runtime.keys import Keys\n"),
+        ("tqflow.compiler.lower", "from tqflow.runtime.store.keys import Keys\n"),
     ],
 )
 def test_a_broken_rule_is_reported(module: str, source: str) -> None:

@@ -16,10 +16,10 @@ from redis.exceptions import ResponseError
 from tqflow.compiler import compile_file
 from tqflow.plan import FlowPlan, Plan, TriggerPlan
 from tqflow.runtime.client import Client
-from tqflow.runtime.keys import Keys
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Task
 
 FLOWS = Path(__file__).parent / "flows"

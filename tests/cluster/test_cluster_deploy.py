@@ -15,9 +15,9 @@ from redis.asyncio import Redis
 
 from tqflow.plan import RetryPlan, TriggerPlan
 from tqflow.runtime.client import Client
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store.cluster_keys import ClusterKeys
 
 from helpers import WorkerFactory
 

@@ -10,11 +10,11 @@ from redis.asyncio import Redis
 
 from tqflow.plan import CatchupPlan, TriggerPlan
 from tqflow.runtime.client import Client
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import Leader, current_leader
 from tqflow.runtime.cluster.scheduler import Scheduler
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store.cluster_keys import ClusterKeys
 
 from helpers import WorkerFactory
 

@@ -8,11 +8,11 @@ from cluster_helpers import finish_as, ghost_start, nap_plan, nap_tasks, start_n
 from redis.asyncio import Redis
 
 from tqflow.runtime.client import Client
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.recovery import Reclaimer
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.connection import connect
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.worker import Worker, WorkerSettings
 
 from helpers import WorkerFactory

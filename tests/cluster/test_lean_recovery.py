@@ -9,9 +9,9 @@ from cluster_helpers import create_groups, finish_as, ghost_start, nap_tasks
 from redis.asyncio import Redis
 
 from tqflow.runtime.client import Client
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.recovery import Reclaimer, hand_back
 from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.store.cluster_keys import ClusterKeys
 
 from helpers import WorkerFactory
 

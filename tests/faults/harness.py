@@ -20,8 +20,8 @@ from redis.asyncio import Redis
 from tqflow.compiler import compile_file
 from tqflow.plan import Plan
 from tqflow.runtime.client import Client
-from tqflow.runtime.cluster.keys import ClusterKeys
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.keys import Keys
 
 HERE = Path(__file__).parent
 FULL = os.environ.get("TQFLOW_FAULT_SCALE") == "full"

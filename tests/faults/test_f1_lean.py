@@ -14,8 +14,8 @@ import pytest
 from harness import FULL, Ledger, Workers, check, seeded
 from redis.asyncio import Redis
 
-from tqflow.runtime import lean
 from tqflow.runtime.client import Client
+from tqflow.runtime.store import lean
 
 pytestmark = pytest.mark.faults
 

@@ -19,7 +19,7 @@ from proxy import Proxy
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect
 from tqflow.runtime.embedded import EmbeddedRedis
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.keys import Keys
 
 pytestmark = pytest.mark.faults
 LEASE_MS = 2000 if FULL else 1000

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from tqflow.compiler import compile_source
 from tqflow.dsl.source import Source
 from tqflow.runtime.client import Client
-from tqflow.runtime.payloads import PayloadError, PayloadSettings
+from tqflow.runtime.store.payloads import PayloadError, PayloadSettings
 
 from helpers import WorkerFactory
 

@@ -19,8 +19,8 @@ from redis.asyncio import Redis
 
 from tqflow.plan import CatchupPlan, TriggerPlan
 from tqflow.runtime.client import Client
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import current_leader
+from tqflow.runtime.store.cluster_keys import ClusterKeys
 
 pytestmark = pytest.mark.faults
 

@@ -17,9 +17,9 @@ from redis.asyncio import Redis
 from tqflow.runtime.alert_sinks import CallbackSink, LogSink, WebhookSink
 from tqflow.runtime.alerts import AlertMonitor, AlertSettings, RateLimit, Route, load_alert_settings
 from tqflow.runtime.client import Client
-from tqflow.runtime.cluster.keys import ClusterKeys
-from tqflow.runtime.keys import Keys
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan

@@ -7,11 +7,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tqflow.runtime import payloads
 from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store import payloads
+from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.task import Task
 
 from .conftest import watch_plan

@@ -9,7 +9,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from tqflow.runtime.client import Client
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.keys import Keys
 
 from helpers import FLOWS, WorkerFactory, plan_of, sample_tasks
 

@@ -9,11 +9,11 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from tqflow.runtime import lean
 from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobCancelled, JobFailed, JobRejected, Unique
-from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.store import lean
+from tqflow.runtime.store.payloads import PayloadSettings
 
 from helpers import FLOWS, WorkerFactory
 
@@ -153,7 +153,7 @@ async def queued_with_payload(client: Client, task: str, payload: str) -> str:
 
 async def test_payload_upgraders(client: Client, start_worker: WorkerFactory) -> None:
     # a producer on schema version 1 sent `name`; version 2 of the task takes `full_name`
-    from tqflow.runtime import payloads
+    from tqflow.runtime.store import payloads
 
     old = payloads.encode({"name": "Ada"}, version=1)
     job_id = await queued_with_payload(client, "job_tasks.greet", old)

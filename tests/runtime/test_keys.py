@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from tqflow.runtime import lean
-from tqflow.runtime.keys import Keys
-from tqflow.runtime.scripts import script_text
+from tqflow.runtime.store import lean
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import script_text
 
 
 def test_key_layout_is_pinned() -> None:
@@ -35,7 +35,7 @@ def test_namespace_is_validated(bad: str) -> None:
 
 
 def test_lean_job_ids_are_pinned() -> None:
-    """A lean job's id names its stream entry: QUEUE.LEVEL.ENTRY_ID (runtime/lean.py, lua/common.lua)."""
+    """A lean job's id names its stream entry: QUEUE.LEVEL.ENTRY_ID (store/lean.py, lua/common.lua)."""
     assert lean.lean_id("etl.v2", 3, "1732751234567-0") == "etl.v2.3.1732751234567-0"
     assert lean.parse("etl.v2.3.1732751234567-0") == ("etl.v2", 3, "1732751234567-0")
     assert lean.parse("0123456789abcdef") is None  # a job with a record from the start

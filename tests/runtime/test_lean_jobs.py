@@ -1,4 +1,4 @@
-"""Lean jobs (runtime/lean.py): a plain standalone job is queued as its stream entry alone, and is still
+"""Lean jobs (runtime/store/lean.py): a plain standalone job is queued as its stream entry alone, and is still
 found, waited for, cancelled, moved and run by its id — against a real Redis."""
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tqflow.runtime import lean
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.jobs import BulkRejected, JobCancelled, JobFailed, JobNotFound, Unique
-from tqflow.runtime.keys import Keys
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.store import lean
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.sync import SyncClient
 
 from helpers import FLOWS, WorkerFactory
@@ -180,7 +180,7 @@ async def test_a_lean_id_names_its_queue(client: Client, start_worker: WorkerFac
 
 
 async def test_lua_and_python_agree_on_lean_ids(client: Client, redis: Redis) -> None:
-    common = resources.files("tqflow.runtime").joinpath("lua", "common.lua").read_text()
+    common = resources.files("tqflow.runtime.store").joinpath("lua", "common.lua").read_text()
     probe = common + "\nreturn {lean_id_at(ARGV[2], ARGV[3]), lean_parts(ARGV[4])}"
     for queue, level in (("default", 2), ("a.b:c-d", 0), ("x.1.2-3", 4)):
         entry = "1732751234567-12"

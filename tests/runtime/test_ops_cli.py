@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from tqflow.runtime.client import Client
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.store.cluster_keys import ClusterKeys
 
 from helpers import FLOWS
 

@@ -7,9 +7,9 @@ import time
 from collections import Counter
 
 from tqflow.runtime.client import Client
-from tqflow.runtime.keys import Keys
 from tqflow.runtime.priorities import FetchPlanner
 from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.store.keys import Keys
 
 from helpers import FLOWS, WorkerFactory
 

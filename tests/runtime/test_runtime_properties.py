@@ -23,8 +23,8 @@ from hypothesis.stateful import (
 from tqflow.plan import RetryPlan
 from tqflow.runtime.backoff import MAX_DELAY_MS, attempts_left, delay_ms
 from tqflow.runtime.jobs import new_job_id
-from tqflow.runtime.keys import Keys
-from tqflow.runtime.scripts import script_text
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import script_text
 
 jitters = st.sampled_from(["none", "full", "equal", "10%", "50%"])
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from tqflow.runtime import lean
 from tqflow.runtime.client import Client
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.jobs import BulkRejected, JobCancelled, JobFailed, JobNotFound, JobRejected, Unique
 from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.store import lean
 from tqflow.runtime.sync import SyncClient
 from tqflow.runtime.validation import ArgumentError
 
@@ -207,7 +207,7 @@ async def test_threads_share_one_client(redis_url: str, namespace: str, redis: R
 async def test_without_the_hiredis_packer(
     redis_url: str, namespace: str, redis: Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from tqflow.runtime import scripts
+    from tqflow.runtime.store import scripts
 
     monkeypatch.setattr(scripts, "pack_command", None)  # redis-py's own packer: the same command
     with SyncClient.from_url(redis_url, namespace) as client:

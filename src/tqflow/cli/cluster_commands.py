@@ -8,10 +8,10 @@ import json
 import click
 
 from tqflow.cli.common import namespace_option, open_client, redis_option
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import WorkerRecord, list_workers
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store.cluster_keys import ClusterKeys
 
 
 @click.command()

@@ -13,8 +13,8 @@ import structlog
 from redis.asyncio import Redis
 
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
-from tqflow.runtime.keys import Keys
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store.keys import Keys
 
 log = structlog.get_logger("tqflow.attempts")
 KEEP = 50  # attempts kept per job

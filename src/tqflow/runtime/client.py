@@ -10,7 +10,6 @@ from redis.asyncio import Redis
 
 from tqflow.plan import FlowPlan, Plan, RetryPlan
 from tqflow.plan.durations import Duration
-from tqflow.runtime import lean
 from tqflow.runtime.connection import connect
 from tqflow.runtime.deployments import Deployed, Deployments
 from tqflow.runtime.jobs import (
@@ -34,10 +33,11 @@ from tqflow.runtime.jobs import (
     queue_job_read,
     refusal,
 )
-from tqflow.runtime.keys import Keys
-from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.store import lean
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.payloads import PayloadSettings
+from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.waiter import Waiter
 

@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from tqflow.plan import FlowPlan, Plan, TriggerPlan
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.keys import Keys
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,10 @@ import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from tqflow.runtime import payloads
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.jobs import MAX_SCRIPT_ARGS
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import payloads
 from tqflow.runtime.task import Task
 from tqflow.runtime.validation import validator
 

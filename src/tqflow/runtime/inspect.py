@@ -15,13 +15,13 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from tqflow.plan import PRIORITIES, FlowPlan
-from tqflow.runtime import codec, lean, payloads
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.deployments import Deployments
-from tqflow.runtime.keys import Keys
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import codec, lean, payloads
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.views import (
     AttemptView,
     DeadJob,

@@ -1,7 +1,7 @@
 """Standalone jobs: submit a task outside any flow, alone or in bulk, and read it back.
 
 A queued standalone job without a delay, a deadline or a unique key is "lean": one stream entry holding
-its task, payload and options, and no record until it starts (see runtime/lean.py). Any other costs one
+its task, payload and options, and no record until it starts (see runtime/store/lean.py). Any other costs one
 small hash (task, payload, queue, priority, state, times, stream entry id, `opts`) and, when queued, one
 stream entry holding its 16-character id. Neither has a run record.
 """
@@ -23,11 +23,11 @@ from redis.asyncio import Redis
 
 from tqflow.plan import DEFAULT_QUEUE, PRIORITIES, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
-from tqflow.runtime import lean, payloads
-from tqflow.runtime.keys import Keys, check_part
-from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.runs import JobInfo, now_ms
-from tqflow.runtime.scripts import Arg, Scripts, SyncScripts, queue_script
+from tqflow.runtime.store import lean, payloads
+from tqflow.runtime.store.keys import Keys, check_part
+from tqflow.runtime.store.payloads import PayloadSettings
+from tqflow.runtime.store.scripts import Arg, Scripts, SyncScripts, queue_script
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.validation import validator
 
@@ -182,7 +182,7 @@ class Prepared:
 @lru_cache(maxsize=256)
 def needs_record(opts: str, queue: str) -> bool:
     """A delay (the delayed set holds ids), a deadline (its clock starts at enqueue) or a unique key (it
-    names its holder) needs a job record at once; any other job is lean (runtime/lean.py) unless its queue's
+    names its holder) needs a job record at once; any other job is lean (store/lean.py) unless its queue's
     name would make an id that a URL path cannot carry (a lean id holds the queue name)."""
     if not lean.URL_SAFE.match(queue):
         return True

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from tqflow.plan import PRIORITIES
-from tqflow.runtime.keys import Keys, check_part
+from tqflow.runtime.store.keys import Keys, check_part
 
 
 class FetchPlanner:

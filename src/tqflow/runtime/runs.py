@@ -13,11 +13,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tqflow.plan import PRIORITIES, FlowPlan, JobPlan, canonical_json
-from tqflow.runtime import codec, payloads
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
-from tqflow.runtime.keys import Keys
 from tqflow.runtime.params import resolve_params
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.store import codec, payloads
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import Scripts
 
 TERMINAL_JOB_STATES = ("succeeded", "dead", "skipped", "cancelled")
 TERMINAL_RUN_STATES = ("succeeded", "failed", "cancelled")

@@ -22,8 +22,8 @@ from tqflow.runtime.alerts import AlertSettings
 from tqflow.runtime.connection import connect
 from tqflow.runtime.logging import configure_logging
 from tqflow.runtime.observability import for_worker
-from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.registry import TaskLoadError, load_tasks
+from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.worker import Worker, WorkerSettings
 
 log = structlog.get_logger("tqflow.supervisor")

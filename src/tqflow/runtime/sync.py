@@ -7,13 +7,13 @@
 Native (plain redis-py sync calls, no event loop, no thread): `enqueue`, `enqueue_many`, `result`, `job`
 and `cancel`. They share everything but the I/O with the asyncio `Client` (runtime/jobs.py: `JobBuilder`
 checks, encodes and pages jobs, `parse_replies` reads the enqueue script's replies, `outcome` a finished
-job's) and call the same Lua scripts by SHA, reloading them on NOSCRIPT (runtime/scripts.py). One enqueue is
+job's) and call the same Lua scripts by SHA, reloading them on NOSCRIPT (store/scripts.py). One enqueue is
 one EVALSHA round trip. Every other `Client` method (start_run, wait, run_info, deploy, reprioritize,
 cancel_run, replay, dead_letters, …) runs the asyncio `Client` on a private event loop in a daemon
 thread, started on the first such call; each call waits for its result.
 
 A SyncClient may be shared by threads: script calls use the connection the client keeps when it is free,
-else one of the pool's (runtime/scripts.py `SyncScripts`); every other call takes one of the pool's.
+else one of the pool's (runtime/store/scripts.py `SyncScripts`); every other call takes one of the pool's.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ from tqflow.runtime.jobs import (
     queue_job_read,
     refusal,
 )
-from tqflow.runtime.keys import Keys
-from tqflow.runtime.payloads import PayloadSettings
 from tqflow.runtime.runs import JobInfo, now_ms
-from tqflow.runtime.scripts import SyncScripts
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.payloads import PayloadSettings
+from tqflow.runtime.store.scripts import SyncScripts
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.waiter import after_watch
 

@@ -15,8 +15,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from tqflow.runtime.keys import Keys
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import Scripts
 
 TERMINAL = ("succeeded", "dead", "skipped", "cancelled")
 

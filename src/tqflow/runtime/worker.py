@@ -28,19 +28,19 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tqflow.plan import PRIORITIES, RetryPlan
-from tqflow.runtime import payloads
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
-from tqflow.runtime.keys import Keys
-from tqflow.runtime.payloads import PayloadError, PayloadSettings
 from tqflow.runtime.policies import Retry
 from tqflow.runtime.priorities import FetchPlanner
 from tqflow.runtime.retries import decide
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.scripts import Scripts
+from tqflow.runtime.store import payloads
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.payloads import PayloadError, PayloadSettings
+from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Task
 from tqflow.runtime.validation import ArgumentError, validator
 
@@ -351,7 +351,7 @@ class Worker:
         """A flow job's `unique` key, claimed by its first attempt; False when the job was ended here."""
         from tqflow.plan import UniquePlan
         from tqflow.runtime.expressions import evaluate
-        from tqflow.runtime.keys import check_part
+        from tqflow.runtime.store.keys import check_part
 
         run = attempt.run or {}
         plan = UniquePlan.model_validate_json(run["unique"])

@@ -12,9 +12,9 @@ import contextlib
 import structlog
 from redis.asyncio import Redis
 
-from tqflow.runtime.cluster.keys import ClusterKeys
-from tqflow.runtime.cluster.scripts import ClusterScripts
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.cluster_scripts import ClusterScripts
 
 log = structlog.get_logger("tqflow.cluster")
 

@@ -10,13 +10,13 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.leader import Leader
 from tqflow.runtime.cluster.recovery import Reclaimer, forget_consumer, hand_back
 from tqflow.runtime.cluster.registry import Heartbeat
 from tqflow.runtime.cluster.scheduler import Scheduler
 from tqflow.runtime.cluster.settings import ClusterSettings
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.keys import Keys
 
 log = structlog.get_logger("tqflow.cluster")
 

@@ -16,10 +16,10 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from tqflow.runtime.cluster.keys import ClusterKeys
-from tqflow.runtime.cluster.scripts import ClusterScripts
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.cluster_scripts import ClusterScripts
 
 log = structlog.get_logger("tqflow.cluster")
 PAGE = 200

@@ -14,11 +14,11 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from tqflow.runtime.cluster.keys import ClusterKeys
-from tqflow.runtime.cluster.scripts import ClusterScripts
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.cluster_scripts import ClusterScripts
 
 log = structlog.get_logger("tqflow.cluster")
 PAGE = 500

@@ -18,15 +18,15 @@ import structlog
 from redis.asyncio import Redis
 
 from tqflow.plan import FlowPlan, TriggerPlan
-from tqflow.runtime import codec
-from tqflow.runtime.cluster.keys import ClusterKeys
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks, plan_ticks
-from tqflow.runtime.cluster.scripts import ClusterScripts
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.expressions import Environment, evaluate
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, job_records, new_run_id, now_ms, run_environment
+from tqflow.runtime.store import codec
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.cluster_scripts import ClusterScripts
 
 log = structlog.get_logger("tqflow.scheduler")
 TICK_KEY_TTL_MS = 7 * 86_400_000

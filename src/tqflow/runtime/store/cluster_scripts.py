@@ -8,11 +8,11 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from tqflow.runtime.scripts import script_text
+from tqflow.runtime.store.scripts import script_text
 
 
 def lua_file(name: str) -> str:
-    return resources.files("tqflow.runtime").joinpath("lua").joinpath(f"{name}.lua").read_text()
+    return resources.files("tqflow.runtime.store").joinpath("lua").joinpath(f"{name}.lua").read_text()
 
 
 @cache

@@ -6,7 +6,7 @@ queue keys; the Lua scripts under lua/cluster_*.lua receive these keys as KEYS, 
 
 from __future__ import annotations
 
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.keys import Keys
 
 
 class ClusterKeys:

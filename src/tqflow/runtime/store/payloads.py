@@ -21,7 +21,7 @@ from typing import Any
 
 import msgpack
 
-from tqflow.runtime import codec
+from tqflow.runtime.store import codec
 
 CODECS = {"json": "J", "msgpack": "M", "pickle": "P"}
 DEFAULT_MAX_BYTES = 1_000_000

@@ -53,7 +53,7 @@ Arg = Any  # str, int or float: what Redis takes as an argument
 
 @cache
 def script_text(name: str) -> str:
-    lua = resources.files("tqflow.runtime").joinpath("lua")
+    lua = resources.files("tqflow.runtime.store").joinpath("lua")
     return lua.joinpath("common.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
 
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.keys import Keys
 
 LEAN_ID = re.compile(r"^(.+)\.([0-4])\.(\d+-\d+)$")  # mirrors lean_parts in lua/common.lua
 URL_SAFE = re.compile(r"^[A-Za-z0-9_.:-]+$")  # queues whose jobs may be lean: the REST API's id characters
