@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError, TimeoutError
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect
 from tqflow.runtime.embedded import EmbeddedRedis
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.keys import Keys
 
 pytestmark = pytest.mark.faults
 DOWN = (ConnectionError, TimeoutError, OSError)

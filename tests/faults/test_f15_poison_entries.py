@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect
 from tqflow.runtime.embedded import EmbeddedRedis
-from tqflow.runtime.keys import Keys
+from tqflow.runtime.store.keys import Keys
 
 sys.path.insert(0, str(HERE / "flows"))
 import malformed_tasks as mt
