@@ -96,7 +96,8 @@ async def test_f16_worker_refuses_a_stored_zip_bomb(
     error = info.error or {}
     print(
         f"[F16] {len(text) / 1000:.0f} KB stored, {INFLATED / 1e6:.0f} MB inflated: {info.state}"
-        f" {error.get('type')}: {error.get('message')}; worker peak RSS {peak:.0f} MB (at start {base:.0f} MB)"
+        f" {error.get('type')}: {error.get('message')}; worker peak RSS {peak:.0f} MB"
+        f" (at start {base:.0f} MB)"
         f" alive={alive} good={states[1]} in {time.monotonic() - began:.1f}s"
     )
     assert info.state == "dead" and error.get("type") == "PayloadError", info
