@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tqflow.plan import PRIORITIES, RetryPlan
@@ -199,7 +199,10 @@ class Worker:
                 # Redis unreachable or refusing: back off and retry. Attempts started by a reply we lost
                 # are reclaimed when their lease runs out (at-least-once).
                 failures += 1
-                log.warning("fetch failed; retrying", worker=self.settings.name, error=repr(err))
+                if "OOM" in str(err)[:4] or isinstance(err, OutOfMemoryError):
+                    log.warning("redis is full (maxmemory): taking no new work", worker=self.settings.name)
+                else:
+                    log.warning("fetch failed; retrying", worker=self.settings.name, error=repr(err))
                 if "NOGROUP" in str(err):
                     with contextlib.suppress(RedisError, OSError):
                         await self._create_groups()
@@ -262,10 +265,19 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as err:
+            self.active.pop(attempt.job_id, None)
+            if _transient(err):
+                # Redis refused or was unreachable before the body ran (a full Redis refusing a fan-out's
+                # children or a unique claim, F14): the job goes back, it is not the job's fault.
+                log.warning(
+                    "redis refused a job's start; it runs again later", job=attempt.job_id, error=repr(err)
+                )
+                error = _error("RedisUnavailable", f"{type(err).__name__}: {err}"[:500])
+                await self._finish(attempt, "retry", error, due=now_ms() + 1000)
+                return
             # Whatever a bad record makes the worker raise ends the attempt here, dead-lettered with the
             # reason: an attempt nobody finishes keeps its lease renewed forever (F15).
             log.error("job handler crashed", job=attempt.job_id, error=repr(err))
-            self.active.pop(attempt.job_id, None)
             await self._finish(attempt, "dead", _error("WorkerError", f"{type(err).__name__}: {err}"[:500]))
 
     async def _attempt(self, attempt: Attempt) -> None:

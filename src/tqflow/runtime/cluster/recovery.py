@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.runs import now_ms
@@ -135,6 +135,8 @@ class Reclaimer:
         while not stop.is_set():
             try:
                 await self.once()
+            except OutOfMemoryError:  # F14: the scripts refuse whole when Redis is full; retried next pass
+                log.warning("redis is full (maxmemory): recovery paused", worker=self.name)
             except Exception as err:  # keep going: the next pass retries
                 log.warning("reclaim pass failed", worker=self.name, error=repr(err))
             with contextlib.suppress(TimeoutError):

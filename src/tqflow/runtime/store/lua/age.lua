@@ -1,6 +1,7 @@
 -- Aging: a normal, low or batch entry that waited `aging ms` on its stream (and that no worker has read
 -- yet) moves to the end of the target level's stream (critical by default), so a flood of higher-priority
 -- work cannot hold it back past the bound. ARGV: prefix, now, aging ms, target level, then queues.
+refuse_when_full()
 local now, aging, top = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local moved = 0
 for i = 5, #ARGV do

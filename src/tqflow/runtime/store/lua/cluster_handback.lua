@@ -6,6 +6,7 @@
 -- crashed (its fetch loop raised), so the running attempts of those jobs count as a lost delivery and are
 -- dead-lettered `WorkerLost` at the limit, as when recovery reclaims a dead worker's job (F15: a crash loop
 -- re-queued the same entry forever, uncounted). Other jobs go back uncounted.
+run_when_full()
 local now, me, count = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local max_lost = tonumber(ARGV[5] or '0') or 0
 local blamed = {}

@@ -9,6 +9,7 @@
 -- Entries whose job moved on (terminal, or another entry) are acked and deleted (no orphans).
 -- Returns {reclaimed, dead-lettered, stolen, cleaned, last entry id seen or ''}.
 -- The default dead-letter queue (common.lua's `dlq_key` is a key or a function of the queue name).
+refuse_when_full()
 local function default_dlq() if type(dlq_key) == 'function' then return dlq_key('') end return dlq_key end
 local now, min_idle, count = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_lost, steal_idle, me = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]

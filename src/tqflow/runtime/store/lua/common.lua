@@ -15,6 +15,19 @@ local done_channel = prefix .. ':done'
 local GROUP = 'tqflow'
 local TERMINAL = {succeeded = true, dead = true, skipped = true, cancelled = true}
 
+-- A full Redis (maxmemory, policy noeviction) refuses a script's writes only at its first write, and only
+-- when that command may grow memory; once a script has written anything, the rest of it runs (F14: the
+-- heartbeat began with HSET and was refused while the reclaim, which began with XACK, went on, so live
+-- workers looked dead and their jobs were reclaimed until dead-lettered). So a script that matters under
+-- OOM says first thing which kind it is:
+-- refuse_when_full(): new work and recovery, refused whole before any write (SETRANGE of an empty string
+--   on a key that never exists: a write Redis refuses when full, that changes nothing otherwise);
+-- run_when_full(): heartbeats and the ends of running attempts, which must go on (DEL of a key that never
+--   exists: a write Redis never refuses, that changes nothing).
+local oom_guard = prefix .. ':oom-guard'
+local function refuse_when_full() redis.call('SETRANGE', oom_guard, 0, '') end
+local function run_when_full() redis.call('DEL', oom_guard) end
+
 -- A lean job (a plain standalone job: no delay, deadline or unique key) is queued as its stream entry
 -- alone, fields t (task), p (payload) and o (options, when any), with no record: its id names the entry,
 -- QUEUE.LEVEL.ENTRY_ID (runtime/lean.py mirrors this). Its record is made from the entry when it starts or

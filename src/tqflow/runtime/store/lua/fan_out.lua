@@ -2,6 +2,7 @@
 -- then waits (state "fanout") until every child has ended (see child_done).
 -- KEYS: none (payloads in ARGV) or {staging list}. ARGV: prefix, now, parent id, token, count, payloads…
 -- Returns "fanout", "succeeded" (no items) or "stale".
+refuse_when_full()
 local now, parent, token, n = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
 local pk = job_key(parent)
 local state, current, stream, entry = unpack(redis.call('HMGET', pk, 'state', 'token', 'stream', 'entry'))

@@ -1,6 +1,7 @@
 -- Read up to a number of entries from each stream in the given order (the worker's weighted plan),
 -- then fill what is left from the streams in order, and start every job read (see start_entry).
 -- ARGV: prefix, now, worker, token prefix, lease ms, wanted, then pairs: stream, count.
+refuse_when_full()
 local now, worker, token, lease, wanted = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 local started, got, n = {}, 0, 0
 local function read(stream, count)

@@ -2,6 +2,7 @@
 -- way runs on its own: its run (already ended) is not changed again.
 -- ARGV: prefix, now, dead-letter queue name ('' for the default), then job ids.
 -- Returns one status a job: replayed | not-dead | missing
+refuse_when_full()
 local now, dlq = tonumber(ARGV[2]), ARGV[3]
 local out = {}
 for i = 4, #ARGV do
