@@ -4,6 +4,7 @@ event loop, no thread), against a real Redis; the same ids and job fields as the
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.jobs import BulkRejected, JobCancelled, JobFailed, JobNotFound, JobRejected, Unique
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.store import lean
-from tqflow.runtime.sync import SyncClient
+from tqflow.runtime.sync import OPTION_NAMES, SyncClient
 from tqflow.runtime.validation import ArgumentError
 
 from helpers import FLOWS, WorkerFactory
@@ -129,7 +130,28 @@ async def test_options_through_the_sync_path(redis_url: str, namespace: str, red
         # A method that is not native runs on the asyncio client in a thread, started now.
         assert client.reprioritize(client.enqueue(jt.add, x=2), "critical") == "moved"
         assert loop_threads() == 1
+        assert [j.id for j in client.list_jobs(queue="other", state="scheduled")] == [delayed]
+        assert client.dead_letter_queues() == []
+        with pytest.raises(LookupError):
+            client.run_info("no-such-run")
     assert loop_threads() == 0
+
+
+def test_every_client_method_is_an_explicit_sync_method() -> None:
+    """No `__getattr__`: every coroutine method of `Client` is a method of SyncClient's own class (so mypy
+    and editors see it), and the native ones take the options `Client` defines, no more, no fewer."""
+    methods = {n for n, v in vars(Client).items() if inspect.iscoroutinefunction(v) and not n.startswith("_")}
+    assert methods <= set(vars(SyncClient)) and "__getattr__" not in vars(SyncClient)
+    assert all(not inspect.iscoroutinefunction(vars(SyncClient)[n]) for n in methods)
+    keyword_only = inspect.Parameter.KEYWORD_ONLY
+
+    def options(method: Any) -> list[str]:
+        return [p.name for p in inspect.signature(method).parameters.values() if p.kind is keyword_only]
+
+    assert options(Client.enqueue) == list(OPTION_NAMES)
+    assert options(Client.enqueue_many) == ["atomic", *(n for n in OPTION_NAMES if n != "unique")]
+    with SyncClient("redis://127.0.0.1:1", "unused") as client, pytest.raises(TypeError, match="unique"):
+        client.enqueue_many([], unique=Unique("k", "1m"))  # type: ignore[call-arg]
 
 
 async def test_same_ids_and_fields_as_the_async_path(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, overload
 
 from redis.asyncio import Redis
+from typing_extensions import TypeVar
 
 from tqflow.plan import FlowPlan, Plan, RetryPlan
 from tqflow.plan.durations import Duration
@@ -22,7 +23,6 @@ from tqflow.runtime.jobs import (
     JobRejected,
     JobSkipped,
     Submitter,
-    TaskLike,
     Unique,
     cancel_status,
     job_info,
@@ -41,7 +41,7 @@ from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.waiter import Waiter
 
-R = TypeVar("R")
+R = TypeVar("R", default=Any)  # a job of a task named by a string: JobId[Any]
 
 
 class Client:
@@ -91,10 +91,9 @@ class Client:
 
     # -- standalone jobs ------------------------------------------------------------------------
 
-    @overload
     async def enqueue(
         self,
-        task: Task[Any, R] | Call[R],
+        task: Task[Any, R] | Call[R] | str,
         /,
         *,
         queue: str | None = None,
@@ -106,43 +105,14 @@ class Client:
         deadline: Duration | None = None,
         dead_letter: str | None = None,
         **kwargs: Any,
-    ) -> JobId[R]: ...
+    ) -> JobId[R]:
+        """Submit one job of a task (a Task, `task.call(...)`, or a registered task name); its id, typed
+        with the task's result (`JobId[Any]` for a name). Every other keyword is an argument of the task.
 
-    @overload
-    async def enqueue(
-        self,
-        task: str,
-        /,
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        delay: Duration | None = None,
-        retry: RetryPlan | None = None,
-        unique: Unique | None = None,
-        timeout: Duration | None = None,
-        deadline: Duration | None = None,
-        dead_letter: str | None = None,
-        **kwargs: Any,
-    ) -> JobId[Any]: ...
-
-    async def enqueue(
-        self,
-        task: TaskLike | Call[Any],
-        /,
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        delay: Duration | None = None,
-        retry: RetryPlan | None = None,
-        unique: Unique | None = None,
-        timeout: Duration | None = None,
-        deadline: Duration | None = None,
-        dead_letter: str | None = None,
-        **kwargs: Any,
-    ) -> JobId[Any]:
-        """Submit one job of a task (a Task, `task.call(...)`, or a registered task name); its id.
-
-        With `unique` and conflict=skip the id is the existing job's; conflict=reject raises JobRejected.
+        The options (the one definition both clients share: `SyncClient` takes these signatures):
+        queue, priority (a `Priority` name), delay, retry (a `RetryPlan`), unique (a `Unique`: with
+        conflict=skip the id is the existing job's, conflict=reject raises JobRejected), timeout, deadline
+        and dead_letter (the dead-letter queue); each overrides the task's own.
         """
         options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
         job = self.submitter.prepare(task, kwargs, options)
@@ -166,7 +136,8 @@ class Client:
         dead_letter: str | None = None,
     ) -> list[JobId[Any]]:
         """Submit many jobs: `task.call(...)` values, `(task_or_name, kwargs)` pairs, or triples whose third
-        item overrides options for that job (`{"unique": Unique(...), "priority": "high"}`).
+        item overrides options for that job (`{"unique": Unique(...), "priority": "high"}`); the options
+        are `enqueue`'s but `unique` (a per-job override).
 
         atomic=True: all or nothing in one atomic step (BulkRejected says which job failed and why).
         atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).

@@ -21,22 +21,21 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, TypeVar, overload
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import fields
+from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from redis import Redis
 from redis.client import PubSub
 
-from tqflow.plan import RetryPlan
-from tqflow.plan.durations import Duration
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect, connect_sync
 from tqflow.runtime.jobs import (
     BulkItem,
     BulkRejected,
     JobId,
+    JobOptions,
     SyncSubmitter,
-    Unique,
     cancel_status,
     job_info,
     job_options,
@@ -54,6 +53,38 @@ from tqflow.runtime.waiter import after_watch
 
 R = TypeVar("R")
 T = TypeVar("T")
+P = ParamSpec("P")
+
+
+def _native(
+    signature: Callable[Concatenate[Client, P], Coroutine[Any, Any, T]], impl: Callable[..., Any]
+) -> Callable[Concatenate[SyncClient, P], T]:
+    """`impl` as a SyncClient method typed with the signature of `Client`'s method: the options are
+    defined once, on `Client` (Python cannot yet type "these keywords and any others" from a TypedDict,
+    PEP 728, so `impl` takes `**kwargs` and `_pop_options` takes the options out)."""
+    return impl
+
+
+def _on_loop(
+    method: Callable[Concatenate[Client, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[SyncClient, P], T]:
+    """`Client`'s coroutine `method` as a SyncClient method with the same signature: it runs on the
+    private event loop and the calling thread waits for its result."""
+
+    def call(self: SyncClient, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._run(method(self.client, *args, **kwargs))
+
+    call.__name__ = call.__qualname__ = method.__name__
+    call.__doc__ = method.__doc__
+    return call
+
+
+OPTION_NAMES = tuple(field.name for field in fields(JobOptions))  # Client.enqueue's keyword-only options
+
+
+def _pop_options(kwargs: dict[str, Any]) -> JobOptions:
+    """Take the job options out of a call's keywords (what is left are the task's arguments)."""
+    return job_options(*(kwargs.pop(name, None) for name in OPTION_NAMES))
 
 
 class SyncClient:
@@ -78,82 +109,29 @@ class SyncClient:
     ) -> SyncClient:
         return cls(url, namespace, payload_settings)
 
-    # -- native: standalone jobs ------------------------------------------------------------------
+    # -- native: standalone jobs (plain redis-py calls) ---------------------------------------------
 
-    @overload
-    def enqueue(
-        self,
-        task: Task[Any, R] | Call[R],
-        /,
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        delay: Duration | None = None,
-        retry: RetryPlan | None = None,
-        unique: Unique | None = None,
-        timeout: Duration | None = None,
-        deadline: Duration | None = None,
-        dead_letter: str | None = None,
-        **kwargs: Any,
-    ) -> JobId[R]: ...
-
-    @overload
-    def enqueue(
-        self,
-        task: str,
-        /,
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        delay: Duration | None = None,
-        retry: RetryPlan | None = None,
-        unique: Unique | None = None,
-        timeout: Duration | None = None,
-        deadline: Duration | None = None,
-        dead_letter: str | None = None,
-        **kwargs: Any,
-    ) -> JobId[Any]: ...
-
-    def enqueue(
-        self,
-        task: Task[Any, Any] | str | Call[Any],
-        /,
-        *,
-        queue: str | None = None,
-        priority: str | None = None,
-        delay: Duration | None = None,
-        retry: RetryPlan | None = None,
-        unique: Unique | None = None,
-        timeout: Duration | None = None,
-        deadline: Duration | None = None,
-        dead_letter: str | None = None,
-        **kwargs: Any,
-    ) -> JobId[Any]:
+    def _enqueue(self, task: Task[Any, Any] | str | Call[Any], /, **kwargs: Any) -> JobId[Any]:
         """`Client.enqueue`, synchronously: one EVALSHA."""
-        options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
-        job = self.submitter.prepare(task, kwargs, options)
+        job = self.submitter.prepare(task, kwargs, _pop_options(kwargs))
         try:
             [result] = self.submitter.submit([job], atomic=True)
         except BulkRejected as err:
             raise refusal(err) from None
         return result
 
-    def enqueue_many(
-        self,
-        calls: Sequence[BulkItem],
-        *,
-        atomic: bool = True,
-        queue: str | None = None,
-        priority: str | None = None,
-        delay: Duration | None = None,
-        retry: RetryPlan | None = None,
-        timeout: Duration | None = None,
-        deadline: Duration | None = None,
-        dead_letter: str | None = None,
+    def _enqueue_many(
+        self, calls: Sequence[BulkItem], /, *, atomic: bool = True, **kwargs: Any
     ) -> list[JobId[Any]]:
         """`Client.enqueue_many`, synchronously: one script call or one pipeline of them."""
-        options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
+        options = _pop_options(kwargs)
+        if kwargs or options.unique is not None:
+            unexpected = sorted(kwargs) or ["unique"]
+            raise TypeError(f"enqueue_many() got unexpected keyword arguments: {', '.join(unexpected)}")
         return self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
+
+    enqueue = _native(Client.enqueue, _enqueue)
+    enqueue_many = _native(Client.enqueue_many, _enqueue_many)
 
     @overload
     def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
@@ -180,7 +158,20 @@ class SyncClient:
         reply = self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
         return cancel_status(job_id, reply)
 
-    # -- everything else: the asyncio client on a private loop --------------------------------------
+    # -- everything else: the asyncio client's methods on a private loop ----------------------------
+
+    deploy = _on_loop(Client.deploy)
+    start_run = _on_loop(Client.start_run)
+    wait = _on_loop(Client.wait)
+    run_info = _on_loop(Client.run_info)
+    flow = _on_loop(Client.flow)
+    cancel_run = _on_loop(Client.cancel_run)
+    reprioritize = _on_loop(Client.reprioritize)
+    dead_letters = _on_loop(Client.dead_letters)
+    dead_letter_queues = _on_loop(Client.dead_letter_queues)
+    replay = _on_loop(Client.replay)
+    replay_all = _on_loop(Client.replay_all)
+    list_jobs = _on_loop(Client.list_jobs)
 
     @property
     def client(self) -> Client:
@@ -197,23 +188,6 @@ class SyncClient:
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    def __getattr__(self, name: str) -> Callable[..., Any]:
-        """Every other coroutine method of `Client` (start_run, wait, run_info, deploy, reprioritize,
-        cancel_run, replay, dead_letters …), called synchronously."""
-        if name.startswith("_"):
-            raise AttributeError(name)
-        method = getattr(self.client, name)
-        if not callable(method):
-            return method  # type: ignore[no-any-return]
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            result = method(*args, **kwargs)
-            if isinstance(result, Awaitable):
-                return self._run(_awaited(result))
-            return result
-
-        return call
 
     def close(self) -> None:
         if self._client is not None and self._loop is not None and self._loop.is_running():
@@ -272,7 +246,3 @@ def _woken(pubsub: PubSub, job_id: str | None, seconds: float) -> bool:
 
 async def _make_client(url: str, namespace: str, settings: PayloadSettings) -> Client:
     return Client(connect(url), namespace, settings)
-
-
-async def _awaited(value: Awaitable[T]) -> T:
-    return await value
