@@ -210,13 +210,21 @@ class Client:
     async def dead_letter_queues(self) -> list[str]:
         return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
 
-    async def replay(self, job_ids: Sequence[str], queue: str | None = None) -> dict[str, str]:
-        """Put dead-lettered jobs back on their queues with a fresh attempt count; a status per job."""
+    async def replay(
+        self, job_ids: Sequence[str], queue: str | None = None, seen: Mapping[str, int | str] | None = None
+    ) -> dict[str, str]:
+        """Put dead-lettered jobs back on their queues with a fresh attempt count; a status per job.
+        `seen`: job id -> the `finished_ms` of the DLQ entry the caller saw; such a job is replayed only if
+        it is still that dead-lettering (else `already-replayed`), so concurrent replays of one DLQ entry
+        enqueue it once."""
         out: dict[str, str] = {}
         ids = list(job_ids)
         for start in range(0, len(ids), 500):
             page = ids[start : start + 500]
-            statuses = await self.scripts.call("replay", [], [self.keys.prefix, now_ms(), queue or "", *page])
+            args: list[str | int] = list(page)
+            if seen is not None:
+                args = ["\0seen", *(v for i in page for v in (i, str(seen.get(i) or "")))]
+            statuses = await self.scripts.call("replay", [], [self.keys.prefix, now_ms(), queue or "", *args])
             out.update(zip(page, (str(s) for s in statuses), strict=True))
         return out
 

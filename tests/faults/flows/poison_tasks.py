@@ -53,3 +53,11 @@ def good_in_process(key: str) -> str:
 async def good(key: str) -> str:
     ledger_line("done", key)
     return key
+
+
+@task
+async def fails_fast(key: str) -> None:
+    """Fails in about a millisecond, no retries: dead-lettered at once (concurrent DLQ replays)."""
+    ledger_line("start", key)
+    await asyncio.sleep(0.001)
+    raise ValueError(f"fails fast {key}")
