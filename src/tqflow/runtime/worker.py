@@ -136,7 +136,8 @@ class Worker:
             blamed = self._culprits or set(self._handlers)
             raise
         finally:
-            await self.cluster.shutdown(self._tasks, blamed)  # grace period, then hand back the rest
+            # grace period, then hand back the rest
+            await self.cluster.shutdown(self._tasks, blamed, self._thread_jobs)
             finished.set()
             self._finish_ready.set()
             await asyncio.gather(finisher, return_exceptions=True)
@@ -252,6 +253,15 @@ class Worker:
         if not job.cancelled() and job.exception() is not None:
             log.error("job handler crashed", error=repr(job.exception()))
 
+    def _thread_jobs(self) -> dict[asyncio.Task[None], Running]:
+        """The handlers whose job runs in a thread right now, with their call."""
+        found = {}
+        for job_id, running in self.active.items():
+            handler = self._handlers.get(job_id)
+            if handler is not None and running.thread_id is not None:
+                found[handler[1]] = running
+        return found
+
     def _release(self, job_id: str) -> None:
         self._occupied.discard(job_id)
         self._room.set()
@@ -329,8 +339,10 @@ class Worker:
     async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], running: Running) -> Any:
         try:
             return await self.executors.call(task, kwargs, running)
-        except JobInterrupted as err:  # a thread stopped by its timeout
-            raise TimeoutError("interrupted") from err
+        except JobInterrupted as err:
+            if running.handing_back:  # a stopping worker interrupted it: the job goes back, not failed
+                raise asyncio.CancelledError() from err
+            raise TimeoutError("interrupted") from err  # a thread stopped by its timeout
 
     def _result_settings(self, attempt: Attempt) -> PayloadSettings:
         # results of fan-out children are always plain JSON: the parent's list is their bodies joined
