@@ -1,8 +1,10 @@
 """The benchmark orchestrator: tqflow and its peers on one Redis, in one run (see docs/benchmarks.md).
 
-Runs under bench/.venvs/tqflow (bench/run.py creates the virtualenvs and starts this). Each library
-gets its own Redis db on 127.0.0.1:6379 and its operations run in fresh processes of its own
-virtualenv (peers/driver.py). Every measurement is one JSON line in bench/results/raw-<stamp>.jsonl.
+Runs under bench/.venvs/tqflow (bench/run.py creates the virtualenvs and bench/.node, then starts this).
+Each library gets its own Redis db on 127.0.0.1:6379 and its operations run in fresh processes of its own
+virtualenv (peers/driver.py), or of the machine's Node for BullMQ (peers/pb_bullmq.cjs). Every measurement
+is one JSON line in bench/results/raw-<stamp>.jsonl, with the machine's load average and CPU steal before
+and during it (`machine`: see Machine; a measurement started on a busy machine says `"busy": true`).
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -38,10 +43,15 @@ DBS = {
     "streaq": 7,
     "huey": 8,
     "tqflow": 9,
+    "bullmq": 10,
 }
 VENV_OF = {"celery": "redis8", "taskiq": "redis8", "tqflow": "tqflow"}  # the rest: "peers"
+# Peers run by Node, not Python: their adapter script in peers/, bullmq installed into bench/.node by run.py
+NODE_LIBS = {"bullmq": "pb_bullmq.cjs"}
+NODE_DIR = HERE / ".node"
 PEER_LIBS = [lib for lib in DBS if lib != "tqflow"]
-QUICK_PEERS = ["huey", "dramatiq"]  # the two fastest drains of the peer baseline
+QUICK_PEERS = ["bullmq", "huey"]  # the two fastest drains among the peers
+DEFAULT_SCALE = "tqflow,bullmq,huey,dramatiq"
 DONE_KEY = "pb:done"
 TIMEOUT = 300.0
 STALL = 60.0  # seconds without a single completion: the drain has failed
@@ -55,12 +65,23 @@ def env_for(lib: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(PB_DB=str(DBS[lib]), PYTHONPATH=f"{PEERS}:{HERE}", PYTHONUNBUFFERED="1")
     env["PATH"] = f"{venv_bin(lib)}:{env.get('PATH', '')}"
+    env["NODE_PATH"] = str(NODE_DIR / "node_modules")
     env.update(extra or {})
     return env
 
 
+def node() -> str:
+    found = shutil.which("node")
+    if found is None:
+        raise RuntimeError("node is not installed: the Node peers (bullmq) cannot run")
+    return found
+
+
 def driver_cmd(lib: str, op: str, n: int, start_at: float | None = None) -> list[str]:
-    cmd = [str(venv_bin(lib) / "python"), str(PEERS / "driver.py"), lib, op, str(n)]
+    if lib in NODE_LIBS:
+        cmd = [node(), str(PEERS / NODE_LIBS[lib]), op, str(n)]
+    else:
+        cmd = [str(venv_bin(lib) / "python"), str(PEERS / "driver.py"), lib, op, str(n)]
     return cmd + ([repr(start_at)] if start_at is not None else [])
 
 
@@ -85,8 +106,9 @@ def capabilities(lib: str) -> dict[str, Any]:
         "'delayed': bool(getattr(m, 'delayed', None)), 'setup': hasattr(m, 'setup'), "
         "'workers': {{p: m.workers(p) for p in (1, 2, 4)}}}}))"
     ).format(mod="tqflow_adapter" if lib == "tqflow" else f"pb_{lib}")
+    argv = [node(), str(PEERS / NODE_LIBS[lib]), "caps"] if lib in NODE_LIBS else []
     proc = subprocess.run(
-        [str(venv_bin(lib) / "python"), "-c", code],
+        argv or [str(venv_bin(lib) / "python"), "-c", code],
         cwd=PEERS,
         env=env_for(lib),
         capture_output=True,
@@ -107,7 +129,7 @@ class Workers:
         self.logs: list[IO[bytes]] = []
         for i, cmd in enumerate(cmds):
             log = open(RESULTS / "logs" / f"{tag}-w{i}.log", "wb")  # noqa: SIM115 - closed in stop()
-            argv = [str(venv_bin(lib) / cmd[0]), *cmd[1:]]
+            argv = [str(venv_bin(lib) / cmd[0]), *cmd[1:]]  # an absolute cmd[0] (node) stays as it is
             self.procs.append(
                 subprocess.Popen(
                     argv,
@@ -192,6 +214,128 @@ def _usage(r: redis.Redis, keys: list[Any]) -> int:
     return sum(int(x or 0) for x in pipe.execute())
 
 
+def read_cpu() -> tuple[int, int, int]:
+    """(total, busy, steal) jiffies of all CPUs from /proc/stat (busy: neither idle nor iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
+    total = sum(fields)  # guest time is already counted in user
+    return total, total - fields[3] - fields[4], fields[7]
+
+
+def read_load() -> tuple[float, float, float]:
+    with open("/proc/loadavg") as f:
+        one, five, fifteen = (float(x) for x in f.read().split()[:3])
+    return one, five, fifteen
+
+
+def cpu_pcts(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[float, float]:
+    """(busy %, steal %) of the machine between two read_cpu() samples."""
+    total = b[0] - a[0]
+    if total <= 0:
+        return 0.0, 0.0
+    return 100.0 * (b[1] - a[1]) / total, 100.0 * (b[2] - a[2]) / total
+
+
+class Machine:
+    """The machine's load around each measurement, so that a figure taken on a busy box says so.
+
+    A thread samples /proc/loadavg and /proc/stat every `period` s. `watch()` wraps one measurement and
+    fills a dict: the load averages at its start (`load1_before`, ...), the machine's CPU busy and steal %
+    over the `lookback` s before it, the highest 1-minute load seen during it and the busy and steal % over
+    it (exact /proc/stat deltas from its start to its end), and `busy`: the 1-minute load average at the
+    start was above `busy_load`, or CPU steal before or during it was above `busy_steal` %. Before each
+    measurement it waits up to `settle` s for the 1-minute load to fall to `busy_load` (the harness's own
+    previous step raises it too), and records how long it waited.
+    """
+
+    def __init__(
+        self, busy_load: float, busy_steal: float, settle: float, period: float = 0.5, lookback: float = 5.0
+    ) -> None:
+        self.busy_load, self.busy_steal, self.settle = busy_load, busy_steal, settle
+        self.period, self.lookback = period, lookback
+        self.samples: deque[tuple[float, float, tuple[int, int, int]]] = deque(
+            maxlen=int(lookback / period) * 4 + 8
+        )
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self._sample()
+        self.thread = threading.Thread(target=self._run, name="machine-sampler", daemon=True)
+        self.thread.start()
+
+    def _sample(self) -> tuple[float, float, tuple[int, int, int]]:
+        sample = (time.monotonic(), read_load()[0], read_cpu())
+        with self.lock:
+            self.samples.append(sample)
+        return sample
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.period):
+            self._sample()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=2)
+
+    def _since(self, t: float) -> list[tuple[float, float, tuple[int, int, int]]]:
+        with self.lock:
+            return [s for s in self.samples if s[0] >= t]
+
+    def begin(self) -> dict[str, Any]:
+        """Settle, then take the 'before' figures of a measurement that starts now."""
+        waited = time.monotonic()
+        while read_load()[0] > self.busy_load and time.monotonic() - waited < self.settle:
+            time.sleep(self.period)
+        settled = time.monotonic() - waited
+        start = self._sample()
+        with self.lock:
+            older = [s for s in self.samples if s[0] <= start[0] - self.lookback] or [self.samples[0]]
+        cpu_before, steal_before = cpu_pcts(older[-1][2], start[2])
+        one, five, fifteen = read_load()
+        return {
+            "start": start,
+            "load1_before": one,
+            "load5_before": five,
+            "load15_before": fifteen,
+            "cpu_before_pct": round(cpu_before, 1),
+            "steal_before_pct": round(steal_before, 2),
+            "settled_s": round(settled, 1),
+        }
+
+    def end(self, began: dict[str, Any]) -> dict[str, Any]:
+        """The figures of a measurement begun by begin() and ending now."""
+        start = began["start"]
+        end = self._sample()
+        cpu, steal = cpu_pcts(start[2], end[2])
+        info = {k: v for k, v in began.items() if k != "start"}
+        info.update(
+            load1_max=max(s[1] for s in self._since(start[0])),
+            cpu_pct=round(cpu, 1),
+            steal_pct=round(steal, 2),
+            secs=round(end[0] - start[0], 3),
+        )
+        info["busy"] = (
+            info["load1_before"] > self.busy_load or max(info["steal_before_pct"], steal) > self.busy_steal
+        )
+        return info
+
+    @contextmanager
+    def watch(self) -> Iterator[dict[str, Any]]:
+        """begin() and end() around a block; the dict it yields is filled when the block ends."""
+        began = self.begin()
+        info: dict[str, Any] = {}
+        yield info
+        info.update(self.end(began))
+
+
+def machine_note(m: dict[str, Any]) -> str:
+    flag = " BUSY" if m.get("busy") else ""
+    return (
+        f"load {m['load1_before']:.2f} before (max {m['load1_max']:.2f} during), "
+        f"cpu {m['cpu_before_pct']:.0f}% before / {m['cpu_pct']:.0f}% during, "
+        f"steal {max(m['steal_before_pct'], m['steal_pct']):.1f}%{flag}"
+    )
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     k = (len(xs) - 1) * p / 100.0
@@ -201,20 +345,26 @@ def pct(xs: list[float], p: float) -> float:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, out: IO[str]) -> None:
+    def __init__(self, args: argparse.Namespace, out: IO[str], machine: Machine) -> None:
         self.args = args
         self.out = out
+        self.machine = machine
         self.caps: dict[str, dict[str, Any]] = {}
         self.env = {"PB_DELAY_LO": str(args.delay_lo), "PB_DELAY_HI": str(args.delay_hi)}
 
-    def emit(self, lib: str, kind: str, run: int, **fields: Any) -> None:
+    def emit(
+        self, lib: str, kind: str, run: int, machine: dict[str, Any] | None = None, **fields: Any
+    ) -> None:
         record = {"lib": lib, "kind": kind, "run": run, "ts": time.time(), **fields}
+        if machine is not None:
+            record["machine"] = machine
         self.out.write(json.dumps(record) + "\n")
         self.out.flush()
         shown = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items() if k != "ms"
         )
-        print(f"  [{lib} run {run}] {kind}: {shown}", flush=True)
+        note = f"  [{machine_note(machine)}]" if machine else ""
+        print(f"  [{lib} run {run}] {kind}: {shown}{note}", flush=True)
 
     def step(self, lib: str, run: int, stage: str, fn: Callable[[], None]) -> bool:
         try:
@@ -235,26 +385,48 @@ class Bench:
             driver(lib, "setup", 0, self.env)
         return r
 
+    def floor(self, run: int) -> None:
+        """bench/floors.py's sync round trip (one LPUSH a call, redis-py, db 9), in this run, just before
+        tqflow's one-by-one enqueue: the floor that target is measured against."""
+        code = f"import json, floors; print(json.dumps({{'rate': floors.sync_round_trips({self.args.n})}}))"
+        with self.machine.watch() as m:
+            proc = subprocess.run(
+                [str(venv_bin("tqflow") / "python"), "-c", code],
+                cwd=HERE,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT,
+                check=True,
+            )
+        rate = float(json.loads(proc.stdout.strip().splitlines()[-1])["rate"])
+        self.emit("tqflow", "floor", run, m, rate=rate, n=self.args.n, what="sync round trip (LPUSH)")
+
     def one_run(self, lib: str, run: int) -> None:
         a, caps = self.args, self.caps[lib]
         r = self.fresh(lib)
+        if lib == "tqflow":
+            self.step(lib, run, "floor", lambda: self.floor(run))
         before = db_bytes(r)
 
         def enqueue() -> None:
-            res = driver(lib, "enqueue", a.n, self.env)
-            self.emit(lib, "enqueue", run, rate=a.n / res["secs"], secs=res["secs"])
+            with self.machine.watch() as m:
+                res = driver(lib, "enqueue", a.n, self.env)
+            self.emit(lib, "enqueue", run, m, rate=a.n / res["secs"], secs=res["secs"])
             per_job = (db_bytes(r) - before) / a.n
             self.emit(lib, "memory", run, bytes_per_job=per_job)
 
         if not self.step(lib, run, "enqueue", enqueue):
             r.flushdb()
             return
+        began = self.machine.begin()  # the drain's figures include the workers' boot
         with workers(lib, caps, 2, f"{lib}-run{run}-p2") as w:
 
             def drain() -> None:
-                self.emit(lib, "drain", run, procs=2, n=a.n, **wait_drain(r, a.n, w))
+                res = wait_drain(r, a.n, w)
+                self.emit(lib, "drain", run, self.machine.end(began), procs=2, n=a.n, **res)
 
-            if self.step(lib, run, "drain", drain):
+            ok = self.step(lib, run, "drain", drain)
+            if ok:
                 self.step(lib, run, "latency", lambda: self.latency(lib, run, r))
                 if caps["dag"]:
                     self.step(lib, run, "dag", lambda: self.dag(lib, run, r))
@@ -264,8 +436,9 @@ class Bench:
             r = self.fresh(lib)
 
             def bulk() -> None:
-                res = driver(lib, "bulk", a.n, self.env)
-                self.emit(lib, "bulk", run, rate=a.n / res["secs"], secs=res["secs"])
+                with self.machine.watch() as m:
+                    res = driver(lib, "bulk", a.n, self.env)
+                self.emit(lib, "bulk", run, m, rate=a.n / res["secs"], secs=res["secs"])
 
             self.step(lib, run, "bulk", bulk)
         r.flushdb()
@@ -274,54 +447,63 @@ class Bench:
         time.sleep(1.0)
         driver(lib, "latency", 0, self.env)  # 20 warm-up jobs through the idle workers
         time.sleep(0.5)
-        ms = driver(lib, "latency", self.args.lat, self.env)["ms"]
+        with self.machine.watch() as m:
+            ms = driver(lib, "latency", self.args.lat, self.env)["ms"]
         self.emit(
-            lib, "latency", run, p50=pct(ms, 50), p99=pct(ms, 99), mean=sum(ms) / len(ms), count=len(ms)
+            lib, "latency", run, m, p50=pct(ms, 50), p99=pct(ms, 99), mean=sum(ms) / len(ms), count=len(ms)
         )
 
     def dag(self, lib: str, run: int, r: redis.Redis) -> None:
         r.delete("pb:dagdone")
-        secs = driver(lib, "dag", self.args.dag, self.env)["secs"]
-        self.emit(lib, "dag", run, secs=secs, children=self.args.dag)
+        with self.machine.watch() as m:
+            secs = driver(lib, "dag", self.args.dag, self.env)["secs"]
+        self.emit(lib, "dag", run, m, secs=secs, children=self.args.dag)
 
     def delayed(self, lib: str, run: int) -> None:
-        ms = driver(lib, "delayed", self.args.delayed, self.env)["ms"]
-        self.emit(lib, "delayed", run, p50=pct(ms, 50), p99=pct(ms, 99), max=max(ms), count=len(ms))
+        with self.machine.watch() as m:
+            ms = driver(lib, "delayed", self.args.delayed, self.env)["ms"]
+        self.emit(lib, "delayed", run, m, p50=pct(ms, 50), p99=pct(ms, 99), max=max(ms), count=len(ms))
 
     def scale_drain(self, lib: str, run: int, procs: int) -> None:
         n = self.args.scale_n
         r = self.fresh(lib)
         driver(lib, "bulk" if self.caps[lib]["bulk"] else "enqueue", n, self.env)
+        began = self.machine.begin()
         with workers(lib, self.caps[lib], procs, f"{lib}-run{run}-scale{procs}") as w:
-            self.emit(lib, "scale_drain", run, procs=procs, n=n, **wait_drain(r, n, w))
+            res = wait_drain(r, n, w)
+            m = self.machine.end(began)
+        self.emit(lib, "scale_drain", run, m, procs=procs, n=n, **res)
         r.flushdb()
 
     def scale_enqueue(self, lib: str, run: int, producers: int) -> None:
         n = self.args.scale_n // producers * producers
         self.fresh(lib)
-        start_at = time.time() + 2.0 + 1.5 * producers  # every producer has imported and connected by then
-        procs = [
-            subprocess.Popen(
-                driver_cmd(lib, "enqueue", n // producers, start_at),
-                cwd=PEERS,
-                env=env_for(lib, self.env),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for _ in range(producers)
-        ]
-        results = []
-        for p in procs:
-            stdout, stderr = p.communicate(timeout=TIMEOUT)
-            if p.returncode != 0:
-                raise RuntimeError(f"producer failed: {stderr[-800:]}")
-            results.append(json.loads(stdout.strip().splitlines()[-1]))
+        with self.machine.watch() as m:
+            start_at = (
+                time.time() + 2.0 + 1.5 * producers
+            )  # every producer has imported and connected by then
+            procs = [
+                subprocess.Popen(
+                    driver_cmd(lib, "enqueue", n // producers, start_at),
+                    cwd=PEERS,
+                    env=env_for(lib, self.env),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(producers)
+            ]
+            results = []
+            for p in procs:
+                stdout, stderr = p.communicate(timeout=TIMEOUT)
+                if p.returncode != 0:
+                    raise RuntimeError(f"producer failed: {stderr[-800:]}")
+                results.append(json.loads(stdout.strip().splitlines()[-1]))
         begin = min(res["end"] - res["secs"] for res in results)
         end = max(res["end"] for res in results)
         late = max(res.get("started_late", 0.0) for res in results)
         self.emit(
-            lib, "scale_enqueue", run, producers=producers, n=n, rate=n / (end - begin), started_late=late
+            lib, "scale_enqueue", run, m, producers=producers, n=n, rate=n / (end - begin), started_late=late
         )
         self.redis(lib).flushdb()
 
@@ -342,9 +524,28 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument(
         "--scale-libs",
         default=None,
-        help="libraries for the scaling figures (default: tqflow,huey,dramatiq; quick: none)",
+        help=f"libraries for the scaling figures (default: those of {DEFAULT_SCALE} in --libs; quick: none)",
     )
     ap.add_argument("--scale-n", type=int, default=10000, help="jobs per scaling measurement")
+    ap.add_argument(
+        "--busy-load",
+        type=float,
+        default=0.5,
+        help="a measurement starting with the 1-minute load average above this is busy (default 0.5)",
+    )
+    ap.add_argument(
+        "--busy-steal",
+        type=float,
+        default=5.0,
+        help="... or with CPU steal above this %% before or during it (default 5)",
+    )
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        help="seconds to wait at most, before each measurement, for the load to fall to --busy-load "
+        "(default 10; quick 0)",
+    )
     ap.add_argument("--out", default=None, help="raw JSONL path (default bench/results/raw-<stamp>.jsonl)")
     args = ap.parse_args(argv)
     quick = args.quick
@@ -356,7 +557,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     args.lat = args.lat or (100 if quick else 500)
     args.delayed = args.delayed or (50 if quick else 200)
     args.delay_lo, args.delay_hi = (0.3, 1.3) if quick else (0.5, 2.5)
-    default_scale = "" if quick else "tqflow,huey,dramatiq"
+    default_scale = "" if quick else ",".join(x for x in DEFAULT_SCALE.split(",") if x in args.libs)
+    args.settle = args.settle if args.settle is not None else (0.0 if quick else 10.0)
     args.scale_libs = [
         x for x in (args.scale_libs if args.scale_libs is not None else default_scale).split(",") if x
     ]
@@ -373,9 +575,11 @@ def main(argv: list[str]) -> Path:
     out_path = Path(args.out) if args.out else RESULTS / f"raw-{stamp}{'-quick' if args.quick else ''}.jsonl"
     redis.Redis(host="127.0.0.1", port=6379).ping()
     t0 = time.time()
+    machine = Machine(args.busy_load, args.busy_steal, args.settle)
     with open(out_path, "a") as out:
-        bench = Bench(args, out)
+        bench = Bench(args, out, machine)
         settings = {k: v for k, v in vars(args).items() if k != "out"}
+        settings.update(cpus=os.cpu_count(), loadavg_at_start=read_load())
         out.write(json.dumps({"kind": "settings", "ts": t0, **settings}) + "\n")
         for lib in dict.fromkeys(args.libs + args.scale_libs):
             try:
@@ -407,6 +611,8 @@ def main(argv: list[str]) -> Path:
                         "scale_enqueue",
                         lambda lib=lib, p=producers, k=run: bench.scale_enqueue(lib, k, p),
                     )
+        out.write(json.dumps({"kind": "end", "ts": time.time(), "secs": time.time() - t0}) + "\n")
+    machine.stop()
     print(f"raw results: {out_path} ({time.time() - t0:.0f} s)")
     return out_path
 

@@ -1,5 +1,7 @@
 """Tables and a chart from the harness's raw JSONL: medians (min-max) per library, and tqflow's ratio
-against the best peer of the same run for each target.
+against the best peer of the same run for each target (issue 12's targets), and the machine's load and CPU
+steal beside them: a run with a measurement that started on a busy machine says so at the top, and each
+cell holding such a measurement is marked with a dagger.
 
 Usage: python bench/report.py bench/results/raw-<stamp>.jsonl   (writes table-<stamp>.md, chart-<stamp>.png)
 """
@@ -31,28 +33,99 @@ class Metric:
 METRICS = [
     Metric("enqueue", "rate", "one-by-one enqueue", "jobs/s", True, ">= 1.5x", 1.5),
     Metric("bulk", "rate", "bulk enqueue", "jobs/s", True, ">= 10x", 10.0),
-    Metric("drain", "rate", "drain, 2 worker processes", "jobs/s", True, ">= 5x", 5.0),
+    Metric("drain", "rate", "drain, 2 worker processes", "jobs/s", True, ">= 2x", 2.0),
     Metric("latency", "p50", "latency p50", "ms", False, "no worse", 1.0),
     Metric("latency", "p99", "latency p99", "ms", False, "no worse", 1.0),
-    Metric("dag", "secs", "1 -> 1,000 -> 1 flow", "s", False, "<= half the time", 2.0),
+    Metric("dag", "secs", "1 -> 1,000 -> 1 flow", "s", False, "<= a third of the time", 3.0),
     Metric("delayed", "p50", "delayed lateness p50", "ms", False, "-", 0.0, by_magnitude=True),
     Metric(
         "delayed", "p99", "delayed lateness p99", "ms", False, "<= 5 ms", 0.0, absolute=5.0, by_magnitude=True
     ),
     Metric("memory", "bytes_per_job", "Redis memory per queued job", "bytes", False, "<= leanest", 1.0),
 ]
+FLOOR_GOAL = 0.7  # one-by-one enqueue >= 0.7x bench/floors.py's sync round trip, measured in the same run
+DAGGER = "\u2020"
+
+
+@dataclass
+class MachineLog:
+    """The `machine` figures of every measurement (harness.Machine), by library and record kind."""
+
+    records: list[dict[str, Any]]
+
+    def busy_kinds(self) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = defaultdict(set)
+        for rec in self.records:
+            if rec["machine"].get("busy"):
+                out[rec["lib"]].add(rec["kind"])
+        return out
+
+    def summary(self, settings: dict[str, Any]) -> list[str]:
+        if not self.records:
+            return ["Machine: not recorded (a raw file from before the harness recorded the load)."]
+        ms = [r["machine"] for r in self.records]
+        busy = [r for r in self.records if r["machine"].get("busy")]
+        load = [m["load1_before"] for m in ms]
+        steal = [max(m["steal_before_pct"], m["steal_pct"]) for m in ms]
+        limits = f"1-minute load average > {settings.get('busy_load', 0.5):g} at its start, or CPU steal > "
+        limits += f"{settings.get('busy_steal', 5.0):g} % before or during it"
+        if busy:
+            head = (
+                f"**BUSY RUN: {len(busy)} of {len(ms)} measurements started on a busy machine** ({limits}); "
+                f"cells holding one are marked {DAGGER}. These are not quiet figures."
+            )
+        else:
+            head = f"Quiet run: none of the {len(ms)} measurements started on a busy machine ({limits})."
+        head += (
+            f" Load average before a measurement: median {median(load):.2f}, max {max(load):.2f}; "
+            f"CPU steal: max {max(steal):.1f} %."
+        )
+        return [head]
+
+    def table(self) -> list[str]:
+        rows = [
+            "| library | measurement | runs | busy | load1 before, median (max) | load1 max during "
+            "| machine CPU % before / during, median | steal % max |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for rec in self.records:
+            groups[(rec["lib"], rec["kind"])].append(rec["machine"])
+        for (lib, kind), ms in sorted(groups.items(), key=lambda kv: (kv[0][0] != "tqflow", kv[0])):
+            before = [m["load1_before"] for m in ms]
+            rows.append(
+                f"| {lib} | {kind} | {len(ms)} | {sum(1 for m in ms if m.get('busy'))} "
+                f"| {median(before):.2f} ({max(before):.2f}) | {max(m['load1_max'] for m in ms):.2f} "
+                f"| {median([m['cpu_before_pct'] for m in ms]):.0f} "
+                f"/ {median([m['cpu_pct'] for m in ms]):.0f} "
+                f"| {max(max(m['steal_before_pct'], m['steal_pct']) for m in ms):.1f} |"
+            )
+        return rows
 
 
 def load(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]], dict[str, Any]]:
     """(settings, values[lib][kind.field or scale key] -> one value per run, meta[lib])."""
+    settings, values, meta, _ = load_all(path)
+    return settings, values, meta
+
+
+def load_all(
+    path: Path,
+) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]], dict[str, Any], MachineLog]:
+    """load(), and the machine figures of every measurement; settings["secs"] is the run's wall time."""
     settings: dict[str, Any] = {}
     values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     meta: dict[str, Any] = {}
+    machine = MachineLog([])
     for line in path.read_text().splitlines():
         rec = json.loads(line)
         kind = rec.get("kind")
+        if isinstance(rec.get("machine"), dict):
+            machine.records.append(rec)
         if kind == "settings":
-            settings = rec
+            settings = {**rec, **settings}
+        elif kind == "end":
+            settings["secs"] = rec["secs"]
         elif kind == "meta":
             meta[rec["lib"]] = rec
         elif kind == "scale_drain":
@@ -70,7 +143,18 @@ def load(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, list[float]]],
                     "children",
                 ):
                     values[rec["lib"]][f"{kind}.{key}"].append(float(value))
-    return settings, values, meta
+    return settings, values, meta, machine
+
+
+def floor_ratios(path: Path) -> list[tuple[int, float, float]]:
+    """(run, tqflow's one-by-one enqueue rate, the sync round-trip floor's rate) of each run with both."""
+    enqueue: dict[int, float] = {}
+    floor: dict[int, float] = {}
+    for line in path.read_text().splitlines():
+        rec = json.loads(line)
+        if rec.get("lib") == "tqflow" and rec.get("kind") in ("enqueue", "floor"):
+            (enqueue if rec["kind"] == "enqueue" else floor)[int(rec["run"])] = float(rec["rate"])
+    return [(run, enqueue[run], floor[run]) for run in sorted(enqueue) if run in floor]
 
 
 def median(xs: list[float]) -> float:
@@ -114,7 +198,12 @@ def ratio(m: Metric, ours: float, best: float) -> float:
     return best / ours if ours else float("inf")
 
 
-def targets_table(values: dict[str, dict[str, list[float]]]) -> list[str]:
+def targets_table(
+    values: dict[str, dict[str, list[float]]],
+    floors: list[tuple[int, float, float]] | None = None,
+    busy: dict[str, set[str]] | None = None,
+) -> list[str]:
+    busy = busy or {}
     rows = [
         "| metric | tqflow | best peer | tqflow vs best peer | target | met |",
         "|---|---|---|---|---|---|",
@@ -128,6 +217,8 @@ def targets_table(values: dict[str, dict[str, list[float]]]) -> list[str]:
             continue
         mine = median(ours)
         peer = f"{fmt(best[1])} ({best[0]})" if best else "n/a"
+        if best and m.kind in busy.get(best[0], ()):
+            peer += DAGGER
         r = ratio(m, mine, best[1]) if best else float("nan")
         shown = f"{r:.2f}x" if best else "-"
         if m.absolute is not None:
@@ -141,15 +232,41 @@ def targets_table(values: dict[str, dict[str, list[float]]]) -> list[str]:
             if met is None
             else ("yes" if met else f"**no** (needs {m.goal:g}x)" if m.absolute is None else "**no**")
         )
-        rows.append(f"| {m.label} ({m.unit}) | {cell(ours)} | {peer} | {shown} | {m.target} | {mark} |")
+        mine_cell = cell(ours) + (DAGGER if m.kind in busy.get("tqflow", ()) else "")
+        rows.append(f"| {m.label} ({m.unit}) | {mine_cell} | {peer} | {shown} | {m.target} | {mark} |")
+        if m.kind == "enqueue" and floors:
+            rows.append(
+                floor_row(floors, "floor" in busy.get("tqflow", ()) or "enqueue" in busy.get("tqflow", ()))
+            )
     return rows
 
 
-def main_table(values: dict[str, dict[str, list[float]]], meta: dict[str, Any]) -> list[str]:
+def floor_row(floors: list[tuple[int, float, float]], was_busy: bool) -> str:
+    """tqflow's one-by-one enqueue against bench/floors.py's sync round trip of the same run (median of
+    the per-run ratios)."""
+    ratios = [ours / floor for _, ours, floor in floors]
+    r = median(ratios)
+    mark = DAGGER if was_busy else ""
+    floor_cell = cell([f for _, _, f in floors]) + mark
+    ours_cell = cell([o for _, o, _ in floors]) + mark
+    met = "yes" if r >= FLOOR_GOAL else f"**no** (needs {FLOOR_GOAL:g}x)"
+    return (
+        f"| one-by-one enqueue against the sync round trip (jobs/s) | {ours_cell} "
+        f"| floor {floor_cell} (floors.py) | {r:.2f}x | >= {FLOOR_GOAL:g}x of the floor | {met} |"
+    )
+
+
+def main_table(
+    values: dict[str, dict[str, list[float]]], meta: dict[str, Any], busy: dict[str, set[str]] | None = None
+) -> list[str]:
+    busy = busy or {}
     head = "| library | version | " + " | ".join(f"{m.label} ({m.unit})" for m in METRICS) + " |"
     rows = [head, "|" + "---|" * (len(METRICS) + 2)]
     for lib in sorted(values, key=lambda lib: (lib != "tqflow", lib)):
-        cells = [cell(values[lib].get(f"{m.kind}.{m.field}")) for m in METRICS]
+        cells = [
+            cell(values[lib].get(f"{m.kind}.{m.field}")) + (DAGGER if m.kind in busy.get(lib, ()) else "")
+            for m in METRICS
+        ]
         version = meta.get(lib, {}).get("version", "?")
         name = f"**{lib}**" if lib == "tqflow" else lib
         rows.append(f"| {name} | {version} | " + " | ".join(cells) + " |")
@@ -219,7 +336,8 @@ def chart(values: dict[str, dict[str, list[float]]], path: Path, title: str) -> 
                 )
         ax.set_xticks(counts)
         ax.set_title(label, fontsize=10)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     for ax in axes.flat[len(METRICS) + 2 :]:
         ax.axis("off")
     fig.suptitle(title)
@@ -229,28 +347,34 @@ def chart(values: dict[str, dict[str, list[float]]], path: Path, title: str) -> 
 
 
 def report(raw: Path) -> str:
-    settings, values, meta = load(raw)
+    settings, values, meta, machine = load_all(raw)
+    busy = machine.busy_kinds()
     stem = raw.stem.replace("raw-", "")
+    took = f" The run took {settings['secs'] / 60:.1f} min." if "secs" in settings else ""
     lines = [
         f"# Benchmark {stem}",
+        "",
+        *machine.summary(settings),
         "",
         f"Settings: runs={settings.get('runs')}, n={settings.get('n')}, latency jobs={settings.get('lat')}, "
         f"fan-out children={settings.get('dag')}, delayed jobs={settings.get('delayed')} "
         f"(delays {settings.get('delay_lo')}-{settings.get('delay_hi')} s), "
-        f"scaling n={settings.get('scale_n')}. Cells: median (min-max) over runs.",
+        f"scaling n={settings.get('scale_n')}. Cells: median (min-max) over runs.{took}",
         "",
         "## tqflow against the best peer of this run",
         "",
-        *targets_table(values),
+        *targets_table(values, floor_ratios(raw), busy),
         "",
         "## Every library",
         "",
-        *main_table(values, meta),
+        *main_table(values, meta, busy),
         "",
     ]
     scaling = scaling_table(values)
     if scaling:
         lines += ["## Scaling (jobs/s)", "", *scaling, ""]
+    if machine.records:
+        lines += ["## The machine during the measurements", "", *machine.table(), ""]
     lines += ["## Worker processes (2-process configuration)", ""]
     lines += [f"- {lib}: {m.get('workers')}" for lib, m in sorted(meta.items())]
     text = "\n".join(lines) + "\n"

@@ -25,7 +25,7 @@ TOKEN = "s3cret-token"
 
 async def open_api(redis_url: str, namespace: str, **settings: Any) -> tuple[httpx.AsyncClient, Any]:
     app = create_app(ApiSettings(redis_url, namespace, **settings))
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")
     return http, app
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
+from tqflow.runtime import catalog
 from tqflow.runtime.api.app import create_app
 from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
@@ -23,7 +23,7 @@ from helpers import WorkerFactory
 @pytest.fixture
 async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
         yield http
     await app.state.services.close()
 
@@ -39,6 +39,7 @@ async def test_submit_a_job_and_replay_it_from_the_dead_letter_queue(
     api: httpx.AsyncClient, client: Client, start_worker: WorkerFactory, obs_tasks: dict[str, Task[Any, Any]]
 ) -> None:
     await start_worker(obs_tasks, queues=["observe"])
+    await catalog.publish(client.redis, client.keys, obs_tasks)  # what the worker does as it starts
     made = await api.post(
         "/api/jobs", json={"task": "observe_tasks.join", "kwargs": {"a": 1, "b": 2}, "queue": "observe"}
     )
@@ -66,7 +67,10 @@ async def test_submit_a_job_and_replay_it_from_the_dead_letter_queue(
     assert (await api.get("/api/dlq/names")).json() == []
 
 
-async def test_reprioritize_and_cancel_a_queued_job(api: httpx.AsyncClient, redis: Redis) -> None:
+async def test_reprioritize_and_cancel_a_queued_job(
+    api: httpx.AsyncClient, client: Client, obs_tasks: dict[str, Task[Any, Any]]
+) -> None:
+    await catalog.publish(client.redis, client.keys, obs_tasks)
     job_id = (
         await api.post(
             "/api/jobs",
@@ -119,3 +123,120 @@ async def test_bad_operations_get_a_4xx(api: httpx.AsyncClient, path: str, body:
     reply = await api.post(path, json=body)
     assert reply.status_code == status, reply.text
     assert reply.json()["detail"]
+
+
+MALFORMED = "default.2.99999999999999999999999-0"  # a lean id whose entry id is not two 64-bit numbers
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", f"/api/jobs/{MALFORMED}", None),
+        ("POST", f"/api/jobs/{MALFORMED}/priority", {"priority": "high"}),
+        ("POST", f"/api/jobs/{MALFORMED}/cancel", None),
+        ("GET", f"/jobs/{MALFORMED}", None),
+        ("DELETE", f"/jobs/{MALFORMED}", None),
+        ("PUT", f"/jobs/{MALFORMED}/priority", {"priority": "high"}),
+        ("POST", f"/api/dlq/{MALFORMED}/replay", None),
+        ("POST", "/api/dlq/replay", {"ids": [MALFORMED]}),
+        ("GET", "/api/jobs/default.2.18446744073709551616-0", None),
+        ("GET", "/api/jobs/default.2.1-18446744073709551616", None),
+    ],
+)
+async def test_a_malformed_job_id_is_a_422_not_a_500(
+    api: httpx.AsyncClient, method: str, path: str, body: Any
+) -> None:
+    reply = await api.request(method, path, json=body)
+    assert reply.status_code == 422, reply.text
+
+
+async def test_the_largest_entry_id_is_well_formed(api: httpx.AsyncClient) -> None:
+    biggest = "default.2.18446744073709551615-18446744073709551615"
+    assert (await api.get(f"/api/jobs/{biggest}")).status_code == 404
+
+
+async def test_the_specification_routes(
+    api: httpx.AsyncClient, client: Client, obs_tasks: dict[str, Task[Any, Any]]
+) -> None:
+    await catalog.publish(client.redis, client.keys, obs_tasks)
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    for path, method in [
+        ("/jobs", "post"),
+        ("/jobs/{job_id}", "get"),
+        ("/jobs/{job_id}", "delete"),
+        ("/jobs/{job_id}/priority", "put"),
+        ("/stats", "get"),
+        ("/workers", "get"),
+        ("/dlq", "get"),
+        ("/health", "get"),
+        ("/api/jobs/{job_id}", "get"),
+    ]:
+        assert method in paths.get(path, {}), (path, method)
+    made = await api.post(
+        "/jobs", json={"task": "observe_tasks.join", "kwargs": {"a": 1, "b": 2}, "queue": "idle"}
+    )
+    assert made.status_code == 201, made.text
+    job_id = made.json()["id"]
+    assert (await api.get(f"/jobs/{job_id}")).json() == (await api.get(f"/api/jobs/{job_id}")).json()
+    moved = await api.put(f"/jobs/{job_id}/priority", json={"priority": "critical"})
+    assert moved.json()["status"] == "moved", moved.text
+    stats = (await api.get("/stats")).json()
+    assert {"queues", "workers", "runs", "tasks"} <= set(stats) and stats["tasks"] == len(obs_tasks)
+    assert [q["waiting"] for q in stats["queues"]["queues"] if q["queue"] == "idle"] == [1]
+    assert (await api.get("/workers")).json() == []
+    assert (await api.get("/dlq")).json()["total"] == 0
+    assert (await api.get("/health")).json()["status"] == "ok"
+    gone = await api.delete(f"/jobs/{job_id}")
+    assert gone.json() == {"id": job_id, "status": "cancelled"}
+    assert (await api.get(f"/jobs/{job_id}")).json()["state"] == "cancelled"
+    assert (await api.delete("/jobs/nope")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"origin": "http://evil.example"},
+        {"origin": "null"},
+        {"origin": "http://127.0.0.1:9999"},
+        {"sec-fetch-site": "cross-site"},
+        {"sec-fetch-site": "same-site"},
+    ],
+)
+async def test_a_cross_site_request_cannot_change_anything(
+    api: httpx.AsyncClient, client: Client, obs_tasks: dict[str, Task[Any, Any]], headers: dict[str, str]
+) -> None:
+    await catalog.publish(client.redis, client.keys, obs_tasks)
+    job_id = await client.enqueue("observe_tasks.join", a=1, b=2, queue="idle")
+    for method, path in [
+        ("POST", f"/api/jobs/{job_id}/cancel"),
+        ("DELETE", f"/jobs/{job_id}"),
+        ("POST", "/api/dlq/replay"),
+        ("POST", "/api/jobs"),
+    ]:
+        reply = await api.request(method, path, headers=headers, content=b"")
+        assert reply.status_code == 403, (method, path, reply.text)
+    assert (await client.job(job_id)).state == "queued"
+    # the dashboard's own requests (same origin) and clients that send no Origin still work
+    same = {"origin": "http://127.0.0.1", "sec-fetch-site": "same-origin"}
+    assert (await api.post(f"/api/jobs/{job_id}/cancel", headers=same)).json()["status"] == "cancelled"
+
+
+async def test_without_a_token_only_loopback_host_names_are_answered(
+    api: httpx.AsyncClient, redis_url: str, namespace: str
+) -> None:
+    for host in ("evil.example", "evil.example:8080", "10.0.0.1", "127.0.0.1.evil.example"):
+        reply = await api.get("/api/queues", headers={"host": host})
+        assert reply.status_code == 421, (host, reply.text)
+    for host in ("127.0.0.1:8080", "localhost", "[::1]:8080", "127.0.0.2"):
+        assert (await api.get("/api/health", headers={"host": host})).status_code == 200, host
+    named = create_app(ApiSettings(redis_url, namespace, allowed_hosts=("tq.internal",)))
+    transport = httpx.ASGITransport(app=named)
+    async with httpx.AsyncClient(transport=transport, base_url="http://tq.internal") as http:
+        assert (await http.get("/api/health")).status_code == 200
+    await named.state.services.close()
+    with_token = create_app(ApiSettings(redis_url, namespace, token="t"))
+    transport = httpx.ASGITransport(app=with_token)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.example.org") as http:
+        ok = await http.get("/api/queues", headers={"authorization": "Bearer t"})
+        assert ok.status_code == 200  # with a token any Host is fine: the token is the check
+    await with_token.state.services.close()

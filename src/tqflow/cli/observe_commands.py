@@ -33,6 +33,7 @@ STYLES = {
     "cancelled": "bright_black",
     "waiting": "bright_black",
 }
+RUN_STATES = ("running", "succeeded", "failed", "cancelled")
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
@@ -75,7 +76,10 @@ def print_json(value: BaseModel | list[Any]) -> None:
 @click.command()
 @click.option("--flow", default=None, help="Only runs of this flow.")
 @click.option(
-    "--state", default=None, help="Only runs in this state (running, succeeded, failed, cancelled)."
+    "--state",
+    type=click.Choice(RUN_STATES),
+    default=None,
+    help="Only runs in this state.",
 )
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)

@@ -15,7 +15,7 @@ from tqflow.cli import exit_codes
 from tqflow.cli.common import namespace_option, open_client, redis_option
 from tqflow.plan import PRIORITIES
 from tqflow.runtime.client import Client
-from tqflow.runtime.jobs import JobNotFound
+from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.runs import JobInfo
 
 STATES = ("queued", "scheduled", "running", "retrying", "dead")
@@ -26,8 +26,8 @@ def _with_client(redis_url: str | None, namespace: str, action: Callable[[Client
         async with open_client(redis_url, namespace, embedded_ok=False) as client:
             try:
                 return await action(client)
-            except JobNotFound as err:
-                click.echo(f"error: {err}", err=True)
+            except LookupError as err:  # JobNotFound, or no such job in the Inspector's view
+                click.echo(f"error: {str(err).strip(chr(39))}", err=True)
                 return exit_codes.NOT_FOUND
             except ValueError as err:
                 click.echo(f"error: {err}", err=True)
@@ -100,10 +100,11 @@ def jobs_show(job_id: str, as_json: bool, redis_url: str | None, namespace: str)
     """Everything about one job: state, attempts, times, result or error with its traceback."""
 
     async def act(client: Client) -> int:
-        info = await client.job(job_id)
-        if as_json:
-            click.echo(json.dumps(_as_dict(info), indent=2, default=str))
+        if as_json:  # the schema of GET /api/jobs/{id} (runtime/views.py JobView)
+            view = await Inspector(client.redis, client.keys.namespace).job(job_id)
+            click.echo(json.dumps(view.model_dump(mode="json"), indent=2))
             return exit_codes.OK
+        info = await client.job(job_id)
         click.echo(f"job       {info.id}\ntask      {info.task}\nstate     {info.state}")
         click.echo(f"queue     {info.queue} ({info.priority})\nattempt   {info.attempt}")
         if info.run_id:

@@ -115,6 +115,8 @@ class Client:
         and dead_letter (the dead-letter queue); each overrides the task's own.
         """
         options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        if isinstance(task, str):  # sent by name: its workers' published policies and parameters
+            await self.submitter.catalog.load(self.redis, (task,))
         job = self.submitter.prepare(task, kwargs, options)
         try:
             [result] = await self.submitter.submit([job], atomic=True)
@@ -143,7 +145,8 @@ class Client:
         atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
         """
         options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
-        return await self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
+        await self.submitter.catalog.load(self.redis, self.submitter.names(None, calls))
+        return await self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
 
     @overload
     async def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
@@ -174,10 +177,12 @@ class Client:
         return cancel_status(job_id, reply)
 
     async def cancel_run(self, run_id: str) -> str:
-        """Cancel a run: every job that has not ended is cancelled; the run ends `cancelled`."""
+        """Cancel a run: every job that has not ended is cancelled; the run ends `cancelled`. Returns
+        `cancelled`, `cancelling` (jobs still running are being stopped; the run ends cancelled when they
+        have) or the state the run had already ended in."""
         info = await self.run_info(run_id)
         state = await self.scripts.call("cancel_run", [], [self.keys.prefix, now_ms(), run_id, *info.jobs])
-        return str(state)
+        return "cancelling" if state == "running" else str(state)
 
     async def reprioritize(self, job_id: str, priority: str) -> str:
         """Change the priority of a job that has not started: `moved` (a queued job, to the end of its new

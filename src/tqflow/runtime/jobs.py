@@ -12,8 +12,9 @@ import dataclasses
 import itertools
 import json
 import random
+import typing
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
@@ -23,12 +24,13 @@ from redis.asyncio import Redis
 
 from tqflow.plan import DEFAULT_QUEUE, PRIORITIES, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
+from tqflow.runtime.catalog import CatalogCache, Published
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import lean, payloads
 from tqflow.runtime.store.keys import Keys, check_part
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.store.scripts import Arg, Scripts, SyncScripts, queue_script
-from tqflow.runtime.task import Call, Task
+from tqflow.runtime.task import Call, Task, TaskOptions
 from tqflow.runtime.validation import validator
 
 R = TypeVar("R")
@@ -197,16 +199,46 @@ def priority_level(priority: str | int) -> int:
     raise ValueError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
 
 
+Policy = TaskOptions | Published  # a task's own policies: from its Task object, or as a worker published it
+
+
+class Refused:
+    """A best-effort bulk item that could not be prepared (a bad argument, an unknown priority …): it is
+    not sent, and its result says why (status `error`) while the other jobs of the call go on."""
+
+    __slots__ = ("detail", "task")
+
+    def __init__(self, detail: str, task: Task[Any, Any] | None = None) -> None:
+        self.detail, self.task = detail, task
+
+
+def with_refused(
+    jobs: Sequence[Prepared | Refused], send: Callable[[list[Prepared]], list[JobId[Any]]]
+) -> list[JobId[Any]]:
+    """Send the prepared jobs (`send`) and give the refused ones their `error` result, in call order."""
+    good = [job for job in jobs if isinstance(job, Prepared)]
+    sent = iter(send(good) if good else [])
+    return [
+        next(sent) if isinstance(job, Prepared) else JobId("", "error", job.detail, job.task) for job in jobs
+    ]
+
+
 class Known:
     """What one (task, options) pair always gives: its spec, its argument check and payload version."""
 
     __slots__ = ("record", "spec", "validate", "version")
 
-    def __init__(self, spec: Spec, task: Task[Any, Any] | None) -> None:
+    def __init__(self, spec: Spec, task: Task[Any, Any] | None, published: Published | None = None) -> None:
         self.spec = spec
         self.record = needs_record(spec[3], spec[1])  # else lean: no id until the script gives one
-        self.validate = validator(task).validate if task is not None else None
-        self.version = task.options.version if task is not None else None
+        self.validate = (
+            validator(task).validate
+            if task is not None
+            else (published.validate if published is not None else None)
+        )
+        self.version = (
+            task.options.version if task is not None else (published.version if published else None)
+        )
 
 
 KNOWN_LIMIT = 4096  # (task, options) pairs a builder remembers before it starts over
@@ -260,7 +292,10 @@ class JobBuilder:
 
     def __init__(self, keys: Keys, settings: PayloadSettings) -> None:
         self.keys, self.settings = keys, settings
-        self._known: dict[tuple[object, JobOptions], Known] = {}
+        self._known: dict[tuple[object, JobOptions, Published | None], Known] = {}
+        # tasks sent by name take the policies their workers published (runtime/catalog.py); the client
+        # loads the names it is about to send (`catalog.load`) before it prepares them
+        self.catalog = CatalogCache(keys)
 
     def prepare(
         self,
@@ -281,7 +316,8 @@ class JobBuilder:
             task = None
         else:
             raise TypeError(f"expected a task, a task name or task.call(...), got {type(target).__name__}")
-        known = self._known_for(task, target, options, specs)
+        published = self.catalog.cached(target) if task is None and isinstance(target, str) else None
+        known = self._known_for(task, target, options, specs, published)
         if known.validate is not None:
             known.validate(kwargs)
         payload = payloads.encode(dict(kwargs), self.settings, known.version)
@@ -293,33 +329,49 @@ class JobBuilder:
         target: object,
         options: JobOptions,
         specs: dict[tuple[int, int], Known] | None,
+        published: Published | None = None,
     ) -> Known:
+        policy: Policy | None = task.options if task is not None else published
         if specs is not None:
             key = (id(task if task is not None else target), id(options))
             known = specs.get(key)
             if known is None:
-                known = specs[key] = Known(self._spec(task, target, options), task)
+                known = specs[key] = Known(self._spec(task, target, options, policy), task, published)
             return known
-        value_key = (task if task is not None else target, options)
+        value_key = (task if task is not None else target, options, published)
         try:
             hit = self._known.get(value_key)
         except TypeError:  # unhashable options (a retry plan holds lists)
-            return Known(self._spec(task, target, options), task)
+            return Known(self._spec(task, target, options, policy), task, published)
         if hit is None:
             if len(self._known) >= KNOWN_LIMIT:
                 self._known.clear()
-            hit = self._known[value_key] = Known(self._spec(task, target, options), task)
+            hit = self._known[value_key] = Known(self._spec(task, target, options, policy), task, published)
         return hit
 
-    def _spec(self, task: Task[Any, Any] | None, target: object, options: JobOptions) -> Spec:
+    def _spec(
+        self, task: Task[Any, Any] | None, target: object, options: JobOptions, policy: Policy | None
+    ) -> Spec:
         name = task.name if task is not None else check_part("task name", str(target))
-        queue = options.queue or (task.options.queue if task else None) or DEFAULT_QUEUE
-        priority = options.priority or (task.options.priority if task else None) or "normal"
-        return (name, check_part("queue name", queue), priority_level(priority), opts_json(options, task))
+        queue = options.queue or (policy.queue if policy else None) or DEFAULT_QUEUE
+        priority = options.priority or (policy.priority if policy else None) or "normal"
+        return (name, check_part("queue name", queue), priority_level(priority), opts_json(options, policy))
 
-    def prepare_many(self, calls: Sequence[BulkItem], options: JobOptions) -> list[Prepared]:
-        """`enqueue_many`'s items: `task.call(...)`, `(task_or_name, kwargs)` or `(…, kwargs, overrides)`."""
-        jobs: list[Prepared] = []
+    @staticmethod
+    def names(target: object, calls: Sequence[BulkItem] = ()) -> list[str]:
+        """The task names (not Task objects) among one target or a bulk call's items: what to load."""
+        found = [target] if isinstance(target, str) else []
+        for item in calls:
+            if not isinstance(item, Call) and isinstance(item[0], str):
+                found.append(item[0])
+        return [str(n) for n in found]
+
+    def prepare_many(
+        self, calls: Sequence[BulkItem], options: JobOptions, atomic: bool = True
+    ) -> list[Prepared | Refused]:
+        """`enqueue_many`'s items: `task.call(...)`, `(task_or_name, kwargs)` or `(…, kwargs, overrides)`.
+        All or nothing (`atomic`): the first bad item raises. Best effort: a bad item becomes `Refused`."""
+        jobs: list[Prepared | Refused] = []
         specs: dict[tuple[int, int], Known] = {}
         for item in calls:
             own = options
@@ -332,7 +384,13 @@ class JobBuilder:
                 own = dataclasses.replace(options, **overrides)
             else:
                 target, kwargs = item[0], item[1]
-            jobs.append(self.prepare(target, kwargs, own, specs if own is options else None))
+            try:
+                jobs.append(self.prepare(target, kwargs, own, specs if own is options else None))
+            except (ValueError, TypeError) as err:
+                if atomic:
+                    raise
+                owner = target.task if isinstance(target, Call) else target
+                jobs.append(Refused(str(err), owner if isinstance(owner, Task) else None))
         return jobs
 
     def batch(self, jobs: Sequence[Prepared], atomic: bool) -> Batch:
@@ -362,9 +420,14 @@ class Submitter(JobBuilder):
         super().__init__(keys, settings)
         self.redis, self.scripts = redis, scripts
 
-    async def submit(self, jobs: Sequence[Prepared], atomic: bool) -> list[JobId[Any]]:
-        batch = self.batch(jobs, atomic)
-        return batch.results(await self._send(batch))
+    async def submit(self, jobs: Sequence[Prepared | Refused], atomic: bool) -> list[JobId[Any]]:
+        if all(isinstance(job, Prepared) for job in jobs):
+            batch = self.batch(typing.cast(Sequence[Prepared], jobs), atomic)
+            return batch.results(await self._send(batch))
+        good = [job for job in jobs if isinstance(job, Prepared)]
+        batch = self.batch(good, atomic)
+        results = batch.results(await self._send(batch)) if good else []
+        return with_refused(jobs, lambda _: results)
 
     async def _send(self, batch: Batch) -> list[list[str]]:
         if batch.single is not None:
@@ -384,9 +447,14 @@ class SyncSubmitter(JobBuilder):
         super().__init__(keys, settings)
         self.redis, self.scripts = redis, scripts
 
-    def submit(self, jobs: Sequence[Prepared], atomic: bool) -> list[JobId[Any]]:
-        batch = self.batch(jobs, atomic)
-        return batch.results(self._send(batch))
+    def submit(self, jobs: Sequence[Prepared | Refused], atomic: bool) -> list[JobId[Any]]:
+        def send(good: list[Prepared]) -> list[JobId[Any]]:
+            batch = self.batch(good, atomic)
+            return batch.results(self._send(batch))
+
+        if all(isinstance(job, Prepared) for job in jobs):
+            return send(typing.cast(list[Prepared], list(jobs)))
+        return with_refused(jobs, send)
 
     def _send(self, batch: Batch) -> list[list[str]]:
         if batch.single is not None:
@@ -429,10 +497,11 @@ def _row(job: Prepared, spec_number: int) -> str:
     return f"{job.job_id or '.'}{spec_number}|{job.payload}"  # '.': a lean job, the script makes its id
 
 
-def opts_json(options: JobOptions, task: Task[Any, Any] | None) -> str:
-    """The options a job carries, compactly (most jobs carry none: an empty string)."""
+def opts_json(options: JobOptions, policy: Policy | None) -> str:
+    """The options a job carries, compactly (most jobs carry none: an empty string): each one the call
+    gives, else the task's own (its `@task(...)` options, from the Task or as its workers published them)."""
     o: dict[str, Any] = {}
-    t = task.options if task is not None else None
+    t = policy
     if options.delay is not None:
         delay = to_ms(options.delay, "delay")
         if delay > 0:

@@ -113,6 +113,8 @@ class SyncClient:
 
     def _enqueue(self, task: Task[Any, Any] | str | Call[Any], /, **kwargs: Any) -> JobId[Any]:
         """`Client.enqueue`, synchronously: one EVALSHA."""
+        if isinstance(task, str):  # sent by name: its workers' published policies and parameters
+            self.submitter.catalog.load_sync(self.redis, (task,))
         job = self.submitter.prepare(task, kwargs, _pop_options(kwargs))
         try:
             [result] = self.submitter.submit([job], atomic=True)
@@ -128,7 +130,8 @@ class SyncClient:
         if kwargs or options.unique is not None:
             unexpected = sorted(kwargs) or ["unique"]
             raise TypeError(f"enqueue_many() got unexpected keyword arguments: {', '.join(unexpected)}")
-        return self.submitter.submit(self.submitter.prepare_many(calls, options), atomic)
+        self.submitter.catalog.load_sync(self.redis, self.submitter.names(None, calls))
+        return self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
 
     enqueue = _native(Client.enqueue, _enqueue)
     enqueue_many = _native(Client.enqueue_many, _enqueue_many)

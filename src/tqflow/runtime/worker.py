@@ -28,6 +28,7 @@ from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tqflow.plan import PRIORITIES, RetryPlan
+from tqflow.runtime import catalog
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
@@ -79,6 +80,7 @@ class Worker:
         hooks: Sequence[WorkerHooks] = (),
     ) -> None:
         self.hooks = list(hooks)
+        refuse_bytes_replies(redis)
         self.redis = redis
         self.tasks = dict(tasks)
         self.keys = Keys(namespace)
@@ -117,6 +119,7 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let in-flight jobs finish."""
+        await catalog.publish(self.redis, self.keys, self.tasks, self.settings.name)  # runtime/catalog.py
         await self._create_groups()
         await self.scripts.ensure_loaded()
         await self.cluster.start()
@@ -597,6 +600,18 @@ def _options(raw: Any) -> dict[str, Any]:
     if not isinstance(opts, dict):
         raise ValueError(f"options are a {type(opts).__name__}, not an object")
     return opts
+
+
+def refuse_bytes_replies(redis: Any) -> None:
+    """A client that answers bytes (redis-py's default, without `decode_responses=True`) would make every
+    reply compare unequal to the strings the worker expects: its jobs would look "running" forever."""
+    pool = getattr(redis, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(kwargs, dict) and not kwargs.get("decode_responses", False):
+        raise ValueError(
+            "the worker's Redis client answers bytes: create it with decode_responses=True, "
+            "or use tqflow.runtime.connection.connect(url)"
+        )
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:

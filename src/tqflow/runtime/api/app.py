@@ -14,8 +14,8 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tqflow.runtime.alerts import AlertMonitor, AlertSettings
-from tqflow.runtime.api import operations
-from tqflow.runtime.api.guards import BearerToken, BodyLimit
+from tqflow.runtime.api import operations, spec
+from tqflow.runtime.api.guards import BearerToken, BodyLimit, SameOrigin
 from tqflow.runtime.api.routes import router
 from tqflow.runtime.api.services import Services
 from tqflow.runtime.api.settings import ApiSettings
@@ -48,10 +48,13 @@ def create_app(settings: ApiSettings, alerts: AlertSettings | None = None) -> Fa
     app.state.services = services
     app.include_router(router)
     app.include_router(operations.router)
+    app.include_router(spec.api)
+    app.include_router(spec.router)
     _add_error_handlers(app)
     _add_metrics_and_dashboard(app, services)
     app.add_middleware(BodyLimit, limit=settings.max_body)
     app.add_middleware(BearerToken, token=settings.token)
+    app.add_middleware(SameOrigin, local_only=not settings.token, hosts=settings.allowed_hosts)
     return app
 
 

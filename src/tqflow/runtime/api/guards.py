@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import hmac
 import json
+from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tqflow.runtime.api.settings import is_loopback
+
 # Paths that hold no data: the health probe, the dashboard's files, the API's own description.
-OPEN_PATHS = ("/api/health", "/", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/favicon.ico")
+OPEN_PATHS = (
+    "/api/health",
+    "/health",
+    "/",
+    "/openapi.json",
+    "/docs",
+    "/redoc",
+    "/docs/oauth2-redirect",
+    "/favicon.ico",
+)
 OPEN_PREFIXES = ("/static/",)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 async def _reply(
@@ -92,3 +105,55 @@ class BodyLimit:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+def host_name(netloc: str) -> str:
+    """`127.0.0.1:8080` -> `127.0.0.1`, `[::1]:8080` -> `::1`, `Example.org` -> `example.org`."""
+    try:
+        return (urlsplit(f"//{netloc}").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+class SameOrigin:
+    """Refuse what a web page elsewhere could make a browser send (403): a mutating request (not GET,
+    HEAD or OPTIONS) whose `Sec-Fetch-Site` says it came from another site, or whose `Origin` is not the
+    API's own (scheme, host and port as the `Host` header names it). With `local_only` (no token, bound
+    to loopback) also refuse a `Host` header that is not a loopback name or one of `hosts` (421), so a
+    DNS-rebinding page cannot read the API through a name of its own."""
+
+    def __init__(self, app: ASGIApp, local_only: bool, hosts: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.local_only = local_only
+        self.hosts = {h.lower() for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        if self.local_only:
+            name = host_name(host)
+            if not (is_loopback(name) or name in self.hosts):
+                await _reply(send, 421, f"unknown Host {host[:100]!r}: this API answers loopback names only")
+                return
+        if scope["method"] not in SAFE_METHODS:
+            problem = self._cross_site(headers, host)
+            if problem is not None:
+                await _reply(send, 403, problem)
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _cross_site(headers: dict[bytes, bytes], host: str) -> str | None:
+        site = headers.get(b"sec-fetch-site", b"").decode("latin-1").lower()
+        if site and site not in ("same-origin", "none"):
+            return f"cross-site request refused (Sec-Fetch-Site: {site})"
+        origin = headers.get(b"origin")
+        if origin is not None:
+            text = origin.decode("latin-1")
+            parts = urlsplit(text) if text != "null" else None
+            if parts is None or parts.netloc.lower() != host.lower():
+                return f"cross-site request refused (Origin {text[:100]!r} is not this API's)"
+        return None

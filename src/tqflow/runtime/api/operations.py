@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from tqflow.plan import PRIORITIES
-from tqflow.runtime.api.routes import ID, NAME, JobId, RunId, Svc
+from tqflow.runtime.api.routes import ID, NAME, JobId, RunId, Svc, well_formed
 from tqflow.runtime.views import DeadJob, Page
 
 router = APIRouter(prefix="/api")
@@ -48,12 +48,32 @@ class Replayed(BaseModel):
 class ReplayMany(BaseModel):
     name: str | None = Field(default=None, pattern=NAME, description="A named dead-letter queue")
     task: str | None = Field(default=None, pattern=NAME, description="Only jobs of this task")
-    ids: list[Annotated[str, Field(pattern=ID)]] | None = Field(default=None, max_length=1000)
+    ids: list[Annotated[str, Field(pattern=ID), AfterValidator(well_formed)]] | None = Field(
+        default=None, max_length=1000
+    )
+
+
+def _invalid(where: list[str | int], message: str) -> HTTPException:
+    return HTTPException(422, [{"type": "value_error", "loc": ["body", *where], "msg": message}])
 
 
 @router.post("/jobs", tags=["jobs"], status_code=201)
 async def submit_job(svc: Svc, body: SubmitJob) -> Submitted:
-    """Submit a standalone job of a task the workers run."""
+    """Submit a standalone job of a task the workers registered (422 naming the field otherwise: an
+    unknown task, a missing or unknown argument, an argument of the wrong type). The job gets the task's
+    own retry, timeout, queue, priority and dead-letter queue unless the body sets them."""
+    catalog = svc.client.submitter.catalog
+    await catalog.load(svc.redis, (body.task,))
+    published = catalog.cached(body.task)
+    if published is None:
+        raise _invalid(["task"], f"no worker has registered a task `{body.task}`")
+    problem = published.problem(body.kwargs)
+    if problem is not None:
+        field, message = problem
+        path: list[str | int] = (
+            ["kwargs", *field.replace("[", ".").replace("]", "").split(".")] if field else []
+        )
+        raise _invalid(path or ["kwargs"], message)
     delay = body.delay_ms / 1000 if body.delay_ms else None
     job = await svc.client.enqueue(
         body.task,

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from tqflow.runtime.api.services import Services
+from tqflow.runtime.store import lean
 from tqflow.runtime.views import (
     FlowDetail,
     FlowSummary,
@@ -22,8 +23,26 @@ from tqflow.runtime.views import (
 
 ID = r"^[A-Za-z0-9_.:-]{1,256}$"  # a lean job's id holds its queue's name (up to 200) and its entry id
 NAME = r"^[A-Za-z0-9_.-]{1,128}$"
-RunId = Annotated[str, Path(pattern=ID, description="A run id")]
-JobId = Annotated[str, Path(pattern=ID, description="A job id (RUN_ID.JOB_NAME for a flow's job)")]
+U64 = 2**64
+
+
+def well_formed(job_id: str) -> str:
+    """A job id Redis can be asked about: a lean id's stream entry id must be two 64-bit numbers
+    (`default.2.99999999999999999999999-0` is refused here, not by Redis with a 500)."""
+    where = lean.parse(job_id)
+    if where is not None:
+        ms, _, seq = where[2].partition("-")
+        if int(ms) >= U64 or int(seq) >= U64:
+            raise ValueError(f"`{where[2]}` is not a stream entry id (two 64-bit numbers)")
+    return job_id
+
+
+RunId = Annotated[str, Path(pattern=ID, description="A run id"), AfterValidator(well_formed)]
+JobId = Annotated[
+    str,
+    Path(pattern=ID, description="A job id (RUN_ID.JOB_NAME for a flow's job)"),
+    AfterValidator(well_formed),
+]
 FlowName = Annotated[str, Path(pattern=NAME)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=500)]

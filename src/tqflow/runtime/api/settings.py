@@ -24,6 +24,8 @@ class ApiSettings:
     namespace: str = "tqflow"
     token: str | None = None
     max_body: int = DEFAULT_MAX_BODY
+    # without a token the API answers only Host headers naming loopback (or one of these names)
+    allowed_hosts: tuple[str, ...] = ()
 
     def check_binding(self, host: str) -> None:
         """Refuse to serve beyond loopback without a token: anyone on the network could drive the queue."""
