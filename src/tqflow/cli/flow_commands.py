@@ -13,6 +13,7 @@ import click
 from tqflow.cli import exit_codes
 from tqflow.cli.common import FILE, compile_or_exit, namespace_option, open_client, parse_params, redis_option
 from tqflow.cli.run_command import run_flow
+from tqflow.runtime.client import Client
 from tqflow.runtime.deployments import FlowDiff, FlowNotDeployed
 from tqflow.runtime.logging import configure_logging
 from tqflow.runtime.runs import now_ms
@@ -47,6 +48,7 @@ def deploy(
             diffs = [d for plan in plans if plan for d in await client.deployments.preview(plan, now_ms())]
             for diff in diffs:
                 click.echo(render_diff(diff))
+                click.echo(await runs_in_progress(client, diff), nl=False)
             if all(d.unchanged for d in diffs):
                 click.echo("nothing to deploy: every flow is unchanged")
                 return
@@ -75,6 +77,21 @@ async def _rollback(flow: str, redis_url: str | None, namespace: str) -> None:
         click.echo(
             f"rolled back: flow {flow} version {before} -> {deployed.version} (plan {deployed.plan_id[:12]})"
         )
+
+
+async def runs_in_progress(client: Client, diff: FlowDiff) -> str:
+    """What the deploy means for the flow's runs in progress that have not reached a removed or changed
+    job: they keep the version they started with (and a resumed one uses its own version too)."""
+    if diff.current is None or diff.unchanged:
+        return ""
+    touched = sorted({*diff.jobs_removed, *(name for name in diff.changed if name != "(flow)")})
+    pending = await client.lifecycle.not_reached(diff.flow, touched)
+    lines = [
+        f"  ! run {run_id} has not reached {', '.join(jobs)}: it keeps version {diff.current} "
+        "(resuming it uses that version too)"
+        for run_id, jobs in pending.items()
+    ]
+    return "".join(line + "\n" for line in lines)
 
 
 def _when(ms: int) -> str:

@@ -137,6 +137,10 @@ def status(run_id: str, as_json: bool, redis_url: str | None, namespace: str) ->
     console.print(Text.assemble(f"run {run.id}  flow {run.flow} v{run.version}  ", styled(run.state)))
     console.print(graph_lines(run))
     console.print(jobs_table(run.jobs))
+    for name, value in run.outputs.items():
+        console.print(f"output {name} = {json.dumps(value)}", markup=False)
+    for name, error in run.output_errors.items():
+        console.print(f"output {name}: cannot evaluate: {error}", markup=False)
     sys.exit(exit_codes.OK if run.state in ("succeeded", "running") else exit_codes.RUN_FAILED)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, overload
 
 from redis.asyncio import Redis
@@ -33,6 +33,8 @@ from tqflow.runtime.jobs import (
     queue_job_read,
     refusal,
 )
+from tqflow.runtime.lifecycle import Backfilled, Lifecycle, Undeployed
+from tqflow.runtime.resume import Resumed, ResumeError, resume_run
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
 from tqflow.runtime.store import lean
 from tqflow.runtime.store.keys import Keys
@@ -55,6 +57,7 @@ class Client:
         self.payload_settings = payload_settings or PayloadSettings()
         self.submitter = Submitter(redis, self.keys, self.scripts, self.payload_settings)
         self.waiter = Waiter(redis, self.keys, self.scripts)
+        self.lifecycle = Lifecycle(redis, self.keys, self.scripts, self.deployments)
 
     @classmethod
     def from_url(cls, url: str, namespace: str | None = None, **kwargs: Any) -> Client:
@@ -88,6 +91,33 @@ class Client:
 
     async def flow(self, name: str, version: int | None = None) -> tuple[int, FlowPlan]:
         return await self.deployments.get(name, version)
+
+    async def resume(self, run_id: str, from_job: str | None = None) -> Resumed:
+        """Re-run an ended run's jobs that did not succeed (or `from_job` and everything downstream of it)
+        on the run's own version, keeping the others' outputs; the run is running again."""
+        return await resume_run(self.redis, self.keys, self.scripts, self.deployments, run_id, from_job)
+
+    async def pause(self, flow: str) -> int:
+        """Stop the flow's schedules (runs can still be started by hand); returns its current version."""
+        return await self.lifecycle.pause(flow)
+
+    async def unpause(self, flow: str) -> int:
+        """Restart the flow's schedules; ticks missed while paused follow each trigger's catch-up policy."""
+        return await self.lifecycle.unpause(flow)
+
+    async def undeploy(self, flow: str, *, cancel_runs: bool = False) -> Undeployed:
+        """Remove the flow: no new runs or ticks; runs in progress end on their version, or are cancelled."""
+        gone = await self.lifecycle.undeploy(flow)
+        if not cancel_runs:
+            return gone
+        cancelled = [run_id for run_id in gone.running if await self.cancel_run(run_id)]
+        return Undeployed(gone.flow, gone.version, running=[], cancelled=cancelled)
+
+    def backfill(
+        self, flow: str, from_ms: int, to_ms: int, *, schedule: str | None = None, rate: float = 10.0
+    ) -> AsyncIterator[Backfilled]:
+        """Start the runs that a schedule's ticks in [from_ms, to_ms] would have started, each tick once."""
+        return self.lifecycle.backfill(flow, from_ms, to_ms, schedule, rate)
 
     # -- standalone jobs ------------------------------------------------------------------------
 
@@ -219,11 +249,25 @@ class Client:
         self, job_ids: Sequence[str], queue: str | None = None, seen: Mapping[str, int | str] | None = None
     ) -> dict[str, str]:
         """Put dead-lettered jobs back on their queues with a fresh attempt count; a status per job.
-        `seen`: job id -> the `finished_ms` of the DLQ entry the caller saw; such a job is replayed only if
-        it is still that dead-lettering (else `already-replayed`), so concurrent replays of one DLQ entry
-        enqueue it once."""
+
+        A job of a run (or a fan-out item of one) resumes its run instead: every job of the run that did
+        not succeed runs again, so the run ends again and its downstream jobs run (status `resumed`).
+        `seen`: job id -> the `finished_ms` of the DLQ entry the caller saw; such a standalone job is
+        replayed only if it is still that dead-lettering (else `already-replayed`), so concurrent replays
+        of one DLQ entry enqueue it once."""
         out: dict[str, str] = {}
-        ids = list(job_ids)
+        ids, resumed = [], {}  # a run resumes once, however many of its jobs are replayed together
+        for job_id, run_id in zip(job_ids, await self._runs_of(job_ids), strict=True):
+            if run_id is None:
+                ids.append(job_id)
+                continue
+            if run_id not in resumed:
+                try:
+                    await self.resume(run_id)
+                    resumed[run_id] = "resumed"
+                except (ResumeError, LookupError) as err:
+                    resumed[run_id] = f"not-resumed: {err}"
+            out[job_id] = resumed[run_id]
         for start in range(0, len(ids), 500):
             page = ids[start : start + 500]
             args: list[str | int] = list(page)
@@ -232,6 +276,19 @@ class Client:
             statuses = await self.scripts.call("replay", [], [self.keys.prefix, now_ms(), queue or "", *args])
             out.update(zip(page, (str(s) for s in statuses), strict=True))
         return out
+
+    async def _runs_of(self, job_ids: Sequence[str]) -> list[str | None]:
+        """The run each job belongs to (through its fan-out parent for an item), None for a standalone job."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hmget(self.keys.job(job_id), "state", "run", "parent")
+            rows = await pipe.execute()
+        runs: list[str | None] = []
+        for state, run_id, parent in rows:
+            if state == "dead" and not run_id and parent:
+                run_id = await self.redis.hget(self.keys.job(str(parent)), "run")
+            runs.append(str(run_id) if state == "dead" and run_id else None)
+        return runs
 
     async def replay_all(self, queue: str | None = None, task: str | None = None) -> dict[str, str]:
         """Replay every job of a dead-letter queue (or only one task's)."""

@@ -18,7 +18,7 @@ from tqflow.plan import PRIORITIES, FlowPlan
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.deployments import Deployments
-from tqflow.runtime.runs import now_ms
+from tqflow.runtime.runs import now_ms, read_run
 from tqflow.runtime.store import codec, lean, payloads
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
@@ -201,12 +201,19 @@ class Inspector:
         for job in jobs:
             if flow is not None and job.name in flow.jobs:
                 job.waits_for = list(flow.jobs[job.name].waits_for)
+        outputs: dict[str, Any] = {}
+        output_errors: dict[str, str] = {}
+        if flow is not None and summary.state == "succeeded":
+            info = await read_run(self.redis, self.keys, run_id, flow)
+            outputs, output_errors = info.outputs, info.output_errors
         return RunDetail(
             **summary.model_dump(),
             params=_json(row.get("params")),
             jobs=jobs,
             edges=plan_edges(flow) if flow is not None else [],
             counts=dict(Counter(job.state for job in jobs)),
+            outputs=outputs,
+            output_errors=output_errors,
         )
 
     async def _plan_or_none(self, flow: str, version: int) -> FlowPlan | None:

@@ -44,6 +44,7 @@ from tqflow.runtime.jobs import (
     queue_job_read,
     refusal,
 )
+from tqflow.runtime.lifecycle import Backfilled
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
@@ -175,6 +176,21 @@ class SyncClient:
     replay = _on_loop(Client.replay)
     replay_all = _on_loop(Client.replay_all)
     list_jobs = _on_loop(Client.list_jobs)
+    resume = _on_loop(Client.resume)
+    pause = _on_loop(Client.pause)
+    unpause = _on_loop(Client.unpause)
+    undeploy = _on_loop(Client.undeploy)
+
+    def backfill(
+        self, flow: str, from_ms: int, to_ms: int, *, schedule: str | None = None, rate: float = 10.0
+    ) -> list[Backfilled]:
+        """`Client.backfill`, synchronously: every tick's outcome, once the whole window is done."""
+        client = self.client  # started here: `client` itself waits on the loop
+
+        async def collect() -> list[Backfilled]:
+            return [i async for i in client.backfill(flow, from_ms, to_ms, schedule=schedule, rate=rate)]
+
+        return self._run(collect())
 
     @property
     def client(self) -> Client:

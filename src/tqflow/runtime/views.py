@@ -79,6 +79,8 @@ class RunDetail(RunSummary):
     jobs: list[JobView]
     edges: list[Edge]
     counts: dict[str, int]  # jobs by state
+    outputs: dict[str, Any] = {}  # the flow's outputs, once the run succeeded
+    output_errors: dict[str, str] = {}  # outputs that could not be evaluated
 
 
 class FlowVersion(BaseModel):

@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tqflow.runtime.alerts import AlertMonitor, AlertSettings
-from tqflow.runtime.api import operations, spec
+from tqflow.runtime.api import lifecycle, operations, spec
 from tqflow.runtime.api.guards import BearerToken, BodyLimit, SameOrigin
 from tqflow.runtime.api.routes import router
 from tqflow.runtime.api.services import Services
@@ -48,6 +48,7 @@ def create_app(settings: ApiSettings, alerts: AlertSettings | None = None) -> Fa
     app.state.services = services
     app.include_router(router)
     app.include_router(operations.router)
+    app.include_router(lifecycle.router)
     app.include_router(spec.api)
     app.include_router(spec.router)
     _add_error_handlers(app)

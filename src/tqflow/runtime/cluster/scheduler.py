@@ -49,17 +49,17 @@ class Scheduler:
         self.fired = 0
 
     async def flows(self) -> list[tuple[int, FlowPlan]]:
-        """The current version of every deployed flow that has triggers (re-read each pass, so a new
-        deploy takes effect without a restart)."""
+        """The current version of every deployed flow that has triggers and is not paused (re-read each
+        pass, so a new deploy, a pause or an unpause takes effect without a restart)."""
         result = []
         names = await self.deployments.names()
         async with self.redis.pipeline(transaction=False) as pipe:  # one round trip, however many flows
             for name in names:
-                pipe.hget(self.keys.base.flow(name), "current")
-            currents = await pipe.execute()
-        for name, current in zip(names, currents, strict=True):
-            if current is None:
-                continue
+                pipe.hmget(self.keys.base.flow(name), "current", "paused")
+            rows = await pipe.execute()
+        for name, (current, paused) in zip(names, rows, strict=True):
+            if current is None or paused is not None:
+                continue  # a paused flow's triggers keep their `last` tick: unpausing meets the missed ones
             cached = self._plans.get(name)
             if cached is None or cached[0] != int(current):
                 cached = await self.deployments.get(name, int(current))

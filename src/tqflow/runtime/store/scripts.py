@@ -46,6 +46,7 @@ SCRIPT_NAMES = (
     "age",
     "cancel_run",
     "claim_unique",
+    "resume_run",
 )
 
 Arg = Any  # str, int or float: what Redis takes as an argument

@@ -22,27 +22,27 @@ for i = first, #ARGV, step do
   elseif seen ~= '' and state ~= 'dead' and state then
     out[#out + 1] = 'already-replayed'
   else
-  redis.call('ZREM', dlq_of(dlq), id)
-  if opts and opts ~= '' then  -- no name given: the job's own named dead-letter queue
-    local own = cjson.decode(opts).dlq
-    if own and own ~= dlq then redis.call('ZREM', dlq_of(own), id) end
-  end
-  if not state then
-    out[#out + 1] = 'missing'
-  elseif state ~= 'dead' then
-    out[#out + 1] = 'not-dead'
-  else
-    redis.call('HSET', k, 'attempt', 0, 'replays', (tonumber(redis.call('HGET', k, 'replays') or '0') + 1))
-    redis.call('HDEL', k, 'finished', 'cancel', 'deadline_at', 'error', 'reason')  -- old error: in its attempts
-    if (run_id and run_id ~= '') or (parent and parent ~= '') then redis.call('HSET', k, 'replayed', '1') end
-    if opts and opts ~= '' then
-      local o = cjson.decode(opts)
-      if o.dl then redis.call('HSET', k, 'deadline_at', now + o.dl) end
+    redis.call('ZREM', dlq_of(dlq), id)
+    if opts and opts ~= '' then  -- no name given: the job's own named dead-letter queue
+      local own = cjson.decode(opts).dlq
+      if own and own ~= dlq then redis.call('ZREM', dlq_of(own), id) end
     end
-    redis.call('PERSIST', k)
-    push(id, now)
-    out[#out + 1] = 'replayed'
-  end
+    if not state then
+      out[#out + 1] = 'missing'
+    elseif state ~= 'dead' then
+      out[#out + 1] = 'not-dead'
+    else
+      redis.call('HSET', k, 'attempt', 0, 'replays', (tonumber(redis.call('HGET', k, 'replays') or '0') + 1))
+      redis.call('HDEL', k, 'finished', 'cancel', 'deadline_at', 'error', 'reason')  -- old error: in its attempts
+      if (run_id and run_id ~= '') or (parent and parent ~= '') then redis.call('HSET', k, 'replayed', '1') end
+      if opts and opts ~= '' then
+        local o = cjson.decode(opts)
+        if o.dl then redis.call('HSET', k, 'deadline_at', now + o.dl) end
+      end
+      redis.call('PERSIST', k)
+      push(id, now)
+      out[#out + 1] = 'replayed'
+    end
   end
 end
 return out
