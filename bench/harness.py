@@ -214,12 +214,13 @@ def _usage(r: redis.Redis, keys: list[Any]) -> int:
     return sum(int(x or 0) for x in pipe.execute())
 
 
-def read_cpu() -> tuple[int, int, int]:
-    """(total, busy, steal) jiffies of all CPUs from /proc/stat (busy: neither idle nor iowait)."""
+def read_cpu() -> tuple[int, int, int, int]:
+    """(total, busy, steal, used) clock ticks of all CPUs from /proc/stat: busy is neither idle nor iowait,
+    used is user + nice + system (what processes ran; irq, softirq and steal excluded)."""
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
     total = sum(fields)  # guest time is already counted in user
-    return total, total - fields[3] - fields[4], fields[7]
+    return total, total - fields[3] - fields[4], fields[7], fields[0] + fields[1] + fields[2]
 
 
 def read_load() -> tuple[float, float, float]:
@@ -228,42 +229,87 @@ def read_load() -> tuple[float, float, float]:
     return one, five, fifteen
 
 
-def cpu_pcts(a: tuple[int, int, int], b: tuple[int, int, int]) -> tuple[float, float]:
-    """(busy %, steal %) of the machine between two read_cpu() samples."""
-    total = b[0] - a[0]
+def own_ticks(root: int, extra: tuple[int, ...] = ()) -> int:
+    """CPU clock ticks (user + system, with those of reaped children) of `root`, every live descendant
+    of it, and the `extra` processes (the benchmark's Redis server): the benchmark's own CPU."""
+    parent: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        rest = raw[raw.rfind(b")") + 2 :].split()  # after "pid (comm) ": state ppid ... utime is the 12th
+        pid = int(name)
+        parent[pid] = int(rest[1])
+        ticks[pid] = int(rest[11]) + int(rest[12]) + int(rest[13]) + int(rest[14])
+    ours = {root, *extra}
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parent.items():
+        children.setdefault(ppid, []).append(pid)
+    stack = [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in ours:
+                ours.add(child)
+                stack.append(child)
+    return sum(ticks.get(pid, 0) for pid in ours)
+
+
+Sample = tuple[float, float, tuple[int, int, int, int], int]  # (monotonic, load1, read_cpu(), own_ticks)
+
+
+def usage(a: Sample, b: Sample) -> tuple[float, float, float]:
+    """(machine busy %, steal %, others' %) between two samples: others' is the CPU that processes not of
+    the benchmark (neither the harness's process tree nor its Redis) used, % of all the machine's CPU."""
+    total = b[2][0] - a[2][0]
     if total <= 0:
-        return 0.0, 0.0
-    return 100.0 * (b[1] - a[1]) / total, 100.0 * (b[2] - a[2]) / total
+        return 0.0, 0.0, 0.0
+    busy = 100.0 * (b[2][1] - a[2][1]) / total
+    steal = 100.0 * (b[2][2] - a[2][2]) / total
+    others = 100.0 * max(0, (b[2][3] - a[2][3]) - (b[3] - a[3])) / total
+    return busy, steal, others
 
 
 class Machine:
     """The machine's load around each measurement, so that a figure taken on a busy box says so.
 
-    A thread samples /proc/loadavg and /proc/stat every `period` s. `watch()` wraps one measurement and
-    fills a dict: the load averages at its start (`load1_before`, ...), the machine's CPU busy and steal %
-    over the `lookback` s before it, the highest 1-minute load seen during it and the busy and steal % over
-    it (exact /proc/stat deltas from its start to its end), and `busy`: the 1-minute load average at the
-    start was above `busy_load`, or CPU steal before or during it was above `busy_steal` %. Before each
-    measurement it waits up to `settle` s for the 1-minute load to fall to `busy_load` (the harness's own
-    previous step raises it too), and records how long it waited.
+    A thread samples /proc/loadavg, /proc/stat and the CPU time of the benchmark's own processes (this
+    process tree and the Redis server) every `period` s. Around one measurement (`begin()`/`end()`, or
+    `watch()`) it records the load averages at its start, the machine's busy CPU, steal and *others'* CPU
+    (used by processes that are not the benchmark's) over the `lookback` s before it and over the
+    measurement itself, and the highest 1-minute load seen during it. `busy` says others used more than
+    `busy_cpu` % of the machine before or during it, or steal was above `busy_steal` %. (The load average
+    alone cannot tell: it counts the harness's own previous steps for a minute, so it would call every step
+    of a quiet run busy; main() judges the load average once, before the run's first step.) Before each
+    measurement it waits up to `settle` s for others' CPU to fall to `busy_cpu`.
     """
 
     def __init__(
-        self, busy_load: float, busy_steal: float, settle: float, period: float = 0.5, lookback: float = 5.0
+        self,
+        busy_steal: float,
+        busy_cpu: float,
+        settle: float,
+        period: float = 0.5,
+        lookback: float = 5.0,
+        redis_pid: int | None = None,
     ) -> None:
-        self.busy_load, self.busy_steal, self.settle = busy_load, busy_steal, settle
+        self.busy_steal, self.busy_cpu, self.settle = busy_steal, busy_cpu, settle
         self.period, self.lookback = period, lookback
-        self.samples: deque[tuple[float, float, tuple[int, int, int]]] = deque(
-            maxlen=int(lookback / period) * 4 + 8
-        )
+        self.root = os.getpid()
+        self.extra = (redis_pid,) if redis_pid else ()
+        self.samples: deque[Sample] = deque(maxlen=int(lookback / period) * 4 + 8)
         self.lock = threading.Lock()
         self.stopped = threading.Event()
         self._sample()
         self.thread = threading.Thread(target=self._run, name="machine-sampler", daemon=True)
         self.thread.start()
 
-    def _sample(self) -> tuple[float, float, tuple[int, int, int]]:
-        sample = (time.monotonic(), read_load()[0], read_cpu())
+    def _sample(self) -> Sample:
+        sample = (time.monotonic(), read_load()[0], read_cpu(), own_ticks(self.root, self.extra))
         with self.lock:
             self.samples.append(sample)
         return sample
@@ -276,20 +322,22 @@ class Machine:
         self.stopped.set()
         self.thread.join(timeout=2)
 
-    def _since(self, t: float) -> list[tuple[float, float, tuple[int, int, int]]]:
+    def _back(self, now: Sample) -> Sample:
+        """The newest sample at least `lookback` s older than `now` (the oldest one there is, early on)."""
         with self.lock:
-            return [s for s in self.samples if s[0] >= t]
+            older = [s for s in self.samples if s[0] <= now[0] - self.lookback] or [self.samples[0]]
+        return older[-1]
 
     def begin(self) -> dict[str, Any]:
         """Settle, then take the 'before' figures of a measurement that starts now."""
         waited = time.monotonic()
-        while read_load()[0] > self.busy_load and time.monotonic() - waited < self.settle:
-            time.sleep(self.period)
-        settled = time.monotonic() - waited
         start = self._sample()
-        with self.lock:
-            older = [s for s in self.samples if s[0] <= start[0] - self.lookback] or [self.samples[0]]
-        cpu_before, steal_before = cpu_pcts(older[-1][2], start[2])
+        while usage(self._back(start), start)[2] > self.busy_cpu and time.monotonic() - waited < self.settle:
+            time.sleep(self.period)
+            start = self._sample()
+        base = self._back(start)
+        cpu_before, steal_before, others_before = usage(base, start)
+        own_before = 100.0 * (start[3] - base[3]) / max(1, start[2][0] - base[2][0])
         one, five, fifteen = read_load()
         return {
             "start": start,
@@ -297,24 +345,30 @@ class Machine:
             "load5_before": five,
             "load15_before": fifteen,
             "cpu_before_pct": round(cpu_before, 1),
+            "others_before_pct": round(others_before, 1),
+            "own_before_pct": round(own_before, 1),
             "steal_before_pct": round(steal_before, 2),
-            "settled_s": round(settled, 1),
+            "settled_s": round(time.monotonic() - waited, 1),
         }
 
     def end(self, began: dict[str, Any]) -> dict[str, Any]:
         """The figures of a measurement begun by begin() and ending now."""
         start = began["start"]
         end = self._sample()
-        cpu, steal = cpu_pcts(start[2], end[2])
+        cpu, steal, others = usage(start, end)
         info = {k: v for k, v in began.items() if k != "start"}
+        with self.lock:
+            during = [s[1] for s in self.samples if s[0] >= start[0]]
         info.update(
-            load1_max=max(s[1] for s in self._since(start[0])),
+            load1_max=max(during),
             cpu_pct=round(cpu, 1),
+            others_pct=round(others, 1),
             steal_pct=round(steal, 2),
             secs=round(end[0] - start[0], 3),
         )
         info["busy"] = (
-            info["load1_before"] > self.busy_load or max(info["steal_before_pct"], steal) > self.busy_steal
+            max(info["others_before_pct"], others) > self.busy_cpu
+            or max(info["steal_before_pct"], steal) > self.busy_steal
         )
         return info
 
@@ -331,7 +385,7 @@ def machine_note(m: dict[str, Any]) -> str:
     flag = " BUSY" if m.get("busy") else ""
     return (
         f"load {m['load1_before']:.2f} before (max {m['load1_max']:.2f} during), "
-        f"cpu {m['cpu_before_pct']:.0f}% before / {m['cpu_pct']:.0f}% during, "
+        f"others' cpu {m['others_before_pct']:.0f}% before / {m['others_pct']:.0f}% during, "
         f"steal {max(m['steal_before_pct'], m['steal_pct']):.1f}%{flag}"
     )
 
@@ -531,20 +585,27 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--busy-load",
         type=float,
         default=0.5,
-        help="a measurement starting with the 1-minute load average above this is busy (default 0.5)",
+        help="a run whose 1-minute load average is above this when it begins is busy (default 0.5)",
+    )
+    ap.add_argument(
+        "--busy-cpu",
+        type=float,
+        default=10.0,
+        help="a measurement is busy when other processes used more than this %% of the machine's CPU "
+        "before or during it (default 10)",
     )
     ap.add_argument(
         "--busy-steal",
         type=float,
         default=5.0,
-        help="... or with CPU steal above this %% before or during it (default 5)",
+        help="... or when CPU steal was above this %% (default 5)",
     )
     ap.add_argument(
         "--settle",
         type=float,
         default=None,
-        help="seconds to wait at most, before each measurement, for the load to fall to --busy-load "
-        "(default 10; quick 0)",
+        help="seconds to wait at most: for the load average to fall to --busy-load before the run "
+        "(6x this), and for others' CPU to fall to --busy-cpu before each measurement (default 10; quick 0)",
     )
     ap.add_argument("--out", default=None, help="raw JSONL path (default bench/results/raw-<stamp>.jsonl)")
     args = ap.parse_args(argv)
@@ -575,11 +636,22 @@ def main(argv: list[str]) -> Path:
     out_path = Path(args.out) if args.out else RESULTS / f"raw-{stamp}{'-quick' if args.quick else ''}.jsonl"
     redis.Redis(host="127.0.0.1", port=6379).ping()
     t0 = time.time()
-    machine = Machine(args.busy_load, args.busy_steal, args.settle)
+    redis_pid = int(redis.Redis(host="127.0.0.1", port=6379).info("server").get("process_id", 0))
+    machine = Machine(args.busy_steal, args.busy_cpu, args.settle, redis_pid=redis_pid)
+    waited = time.monotonic()  # the 1-minute load average, before the run has done anything
+    while read_load()[0] > args.busy_load and time.monotonic() - waited < 6 * args.settle:
+        time.sleep(1.0)
+    load_at_start = read_load()
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in load_at_start)}", flush=True)
     with open(out_path, "a") as out:
         bench = Bench(args, out, machine)
         settings = {k: v for k, v in vars(args).items() if k != "out"}
-        settings.update(cpus=os.cpu_count(), loadavg_at_start=read_load())
+        settings.update(
+            cpus=os.cpu_count(),
+            loadavg_at_start=load_at_start,
+            busy_at_start=load_at_start[0] > args.busy_load,
+            waited_at_start=round(time.monotonic() - waited, 1),
+        )
         out.write(json.dumps({"kind": "settings", "ts": t0, **settings}) + "\n")
         for lib in dict.fromkeys(args.libs + args.scale_libs):
             try:

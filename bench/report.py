@@ -65,27 +65,37 @@ class MachineLog:
             return ["Machine: not recorded (a raw file from before the harness recorded the load)."]
         ms = [r["machine"] for r in self.records]
         busy = [r for r in self.records if r["machine"].get("busy")]
-        load = [m["load1_before"] for m in ms]
+        others = [max(m.get("others_before_pct", 0.0), m.get("others_pct", 0.0)) for m in ms]
         steal = [max(m["steal_before_pct"], m["steal_pct"]) for m in ms]
-        limits = f"1-minute load average > {settings.get('busy_load', 0.5):g} at its start, or CPU steal > "
-        limits += f"{settings.get('busy_steal', 5.0):g} % before or during it"
-        if busy:
+        start = settings.get("loadavg_at_start") or [float("nan")] * 3
+        busy_load = settings.get("busy_load", 0.5)
+        at_start = settings.get("busy_at_start", False)
+        limits = (
+            f"other processes used > {settings.get('busy_cpu', 10.0):g} % of the machine's CPU in the 5 s "
+            f"before it or during it, or CPU steal > {settings.get('busy_steal', 5.0):g} %"
+        )
+        start_note = (
+            f"the 1-minute load average was {start[0]:.2f} when the run began "
+            f"({'above' if at_start else 'at or below'} {busy_load:g})"
+        )
+        if busy or at_start:
             head = (
-                f"**BUSY RUN: {len(busy)} of {len(ms)} measurements started on a busy machine** ({limits}); "
-                f"cells holding one are marked {DAGGER}. These are not quiet figures."
+                f"**BUSY RUN: {start_note}; {len(busy)} of {len(ms)} measurements were taken on a busy "
+                f"machine** ({limits}); cells holding one are marked {DAGGER}. These are not quiet figures."
             )
         else:
-            head = f"Quiet run: none of the {len(ms)} measurements started on a busy machine ({limits})."
+            head = f"Quiet run: {start_note}, and none of the {len(ms)} measurements was busy ({limits})."
         head += (
-            f" Load average before a measurement: median {median(load):.2f}, max {max(load):.2f}; "
-            f"CPU steal: max {max(steal):.1f} %."
+            f" Others' CPU around a measurement: median {median(others):.0f} %, max {max(others):.0f} %; "
+            f"CPU steal: max {max(steal):.1f} %; 1-minute load average before a measurement (the "
+            f"benchmark's own load included): median {median([m['load1_before'] for m in ms]):.2f}."
         )
         return [head]
 
     def table(self) -> list[str]:
         rows = [
-            "| library | measurement | runs | busy | load1 before, median (max) | load1 max during "
-            "| machine CPU % before / during, median | steal % max |",
+            "| library | measurement | runs | busy | others' CPU % before / during, median (max) "
+            "| load1 before, median (max) | load1 max during | steal % max |",
             "|---|---|---|---|---|---|---|---|",
         ]
         groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -93,11 +103,12 @@ class MachineLog:
             groups[(rec["lib"], rec["kind"])].append(rec["machine"])
         for (lib, kind), ms in sorted(groups.items(), key=lambda kv: (kv[0][0] != "tqflow", kv[0])):
             before = [m["load1_before"] for m in ms]
+            ob = [m.get("others_before_pct", 0.0) for m in ms]
+            od = [m.get("others_pct", 0.0) for m in ms]
             rows.append(
                 f"| {lib} | {kind} | {len(ms)} | {sum(1 for m in ms if m.get('busy'))} "
+                f"| {median(ob):.0f} ({max(ob):.0f}) / {median(od):.0f} ({max(od):.0f}) "
                 f"| {median(before):.2f} ({max(before):.2f}) | {max(m['load1_max'] for m in ms):.2f} "
-                f"| {median([m['cpu_before_pct'] for m in ms]):.0f} "
-                f"/ {median([m['cpu_pct'] for m in ms]):.0f} "
                 f"| {max(max(m['steal_before_pct'], m['steal_pct']) for m in ms):.1f} |"
             )
         return rows
@@ -380,7 +391,8 @@ def report(raw: Path) -> str:
     text = "\n".join(lines) + "\n"
     raw.with_name(f"table-{stem}.md").write_text(text)
     try:
-        chart(values, raw.with_name(f"chart-{stem}.png"), f"tqflow vs peers ({stem}; red = tqflow)")
+        loaded = "BUSY RUN, not quiet figures; " if busy or settings.get("busy_at_start") else ""
+        chart(values, raw.with_name(f"chart-{stem}.png"), f"tqflow vs peers ({stem}; {loaded}red = tqflow)")
     except ImportError:
         print("matplotlib is missing: no chart", file=sys.stderr)
     return text

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect
 from tqflow.runtime.embedded import EmbeddedRedis
+from tqflow.runtime.servers import start_topology
 from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker, WorkerSettings
 
@@ -24,9 +25,19 @@ from helpers import WorkerFactory
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
+    """TQFLOW_TEST_REDIS_URL; else a private topology when TQFLOW_TEST_TOPOLOGY names one (cluster,
+    cluster-replicas, sentinel, valkey, valkey-cluster: runtime/servers.py); else a private server."""
     url = os.environ.get("TQFLOW_TEST_REDIS_URL")
     if url:
         yield url
+        return
+    kind = os.environ.get("TQFLOW_TEST_TOPOLOGY")
+    if kind:
+        topology = start_topology(kind)
+        try:
+            yield topology.url
+        finally:
+            topology.stop()
         return
     with EmbeddedRedis() as server:
         yield server.url
@@ -39,7 +50,7 @@ def namespace() -> str:
 
 @pytest.fixture
 async def redis(redis_url: str, namespace: str) -> AsyncIterator[Redis]:
-    client = connect(redis_url)
+    client = connect(redis_url, namespace=namespace)
     yield client
     # Remove only this test's keys: never flush a server we may share.
     keys = [k async for k in client.scan_iter(match=f"{{{namespace}}}*", count=1000)]
@@ -61,7 +72,7 @@ async def start_worker(redis_url: str, namespace: str) -> AsyncIterator[WorkerFa
     running: list[tuple[asyncio.Event, asyncio.Task[None], Redis]] = []
 
     async def start(tasks: dict[str, Task[Any, Any]], hooks: Sequence[Any] = (), **settings: Any) -> Worker:
-        connection = connect(redis_url)
+        connection = connect(redis_url, namespace=namespace)
         worker = Worker(connection, tasks, namespace, WorkerSettings(**settings), hooks=hooks)
         stop = asyncio.Event()
         running.append((stop, asyncio.create_task(worker.run(stop)), connection))

@@ -134,54 +134,63 @@ def test_report_ratios_say_better_above_one_in_both_directions(tmp_path: Path) -
     assert (tmp_path / "table-x.md").exists()
 
 
-def quiet(load: float = 0.1, steal: float = 0.0) -> dict[str, object]:
+def quiet(others: float = 1.0, steal: float = 0.0) -> dict[str, object]:
     return {
-        "load1_before": load,
-        "load5_before": load,
-        "load15_before": load,
-        "cpu_before_pct": 3.0,
+        "load1_before": 0.8,
+        "load5_before": 0.4,
+        "load15_before": 0.2,
+        "cpu_before_pct": 30.0,
+        "others_before_pct": others,
+        "own_before_pct": 29.0,
         "steal_before_pct": steal,
-        "load1_max": load + 0.5,
+        "load1_max": 1.5,
         "cpu_pct": 90.0,
+        "others_pct": 1.0,
         "steal_pct": steal,
         "secs": 1.0,
         "settled_s": 0.0,
-        "busy": load > 0.5 or steal > 5.0,
+        "busy": others > 10.0 or steal > 5.0,
     }
 
 
 def test_report_marks_busy_measurements_and_compares_enqueue_with_the_floor(tmp_path: Path) -> None:
     raw = tmp_path / "raw-y.jsonl"
     records = [
-        {"kind": "settings", "runs": 2, "n": 100, "busy_load": 0.5, "busy_steal": 5.0},
+        {"kind": "settings", "runs": 2, "n": 100, "busy_load": 0.5, "busy_cpu": 10.0, "busy_steal": 5.0}
+        | {"loadavg_at_start": [0.2, 0.1, 0.1], "busy_at_start": False},
         {"lib": "tqflow", "kind": "floor", "run": 1, "rate": 10000.0, "machine": quiet()},
         {"lib": "tqflow", "kind": "enqueue", "run": 1, "rate": 8000.0, "machine": quiet()},
         {"lib": "tqflow", "kind": "floor", "run": 2, "rate": 20000.0, "machine": quiet()},
         {"lib": "tqflow", "kind": "enqueue", "run": 2, "rate": 12000.0, "machine": quiet()},
         {"lib": "bullmq", "kind": "enqueue", "run": 1, "rate": 4000.0, "machine": quiet()},
-        {"lib": "tqflow", "kind": "drain", "run": 1, "rate": 300.0, "machine": quiet(load=2.5)},
+        {"lib": "tqflow", "kind": "drain", "run": 1, "rate": 300.0, "machine": quiet(others=45.0)},
         {"lib": "bullmq", "kind": "drain", "run": 1, "rate": 200.0, "machine": quiet(steal=9.0)},
         {"kind": "end", "secs": 90.0},
     ]
     raw.write_text("".join(json.dumps(r) + "\n" for r in records))
     text = report.report(raw)
-    assert "**BUSY RUN: 2 of 7 measurements started on a busy machine**" in text
+    assert (
+        "**BUSY RUN: the 1-minute load average was 0.20 when the run began (at or below 0.5); 2 of 7 " in text
+    )
     assert "The run took 1.5 min." in text
     # per-run ratios 0.8 and 0.6: median 0.70
     assert "| 10,000 (8,000-12,000) | floor 15,000 (10,000-20,000) (floors.py) | 0.70x |" in text
     assert "| >= 0.7x of the floor | yes |" in text
     assert "| drain, 2 worker processes (jobs/s) | 300\u2020 | 200 (bullmq)\u2020 | 1.50x | >= 2x |" in text
-    assert "| tqflow | drain | 1 | 1 | 2.50 (2.50) |" in text
+    assert "| tqflow | drain | 1 | 1 | 45 (45) / 1 (1) | 0.80 (0.80) | 1.50 | 0.0 |" in text
 
     quiet_raw = tmp_path / "raw-z.jsonl"
     quiet_raw.write_text("".join(json.dumps(r) + "\n" for r in records[:6]))
-    assert "Quiet run: none of the 5 measurements started on a busy machine" in report.report(quiet_raw)
+    assert (
+        "Quiet run: the 1-minute load average was 0.20 when the run began (at or below 0.5), "
+        "and none of the 5 measurements was busy" in report.report(quiet_raw)
+    )
 
 
 def test_the_harness_records_the_machine_around_a_measurement() -> None:
     harness = bench_module("harness")
-    never = harness.Machine(busy_load=1e9, busy_steal=100.0, settle=0.0, period=0.1, lookback=0.2)
-    always = harness.Machine(busy_load=-1.0, busy_steal=100.0, settle=0.0, period=0.1)
+    never = harness.Machine(busy_steal=100.0, busy_cpu=101.0, settle=0.0, period=0.1, lookback=0.2)
+    always = harness.Machine(busy_steal=-1.0, busy_cpu=101.0, settle=0.0, period=0.1)
     try:
         with never.watch() as calm, always.watch() as loaded:
             sum(range(200_000))  # something to measure
@@ -193,5 +202,19 @@ def test_the_harness_records_the_machine_around_a_measurement() -> None:
         assert info["load1_before"] >= 0 and info["load1_max"] >= 0
         assert 0 <= info["cpu_pct"] <= 100 and 0 <= info["steal_pct"] <= 100
         assert 0 <= info["cpu_before_pct"] <= 100 and info["secs"] >= 0.3
+        assert 0 <= info["others_pct"] <= info["cpu_pct"] + 1 and 0 <= info["own_before_pct"] <= 100
     assert calm["busy"] is False and loaded["busy"] is True
     assert "BUSY" in harness.machine_note(loaded) and "BUSY" not in harness.machine_note(calm)
+
+
+def test_the_benchmarks_own_cpu_is_not_counted_as_others() -> None:
+    harness = bench_module("harness")
+    before = (time.monotonic(), 0.0, harness.read_cpu(), harness.own_ticks(os.getpid()))
+    end = time.process_time() + 0.5
+    while time.process_time() < end:  # half a second of this process's own CPU
+        pass
+    after = (time.monotonic(), 0.0, harness.read_cpu(), harness.own_ticks(os.getpid()))
+    own = after[3] - before[3]
+    assert own >= 30  # clock ticks (100 a second): this process's burn is seen as the benchmark's
+    busy, steal, others = harness.usage(before, after)
+    assert busy >= 0 and steal >= 0 and 0 <= others <= busy

@@ -18,6 +18,7 @@ from tqflow.plan import FlowPlan, Plan, TriggerPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Task
@@ -50,9 +51,8 @@ async def ghost_start(redis: Redis, keys: Keys, ghost: str, count: int = 1) -> l
         for entry_id, fields in entries:
             token = uuid.uuid4().hex
             job_id = fields.get("j", "")  # '' for a lean entry: the script finds its job from the entry
-            raw = await scripts.start(
-                keys=[keys.job(job_id)],
-                args=[keys.prefix, now_ms(), job_id, stream, entry_id, ghost, token, 30_000],
+            raw = await scripts.run(
+                calls.start(keys, now_ms(), job_id, stream, entry_id, ghost, token, 30_000)
             )
             assert raw, "the ghost's start was refused"
             attempts.append((str(raw[0]), token))
@@ -67,9 +67,8 @@ async def create_groups(redis: Redis, keys: Keys) -> None:
 
 async def finish_as(redis: Redis, keys: Keys, job_id: str, token: str) -> str:
     """A late `finish` from an attempt: what the worker would send when it comes back."""
-    result = await Scripts(redis).finish(
-        keys=[keys.job(job_id)],
-        args=[keys.prefix, now_ms(), job_id, token, "succeeded", json.dumps("late"), 0],
+    result = await Scripts(redis).run(
+        calls.finish(keys, now_ms(), job_id, token, "succeeded", json.dumps("late"))
     )
     return str(result)
 

@@ -83,3 +83,31 @@ async def test_parameters_run_fields_and_keywords(editor: Editor) -> None:
 async def test_after_a_job_without_a_block_come_flow_keywords(editor: Editor) -> None:
     found = labels(await complete(editor, "  ", before="  job merged"))
     assert "job" in found and "after" not in found
+
+
+async def signature_help(editor: Editor, typed: str) -> types.SignatureHelp | None:
+    text = HELLO.replace("  output title", f"{typed}\n  output title", 1)
+    name = f"signature{next(_names)}.tqflow"
+    editor.open(name, text)
+    line = text[: text.index(f"{typed}\n  output title")].count("\n")
+    result = await editor.client.text_document_signature_help_async(
+        types.SignatureHelpParams(
+            text_document=editor.doc(name), position=types.Position(line=line, character=len(typed))
+        )
+    )
+    editor.close(name)
+    return result
+
+
+async def test_signature_help_while_typing_arguments(editor: Editor) -> None:
+    result = await signature_help(editor, "  job next = t.greet(")
+    assert result is not None
+    (signature,) = result.signatures
+    assert signature.label == "greet(name: str, punctuation: str) -> str"
+    assert [p.label for p in signature.parameters or []] == ["name: str", "punctuation: str"]
+    assert isinstance(signature.documentation, types.MarkupContent)
+    assert signature.documentation.value.startswith("Say hello to someone.")
+    assert result.active_parameter == 0
+    result = await signature_help(editor, "  job next = t.greet(name=params.name, punctuation=")
+    assert result is not None and result.active_parameter == 1
+    assert await signature_help(editor, "  output o = greeting.out") is None  # not in a call

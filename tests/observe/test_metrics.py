@@ -101,7 +101,7 @@ async def test_dead_letters_and_failures_are_counted(
     assert value(parsed, "tqflow_jobs_retried_total", **labels) == 1
     assert value(parsed, "tqflow_jobs_dead_lettered_total", **labels) == 1
     assert value(parsed, "tqflow_jobs_failed_total", **labels) == 2
-    assert value(parsed, "tqflow_dlq_size") == 1
+    assert value(parsed, "tqflow_dlq_size", dlq="default") == 1
     assert value(parsed, "tqflow_runs", flow="broken", state="failed") == 1
 
 

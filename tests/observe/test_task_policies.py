@@ -13,6 +13,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from tqflow.compiler import compile_file
 from tqflow.runtime import catalog
 from tqflow.runtime.api.app import create_app
 from tqflow.runtime.api.settings import ApiSettings
@@ -175,3 +176,38 @@ def test_tasks_published_describe_their_parameters() -> None:
     published = catalog.Published.parse(__import__("json").dumps(described))
     assert published.problem({"count": 1, "point": {"x": 1}}) is None
     assert published.problem({"count": True, "point": {"x": 1}}) is not None  # a bool is not an int
+
+
+def policies_plan() -> Any:
+    result = compile_file(OBS_FLOWS / "policies.tqflow")
+    assert result.plan is not None, [d.message for d in result.diagnostics]
+    return result.plan
+
+
+async def test_in_a_flow_the_tasks_policies_apply_unless_the_flow_sets_them(
+    client: Client, redis: Redis, namespace: str, start_worker: WorkerFactory
+) -> None:
+    plan = policies_plan()
+    owned = plan.flows["owned"]
+    assert {job.queue for job in owned.jobs.values()} == {"pol"}  # @task(queue="pol"): the flow set none
+    assert owned.jobs["doomed"].dead_letter == "pol-dead"
+    await worker_ready(start_worker, redis, client)
+    await client.deploy(plan)
+    differences = {(d["flow"], d["job"], d["setting"]) for d in client.policy_differences}
+    assert differences == {("overridden", "tried", "retry")}  # pol.flaky has no dead-letter queue
+
+    run_id = await client.start_run("owned", {"key": f"{namespace}-flow"})
+    info = await client.wait(run_id, 30)
+    assert info.state == "failed"
+    tried = await client.job(f"{run_id}.tried")
+    doomed = await client.job(f"{run_id}.doomed")
+    slow = await client.job(f"{run_id}.slow")
+    assert (tried.state, tried.attempt) == ("succeeded", 3)  # the task's retry: 3 attempts
+    assert (doomed.state, doomed.attempt) == ("dead", 2)
+    dead_named = [str(i) for i in await redis.zrange(client.keys.dead_letter("pol-dead"), 0, -1)]
+    assert f"{run_id}.doomed" in dead_named  # the task's dead-letter queue
+    assert slow.state == "dead" and "time" in str(slow.error).lower()  # the task's 200 ms timeout
+
+    over = await client.start_run("overridden", {"key": f"{namespace}-over"})
+    assert (await client.wait(over, 30)).state == "succeeded"
+    assert (await client.job(f"{over}.tried")).attempt == 3  # the flow's retry (4 attempts) was enough

@@ -9,6 +9,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from tqflow.runtime.client import Client
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 
 from helpers import FLOWS, WorkerFactory, plan_of, sample_tasks
@@ -86,12 +87,12 @@ async def test_stale_attempt_cannot_complete(client: Client, redis: Redis) -> No
     stream = client.keys.stream("default", 2)
     await redis.xgroup_create(stream, client.keys.group, id="0", mkstream=True)
     [[_, [(entry_id, _)]]] = await redis.xreadgroup(client.keys.group, "w1", {stream: ">"}, count=1)
-    started = await client.scripts.call(
-        "start_many", [], [client.keys.prefix, 1, "w1", "tok-", 1000, job_id, stream, entry_id]
+    started = await client.scripts.run(
+        calls.start_many(client.keys, 1, "w1", "tok-", 1000, [(job_id, stream, entry_id)])
     )
     assert started and started[0][0] == job_id
-    [result] = await client.scripts.call(
-        "finish_many", [], [client.keys.prefix, 2, 0, job_id, "tok-OTHER", "succeeded", "J-|1", 0, ""]
+    [result] = await client.scripts.run(
+        calls.finish_many(client.keys, 2, 0, [[job_id, "tok-OTHER", "succeeded", "J-|1", 0, ""]])
     )
     assert result == "stale"
     assert await redis.hget(client.keys.job(job_id), "state") == "running"

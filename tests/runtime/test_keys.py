@@ -46,3 +46,14 @@ def test_lean_job_ids_are_pinned() -> None:
     assert "q .. '.' .. p .. '.' .. eid" in lua
     assert "'^(.+)%.([0-4])%.(%d+%-%d+)$'" in lua
     assert lean.LEAN_ID.pattern == r"^(.+)\.([0-4])\.(\d+-\d+)$"
+
+
+def test_partitions_have_their_own_hash_tag_and_share_the_control_slot() -> None:
+    one, part = Keys("prod"), Keys("prod", 3)
+    assert one.partition is None and one.control == one.prefix == "{prod}"
+    assert part.prefix == "{prod.3}" and part.control == "{prod}"
+    assert part.job("j") == "{prod.3}:job:j" and part.stream("q", 2) == "{prod.3}:q:q:2"
+    assert part.flow("f") == "{prod}:flow:f"  # deploys live in the control slot
+    assert one.at(3).prefix == part.prefix
+    with pytest.raises(ValueError):
+        Keys("prod", -1)

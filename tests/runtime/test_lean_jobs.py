@@ -15,7 +15,7 @@ from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.jobs import BulkRejected, JobCancelled, JobFailed, JobNotFound, Unique
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import lean
+from tqflow.runtime.store import calls, lean
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.sync import SyncClient
@@ -112,8 +112,8 @@ async def test_cancel_after_a_worker_read_the_entry_still_stops_it(client: Clien
     job_id = await client.enqueue(jt.record, tag="late")
     [[_, [(entry, _)]]] = await redis.xreadgroup(client.keys.group, "w1", {stream: ">"}, count=1)
     assert await client.cancel(job_id) == "cancelled"
-    started = await Scripts(redis).call(
-        "start_many", [], [client.keys.prefix, now_ms(), "w1", "t.", 30_000, "", stream, entry]
+    started = await Scripts(redis).run(
+        calls.start_many(client.keys, now_ms(), "w1", "t.", 30_000, [("", stream, entry)])
     )
     assert started == []
     assert (await client.job(job_id)).state == "cancelled"
@@ -143,7 +143,7 @@ async def test_aging_moves_a_lean_job_and_keeps_its_id(
 ) -> None:
     job_id = await client.enqueue(jt.add, x=5, priority="batch")
     await asyncio.sleep(0.01)
-    moved = await Scripts(redis).call("age", [], [client.keys.prefix, now_ms(), 1, 0, "default"])
+    moved = await Scripts(redis).run(calls.age(client.keys, now_ms(), 1, 0, ["default"]))
     assert moved == 1
     assert await redis.xlen(client.keys.stream("default", 4)) == 0
     info = await client.job(job_id)
@@ -181,12 +181,11 @@ async def test_a_lean_id_names_its_queue(client: Client, start_worker: WorkerFac
 
 async def test_lua_and_python_agree_on_lean_ids(client: Client, redis: Redis) -> None:
     common = resources.files("tqflow.runtime.store").joinpath("lua", "common.lua").read_text()
-    probe = common + "\nreturn {lean_id_at(ARGV[2], ARGV[3]), lean_parts(ARGV[4])}"
+    probe = common + "\nreturn {lean_id_at(KEYS[1], ARGV[1]), lean_parts(ARGV[2])}"
     for queue, level in (("default", 2), ("a.b:c-d", 0), ("x.1.2-3", 4)):
         entry = "1732751234567-12"
         job_id = lean.lean_id(queue, level, entry)
-        args = (client.keys.prefix, client.keys.stream(queue, level), entry, job_id)
-        reply = await redis.eval(probe, 0, *args)  # type: ignore[misc]
+        reply = await redis.eval(probe, 1, client.keys.stream(queue, level), entry, job_id)  # type: ignore[misc]
         assert reply == [job_id, queue, str(level), entry]
         assert lean.parse(job_id) == (queue, level, entry)
 

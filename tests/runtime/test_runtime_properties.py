@@ -8,7 +8,6 @@ import random
 import uuid
 from typing import Any
 
-import redis as sync_redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -22,7 +21,9 @@ from hypothesis.stateful import (
 
 from tqflow.plan import RetryPlan
 from tqflow.runtime.backoff import MAX_DELAY_MS, attempts_left, delay_ms
+from tqflow.runtime.connection import connect_sync
 from tqflow.runtime.jobs import new_job_id
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import script_text
 
@@ -92,8 +93,8 @@ class JobMachine(RuleBasedStateMachine):
 
     @initialize()
     def setup(self) -> None:
-        self.redis = sync_redis.Redis.from_url(self.url, decode_responses=True)
         self.keys = Keys(f"prop-{uuid.uuid4().hex[:10]}")
+        self.redis = connect_sync(self.url, namespace=self.keys.namespace)
         self.now = 1_000_000
         self.model: dict[str, dict[str, Any]] = {}  # job id -> state, attempt, token, ...
         self.stream = self.keys.stream("default", 2)
@@ -105,8 +106,8 @@ class JobMachine(RuleBasedStateMachine):
             self.redis.unlink(*keys)
         self.redis.close()
 
-    def call(self, name: str, args: list[Any], keys: tuple[str, ...] = ()) -> Any:
-        return self.redis.eval(script_text(name), len(keys), *keys, self.keys.prefix, *args)
+    def call(self, call: calls.ScriptCall) -> Any:
+        return self.redis.eval(script_text(call.name), len(call.keys), *call.keys, *call.args)
 
     def ids(self, state: str) -> list[str]:
         return sorted(i for i, m in self.model.items() if m["state"] == state)
@@ -116,7 +117,9 @@ class JobMachine(RuleBasedStateMachine):
         job_id = new_job_id()
         opts = '{"r":{"kind":"fixed","attempts":3,"delay_ms":10}}'
         reply = self.call(
-            "enqueue", [self.now, "each", 1000, 4, "t.task", "default", 2, opts, f"{job_id}0|J-|{{}}"]
+            calls.enqueue(
+                self.keys, [self.now, "each", 1000], [4, "t.task", "default", 2, opts, f"{job_id}0|J-|{{}}"]
+            )
         )
         assert reply == ["done", "ok"]
         self.model[job_id] = {"state": "queued", "attempt": 0, "token": None}
@@ -124,7 +127,9 @@ class JobMachine(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.ids("queued")))
     @rule(count=st.integers(1, 3))
     def fetch(self, count: int) -> None:
-        started = self.call("fetch", [self.now, "w1", f"t{self.now}-", 60_000, count, self.stream, count])
+        started = self.call(
+            calls.fetch(self.keys, self.now, "w1", f"t{self.now}-", 60_000, count, [(self.stream, count)])
+        )
         expected = self.ids("queued")
         assert len(started) == min(count, len(expected))
         for row in started:
@@ -141,7 +146,9 @@ class JobMachine(RuleBasedStateMachine):
         model = self.model[job_id]
         payload = "J-|1" if outcome == "succeeded" else '{"type":"E","message":"x"}'
         [status] = self.call(
-            "finish_many", [self.now, 0, job_id, model["token"], outcome, payload, self.now + 5, ""]
+            calls.finish_many(
+                self.keys, self.now, 0, [[job_id, model["token"], outcome, payload, self.now + 5, ""]]
+            )
         )
         if model.pop("cancel", False) and outcome != "succeeded":
             outcome = "cancelled"  # a cancellation asked while it ran wins over a failure or a skip
@@ -154,14 +161,14 @@ class JobMachine(RuleBasedStateMachine):
     def stale_finish(self, data: st.DataObject) -> None:
         job_id = data.draw(st.sampled_from(sorted(self.model)))
         [status] = self.call(
-            "finish_many", [self.now, 0, job_id, "not-the-token", "succeeded", "J-|2", 0, ""]
+            calls.finish_many(self.keys, self.now, 0, [[job_id, "not-the-token", "succeeded", "J-|2", 0, ""]])
         )
         assert status == "stale"
 
     @rule()
     def tick(self) -> None:
         self.now += 20
-        self.call("promote", [self.now, 500], (self.keys.delayed,))
+        self.call(calls.promote(self.keys, self.now, 500))
         for model in self.model.values():
             if model["state"] == "retrying":
                 model["state"] = "queued"
@@ -171,7 +178,7 @@ class JobMachine(RuleBasedStateMachine):
     def cancel(self, data: st.DataObject) -> None:
         job_id = data.draw(st.sampled_from(sorted(self.model)))
         model = self.model[job_id]
-        [status] = self.call("cancel", [self.now, "test", job_id])
+        [status] = self.call(calls.cancel(self.keys, self.now, "test", [job_id]))
         if model["state"] in ("queued", "retrying"):
             assert status == "cancelled"
             model["state"] = "cancelled"
@@ -185,7 +192,7 @@ class JobMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def replay(self, data: st.DataObject) -> None:
         job_id = data.draw(st.sampled_from(self.ids("dead")))
-        assert self.call("replay", [self.now, "", job_id]) == ["replayed"]
+        assert self.call(calls.replay(self.keys, self.now, "", [job_id])) == ["replayed"]
         self.model[job_id].update(state="queued", attempt=0)
 
     @invariant()

@@ -15,7 +15,7 @@ from tqflow.cli import exit_codes
 from tqflow.compiler import CompileResult, compile_file
 from tqflow.dsl.diagnostics import render_all
 from tqflow.runtime.client import Client
-from tqflow.runtime.connection import redact, resolve_url
+from tqflow.runtime.connection import RedisUrlError, redact, resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis, RedisServerNotFound
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -65,11 +65,14 @@ async def open_client(redis_url: str | None, namespace: str, *, embedded_ok: boo
     client = Client.from_url(url, namespace)
     try:
         await client.redis.ping()
-    except (RedisConnectionError, OSError) as err:
+    except (RedisConnectionError, OSError, RedisUrlError) as err:
         await client.close()
         if server:
             server.stop()
-        click.echo(f"error: cannot reach Redis at {redact(url)}: {err}", err=True)
+        if isinstance(err, RedisUrlError):
+            click.echo(f"error: {err}", err=True)
+        else:
+            click.echo(f"error: cannot reach Redis at {redact(url)}: {err}", err=True)
         sys.exit(exit_codes.CONNECT_ERROR)
     try:
         yield client

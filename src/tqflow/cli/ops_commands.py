@@ -263,6 +263,28 @@ def dlq_replay(
     _with_client(redis_url, namespace, act)
 
 
+@dlq.command("purge")
+@click.argument("job_ids", nargs=-1)
+@click.option(
+    "--queue", "dlq_name", default=None, help="A named dead-letter queue (default: the default one)."
+)
+@click.option("--all", "purge_all", is_flag=True, help="Purge every job of the dead-letter queue.")
+@redis_option
+@namespace_option
+def dlq_purge(
+    job_ids: tuple[str, ...], dlq_name: str | None, purge_all: bool, redis_url: str | None, namespace: str
+) -> None:
+    """Delete dead-lettered jobs for good: the JOB_IDS given, or --all (their runs are pruned as usual)."""
+    if not job_ids and not purge_all:
+        raise click.UsageError("give JOB_IDS or --all")
+
+    async def act(client: Client) -> int:
+        click.echo(f"purged {await client.purge_dead_letters(list(job_ids), dlq_name)}")
+        return exit_codes.OK
+
+    _with_client(redis_url, namespace, act)
+
+
 def register(group: click.Group) -> None:
     for command in (jobs, cancel, dlq):
         group.add_command(command)

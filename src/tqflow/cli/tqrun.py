@@ -13,6 +13,7 @@ from tqflow.cli import exit_codes
 from tqflow.cli.api_command import alerts_option, api, read_alerts
 from tqflow.cli.common import compile_or_exit, namespace_option, redis_option
 from tqflow.runtime import eventloop
+from tqflow.runtime.cluster.retention import retention_from
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.connection import resolve_url
 from tqflow.runtime.embedded import EmbeddedRedis
@@ -58,6 +59,15 @@ def cli() -> None:
     envvar="TQFLOW_EVENT_LOOP",
     help="Event loop: uvloop when installed (auto), or force one.",
 )
+@click.option(
+    "--keep-results", default=None, help="Keep finished standalone jobs this long (1d; TQFLOW_KEEP_RESULTS)."
+)
+@click.option(
+    "--keep-history", default=None, help="Keep attempt histories this long (as results; TQFLOW_KEEP_HISTORY)."
+)
+@click.option(
+    "--keep-runs", default=None, help="Keep finished runs and their jobs this long (7d; TQFLOW_KEEP_RUNS)."
+)
 @alerts_option
 @redis_option
 @namespace_option
@@ -81,12 +91,18 @@ def worker(
     metrics_host: str = "127.0.0.1",
     event_loop: str = "auto",
     alerts_file: Path | None = None,
+    keep_results: str | None = None,
+    keep_history: str | None = None,
+    keep_runs: str | None = None,
 ) -> None:
     """Run a worker for the tasks that FLOW_FILES use (and any --module).
 
     Pickle payloads need $TQFLOW_SIGNING_KEY (the same secret on clients and workers)."""
     configure_logging(log_level)
-    url = resolve_url(redis_url, os.environ)
+    try:
+        url = resolve_url(redis_url, os.environ)
+    except ValueError as err:
+        raise click.UsageError(str(err)) from err
     if url is None:
         raise click.UsageError("give --redis URL or set TQFLOW_REDIS_URL (start one with `tqrun server`)")
     names, folders, queue_names = list(modules), [Path.cwd()], set()
@@ -108,6 +124,12 @@ def worker(
             aging_ms=int(aging * 1000),
             payloads=payload_settings(codec, compress_over, os.environ),
             cluster=_cluster_settings(node, grace),
+        )
+        keep = retention_from(keep_results, keep_history, keep_runs, os.environ)
+        settings.result_ttl_ms, settings.keep_history_ms, settings.keep_runs_ms = (
+            keep.results_ms,
+            keep.history_ms,
+            keep.runs_ms,
         )
         eventloop.resolve(event_loop)
     except ValueError as err:

@@ -168,7 +168,8 @@ def _lower_job(
             signature_hash=signature.hash,
         ),
         args=args,
-        queue=settings.get("queue", flow.queue or DEFAULT_QUEUE),
+        # the job's setting, the flow's `defaults`, the flow's `queue`, the task's own @task(queue=…)
+        queue=settings.get("queue", flow.queue or _task_text(signature.options, "queue") or DEFAULT_QUEUE),
         priority=settings.get("priority", _task_priority(signature.options)),
         retry=settings.get("retry", RetryPlan()),
         timeout_ms=settings.get("timeout"),
@@ -180,7 +181,7 @@ def _lower_job(
         when=settings.get("when"),
         fan_out=fan_out,
         unique=settings.get("unique"),
-        dead_letter=settings.get("dead_letter"),
+        dead_letter=settings.get("dead_letter", _task_text(signature.options, "dead_letter")),
     )
 
 
@@ -220,6 +221,13 @@ def _check_deadline(ctx: Context, job: ast.Job, settings: dict[str, Any]) -> Non
         labels=(Label(spans["timeout"], "one attempt may take this long"),) if "timeout" in spans else (),
         help="make the deadline at least the timeout, or lower the timeout",
     )
+
+
+def _task_text(options: dict[str, object], name: str) -> str | None:
+    """A @task(...) option given as a non-empty string literal (the worker applies the task's retry,
+    timeout and dead-letter queue itself when the plan sets none; runtime/worker.py `Attempt.adopt`)."""
+    value = options.get(name)
+    return value if isinstance(value, str) and value else None
 
 
 def _task_priority(options: dict[str, object]) -> str:

@@ -22,6 +22,16 @@ class TaskParam:
 
 
 @dataclass(frozen=True)
+class Unevaluated:
+    """A @task(...) option that is not a literal (`queue=EMAILS`, `retry=fixed("1s")`): its source text."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
 class TaskSignature:
     module: str
     function: str
@@ -129,8 +139,8 @@ def _signature(
             if kw.arg is not None:
                 try:
                     options[kw.arg] = ast.literal_eval(kw.value)
-                except ValueError:
-                    options[kw.arg] = ast.unparse(kw.value)
+                except ValueError:  # not a literal (a name, a call): kept as its source text
+                    options[kw.arg] = Unevaluated(ast.unparse(kw.value))
     name = options.get("name")
     return TaskSignature(
         module=module,

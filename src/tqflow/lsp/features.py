@@ -270,7 +270,7 @@ def completion(model: Model | None, index: LineIndex, position: types.Position) 
     offset = index.offset(position)
     call = _open_task_call(model, index.text[max(0, offset - 4000) : offset])
     if call is not None:
-        signature, given, at_name = call
+        signature, given, at_name, _func = call
         if at_name:
             return _argument_names(signature, given)
     if re.fullmatch(r"\s*job\s+\w+\s*=\s*\w*", prefix):
@@ -374,9 +374,9 @@ def _out_fields(model: Model, job: ast.Job, path: list[str]) -> list[types.Compl
     return [_item(name, K.Field, ann or None) for name, (_pos, ann) in cls.fields.items()]
 
 
-def _open_task_call(model: Model, before: str) -> tuple[TaskSignature, set[str], bool] | None:
+def _open_task_call(model: Model, before: str) -> tuple[TaskSignature, set[str], bool, str] | None:
     """When the text before the cursor ends inside `alias.task(…`: the task, the argument names already
-    given, and whether the cursor is where an argument name goes (not after `=`)."""
+    given, whether the cursor is where an argument name goes (not after `=`), and `alias.task`."""
     depth = 0
     in_string = False
     for i in range(len(before) - 1, -1, -1):
@@ -393,16 +393,56 @@ def _open_task_call(model: Model, before: str) -> tuple[TaskSignature, set[str],
                     return None
                 callee = re.search(r"([A-Za-z_][\w.]*)\s*$", before[:i])
                 signature = model.task(callee.group(1)) if callee else None
-                if signature is None:
+                if signature is None or callee is None:
                     return None
                 inside = before[i + 1 :]
                 given = set(re.findall(r"(?:^|,)\s*([A-Za-z_]\w*)\s*=(?!=)", _top_level(inside)))
                 at_name = re.search(r"(?:^|,)\s*\w*$", _top_level(inside)) is not None
-                return signature, given, at_name
+                return signature, given, at_name, callee.group(1)
             depth -= 1
         elif ch == "\n" and depth == 0 and re.match(r"\s*(job|output|flow)\b", before[i + 1 :]):
             return None
     return None
+
+
+def signature_help(model: Model, index: LineIndex, position: types.Position) -> types.SignatureHelp | None:
+    """Inside `alias.task(…)`: the task's Python signature, its docstring, and the parameter being typed."""
+    offset = index.offset(position)
+    call = _open_task_call(model, index.text[max(0, offset - 4000) : offset])
+    if call is None:
+        return None
+    signature, given, _at_name, func = call
+    module = model.module_of(func)
+    py = read_python(module.path) if module else None
+    function = py.functions.get(signature.function) if py else None
+    params = [p for p in signature.params if p.kind in ("positional_or_keyword", "keyword_only")]
+    labels = [f"{p.name}: {p.annotation}" if p.annotation else p.name for p in params]
+    label = f"{signature.function}({', '.join(labels)})" + (
+        f" -> {signature.returns}" if signature.returns else ""
+    )
+    typing = re.search(
+        r"([A-Za-z_]\w*)\s*=[^=,]*$|([A-Za-z_]\w*)$", index.line(position.line)[: index.column(position) - 1]
+    )
+    current = (typing.group(1) or typing.group(2)) if typing else None
+    names = [p.name for p in params]
+    active = (
+        names.index(current)
+        if current in names
+        else next((i for i, n in enumerate(names) if n not in given), None)
+    )
+    doc = function.docstring if function and function.docstring else None
+    return types.SignatureHelp(
+        signatures=[
+            types.SignatureInformation(
+                label=label,
+                documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=doc) if doc else None,
+                parameters=[types.ParameterInformation(label=text) for text in labels],
+                active_parameter=active,
+            )
+        ],
+        active_signature=0,
+        active_parameter=active,
+    )
 
 
 def _top_level(text: str) -> str:

@@ -44,6 +44,7 @@ class TqflowServer(LanguageServer):
         self.models: dict[str, tuple[int | None, Model]] = {}  # document -> (version, model) of that version
         # One thread checks at a time: the compiler pauses the garbage collector while it runs.
         self.checker = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tqc-check")
+        self.builder = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="tqc-model")
 
     @property
     def encoding(self) -> str:
@@ -52,22 +53,27 @@ class TqflowServer(LanguageServer):
     def index(self, uri: str) -> LineIndex:
         return LineIndex(self.workspace.get_text_document(uri).source, self.encoding)
 
-    def model(self, uri: str, line: int) -> Model | None:
-        """The model of the document as it is now; while a line is half typed, without that line."""
+    async def model(self, uri: str, line: int) -> Model | None:
+        """The model of the document as it is now; while a line is half typed, without that line. Built in
+        a worker thread, so that a big file being parsed does not hold up the other messages."""
         doc = self.workspace.get_text_document(uri)
         cached = self.models.get(uri)
         if cached is not None and cached[0] == doc.version:
             return cached[1]
-        source = Source(doc.path, doc.source)
+        source, doc_version = Source(doc.path, doc.source), doc.version
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.builder, self._build, uri, doc_version, source, line)
+
+    def _build(self, uri: str, doc_version: int | None, source: Source, line: int) -> Model | None:
         try:
             model = build(source)
             if model is not None:
-                self.models[uri] = (doc.version, model)
+                self.models[uri] = (doc_version, model)
                 self.last_model[uri] = model
                 return model
             return build_lenient(source, line)
         except Exception:  # a compiler defect must not break the editor's requests
-            log.exception("cannot read %s", doc.path)
+            log.exception("cannot read %s", source.path)
             return None
 
     def schedule_check(self, uri: str, delay: float) -> None:
@@ -90,6 +96,8 @@ class TqflowServer(LanguageServer):
             return
         if self.workspace.get_text_document(uri).version != doc_version:
             return  # the text changed meanwhile; the check scheduled by that change will publish
+        if self.models.get(uri, (None,))[0] != doc_version:  # have the model ready for the next request
+            loop.run_in_executor(self.builder, self._build, uri, doc_version, Source(path, text), 0)
         by_file = features.to_lsp_diagnostics(items, self.encoding, {path: uri})
         own = by_file.pop(path, None)
         self.publish(uri, own[1] if own else [], doc_version)
@@ -163,41 +171,56 @@ async def watched_files(ls: TqflowServer, params: types.DidChangeWatchedFilesPar
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
-def hover(ls: TqflowServer, params: types.HoverParams) -> types.Hover | None:
+async def hover(ls: TqflowServer, params: types.HoverParams) -> types.Hover | None:
     uri = params.text_document.uri
-    model = ls.model(uri, params.position.line + 1)
-    return features.hover(model, ls.index(uri), params.position) if model else None
+    index = ls.index(uri)  # the text the model is built from, taken before waiting for it
+    model = await ls.model(uri, params.position.line + 1)
+    return features.hover(model, index, params.position) if model else None
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
-def definition(ls: TqflowServer, params: types.DefinitionParams) -> types.Location | None:
+async def definition(ls: TqflowServer, params: types.DefinitionParams) -> types.Location | None:
     uri = params.text_document.uri
-    model = ls.model(uri, params.position.line + 1)
-    return features.definition(model, ls.index(uri), params.position, uri) if model else None
+    index = ls.index(uri)  # the text the model is built from, taken before waiting for it
+    model = await ls.model(uri, params.position.line + 1)
+    return features.definition(model, index, params.position, uri) if model else None
 
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[".", "(", ","]))
-def completion(ls: TqflowServer, params: types.CompletionParams) -> types.CompletionList:
+async def completion(ls: TqflowServer, params: types.CompletionParams) -> types.CompletionList:
     uri = params.text_document.uri
-    model = ls.model(uri, params.position.line + 1) or ls.last_model.get(uri)
-    items = features.completion(model, ls.index(uri), params.position)
+    index = ls.index(uri)  # the text the model is built from, taken before waiting for it
+    model = await ls.model(uri, params.position.line + 1) or ls.last_model.get(uri)
+    items = features.completion(model, index, params.position)
     return types.CompletionList(is_incomplete=False, items=items)
 
 
-@server.feature(types.TEXT_DOCUMENT_REFERENCES)
-def references(ls: TqflowServer, params: types.ReferenceParams) -> list[types.Location] | None:
+@server.feature(types.TEXT_DOCUMENT_SIGNATURE_HELP, types.SignatureHelpOptions(trigger_characters=["(", ","]))
+async def signature_help(ls: TqflowServer, params: types.SignatureHelpParams) -> types.SignatureHelp | None:
     uri = params.text_document.uri
-    model = ls.model(uri, params.position.line + 1)
+    index = ls.index(uri)  # the text the model is built from, taken before waiting for it
+    model = await ls.model(uri, params.position.line + 1) or ls.last_model.get(uri)
+    return features.signature_help(model, index, params.position) if model else None
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+async def references(ls: TqflowServer, params: types.ReferenceParams) -> list[types.Location] | None:
+    uri = params.text_document.uri
+    index = ls.index(uri)  # the text the model is built from, taken before waiting for it
+    model = await ls.model(uri, params.position.line + 1)
     if model is None:
         return None
-    return features.references(model, ls.index(uri), params.position, uri, params.context.include_declaration)
+    return features.references(model, index, params.position, uri, params.context.include_declaration)
 
 
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
-def document_symbols(ls: TqflowServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
+async def document_symbols(
+    ls: TqflowServer, params: types.DocumentSymbolParams
+) -> list[types.DocumentSymbol]:
     uri = params.text_document.uri
-    model = ls.model(uri, 0)
-    return features.document_symbols(model, ls.index(uri)) if model else []
+    index = ls.index(uri)  # the text the model is built from, taken before waiting for it
+    model = await ls.model(uri, 0)
+    return features.document_symbols(model, index) if model else []
 
 
 @server.feature(
@@ -211,10 +234,11 @@ def code_actions(ls: TqflowServer, params: types.CodeActionParams) -> list[types
 
 
 @server.feature(types.TEXT_DOCUMENT_FORMATTING)
-def formatting(ls: TqflowServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
+async def formatting(ls: TqflowServer, params: types.DocumentFormattingParams) -> list[types.TextEdit] | None:
     uri = params.text_document.uri
     doc = ls.workspace.get_text_document(uri)
-    edits = features.formatting(doc.source, doc.path, ls.index(uri))
+    loop = asyncio.get_running_loop()
+    edits = await loop.run_in_executor(ls.builder, features.formatting, doc.source, doc.path, ls.index(uri))
     if edits is None:
         ls.window_log_message(
             types.LogMessageParams(
@@ -225,20 +249,22 @@ def formatting(ls: TqflowServer, params: types.DocumentFormattingParams) -> list
 
 
 @server.feature(types.TEXT_DOCUMENT_PREPARE_RENAME)
-def prepare_rename(ls: TqflowServer, params: types.PrepareRenameParams) -> types.Range | None:
+async def prepare_rename(ls: TqflowServer, params: types.PrepareRenameParams) -> types.Range | None:
     uri = params.text_document.uri
-    model = ls.model(uri, 0)
-    return features.prepare_rename(model, ls.index(uri), params.position) if model else None
+    index = ls.index(uri)  # the text the model is built from, taken before waiting for it
+    model = await ls.model(uri, 0)
+    return features.prepare_rename(model, index, params.position) if model else None
 
 
 @server.feature(types.TEXT_DOCUMENT_RENAME, types.RenameOptions(prepare_provider=True))
-def rename(ls: TqflowServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
+async def rename(ls: TqflowServer, params: types.RenameParams) -> types.WorkspaceEdit | None:
     uri = params.text_document.uri
-    model = ls.model(uri, 0)
+    index = ls.index(uri)  # the text the model is built from, taken before waiting for it
+    model = await ls.model(uri, 0)
     if model is None:
         raise JsonRpcInvalidParams("the file has syntax errors; fix them before renaming")
     try:
-        return features.rename(model, ls.index(uri), params.position, params.new_name, uri)
+        return features.rename(model, index, params.position, params.new_name, uri)
     except features.RenameError as err:
         raise JsonRpcInvalidParams(str(err)) from err
 

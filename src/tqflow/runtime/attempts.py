@@ -26,8 +26,15 @@ class AttemptRecorder:
     so a busy worker neither opens a connection per job nor adds a round trip per job."""
 
     def __init__(
-        self, redis: Redis, namespace: str = "tqflow", *, batch: int = 500, interval: float = 0.02
+        self,
+        redis: Redis,
+        namespace: str = "tqflow",
+        *,
+        batch: int = 500,
+        interval: float = 0.02,
+        ttl_s: int = TTL_S,
     ) -> None:
+        self.ttl_s = ttl_s  # keep_history (tqrun worker --keep-history)
         self.redis = redis
         self.keys = Keys(namespace)
         self.batch = batch
@@ -68,7 +75,7 @@ class AttemptRecorder:
                     key = self.keys.attempts(job_id)
                     pipe.rpush(key, entry)
                     pipe.ltrim(key, -KEEP, -1)
-                    pipe.expire(key, TTL_S)
+                    pipe.expire(key, self.ttl_s)
                 await pipe.execute()
         except Exception as err:  # history is best effort; the jobs themselves are already recorded
             log.warning("could not record attempts", jobs=len(batch), error=repr(err))

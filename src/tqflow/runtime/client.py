@@ -6,12 +6,13 @@ import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, overload
 
+import structlog
 from redis.asyncio import Redis
 from typing_extensions import TypeVar
 
 from tqflow.plan import FlowPlan, Plan, RetryPlan
 from tqflow.plan.durations import Duration
-from tqflow.runtime.connection import connect
+from tqflow.runtime.connection import connect, pin
 from tqflow.runtime.deployments import Deployed, Deployments
 from tqflow.runtime.jobs import (
     BulkItem,
@@ -36,13 +37,14 @@ from tqflow.runtime.jobs import (
 from tqflow.runtime.lifecycle import Backfilled, Lifecycle, Undeployed
 from tqflow.runtime.resume import Resumed, ResumeError, resume_run
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
-from tqflow.runtime.store import lean
+from tqflow.runtime.store import calls, lean
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.waiter import Waiter
 
+log = structlog.get_logger("tqflow.client")
 R = TypeVar("R", default=Any)  # a job of a task named by a string: JobId[Any]
 
 
@@ -52,16 +54,19 @@ class Client:
     ) -> None:
         self.redis = redis
         self.keys = Keys(namespace)
+        pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
         self.scripts = Scripts(redis)
         self.deployments = Deployments(redis, self.keys)
         self.payload_settings = payload_settings or PayloadSettings()
         self.submitter = Submitter(redis, self.keys, self.scripts, self.payload_settings)
         self.waiter = Waiter(redis, self.keys, self.scripts)
+        self.policy_differences: list[dict[str, Any]] = []  # of the last deploy (see `deploy`)
         self.lifecycle = Lifecycle(redis, self.keys, self.scripts, self.deployments)
 
     @classmethod
     def from_url(cls, url: str, namespace: str | None = None, **kwargs: Any) -> Client:
-        return cls(connect(url), namespace or os.environ.get("TQFLOW_NAMESPACE", "tqflow"), **kwargs)
+        namespace = namespace or os.environ.get("TQFLOW_NAMESPACE", "tqflow")
+        return cls(connect(url, namespace=namespace), namespace, **kwargs)
 
     async def close(self) -> None:
         await self.waiter.close()
@@ -70,7 +75,46 @@ class Client:
     # -- flows and runs -------------------------------------------------------------------------
 
     async def deploy(self, plan: Plan) -> list[Deployed]:
-        return await self.deployments.deploy(plan)
+        """Deploy a plan's flows. Where a flow job sets a retry, timeout, queue or dead-letter queue that
+        differs from its task's own (as the workers published it), the flow's wins: each such job is logged
+        as a warning and kept in `policy_differences`."""
+        deployed = await self.deployments.deploy(plan)
+        self.policy_differences = await self._policy_differences(plan)
+        for difference in self.policy_differences:
+            log.warning("a flow job overrides its task's own policy", **difference)
+        return deployed
+
+    async def _policy_differences(self, plan: Plan) -> list[dict[str, Any]]:
+        jobs = [(flow, job) for flow in plan.flows.values() for job in flow.jobs.values()]
+        catalog = self.submitter.catalog
+        await catalog.load(self.redis, [job.task.name for _, job in jobs])
+        out: list[dict[str, Any]] = []
+        for flow, job in jobs:
+            task = catalog.cached(job.task.name)
+            if task is None:
+                continue
+            sets = {
+                "queue": (job.queue, task.queue),
+                "timeout_ms": (job.timeout_ms, task.timeout_ms),
+                "dead_letter": (job.dead_letter, task.dead_letter),
+                "retry": (
+                    job.retry if job.retry.kind != "none" else None,
+                    task.retry if task.retry is not None and task.retry.kind != "none" else None,
+                ),
+            }
+            for setting, (flow_value, task_value) in sets.items():
+                if flow_value is not None and task_value is not None and flow_value != task_value:
+                    out.append(
+                        {
+                            "flow": flow.name,
+                            "job": job.name,
+                            "task": job.task.name,
+                            "setting": setting,
+                            "flow_value": str(flow_value),
+                            "task_value": str(task_value),
+                        }
+                    )
+        return out
 
     async def start_run(
         self, flow: str, params: Mapping[str, Any] | None = None, version: int | None = None
@@ -203,7 +247,7 @@ class Client:
     async def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
         """Cancel a job: `cancelled` (it had not started), `cancelling` (its worker is told to stop it;
         it ends as cancelled), or the state it had already ended in. Its dependents follow the skip rules."""
-        reply = await self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
+        reply = await self.scripts.run(calls.cancel(self.keys, now_ms(), reason, [job_id]))
         return cancel_status(job_id, reply)
 
     async def cancel_run(self, run_id: str) -> str:
@@ -211,14 +255,14 @@ class Client:
         `cancelled`, `cancelling` (jobs still running are being stopped; the run ends cancelled when they
         have) or the state the run had already ended in."""
         info = await self.run_info(run_id)
-        state = await self.scripts.call("cancel_run", [], [self.keys.prefix, now_ms(), run_id, *info.jobs])
+        state = await self.scripts.run(calls.cancel_run(self.keys, now_ms(), run_id, list(info.jobs)))
         return "cancelling" if state == "running" else str(state)
 
     async def reprioritize(self, job_id: str, priority: str) -> str:
         """Change the priority of a job that has not started: `moved` (a queued job, to the end of its new
         level) or `updated` (scheduled, retrying or waiting); ValueError for a job that started or ended."""
         level = priority_level(priority)
-        [status] = await self.scripts.call("reprioritize", [], [self.keys.prefix, now_ms(), level, job_id])
+        [status] = await self.scripts.run(calls.reprioritize(self.keys, now_ms(), level, [job_id]))
         if status == "missing":
             raise JobNotFound(f"no job {job_id}")
         if status not in ("moved", "updated"):
@@ -241,6 +285,16 @@ class Client:
             if len(found) >= limit:
                 break
         return found
+
+    async def purge_dead_letters(self, job_ids: Sequence[str] = (), queue: str | None = None) -> int:
+        """Take dead-lettered jobs out of a dead-letter queue for good (all of it when no ids are given):
+        a standalone job is deleted, a flow job leaves with its run when retention prunes it. Returns how
+        many."""
+        ids, purged = list(job_ids), 0
+        for start in range(0, max(1, len(ids)), 500):
+            page = ids[start : start + 500]
+            purged += int(await self.scripts.run(calls.purge_dlq(self.keys, queue, page)))
+        return purged
 
     async def dead_letter_queues(self) -> list[str]:
         return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
@@ -270,10 +324,7 @@ class Client:
             out[job_id] = resumed[run_id]
         for start in range(0, len(ids), 500):
             page = ids[start : start + 500]
-            args: list[str | int] = list(page)
-            if seen is not None:
-                args = ["\0seen", *(v for i in page for v in (i, str(seen.get(i) or "")))]
-            statuses = await self.scripts.call("replay", [], [self.keys.prefix, now_ms(), queue or "", *args])
+            statuses = await self.scripts.run(calls.replay(self.keys, now_ms(), queue or "", page, seen))
             out.update(zip(page, (str(s) for s in statuses), strict=True))
         return out
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.jobs import MAX_SCRIPT_ARGS
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import payloads
+from tqflow.runtime.store import calls, payloads
 from tqflow.runtime.task import Task
 from tqflow.runtime.validation import validator
 
@@ -36,14 +36,16 @@ async def fan_out(worker: Worker, attempt: Attempt, task: Task[Any, Any], env: E
         kwargs = {name: evaluate(tree, child) for name, tree in trees.items()}
         check.validate(kwargs)
         bodies.append(payloads.encode(kwargs, worker.settings.payloads, None))
-    head = [worker.keys.prefix, now_ms(), attempt.job_id, attempt.token, len(bodies)]
-    if len(bodies) + len(head) <= MAX_SCRIPT_ARGS:
-        return str(await worker.scripts.call("fan_out", [], [*head, *bodies]))
+    if len(bodies) + 5 <= MAX_SCRIPT_ARGS:
+        call = calls.fan_out(worker.keys, now_ms(), attempt.job_id, attempt.token, len(bodies), bodies)
+        return str(await worker.scripts.run(call))
     stage = worker.keys.staging(uuid.uuid4().hex)
     async with worker.redis.pipeline(transaction=False) as pipe:
         for start in range(0, len(bodies), MAX_SCRIPT_ARGS):
             pipe.rpush(stage, *bodies[start : start + MAX_SCRIPT_ARGS])
         pipe.pexpire(stage, 60_000)
-        worker.scripts.queue(pipe, "fan_out", [stage], head)
+        worker.scripts.queue(
+            pipe, calls.fan_out(worker.keys, now_ms(), attempt.job_id, attempt.token, len(bodies), [], stage)
+        )
         replies = await pipe.execute()
     return str(replies[-1])

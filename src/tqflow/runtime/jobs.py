@@ -26,10 +26,12 @@ from tqflow.plan import DEFAULT_QUEUE, PRIORITIES, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
 from tqflow.runtime.runs import JobInfo, now_ms
+from tqflow.runtime.store import calls as script_calls
 from tqflow.runtime.store import lean, payloads
+from tqflow.runtime.store.calls import Arg, ScriptCall
 from tqflow.runtime.store.keys import Keys, check_part
 from tqflow.runtime.store.payloads import PayloadSettings
-from tqflow.runtime.store.scripts import Arg, Scripts, SyncScripts, queue_script
+from tqflow.runtime.store.scripts import Scripts, SyncScripts, queue_script
 from tqflow.runtime.task import Call, Task, TaskOptions
 from tqflow.runtime.validation import validator
 
@@ -255,27 +257,27 @@ class Batch:
     def __init__(
         self,
         jobs: Sequence[Prepared],
-        calls: list[list[Arg]],
+        calls: list[ScriptCall],
         stage: str | None = None,
         staged: list[str | int] | None = None,
     ) -> None:
         self.jobs, self.calls, self.stage, self.staged = jobs, calls, stage, staged
 
     @property
-    def single(self) -> list[Arg] | None:
-        """The ARGV when the batch is one script call (sent alone: no pipeline, no script check)."""
+    def single(self) -> ScriptCall | None:
+        """The call when the batch is one script call (sent alone: no pipeline, no script check)."""
         return self.calls[0] if self.stage is None and len(self.calls) == 1 else None
 
     def fill(self, pipe: Any) -> None:
         """Queue the batch on a pipeline (sync or asyncio: queueing is the same)."""
         if self.stage is None or self.staged is None:
-            for argv in self.calls:
-                queue_script(pipe, "enqueue", [], argv)
+            for call in self.calls:
+                queue_script(pipe, call)
             return
         for start in range(0, len(self.staged), MAX_SCRIPT_ARGS):
             pipe.rpush(self.stage, *self.staged[start : start + MAX_SCRIPT_ARGS])
         pipe.pexpire(self.stage, 60_000)
-        queue_script(pipe, "enqueue", [self.stage], self.calls[0])
+        queue_script(pipe, self.calls[0])
 
     def replies(self, executed: Sequence[Any]) -> list[list[str]]:
         """The script replies among a pipeline's replies."""
@@ -400,17 +402,18 @@ class JobBuilder:
             return Batch(jobs, [])
         mode = "all" if atomic else "each"
         if len(jobs) == 1:
-            return Batch(jobs, [[*self._head(mode), *_page_args(jobs)]])
+            return Batch(jobs, [script_calls.enqueue(self.keys, self._head(mode), _page_args(jobs))])
         pages = _pages(jobs, MAX_SCRIPT_ARGS - 6)
         if atomic and len(pages) > 1:
             fields = _page_args(jobs)
-            head = [*self._head(mode), len(fields)]
-            return Batch(jobs, [head], self.keys.staging(uuid.uuid4().hex), fields)
+            stage = self.keys.staging(uuid.uuid4().hex)
+            call = script_calls.enqueue(self.keys, self._head(mode), [len(fields)], stage)
+            return Batch(jobs, [call], stage, fields)
         head = self._head(mode)
-        return Batch(jobs, [[*head, *_page_args(page)] for page in pages])
+        return Batch(jobs, [script_calls.enqueue(self.keys, head, _page_args(page)) for page in pages])
 
     def _head(self, mode: str) -> list[Arg]:
-        return [self.keys.prefix, now_ms(), mode, self.settings.max_bytes]
+        return [now_ms(), mode, self.settings.max_bytes]
 
 
 class Submitter(JobBuilder):
@@ -431,7 +434,7 @@ class Submitter(JobBuilder):
 
     async def _send(self, batch: Batch) -> list[list[str]]:
         if batch.single is not None:
-            return [await self.scripts.call("enqueue", [], batch.single)]
+            return [await self.scripts.run(batch.single)]
         if not batch.calls:
             return []
         await self.scripts.ensure_loaded()
@@ -458,7 +461,7 @@ class SyncSubmitter(JobBuilder):
 
     def _send(self, batch: Batch) -> list[list[str]]:
         if batch.single is not None:
-            return [self.scripts.call("enqueue", [], batch.single)]
+            return [self.scripts.run(batch.single)]
         if not batch.calls:
             return []
         self.scripts.ensure_loaded()
@@ -518,6 +521,8 @@ def opts_json(options: JobOptions, policy: Policy | None) -> str:
     retry = options.retry or (t.retry if t else None)
     if retry is not None and (retry.kind != "none" or retry.rules or retry.never):
         o["r"] = retry.model_dump(mode="json", exclude_defaults=True)
+    elif options.retry is not None:  # retry turned off by the call: the worker must not apply the task's
+        o["r"] = {}
     dead_letter = options.dead_letter or (t.dead_letter if t else None)
     if dead_letter:
         o["dlq"] = check_part("dead-letter queue name", dead_letter)

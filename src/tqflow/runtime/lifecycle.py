@@ -29,7 +29,7 @@ from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.expressions import Environment, evaluate
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, job_records, now_ms, run_environment
-from tqflow.runtime.store import codec
+from tqflow.runtime.store import calls, codec
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
@@ -204,9 +204,10 @@ class Lifecycle:
         }
         status = "started"
         try:
-            await self.scripts.submit_run(
-                keys=[self.keys.run(run_id)],
-                args=[self.keys.prefix, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow))],
+            await self.scripts.run(
+                calls.submit_run(
+                    self.keys, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow))
+                )
             )
         except ResponseError as err:
             if "already exists" not in str(err):

@@ -7,7 +7,15 @@
 - Several worker processes on one machine: each serves its own endpoint (`--metrics-port P` gives process i
   the port P+i), or, with `PROMETHEUS_MULTIPROC_DIR` set, one endpoint aggregates every process's files.
 
-No job or run id is ever a label: label values are queues, priorities, task and flow names, states.
+- `RedisJobCounters` is a `WorkerHooks` too (every worker has it): the same counts and histograms, added
+  up in one Redis hash per namespace (`{ns}:stats:jobs`, one pipeline of HINCRBYs a second), so the API's
+  `/metrics` serves them for the whole deployment as `tqflow_cluster_jobs_*_total` and
+  `tqflow_cluster_job_{wait,run}_seconds`.
+
+No job or run id is ever a label: label values are queues, priorities, task and flow names, states. A task
+label is a task the worker runs (a job of a task it does not know counts as `unknown`), and one process
+gives at most `MAX_TASK_LABELS` task names their own label (the rest count as `other`): series stay bounded
+whatever names producers send.
 """
 
 from __future__ import annotations
@@ -16,18 +24,19 @@ import asyncio
 import contextlib
 import os
 from collections import Counter as Tally
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from threading import Lock
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
 from tqflow.runtime.inspect import Inspector
+from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.views import QueuesOverview
 
 JOB_LABELS = ("queue", "priority", "task")
@@ -42,13 +51,48 @@ OUTCOME_COUNTERS = {
 }
 RUNS_WINDOW = 1000  # runs by flow and state are counted over this many latest runs
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MAX_TASK_LABELS = 500
+UNKNOWN_TASK_ERRORS = ("UnknownTask",)
+DEFAULT_DLQ_LABEL = "default"
+
+
+class TaskLabels:
+    """Bounded task label values: the first MAX_TASK_LABELS names keep theirs, any later one is `other`;
+    a job whose task the worker does not have is `unknown` (its name came from a producer, not from code)."""
+
+    def __init__(self, limit: int = MAX_TASK_LABELS) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+        self.unknown: set[str] = set()  # job ids whose task was unknown, until they finish
+
+    def of(self, task: str) -> str:
+        if task in self.seen:
+            return task
+        if len(self.seen) < self.limit:
+            self.seen.add(task)
+            return task
+        return "other"
+
+
+def _bucket(buckets: tuple[float, ...], seconds: float) -> str:
+    for bound in buckets:
+        if seconds <= bound:
+            return repr(float(bound))
+    return "+Inf"
 
 
 class WorkerMetrics:
     """Counters, histograms and gauges of one worker process; pass it as `Worker(..., hooks=[it])`."""
 
-    def __init__(self, registry: CollectorRegistry | None = None, concurrency: int = 0) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        concurrency: int = 0,
+        tasks: Collection[str] | None = None,
+    ) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.tasks = set(tasks) if tasks is not None else None  # the worker's tasks: others are `unknown`
+        self.labels = TaskLabels()
         reg = self.registry
 
         def counter(name: str, doc: str) -> Counter:
@@ -86,18 +130,24 @@ class WorkerMetrics:
         )
         self.slots.set(concurrency)
 
+    def _task(self, task: str) -> str:
+        if self.tasks is not None and task not in self.tasks:
+            return "unknown"
+        return self.labels.of(task)
+
     def attempt_started(self, event: AttemptEvent) -> None:
-        self.started.labels(event.queue, event.priority, event.task).inc()
+        self.started.labels(event.queue, event.priority, self._task(event.task)).inc()
         self.wait.labels(event.queue, event.priority).observe(event.waited_ms / 1000)
         self.in_flight.inc()
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
         attempt = event.attempt
-        labels = (attempt.queue, attempt.priority, attempt.task)
+        task = "unknown" if event.error_type in UNKNOWN_TASK_ERRORS else self._task(attempt.task)
+        labels = (attempt.queue, attempt.priority, task)
         self.in_flight.dec()
         seconds = event.duration_ms / 1000
         self.busy.inc(seconds)
-        self.run_time.labels(attempt.queue, attempt.task).observe(seconds)
+        self.run_time.labels(attempt.queue, task).observe(seconds)
         counter = self.outcomes.get(event.outcome)
         if counter is not None:
             counter.labels(*labels).inc()
@@ -109,20 +159,90 @@ class WorkerMetrics:
             self.failed.labels(*labels).inc()
 
 
+class RedisJobCounters:
+    """A worker hook that adds the worker's counts to `{ns}:stats:jobs` in Redis (one pipeline of HINCRBY
+    a second, and at shutdown): fields `started|QUEUE|PRIORITY|TASK`, `<outcome>|…`, and the histograms
+    `wait|QUEUE|PRIORITY|<le>` / `run|QUEUE|TASK|<le>` with their `_sum` fields (HINCRBYFLOAT)."""
+
+    def __init__(self, redis: Any, namespace: str, tasks: Collection[str] | None = None) -> None:
+        self.redis = redis
+        self.key = stats_key(Keys(namespace))
+        self.tasks = set(tasks) if tasks is not None else None
+        self.labels = TaskLabels()
+        self.counts: Tally[str] = Tally()
+        self.sums: dict[str, float] = {}
+
+    def _task(self, task: str, error_type: str | None = None) -> str:
+        if error_type in UNKNOWN_TASK_ERRORS or (self.tasks is not None and task not in self.tasks):
+            return "unknown"
+        return self.labels.of(task)
+
+    def attempt_started(self, event: AttemptEvent) -> None:
+        task = self._task(event.task)
+        self.counts[f"started|{event.queue}|{event.priority}|{task}"] += 1
+        seconds = event.waited_ms / 1000
+        self.counts[f"wait|{event.queue}|{event.priority}|{_bucket(WAIT_BUCKETS, seconds)}"] += 1
+        where = f"wait_sum|{event.queue}|{event.priority}"
+        self.sums[where] = self.sums.get(where, 0.0) + seconds
+
+    def attempt_finished(self, event: OutcomeEvent) -> None:
+        attempt = event.attempt
+        task = self._task(attempt.task, event.error_type)
+        name = OUTCOME_COUNTERS.get(event.outcome)
+        if name is not None:
+            self.counts[f"{name}|{attempt.queue}|{attempt.priority}|{task}"] += 1
+        seconds = event.duration_ms / 1000
+        self.counts[f"run|{attempt.queue}|{task}|{_bucket(RUN_BUCKETS, seconds)}"] += 1
+        where = f"run_sum|{attempt.queue}|{task}"
+        self.sums[where] = self.sums.get(where, 0.0) + seconds
+
+    async def flush(self) -> None:
+        counts, sums = self.counts, self.sums
+        if not counts and not sums:
+            return
+        self.counts, self.sums = Tally(), {}
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name, n in counts.items():
+                    pipe.hincrby(self.key, name, n)
+                for name, value in sums.items():
+                    pipe.hincrbyfloat(self.key, name, value)
+                await pipe.execute()
+        except Exception:  # Redis away: keep the counts for the next flush
+            self.counts.update(counts)
+            for name, value in sums.items():
+                self.sums[name] = self.sums.get(name, 0.0) + value
+
+    async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every)
+            await self.flush()
+
+
+def stats_key(keys: Keys) -> str:
+    """`{ns}:stats:jobs`: the deployment's job counters, added to by every worker."""
+    return f"{keys.prefix}:stats:jobs"
+
+
 @dataclass
 class Snapshot:
     queues: QueuesOverview | None = None
     runs: Tally[tuple[str, str]] = field(default_factory=Tally)
     workers: Tally[str] = field(default_factory=Tally)
     enqueued: dict[tuple[str, str], int] = field(default_factory=dict)
+    dead: dict[str, int] = field(default_factory=dict)  # by dead-letter queue (`default` for the default)
+    leader: bool = False
+    jobs: dict[str, str] = field(default_factory=dict)  # {ns}:stats:jobs
     taken_ms: int = 0
 
 
 class RedisCollector(Collector):
     """Gauges read from Redis. `refresh()` takes a snapshot; scrapes serve the latest one."""
 
-    def __init__(self, inspector: Inspector) -> None:
+    def __init__(self, inspector: Inspector, jobs: bool = False) -> None:
         self.inspector = inspector
+        self.jobs = jobs  # also serve the deployment's job counters (`{ns}:stats:jobs`): the API does
         self._snapshot = Snapshot()
         self._lock = Lock()
 
@@ -130,14 +250,29 @@ class RedisCollector(Collector):
         overview = await self.inspector.queues()
         runs = await self.inspector.recent_runs(RUNS_WINDOW)
         workers = await self.inspector.workers()
+        # the leader is alive too: `alive` counts it, `tqflow_workers_leader` says there is one
+        states = Tally("alive" if w.state == "leader" else w.state for w in workers)
         snapshot = Snapshot(
             queues=overview,
             runs=Tally((r.flow, r.state) for r in runs),
-            workers=Tally(w.state for w in workers),
+            workers=states,
             enqueued=await self._enqueued(overview),
+            dead=await self._dead(),
+            leader=any(w.state == "leader" for w in workers),
+            jobs=await self.inspector.redis.hgetall(stats_key(self.inspector.keys)) if self.jobs else {},
         )
         with self._lock:
             self._snapshot = snapshot
+
+    async def _dead(self) -> dict[str, int]:
+        names = await self.inspector.dlq_names()
+        keys = self.inspector.keys
+        async with self.inspector.redis.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.dead_letter(None))
+            for name in names:
+                pipe.zcard(keys.dead_letter(name))
+            sizes = await pipe.execute()
+        return dict(zip([DEFAULT_DLQ_LABEL, *names], (int(n) for n in sizes), strict=True))
 
     async def _enqueued(self, overview: QueuesOverview) -> dict[tuple[str, str], int]:
         """Entries ever added per stream (Redis 7+ reports it; older servers leave it out)."""
@@ -160,7 +295,13 @@ class RedisCollector(Collector):
         yield _gauge(
             "tqflow_jobs_delayed", "Jobs waiting for a delay or a retry", [], [((), snap.queues.delayed)]
         )
-        yield _gauge("tqflow_dlq_size", "Jobs in the dead-letter queue", [], [((), snap.queues.dead)])
+        yield _gauge(
+            "tqflow_dlq_size",
+            "Jobs in a dead-letter queue (`default`, or a named one)",
+            ["dlq"],
+            [((name,), n) for name, n in (snap.dead or {DEFAULT_DLQ_LABEL: snap.queues.dead}).items()],
+        )
+        yield _gauge("tqflow_workers_leader", "1 when a worker holds the leadership", [], [((), snap.leader)])
         yield _gauge(
             "tqflow_runs",
             f"Runs by flow and state, over the latest {RUNS_WINDOW} runs",
@@ -171,14 +312,16 @@ class RedisCollector(Collector):
             "tqflow_workers", "Workers by state", ["state"], [((s,), n) for s, n in snap.workers.items()]
         )
         if snap.enqueued:
-            family = GaugeMetricFamily(
-                "tqflow_queue_enqueued",
+            family = CounterMetricFamily(
+                "tqflow_queue_enqueued",  # served as tqflow_queue_enqueued_total
                 "Entries ever added to the stream (a counter kept by Redis)",
                 labels=["queue", "priority"],
             )
             for (queue, priority), value in snap.enqueued.items():
                 family.add_metric([queue, priority], value)
             yield family
+        if snap.jobs:
+            yield from _job_families(snap.jobs)
 
     def _queue_families(self, overview: QueuesOverview) -> Iterator[Metric]:
         labels = ["queue", "priority"]
@@ -201,6 +344,48 @@ class RedisCollector(Collector):
             labels,
             [((lv.queue, lv.priority), (lv.oldest_age_ms or 0) / 1000) for lv in levels],
         )
+
+
+def _job_families(fields: dict[str, str]) -> Iterator[Metric]:
+    """The deployment's job counters and histograms from `{ns}:stats:jobs` (see RedisJobCounters)."""
+    counters: dict[str, CounterMetricFamily] = {}
+    hist: dict[str, dict[tuple[str, str], dict[str, float]]] = {"wait": {}, "run": {}}
+    sums: dict[str, dict[tuple[str, str], float]] = {"wait": {}, "run": {}}
+    for name, raw in fields.items():
+        parts = str(name).split("|")
+        kind = parts[0]
+        try:
+            value = float(raw)
+        except ValueError:
+            continue
+        if kind in ("wait", "run") and len(parts) == 4:
+            hist[kind].setdefault((parts[1], parts[2]), {})[parts[3]] = value
+        elif kind in ("wait_sum", "run_sum") and len(parts) == 3:
+            sums[kind[:-4]][(parts[1], parts[2])] = value
+        elif len(parts) == 4 and (kind == "started" or kind in OUTCOME_COUNTERS.values()):
+            family = counters.get(kind)
+            if family is None:
+                family = counters[kind] = CounterMetricFamily(
+                    f"tqflow_cluster_jobs_{kind}",
+                    f"Attempts {kind.replace('_', ' ')}, every worker of the deployment (counted in Redis)",
+                    labels=list(JOB_LABELS),
+                )
+            family.add_metric(parts[1:], value)
+    yield from counters.values()
+    for kind, labels, buckets, doc in (
+        ("wait", ["queue", "priority"], WAIT_BUCKETS, "From enqueue (or due time) to start"),
+        ("run", ["queue", "task"], RUN_BUCKETS, "Attempt duration"),
+    ):
+        histogram = HistogramMetricFamily(
+            f"tqflow_cluster_job_{kind}_seconds", f"{doc}, every worker of the deployment", labels=labels
+        )
+        for key, counts in hist[kind].items():
+            running, cumulative = 0.0, []
+            for bound in [*(repr(float(b)) for b in buckets), "+Inf"]:
+                running += counts.get(bound, 0.0)
+                cumulative.append((bound, running))
+            histogram.add_metric(list(key), cumulative, sum_value=sums[kind].get(key, 0.0))
+        yield histogram
 
 
 def _gauge(name: str, doc: str, labels: list[str], samples: list[tuple[Any, float]]) -> GaugeMetricFamily:

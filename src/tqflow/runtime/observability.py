@@ -7,19 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
 
 from tqflow.runtime.alerts import AlertMonitor, AlertSettings
-from tqflow.runtime.attempts import AttemptRecorder
+from tqflow.runtime.attempts import TTL_S, AttemptRecorder
 from tqflow.runtime.hooks import WorkerHooks
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.logging import JobLogHooks
 from tqflow.runtime.metrics import (
     RedisCollector,
+    RedisJobCounters,
     WorkerMetrics,
     metrics_port,
     refresh_loop,
@@ -60,13 +61,18 @@ def for_worker(
     metrics_host: str = "127.0.0.1",
     process_index: int = 0,
     alerts: AlertSettings | None = None,
+    tasks: Collection[str] | None = None,
+    history_ttl_s: int = TTL_S,
 ) -> WorkerObservability:
-    hooks: list[WorkerHooks] = [JobLogHooks(), AttemptRecorder(redis, namespace)]
+    counters = RedisJobCounters(redis, namespace, tasks)  # the deployment's counts, for the API's /metrics
+    recorder = AttemptRecorder(redis, namespace, ttl_s=history_ttl_s)
+    hooks: list[WorkerHooks] = [JobLogHooks(), recorder, counters]
     observability = WorkerObservability(hooks)
+    observability.background.append(counters.run)
     if alerts is not None and process_index == 0:  # one monitor per machine keeps its rate limits whole
         observability.background.append(AlertMonitor(redis, namespace, alerts).run)
     if metrics_port_base is not None:
-        metrics = WorkerMetrics(concurrency=concurrency)
+        metrics = WorkerMetrics(concurrency=concurrency, tasks=tasks)
         hooks.append(metrics)
         extra = []
         if process_index == 0:  # one process per machine serves the gauges read from Redis

@@ -45,14 +45,14 @@ class FetchPlanner:
             counts[best] += 1
         return counts
 
-    def plan(self, free: int) -> list[str | int]:
+    def plan(self, free: int) -> list[tuple[str, int]]:
         """(stream, count) pairs for fetch.lua: critical first, then the weighted levels in level order.
         Queues take turns at being first, so several queues share fairly too."""
         counts = {0: free, **self.shares(free)}
         self.turn = (self.turn + 1) % len(self.queues)
         order = self.queues[self.turn :] + self.queues[: self.turn]
-        out: list[str | int] = []
-        for level in range(len(PRIORITIES)):
-            for queue in order:
-                out += [self.keys.stream(queue, level), counts.get(level, 0)]
-        return out
+        return [
+            (self.keys.stream(queue, level), counts.get(level, 0))
+            for level in range(len(PRIORITIES))
+            for queue in order
+        ]

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -39,12 +40,8 @@ async def resume_run(
     if from_job is not None and from_job not in flow.jobs:
         known = ", ".join(flow.order)
         raise ResumeError(f"run {run_id} (flow {flow.name}) has no job `{from_job}`; its jobs are {known}")
-    pairs: list[str] = []
-    for name in flow.order:
-        pairs += [name, ",".join(flow.jobs[name].waits_for)]
-    reply = await scripts.call(
-        "resume_run", [keys.run(run_id)], [keys.prefix, now_ms(), run_id, from_job or "", *pairs]
-    )
+    jobs = [(name, ",".join(flow.jobs[name].waits_for)) for name in flow.order]
+    reply = await scripts.run(calls.resume_run(keys, now_ms(), run_id, from_job or "", jobs))
     outcome = str(reply[0])
     if outcome == "missing":
         raise LookupError(f"no run {run_id}")

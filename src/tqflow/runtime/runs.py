@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 from tqflow.plan import PRIORITIES, FlowPlan, JobPlan, canonical_json
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.params import resolve_params
-from tqflow.runtime.store import codec, payloads
+from tqflow.runtime.store import calls, codec, payloads
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -164,9 +164,8 @@ async def start_run(
         "plan_id": flow.id,
         "params": codec.encode(values),
     }
-    await scripts.submit_run(
-        keys=[keys.run(run_id)],
-        args=[keys.prefix, created, run_id, json.dumps(run_fields), json.dumps(job_records(flow))],
+    await scripts.run(
+        calls.submit_run(keys, created, run_id, json.dumps(run_fields), json.dumps(job_records(flow)))
     )
     return run_id
 

@@ -19,7 +19,7 @@ import structlog
 
 from tqflow.runtime import eventloop
 from tqflow.runtime.alerts import AlertSettings
-from tqflow.runtime.connection import connect
+from tqflow.runtime.connection import RedisUrlError, connect
 from tqflow.runtime.logging import configure_logging
 from tqflow.runtime.observability import for_worker
 from tqflow.runtime.registry import TaskLoadError, load_tasks
@@ -29,6 +29,7 @@ from tqflow.runtime.worker import Worker, WorkerSettings
 log = structlog.get_logger("tqflow.supervisor")
 SIGNING_KEY_ENV = "TQFLOW_SIGNING_KEY"
 IMPORT_ERROR = 7  # mirrors cli.exit_codes.IMPORT_ERROR (the runtime does not import the CLI)
+CONNECT_ERROR = 4  # mirrors cli.exit_codes.CONNECT_ERROR
 
 
 @dataclass(frozen=True)
@@ -67,12 +68,16 @@ def run_worker(spec: WorkerSpec) -> int:
     except TaskLoadError as err:
         print(f"error: {err}", file=sys.stderr)
         return IMPORT_ERROR
-    eventloop.run(_work(spec, tasks), spec.event_loop)
+    try:
+        eventloop.run(_work(spec, tasks), spec.event_loop)
+    except RedisUrlError as err:  # a plain URL into a cluster: one line, not a traceback
+        print(f"error: {err}", file=sys.stderr)
+        return CONNECT_ERROR
     return 0
 
 
 async def _work(spec: WorkerSpec, tasks: dict) -> None:  # type: ignore[type-arg]
-    redis = connect(spec.url)
+    redis = connect(spec.url, namespace=spec.namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,6 +90,8 @@ async def _work(spec: WorkerSpec, tasks: dict) -> None:  # type: ignore[type-arg
         metrics_host=spec.observe.metrics_host,
         process_index=spec.index,
         alerts=spec.observe.alerts,
+        tasks=list(tasks),
+        history_ttl_s=max(1, (spec.settings.keep_history_ms or spec.settings.result_ttl_ms) // 1000),
     )
     try:
         worker = Worker(redis, tasks, spec.namespace, spec.settings, hooks=seen.hooks)

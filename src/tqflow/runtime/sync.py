@@ -46,6 +46,7 @@ from tqflow.runtime.jobs import (
 )
 from tqflow.runtime.lifecycle import Backfilled
 from tqflow.runtime.runs import JobInfo, now_ms
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.store.scripts import SyncScripts
@@ -93,7 +94,7 @@ class SyncClient:
         self, url: str, namespace: str = "tqflow", payload_settings: PayloadSettings | None = None
     ) -> None:
         self.url = url
-        self.redis: Redis = connect_sync(url)
+        self.redis: Redis = connect_sync(url, namespace=namespace)
         self.keys = Keys(namespace)
         self.payload_settings = payload_settings or PayloadSettings()
         self.scripts = SyncScripts(self.redis)
@@ -159,12 +160,13 @@ class SyncClient:
 
     def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
         """`Client.cancel`, synchronously."""
-        reply = self.scripts.call("cancel", [], [self.keys.prefix, now_ms(), reason, job_id])
+        reply = self.scripts.run(calls.cancel(self.keys, now_ms(), reason, [job_id]))
         return cancel_status(job_id, reply)
 
     # -- everything else: the asyncio client's methods on a private loop ----------------------------
 
     deploy = _on_loop(Client.deploy)
+    purge_dead_letters = _on_loop(Client.purge_dead_letters)
     start_run = _on_loop(Client.start_run)
     wait = _on_loop(Client.wait)
     run_info = _on_loop(Client.run_info)
@@ -241,7 +243,7 @@ class SyncWaiter:
             if not _woken(pubsub, None, 10.0):
                 raise TimeoutError("the done channel subscription was not confirmed within 10 s")
             while True:
-                state = self.scripts.call("watch", [], [self.keys.prefix, job_id])
+                state = self.scripts.run(calls.watch(self.keys, job_id))
                 ended, wait = after_watch(job_id, state, self.recheck, deadline, time.monotonic())
                 if ended is not None or wait <= 0:
                     return ended
@@ -264,4 +266,4 @@ def _woken(pubsub: PubSub, job_id: str | None, seconds: float) -> bool:
 
 
 async def _make_client(url: str, namespace: str, settings: PayloadSettings) -> Client:
-    return Client(connect(url), namespace, settings)
+    return Client(connect(url, namespace=namespace), namespace, settings)

@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -50,7 +51,7 @@ class Waiter:
             future: asyncio.Future[None] = loop.create_future()
             self._futures.setdefault(job_id, []).append(future)
             try:
-                state = await self.scripts.call("watch", [], [self.keys.prefix, job_id])
+                state = await self.scripts.run(calls.watch(self.keys, job_id))
                 ended, wait = after_watch(job_id, state, self.recheck, deadline, loop.time())
                 if ended is not None or wait <= 0:
                     return ended

@@ -31,6 +31,7 @@ from tqflow.plan import PRIORITIES, RetryPlan
 from tqflow.runtime import catalog
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.connection import pin
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
@@ -38,11 +39,11 @@ from tqflow.runtime.policies import Retry
 from tqflow.runtime.priorities import FetchPlanner
 from tqflow.runtime.retries import decide
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import payloads
+from tqflow.runtime.store import calls, payloads
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadError, PayloadSettings
 from tqflow.runtime.store.scripts import Scripts
-from tqflow.runtime.task import Task
+from tqflow.runtime.task import Task, TaskOptions
 from tqflow.runtime.validation import ArgumentError, validator
 
 log = structlog.get_logger("tqflow.worker")
@@ -64,6 +65,10 @@ class WorkerSettings:
     aging_ms: int = 60_000  # a normal/low/batch job that waited this long moves to `aging_to` (0: never)
     aging_to: str = "critical"
     result_ttl_ms: int = 86_400_000  # how long a finished standalone job's record stays (dead ones stay)
+    keep_history_ms: int | None = None  # attempt histories (runtime/attempts.py); None: as result_ttl_ms
+    keep_runs_ms: int = (
+        7 * 86_400_000
+    )  # finished runs and their jobs (cluster/retention.py; the leader prunes)
     payloads: PayloadSettings = field(default_factory=PayloadSettings)
     process_pool: int = 0  # processes for executor="process" tasks (0: one, started on first use)
     fetch_batch: int = 100  # most entries read in one fetch
@@ -84,6 +89,7 @@ class Worker:
         self.redis = redis
         self.tasks = dict(tasks)
         self.keys = Keys(namespace)
+        pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
         self.scripts = Scripts(redis)
         self.settings = settings or WorkerSettings()
         self.planner = FetchPlanner(self.keys, self.settings.queues, self.settings.weights)
@@ -112,6 +118,7 @@ class Worker:
             self.settings.lease_ms,
             self.settings.cluster,
             lambda: len(self._tasks),
+            keep_runs_ms=self.settings.keep_runs_ms,
         )
         self.hooks.append(self.cluster.heartbeat)
 
@@ -191,9 +198,13 @@ class Worker:
                 continue
             batch += 1
             prefix = f"{token}.{batch}."
-            args = [self.keys.prefix, now_ms(), self.settings.name, prefix, self.settings.lease_ms, free]
+            plan = self.planner.plan(free)
             try:
-                jobs = await self.scripts.call("fetch", [], [*args, *self.planner.plan(free)])
+                jobs = await self.scripts.run(
+                    calls.fetch(
+                        self.keys, now_ms(), self.settings.name, prefix, self.settings.lease_ms, free, plan
+                    )
+                )
                 woken = False
                 if not jobs:
                     jobs = await self._block_for_work(prefix, stop)
@@ -231,14 +242,15 @@ class Worker:
             count=1,
             block=self.settings.block_ms,
         )
-        triples: list[str | int] = []
-        for stream, entries in reply or []:
-            for entry_id, fields in entries:
-                triples += [(fields or {}).get("j", ""), stream, entry_id]
-        if not triples:
+        read = [
+            (str((fields or {}).get("j", "")), stream, entry_id)
+            for stream, entries in reply or []
+            for entry_id, fields in entries
+        ]
+        if not read:
             return []
-        args = [self.keys.prefix, now_ms(), self.settings.name, prefix, self.settings.lease_ms]
-        return list(await self.scripts.call("start_many", [], [*args, *triples]))
+        call = calls.start_many(self.keys, now_ms(), self.settings.name, prefix, self.settings.lease_ms, read)
+        return list(await self.scripts.run(call))
 
     def _spawn(self, attempt: Attempt) -> None:
         job = asyncio.create_task(self._handle(attempt))
@@ -303,6 +315,7 @@ class Worker:
                 attempt, "dead", _error("UnknownTask", f"this worker has no task `{attempt.task_name}`")
             )
             return
+        attempt.adopt(task.options)
         try:
             if attempt.run is not None:
                 kwargs = await self._run_arguments(attempt, task)
@@ -383,8 +396,10 @@ class Worker:
         run = attempt.run or {}
         plan = UniquePlan.model_validate_json(run["unique"])
         key = check_part("unique key", f"{run.get('flow')}.{run.get('name')}:{evaluate(plan.key, env)}")
-        args = [self.keys.prefix, now_ms(), attempt.job_id, attempt.token, key, plan.within_ms, plan.conflict]
-        status = str(await self.scripts.call("claim_unique", [], args))
+        call = calls.claim_unique(
+            self.keys, now_ms(), attempt.job_id, attempt.token, key, plan.within_ms, plan.conflict
+        )
+        status = str(await self.scripts.run(call))
         kind, _, holder = status.partition(":")
         if kind == "skip":
             await self._finish(attempt, "skipped", f"job {holder} holds its unique key")
@@ -466,13 +481,13 @@ class Worker:
         finish is fenced by its attempt's token, so a retry of one that did land, or one whose lease ran
         out meanwhile, is refused ("stale") and changes nothing. Only a stopping worker gives up, after
         `FINISH_RETRY_S` of failures (its attempts then stay pending: lease recovery runs them again)."""
-        args = [v for fields, _ in batch for v in fields]
+        attempts = [fields for fields, _ in batch]
         pause, gave_up_at = 0.05, None
         while True:
             try:
                 return list(
-                    await self.scripts.call(
-                        "finish_many", [], [self.keys.prefix, now_ms(), self.settings.result_ttl_ms, *args]
+                    await self.scripts.run(
+                        calls.finish_many(self.keys, now_ms(), self.settings.result_ttl_ms, attempts)
                     )
                 )
             except Exception as err:
@@ -502,9 +517,7 @@ class Worker:
         """Move due delayed jobs to their streams; sleep until the next due time or a wake-up."""
         while not stop.is_set():
             try:
-                moved, next_due = await self.scripts.call(
-                    "promote", [self.keys.delayed], [self.keys.prefix, now_ms(), 500]
-                )
+                moved, next_due = await self.scripts.run(calls.promote(self.keys, now_ms(), 500))
             except (RedisError, OSError) as err:  # keep promoting once Redis is back
                 log.warning("promote failed; retrying", error=repr(err))
                 with contextlib.suppress(TimeoutError):
@@ -572,9 +585,9 @@ class Worker:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), period)
-            args = [self.keys.prefix, now_ms(), self.settings.aging_ms, top, *self.settings.queues]
+            call = calls.age(self.keys, now_ms(), self.settings.aging_ms, top, self.settings.queues)
             try:
-                await self.scripts.call("age", [], args)
+                await self.scripts.run(call)
             except Exception as err:
                 log.warning("aging failed", error=repr(err))
 
@@ -686,6 +699,19 @@ class Attempt:
             error_type=error.get("type"),
             error_message=error.get("message"),
         )
+
+    def adopt(self, options: TaskOptions) -> None:
+        """The task's own retry, timeout and dead-letter queue where the job sets none: a flow job whose
+        plan gives none, a job sent by name before any worker published the task (runtime/catalog.py).
+        A job that turned a retry off says so (`"r": {}`), so this never turns it back on."""
+        if "r" not in self.opts and options.retry is not None:
+            self.opts["r"] = options.retry.model_dump(mode="json", exclude_defaults=True)
+            self.retry = options.retry
+        if not self.opts.get("t") and options.timeout_ms:
+            self.opts["t"] = options.timeout_ms
+            self.timeout_ms = int(options.timeout_ms)
+        if not self.opts.get("dlq") and options.dead_letter:
+            self.opts["dlq"] = options.dead_letter
 
     @property
     def dead_letter(self) -> str:

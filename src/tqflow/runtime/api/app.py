@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -11,7 +12,8 @@ from pathlib import Path
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tqflow.runtime.alerts import AlertMonitor, AlertSettings
 from tqflow.runtime.api import lifecycle, operations, spec
@@ -56,7 +58,46 @@ def create_app(settings: ApiSettings, alerts: AlertSettings | None = None) -> Fa
     app.add_middleware(BodyLimit, limit=settings.max_body)
     app.add_middleware(BearerToken, token=settings.token)
     app.add_middleware(SameOrigin, local_only=not settings.token, hosts=settings.allowed_hosts)
+    app.add_middleware(RequestMetrics, registry=services.registry)
     return app
+
+
+class RequestMetrics:
+    """`tqflow_api_requests_total{method, route, status}` and `tqflow_api_request_seconds{method, route}`:
+    the route is its template (`/api/jobs/{job_id}`), `unmatched` for a path no route has (bounded)."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "tqflow_api_requests", "Requests answered", ("method", "route", "status"), registry=registry
+        )
+        self.seconds = Histogram(
+            "tqflow_api_request_seconds", "Time to answer", ("method", "route"), registry=registry
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        began = time.perf_counter()
+
+        async def sent(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sent)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            method = str(scope["method"]) if scope["method"] in KNOWN_METHODS else "other"
+            self.requests.labels(method, route, str(status)).inc()
+            self.seconds.labels(method, route).observe(time.perf_counter() - began)
+
+
+KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -25,7 +25,7 @@ class Services:
     def open(cls, redis_url: str, namespace: str) -> Services:
         redis = connect(redis_url)  # connects lazily, on the serving event loop
         inspector = Inspector(redis, namespace)
-        collector = RedisCollector(inspector)
+        collector = RedisCollector(inspector, jobs=True)  # with every worker's job counters
         registry = CollectorRegistry()
         registry.register(collector)
         return cls(redis, inspector, Client(redis, namespace), collector, registry)

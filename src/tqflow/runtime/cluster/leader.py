@@ -13,8 +13,9 @@ import structlog
 from redis.asyncio import Redis
 
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.cluster_keys import ClusterKeys
-from tqflow.runtime.store.cluster_scripts import ClusterScripts
+from tqflow.runtime.store.scripts import Scripts
 
 log = structlog.get_logger("tqflow.cluster")
 
@@ -22,7 +23,7 @@ log = structlog.get_logger("tqflow.cluster")
 class Leader:
     def __init__(self, redis: Redis, keys: ClusterKeys, name: str, lease_ms: int) -> None:
         self.redis, self.keys, self.name, self.lease_ms = redis, keys, name, lease_ms
-        self.scripts = ClusterScripts(redis)
+        self.scripts = Scripts(redis)
         self.epoch = 0
         self._until = 0.0  # monotonic deadline of our lease, as far as we know
         self.changed = asyncio.Event()
@@ -38,9 +39,8 @@ class Leader:
     async def campaign(self, resign: bool = False) -> int:
         asked = asyncio.get_running_loop().time()
         epoch = int(
-            await self.scripts.leader(
-                keys=[self.keys.leader, self.keys.leader_epoch],
-                args=[self.keys.base.prefix, now_ms(), self.name, self.lease_ms, self.epoch, int(resign)],
+            await self.scripts.run(
+                calls.leader(self.keys, now_ms(), self.name, self.lease_ms, self.epoch, resign)
             )
         )
         if epoch != self.epoch:

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from tqflow.runtime.cluster.leader import Leader
 from tqflow.runtime.cluster.recovery import Reclaimer, forget_consumer, hand_back
 from tqflow.runtime.cluster.registry import Heartbeat
+from tqflow.runtime.cluster.retention import DAY_MS, Pruner
 from tqflow.runtime.cluster.scheduler import Scheduler
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.executors import Running
@@ -34,6 +35,7 @@ class ClusterNode:
         lease_ms: int,
         settings: ClusterSettings,
         running: Callable[[], int],
+        keep_runs_ms: int = 7 * DAY_MS,
     ) -> None:
         self.redis, self.name, self.queues, self.settings = redis, name, queues, settings
         self.keys = ClusterKeys(keys)
@@ -43,6 +45,7 @@ class ClusterNode:
             redis, self.keys, name, queues, settings, self.leader.is_leader, lambda: running() < concurrency
         )
         self.scheduler = Scheduler(redis, self.keys, settings, self._holder)
+        self.pruner = Pruner(redis, keys, keep_runs_ms, self.leader.is_leader)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -55,6 +58,7 @@ class ClusterNode:
             asyncio.create_task(self.heartbeat.run(self._stop)),
             asyncio.create_task(self.leader.run(self._stop)),
             asyncio.create_task(self.reclaimer.run(self._stop)),
+            asyncio.create_task(self.pruner.run(self._stop)),
         ]
         if self.settings.scheduler:
             self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop, self.leader.changed)))

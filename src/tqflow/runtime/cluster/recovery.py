@@ -18,8 +18,9 @@ from redis.exceptions import OutOfMemoryError, ResponseError
 
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.cluster_keys import ClusterKeys
-from tqflow.runtime.store.cluster_scripts import ClusterScripts
+from tqflow.runtime.store.scripts import Scripts
 
 log = structlog.get_logger("tqflow.cluster")
 PAGE = 200
@@ -58,7 +59,7 @@ class Reclaimer:
     ) -> None:
         self.redis, self.keys, self.name, self.settings = redis, keys, name, settings
         self.queues = queues
-        self.scripts = ClusterScripts(redis)
+        self.scripts = Scripts(redis)
         self.is_leader, self.is_idle = is_leader, is_idle
 
     async def all_streams(self) -> list[str]:
@@ -72,19 +73,18 @@ class Reclaimer:
             cursor = "-"
             while cursor:
                 try:
-                    reply = await self.scripts.reclaim(
-                        keys=[stream, self.keys.leases],
-                        args=[
-                            self.keys.base.prefix,
-                            now_ms(),
-                            min_idle,
-                            PAGE,
-                            cursor,
-                            self.settings.max_deliveries,
-                            steal_ms,
-                            self.name,
-                        ],
+                    call = calls.reclaim(
+                        self.keys,
+                        stream,
+                        now_ms(),
+                        min_idle,
+                        PAGE,
+                        cursor,
+                        self.settings.max_deliveries,
+                        steal_ms,
+                        self.name,
                     )
+                    reply = await self.scripts.run(call)
                 except ResponseError as err:  # NOGROUP: nobody reads this stream yet
                     if "NOGROUP" not in str(err):
                         raise
@@ -96,9 +96,8 @@ class Reclaimer:
     async def expired_leases(self) -> ReclaimCounts:
         counts = ReclaimCounts()
         while True:
-            reply = await self.scripts.leases(
-                keys=[self.keys.leases],
-                args=[self.keys.base.prefix, now_ms(), PAGE, self.settings.max_deliveries],
+            reply = await self.scripts.run(
+                calls.leases(self.keys, now_ms(), PAGE, self.settings.max_deliveries)
             )
             counts.add([*reply, 0, 0])
             if int(reply[0]) + int(reply[1]) < PAGE:
@@ -154,17 +153,13 @@ async def hand_back(
     """Give back every entry this worker holds (running or not started); returns how many jobs.
     `count_lost` (the max deliveries) when the worker crashed: the running attempts of the `blamed` jobs
     count as a lost delivery and are dead-lettered at the limit instead of going back."""
-    scripts = ClusterScripts(redis)
+    scripts = Scripts(redis)
     total = 0
     for stream in streams:
         while True:
             try:
-                back = int(
-                    await scripts.handback(
-                        keys=[stream, keys.leases],
-                        args=[keys.base.prefix, now_ms(), name, PAGE, count_lost, *blamed],
-                    )
-                )
+                call = calls.hand_back(keys, stream, now_ms(), name, PAGE, count_lost, list(blamed))
+                back = int(await scripts.run(call))
             except ResponseError as err:
                 if "NOGROUP" not in str(err):
                     raise

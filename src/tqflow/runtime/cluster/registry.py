@@ -17,8 +17,9 @@ from redis.asyncio import Redis
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
 from tqflow.runtime.runs import now_ms, sync_clock
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.cluster_keys import ClusterKeys
-from tqflow.runtime.store.cluster_scripts import ClusterScripts
+from tqflow.runtime.store.scripts import Scripts
 
 log = structlog.get_logger("tqflow.cluster")
 PAGE = 500
@@ -60,7 +61,7 @@ class Heartbeat:
     ) -> None:
         self.redis, self.keys, self.name, self.settings = redis, keys, name, settings
         self.lease_ms = lease_ms
-        self.scripts = ClusterScripts(redis)
+        self.scripts = Scripts(redis)
         self.held: dict[str, None] = {}
         self._soon = asyncio.Event()
         self._static = {
@@ -88,18 +89,16 @@ class Heartbeat:
         record = {**self._static, "jobs": json.dumps(ids[:100]), "running": str(len(ids))}
         lost: list[str] = []
         for start in range(0, max(len(ids), 1), PAGE):
-            lost += await self.scripts.heartbeat(
-                keys=[self.keys.workers, self.keys.worker(self.name), self.keys.leases],
-                args=[
-                    self.keys.base.prefix,
-                    now_ms(),
-                    self.name,
-                    self.settings.dead_after_ms,
-                    self.lease_ms,
-                    json.dumps(record),
-                    *ids[start : start + PAGE],
-                ],
+            call = calls.heartbeat(
+                self.keys,
+                now_ms(),
+                self.name,
+                self.settings.dead_after_ms,
+                self.lease_ms,
+                json.dumps(record),
+                ids[start : start + PAGE],
             )
+            lost += await self.scripts.run(call)
         for job_id in lost:
             if job_id in self.held:
                 del self.held[job_id]

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -24,9 +23,9 @@ from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.expressions import Environment, evaluate
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, job_records, new_run_id, now_ms, run_environment
-from tqflow.runtime.store import codec
+from tqflow.runtime.store import calls, codec
 from tqflow.runtime.store.cluster_keys import ClusterKeys
-from tqflow.runtime.store.cluster_scripts import ClusterScripts
+from tqflow.runtime.store.scripts import Scripts
 
 log = structlog.get_logger("tqflow.scheduler")
 TICK_KEY_TTL_MS = 7 * 86_400_000
@@ -43,7 +42,7 @@ class Scheduler:
     ) -> None:
         self.redis, self.keys, self.settings = redis, keys, settings
         self.holder = holder  # "worker:epoch" while this worker leads, else None
-        self.scripts = ClusterScripts(redis)
+        self.scripts = Scripts(redis)
         self.deployments = Deployments(redis, keys.base)
         self._plans: dict[str, tuple[int, FlowPlan]] = {}
         self.fired = 0
@@ -132,17 +131,20 @@ class Scheduler:
         run: tuple[int, FlowPlan] | None,
     ) -> str | None:
         run_id = new_run_id()
-        keys, args = self._run_args(run_id, tick, trigger, run) if run else ([self.keys.base.run(run_id)], [])
-        args = args or [self.keys.base.prefix, now_ms(), run_id, "{}", "[]"]
-        result = await self.scripts.fire(
-            keys=[
-                *keys,
-                self.keys.leader,
-                self.keys.tick(flow.name, trigger.name, tick),
-                self.keys.trigger(flow.name, trigger.name),
-            ],
-            args=[*args, holder, tick, TICK_KEY_TTL_MS, action, detail or run_id],
+        submit = self._run_call(run_id, tick, trigger, run) if run else None
+        submit = submit or calls.submit_run(self.keys.base, now_ms(), run_id, "{}", "[]")
+        call = calls.fire(
+            self.keys,
+            flow.name,
+            trigger.name,
+            tick,
+            holder,
+            TICK_KEY_TTL_MS,
+            action,
+            detail or run_id,
+            submit,
         )
+        result = await self.scripts.run(call)
         outcome = str(result) if isinstance(result, str) else "run"
         if outcome == "run":
             self.fired += 1
@@ -152,9 +154,9 @@ class Scheduler:
             log.warning("not the leader any more; tick left to the new leader", tick=tick)
         return None
 
-    def _run_args(
+    def _run_call(
         self, run_id: str, tick: int, trigger: TriggerPlan, run: tuple[int, FlowPlan]
-    ) -> tuple[list[str], list[Any]]:
+    ) -> calls.ScriptCall:
         version, flow = run
         env = Environment(run=run_environment(run_id, tick))
         given = {name: evaluate(tree, env) for name, tree in trigger.params.items()}
@@ -167,8 +169,9 @@ class Scheduler:
             "trigger": trigger.name,
             "tick": str(tick),
         }
-        args = [self.keys.base.prefix, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow))]
-        return [self.keys.base.run(run_id)], args
+        return calls.submit_run(
+            self.keys.base, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow))
+        )
 
     async def run(self, stop: asyncio.Event, leader_changed: asyncio.Event) -> None:
         while not stop.is_set():

@@ -1,8 +1,12 @@
 """The one owner of the Redis key layout. Nothing else builds a key string.
 
-Every key starts with the namespace in a hash tag, `{ns}`, so one deployment lives in one Redis
-Cluster slot. The Lua scripts receive `prefix` and build job and run keys with the same suffixes
-as `job()` and `run()` below (see lua/common.lua); tests pin both.
+A `Keys` is one *partition* of a namespace. Every key starts with a hash tag so that everything one job or
+one run touches is in one Redis Cluster slot: `{ns}` for the single-partition layout (`partition=None`, the
+default and what every deployment so far uses), `{ns.k}` for partition k of a namespace made of several.
+The control slot `{ns}` (`control`) holds what belongs to the whole namespace: deploys (flows), the worker
+registry, the leader and the triggers (store/cluster_keys.py). With one partition both are `{ns}`.
+The Lua scripts take the prefix from the hash tag of their KEYS[1] and build job and run keys with the
+same suffixes as `job()` and `run()` below (lua/common.lua); tests pin both.
 """
 
 from __future__ import annotations
@@ -32,23 +36,31 @@ def check_part(what: str, value: str, max_len: int = MAX_KEY_PART) -> str:
 
 
 class Keys:
-    def __init__(self, namespace: str = "tqflow") -> None:
+    def __init__(self, namespace: str = "tqflow", partition: int | None = None) -> None:
         if not NAMESPACE_RE.match(namespace):
             raise ValueError(
                 f"namespace {namespace!r} must be 1-64 characters of letters, digits, '_', '.', ':' or '-'"
             )
+        if partition is not None and partition < 0:
+            raise ValueError(f"partition {partition} must be 0 or more")
         self.namespace = namespace
-        self.prefix = "{" + namespace + "}"
+        self.partition = partition
+        self.control = "{" + namespace + "}"  # the control slot: deploys, registry, leader, triggers
+        self.prefix = self.control if partition is None else "{" + f"{namespace}.{partition}" + "}"
         self.delayed = f"{self.prefix}:delayed"
         self.delayed_wake = f"{self.prefix}:delayed:wake"
         self.dlq = f"{self.prefix}:dlq"
         self.runs = f"{self.prefix}:runs"
-        self.flows = f"{self.prefix}:flows"
+        self.flows = f"{self.control}:flows"
         self.queues = f"{self.prefix}:queues"
         self.dlqs = f"{self.prefix}:dlqs"  # names of the named dead-letter queues
         self.done_channel = f"{self.prefix}:done"  # job ids that someone waits for, when they end
         self.cancel_channel = f"{self.prefix}:cancel"  # running job ids to stop
         self.group = GROUP
+
+    def at(self, partition: int) -> Keys:
+        """The keys of another partition of this namespace."""
+        return Keys(self.namespace, partition)
 
     def stream(self, queue: str, priority: int) -> str:
         return f"{self.prefix}:q:{queue}:{priority}"
@@ -66,7 +78,7 @@ class Keys:
         return f"{self.prefix}:run:{run_id}:done"
 
     def flow(self, name: str) -> str:
-        return f"{self.prefix}:flow:{name}"
+        return f"{self.control}:flow:{name}"
 
     def unique(self, key: str) -> str:
         return f"{self.prefix}:u:{key}"
@@ -78,15 +90,20 @@ class Keys:
         return f"{self.dlq}:{name}" if name else self.dlq
 
     # Observability (runtime/attempts.py, runtime/alerts.py) — additive.
+    @property
+    def leases(self) -> str:
+        """zset: job id -> lease deadline (ms) of its running attempt."""
+        return f"{self.prefix}:leases"
+
     def attempts(self, job_id: str) -> str:
         """A capped list of one job's attempts (JSON), newest last."""
         return f"{self.prefix}:job:{job_id}:attempts"
 
     def alert_sent(self, kind: str, subject: str) -> str:
         """Set NX when an alert goes out, so several monitors send it once."""
-        return f"{self.prefix}:alert:{kind}:{subject}"
+        return f"{self.control}:alert:{kind}:{subject}"
 
     @property
     def alert_cursor(self) -> str:
         """A hash of how far the alert monitors have read (DLQ score, runs being watched)."""
-        return f"{self.prefix}:alert:cursor"
+        return f"{self.control}:alert:cursor"

@@ -1,8 +1,9 @@
 """The Lua scripts, each loaded with the shared prelude (lua/common.lua) and called by SHA.
 
-`call` runs one script (loading it once if the server does not know it); `queue` adds a call to a
-pipeline (call `ensure_loaded` before, so the pipeline needs no extra round trip to load scripts).
-`Scripts` works on a `redis.asyncio` client, `SyncScripts` on a sync one (the sync client, runtime/sync.py).
+`run` sends one `ScriptCall` (store/calls.py lays out every script's KEYS and ARGV; it loads the script
+once if the server does not know it); `queue` adds a call to a pipeline (call `ensure_loaded` before, so the
+pipeline needs no extra round trip to load scripts). `Scripts` works on a `redis.asyncio` client,
+`SyncScripts` on a sync one (the sync client, runtime/sync.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,18 @@ from typing import Any
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    NoScriptError,
+    ReadOnlyError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from tqflow.runtime.store.calls import Arg, ScriptCall
 
 pack_command: Callable[[tuple[Any, ...]], bytes] | None
 try:
@@ -46,16 +55,29 @@ SCRIPT_NAMES = (
     "age",
     "cancel_run",
     "claim_unique",
+    "cluster_heartbeat",
+    "cluster_reclaim",
+    "cluster_leases",
+    "cluster_handback",
+    "cluster_leader",
+    "cluster_fire",
     "resume_run",
 )
 
-Arg = Any  # str, int or float: what Redis takes as an argument
+REROUTED = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
+
+
+def lua_file(name: str) -> str:
+    return resources.files("tqflow.runtime.store").joinpath("lua").joinpath(f"{name}.lua").read_text()
 
 
 @cache
 def script_text(name: str) -> str:
-    lua = resources.files("tqflow.runtime.store").joinpath("lua")
-    return lua.joinpath("common.lua").read_text() + "\n" + lua.joinpath(f"{name}.lua").read_text()
+    if name == "cluster_fire":
+        # Firing a cron tick is the leader's fence followed by the runtime's own submit_run, so a run is
+        # created only by the current leader, once per tick, in one atomic script.
+        return script_text("cluster_fire_fence") + "\n" + lua_file("submit_run")
+    return lua_file("common") + "\n" + lua_file(name)
 
 
 @cache
@@ -66,12 +88,10 @@ def script_sha(name: str) -> str:
 class Scripts:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
-        # Kept for callers that use redis-py's script objects.
-        self.submit_run: AsyncScript = redis.register_script(script_text("submit_run"))
-        self.start: AsyncScript = redis.register_script(script_text("start"))
-        self.finish: AsyncScript = redis.register_script(script_text("finish"))
-        self.promote: AsyncScript = redis.register_script(script_text("promote"))
         self._loaded = False
+
+    async def run(self, call: ScriptCall) -> Any:
+        return await self.call(call.name, call.keys, call.args)
 
     async def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         try:
@@ -89,13 +109,13 @@ class Scripts:
             await self.redis.script_load(script_text(name))
         self._loaded = True
 
-    def queue(self, pipe: Pipeline, name: str, keys: Sequence[str], args: Sequence[Arg]) -> None:
-        queue_script(pipe, name, keys, args)
+    def queue(self, pipe: Pipeline, call: ScriptCall) -> None:
+        queue_script(pipe, call)
 
 
-def queue_script(pipe: Any, name: str, keys: Sequence[str], args: Sequence[Arg]) -> None:
+def queue_script(pipe: Any, call: ScriptCall) -> None:
     """Add a script call to a pipeline, sync or asyncio (queueing is the same on both)."""
-    pipe.evalsha(script_sha(name), len(keys), *keys, *args)
+    pipe.evalsha(script_sha(call.name), len(call.keys), *call.keys, *call.args)
 
 
 class SyncScripts:
@@ -113,6 +133,9 @@ class SyncScripts:
         self._own: Any = None  # the kept connection (redis.connection.Connection)
         self._own_lock = threading.Lock()
         self._pid = os.getpid()
+
+    def run(self, call: ScriptCall) -> Any:
+        return self.call(call.name, call.keys, call.args)
 
     def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         command = ("EVALSHA", script_sha(name), len(keys), *keys, *args)
@@ -133,7 +156,16 @@ class SyncScripts:
             except (RedisConnectionError, RedisTimeoutError):
                 # A connection Redis closed while it sat idle (a restart, CLIENT KILL, a timeout) fails
                 # on its next use; redis-py disconnected it, so this connects again, once.
-                return self._send(command)
+                try:
+                    return self._send(command)
+                except REROUTED:
+                    self._own.disconnect()
+                    return self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+            except REROUTED:
+                # A cluster slot or a sentinel master moved (runtime/connection.py): the pool's retried
+                # path follows it; the kept connection reconnects to the new place on its next use.
+                self._own.disconnect()
+                return self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
         finally:
             self._own_lock.release()
 

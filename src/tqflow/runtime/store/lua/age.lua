@@ -1,14 +1,14 @@
 -- Aging: a normal, low or batch entry that waited `aging ms` on its stream (and that no worker has read
 -- yet) moves to the end of the target level's stream (critical by default), so a flood of higher-priority
--- work cannot hold it back past the bound. ARGV: prefix, now, aging ms, target level, then queues.
+-- work cannot hold it back past the bound. KEYS: the streams to age (levels below the target).
+-- ARGV: now, aging ms, target level.
 refuse_when_full()
-local now, aging, top = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local now, aging, top = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local moved = 0
-for i = 5, #ARGV do
-  local q = ARGV[i]
-  for level = math.max(2, top + 1), 4 do
-    local s = stream_key(q, level)
-    if redis.call('EXISTS', s) == 1 then
+for i = 1, #KEYS do
+  local s = KEYS[i]
+  local q, level = string.match(s, ':q:(.+):([0-4])$')
+  if q and redis.call('EXISTS', s) == 1 then
       local last = '0-0'
       for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do
         local name, delivered
@@ -31,7 +31,6 @@ for i = 5, #ARGV do
           end
         end
       end
-    end
   end
 end
 return moved

@@ -1,8 +1,8 @@
 -- A flow job's `unique key=…, within=…, conflict=…`, claimed by its first attempt (fenced by its token):
 -- the key is SET NX PX; on a clash, skip or reject (the worker ends the job so), or replace (the holder is
 -- cancelled if it has not started, and the key moves here).
--- ARGV: prefix, now, job id, token, key, ttl ms, conflict. Returns ok | skip:<holder> | reject:<holder> | stale
-local now, id, token, key, ttl, conflict = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7]
+-- ARGV: now, job id, token, key, ttl ms, conflict. Returns ok | skip:<holder> | reject:<holder> | stale
+local now, id, token, key, ttl, conflict = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
 local k = job_key(id)
 if redis.call('HGET', k, 'token') ~= token then return 'stale' end
 local uk = prefix .. ':u:' .. key

@@ -1,16 +1,16 @@
 -- Graceful shutdown: give back everything this worker holds in one stream's pending list.
--- KEYS[1] stream, KEYS[2] leases zset. ARGV: prefix, now, worker name, count.
+-- KEYS[1] stream, KEYS[2] leases zset. ARGV: now, worker name, count.
 -- Running attempts of this worker lose their token (a finish arriving later is refused) and their jobs
 -- go back on the stream at once; entries read but not started go back too. Returns how many went back.
--- ARGV[5] (optional) max deliveries, then the ids of jobs to blame: the worker is going down because it
+-- ARGV[4] (optional) max deliveries, then the ids of jobs to blame: the worker is going down because it
 -- crashed (its fetch loop raised), so the running attempts of those jobs count as a lost delivery and are
 -- dead-lettered `WorkerLost` at the limit, as when recovery reclaims a dead worker's job (F15: a crash loop
 -- re-queued the same entry forever, uncounted). Other jobs go back uncounted.
 run_when_full()
-local now, me, count = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
-local max_lost = tonumber(ARGV[5] or '0') or 0
+local now, me, count = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local max_lost = tonumber(ARGV[4] or '0') or 0
 local blamed = {}
-for i = 6, #ARGV do blamed[ARGV[i]] = true end
+for i = 5, #ARGV do blamed[ARGV[i]] = true end
 local function default_dlq() if type(dlq_key) == 'function' then return dlq_key('') end return dlq_key end
 local stream = KEYS[1]
 local back = 0

@@ -1,19 +1,19 @@
 -- A worker is alive: refresh its registry record and renew the lease of every job it still holds.
 -- KEYS[1] workers zset, KEYS[2] this worker's hash, KEYS[3] leases zset.
--- ARGV: prefix, now, worker name, record ttl ms, lease ms, record fields (JSON object), job ids…
+-- ARGV: now, worker name, record ttl ms, lease ms, record fields (JSON object), job ids…
 -- Returns the ids it no longer holds (reclaimed after a pause: the job names another worker or none): their
 -- attempts are lost. A job this worker just ended (its finish landed before this beat) is not lost.
 run_when_full()
-local now, name, ttl, lease = tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local now, name, ttl, lease = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local fields = {}
-for field, value in pairs(cjson.decode(ARGV[6])) do
+for field, value in pairs(cjson.decode(ARGV[5])) do
   table.insert(fields, field); table.insert(fields, value)
 end
 redis.call('HSET', KEYS[2], 'heartbeat', now, unpack(fields))
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[1], now, name)
 local lost = {}
-for i = 7, #ARGV do
+for i = 6, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
   local state, worker = unpack(redis.call('HMGET', k, 'state', 'worker'))

@@ -1,5 +1,5 @@
 -- Recovery and work stealing over one page of a stream's pending list (XPENDING … IDLE).
--- KEYS[1] stream, KEYS[2] leases zset. ARGV: prefix, now, min idle ms, count, start id,
+-- KEYS[1] stream, KEYS[2] leases zset. ARGV: now, min idle ms, count, start id,
 -- max deliveries, steal idle ms (0 = do not steal), this worker's name.
 -- A pending entry is given back to the stream (a new entry, the old one acked and deleted) when
 --   * its job runs under a worker that is dead (no registry record) or whose lease ran out: the attempt
@@ -11,8 +11,8 @@
 -- The default dead-letter queue (common.lua's `dlq_key` is a key or a function of the queue name).
 refuse_when_full()
 local function default_dlq() if type(dlq_key) == 'function' then return dlq_key('') end return dlq_key end
-local now, min_idle, count = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_lost, steal_idle, me = tonumber(ARGV[6]), tonumber(ARGV[7]), ARGV[8]
+local now, min_idle, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local max_lost, steal_idle, me = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
 local stream, leases = KEYS[1], KEYS[2]
 local reclaimed, dead, stolen, cleaned = 0, 0, 0, 0
 local function alive(worker) return worker and worker ~= '' and redis.call('EXISTS', prefix .. ':worker:' .. worker) == 1 end
@@ -20,7 +20,7 @@ local function drop(entry)
   redis.call('XACK', stream, GROUP, entry)
   redis.call('XDEL', stream, entry)
 end
-local pending = redis.call('XPENDING', stream, GROUP, 'IDLE', min_idle, ARGV[5], '+', count)
+local pending = redis.call('XPENDING', stream, GROUP, 'IDLE', min_idle, ARGV[4], '+', count)
 local last = ''
 for _, p in ipairs(pending) do
   local entry, consumer, idle = p[1], p[2], tonumber(p[3])

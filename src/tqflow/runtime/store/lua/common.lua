@@ -1,6 +1,10 @@
--- Shared by every script (prepended when loaded). ARGV[1] is the key prefix "{namespace}";
--- the key suffixes mirror runtime/keys.py, and tests/test_keys.py pins both.
-local prefix = ARGV[1]
+-- Shared by every script (prepended when loaded). The key prefix ("{namespace}", or a partition's
+-- "{namespace.k}") is the hash tag of KEYS[1]: every script declares the keys its caller can name in KEYS
+-- (store/calls.py lays each call out), and builds the keys it reaches through a record (a run's other jobs,
+-- a fan-out's children, a lean job's record) from the same prefix, so they are in KEYS[1]'s slot.
+-- The key suffixes mirror store/keys.py, and tests/runtime/test_keys.py pins both.
+local prefix = string.match(KEYS[1] or '', '^{[^}]*}')
+if not prefix then return redis.error_reply('KEYS[1] must be a tqflow key ({namespace}:...)') end
 local function job_key(id) return prefix .. ':job:' .. id end
 local function run_key(id) return prefix .. ':run:' .. id end
 local function stream_key(queue, prio) return prefix .. ':q:' .. queue .. ':' .. prio end

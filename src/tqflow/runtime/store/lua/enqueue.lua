@@ -3,22 +3,23 @@
 -- level, options JSON or ''); each job is then one field: <16-character id><spec number>|<payload>, or for a
 -- lean job (no delay, deadline or unique key: only its stream entry is written, see common.lua)
 -- .<spec number>|<payload>; a lean job's status "ok:<entry id>" gives its id (QUEUE.LEVEL.ENTRY_ID).
--- ARGV: prefix, now, mode, max payload bytes, then either
---   (no KEYS) spec field count, spec fields…, job fields…   (the client pages this under ~1,000 arguments)
---   (KEYS[1] a staging list holding: spec field count, spec fields…, job fields…) the list's length.
+-- ARGV: now, mode, max payload bytes, then either
+--   spec field count, spec fields…, job fields…   (the client pages this under ~1,000 arguments)
+--   or, with KEYS[3] a staging list holding those fields, the list's length.
+-- KEYS[1] the queues set, KEYS[2] the delayed set[, KEYS[3] the staging list].
 -- Options read here: d (delay ms), dl (deadline ms), uk/ut/uc (unique key, ttl ms, conflict).
 -- Returns {"done"|"aborted", one status a job: "ok" | "ok:<entry>" | "skip:<id>" | "reject:<id>" | "error:<why>"}.
-local now = tonumber(ARGV[2])
-local mode, max_payload = ARGV[3], tonumber(ARGV[4])
-local items, first = ARGV, 5
-if #KEYS > 0 then
+local now = tonumber(ARGV[1])
+local mode, max_payload = ARGV[2], tonumber(ARGV[3])
+local items, first = ARGV, 4
+if #KEYS > 2 then
   items, first = {}, 1
-  local n = redis.call('LLEN', KEYS[1])
-  if n ~= tonumber(ARGV[5]) then return redis.error_reply('staged ' .. n .. ' fields, expected ' .. ARGV[5]) end
+  local n = redis.call('LLEN', KEYS[3])
+  if n ~= tonumber(ARGV[4]) then return redis.error_reply('staged ' .. n .. ' fields, expected ' .. ARGV[4]) end
   for start = 0, n - 1, 1000 do
-    for _, v in ipairs(redis.call('LRANGE', KEYS[1], start, start + 999)) do items[#items + 1] = v end
+    for _, v in ipairs(redis.call('LRANGE', KEYS[3], start, start + 999)) do items[#items + 1] = v end
   end
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[3])
 end
 local nspec = tonumber(items[first])
 local specs = {}
@@ -125,5 +126,5 @@ else
     statuses[i + 2] = status
   end
 end
-for q, _ in pairs(queues) do redis.call('SADD', prefix .. ':queues', q) end
+for q, _ in pairs(queues) do redis.call('SADD', KEYS[1], q) end
 return statuses

@@ -1,18 +1,18 @@
 -- A fan-out job's attempt creates one child job per item, all at once, fenced by its token; the job
 -- then waits (state "fanout") until every child has ended (see child_done).
--- KEYS: none (payloads in ARGV) or {staging list}. ARGV: prefix, now, parent id, token, count, payloads…
+-- KEYS[1] the parent's record[, KEYS[2] a staging list holding the payloads]. ARGV: now, parent id, token, count, payloads…
 -- Returns "fanout", "succeeded" (no items) or "stale".
 refuse_when_full()
-local now, parent, token, n = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5])
+local now, parent, token, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local pk = job_key(parent)
 local state, current, stream, entry = unpack(redis.call('HMGET', pk, 'state', 'token', 'stream', 'entry'))
-local items, base = ARGV, 5
-if #KEYS > 0 then
+local items, base = ARGV, 4
+if #KEYS > 1 then
   items, base = {}, 0
   for start = 0, n - 1, 1000 do
-    for _, v in ipairs(redis.call('LRANGE', KEYS[1], start, start + 999)) do items[#items + 1] = v end
+    for _, v in ipairs(redis.call('LRANGE', KEYS[2], start, start + 999)) do items[#items + 1] = v end
   end
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[2])
 end
 if state ~= 'running' or current ~= token then return 'stale' end
 redis.call('XACK', stream, GROUP, entry)

@@ -1,8 +1,8 @@
 -- Read up to a number of entries from each stream in the given order (the worker's weighted plan),
 -- then fill what is left from the streams in order, and start every job read (see start_entry).
--- ARGV: prefix, now, worker, token prefix, lease ms, wanted, then pairs: stream, count.
+-- KEYS: the streams, in that order. ARGV: now, worker, token prefix, lease ms, wanted, then one count a stream.
 refuse_when_full()
-local now, worker, token, lease, wanted = tonumber(ARGV[2]), ARGV[3], ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local now, worker, token, lease, wanted = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local started, got, n = {}, 0, 0
 local function read(stream, count)
   if count <= 0 then return 0 end
@@ -18,16 +18,16 @@ local function read(stream, count)
   return #entries
 end
 local empty = {}
-for i = 7, #ARGV, 2 do
-  local count = tonumber(ARGV[i + 1])
-  local read_n = read(ARGV[i], math.min(count, wanted - got))
+for i = 1, #KEYS do
+  local count = tonumber(ARGV[i + 5])
+  local read_n = read(KEYS[i], math.min(count, wanted - got))
   got = got + read_n
-  if read_n < count then empty[ARGV[i]] = true end
+  if read_n < count then empty[KEYS[i]] = true end
 end
-for i = 7, #ARGV, 2 do
+for i = 1, #KEYS do
   if got >= wanted then break end
-  if not empty[ARGV[i]] then
-    local read_n = read(ARGV[i], wanted - got)
+  if not empty[KEYS[i]] then
+    local read_n = read(KEYS[i], wanted - got)
     got = got + read_n
   end
 end

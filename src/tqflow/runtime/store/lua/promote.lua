@@ -1,8 +1,8 @@
 -- Move delayed jobs that are due onto their streams. Returns {moved, next due ms or -1}.
--- KEYS[1] delayed key. ARGV: prefix, now, limit
+-- KEYS[1] delayed key. ARGV: now, limit
 refuse_when_full()
-local now = tonumber(ARGV[2])
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local now = tonumber(ARGV[1])
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
   local state = redis.call('HGET', job_key(id), 'state')

@@ -1,16 +1,16 @@
 -- Replay dead-lettered jobs: back to their queue with a fresh attempt count. A flow job replayed this
 -- way runs on its own: its run (already ended) is not changed again.
--- ARGV: prefix, now, dead-letter queue name ('' for the default), then job ids; or, after the marker
--- '\0seen', pairs: job id, when the dead-lettering the caller saw happened (its `finished` ms).
+-- ARGV: now, dead-letter queue name ('' for the default), then job ids; or, after the marker '\0seen',
+-- pairs: job id, when the dead-lettering the caller saw happened (its `finished` ms).
 -- Returns one status a job: replayed | not-dead | missing | already-replayed
 -- With pairs, a replay consumes the dead-lettering the caller saw, so one DLQ entry is replayed at most
 -- once however many callers replay it at once: a job that died again since is `already-replayed` (40
 -- parallel replays of a job failing in 1 ms ran it 14 times).
 refuse_when_full()
-local now, dlq = tonumber(ARGV[2]), ARGV[3]
+local now, dlq = tonumber(ARGV[1]), ARGV[2]
 local out = {}
-local first, step = 4, 1
-if ARGV[4] == '\0seen' then first, step = 5, 2 end
+local first, step = 3, 1
+if ARGV[3] == '\0seen' then first, step = 4, 2 end
 for i = first, #ARGV, step do
   local id = ARGV[i]
   local seen = step == 2 and ARGV[i + 1] or ''

@@ -1,10 +1,10 @@
 -- Change the priority of jobs that have not started. A queued job moves to the end of its new level's
 -- stream (its old entry goes; if a worker already read it, the start script drops it as stale).
--- ARGV: prefix, now, new level, then job ids. Returns one status a job: moved | updated | <state> | missing
+-- ARGV: now, new level, then job ids. Returns one status a job: moved | updated | <state> | missing
 refuse_when_full()
-local now, level = tonumber(ARGV[2]), ARGV[3]
+local now, level = tonumber(ARGV[1]), ARGV[2]
 local out = {}
-for i = 4, #ARGV do
+for i = 3, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
   state_of(id)  -- a queued lean job gets its record first, so its id still finds it once moved

@@ -3,17 +3,17 @@
 -- A fan-out whose items partly failed re-runs only the items that did not succeed, when its own inputs are
 -- kept. Each re-run job gets its retry policy afresh, keeps its history and leaves the dead-letter queue.
 -- One script, so the run is never seen half resumed.
--- KEYS[1] run key. ARGV: prefix, now, run id, from job name ('' = every job that did not succeed), then
+-- KEYS[1] run key, KEYS[2…] the run's job records. ARGV: now, run id, from job name ('' = every job that did not succeed), then
 -- pairs in topological order: job name, its upstream job names joined by ',' (the plan's waits_for).
 -- Returns {'resumed', jobs re-run} | {'running'} (the run has not ended) | {'missing'} | {'nothing'}
-local now, run_id, from = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local now, run_id, from = tonumber(ARGV[1]), ARGV[2], ARGV[3]
 local rk = KEYS[1]
 local run_state = redis.call('HGET', rk, 'state')
 if not run_state then return {'missing'} end
 if run_state == 'running' then return {'running'} end
 
 local names, upstream, index = {}, {}, {}
-for i = 5, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local name = ARGV[i]
   names[#names + 1] = name
   index[name] = #names

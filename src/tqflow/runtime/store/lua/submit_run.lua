@@ -1,15 +1,15 @@
 -- Create a run and its jobs, and start the jobs that wait for nothing. All or nothing.
--- KEYS[1] run key. ARGV: prefix, now, run id, run fields (JSON object), jobs (JSON list of objects)
-local now = tonumber(ARGV[2])
-local run_id = ARGV[3]
+-- KEYS[1] run key, KEYS[2] the runs index. ARGV: now, run id, run fields (JSON object), jobs (JSON list of objects)
+local now = tonumber(ARGV[1])
+local run_id = ARGV[2]
 local rk = KEYS[1]
 if redis.call('EXISTS', rk) == 1 then return redis.error_reply('run ' .. run_id .. ' already exists') end
-local run = cjson.decode(ARGV[4])
-local jobs = cjson.decode(ARGV[5])
+local run = cjson.decode(ARGV[3])
+local jobs = cjson.decode(ARGV[4])
 local fields = {}
 for name, value in pairs(run) do table.insert(fields, name); table.insert(fields, value) end
 redis.call('HSET', rk, 'state', 'running', 'created', now, 'open', #jobs, 'failed', 0, unpack(fields))
-redis.call('ZADD', prefix .. ':runs', now, run_id)
+redis.call('ZADD', KEYS[2], now, run_id)
 local roots = {}
 for _, job in ipairs(jobs) do
   local id = run_id .. '.' .. job.name

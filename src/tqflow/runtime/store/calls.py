@@ -1,0 +1,243 @@
+"""What each Lua script takes: its KEYS and ARGV, built from `Keys`. The one place a script call is laid out.
+
+A function here returns a `ScriptCall` (script name, KEYS, ARGV); `Scripts.run` / `SyncScripts.run` send it
+alone, `Scripts.queue` adds it to a pipeline. Every script takes its key prefix from the hash tag of KEYS[1]
+(lua/common.lua), so a call is routed to the slot of the keys it declares. The keys a caller can name are
+all in KEYS; the keys a script reaches through a record (a run's other jobs, a fan-out's children, a lean
+job's record) are built from the same prefix and so are always in KEYS[1]'s slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from tqflow.plan import PRIORITIES
+from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.keys import Keys
+
+Arg = Any  # str, int or float: what Redis takes as an argument
+
+
+class ScriptCall(NamedTuple):
+    name: str
+    keys: list[str]
+    args: list[Arg]
+
+
+# -- producers ---------------------------------------------------------------------------------------
+
+
+def enqueue(keys: Keys, head: Sequence[Arg], fields: Sequence[Arg], stage: str | None = None) -> ScriptCall:
+    """`head` is (now, mode, max payload bytes); `fields` the page's spec and job fields, or (staged) the
+    staged field count."""
+    declared = [keys.queues, keys.delayed] if stage is None else [keys.queues, keys.delayed, stage]
+    return ScriptCall("enqueue", declared, [*head, *fields])
+
+
+def submit_run(keys: Keys, now: int, run_id: str, run_fields: str, jobs: str) -> ScriptCall:
+    return ScriptCall("submit_run", [keys.run(run_id), keys.runs], [now, run_id, run_fields, jobs])
+
+
+def cancel(keys: Keys, now: int, reason: str, job_ids: Sequence[str]) -> ScriptCall:
+    return ScriptCall("cancel", [keys.job(j) for j in job_ids], [now, reason, *job_ids])
+
+
+def cancel_run(keys: Keys, now: int, run_id: str, names: Sequence[str]) -> ScriptCall:
+    jobs = [keys.job(f"{run_id}.{name}") for name in names]
+    return ScriptCall("cancel_run", [keys.run(run_id), *jobs], [now, run_id, *names])
+
+
+def reprioritize(keys: Keys, now: int, level: int, job_ids: Sequence[str]) -> ScriptCall:
+    return ScriptCall("reprioritize", [keys.job(j) for j in job_ids], [now, level, *job_ids])
+
+
+def replay(
+    keys: Keys,
+    now: int,
+    dead_letter: str,
+    job_ids: Sequence[str],
+    seen: Mapping[str, int | str] | None = None,
+) -> ScriptCall:
+    """`seen`: job id -> the `finished` ms of the dead-lettering the caller saw (see replay.lua)."""
+    declared = [keys.dead_letter(dead_letter or None), *(keys.job(j) for j in job_ids)]
+    if seen is None:
+        return ScriptCall("replay", declared, [now, dead_letter, *job_ids])
+    pairs = [v for j in job_ids for v in (j, str(seen.get(j) or ""))]
+    return ScriptCall("replay", declared, [now, dead_letter, "\0seen", *pairs])
+
+
+def resume_run(
+    keys: Keys, now: int, run_id: str, from_job: str, jobs: Sequence[tuple[str, str]]
+) -> ScriptCall:
+    """`jobs`: (job name, its upstream job names joined by ','), in topological order."""
+    declared = [keys.run(run_id), *(keys.job(f"{run_id}.{name}") for name, _ in jobs)]
+    return ScriptCall("resume_run", declared, [now, run_id, from_job, *(v for job in jobs for v in job)])
+
+
+def watch(keys: Keys, job_id: str) -> ScriptCall:
+    return ScriptCall("watch", [keys.job(job_id)], [job_id])
+
+
+# -- workers -----------------------------------------------------------------------------------------
+
+
+def fetch(
+    keys: Keys, now: int, worker: str, token: str, lease_ms: int, wanted: int, plan: Sequence[tuple[str, int]]
+) -> ScriptCall:
+    """`plan`: (stream, count) in the order the worker's weights chose."""
+    return ScriptCall(
+        "fetch", [stream for stream, _ in plan], [now, worker, token, lease_ms, wanted, *(c for _, c in plan)]
+    )
+
+
+def start_many(
+    keys: Keys, now: int, worker: str, token: str, lease_ms: int, entries: Iterable[tuple[str, str, str]]
+) -> ScriptCall:
+    """`entries`: (job id or '' for an entry without one, stream, entry id) as a blocking read gave them."""
+    streams: list[str] = []
+    args: list[Arg] = [now, worker, token, lease_ms]
+    for job_id, stream, entry in entries:
+        streams.append(stream)
+        args += [job_id, entry]
+    return ScriptCall("start_many", streams, args)
+
+
+def finish_many(keys: Keys, now: int, ttl_ms: int, attempts: Sequence[Sequence[Arg]]) -> ScriptCall:
+    """`attempts`: (job id, token, outcome, payload, retry due ms, dead-letter queue name) each."""
+    return ScriptCall(
+        "finish_many",
+        [keys.job(str(a[0])) for a in attempts],
+        [now, ttl_ms, *(v for a in attempts for v in a)],
+    )
+
+
+def finish(
+    keys: Keys,
+    now: int,
+    job_id: str,
+    token: str,
+    outcome: str,
+    payload: str,
+    due: int = 0,
+    dead_letter: str = "",
+) -> ScriptCall:
+    return ScriptCall("finish", [keys.job(job_id)], [now, job_id, token, outcome, payload, due, dead_letter])
+
+
+def start(
+    keys: Keys, now: int, job_id: str, stream: str, entry: str, worker: str, token: str, lease_ms: int
+) -> ScriptCall:
+    return ScriptCall("start", [stream, keys.job(job_id)], [now, job_id, entry, worker, token, lease_ms])
+
+
+def promote(keys: Keys, now: int, limit: int) -> ScriptCall:
+    return ScriptCall("promote", [keys.delayed], [now, limit])
+
+
+def age(keys: Keys, now: int, aging_ms: int, top: int, queues: Sequence[str]) -> ScriptCall:
+    """The streams of the levels below `top` that aging may move from (normal and lower)."""
+    levels = range(max(2, top + 1), len(PRIORITIES))
+    return ScriptCall(
+        "age", [keys.stream(q, level) for q in queues for level in levels], [now, aging_ms, top]
+    )
+
+
+def claim_unique(
+    keys: Keys, now: int, job_id: str, token: str, key: str, ttl_ms: int, conflict: str
+) -> ScriptCall:
+    return ScriptCall(
+        "claim_unique", [keys.job(job_id), keys.unique(key)], [now, job_id, token, key, ttl_ms, conflict]
+    )
+
+
+def fan_out(
+    keys: Keys, now: int, parent: str, token: str, count: int, bodies: Sequence[str], stage: str | None = None
+) -> ScriptCall:
+    """`bodies` in ARGV, or (staged) none: the staging list holds them."""
+    declared = [keys.job(parent)] if stage is None else [keys.job(parent), stage]
+    return ScriptCall("fan_out", declared, [now, parent, token, count, *bodies])
+
+
+# -- the cluster's roles -----------------------------------------------------------------------------
+
+
+def heartbeat(
+    keys: ClusterKeys, now: int, name: str, ttl_ms: int, lease_ms: int, record: str, job_ids: Sequence[str]
+) -> ScriptCall:
+    declared = [keys.workers, keys.worker(name), keys.leases, *(keys.base.job(j) for j in job_ids)]
+    return ScriptCall("cluster_heartbeat", declared, [now, name, ttl_ms, lease_ms, record, *job_ids])
+
+
+def reclaim(
+    keys: ClusterKeys,
+    stream: str,
+    now: int,
+    min_idle_ms: int,
+    count: int,
+    start_id: str,
+    max_deliveries: int,
+    steal_idle_ms: int,
+    me: str,
+) -> ScriptCall:
+    return ScriptCall(
+        "cluster_reclaim",
+        [stream, keys.leases],
+        [now, min_idle_ms, count, start_id, max_deliveries, steal_idle_ms, me],
+    )
+
+
+def leases(keys: ClusterKeys, now: int, count: int, max_deliveries: int) -> ScriptCall:
+    return ScriptCall("cluster_leases", [keys.leases, keys.base.dlq], [now, count, max_deliveries])
+
+
+def hand_back(
+    keys: ClusterKeys,
+    stream: str,
+    now: int,
+    me: str,
+    count: int,
+    count_lost: int = 0,
+    blamed: Sequence[str] = (),
+) -> ScriptCall:
+    """`count_lost` (max deliveries), `blamed`: a crashing worker's hand-back (cluster_handback.lua)."""
+    return ScriptCall("cluster_handback", [stream, keys.leases], [now, me, count, count_lost, *blamed])
+
+
+def leader(keys: ClusterKeys, now: int, name: str, lease_ms: int, epoch: int, resign: bool) -> ScriptCall:
+    return ScriptCall(
+        "cluster_leader", [keys.leader, keys.leader_epoch], [now, name, lease_ms, epoch, int(resign)]
+    )
+
+
+def fire(
+    keys: ClusterKeys,
+    flow: str,
+    trigger: str,
+    tick_ms: int,
+    holder: str,
+    tick_ttl_ms: int,
+    action: str,
+    detail: str,
+    run: ScriptCall,
+) -> ScriptCall:
+    """A cron tick: the leader's fence, then `run` (a submit_run call, or an empty one for a skip)."""
+    fence_keys = [keys.leader, keys.tick(flow, trigger, tick_ms), keys.trigger(flow, trigger)]
+    return ScriptCall(
+        "cluster_fire", [*run.keys, *fence_keys], [*run.args, holder, tick_ms, tick_ttl_ms, action, detail]
+    )
+
+
+# -- retention (cluster/retention.py, `tqc dlq purge`) ------------------------------------------------------
+
+
+def prune_runs(keys: Keys, now: int, keep_ms: int, runs: Sequence[tuple[str, Sequence[str]]]) -> ScriptCall:
+    """`runs`: (run id, the job names of its plan version) for each run to look at."""
+    args: list[Arg] = [now, keep_ms]
+    for run_id, names in runs:
+        args += [run_id, len(names), *names]
+    return ScriptCall("prune_runs", [keys.runs], args)
+
+
+def purge_dlq(keys: Keys, dlq: str | None, job_ids: Sequence[str]) -> ScriptCall:
+    return ScriptCall("purge_dlq", [keys.dead_letter(dlq)], list(job_ids))

@@ -1,0 +1,103 @@
+"""tqflow on a 3-master Redis Cluster, through nodes that do not own the namespace's slot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from redis.crc import key_slot
+
+from tqflow.runtime.client import Client
+from tqflow.runtime.connection import connect, topology_of
+from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.servers import HOST, LocalCluster
+from tqflow.runtime.sync import SyncClient
+from tqflow.runtime.worker import Worker, WorkerSettings
+
+from helpers import FLOWS
+
+TASKS = load_tasks(["job_tasks"], [FLOWS])
+import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
+
+ROOT = Path(__file__).parents[2]
+TQC = [sys.executable, "-m", "tqflow.cli.tqc"]
+
+
+def slot(namespace: str) -> int:
+    return key_slot(f"{{{namespace}}}".encode())
+
+
+def test_hello_runs_through_a_node_that_does_not_own_the_namespace(cluster3: LocalCluster) -> None:
+    namespace = f"hello-{uuid.uuid4().hex[:8]}"
+    other = cluster3.not_owner(slot(namespace))
+    url = f"redis+cluster://{other.address}"
+    done = subprocess.run(
+        [*TQC, "run", str(ROOT / "examples/hello/hello.tqflow"), "--redis", url, "--namespace", namespace],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "succeeded" in done.stdout and 'message = "HELLO, WORLD!"' in done.stdout, done.stdout
+
+
+def test_a_plain_url_into_the_cluster_is_refused_in_one_line(cluster3: LocalCluster) -> None:
+    namespace = f"plain-{uuid.uuid4().hex[:8]}"
+    owner, other = cluster3.owner(slot(namespace)), cluster3.not_owner(slot(namespace))
+    done = subprocess.run(
+        [*TQC, "runs", "--redis", f"redis://{other.address}", "--namespace", namespace],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 4, (done.stdout, done.stderr)
+    expected = (
+        f"error: slot {slot(namespace)} of namespace {namespace} is on {owner.address}; "
+        f"use redis+cluster://{other.address}"
+    )
+    assert done.stderr.strip() == expected
+
+
+async def test_jobs_from_the_asyncio_and_the_sync_client(cluster3: LocalCluster) -> None:
+    namespace = f"jobs-{uuid.uuid4().hex[:8]}"
+    url = f"redis+cluster://{cluster3.not_owner(slot(namespace)).address}"
+    async with running_worker(url, namespace):
+        client = Client.from_url(url, namespace)
+        try:
+            ids = [await client.enqueue(jt.add, x=i, y=1) for i in range(10)]
+            assert [await client.result(i, timeout=30) for i in ids] == [i + 1 for i in range(10)]
+            topology = topology_of(client.redis)
+            assert topology is not None and topology.current == (HOST, cluster3.owner(slot(namespace)).port)
+        finally:
+            await client.close()
+        assert await asyncio.to_thread(sync_jobs, url, namespace) == [i + 2 for i in range(10)]
+
+
+def sync_jobs(url: str, namespace: str) -> list[int]:
+    """The sync client's native calls (in a thread: the worker runs on the test's event loop)."""
+    with SyncClient.from_url(url, namespace) as sync:
+        ids = sync.enqueue_many([(jt.add, {"x": i, "y": 2}) for i in range(10)])
+        results = [sync.result(i, timeout=30) for i in ids]
+        assert sync.job(ids[0]).state == "succeeded"
+        return results
+
+
+@contextlib.asynccontextmanager
+async def running_worker(url: str, namespace: str) -> AsyncIterator[Worker]:
+    redis = connect(url)
+    worker = Worker(redis, TASKS, namespace, WorkerSettings(block_ms=100))
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        yield worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 15)
+        await redis.aclose()

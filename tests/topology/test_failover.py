@@ -1,0 +1,107 @@
+"""Failovers under load: the master that holds the namespace is SIGKILLed while jobs are enqueued and
+run; its replica is promoted (by the cluster, or by the sentinels). Counted from a ledger outside Redis
+(tests/faults): no acknowledged job lost, no worker stuck (every worker starts attempts after the
+failover), nothing left pending."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from redis.crc import key_slot
+
+from tqflow.runtime.client import Client
+from tqflow.runtime.servers import LocalCluster, LocalSentinel, ServerProcess
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
+from harness import Ledger, Workers, check
+
+pytestmark = pytest.mark.faults
+
+JOBS, SECONDS, WORKERS = 600, 6.0, 3
+
+
+async def submit_jobs(client: Client, total: int, seconds: float, rng: random.Random) -> dict[str, str]:
+    """Enqueue `total` lean jobs (keys j0…) in batches spread over `seconds`; returns id -> key. An id is
+    acknowledged once enqueue_many returned it."""
+    jobs: dict[str, str] = {}
+    batches = max(1, int(seconds * 4))
+    for batch in range(batches):
+        size = total // batches + (1 if batch < total % batches else 0)
+        keys = [f"j{len(jobs) + i}" for i in range(size)]
+        calls = [("fault_tasks.work", {"key": k, "ms": rng.randint(20, 200)}) for k in keys]
+        ids = await client.enqueue_many(calls)
+        jobs.update(zip((str(i) for i in ids), keys, strict=True))
+        await asyncio.sleep(seconds / batches)
+    return jobs
+
+
+async def end_states(client: Client, ids: list[str], timeout: float) -> dict[str, str]:
+    deadline = time.monotonic() + timeout
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        states = {i: (await client.job(i)).state for i in ids}
+        if all(s in ("succeeded", "dead", "cancelled", "skipped") for s in states.values()):
+            break
+        await asyncio.sleep(0.2)
+    return states
+
+
+async def failover_under_load(
+    url: str, namespace: str, tmp_path: Path, master: Callable[[], ServerProcess], label: str
+) -> None:
+    rng = random.Random(int(uuid.uuid4().hex[:8], 16))
+    client = Client.from_url(url, namespace)
+    workers = Workers(url, namespace, tmp_path / "ledger", stderr=tmp_path / "workers.err")
+    try:
+        for _ in range(WORKERS):
+            workers.start()
+        await workers.ready(client.redis, client.keys, WORKERS)
+        submitter = asyncio.create_task(submit_jobs(client, JOBS, SECONDS, rng))
+        await asyncio.sleep(SECONDS / 3)
+        old = master()
+        old.kill()
+        killed = time.monotonic()
+        killed_at = time.time()
+        while await asyncio.to_thread(master) is old:  # until the replica is promoted
+            assert time.monotonic() - killed < 50, "no replica was promoted within 50 s"
+            await asyncio.sleep(0.05)
+        promoted = time.monotonic() - killed
+        jobs = await submitter
+        states = await end_states(client, list(jobs), timeout=120)
+        ledger = Ledger.read(workers.ledger)
+        figures = await check(client.redis, client.keys, jobs, ledger, workers.killed, states)
+        pids = {p.pid for p in workers.procs.values()}
+        working_after = {pid for pid, at in ledger.begins.values() if at > killed_at + promoted}
+        alive = {p.pid for p in workers.alive()}
+    finally:
+        workers.stop_all()
+        await client.close()
+    print(
+        f"\n[{label}] {figures.line()} promoted_after_s={promoted:.1f} "
+        f"workers={len(pids)} alive={len(alive)} working_after_failover={len(working_after & pids)}"
+    )
+    assert figures.lost == 0 and figures.pending_left == 0, figures
+    assert alive == pids, "a worker exited"
+    assert working_after >= pids, f"stuck workers: {pids - working_after}"
+
+
+async def test_cluster_failover_under_load(tmp_path: Path) -> None:
+    namespace = f"fo-{uuid.uuid4().hex[:8]}"
+    slot = key_slot(f"{{{namespace}}}".encode())
+    with LocalCluster(masters=3, replicas=1) as cluster:
+        url = f"redis+cluster://{cluster.not_owner(slot).address}"
+        await failover_under_load(url, namespace, tmp_path, lambda: cluster.owner(slot), "cluster failover")
+
+
+async def test_sentinel_failover_under_load(tmp_path: Path) -> None:
+    with LocalSentinel(replicas=1, sentinels=3) as sentinel:
+        await failover_under_load(
+            sentinel.url, f"so-{uuid.uuid4().hex[:8]}", tmp_path, sentinel.master, "sentinel failover"
+        )
