@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tqflow.plan import PRIORITIES, RetryPlan
+from tqflow.plan import Priority, RetryPlan
 from tqflow.runtime import catalog
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
@@ -581,7 +581,7 @@ class Worker:
     async def _aging_loop(self, stop: asyncio.Event) -> None:
         """Move entries that waited past `aging_ms` to `aging_to` (any worker may; scripts are atomic)."""
         period = max(0.1, self.settings.aging_ms / 4000)
-        top = PRIORITIES.index(self.settings.aging_to)
+        top = int(Priority.parse(self.settings.aging_to))
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), period)
@@ -659,7 +659,7 @@ class Attempt:
             self.timeout_ms = int(self.opts["t"]) if self.opts.get("t") else None
             self.deadline_at = int(deadline_at) if deadline_at else None
             level = int(prio or 2)
-            if not 0 <= level < len(PRIORITIES):
+            if not 0 <= level < len(Priority):
                 raise ValueError(f"priority level {level} out of range")
             waited_from = int(enqueued) if enqueued else None
             self.run = json.loads(run) if run else None
@@ -674,7 +674,7 @@ class Attempt:
                 None,
                 None,
             )
-            level = level if 0 <= level < len(PRIORITIES) else 2
+            level = level if 0 <= level < len(Priority) else 2
         self.cancelled = False
         self.is_child = False
         self.started_ms = now_ms()
@@ -682,7 +682,7 @@ class Attempt:
             job_id=self.job_id,
             task=self.task_name,
             queue=str(queue or ""),
-            priority=PRIORITIES[level],
+            priority=Priority.label_of(level),
             attempt=self.number,
             worker=worker,
             run_id=str(self.run.get("run") or "") if self.run else "",
