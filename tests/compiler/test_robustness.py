@@ -157,3 +157,13 @@ def test_fmt_reports_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = project(tmp_path, b"flow f {\n  # \xff\n}\n")
     run = CliRunner().invoke(cli, ["fmt", "--check", str(path)])
     assert run.exit_code == 3 and "TQ0003" in run.output and "Traceback" not in run.output
+
+
+def test_tqc_next_on_a_cron_that_can_never_fire_is_a_diagnostic(tmp_path: Path) -> None:
+    path = project(
+        tmp_path,
+        'use tasks as t\n\nflow f {\n  schedule cron "0 12 30 2 *" tz "UTC"\n  job a = t.step(a=1)\n}\n',
+    )
+    run = CliRunner().invoke(cli, ["next", str(path), "--after", "2026-01-01T00:00:00+00:00"])
+    assert run.exit_code == 3 and "TQ0601" in run.output and "can never fire" in run.output
+    assert "Traceback" not in run.output
