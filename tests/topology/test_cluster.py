@@ -89,6 +89,20 @@ def sync_jobs(url: str, namespace: str) -> list[int]:
         return results
 
 
+async def test_a_tls_cluster(tmp_path: Path) -> None:
+    """rediss+cluster:// with a CA file: every node speaks TLS only (clients, the cluster bus)."""
+    with LocalCluster(masters=3, tls=True) as cluster:
+        assert cluster.url.startswith("rediss+cluster://")
+        namespace = f"tls-{uuid.uuid4().hex[:8]}"
+        async with running_worker(cluster.url, namespace):
+            client = Client.from_url(cluster.url, namespace)
+            try:
+                assert await client.result(await client.enqueue(jt.add, x=1, y=2), timeout=30) == 3
+            finally:
+                await client.close()
+            assert await asyncio.to_thread(sync_jobs, cluster.url, namespace) == [i + 2 for i in range(10)]
+
+
 @contextlib.asynccontextmanager
 async def running_worker(url: str, namespace: str) -> AsyncIterator[Worker]:
     redis = connect(url)
