@@ -239,5 +239,18 @@ def editor(client: LanguageClient, project: Path) -> Editor:
     return Editor(client, project)
 
 
+@pytest_lsp.fixture(scope="module", config=ClientServerConfig(server_command=[str(TQC), "lsp"]))
+async def neovim_client(lsp_client: LanguageClient, project: Path) -> AsyncIterator[None]:
+    """Neovim 0.11's capabilities: it prefers UTF-8 positions (byte offsets in the line)."""
+    await lsp_client.initialize_session(_initialize_params(project, client_capabilities("neovim@v0.11.0")))
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.fixture(scope="module")
+def neovim(neovim_client: LanguageClient, project: Path) -> Editor:
+    return Editor(neovim_client, project)
+
+
 def dedent(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")

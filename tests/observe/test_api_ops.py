@@ -13,6 +13,7 @@ import pytest
 from tqflow.runtime import catalog
 from tqflow.runtime.api.app import create_app
 from tqflow.runtime.api.settings import ApiSettings
+from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.client import Client
 from tqflow.runtime.task import Task
 
@@ -240,3 +241,20 @@ async def test_without_a_token_only_loopback_host_names_are_answered(
         ok = await http.get("/api/queues", headers={"authorization": "Bearer t"})
         assert ok.status_code == 200  # with a token any Host is fine: the token is the check
     await with_token.state.services.close()
+
+
+async def test_reprioritizing_keeps_the_enqueue_time(
+    api: httpx.AsyncClient, client: Client, obs_tasks: dict[str, Task[Any, Any]], start_worker: WorkerFactory
+) -> None:
+    job_id = await client.enqueue(obs_tasks["observe_tasks.join"], a=1, b=2, queue="idle", priority="low")
+    before = (await api.get(f"/jobs/{job_id}")).json()
+    await asyncio.sleep(0.05)
+    assert (await api.put(f"/jobs/{job_id}/priority", json={"priority": "high"})).json()["status"] == "moved"
+    after = (await api.get(f"/jobs/{job_id}")).json()  # the same id finds it at its new level
+    assert after["priority"] == "high" and after["enqueued"] == before["enqueued"]
+    recorder = AttemptRecorder(client.redis, client.keys.namespace)
+    await start_worker(obs_tasks, hooks=[recorder], queues=["idle"])
+    assert await client.result(job_id, timeout=20) == 3
+    await recorder.flush()
+    [attempt] = (await api.get(f"/jobs/{job_id}")).json()["attempts"]
+    assert attempt["waited_ms"] >= 50  # counted from the submission, not from the move

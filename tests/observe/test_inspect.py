@@ -165,3 +165,5 @@ async def test_a_fan_out_shows_its_children(
     assert (each.children, each.children_left, each.result) == (3, 0, [1, 2, 3])
     child = await inspector.job(f"{run_id}.each.2")
     assert child.state == "succeeded" and child.result == 3
+    assert (child.run, child.flow) == (run_id, "spread")  # a fan-out item names its run and flow
+    assert (await inspector.job(f"{run_id}.each.0")).run == run_id

@@ -13,9 +13,11 @@ import pytest
 from redis.asyncio import Redis
 
 from tqflow.cli import exit_codes
+from tqflow.compiler import compile_file
 from tqflow.runtime.api.app import create_app
 from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
+from tqflow.runtime.params import ParamError
 from tqflow.runtime.registry import load_tasks
 
 from .conftest import OBS_FLOWS, watch_plan
@@ -106,3 +108,17 @@ async def test_jobs_show_json_is_the_api_schema(
     assert json.loads(shown.output) == (await api.get(f"/api/jobs/{job_id}")).json()
     missing = await tqc(redis_url, namespace, "jobs", "show", "nope", "--json")
     assert missing.exit_code == exit_codes.NOT_FOUND
+
+
+async def test_a_class_parameter_takes_json_text_checked_at_submit(
+    client: Client, redis_url: str, namespace: str, start_worker: WorkerFactory
+) -> None:
+    result = compile_file(OBS_FLOWS / "typed.tqflow")
+    assert result.plan is not None, [d.message for d in result.diagnostics]
+    await client.deploy(result.plan)
+    with pytest.raises(ParamError, match="point"):
+        await client.start_run("typed", {"point": '{"x": 2,'})  # malformed: refused at submit
+    await start_worker(TASKS, queues=["pol"])
+    run_id = await client.start_run("typed", {"point": '{"x": 2, "y": 3}'})  # as `--param point=…` gives it
+    info = await client.wait(run_id, 20)
+    assert info.state == "succeeded" and info.outputs == {"total": 6}

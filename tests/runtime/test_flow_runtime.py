@@ -98,7 +98,15 @@ async def test_a_failed_fan_out_item_fails_the_fan_in(client: Client, start_work
         "each": "dead",
         "total": "skipped",
     }
-    assert info.jobs["each"].error == {"type": "FanOutFailed", "message": "2 of 2 items did not succeed"}
+    run_id = info.id
+    assert info.jobs["each"].error == {
+        "type": "FanOutFailed",
+        "message": "2 of 2 items did not succeed: item 0 (dead), 1 (dead)",  # it names the failed items
+        "items": [
+            {"item": 0, "id": f"{run_id}.each.0", "state": "dead"},
+            {"item": 1, "id": f"{run_id}.each.1", "state": "dead"},
+        ],
+    }
 
 
 async def test_when_false_skips_and_the_skip_propagates(client: Client, start_worker: WorkerFactory) -> None:

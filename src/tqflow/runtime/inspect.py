@@ -93,7 +93,7 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
     return JobView(
         id=job_id,
         name=str(row.get("name") or (job_id.rpartition(".")[2] if row.get("run") else job_id)),
-        run=str(row.get("run") or ""),
+        run=str(row.get("run") or row.get("of_run") or ""),  # a fan-out child: its parent's run
         flow=str(row.get("flow") or ""),
         task=str(row.get("task") or ""),
         queue=str(row.get("queue") or ""),

@@ -86,4 +86,11 @@ def _coerce(value: Any, base: str) -> Any:
         return str(Decimal(str(value)))
     if isinstance(value, str) and (base == "Json" or base.startswith(("list", "dict"))):
         return json.loads(value)
+    if isinstance(value, str) and base not in SCALARS and value.lstrip().startswith(("{", "[")):
+        # a class (a pydantic model, a dataclass) given as text (`--param order='{"id": 3}'`): its JSON.
+        # Malformed JSON is refused here, at submit; the fields are checked by the task's own validation.
+        return json.loads(value)
     return value
+
+
+SCALARS = ("Str", "Int", "Float", "Bool", "Date", "DateTime", "Duration", "Decimal", "Json")

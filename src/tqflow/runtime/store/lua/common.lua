@@ -172,7 +172,7 @@ local function child_done(parent, now)
   local pk = job_key(parent)
   if redis.call('HINCRBY', pk, 'children_left', -1) > 0 then return end
   local n = tonumber(redis.call('HGET', pk, 'children') or '0')
-  local bodies, failed = {}, 0
+  local bodies, failed, named = {}, 0, {}
   for i = 0, n - 1 do
     local state, result = unpack(redis.call('HMGET', job_key(parent .. '.' .. i), 'state', 'result'))
     if state == 'succeeded' then
@@ -181,6 +181,7 @@ local function child_done(parent, now)
       table.insert(bodies, body)
     else
       failed = failed + 1
+      if #named < 20 then named[#named + 1] = {item = i, id = parent .. '.' .. i, state = state or 'missing'} end
       table.insert(bodies, 'null')
     end
   end
@@ -190,8 +191,12 @@ local function child_done(parent, now)
   elseif redis.call('HGET', pk, 'cancel') == '1' then
     redis.call('HSET', pk, 'state', 'cancelled', 'finished', now, 'token', '', 'reason', 'cancelled')
   else
+    local listed = {}
+    for _, f in ipairs(named) do listed[#listed + 1] = f.item .. ' (' .. f.state .. ')' end
+    local more = failed > #named and (', and ' .. (failed - #named) .. ' more') or ''
     redis.call('HSET', pk, 'state', 'dead', 'finished', now, 'token', '', 'error',
-      cjson.encode({type = 'FanOutFailed', message = failed .. ' of ' .. n .. ' items did not succeed'}))
+      cjson.encode({type = 'FanOutFailed', items = named,
+        message = failed .. ' of ' .. n .. ' items did not succeed: item ' .. table.concat(listed, ', ') .. more}))
   end
   on_terminal(parent, now)
 end

@@ -21,13 +21,15 @@ if n == 0 then
   on_terminal(parent, now)
   return 'succeeded'
 end
-local task, q, p, opts, run_id, name = unpack(redis.call('HMGET', pk, 'task', 'queue', 'prio', 'opts', 'run', 'name'))
+local task, q, p, opts, run_id, name, flow = unpack(redis.call('HMGET', pk, 'task', 'queue', 'prio', 'opts', 'run',
+  'name', 'flow'))
 redis.call('HSET', pk, 'state', 'fanout', 'children', n, 'children_left', n, 'token', '')
 for i = 0, n - 1 do
   local id = parent .. '.' .. i
   local k = job_key(id)
   redis.call('HSET', k, 'task', task, 'payload', items[base + i + 1], 'queue', q, 'prio', p, 'parent', parent,
-    'name', name .. '[' .. i .. ']', 'opts', opts or '')
+    'name', name .. '[' .. i .. ']', 'opts', opts or '', 'of_run', run_id or '', 'flow', flow or '')
+  -- `of_run`, not `run`: a child runs as a plain job (no run context); `of_run` names its run for readers
   push_to(k, id, q, p, now)
 end
 return 'fanout'

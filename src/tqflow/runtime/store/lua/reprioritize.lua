@@ -7,7 +7,7 @@ for i = 3, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
   state_of(id)  -- a queued lean job gets its record first, so its id still finds it once moved
-  local state, q, p, entry = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry'))
+  local state, q, p, entry, enqueued = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry', 'enqueued'))
   if not state then
     out[#out + 1] = 'missing'
   elseif state == 'queued' then
@@ -15,6 +15,8 @@ for i = 3, #ARGV do
       redis.call('XDEL', stream_key(q, p), entry)
       redis.call('HSET', k, 'prio', level)
       push_to(k, id, q, level, now)
+      -- it keeps its enqueue time (wait metrics and `enqueued` count from the submission, not the move)
+      if enqueued then redis.call('HSET', k, 'enqueued', enqueued) end
     end
     out[#out + 1] = 'moved'
   elseif state == 'scheduled' or state == 'retrying' or state == 'waiting' then

@@ -1,0 +1,56 @@
+"""The examples as an editor opens them: the diagnostics are `tqc check`'s, and every job's task has a hover
+with its Python signature and a definition in its module."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from lsprotocol import types
+
+from conftest import TQC, Editor, position
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+EXAMPLES = sorted((Path(__file__).parent.parent.parent / "examples").glob("*/*.tqflow"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.parent.name for e in EXAMPLES])
+async def test_example(editor: Editor, example: Path) -> None:
+    folder = editor.folder / example.parent.name
+    shutil.copytree(example.parent, folder, dirs_exist_ok=True)
+    name = f"{example.parent.name}/{example.name}"
+    text = example.read_text(encoding="utf-8")
+    uri = editor.open(name, text)
+    got = await editor.diagnostics(uri, 1)
+    done = subprocess.run(
+        [str(TQC), "check", "--format", "json", str(folder / example.name)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    want = json.loads(done.stdout)
+    assert [(d.code, d.message, d.range.start.line + 1) for d in got] == [
+        (w["code"], w["message"], w["line"]) for w in want
+    ]
+    calls = [
+        line.split("=", 1)[1].split("(")[0].strip()
+        for line in text.splitlines()
+        if line.strip().startswith("job ")
+    ]
+    assert calls
+    for func in calls:
+        at = position(text, f"{func}(", at=len(func) - 1)
+        hover = await editor.client.text_document_hover_async(
+            types.HoverParams(text_document=editor.doc(name), position=at)
+        )
+        assert hover is not None and isinstance(hover.contents, types.MarkupContent), func
+        assert "def " + func.rpartition(".")[2] + "(" in hover.contents.value
+        where = await editor.client.text_document_definition_async(
+            types.DefinitionParams(text_document=editor.doc(name), position=at)
+        )
+        assert isinstance(where, types.Location) and where.uri.endswith(".py"), func
+    editor.close(name)
