@@ -284,7 +284,10 @@ def main_table(
     return rows
 
 
-def scaling_table(values: dict[str, dict[str, list[float]]]) -> list[str]:
+def scaling_table(
+    values: dict[str, dict[str, list[float]]], busy: dict[str, set[str]] | None = None
+) -> list[str]:
+    busy = busy or {}
     libs = [lib for lib in values if any(k.startswith("scale_") for k in values[lib])]
     if not libs:
         return []
@@ -294,8 +297,10 @@ def scaling_table(values: dict[str, dict[str, list[float]]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for lib in sorted(libs, key=lambda lib: (lib != "tqflow", lib)):
-        cells = [cell(values[lib].get(f"scale_drain.{p}")) for p in (1, 2, 4)]
-        cells += [cell(values[lib].get(f"scale_enqueue.{p}")) for p in (1, 2, 4)]
+        drain = DAGGER if "scale_drain" in busy.get(lib, ()) else ""
+        enqueue = DAGGER if "scale_enqueue" in busy.get(lib, ()) else ""
+        cells = [cell(values[lib].get(f"scale_drain.{p}")) + drain for p in (1, 2, 4)]
+        cells += [cell(values[lib].get(f"scale_enqueue.{p}")) + enqueue for p in (1, 2, 4)]
         rows.append(f"| {lib} | " + " | ".join(cells) + " |")
     return rows
 
@@ -381,7 +386,7 @@ def report(raw: Path) -> str:
         *main_table(values, meta, busy),
         "",
     ]
-    scaling = scaling_table(values)
+    scaling = scaling_table(values, busy)
     if scaling:
         lines += ["## Scaling (jobs/s)", "", *scaling, ""]
     if machine.records:

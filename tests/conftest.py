@@ -43,6 +43,12 @@ def redis_url() -> Iterator[str]:
         yield server.url
 
 
+@pytest.fixture(scope="session")
+def tqflow_redis_url(redis_url: str) -> str:
+    """The testing kit's fixtures (tqflow.testing, the `tqflow` fixture) use this session's Redis too."""
+    return redis_url
+
+
 @pytest.fixture
 def namespace() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"

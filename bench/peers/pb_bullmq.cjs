@@ -38,7 +38,9 @@ function connection() {
 }
 
 const redis = () => new IORedis(connection());
-const wallMs = () => performance.timeOrigin + performance.now();
+// wall-clock ms: Date.now(), as BullMQ itself times delays (performance.timeOrigin + performance.now() is not
+// the wall clock: each process fixes its origin at start, and two processes' origins differ by ms)
+const wallMs = () => Date.now();
 const now = () => performance.now() / 1000.0; // seconds, monotonic
 const sleep = (ms) => new Promise((res) => setTimeout(res, ms));
 const queue = () => new Queue(QUEUE, { connection: connection(), prefix: PREFIX });
@@ -58,7 +60,7 @@ async function worker(concurrency) {
       return job.data.x;
     },
     late: async (job) => {
-      await r.rpush(LATE_KEY, `${job.data.x} ${wallMs().toFixed(3)}`);
+      await r.rpush(LATE_KEY, `${job.data.x} ${wallMs()}`);
       return null;
     },
     join: async () => {

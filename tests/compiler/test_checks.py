@@ -42,7 +42,7 @@ def test_cycle_reports_the_whole_path_with_locations() -> None:
     [
         (
             "flow f {\n  job a = t.nope(n=1)\n}\n",
-            ("TQ0201", 3, 11, "module `sample_tasks` has no task `nope`"),
+            ("TQ0201", 3, 13, "module `sample_tasks` has no task `nope`"),  # the caret on the task name
         ),
         ("flow f {\n  job a = u.source(n=1)\n}\n", ("TQ0101", 3, 11, "`u` is not a module bound by `use`")),
         ("flow f {\n  job a = t.source(m=1)\n}\n", ("TQ0301", 3, 20, "task `source` has no parameter `m`")),

@@ -83,7 +83,7 @@ async def test_diagnostics_follow_the_text_as_it_is_typed(editor: Editor) -> Non
     version = editor.change("typing.tqflow", HELLO.replace("t.shout(text=", "t.shout(txt="))
     got = await editor.diagnostics(uri, version)
     assert [as_check(d) for d in got] == [expected(w) for w in tqc_check(editor, "typing.tqflow")]
-    assert sorted(d.code for d in got) == ["TQ0301", "TQ0302"]  # unknown `txt`, missing `text`
+    assert sorted(d.code for d in got) == ["TQ0301"]  # unknown `txt` (did you mean `text`?), one error
 
     # Fix it with an incremental edit of the three characters, like an editor sends while typing.
     start = position(HELLO, "t.shout(text=", at=len("t.shout("))

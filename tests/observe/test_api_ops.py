@@ -258,3 +258,36 @@ async def test_reprioritizing_keeps_the_enqueue_time(
     await recorder.flush()
     [attempt] = (await api.get(f"/jobs/{job_id}")).json()["attempts"]
     assert attempt["waited_ms"] >= 50  # counted from the submission, not from the move
+
+
+async def test_a_job_shows_its_arguments_policy_duration_and_fan_out_items(
+    api: httpx.AsyncClient, client: Client, obs_tasks: dict[str, Task[Any, Any]], start_worker: WorkerFactory
+) -> None:
+    from tqflow.runtime.policies import fixed
+
+    job_id = await client.enqueue(
+        obs_tasks["observe_tasks.join"], a=1, b=2, queue="observe", retry=fixed("1s", 4), timeout="5s"
+    )
+    queued = (await api.get(f"/jobs/{job_id}")).json()
+    assert queued["args"] == {"a": 1, "b": 2}
+    assert queued["options"]["retry"]["attempts"] == 4 and queued["options"]["timeout_ms"] == 5000
+    assert queued["duration_ms"] is None
+    await client.deploy(watch_plan())
+    run_id = await client.start_run("spread")
+    await start_worker(obs_tasks, queues=["observe"])
+    assert await client.result(job_id, timeout=20) == 3
+    assert (await client.wait(run_id, 20)).state == "succeeded"
+    done = (await api.get(f"/jobs/{job_id}")).json()
+    assert done["result"] == 3 and done["duration_ms"] is not None and done["duration_ms"] >= 0
+    items = (await api.get(f"/api/jobs/{run_id}.each/children?limit=2")).json()
+    assert [(j["id"], j["state"]) for j in items["items"]] == [
+        (f"{run_id}.each.0", "succeeded"),
+        (f"{run_id}.each.1", "succeeded"),
+    ]
+    assert items["total"] == 3 and items["next_offset"] == 2
+    found = (await api.get("/api/runs", params={"q": '"items": [1, 2, 3]'})).json()["items"]
+    assert [r["id"] for r in found] == [run_id]
+    created = found[0]["created"]
+    assert (await api.get("/api/runs", params={"since": created + 1})).json()["items"] == []
+    window = (await api.get("/api/runs", params={"since": created, "until": created})).json()["items"]
+    assert [r["id"] for r in window] == [run_id]

@@ -16,12 +16,14 @@ from redis.asyncio import Redis
 from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
+from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.task import Task
 
-from .conftest import serve_api, watch_plan
+from .conftest import OBS_FLOWS, serve_api, watch_plan
 from helpers import WorkerFactory
 
 CHROMIUM = "/usr/bin/chromium"
+TASKS = load_tasks(["policy_tasks"], [OBS_FLOWS])
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts"
 ARGS = [
     "--no-sandbox",
@@ -179,3 +181,79 @@ async def test_with_a_token_the_dashboard_asks_for_it_once(page: Any, redis_url:
         await page.wait_for_selector('#flows a[href="#/flow/watch"]')
     finally:
         server.close()
+
+
+async def test_job_details_search_queues_named_dlqs_start_a_run_and_offline_docs(
+    page: Any,
+    api_server: str,
+    client: Client,
+    redis: Redis,
+    namespace: str,
+    start_worker: WorkerFactory,
+    obs_tasks: dict[str, Task[Any, Any]],
+) -> None:
+    await client.deploy(watch_plan())
+    # offline /docs: Swagger UI's files come from this server, not a CDN (the page makes no other request)
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(api_server) else None)
+    await page.goto(f"{api_server}/docs")
+    await page.wait_for_selector(".swagger-ui .opblock-summary-path", timeout=20_000)
+    assert await page.locator('.opblock-summary-path[data-path="/jobs"]').count() >= 1
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-docs.png"), full_page=True)
+    assert outside == [], outside
+
+    # a queue's own job list, with a job's arguments and policy
+    policy = TASKS["pol.flaky"]
+    queued = await client.enqueue(policy, key="dash", queue="dashq")
+    await page.goto(f"{api_server}/#/queues")
+    await page.click('a[href="#/queue/dashq"]')
+    await page.wait_for_selector(f'table[data-list="queued"] tr[data-job-row="{queued}"]')
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-queue-jobs.png"), full_page=True)
+    await page.click(f'tr[data-job-row="{queued}"] a')
+    await page.wait_for_selector("pre.args")
+    assert '"key": "dash"' in await page.locator("pre.args").inner_text()
+    assert "retry fixed, 3 attempts" in await page.locator("p.policy .retry").inner_text()
+    await client.cancel(queued)
+
+    # start a run from the flow page; its params are searchable; the duration column fills in
+    await start_worker({**obs_tasks, **TASKS}, queues=["observe", "pol"], concurrency=4)
+    await page.goto(f"{api_server}/#/flow/watch")
+    await page.fill('#start-run textarea[name="params"]', '{"ms": 7}')
+    await page.click('#start-run button[type="submit"]')
+    await page.wait_for_selector('h1 .state:text-is("succeeded")', timeout=20_000)
+    run_id = page.url.rsplit("/", 1)[1]
+    await page.click('g.node[data-job="joined"]')
+    await page.wait_for_selector('pre.result:has-text("14")')
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-job-result.png"), full_page=True)
+    other = await client.start_run("watch", {"ms": 3})
+    await client.wait(other, 20)
+    await page.goto(f"{api_server}/#/runs")
+    await page.fill('#run-search input[name="q"]', '"ms": 7')
+    await page.click('#run-search button[type="submit"]')
+    await page.wait_for_selector(f'tr[data-run="{run_id}"] td.duration:not(:empty)')
+    assert await page.locator(f'tr[data-run="{other}"]').count() == 0
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-runs-search.png"), full_page=True)
+    await page.fill("#search-id", run_id)
+    await page.press("#search-id", "Enter")
+    await page.wait_for_selector(f'h1:has-text("Run {run_id}")')
+
+    # fan-out item states in the job's panel
+    spread = await client.start_run("spread")
+    await client.wait(spread, 20)
+    await page.goto(f"{api_server}/#/run/{spread}?job=each")
+    await page.wait_for_selector(f'table.items tr[data-item="{spread}.each.2"] .state:text-is("succeeded")')
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-fan-out-items.png"), full_page=True)
+
+    # a named dead-letter queue is listed and its jobs replay from it
+    dead = await client.enqueue("pol.once", key=f"{namespace}-dash")
+    await client.waiter.wait(dead, 20)
+    await page.goto(f"{api_server}/#/dlq")
+    await page.click('#dlq-names a[data-dlq="pol-dead"]')
+    await page.wait_for_selector(f'tr[data-dead="{dead}"]')
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-named-dlq.png"), full_page=True)
+    await page.click(f'tr[data-dead="{dead}"] button[data-action="replay"]')
+    await page.wait_for_selector(f'#notice:has-text("replay: done for {dead}")')
+    assert await client.result(dead, timeout=20) == f"{namespace}-dash"
+    for shot in ("docs", "queue-jobs", "job-result", "runs-search", "fan-out-items", "named-dlq"):
+        data = (ARTIFACTS / f"dashboard-{shot}.png").read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 10_000, shot  # a real page, not a blank one

@@ -6,77 +6,83 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from redis.asyncio import Redis
 
 from tqflow.runtime.client import Client
+from tqflow.runtime.jobs import JobFailed
+from tqflow.runtime.policies import NO_RETRY
+from tqflow.runtime.runs import JobInfo, RunInfo
 from tqflow.runtime.store import calls
-from tqflow.runtime.store.keys import Keys
+from tqflow.testing import FlowTestEnv, assert_run
 
-from helpers import FLOWS, WorkerFactory, plan_of, sample_tasks
+from helpers import FLOWS, plan_of, sample_tasks
 
 ROOT = Path(__file__).parents[2]
 
 
-async def test_diamond_runs_in_dependency_order(
-    client: Client, redis: Redis, start_worker: WorkerFactory
-) -> None:
-    _, tasks = sample_tasks()
-    await client.deploy(plan_of("diamond.tqflow"))
-    await start_worker(tasks, concurrency=4)
-    run_id = await client.start_run("diamond", {"n": "5"})
-    info = await client.wait(run_id, timeout=20)
-    assert info.state == "succeeded", info
-    assert {name: job.state for name, job in info.jobs.items()} == dict.fromkeys(
-        ["src", "sum", "twice", "joined"], "succeeded"
+async def test_diamond_runs_in_dependency_order(tqflow: FlowTestEnv) -> None:
+    """Through the testing kit (tqflow.testing): compile, deploy, an in-process worker, one run."""
+    info = await tqflow.run_flow(FLOWS / "diamond.tqflow", params={"n": "5"}, concurrency=4)
+    assert_run(
+        info,
+        jobs=dict.fromkeys(["src", "sum", "twice", "joined"], "succeeded"),
+        outputs={"result": {"a": 10, "b": 20}, "b": 20},
     )
-    assert info.outputs == {"result": {"a": 10, "b": 20}, "b": 20}
     # The order as Redis recorded it: every job started after each job it waits for finished.
-    keys = Keys(client.keys.namespace)
+    keys = tqflow.client.keys
     times = {}
     for name in info.jobs:
-        started, finished = await redis.hmget(keys.job(f"{run_id}.{name}"), "started", "finished")
+        started, finished = await tqflow.redis.hmget(keys.job(f"{info.id}.{name}"), "started", "finished")
         times[name] = (int(started), int(finished))
     for upstream, downstream in [("src", "sum"), ("src", "twice"), ("sum", "joined"), ("twice", "joined")]:
         assert times[downstream][0] >= times[upstream][1], (upstream, downstream, times)
 
 
-async def test_a_retried_job_succeeds_on_its_second_attempt(
-    client: Client, start_worker: WorkerFactory
-) -> None:
-    module, tasks = sample_tasks()
-    await client.deploy(plan_of("retries.tqflow"))
-    await start_worker(tasks)
-    run_id_key = f"retry-once-{client.keys.namespace}"
-    run_id = await client.start_run("retries", {"key": run_id_key})
-    info = await client.wait(run_id, timeout=20)
-    assert info.state == "succeeded"
+async def test_a_retried_job_succeeds_on_its_second_attempt(tqflow: FlowTestEnv) -> None:
+    module, _ = sample_tasks()
+    key = f"retry-once-{tqflow.namespace}"
+    info = await tqflow.run_flow(FLOWS / "retries.tqflow", params={"key": key})
+    assert_run(info, jobs={"first": "succeeded", "second": "succeeded"})
     assert info.jobs["first"].attempt == 2
-    assert info.jobs["second"].result == run_id_key
-    assert module.failures[run_id_key] == 2
+    assert info.jobs["second"].result == key
+    assert module.failures[key] == 2
 
 
-async def test_failure_dead_letters_and_propagates_by_conditions(
-    client: Client, redis: Redis, start_worker: WorkerFactory
-) -> None:
-    _, tasks = sample_tasks()
-    await client.deploy(plan_of("failing.tqflow"))
-    await start_worker(tasks)
-    run_id = await client.start_run("failing")
-    info = await client.wait(run_id, timeout=20)
-    assert info.state == "failed"
-    states = {name: job.state for name, job in info.jobs.items()}
-    assert states == {
-        "bad": "dead",
-        "after_it": "skipped",
-        "later": "skipped",
-        "cleanup": "succeeded",
-        "always": "succeeded",
-    }
+async def test_failure_dead_letters_and_propagates_by_conditions(tqflow: FlowTestEnv) -> None:
+    info = await tqflow.run_flow(FLOWS / "failing.tqflow")
+    assert_run(
+        info,
+        "failed",
+        jobs={
+            "bad": "dead",
+            "after_it": "skipped",
+            "later": "skipped",
+            "cleanup": "succeeded",
+            "always": "succeeded",
+        },
+    )
     assert info.jobs["bad"].attempt == 2
     assert info.jobs["bad"].error is not None
     assert info.jobs["bad"].error["type"] == "ValueError"
     assert "it broke" in info.jobs["bad"].error["traceback"]
-    assert await redis.zscore(client.keys.dlq, f"{run_id}.bad") is not None
+    assert await tqflow.redis.zscore(tqflow.client.keys.dlq, f"{info.id}.bad") is not None
+
+
+async def test_a_job_through_the_kit(tqflow: FlowTestEnv) -> None:
+    _, tasks = sample_tasks()
+    await tqflow.start_worker(tasks)
+    assert await tqflow.run_job(tasks["sample_tasks.source"], n=3) == [0, 1, 2]
+    with pytest.raises(JobFailed, match="it broke"):
+        await tqflow.run_job(tasks["sample_tasks.boom"], message="it broke", retry=NO_RETRY)
+
+
+def test_assert_run_says_what_went_wrong() -> None:
+    failed = RunInfo("r1", "f", 1, "failed", {}, {"a": JobInfo("a", "dead", 1, error={"type": "ValueError"})})
+    with pytest.raises(AssertionError, match=r"expected the run to be succeeded: run r1 of f: failed; jobs"):
+        assert_run(failed)
+    with pytest.raises(AssertionError, match=r"jobs not in the expected state .*'a': 'dead'"):
+        assert_run(failed, "failed", jobs={"a": "succeeded"})
 
 
 async def test_stale_attempt_cannot_complete(client: Client, redis: Redis) -> None:

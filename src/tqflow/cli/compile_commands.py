@@ -10,7 +10,7 @@ import click
 
 from tqflow.cli import exit_codes
 from tqflow.cli.common import FILE, compile_or_exit
-from tqflow.compiler import compile_file
+from tqflow.compiler import INTERNAL, compile_file
 from tqflow.compiler.codes import CODES, explain
 from tqflow.dsl.diagnostics import render_all, to_json
 
@@ -28,6 +28,8 @@ def check(files: tuple[Path, ...], fmt: str) -> None:
         click.echo(render_all(items), err=True)
     else:
         click.echo(f"ok: {len(files)} file{'s' * (len(files) != 1)} checked, no problems")
+    if any(d.code == INTERNAL for d in items):
+        sys.exit(exit_codes.COMPILE_ERROR)  # an internal error: 3, as documented for TQ0000
     sys.exit(exit_codes.RUN_FAILED if any(not r.ok for r in results) else exit_codes.OK)
 
 

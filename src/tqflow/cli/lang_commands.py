@@ -15,6 +15,7 @@ from tqflow.cli import exit_codes
 from tqflow.cli.common import FILE, compile_or_exit
 from tqflow.compiler.render_graph import dot, mermaid
 from tqflow.dsl.formatter import FormatError, duration, format_source
+from tqflow.dsl.source import Source
 from tqflow.plan import FlowPlan, Plan
 from tqflow.plan.firetimes import next_fire_times
 
@@ -22,15 +23,22 @@ from tqflow.plan.firetimes import next_fire_times
 @click.command(name="fmt")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--check", is_flag=True, help="Change nothing; exit 1 if a file is not formatted (for CI).")
-@click.option("--diff", "show_diff", is_flag=True, help="With --check, print what would change.")
+@click.option(
+    "--diff",
+    "show_diff",
+    is_flag=True,
+    help="Print what would change and change nothing (like black, gofmt -d).",
+)
 def fmt_command(paths: tuple[Path, ...], check: bool, show_diff: bool) -> None:
     """Rewrite the .tqflow files in PATHS (files or folders) in the canonical layout, keeping comments."""
     files = [f for p in paths for f in (sorted(p.rglob("*.tqflow")) if p.is_dir() else [p])]
     unformatted = failed = 0
+    dry = check or show_diff  # a diff is a preview: the file is never written
     for path in files:
-        text = path.read_text(encoding="utf-8")
+        source = Source.from_file(path)
+        text = source.text
         try:
-            formatted = format_source(text, str(path))
+            formatted = format_source(source)
         except FormatError as err:
             click.echo(str(err), err=True)
             failed += 1
@@ -38,8 +46,9 @@ def fmt_command(paths: tuple[Path, ...], check: bool, show_diff: bool) -> None:
         if formatted == text:
             continue
         unformatted += 1
-        if check:
-            click.echo(f"would reformat {path}", err=True)
+        if dry:
+            if check:
+                click.echo(f"would reformat {path}", err=True)
             if show_diff:
                 diff = difflib.unified_diff(
                     text.splitlines(True), formatted.splitlines(True), str(path), f"{path} (formatted)"
@@ -52,11 +61,9 @@ def fmt_command(paths: tuple[Path, ...], check: bool, show_diff: bool) -> None:
         sys.exit(exit_codes.COMPILE_ERROR)
     if check and unformatted:
         sys.exit(exit_codes.RUN_FAILED)
-    if not check or not unformatted:
-        done = len(files) - unformatted if check else len(files)
-        click.echo(
-            f"{done} file{'s' * (done != 1)} {'already formatted' if check else 'formatted'}", err=True
-        )
+    if not dry or not unformatted:
+        done = len(files) - unformatted if dry else len(files)
+        click.echo(f"{done} file{'s' * (done != 1)} {'already formatted' if dry else 'formatted'}", err=True)
 
 
 GRAPH_FORMATS = ("mermaid", "dot", "svg", "png")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +15,8 @@ from tqflow.compiler.lower import lower_flows
 from tqflow.compiler.reachability import check_reachability
 from tqflow.compiler.resolve import check_duplicates, collect_policies, lower_policies, resolve_uses
 from tqflow.dsl.diagnostics import Diagnostics
-from tqflow.dsl.parser import parse
-from tqflow.dsl.source import Source
+from tqflow.dsl.parser import parse_recovering
+from tqflow.dsl.source import Source, Span
 from tqflow.plan import Plan, RetryPlan
 
 Pass = Callable[[Context], None]
@@ -48,7 +49,28 @@ class CompileResult:
 def compile_source(source: Source, *, import_stack: tuple[str, ...] = ()) -> CompileResult:
     """Compile one file. `import_stack` lists the files importing this one (to report import cycles)."""
     with _collector_paused():
-        return _compile(source, import_stack)
+        try:
+            return _compile(source, import_stack)
+        except Exception as err:  # a compiler bug: a diagnostic to report, never a traceback
+            return CompileResult(source, internal_error(source, err), None)
+
+
+INTERNAL = "TQ0000"
+
+
+def internal_error(source: Source, err: BaseException) -> Diagnostics:
+    diagnostics = Diagnostics()
+    where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    at = f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+    diagnostics.error(
+        INTERNAL,
+        f"internal error, please report: {type(err).__name__}: {err}"[:500],
+        Span.unknown(),
+        source,
+        notes=(f"raised{at} while checking {source.path}",),
+        help="please report it at the tqflow issue tracker with the file that caused it",
+    )
+    return diagnostics
 
 
 @contextlib.contextmanager
@@ -66,10 +88,11 @@ def _collector_paused() -> Iterator[None]:
 
 def _compile(source: Source, import_stack: tuple[str, ...]) -> CompileResult:
     diagnostics = Diagnostics()
-    module = parse(source, diagnostics)
+    module = parse_recovering(source, diagnostics)
     if module is None:
         return CompileResult(source, diagnostics, None)
     ctx = Context(module=module, diagnostics=diagnostics, import_stack=import_stack)
+    ctx.unresolved.update(module.broken)  # declarations with syntax errors: their names stay quiet
     for check in PASSES:
         check(ctx)
     if diagnostics.has_errors:
@@ -82,4 +105,4 @@ def compile_file(path: str | Path) -> CompileResult:
     return compile_source(Source.from_file(path))
 
 
-__all__ = ["CompileResult", "Plan", "compile_file", "compile_source"]
+__all__ = ["INTERNAL", "CompileResult", "Plan", "compile_file", "compile_source", "internal_error"]

@@ -14,6 +14,38 @@ class Code:
 
 _CODES = [
     Code(
+        "TQ0000",
+        "internal error",
+        "The compiler itself failed on this input: a bug in tqflow, not in your file. `tqc` prints\n"
+        '"internal error, please report" with the exception and exits with status 3 instead of a\n'
+        "traceback. Please report it with the file that caused it (or the smallest part of it that\n"
+        "still does).",
+    ),
+    Code(
+        "TQ0002",
+        "file too large",
+        "A .tqflow file may hold at most 8,000,000 characters (50,000 jobs take about 2.5 MB). The\n"
+        "limit keeps every command fast and bounded in memory; split a larger file with\n"
+        '`import "other.tqflow" as x`, and keep large data (long string literals) out of flow files.',
+    ),
+    Code(
+        "TQ0003",
+        "file is not UTF-8",
+        "A .tqflow file is UTF-8 text (a byte-order mark at the start is allowed and ignored). The\n"
+        "caret shows the first byte that does not decode; re-save the file as UTF-8, or convert it\n"
+        "with `iconv -f latin1 -t utf-8 old.tqflow > new.tqflow`. Python task modules are read as\n"
+        "Python reads them: UTF-8 unless a PEP 263 coding line (`# -*- coding: latin-1 -*-`) says\n"
+        "otherwise (a module that does not decode is reported as TQ0101).",
+    ),
+    Code(
+        "TQ0004",
+        "nested too deeply",
+        "Brackets, operators and statements may be nested at most 100 levels deep in one another\n"
+        "(`[[[…]]]`, `a and b and …` with 100 terms, 100 `not`s). Deeper nesting is never needed in a\n"
+        "flow; it is refused so that checking, formatting and running stay bounded. Name parts of a\n"
+        "large value in the task, or pass it as a parameter.",
+    ),
+    Code(
         "TQ0001",
         "syntax error",
         "The file does not follow the .tqflow grammar. The caret shows the first token that could not\n"
@@ -139,17 +171,22 @@ _CODES = [
         "expects a different type: a string literal for an `int`, `none` for a parameter that is not\n"
         "Optional, an upstream job whose return annotation is `list[int]` feeding a `str`. Annotations\n"
         "are read with `ast` (int, str, float, bool, date, datetime, timedelta, Decimal, list[...],\n"
-        "dict[...], Optional[...], X | None). Classes such as pydantic models are opaque: the compiler\n"
-        "does not guess whether they fit, so only built-in types are ever reported.\n"
-        "A string in ISO form is accepted for a date or datetime, and an int for a float.",
+        "dict[K, V], Optional[...], X | None, Literal[...], NewTypes and aliases, also imported from\n"
+        "other modules). The verdicts follow mypy --strict: an `Int?` parameter or a `-> int | None`\n"
+        "result may be none, so it does not fit an `int`; a NewType takes only itself (`user=1` for a\n"
+        "`UserId` is refused); a Literal takes one of its values. Classes (pydantic models) are only\n"
+        "compared by name. Deliberate differences, because values cross as JSON: a string in ISO form\n"
+        "is accepted for a date or datetime, an int for a float or Decimal, and list items widen.",
     ),
     Code(
         "TQ0305",
         "invalid operation",
         "An expression applies `+`/`-` to types that do not combine (a string minus a duration), or\n"
-        "reads a field of a value that has no fields (an int, a list). `+ -` work on numbers, dates and\n"
-        "durations (Date - Duration is a Date, Date - Date a Duration), `+` on strings and lists;\n"
-        "fields are read from dicts and objects.",
+        "reads a field of a value that has no fields (an int, a list), or a field that a pydantic model,\n"
+        "dataclass, TypedDict or NamedTuple does not declare, or compares values that can never be\n"
+        "equal (`rows.out == 3` with a list). `+ -` work on numbers, dates and durations (Date - Duration\n"
+        "is a Date, Date - Date a Duration), `+` on strings and lists; fields are read from dicts and\n"
+        "objects.",
     ),
     Code(
         "TQ0306",
@@ -206,7 +243,12 @@ _CODES = [
         "A cron expression has five fields: minute (0-59), hour (0-23), day of month (1-31), month\n"
         "(1-12 or jan-dec) and day of week (0-7, 0 and 7 are Sunday, or sun-sat), each `*`, a number,\n"
         "a range `a-b`, a list `a,b` and an optional step `/n`. The macros @hourly, @daily, @weekly,\n"
-        "@monthly and @yearly are accepted. `every` needs an interval of at least 1s.",
+        "@monthly and @yearly are accepted. `every` needs an interval of at least 1s.\n"
+        "Days follow Vixie cron: when the day-of-month or day-of-week field starts with `*`, a day must\n"
+        "match both (a plain `*` leaves the other field alone to decide); when both are restricted, a\n"
+        "day matching either fires (`0 0 1 * 1` is the 1st of each month and every Monday).\n"
+        "A cron that can never fire is refused too: `0 12 30 2 *` names February 30th, `0 0 31 4,6 *`\n"
+        "the 31st of April and June, days that never come (a scheduler would wait forever).",
     ),
     Code(
         "TQ0602",

@@ -31,6 +31,7 @@ class Context:
     data_deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     after_deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     dep_spans: dict[tuple[str, str, str], Span] = field(default_factory=dict)  # (flow, job, upstream)
+    pytypes: Any = None  # compiler.pytypes.PyTypes, made on first use (names in task annotations)
 
     @property
     def source(self) -> Any:

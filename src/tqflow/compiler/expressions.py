@@ -21,6 +21,32 @@ from tqflow.dsl.source import Span
 RUN_FIELDS = ("id", "date", "time")
 PYTHON_SPELLINGS = {"True": "true", "False": "false", "None": "none", "null": "none", "nil": "none"}
 STATUSES = ("succeeded", "failed", "done", "skipped")
+STATUS_SYNONYMS = {  # words other tools use for a status
+    "finished": "done",
+    "complete": "done",
+    "completed": "done",
+    "ended": "done",
+    "over": "done",
+    "success": "succeeded",
+    "successful": "succeeded",
+    "succeed": "succeeded",
+    "ok": "succeeded",
+    "passed": "succeeded",
+    "failure": "failed",
+    "fail": "failed",
+    "error": "failed",
+    "errored": "failed",
+    "skip": "skipped",
+}
+
+
+def _closest(word: str, candidates: tuple[str, ...]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
 STATUS_FUNCTIONS = {  # name -> (combinator, status)
     "any_failed": ("any", "failed"),
     "all_failed": ("all", "failed"),
@@ -127,12 +153,21 @@ def _lower_name(ctx: Context, expr: ast.Name, name: str, scope: Scope) -> dict[s
         return {"lit": None}
     candidates = [*scope.jobs, *scope.variables, "params", "run"]
     spelled = PYTHON_SPELLINGS.get(name)
+    param = name if name in scope.params else _closest(name, tuple(sorted(scope.params)))
+    if spelled:
+        help_text: str | None = f"write `{spelled}`"
+    elif name in scope.params or (param and not did_you_mean(name, candidates)):
+        help_text = f"did you mean `params.{param}`? (parameters are read as `params.NAME`)"
+    elif name in RUN_FIELDS:
+        help_text = f"did you mean `run.{name}`?"
+    else:
+        help_text = did_you_mean(name, candidates)
     ctx.error(
         "TQ0202",
         f"unknown name `{name}`",
         expr.span,
         label="not a job, parameter or variable",
-        help=f"write `{spelled}`" if spelled else did_you_mean(name, candidates),
+        help=help_text,
     )
     return {"lit": None}
 
@@ -145,15 +180,18 @@ def lower_condition(ctx: Context, expr: ast.Expr, scope: Scope, waits: dict[str,
         case ast.Attr(value=ast.Name(id=name), attr=status) if status in STATUSES:
             return _status(ctx, name, status, expr.span, scope, waits)
         case ast.Attr(value=ast.Name(id=name), attr=status) if name in scope.jobs:
+            near = _closest(status.lower(), (*STATUSES, *STATUS_SYNONYMS))
+            meant = STATUS_SYNONYMS.get(status.lower()) or STATUS_SYNONYMS.get(near or "", near)
             ctx.error(
                 "TQ0207",
                 f"`{status}` is not a job status",
                 expr.attr_span,
                 label="a status is succeeded, failed, done or skipped",
-                help=did_you_mean(status, STATUSES),
+                help=f"did you mean `{meant}`?" if meant else None,
             )
-            waits.setdefault(name, expr.span)
-            return {"lit": False}
+            # Go on as if the status were the one meant, so that the mistake is one error (no "job can
+            # never run" after it).
+            return _status(ctx, name, meant or "done", expr.span, scope, waits)
         case ast.Not(value=value):
             return {"not": lower_condition(ctx, value, scope, waits)}
         case ast.BoolOp(op=op, values=values):

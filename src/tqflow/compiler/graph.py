@@ -10,10 +10,12 @@ from tqflow.dsl.diagnostics import Label
 
 
 def job_graph(waits_for: dict[str, set[str]]) -> nx.DiGraph:
+    """Nodes in declaration order, edges sorted: networkx then walks it the same way under any hash
+    seed (a set's order changes with PYTHONHASHSEED, and with it the cycle path reported)."""
     graph = nx.DiGraph()
     graph.add_nodes_from(waits_for)
     for job, upstream in waits_for.items():
-        graph.add_edges_from((u, job) for u in upstream if u in waits_for)
+        graph.add_edges_from((u, job) for u in sorted(upstream) if u in waits_for)
     return graph
 
 
@@ -22,11 +24,16 @@ def check_cycles(ctx: Context, flow: ast.Flow, waits_for: dict[str, set[str]]) -
     graph = job_graph(waits_for)
     jobs = {j.name: j for j in flow.jobs}
     ok = True
-    for component in nx.strongly_connected_components(graph):
+    order = {name: i for i, name in enumerate(waits_for)}
+    components = sorted(nx.strongly_connected_components(graph), key=lambda c: min(order[n] for n in c))
+    for component in components:
         if len(component) == 1 and not graph.has_edge(*(2 * tuple(component))):
             continue
         ok = False
-        cycle = [u for u, _ in nx.find_cycle(graph.subgraph(component))]
+        first_declared = min(component, key=order.__getitem__)
+        cycle = [u for u, _ in nx.find_cycle(graph.subgraph(component), source=first_declared)]
+        start = min(range(len(cycle)), key=lambda i: order[cycle[i]])
+        cycle = cycle[start:] + cycle[:start]  # from the cycle's first declared job
         path = " -> ".join([*cycle, cycle[0]])
         first = jobs[cycle[0]]
         labels = tuple(

@@ -16,10 +16,15 @@ def resolve_imports(ctx: Context) -> None:
 
     here = str(Path(ctx.module.source.path).resolve())
     for imp in ctx.module.imports:
-        path = (ctx.module.source.directory / imp.path).resolve()
-        if not _importable(ctx, imp, path, here):
+        try:
+            path = (ctx.module.source.directory / imp.path).resolve()
+            if not _importable(ctx, imp, path, here):
+                continue
+            source = Source.from_file(path)
+        except OSError as err:  # a name too long for the file system, no permission …
+            ctx.error("TQ0104", f"imported file `{imp.path}` cannot be read: {err.strerror or err}", imp.span)
             continue
-        result = compile_source(Source.from_file(path), import_stack=(*ctx.import_stack, here))
+        result = compile_source(source, import_stack=(*ctx.import_stack, here))
         ctx.diagnostics.extend(result.diagnostics.items)
         if result.diagnostics.has_errors:
             ctx.error(

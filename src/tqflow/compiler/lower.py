@@ -8,11 +8,12 @@ from tqflow.compiler.calls import check_arguments, resolve_task
 from tqflow.compiler.context import Context
 from tqflow.compiler.expressions import Scope, lower, lower_condition
 from tqflow.compiler.graph import check_cycles, topological_order
-from tqflow.compiler.python_tasks import TaskSignature
+from tqflow.compiler.python_tasks import ModuleInfo, TaskSignature
+from tqflow.compiler.pytypes import PyTypes
 from tqflow.compiler.retry import lower_retry
 from tqflow.compiler.schedules import lower_schedules
 from tqflow.compiler.typecheck import TypeEnv, check_value, infer
-from tqflow.compiler.types import ANY, DECLARABLE, Ty, from_declared, from_python, list_of
+from tqflow.compiler.types import ANY, DECLARABLE, Ty, from_declared, list_of
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Label, did_you_mean
 from tqflow.dsl.source import Span
@@ -27,6 +28,7 @@ from tqflow.plan import (
     TaskRef,
     UniquePlan,
 )
+from tqflow.plan.durations import format_duration
 
 CONFLICTS = ("skip", "reject", "replace")
 UNIQUE_OPTIONS = ("key", "within", "conflict")
@@ -99,8 +101,11 @@ def _type_env(ctx: Context, flow: ast.Flow, signatures: dict[str, TaskSignature]
                 or f"types are {', '.join(DECLARABLE)}, list[T], dict[Str, T], and classes of task modules",
             )
         env.params[param.name] = declared or ANY
+    types = pytypes(ctx)
+    env.fields = types.fields
     for job in flow.jobs:
-        returns = from_python(signatures[job.name].returns) if job.name in signatures else ANY
+        signature = signatures.get(job.name)
+        returns = types.annotation(_module_of(ctx, signature), signature.returns) if signature else ANY
         env.jobs[job.name] = list_of(returns) if job.fan_out else returns
         env.job_spans[job.name] = job.call.span
     env.param_names, env.job_names = set(env.params), set(env.jobs)
@@ -138,7 +143,7 @@ def _lower_job(
 ) -> JobPlan | None:
     params, job_names = env.param_names, env.job_names
     scope = Scope(flow.name, params, job_names)
-    job_env = TypeEnv(env.params, env.jobs, env.job_spans, dict(env.variables), params, job_names)
+    job_env = TypeEnv(env.params, env.jobs, env.job_spans, dict(env.variables), params, job_names, env.fields)
     fan_out = None
     if job.fan_out is not None:
         fan_out = {"var": job.fan_out.var, "over": lower(ctx, job.fan_out.over, scope)}
@@ -198,12 +203,30 @@ def _fan_out_element(ctx: Context, fan_out: ast.FanOut, env: TypeEnv) -> Ty:
     return over.element()
 
 
+def pytypes(ctx: Context) -> PyTypes:
+    if ctx.pytypes is None:
+        ctx.pytypes = PyTypes([ctx.module.source.directory])
+        for info in ctx.modules.values():
+            ctx.pytypes.add(info)
+            for name, cls in info.classes.items():
+                ctx.pytypes.classes.setdefault(name, (info, cls))
+    types: PyTypes = ctx.pytypes
+    return types
+
+
+def _module_of(ctx: Context, signature: TaskSignature) -> ModuleInfo:
+    info = pytypes(ctx).modules.get(signature.module)
+    assert info is not None  # the signature was read from it
+    return info
+
+
 def _check_argument_types(ctx: Context, call: ast.Call, signature: TaskSignature, env: TypeEnv) -> None:
     annotations = {p.name: p.annotation for p in signature.params}
+    module = _module_of(ctx, signature)
     for arg in call.args:
         if arg.name is None or not annotations.get(arg.name):
             continue
-        target = from_python(annotations[arg.name])
+        target = pytypes(ctx).annotation(module, annotations[arg.name])
         where = f"{signature.module}.{signature.function}({arg.name}: {annotations[arg.name]})"
         check_value(ctx, arg.value, target, env, f"argument `{arg.name}`", notes=(f"declared as {where}",))
 
@@ -215,7 +238,8 @@ def _check_deadline(ctx: Context, job: ast.Job, settings: dict[str, Any]) -> Non
     spans = {s.kind: s.span for s in job.settings}
     ctx.error(
         "TQ0504",
-        f"job `{job.name}` has a deadline ({deadline} ms) shorter than one attempt's timeout ({timeout} ms)",
+        f"job `{job.name}` has a deadline ({format_duration(deadline)}) shorter than one attempt's "
+        f"timeout ({format_duration(timeout)})",
         spans.get("deadline", job.name_span),
         label="the deadline bounds all attempts together",
         labels=(Label(spans["timeout"], "one attempt may take this long"),) if "timeout" in spans else (),
@@ -255,7 +279,8 @@ def _settings(
                     value.span,
                     help=did_you_mean(value.id, PRIORITIES) or f"use one of {', '.join(PRIORITIES)}",
                 )
-            result["priority"] = value.id
+            else:
+                result["priority"] = value.id
         elif setting.kind == "retry" and isinstance(value, ast.RetrySpec | ast.RetryBlock):
             result["retry"] = lower_retry(ctx, value)
         elif setting.kind in ("timeout", "deadline", "delay") and isinstance(value, ast.Literal):

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tqflow.compiler.context import Context
-from tqflow.compiler.python_tasks import ModuleInfo, ModuleNotFound, read_module
+from tqflow.compiler.python_tasks import ModuleInfo, ModuleNotFound, ModuleUnreadable, read_module
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Label, did_you_mean
 from tqflow.dsl.source import Span
@@ -28,11 +28,16 @@ def resolve_uses(ctx: Context) -> None:
                 help=did_you_mean(use.module, _nearby_modules(search[0], use.module)),
             )
         except SyntaxError as err:
+            line = f" (line {err.lineno})" if err.lineno else ""
             ctx.error(
                 "TQ0101",
-                f"module `{use.module}` has a Python syntax error: {err.msg} (line {err.lineno})",
+                f"module `{use.module}` has a Python syntax error: {err.msg}{line}",
                 use.span,
             )
+        except ModuleUnreadable as err:
+            ctx.error("TQ0101", f"module `{use.module}` cannot be read: {err}", use.span)
+        except (RecursionError, MemoryError, ValueError):
+            ctx.error("TQ0101", f"module `{use.module}` is too large or too deeply nested to read", use.span)
         else:
             _bind(ctx, use, info)
             continue

@@ -5,13 +5,16 @@ from __future__ import annotations
 import builtins
 from typing import Any
 
+from pydantic import ValidationError
+
 from tqflow.compiler.context import Context
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Label, did_you_mean
+from tqflow.dsl.source import Span
 from tqflow.plan import RetryPlan, RetryRule
+from tqflow.plan.model import JITTERS, check_attempts, check_jitter
 
 POLICY_KINDS = ("fixed", "exponential", "schedule", "none")
-JITTERS = ("none", "full", "equal")
 
 
 def lower_retry(
@@ -34,6 +37,8 @@ def lower_retry(
             ctx.error("TQ0501", f"retry policy `{policy.id}` refers to itself", policy.span)
         elif policy.id in ctx.imported_policies:
             fields.update(ctx.imported_policies[policy.id].model_dump())
+        elif policy.id in ctx.unresolved or policy.id.partition(".")[0] in ctx.unresolved:
+            pass  # declared by a line with a syntax error, or imported by a failed line: reported there
         else:
             ctx.error(
                 "TQ0205",
@@ -46,15 +51,17 @@ def lower_retry(
     for option in spec.options:
         if option.name == "attempts":
             attempts = _int(ctx, option.value)
-            if attempts is not None and attempts < 1:
+            if attempts is None:
+                continue
+            try:
+                fields["attempts"] = check_attempts(attempts)  # the plan model's rule
+            except ValueError:
                 ctx.error(
                     "TQ0501",
                     f"`attempts={attempts}`: attempts counts every try, the first included",
                     option.value.span,
                     help="use attempts=1 for a single try without retries",
                 )
-            elif attempts is not None:
-                fields["attempts"] = attempts
         else:
             ctx.error(
                 "TQ0501",
@@ -64,7 +71,18 @@ def lower_retry(
             )
     if fields.get("kind", "none") != "none" and "attempts" not in fields:
         fields["attempts"] = 3
-    return RetryPlan(**fields)
+    return _plan(ctx, fields, spec.span)
+
+
+def _plan(ctx: Context, fields: dict[str, Any], span: Span) -> RetryPlan:
+    """The RetryPlan of `fields`; what the model rejects (plan/model.py owns the rules) becomes a
+    TQ0501 diagnostic at `span` (the checks above report most of it at a narrower span first)."""
+    try:
+        return RetryPlan(**fields)
+    except ValidationError as err:
+        for problem in err.errors():
+            ctx.error("TQ0501", str(problem["msg"]).removeprefix("Value error, "), span)
+        return RetryPlan()
 
 
 def _lower_block(ctx: Context, block: ast.RetryBlock, seen: frozenset[str]) -> RetryPlan:
@@ -103,7 +121,7 @@ def _lower_block(ctx: Context, block: ast.RetryBlock, seen: frozenset[str]) -> R
             )
     fields.pop("rules", None)
     fields.pop("never", None)
-    return RetryPlan(**fields, rules=rules, never=sorted(set(never)))
+    return _plan(ctx, {**fields, "rules": rules, "never": sorted(set(never))}, block.span)
 
 
 def resolve_exception(ctx: Context, node: ast.Name) -> str | None:
@@ -191,6 +209,7 @@ def _policy_call(ctx: Context, call: ast.Call) -> dict[str, Any]:
             ctx.error(
                 "TQ0501", "`schedule(…)` takes a list of durations, like `schedule([1s, 5s, 1m])`", call.span
             )
+            fields["kind"] = "none"  # reported: no schedule to build
         else:
             fields["schedule_ms"] = [_duration(ctx, d) for d in delays.items]
             fields["attempts"] = len(delays.items) + 1
@@ -223,9 +242,11 @@ def _jitter(ctx: Context, expr: ast.Expr) -> str:
     if isinstance(expr, ast.Name) and expr.id in JITTERS:
         return expr.id
     if isinstance(expr, ast.Literal) and expr.kind == "percent":
-        if not 0 <= float(str(expr.value)) <= 100:
+        try:
+            return check_jitter(expr.text)  # the plan model's rule
+        except ValueError:
             ctx.error("TQ0501", "a jitter percentage is between 0% and 100%", expr.span)
-        return expr.text
+            return "none"
     if isinstance(expr, ast.Literal) and expr.kind == "str" and str(expr.value).endswith("%"):
         return str(expr.value)
     ctx.error("TQ0501", "jitter is `full`, `equal`, `none` or a percentage like `10%`", expr.span)

@@ -13,15 +13,14 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-from croniter import croniter
-
 from tqflow.compiler.context import Context
 from tqflow.compiler.expressions import Scope, lower
 from tqflow.compiler.typecheck import TypeEnv, check_value
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import did_you_mean
+from tqflow.dsl.source import Span
 from tqflow.plan import CatchupPlan, TriggerPlan
-from tqflow.plan.firetimes import dst_hits
+from tqflow.plan.firetimes import MACROS, dst_hits, field_problem, parse_cron
 
 OPTIONS = {
     "catchup": ("none", "last(N)", "all(within=DURATION)"),
@@ -36,19 +35,7 @@ CRON_FIELDS = (  # name, low, high
     ("month", 1, 12),
     ("day of week", 0, 7),
 )
-CRON_NAMES = {
-    "month": ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"],
-    "day of week": ["sun", "mon", "tue", "wed", "thu", "fri", "sat"],
-}
-CRON_MACROS = {
-    "@yearly": "0 0 1 1 *",
-    "@annually": "0 0 1 1 *",
-    "@monthly": "0 0 1 * *",
-    "@weekly": "0 0 * * 0",
-    "@daily": "0 0 * * *",
-    "@midnight": "0 0 * * *",
-    "@hourly": "0 * * * *",
-}
+CRON_MACROS = MACROS
 DST_CHECK_YEARS = (2026, 2027)  # fixed years, so the same file always gives the same warnings
 
 
@@ -181,7 +168,8 @@ def _catchup(ctx: Context, value: ast.Expr | ast.Call) -> CatchupPlan | None:
 
 
 def _check_cron(ctx: Context, value: ast.Literal) -> str | None:
-    text = " ".join(str(value.value).split())
+    raw = str(value.value)
+    text = " ".join(raw.split())
     expanded = CRON_MACROS.get(text.lower(), text)
     fields = expanded.split(" ")
     if len(fields) != 5:
@@ -193,47 +181,47 @@ def _check_cron(ctx: Context, value: ast.Literal) -> str | None:
             help='for example "30 2 * * *" is 02:30 every day',
         )
         return None
-    for (name, low, high), field in zip(CRON_FIELDS, fields, strict=True):
-        problem = _field_problem(field, name, low, high)
+    positions = _field_positions(raw) if expanded == text else []
+    for index, ((name, low, high), field) in enumerate(zip(CRON_FIELDS, fields, strict=True)):
+        problem = field_problem(field, name)
         if problem:
+            where = positions[index] if len(positions) == 5 else None
             ctx.error(
                 "TQ0601",
                 f"cron {name} field `{field}`: {problem}",
-                value.span,
+                _inside(value, *where) if where else value.span,
                 label=f"{name} is {low}-{high}",
             )
             return None
-    if not croniter.is_valid(expanded):
-        ctx.error("TQ0601", f"`{text}` is not a valid cron expression", value.span)
+    cron = parse_cron(expanded)
+    if not cron.can_fire():
+        ctx.error(
+            "TQ0601",
+            f"cron `{text}` can never fire: no date has that day of month in those months",
+            _inside(value, positions[2][0], positions[3][1]) if len(positions) == 5 else value.span,
+            label="this day never comes",
+            notes=("February has at most 29 days; April, June, September and November have 30",),
+            help="pick a day of month that the months named have (February: 1-29)",
+        )
         return None
     return expanded
 
 
-def _field_problem(field: str, name: str, low: int, high: int) -> str | None:
-    for part in field.split(","):
-        base, _, step = part.partition("/")
-        if step and (not step.isdigit() or int(step) == 0):
-            return f"step `{step}` is not a whole number ≥ 1"
-        if base in ("*", "?"):
-            continue
-        for bound in base.split("-"):
-            number = _cron_number(bound, name)
-            if number is None:
-                return f"`{bound}` is not a number" + (
-                    f" or a name ({', '.join(CRON_NAMES[name])})" if name in CRON_NAMES else ""
-                )
-            if not low <= number <= high:
-                return f"{number} is out of range {low}-{high}"
-    return None
+def _field_positions(raw: str) -> list[tuple[int, int]]:
+    """(start, end) of each whitespace-separated field in the cron text."""
+    return [(m.start(), m.end()) for m in re.finditer(r"\S+", raw)]
 
 
-def _cron_number(text: str, name: str) -> int | None:
-    if text.isdigit():
-        return int(text)
-    names = CRON_NAMES.get(name, [])
-    if text.lower() in names:
-        return names.index(text.lower()) + (1 if name == "month" else 0)
-    return None
+def _inside(literal: ast.Literal, start: int, end: int) -> Span:
+    """The span of characters [start, end) of a one-line string literal's value (the whole literal
+    when the source text holds escapes, so offsets in the value are not offsets in the file)."""
+    span = literal.span
+    if literal.text != '"' + str(literal.value) + '"' or span.line != span.end_line:
+        return span
+    first = span.start + 1 + start
+    return Span(
+        first, span.start + 1 + end, span.line, span.column + 1 + start, span.line, span.column + 1 + end
+    )
 
 
 def _check_zone(ctx: Context, schedule: ast.Schedule) -> str | None:

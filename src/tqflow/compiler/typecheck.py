@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from tqflow.compiler.context import Context
@@ -17,11 +18,14 @@ from tqflow.compiler.types import (
     STR,
     Ty,
     assignable,
+    comparable,
     list_of,
     literal_fits,
+    literal_value_fits,
+    orderable,
 )
 from tqflow.dsl import ast
-from tqflow.dsl.diagnostics import Label
+from tqflow.dsl.diagnostics import Label, did_you_mean
 from tqflow.dsl.source import Span
 
 LITERAL_TYPES = {
@@ -45,6 +49,7 @@ class TypeEnv:
     variables: dict[str, Ty] = field(default_factory=dict)
     param_names: set[str] = field(default_factory=set)  # the keys above, as sets shared by every job
     job_names: set[str] = field(default_factory=set)
+    fields: Callable[[str], dict[str, Ty] | None] = lambda name: None  # a model's fields (PyTypes)
 
 
 def infer(ctx: Context, expr: ast.Expr, env: TypeEnv) -> Ty:
@@ -57,10 +62,10 @@ def infer(ctx: Context, expr: ast.Expr, env: TypeEnv) -> Ty:
             types = {infer(ctx, i, env) for i in items}
             return list_of(types.pop() if len(types) == 1 else ANY)
         case ast.DictExpr(items=items):
-            for key, value in items:
-                infer(ctx, key, env)
-                infer(ctx, value, env)
-            return Ty("dict", (STR, ANY))
+            keys = {infer(ctx, key, env) for key, _ in items}
+            values = {infer(ctx, value, env) for _, value in items}
+            key_type = keys.pop() if len(keys) == 1 else STR
+            return Ty("dict", (key_type, values.pop() if len(values) == 1 else ANY))
         case ast.Not(value=value):
             infer(ctx, value, env)
             return BOOL
@@ -91,6 +96,19 @@ def _attr(ctx: Context, expr: ast.Attr, env: TypeEnv) -> Ty:
     owner = infer(ctx, base, env)
     if owner.name == "dict" and len(owner.args) == 2:
         return owner.args[1]
+    fields = env.fields(owner.name) if not owner.known else None
+    if fields is not None:
+        if expr.attr in fields:
+            return fields[expr.attr]
+        ctx.error(
+            "TQ0305",
+            f"`{owner.name}` has no field `{expr.attr}`",
+            expr.attr_span,
+            label=f"not a field of {owner.name}",
+            notes=(f"{owner.name} has: {', '.join(sorted(fields)) or 'no fields'}",),
+            help=did_you_mean(expr.attr, fields),
+        )
+        return ANY
     if owner.known and owner.name != "None":
         ctx.error(
             "TQ0305",
@@ -132,6 +150,18 @@ _NUMBERS = ("Int", "Float", "Decimal")
 def _binary(ctx: Context, expr: ast.BinOp, env: TypeEnv) -> Ty:
     left, right = infer(ctx, expr.left, env), infer(ctx, expr.right, env)
     if expr.op not in ("+", "-"):
+        equality = expr.op in ("==", "!=")
+        if not (comparable(left, right) if equality else orderable(left, right)):
+            always = "always false" if expr.op == "==" else "always true"
+            ctx.error(
+                "TQ0305",
+                f"comparing {left} with {right}: {always}"
+                if equality
+                else f"cannot order {left} and {right}",
+                expr.span,
+                labels=(Label(expr.left.span, f"{left}"), Label(expr.right.span, f"{right}")),
+                help="compare values of one type",
+            )
         return BOOL
     if not (left.known and right.known):
         return ANY
@@ -156,7 +186,12 @@ def check_value(
 ) -> None:
     """Report TQ0304 when `expr` certainly cannot be a `target` (for `what`: "argument `x` of `t`")."""
     actual = infer(ctx, expr, env)
-    if assignable(actual, target) or literal_fits(expr, target):
+    one_of = literal_value_fits(expr, target)
+    if one_of is True or (one_of is None and (assignable(actual, target) or literal_fits(expr, target))):
+        return
+    if one_of is False and isinstance(expr, ast.Literal):
+        values = ", ".join(repr(v) for v in target.required().values)
+        ctx.error("TQ0304", f"{what} is one of {values}, not {expr.text}", expr.span, notes=notes)
         return
     labels: tuple[Label, ...] = ()
     upstream = _upstream_job(expr, env)
@@ -188,6 +223,8 @@ def _conversion_help(actual: Ty, target: Ty) -> str | None:
         return "write a date like 2026-01-31 (no quotes), or an expression like run.date - 1d"
     if actual.name == "None":
         return f"declare the parameter as `{target.name} | None` in Python to accept none"
+    if actual.optional and not target.optional:
+        return "it may be none: pass a value that is never none, or let the Python parameter accept None"
     if target.name == "list" and actual.name != "list":
         return "wrap the value in a list, or fan out over the list with `for x in …`"
     return None

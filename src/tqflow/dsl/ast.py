@@ -270,3 +270,6 @@ class Module(Node):
     retries: tuple[RetryDecl, ...] = ()
     flows: tuple[Flow, ...] = ()
     flow_aliases: tuple[FlowAlias, ...] = ()
+    broken: tuple[str, ...] = field(
+        default=(), compare=False
+    )  # names bound by declarations that did not parse

@@ -19,6 +19,7 @@ from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostics, render_all
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
+from tqflow.errors import LanguageError
 
 INDENT = "  "
 WIDTH = 100
@@ -29,7 +30,7 @@ OR, AND, NOT, COMPARE, SUM, POSTFIX, ATOM = range(1, 8)
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
 
 
-class FormatError(Exception):
+class FormatError(LanguageError):
     """The file does not parse (the message holds the rendered diagnostics)."""
 
 
@@ -50,13 +51,18 @@ class Comment:
     own_line: bool
 
 
-def format_source(text: str, path: str = "<fmt>") -> str:
-    source = Source(path, text)
+def format_source(text: str | Source, path: str = "<fmt>") -> str:
+    """The canonical layout of `text` (or of a `Source` read with `Source.from_file`); FormatError
+    when it does not parse."""
+    source = text if isinstance(text, Source) else Source(path, text)
+    text, path = source.text, source.path
     diagnostics = Diagnostics()
     module = parse(source, diagnostics)
     if module is None:
         raise FormatError(render_all(diagnostics))
     result = format_module(module, text)
+    if result == text:
+        return result  # already canonical: nothing to verify (halves `tqc fmt --check`)
     check = Diagnostics()
     again = parse(Source(path, result), check)
     if again != module:  # pragma: no cover - a printer bug; never hand back a changed program
@@ -72,7 +78,7 @@ def format_module(module: ast.Module, text: str) -> str:
 
 # ---- comments -----------------------------------------------------------------------------------
 
-_TOKENS = re.compile(r'f?"(\\.|[^"\\\n])*"|#[^\n]*|\n|[^"#\nf]+|f')
+_TOKENS = re.compile(r'f?"[^"\\\n]*(?:\\.[^"\\\n]*)*"|#[^\n]*|\n|[^"#\nf]+|f')
 
 
 def comments(text: str) -> list[Comment]:

@@ -8,18 +8,18 @@ reported instead of only the first in the file.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import re
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.parsers.lalr_analysis import Shift
 
 from tqflow.dsl import ast
+from tqflow.dsl.builder import Builder, SyntaxFailure
 from tqflow.dsl.diagnostics import Diagnostics, Label
 from tqflow.dsl.source import Source, Span
 from tqflow.dsl.syntax_hints import hint
@@ -47,15 +47,11 @@ TERMINAL_NAMES = {
     "$END": "end of file",
 }
 
-TOP_LEVEL = re.compile(r"^(use|import|retry|flow)\b", re.MULTILINE)
 
-
-class SyntaxFailure(Exception):
-    """Raised inside the transformer for a construct that parses but is malformed (bad escape …)."""
-
-    def __init__(self, message: str, span: Span) -> None:
-        super().__init__(message)
-        self.span = span
+@cache
+def _top_level() -> re.Pattern[str]:
+    """Where a top-level declaration starts: a line beginning with a keyword that starts one."""
+    return re.compile(rf"^({'|'.join(first_keywords('_decl'))})\b", re.MULTILINE)
 
 
 class _BracketNewlines:
@@ -146,6 +142,31 @@ def _keyword_types() -> frozenset[str]:
 
 
 @cache
+def first_keywords(rule: str) -> tuple[str, ...]:
+    """The keywords (`job`, `retry`, …) that can start grammar rule `rule`, in grammar order."""
+    expansions: dict[str, list[Any]] = {}
+    for r in _lark().rules:
+        expansions.setdefault(r.origin.name, []).append(r.expansion)
+    terminals = {t.name: t for t in _lark().terminals}
+    found: list[str] = []
+
+    def visit(name: str, seen: frozenset[str]) -> None:
+        for expansion in expansions.get(name, []):
+            if not expansion:
+                continue
+            symbol = expansion[0]
+            if symbol.is_term:
+                pattern = terminals[symbol.name].pattern if symbol.name in terminals else None
+                if pattern is not None and pattern.type == "str" and re.fullmatch(r"[a-z_]+", pattern.value):
+                    found.append(pattern.value)
+            elif symbol.name not in seen:
+                visit(symbol.name, seen | {name})
+
+    visit(rule, frozenset())
+    return tuple(dict.fromkeys(found))
+
+
+@cache
 def _lark() -> Lark:
     grammar = resources.files("tqflow.dsl").joinpath("tqflow.lark").read_text(encoding="utf-8")
     return Lark(
@@ -153,50 +174,139 @@ def _lark() -> Lark:
     )
 
 
+MAX_SOURCE_CHARS = 8_000_000  # TQ0002: a flow file is text a person writes; 50,000 jobs are ~2.5 MB
+MAX_NESTING = 100  # TQ0004: brackets, operators and statements nested in one another
+BROKEN_NAME = re.compile(
+    r"^(?:use\s+[\w.]+\s+as\s+(\w+)|use\s+([\w.]+)|import\s+\S+\s+as\s+(\w+)|retry\s+(\w+)|flow\s+(\w+))"
+)
+
+
 def parse(source: Source, diagnostics: Diagnostics) -> ast.Module | None:
     """The module's syntax tree, or None when there were syntax errors (all of them reported)."""
+    module = parse_recovering(source, diagnostics)
+    return None if diagnostics.has_errors else module
+
+
+def parse_recovering(source: Source, diagnostics: Diagnostics) -> ast.Module | None:
+    """The module's syntax tree. When there are syntax errors (all of them reported), the top-level
+    declarations that parse on their own, so that the compiler can still check them, with the names
+    the broken ones would have bound in `Module.broken` (to keep their uses quiet); None when the file
+    cannot be read at all (not UTF-8, too large)."""
+    if not _readable(source, diagnostics):
+        return None
     text = source.text if source.text.endswith("\n") else source.text + "\n"
+    if text.startswith("\ufeff"):  # a byte-order mark handed over by an editor: layout, like a space
+        text = " " + text[1:]
     try:
-        tree = _parse_tree(text, "start")
-        return _Builder(source).transform(tree)  # type: ignore[no-any-return]
-    except UnexpectedInput:
+        module: ast.Module = _build(_parse_tree(text, "start"), source)
+        return module
+    except (UnexpectedInput, SyntaxFailure):
         pass
-    except VisitError as err:
-        if isinstance(err.orig_exc, SyntaxFailure):
-            diagnostics.error("TQ0001", str(err.orig_exc), err.orig_exc.span, source)
-            return None
-        raise
+    parts: list[ast.Module] = []
+    broken: list[str] = []
     for start, end in _declaration_ranges(text):
         chunk: str | None = _blank_outside(text, start, end)
-        for _ in range(MAX_ERRORS_PER_DECLARATION):
+        built = False
+        for attempt in range(MAX_ERRORS_PER_DECLARATION):
             assert chunk is not None
             try:
-                _parse_tree(chunk, "start")
+                tree = _parse_tree(chunk, "start")
+                if attempt == 0:
+                    parts.append(_build(tree, source))  # the declaration as written: checked
+                    built = True
                 break
             except UnexpectedInput as err:
                 offset, recoverable = _report_syntax_error(err, source, diagnostics, chunk)
+            except SyntaxFailure as err:
+                diagnostics.error(err.code, str(err), err.span, source)
+                break
             chunk = _blank_statement(chunk, offset) if recoverable else None
             if chunk is None:
                 break
+        if not built:
+            match = BROKEN_NAME.match(text[start:end])
+            broken.extend(g.rpartition(".")[2] for g in (match.groups() if match else ()) if g)
     if not diagnostics.has_errors:  # the chunks parse alone but not together: report the whole
         try:
             _parse_tree(text, "start")
         except UnexpectedInput as err:
             _report_syntax_error(err, source, diagnostics, text)
-    return None
+        return None
+    return ast.Module(
+        span=source.span_at(0, len(source.text)),
+        source=source,
+        uses=tuple(u for m in parts for u in m.uses),
+        imports=tuple(i for m in parts for i in m.imports),
+        retries=tuple(r for m in parts for r in m.retries),
+        flows=tuple(f for m in parts for f in m.flows),
+        flow_aliases=tuple(a for m in parts for a in m.flow_aliases),
+        broken=tuple(broken),
+    )
+
+
+def _readable(source: Source, diagnostics: Diagnostics) -> bool:
+    if source.undecodable_at is not None:
+        at = source.undecodable_at
+        diagnostics.error(
+            "TQ0003",
+            "the file is not valid UTF-8 text",
+            source.span_at(at, 1),
+            source,
+            label="this byte does not decode as UTF-8",
+            help="save the file as UTF-8 (every editor can; `iconv -f latin1 -t utf-8` converts it)",
+        )
+        return False
+    if len(source.text) > MAX_SOURCE_CHARS:
+        diagnostics.error(
+            "TQ0002",
+            f"the file has {len(source.text):,} characters, more than the {MAX_SOURCE_CHARS:,} allowed",
+            source.span_at(0, 1),
+            source,
+            help='split it into several files (`import "other.tqflow" as x`), or keep large data out of it',
+        )
+        return False
+    return True
+
+
+def _build(tree: Tree[Token], source: Source) -> Any:
+    _check_depth(tree, source)
+    try:
+        return Builder(source, parse_expression).transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, SyntaxFailure):
+            raise err.orig_exc from None
+        raise
+
+
+def _check_depth(tree: Tree[Token], source: Source) -> None:
+    """Refuse trees nested deeper than MAX_NESTING (everything after the parser recurses on them)."""
+    stack: list[tuple[Tree[Token], int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_NESTING:
+            meta = node.meta
+            start = None if getattr(meta, "empty", True) else meta.start_pos
+            if start is None:
+                start = next((t.start_pos for t in node.scan_values(lambda v: isinstance(v, Token))), 0)
+            raise SyntaxFailure(
+                f"nested too deeply: more than {MAX_NESTING} levels of brackets and operators",
+                source.span_at(start or 0, 1),
+                code="TQ0004",
+            )
+        stack.extend((child, depth + 1) for child in node.children if isinstance(child, Tree))
 
 
 def parse_expression(text: str, source: Source, offset: int) -> ast.Expr:
     """Parse an expression embedded at `offset` of `source` (an f-string's `{…}` part)."""
     tree = _parse_tree(text, "expr")
-    expr: ast.Expr = _Builder(source).transform(tree)
+    expr: ast.Expr = _build(tree, source)
     line, column = source.position(offset)
     shifted: ast.Expr = _shift(expr, offset, line, column)
     return shifted
 
 
 def _declaration_ranges(text: str) -> list[tuple[int, int]]:
-    starts = [m.start() for m in TOP_LEVEL.finditer(text)] or [0]
+    starts = [m.start() for m in _top_level().finditer(text)] or [0]
     if starts[0] != 0:
         starts.insert(0, 0)
     return list(zip(starts, [*starts[1:], len(text)], strict=True))
@@ -224,7 +334,7 @@ def _blank_statement(text: str, offset: int) -> str | None:
 def _line_depths(text: str) -> list[int]:
     """How many brackets are open at the start of each line (strings and comments skipped)."""
     depths, depth = [0], 0
-    for match in re.finditer(r'"(\\.|[^"\\\n])*"?|#[^\n]*|[{}()\[\]\n]', text):
+    for match in re.finditer(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?|#[^\n]*|[{}()\[\]\n]', text):
         token = match.group(0)
         if token == "\n":
             depths.append(depth)
@@ -297,23 +407,6 @@ def _terminal_names() -> frozenset[str]:
     return frozenset(t.name for t in _lark().terminals)
 
 
-def _span(meta: Any) -> Span:
-    if getattr(meta, "empty", False):
-        return Span.unknown()
-    return Span(meta.start_pos, meta.end_pos, meta.line, meta.column, meta.end_line, meta.end_column)
-
-
-def _token_span(token: Token) -> Span:
-    return Span(
-        token.start_pos or 0,
-        token.end_pos or 0,
-        token.line or 1,
-        token.column or 1,
-        token.end_line or 1,
-        token.end_column or 1,
-    )
-
-
 def _shift(node: Any, offset: int, line: int, column: int) -> Any:
     """Move spans parsed from a one-line fragment to where the fragment sits in the file."""
     if isinstance(node, Span):
@@ -335,378 +428,6 @@ def _shift(node: Any, offset: int, line: int, column: int) -> Any:
         }
         return dataclasses.replace(node, **changes)
     return node
-
-
-def _unquote(token: Token, source: Source) -> str:
-    raw = str(token)[1:-1]
-    try:
-        return raw.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    except UnicodeDecodeError as err:
-        raise SyntaxFailure(f"invalid escape in string: {err.reason}", _token_span(token)) from err
-
-
-@v_args(meta=True)
-class _Builder(Transformer[Token, Any]):
-    """Builds `dsl.ast` nodes bottom-up from the Lark tree."""
-
-    def __init__(self, source: Source) -> None:
-        super().__init__()
-        self.source = source
-
-    # -- module ------------------------------------------------------------------------------
-    def start(self, meta: Any, items: list[Any]) -> ast.Module:
-        return ast.Module(
-            span=_span(meta),
-            source=self.source,
-            uses=tuple(i for i in items if isinstance(i, ast.Use)),
-            imports=tuple(i for i in items if isinstance(i, ast.Import)),
-            retries=tuple(i for i in items if isinstance(i, ast.RetryDecl)),
-            flows=tuple(i for i in items if isinstance(i, ast.Flow)),
-            flow_aliases=tuple(i for i in items if isinstance(i, ast.FlowAlias)),
-        )
-
-    def use_module(self, meta: Any, items: list[Any]) -> ast.Use:
-        module, alias = items
-        return ast.Use(span=_span(meta), module=module, alias=str(alias) if alias else None)
-
-    def use_names(self, meta: Any, items: list[Any]) -> ast.Use:
-        module, _brace, names = items
-        return ast.Use(span=_span(meta), module=module, names=tuple(names))
-
-    def import_decl(self, meta: Any, items: list[Any]) -> ast.Import:
-        path, alias = items
-        return ast.Import(span=_span(meta), path=_unquote(path, self.source), alias=str(alias))
-
-    def retry_decl(self, meta: Any, items: list[Any]) -> ast.RetryDecl:
-        name, spec = items
-        return ast.RetryDecl(span=_span(meta), name=str(name), name_span=_token_span(name), spec=spec)
-
-    def flow_decl(self, meta: Any, items: list[Any]) -> ast.Flow:
-        name, *body = items
-        blocks = [b for b in body if isinstance(b, tuple)]
-        queue = next((b[1] for b in blocks if b[0] == "queue"), None)
-        params = next((b[1] for b in blocks if b[0] == "params"), ())
-        defaults = tuple(s for b in blocks if b[0] == "defaults" for s in b[1])
-        spans: dict[str, Span] = {}
-        for kind, _value, span in blocks:
-            if kind in spans and kind != "defaults":
-                raise SyntaxFailure(f"a flow has at most one `{kind}` statement", span)
-            spans.setdefault(kind, span)
-        return ast.Flow(
-            span=_span(meta),
-            name=str(name),
-            name_span=_token_span(name),
-            queue=queue,
-            params=params,
-            schedules=tuple(b for b in body if isinstance(b, ast.Schedule)),
-            defaults=defaults,
-            queue_span=spans.get("queue"),
-            params_span=spans.get("params"),
-            defaults_span=spans.get("defaults"),
-            jobs=tuple(b for b in body if isinstance(b, ast.Job)),
-            outputs=tuple(b for b in body if isinstance(b, ast.Output)),
-        )
-
-    def flow_alias(self, meta: Any, items: list[Any]) -> ast.FlowAlias:
-        name, target = items
-        span = _span(meta)
-        return ast.FlowAlias(span=span, name=str(name), name_span=_token_span(name), target=target)
-
-    def queue_stmt(self, meta: Any, items: list[Any]) -> tuple[str, str, Span]:
-        return ("queue", _unquote(items[0], self.source), _span(meta))
-
-    def params_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Param, ...], Span]:
-        return ("params", tuple(items), _span(meta))
-
-    def param_decl(self, meta: Any, items: list[Any]) -> ast.Param:
-        name, type_ref, default = items
-        return ast.Param(span=_span(meta), name=str(name), type=type_ref, default=default)
-
-    def defaults_block(self, meta: Any, items: list[Any]) -> tuple[str, tuple[ast.Setting, ...], Span]:
-        return ("defaults", tuple(i for i in items if i is not None), _span(meta))
-
-    def output_decl(self, meta: Any, items: list[Any]) -> ast.Output:
-        name, value = items
-        return ast.Output(span=_span(meta), name=str(name), value=value)
-
-    def schedule_decl(self, meta: Any, items: list[Any]) -> ast.Schedule:
-        kind, value, tz = items[0]
-        block = items[1] or ()
-        options = tuple(i for i in block if isinstance(i, ast.ScheduleOption))
-        params = tuple(a for i in block if isinstance(i, tuple) for a in i)
-        return ast.Schedule(span=_span(meta), kind=kind, value=value, tz=tz, options=options, params=params)
-
-    def cron_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, ast.Literal | None]:
-        cron, tz = items
-        return ("cron", self._string(cron), self._string(tz) if tz is not None else None)
-
-    def every_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
-        return ("every", self.duration(meta, items), None)  # type: ignore[return-value]
-
-    def at_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
-        return ("at", self._string(items[0]), None)
-
-    def _string(self, token: Token) -> ast.Literal:
-        return ast.Literal(
-            span=_token_span(token), kind="str", value=_unquote(token, self.source), text=str(token)
-        )
-
-    def schedule_block(
-        self, meta: Any, items: list[Any]
-    ) -> tuple[ast.ScheduleOption | tuple[ast.Arg, ...], ...]:
-        return tuple(i for i in items if i is not None)
-
-    def schedule_params(self, meta: Any, items: list[Any]) -> tuple[ast.Arg, ...]:
-        return tuple(i for i in items if i is not None)
-
-    def schedule_param(self, meta: Any, items: list[Any]) -> ast.Arg:
-        name, value = items
-        return ast.Arg(span=_span(meta), name=str(name), name_span=_token_span(name), value=value)
-
-    def schedule_option(self, meta: Any, items: list[Any]) -> ast.ScheduleOption:
-        name, value = items
-        return ast.ScheduleOption(span=_span(meta), name=str(name), name_span=_token_span(name), value=value)
-
-    def job_decl(self, meta: Any, items: list[Any]) -> ast.Job:
-        name, call, fan_out, block = items
-        return ast.Job(
-            span=_span(meta),
-            name=str(name),
-            name_span=_token_span(name),
-            call=call,
-            fan_out=fan_out,
-            settings=tuple(block or ()),
-        )
-
-    def fan_out(self, meta: Any, items: list[Any]) -> ast.FanOut:
-        var, over = items
-        return ast.FanOut(span=_span(meta), var=str(var), over=over)
-
-    def job_block(self, meta: Any, items: list[Any]) -> tuple[ast.Setting, ...]:
-        return tuple(i for i in items if i is not None)
-
-    def call(self, meta: Any, items: list[Any]) -> ast.Call:
-        func, *args = items
-        return ast.Call(span=_span(meta), func=func, args=tuple(a for a in args if a is not None))
-
-    def kwarg(self, meta: Any, items: list[Any]) -> ast.Arg:
-        name, value = items
-        return ast.Arg(span=_span(meta), name=str(name), name_span=_token_span(name), value=value)
-
-    def posarg(self, meta: Any, items: list[Any]) -> ast.Arg:
-        return ast.Arg(span=_span(meta), name=None, value=items[0])
-
-    # -- settings ----------------------------------------------------------------------------
-    def _setting(self, kind: str, meta: Any, value: Any) -> ast.Setting:
-        return ast.Setting(span=_span(meta), kind=kind, value=value)
-
-    def priority_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._setting("priority", meta, ast.Name(span=_token_span(items[0]), id=str(items[0])))
-
-    def retry_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._setting("retry", meta, items[0])
-
-    def after_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._setting("after", meta, items[0])
-
-    def when_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._setting("when", meta, items[0])
-
-    def _duration_setting(self, kind: str, meta: Any, token: Token) -> ast.Setting:
-        literal = ast.Literal(
-            span=_token_span(token), kind="duration", value=parse_duration(token), text=str(token)
-        )
-        return self._setting(kind, meta, literal)
-
-    def timeout_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._duration_setting("timeout", meta, items[0])
-
-    def deadline_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._duration_setting("deadline", meta, items[0])
-
-    def delay_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._duration_setting("delay", meta, items[0])
-
-    def queue_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._setting("queue", meta, _unquote(items[0], self.source))
-
-    def unique_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._setting("unique", meta, ast.Unique(span=_span(meta), options=tuple(items)))
-
-    def dead_letter_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
-        return self._setting("dead_letter", meta, _unquote(items[0], self.source))
-
-    def retry_block(self, meta: Any, items: list[Any]) -> ast.RetryBlock:
-        return ast.RetryBlock(span=_span(meta), rules=tuple(i for i in items if i is not None))
-
-    def on_rule(self, meta: Any, items: list[Any]) -> ast.RetryRule:
-        names, _arrow, spec = items
-        return ast.RetryRule(span=_span(meta), kind="on", exceptions=tuple(names), spec=spec)
-
-    def never_rule(self, meta: Any, items: list[Any]) -> ast.RetryRule:
-        return ast.RetryRule(span=_span(meta), kind="never", exceptions=tuple(items[0]))
-
-    def else_rule(self, meta: Any, items: list[Any]) -> ast.RetryRule:
-        return ast.RetryRule(span=_span(meta), kind="else", spec=items[1])
-
-    def exception_list(self, meta: Any, items: list[Any]) -> list[ast.Name]:
-        return list(items)
-
-    def exception_name(self, meta: Any, items: list[Any]) -> ast.Name:
-        return ast.Name(span=_span(meta), id=str(items[0]))
-
-    def retry_spec(self, meta: Any, items: list[Any]) -> ast.RetrySpec:
-        policy, *options = items
-        return ast.RetrySpec(span=_span(meta), policy=policy, options=tuple(options))
-
-    def policy_call(self, meta: Any, items: list[Any]) -> ast.Call:
-        name, *args = items
-        return ast.Call(span=_span(meta), func=str(name), args=tuple(a for a in args if a is not None))
-
-    def policy_ref(self, meta: Any, items: list[Any]) -> ast.Name:
-        return ast.Name(span=_span(meta), id=str(items[0]))
-
-    def retry_option(self, meta: Any, items: list[Any]) -> ast.Arg:
-        name, value = items
-        return ast.Arg(span=_span(meta), name=str(name), name_span=_token_span(name), value=value)
-
-    def type_expr(self, meta: Any, items: list[Any]) -> ast.TypeRef:
-        name, *rest = items
-        optional = bool(rest) and isinstance(rest[-1], Token) and rest[-1].type == "OPTIONAL"
-        args = tuple(r for r in rest if isinstance(r, ast.TypeRef))
-        return ast.TypeRef(span=_span(meta), name=str(name), args=args, optional=optional)
-
-    def name_list(self, meta: Any, items: list[Any]) -> list[str]:
-        return [str(i) for i in items if i is not None]
-
-    def dotted_name(self, meta: Any, items: list[Any]) -> str:
-        return ".".join(str(i) for i in items)
-
-    # -- expressions -------------------------------------------------------------------------
-    def _bool_op(self, op: str, meta: Any, items: list[Any]) -> ast.Expr:
-        left, right = items
-        values = left.values if isinstance(left, ast.BoolOp) and left.op == op else (left,)
-        return ast.BoolOp(span=_span(meta), op=op, values=(*values, right))
-
-    def or_op(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return self._bool_op("or", meta, items)
-
-    def and_op(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return self._bool_op("and", meta, items)
-
-    def not_op(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.Not(span=_span(meta), value=items[0])
-
-    def compare(self, meta: Any, items: list[Any]) -> ast.Expr:
-        left, op, right = items
-        return ast.BinOp(span=_span(meta), op=str(op), left=left, right=right)
-
-    def arith(self, meta: Any, items: list[Any]) -> ast.Expr:
-        left, op, right = items
-        return ast.BinOp(span=_span(meta), op=str(op), left=left, right=right)
-
-    def attr(self, meta: Any, items: list[Any]) -> ast.Expr:
-        value, name = items
-        return ast.Attr(span=_span(meta), value=value, attr=str(name), attr_span=_token_span(name))
-
-    def index(self, meta: Any, items: list[Any]) -> ast.Expr:
-        value, idx = items
-        return ast.Index(span=_span(meta), value=value, index=idx)
-
-    def func_call(self, meta: Any, items: list[Any]) -> ast.Expr:
-        name, *args = items
-        return ast.FuncCall(span=_span(meta), func=str(name), args=tuple(a for a in args if a is not None))
-
-    def name(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.Name(span=_span(meta), id=str(items[0]))
-
-    def string(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.Literal(
-            span=_span(meta), kind="str", value=_unquote(items[0], self.source), text=str(items[0])
-        )
-
-    def fstring(self, meta: Any, items: list[Any]) -> ast.Expr:
-        token: Token = items[0]
-        body = str(token)[2:-1]
-        base = (token.start_pos or 0) + 2
-        parts: list[str | ast.Expr] = []
-        for piece in re.finditer(r"\{\{|\}\}|\{([^{}]*)\}|[^{}]+|[{}]", body):
-            text = piece.group(0)
-            if text in ("{{", "}}"):
-                parts.append(text[0])
-            elif piece.group(1) is not None:
-                inner = piece.group(1)
-                try:
-                    parts.append(parse_expression(inner, self.source, base + piece.start(1)))
-                except UnexpectedInput as err:
-                    span = self.source.span_at(base + piece.start(1), max(1, len(inner)))
-                    raise SyntaxFailure(f"invalid expression in f-string: `{inner}`", span) from err
-            elif text in ("{", "}"):
-                span = self.source.span_at(base + piece.start(), 1)
-                raise SyntaxFailure(f"single `{text}` in f-string (write `{text}{text}`)", span)
-            else:
-                parts.append(text.encode("latin-1", "backslashreplace").decode("unicode_escape"))
-        merged: list[str | ast.Expr] = []
-        for part in parts:
-            if isinstance(part, str) and merged and isinstance(merged[-1], str):
-                merged[-1] += part
-            else:
-                merged.append(part)
-        return ast.FString(span=_span(meta), parts=tuple(merged), text=str(token))
-
-    def int_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.Literal(span=_span(meta), kind="int", value=int(items[0]), text=str(items[0]))
-
-    def float_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.Literal(span=_span(meta), kind="float", value=float(items[0]), text=str(items[0]))
-
-    def duration(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.Literal(
-            span=_span(meta), kind="duration", value=parse_duration(items[0]), text=str(items[0])
-        )
-
-    def percent(self, meta: Any, items: list[Any]) -> ast.Expr:
-        text = str(items[0])
-        return ast.Literal(span=_span(meta), kind="percent", value=float(text[:-1]), text=text)
-
-    def date_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
-        text = str(items[0])
-        try:
-            dt.date.fromisoformat(text)
-        except ValueError as err:
-            raise SyntaxFailure(f"`{text}` is not a valid date: {err}", _token_span(items[0])) from err
-        return ast.Literal(span=_span(meta), kind="date", value=text, text=text)
-
-    def datetime_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
-        text = str(items[0])
-        try:
-            dt.datetime.fromisoformat(text)
-        except ValueError as err:
-            raise SyntaxFailure(
-                f"`{text}` is not a valid date and time: {err}", _token_span(items[0])
-            ) from err
-        return ast.Literal(span=_span(meta), kind="datetime", value=text, text=text)
-
-    def true_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.Literal(span=_span(meta), kind="bool", value=True, text="true")
-
-    def false_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.Literal(span=_span(meta), kind="bool", value=False, text="false")
-
-    def none_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.Literal(span=_span(meta), kind="none", value=None, text="none")
-
-    def list_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.ListExpr(span=_span(meta), items=tuple(i for i in items if i is not None))
-
-    def dict_lit(self, meta: Any, items: list[Any]) -> ast.Expr:
-        return ast.DictExpr(span=_span(meta), items=tuple(i for i in items if i is not None))
-
-    def dict_item(self, meta: Any, items: list[Any]) -> tuple[ast.Expr, ast.Expr]:
-        return (items[0], items[1])
-
-    def __default__(self, data: str, children: list[Any], meta: Any) -> Any:
-        raise AssertionError(f"grammar rule without a builder: {data}")  # pragma: no cover
 
 
 __all__ = ["Tree", "parse", "parse_duration", "parse_expression"]

@@ -30,9 +30,23 @@ class Source:
     text: str
     _lines: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
+    undecodable_at: int | None = field(default=None, compare=False)  # first character that was not UTF-8
+
     @staticmethod
     def from_file(path: str | Path) -> Source:
-        return Source(str(path), Path(path).read_text(encoding="utf-8"))
+        return Source.from_bytes(str(path), Path(path).read_bytes())
+
+    @staticmethod
+    def from_bytes(path: str, data: bytes) -> Source:
+        """Decode UTF-8 (a byte-order mark is dropped). Bytes that are not UTF-8 are replaced and the
+        first one's position kept, so the parser reports it (TQ0003) instead of raising."""
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        try:
+            return Source(path, data.decode("utf-8"))
+        except UnicodeDecodeError as err:
+            before = data[: err.start].decode("utf-8", "replace")
+            return Source(path, data.decode("utf-8", "replace"), undecodable_at=len(before))
 
     @property
     def directory(self) -> Path:

@@ -10,35 +10,47 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from functools import cache
 
 from tqflow.dsl.source import Source, Span
 
-TOP_LEVEL = ("use", "import", "retry", "flow")
-FLOW_ITEMS = ("job", "queue", "params", "schedule", "defaults", "output")
-SETTINGS = (
-    "priority",
-    "retry",
-    "after",
-    "when",
-    "timeout",
-    "deadline",
-    "delay",
-    "queue",
-    "unique",
-    "dead_letter",
-)
+SCHEDULE_OPTIONS = (
+    "catchup",
+    "overlap",
+    "on_dst_gap",
+    "on_dst_repeat",
+)  # names, not keywords: the compiler's
 
 
-SCHEDULE_OPTIONS = ("catchup", "overlap", "on_dst_gap", "on_dst_repeat")
-RETRY_RULES = ("on", "never", "else")
-BLOCKS: dict[
-    str, tuple[tuple[str, ...], str]
-] = {  # the first word of the line that opened a block -> what may start a line in it
-    "flow": (FLOW_ITEMS, "in a flow"),
-    "defaults": (SETTINGS, "in `defaults`"),
-    "schedule": (SCHEDULE_OPTIONS, "in a schedule block"),
-    "retry": (RETRY_RULES, "in a retry block"),
-}
+@cache
+def keywords(rule: str) -> tuple[str, ...]:
+    """The keywords that can start `rule` in the grammar (so a construct added there is known here)."""
+    from tqflow.dsl.parser import first_keywords  # the parser imports this module
+
+    return first_keywords(rule)
+
+
+def top_level() -> tuple[str, ...]:
+    return keywords("_decl")
+
+
+def flow_items() -> tuple[str, ...]:
+    return keywords("flow_item")
+
+
+def settings() -> tuple[str, ...]:
+    return keywords("setting")
+
+
+@cache
+def blocks() -> dict[str, tuple[tuple[str, ...], str]]:
+    """The first word of the line that opened a block -> what may start a line in it."""
+    return {
+        "flow": (flow_items(), "in a flow"),
+        "defaults": (settings(), "in `defaults`"),
+        "schedule": (SCHEDULE_OPTIONS, "in a schedule block"),
+        "retry": (keywords("retry_rule"), "in a retry block"),
+    }
 
 
 @dataclass(frozen=True)
@@ -133,11 +145,11 @@ def _yaml(source: Source, where: Where, at_end: bool) -> Hint | None:
         return Hint(
             "`key: value` is YAML; a .tqflow file holds `use`, `import`, `retry` and `flow` declarations",
             help=f"for example `flow {key} {{ … }}`"
-            if key not in TOP_LEVEL
+            if key not in top_level()
             else f"write `{key} …` without `:`",
         )
     if depth[-1] == "{" and "(" not in depth and key != "params":
-        known = (*FLOW_ITEMS, *SETTINGS)
+        known = (*flow_items(), *settings())
         return Hint(
             f"`{key}:` is YAML; .tqflow writes settings without a colon",
             help=f"write `{key} value`" if key in known else _did_you_mean(key, known),
@@ -175,11 +187,11 @@ def _keyword(source: Source, where: Where, at_end: bool) -> Hint | None:
         return None
     choices: tuple[str, ...]
     if not where.brackets:
-        choices, where_text = TOP_LEVEL, "at the top level"
+        choices, where_text = top_level(), "at the top level"
     else:
         opener = _line_before(source.text, where.brackets[-1][1]).strip()
         kind = opener.split(" ", 1)[0] if opener else ""
-        choices, where_text = BLOCKS.get(kind, (SETTINGS, "in a job block"))
+        choices, where_text = blocks().get(kind, (settings(), "in a job block"))
     return Hint(
         f"unknown statement `{where.word}` {where_text}",
         help=_did_you_mean(where.word, choices) or f"expected one of: {', '.join(choices)}",
@@ -206,7 +218,7 @@ def _open_brackets(text: str, offset: int) -> list[tuple[str, int]]:
             if i < 0:
                 break
         elif ch == '"':
-            match = re.compile(r'"(\\.|[^"\\\n])*"?').match(text, i)
+            match = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"?').match(text, i)
             i = match.end() - 1 if match else i
         elif ch in "{([":
             stack.append((ch, i))

@@ -16,6 +16,7 @@ from tqflow.dsl.diagnostics import Diagnostic, Diagnostics, Severity
 from tqflow.dsl.formatter import FormatError, format_source
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
+from tqflow.errors import LanguageError
 from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, module_path, sub_span
 from tqflow.lsp.positions import LineIndex
 from tqflow.lsp.python_info import PyClass, PyFunction, PyModule, class_name, read_python
@@ -517,7 +518,7 @@ def formatting(text: str, path: str, index: LineIndex) -> list[types.TextEdit] |
 # ---- rename a job --------------------------------------------------------------------------------
 
 
-class RenameError(ValueError):
+class RenameError(LanguageError, ValueError):
     pass
 
 

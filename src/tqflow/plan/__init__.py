@@ -21,11 +21,12 @@ from tqflow.plan.model import (
     UniquePlan,
     canonical_json,
 )
-from tqflow.plan.priorities import PRIORITIES, Priority
+from tqflow.plan.priorities import LEVELS, PRIORITIES, Priority
 
 __all__ = [
     "DEFAULT_PRIORITY",
     "DEFAULT_QUEUE",
+    "LEVELS",
     "PLAN_SCHEMA",
     "PRIORITIES",
     "CatchupPlan",

@@ -10,15 +10,46 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tqflow.plan.priorities import Priority
 
 PLAN_SCHEMA = "tqflow.plan/1"
-DEFAULT_PRIORITY = Priority.NORMAL.label
+DEFAULT_PRIORITY = Priority.NORMAL.label  # a job without a priority: its name, as the plan stores names
 DEFAULT_QUEUE = "default"
 
 ExprTree = dict[str, Any]
+JITTERS = ("none", "full", "equal")  # or a percentage, "10%"
+
+
+def check_attempts(attempts: int) -> int:
+    """`attempts` counts every try, the first included: at least 1."""
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(
+            f"attempts counts every try including the first: it must be at least 1, got {attempts!r}"
+        )
+    return attempts
+
+
+def check_jitter(jitter: str) -> str:
+    """`none`, `full`, `equal`, or a percentage between 0% and 100% (`10%`)."""
+    if jitter in JITTERS:
+        return jitter
+    try:
+        percent = float(jitter[:-1]) if jitter.endswith("%") else None
+    except ValueError:
+        percent = None
+    if percent is None:
+        raise ValueError(f"jitter {jitter!r} must be none, full, equal or a percentage like '10%'")
+    if not 0 <= percent <= 100:
+        raise ValueError(f"jitter {jitter!r}: a jitter percentage is between 0% and 100%")
+    return jitter
+
+
+def check_ms(value: int, what: str) -> int:
+    if value < 0:
+        raise ValueError(f"{what} must not be negative, got {value} ms")
+    return value
 
 
 class _Frozen(BaseModel):
@@ -44,6 +75,41 @@ class RetryPlan(_Frozen):
     rules: list[RetryRule] = Field(default_factory=list)
     never: list[str] = Field(default_factory=list)  # qualified exception names
 
+    # The rules of a policy live here, once: the compiler (compiler/retry.py) and the Python API
+    # (runtime/policies.py) build RetryPlans and report what these raise.
+    @field_validator("attempts", mode="before")  # before: `True` is not a count
+    @classmethod
+    def _attempts(cls, value: int) -> int:
+        return check_attempts(value)
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, value: str) -> str:
+        return check_jitter(value)
+
+    @field_validator("delay_ms", "max_delay_ms")
+    @classmethod
+    def _delay(cls, value: int | None) -> int | None:
+        return None if value is None else check_ms(value, "a retry delay")
+
+    @field_validator("schedule_ms")
+    @classmethod
+    def _schedule(cls, value: list[int]) -> list[int]:
+        return [check_ms(ms, "a retry delay") for ms in value]
+
+    @field_validator("factor")
+    @classmethod
+    def _factor(cls, value: float) -> float:
+        if not value > 0:
+            raise ValueError(f"an exponential factor must be greater than 0, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_has_delays(self) -> RetryPlan:
+        if self.kind == "schedule" and not self.schedule_ms:
+            raise ValueError("a schedule retry needs at least one delay, like schedule([1s, 5s, 1m])")
+        return self
+
 
 class RetryRule(_Frozen):
     on: list[str]  # qualified exception names, "payments.errors.GatewayTimeout"
@@ -57,6 +123,13 @@ class UniquePlan(_Frozen):
     within_ms: int
     conflict: Literal["skip", "reject", "replace"] = "skip"
 
+    @field_validator("within_ms")
+    @classmethod
+    def _within(cls, value: int) -> int:
+        if value <= 0:
+            raise ValueError(f"unique `within` must be longer than 0, got {value} ms")
+        return value
+
 
 class CatchupPlan(_Frozen):
     """What to do with ticks missed while no scheduler ran: none, the last N, or all within a bound."""
@@ -64,6 +137,13 @@ class CatchupPlan(_Frozen):
     kind: Literal["none", "last", "all"] = "none"
     count: int = 0  # for last(N)
     within_ms: int | None = None  # for all(within=…)
+
+    @field_validator("count")
+    @classmethod
+    def _count(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"catchup last(N) needs N >= 0, got {value}")
+        return value
 
 
 class TriggerPlan(_Frozen):
@@ -106,6 +186,16 @@ class JobPlan(_Frozen):
     fan_out: dict[str, Any] | None = None  # {"var": name, "over": expr}: one job per item, .out is a list
     unique: UniquePlan | None = None
     dead_letter: str | None = None  # a named dead-letter queue; None = the deployment's default
+
+    @field_validator("priority")
+    @classmethod
+    def _priority(cls, value: str) -> str:
+        return Priority.parse(value).label
+
+    @field_validator("timeout_ms", "deadline_ms", "delay_ms")
+    @classmethod
+    def _times(cls, value: int | None) -> int | None:
+        return None if value is None else check_ms(value, "a job's timeout, deadline or delay")
 
 
 class OutputPlan(_Frozen):

@@ -32,8 +32,17 @@ class Priority(enum.IntEnum):
             return cls[value.upper()]
         raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {value!r}")
 
+    @classmethod
+    def label_of(cls, level: object) -> str:
+        """The name of a level as Redis stores it (`b"1"`, `"1"`, `1`) → `high`; `""` for none or an
+        unknown number (a record written by something else: shown, not trusted)."""
+        try:
+            number = int(level)  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return ""
+        return cls(number).label if 0 <= number < len(cls) else ""
+
 
 # ("critical", "high", "normal", "low", "batch"): index = level
 PRIORITIES: tuple[str, ...] = tuple(p.label for p in Priority)
 LEVELS = len(Priority)
-DEFAULT_PRIORITY = Priority.NORMAL

@@ -10,7 +10,8 @@ import structlog
 from redis.asyncio import Redis
 from typing_extensions import TypeVar
 
-from tqflow.plan import FlowPlan, Plan, RetryPlan
+from tqflow.errors import RunNotFound
+from tqflow.plan import FlowPlan, Plan, Priority, RetryPlan
 from tqflow.plan.durations import Duration
 from tqflow.runtime.connection import connect, pin
 from tqflow.runtime.deployments import Deployed, Deployments
@@ -30,7 +31,6 @@ from tqflow.runtime.jobs import (
     job_options,
     job_row,
     outcome,
-    priority_level,
     queue_job_read,
     refusal,
 )
@@ -129,7 +129,7 @@ class Client:
     async def run_info(self, run_id: str) -> RunInfo:
         run = await self.redis.hmget(self.keys.run(run_id), "flow", "version")
         if run[0] is None:
-            raise LookupError(f"no run {run_id}")
+            raise RunNotFound(f"no run {run_id} in namespace {self.keys.namespace}")
         _, plan = await self.deployments.get(str(run[0]), int(str(run[1])))
         return await read_run(self.redis, self.keys, run_id, plan)
 
@@ -261,7 +261,7 @@ class Client:
     async def reprioritize(self, job_id: str, priority: str) -> str:
         """Change the priority of a job that has not started: `moved` (a queued job, to the end of its new
         level) or `updated` (scheduled, retrying or waiting); ValueError for a job that started or ended."""
-        level = priority_level(priority)
+        level = int(Priority.parse(priority))
         [status] = await self.scripts.run(calls.reprioritize(self.keys, now_ms(), level, [job_id]))
         if status == "missing":
             raise JobNotFound(f"no job {job_id}")

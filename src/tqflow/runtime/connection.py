@@ -47,6 +47,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
+from tqflow.errors import StoreError
+
 URL_ENV = "TQFLOW_REDIS_URL"
 MAX_CONNECTIONS_ENV = "TQFLOW_REDIS_MAX_CONNECTIONS"
 DEFAULT_MAX_CONNECTIONS = 256
@@ -70,7 +72,7 @@ PROBE_TIMEOUT_S = 2.0
 REFRESH_EVERY_S = 0.05  # at most one topology query per this interval, however many connections fail
 
 
-class RedisUrlError(ValueError):
+class RedisUrlError(StoreError, ValueError):
     """A Redis URL that cannot work: a plain URL into a cluster, a db other than 0 on a cluster, …"""
 
 

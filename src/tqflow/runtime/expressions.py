@@ -8,8 +8,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tqflow.errors import PlanError
 
-class ExpressionError(Exception):
+
+class ExpressionError(PlanError):
     """An expression could not be evaluated with the values it was given (a missing field …)."""
 
 

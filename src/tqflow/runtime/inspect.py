@@ -14,10 +14,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from tqflow.plan import PRIORITIES, FlowPlan
+from tqflow.errors import JobNotFound, RunNotFound
+from tqflow.plan import LEVELS, FlowPlan, Priority
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
-from tqflow.runtime.deployments import Deployments
+from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.runs import now_ms, read_run
 from tqflow.runtime.store import codec, lean, payloads
 from tqflow.runtime.store.cluster_keys import ClusterKeys
@@ -87,9 +88,34 @@ def run_summary(run_id: str, row: dict[str, Any]) -> RunSummary:
     )
 
 
+OPTION_NAMES = (("t", "timeout_ms"), ("dl", "deadline_ms"), ("dlq", "dead_letter"), ("d", "delay_ms"))
+
+
+def job_options(opts: Any) -> dict[str, Any]:
+    """What a job's stored options say, readably: retry plan, timeout, deadline, dead-letter queue."""
+    try:
+        raw = json.loads(opts) if opts else {}
+    except (ValueError, TypeError):
+        return {}
+    out: dict[str, Any] = {}
+    if isinstance(raw, dict):
+        if "r" in raw:
+            out["retry"] = raw["r"] or {"kind": "none"}
+        for short, name in (
+            ("t", "timeout_ms"),
+            ("dl", "deadline_ms"),
+            ("dlq", "dead_letter"),
+            ("d", "delay_ms"),
+        ):
+            if raw.get(short):
+                out[name] = raw[short]
+    return out
+
+
 def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None) -> JobView:
     level = _int(row.get("prio"))
     error = _json(row.get("error"))
+    started, finished = _int(row.get("started")), _int(row.get("finished"))
     return JobView(
         id=job_id,
         name=str(row.get("name") or (job_id.rpartition(".")[2] if row.get("run") else job_id)),
@@ -97,18 +123,21 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
         flow=str(row.get("flow") or ""),
         task=str(row.get("task") or ""),
         queue=str(row.get("queue") or ""),
-        priority=PRIORITIES[level] if level is not None and 0 <= level < len(PRIORITIES) else "",
+        priority=Priority.label_of(level),
         state=str(row.get("state") or "unknown"),
         attempt=_int(row.get("attempt")) or 0,
         created=_int(row.get("created")),
         enqueued=_int(row.get("enqueued")),
-        started=_int(row.get("started")),
-        finished=_int(row.get("finished")),
+        started=started,
+        finished=finished,
         due=_int(row.get("due")),
         worker=row.get("worker") or None,
         reason=row.get("reason") or None,
         error=error if isinstance(error, dict) else ({"message": str(error)} if error else None),
         result=_payload(row.get("result")),
+        args=_payload(row.get("payload")),
+        options=job_options(row.get("opts")),
+        duration_ms=finished - started if started is not None and finished is not None else None,
         children=_int(row.get("children")),
         children_left=_int(row.get("children_left")),
         attempts=[AttemptView.model_validate_json(a) for a in attempts or []],
@@ -132,11 +161,22 @@ class Inspector:
 
     # ---- runs -------------------------------------------------------------------------------
     async def runs(
-        self, *, flow: str | None = None, state: str | None = None, offset: int = 0, limit: int = 50
+        self,
+        *,
+        flow: str | None = None,
+        state: str | None = None,
+        offset: int = 0,
+        limit: int = 50,
+        since: int | None = None,
+        until: int | None = None,
+        search: str | None = None,
     ) -> Page[RunSummary]:
-        """Runs, newest first, optionally only one flow's or in one state."""
+        """Runs, newest first, optionally only one flow's, in one state, started between `since` and
+        `until` (ms), or whose id or parameters contain `search`."""
         limit = max(1, min(limit, MAX_LIMIT))
         offset = max(0, offset)
+        if since is not None or until is not None or search:
+            return await self._searched_runs(flow, state, offset, limit, since, until, search)
         if flow is None and state is None:
             ids = await self.redis.zrevrange(self.keys.runs, offset, offset + limit - 1)
             total = await self.redis.zcard(self.keys.runs)
@@ -176,6 +216,46 @@ class Inspector:
             next_offset=offset + limit if more else None,
         )
 
+    async def _searched_runs(
+        self,
+        flow: str | None,
+        state: str | None,
+        offset: int,
+        limit: int,
+        since: int | None,
+        until: int | None,
+        search: str | None,
+    ) -> Page[RunSummary]:
+        low = "-inf" if since is None else since
+        high = "+inf" if until is None else until
+        needle = "".join((search or "").lower().split())  # parameters are stored as compact JSON
+        matched: list[RunSummary] = []
+        position = 0
+        while position < SCAN_CAP and len(matched) <= offset + limit:
+            ids = await self.redis.zrevrangebyscore(self.keys.runs, high, low, start=position, num=SCAN_BATCH)
+            if not ids:
+                break
+            position += len(ids)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for run_id in ids:
+                    pipe.hget(self.keys.run(run_id), "params")
+                params = dict(zip(ids, await pipe.execute(), strict=True))
+            for run in await self._run_summaries(ids):
+                text = params.get(run.id)
+                if (flow is not None and run.flow != flow) or (state is not None and run.state != state):
+                    continue
+                stored = "".join(str(text or "").lower().split())
+                if needle and needle not in run.id.lower() and needle not in stored:
+                    continue
+                matched.append(run)
+        more = len(matched) > offset + limit
+        return Page(
+            items=matched[offset : offset + limit],
+            offset=offset,
+            limit=limit,
+            next_offset=offset + limit if more else None,
+        )
+
     async def _run_summaries(self, ids: list[str]) -> list[RunSummary]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for run_id in ids:
@@ -193,7 +273,7 @@ class Inspector:
     async def run(self, run_id: str) -> RunDetail:
         row = await self.redis.hgetall(self.keys.run(run_id))
         if not row:
-            raise LookupError(f"no run {run_id}")
+            raise RunNotFound(f"no run {run_id}")
         summary = run_summary(run_id, row)
         flow = await self._plan_or_none(summary.flow, summary.version)
         names = flow.order if flow is not None else []
@@ -225,7 +305,7 @@ class Inspector:
     async def job(self, job_id: str) -> JobView:
         jobs = await self._jobs([job_id], with_attempts=True)
         if not jobs:
-            raise LookupError(f"no job {job_id}")
+            raise JobNotFound(f"no job {job_id}")
         return jobs[0]
 
     async def _jobs(self, ids: list[str], *, with_attempts: bool = False) -> list[JobView]:
@@ -247,6 +327,22 @@ class Inspector:
             if row:
                 views.append(job_view(job_id, row, records[index * step + 1] if with_attempts else None))
         return views
+
+    async def children(self, job_id: str, *, offset: int = 0, limit: int = 50) -> Page[JobView]:
+        """A fan-out job's child jobs (`JOB_ID.0`, `.1`, …) with their states, in item order."""
+        parent = await self.job(job_id)
+        total = parent.children or 0
+        limit = max(1, min(limit, MAX_LIMIT))
+        offset = max(0, offset)
+        ids = [f"{job_id}.{i}" for i in range(offset, min(total, offset + limit))]
+        more = offset + limit < total
+        return Page(
+            items=await self._jobs(ids),
+            offset=offset,
+            limit=limit,
+            next_offset=offset + limit if more else None,
+            total=total,
+        )
 
     async def jobs(
         self,
@@ -287,7 +383,7 @@ class Inspector:
             return list(await self.redis.zrange(self.keys.delayed, 0, count * 4))
         ids: list[str] = []
         for name in [queue] if queue else await self.queue_names():
-            for level in range(len(PRIORITIES)):
+            for level in range(LEVELS):
                 ids += await self._stream_ids(name, level, running=state == "running", count=count)
         return [i for i in ids if i]
 
@@ -327,7 +423,7 @@ class Inspector:
 
     async def flow(self, name: str, version: int | None = None) -> FlowDetail:
         if not await self.redis.exists(self.keys.flow(name)):
-            raise LookupError(f"flow `{name}` is not deployed")
+            raise FlowNotDeployed(f"flow `{name}` is not deployed")
         summary = await self._flow_summary(name)
         chosen, plan = await self.deployments.get(name, version)
         ids = await self.redis.hmget(self.keys.flow(name), [f"id:{v}" for v in range(1, summary.latest + 1)])
@@ -357,7 +453,7 @@ class Inspector:
         return QueuesOverview(queues=stats, delayed=delayed, dead=dead)
 
     async def queue(self, name: str) -> QueueStats:
-        levels = [await self._level(name, level) for level in range(len(PRIORITIES))]
+        levels = [await self._level(name, level) for level in range(LEVELS)]
         ages = [lv.oldest_age_ms for lv in levels if lv.oldest_age_ms is not None]
         return QueueStats(
             queue=name,
@@ -384,7 +480,7 @@ class Inspector:
                 oldest = max(0, now_ms() - int(first[0][0].split("-")[0]))
         return QueueLevel(
             queue=queue,
-            priority=PRIORITIES[level],
+            priority=Priority(level).label,
             level=level,
             waiting=waiting,
             running=pending,

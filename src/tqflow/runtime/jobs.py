@@ -22,7 +22,9 @@ from typing import Any, Generic, TypeVar
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from tqflow.plan import DEFAULT_QUEUE, PRIORITIES, RetryPlan
+from tqflow.errors import ClientError
+from tqflow.errors import JobNotFound as JobNotFound  # its home is the error tree; importable from here too
+from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
 from tqflow.runtime.runs import JobInfo, now_ms
@@ -49,7 +51,7 @@ BulkItem = (
 )
 
 
-class JobError(Exception):
+class JobError(ClientError):
     """A job ended without a result."""
 
     def __init__(self, job_id: str, message: str, error: Mapping[str, Any] | None = None) -> None:
@@ -70,11 +72,7 @@ class JobSkipped(JobError):
     pass
 
 
-class JobNotFound(LookupError):
-    pass
-
-
-class JobRejected(ValueError):
+class JobRejected(ClientError, ValueError):
     """A unique job was refused because another job holds its key (conflict=reject)."""
 
     def __init__(self, message: str, holder: str) -> None:
@@ -82,7 +80,7 @@ class JobRejected(ValueError):
         self.holder = holder
 
 
-class BulkRejected(ValueError):
+class BulkRejected(ClientError, ValueError):
     """An all-or-nothing submission was refused as a whole; `results` says why, job by job."""
 
     def __init__(self, message: str, results: list[JobId[Any]]) -> None:
@@ -191,14 +189,6 @@ def needs_record(opts: str, queue: str) -> bool:
     if not lean.URL_SAFE.match(queue):
         return True
     return bool(opts) and any(k in json.loads(opts) for k in ("d", "dl", "uk"))
-
-
-def priority_level(priority: str | int) -> int:
-    if isinstance(priority, int) and 0 <= priority < len(PRIORITIES):
-        return priority
-    if priority in PRIORITIES:
-        return PRIORITIES.index(str(priority))
-    raise ValueError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
 
 
 Policy = TaskOptions | Published  # a task's own policies: from its Task object, or as a worker published it
@@ -356,8 +346,9 @@ class JobBuilder:
     ) -> Spec:
         name = task.name if task is not None else check_part("task name", str(target))
         queue = options.queue or (policy.queue if policy else None) or DEFAULT_QUEUE
-        priority = options.priority or (policy.priority if policy else None) or "normal"
-        return (name, check_part("queue name", queue), priority_level(priority), opts_json(options, policy))
+        priority = options.priority or (policy.priority if policy else None) or DEFAULT_PRIORITY
+        level = int(Priority.parse(priority))
+        return (name, check_part("queue name", queue), level, opts_json(options, policy))
 
     @staticmethod
     def names(target: object, calls: Sequence[BulkItem] = ()) -> list[str]:
@@ -626,7 +617,7 @@ def job_info(job_id: str, row: Sequence[Any], settings: PayloadSettings) -> JobI
         id=job_id,
         task=task or "",
         queue=queue or "",
-        priority=PRIORITIES[int(prio)] if prio not in (None, "") else "",
+        priority=Priority.label_of(prio),
         run_id=run or "",
         worker=worker or "",
         enqueued_ms=_int(times[0]),

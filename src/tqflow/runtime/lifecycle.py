@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from tqflow.errors import ClientError
 from tqflow.plan import FlowPlan, TriggerPlan
 from tqflow.runtime.cluster.schedule import next_ticks
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
@@ -40,7 +41,7 @@ RUN_PAGE = 500
 NOT_STARTED = ("waiting", "scheduled", "queued", None)  # None: a lean record not made yet
 
 
-class BackfillError(ValueError):
+class BackfillError(ClientError, ValueError):
     """A backfill that cannot start: no such trigger, an empty or reversed window, too many ticks."""
 
 

@@ -9,11 +9,12 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from tqflow.errors import PlanError
 from tqflow.plan import FlowPlan
 from tqflow.runtime.expressions import Environment, evaluate
 
 
-class ParamError(ValueError):
+class ParamError(PlanError, ValueError):
     """A parameter is unknown, missing, or not of its declared type."""
 
 

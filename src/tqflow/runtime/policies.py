@@ -2,18 +2,20 @@
 `schedule([…])`, `NO_RETRY`, and `Retry(delay=…)` that a task raises to ask for another attempt.
 
 They build the same `RetryPlan` the compiler emits, so flows and the Python API share one semantics:
-`attempts` counts every try, the first included."""
+`attempts` counts every try, the first included. The plan model checks the values (plan/model.py);
+what it rejects raises a pydantic ValidationError, a ValueError."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from tqflow.errors import WorkerError
 from tqflow.plan import RetryPlan, RetryRule
 from tqflow.plan.durations import Duration, to_ms
 
 
 def fixed(delay: Duration, attempts: int = 3) -> RetryPlan:
-    return RetryPlan(kind="fixed", attempts=_attempts(attempts), delay_ms=to_ms(delay, "retry delay"))
+    return RetryPlan(kind="fixed", attempts=attempts, delay_ms=to_ms(delay, "retry delay"))
 
 
 def exponential(
@@ -24,11 +26,9 @@ def exponential(
     jitter: str = "none",
     attempts: int = 3,
 ) -> RetryPlan:
-    if jitter not in ("none", "full", "equal") and not _is_percent(jitter):
-        raise ValueError(f"jitter {jitter!r} must be none, full, equal or a percentage like '10%'")
     return RetryPlan(
         kind="exponential",
-        attempts=_attempts(attempts),
+        attempts=attempts,
         delay_ms=to_ms(base, "retry base"),
         factor=factor,
         max_delay_ms=None if max is None else to_ms(max, "retry max"),
@@ -38,7 +38,7 @@ def exponential(
 
 def schedule(delays: Sequence[Duration], attempts: int | None = None) -> RetryPlan:
     ms = [to_ms(d, "retry delay") for d in delays]
-    return RetryPlan(kind="schedule", attempts=_attempts(attempts or len(ms) + 1), schedule_ms=ms)
+    return RetryPlan(kind="schedule", attempts=attempts or len(ms) + 1, schedule_ms=ms)
 
 
 NO_RETRY = RetryPlan()
@@ -64,22 +64,9 @@ def qualified(exc: str | type[BaseException]) -> str:
     return exc.__qualname__ if module == "builtins" else f"{module}.{exc.__qualname__}"
 
 
-class Retry(Exception):
+class Retry(WorkerError):
     """Raise from a task to ask for another attempt after `delay` (counts as an attempt)."""
 
     def __init__(self, delay: Duration = 0, message: str = "retry requested") -> None:
         super().__init__(message)
         self.delay_ms = to_ms(delay, "retry delay")
-
-
-def _attempts(n: int) -> int:
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"attempts counts every try including the first: it must be at least 1, got {n!r}")
-    return n
-
-
-def _is_percent(text: str) -> bool:
-    try:
-        return text.endswith("%") and 0 <= float(text[:-1]) <= 100
-    except ValueError:
-        return False

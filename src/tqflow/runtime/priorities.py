@@ -12,27 +12,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tqflow.plan import PRIORITIES
+from tqflow.plan import LEVELS, PRIORITIES, Priority
 from tqflow.runtime.store.keys import Keys, check_part
 
 
 class FetchPlanner:
     def __init__(self, keys: Keys, queues: Sequence[str], weights: Mapping[str, int]) -> None:
         for name, weight in weights.items():
-            if name not in PRIORITIES[1:]:
+            if name not in PRIORITIES or Priority.parse(name) is Priority.CRITICAL:
                 raise ValueError(f"weights are for {', '.join(PRIORITIES[1:])}; got {name!r}")
             if not isinstance(weight, int) or weight < 1:
                 raise ValueError(f"the weight of {name} must be a positive integer, got {weight!r}")
         self.keys = keys
         self.queues = [check_part("queue name", q) for q in queues]
-        self.weights = [(PRIORITIES.index(n), w) for n, w in weights.items()]
+        self.weights = [(int(Priority.parse(n)), w) for n, w in weights.items()]
         self.total = sum(w for _, w in self.weights)
         self.credits = {level: 0 for level, _ in self.weights}
         self.turn = 0
 
     @property
     def all_streams(self) -> list[str]:
-        return [self.keys.stream(q, level) for level in range(len(PRIORITIES)) for q in self.queues]
+        return [self.keys.stream(q, level) for level in range(LEVELS) for q in self.queues]
 
     def shares(self, free: int) -> dict[int, int]:
         """How many of `free` slots each level below critical gets this time."""
@@ -53,6 +53,6 @@ class FetchPlanner:
         order = self.queues[self.turn :] + self.queues[: self.turn]
         return [
             (self.keys.stream(queue, level), counts.get(level, 0))
-            for level in range(len(PRIORITIES))
+            for level in range(LEVELS)
             for queue in order
         ]

@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tqflow.errors import WorkerError
 from tqflow.plan.modules import resolve_module_name
 from tqflow.runtime.task import Task, tasks_in
 
 
-class TaskLoadError(ImportError):
+class TaskLoadError(WorkerError, ImportError):
     """A task module could not be imported."""
 
 

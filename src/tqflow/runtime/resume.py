@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from tqflow.errors import ClientError, RunNotFound
 from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import calls
@@ -15,7 +16,7 @@ from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
 
-class ResumeError(ValueError):
+class ResumeError(ClientError, ValueError):
     """A run that cannot be resumed now: it has not ended, or `from_job` is not one of its jobs."""
 
 
@@ -35,7 +36,7 @@ async def resume_run(
 ) -> Resumed:
     flow_name, version = await redis.hmget(keys.run(run_id), "flow", "version")
     if flow_name is None or version is None:
-        raise LookupError(f"no run {run_id}")
+        raise RunNotFound(f"no run {run_id}")
     _, flow = await deployments.get(str(flow_name), int(str(version)))  # the run's own version
     if from_job is not None and from_job not in flow.jobs:
         known = ", ".join(flow.order)
@@ -44,7 +45,7 @@ async def resume_run(
     reply = await scripts.run(calls.resume_run(keys, now_ms(), run_id, from_job or "", jobs))
     outcome = str(reply[0])
     if outcome == "missing":
-        raise LookupError(f"no run {run_id}")
+        raise RunNotFound(f"no run {run_id}")
     if outcome == "running":
         raise ResumeError(f"run {run_id} has not ended; resume it when it has (or cancel it first)")
     return Resumed(run_id, int(reply[1]) if outcome == "resumed" else 0)

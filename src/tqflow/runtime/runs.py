@@ -12,7 +12,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tqflow.plan import PRIORITIES, FlowPlan, JobPlan, canonical_json
+from tqflow.errors import RunNotFound
+from tqflow.plan import FlowPlan, JobPlan, Priority, canonical_json
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.store import calls, codec, payloads
@@ -86,7 +87,7 @@ def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
                 "task": job.task.name,
                 "args": canonical_json(job.args),
                 "queue": job.queue,
-                "prio": PRIORITIES.index(job.priority),
+                "prio": int(Priority.parse(job.priority)),
                 "opts": job_opts(job),
                 "delay_ms": job.delay_ms,
                 "deadline_ms": job.deadline_ms or 0,
@@ -143,7 +144,7 @@ async def start_run(
 async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None = None) -> RunInfo:
     run = await redis.hgetall(keys.run(run_id))
     if not run:
-        raise LookupError(f"no run {run_id}")
+        raise RunNotFound(f"no run {run_id}")
     names = flow.order if flow is not None else []
     async with redis.pipeline(transaction=False) as pipe:
         for name in names:

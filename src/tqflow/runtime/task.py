@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
-from tqflow.plan import PRIORITIES, RetryPlan
+from tqflow.plan import Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 
 P = ParamSpec("P")
@@ -126,8 +126,8 @@ def task(
     **extra: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Mark a function as a task. Its name defaults to `module.function` (what the compiler sees)."""
-    if priority is not None and priority not in PRIORITIES:
-        raise ValueError(f"priority {priority!r} is not one of {', '.join(PRIORITIES)}")
+    if priority is not None:
+        Priority.parse(priority)  # ValueError for a name that is not a level
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     if not isinstance(version, int) or version < 1:

@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from tqflow.errors import ClientError
 from tqflow.runtime.task import Task
 
 
-class ArgumentError(ValueError):
+class ArgumentError(ClientError, ValueError):
     """A job's arguments do not fit its task's signature."""
 
 

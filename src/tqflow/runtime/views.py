@@ -62,6 +62,9 @@ class JobView(BaseModel):
     reason: str | None = None
     error: dict[str, Any] | None = None  # the last failure: type, message, traceback
     result: Any = None
+    args: Any = None  # the job's arguments (a pickled payload shows as unreadable, never unpickled)
+    options: dict[str, Any] = Field(default_factory=dict)  # retry, timeout_ms, deadline_ms, dead_letter
+    duration_ms: int | None = None  # from its (last) start to its end
     children: int | None = None  # a fan-out job: how many child jobs it made (ids JOB_ID.0, JOB_ID.1, …)
     children_left: int | None = None  # … and how many have not ended
     waits_for: list[str] = Field(default_factory=list)

@@ -15,6 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tqflow.errors import JobNotFound
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
@@ -29,7 +30,7 @@ def after_watch(
     job has ended, else (None, seconds to wait before the next check; <= 0 when the time is up).
     LookupError when there is no such job."""
     if state is None:
-        raise LookupError(f"no job {job_id}")
+        raise JobNotFound(f"no job {job_id}")
     if state in TERMINAL:
         return str(state), 0.0
     return None, recheck if deadline is None else min(recheck, deadline - now)

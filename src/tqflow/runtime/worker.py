@@ -27,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from tqflow.plan import PRIORITIES, RetryPlan
+from tqflow.plan import Priority, RetryPlan
 from tqflow.runtime import catalog
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
@@ -507,7 +507,7 @@ class Worker:
     async def _aging_loop(self, stop: asyncio.Event) -> None:
         """Move entries that waited past `aging_ms` to `aging_to` (any worker may; scripts are atomic)."""
         period = max(0.1, self.settings.aging_ms / 4000)
-        top = PRIORITIES.index(self.settings.aging_to)
+        top = int(Priority.parse(self.settings.aging_to))
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), period)
@@ -554,7 +554,7 @@ class Attempt:
             job_id=self.job_id,
             task=self.task_name,
             queue=str(queue or ""),
-            priority=PRIORITIES[int(prio or 2)],
+            priority=Priority.label_of(prio or Priority.NORMAL),
             attempt=self.number,
             worker=worker,
             run_id=str(self.run.get("run") or "") if self.run else "",

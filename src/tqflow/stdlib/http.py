@@ -16,10 +16,11 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from tqflow.errors import WorkerError
 from tqflow.runtime import task
 
 
-class HTTPStatusError(Exception):
+class HTTPStatusError(WorkerError):
     """The server answered with a status the job did not expect."""
 
     def __init__(self, status: int, url: str, body: str) -> None:

@@ -14,10 +14,11 @@ import shlex
 import subprocess
 from typing import Any
 
+from tqflow.errors import WorkerError
 from tqflow.runtime import task
 
 
-class CommandFailed(Exception):
+class CommandFailed(WorkerError):
     def __init__(self, command: list[str], returncode: int, stderr: str) -> None:
         super().__init__(f"`{shlex.join(command)}` exited with {returncode}: {stderr.strip()[-500:]}")
         self.returncode = returncode

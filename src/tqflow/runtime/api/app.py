@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,8 @@ from importlib import resources
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +26,15 @@ from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.params import ParamError
 
 STATIC = Path(str(resources.files("tqflow.runtime.api").joinpath("static")))
+
+
+def swagger_ui_files() -> Path:
+    """Swagger UI 5's files (OpenAPI 3.1) as the swagger-ui-py package ships them, found without importing
+    it (its module needs jinja2 and PyYAML, which the API does not use)."""
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the swagger-ui-py package is missing: pip install swagger-ui-py")
+    return Path(spec.origin).parent / "static"
 
 
 def create_app(settings: ApiSettings, alerts: AlertSettings | None = None) -> FastAPI:
@@ -42,6 +53,8 @@ def create_app(settings: ApiSettings, alerts: AlertSettings | None = None) -> Fa
         await services.close()
 
     app = FastAPI(
+        docs_url=None,  # served below with Swagger UI's files from the swagger-ui-py package: offline
+        redoc_url=None,
         title="tqflow",
         summary="Runs, jobs, flows, queues, workers and the dead-letter queue of one tqflow deployment.",
         version="1",
@@ -122,5 +135,17 @@ def _add_metrics_and_dashboard(app: FastAPI, services: Services) -> None:
     @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(STATIC / "index.html")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="tqflow API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_files()), name="swagger")
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, Field
 
+from tqflow.errors import QueueNotFound
 from tqflow.runtime.api.services import Services
 from tqflow.runtime.store import lean
 from tqflow.runtime.views import (
@@ -93,8 +94,16 @@ async def list_runs(
     state: Annotated[str | None, Query(pattern=RUN_STATES)] = None,
     offset: Offset = 0,
     limit: Limit = 50,
+    since: Annotated[int | None, Query(ge=0, le=2**53, description="Started at or after (Unix ms)")] = None,
+    until: Annotated[int | None, Query(ge=0, le=2**53, description="Started at or before (Unix ms)")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="In the run's id or parameters")
+    ] = None,
 ) -> Page[RunSummary]:
-    return await svc.inspector.runs(flow=flow, state=state, offset=offset, limit=limit)
+    """Runs, newest first; filters: flow, state, a start-time window, text in the id or parameters."""
+    return await svc.inspector.runs(
+        flow=flow, state=state, offset=offset, limit=limit, since=since, until=until, search=q
+    )
 
 
 @router.post("/runs", tags=["runs"], status_code=201)
@@ -128,6 +137,12 @@ async def get_job(svc: Svc, job_id: JobId) -> JobView:
     return await svc.inspector.job(job_id)
 
 
+@router.get("/jobs/{job_id}/children", tags=["jobs"])
+async def job_children(svc: Svc, job_id: JobId, offset: Offset = 0, limit: Limit = 50) -> Page[JobView]:
+    """A fan-out job's item jobs (`JOB_ID.0`, `.1`, …) with their states, in item order."""
+    return await svc.inspector.children(job_id, offset=offset, limit=limit)
+
+
 @router.get("/flows", tags=["flows"])
 async def list_flows(svc: Svc) -> list[FlowSummary]:
     return await svc.inspector.flows()
@@ -154,5 +169,5 @@ async def list_queues(svc: Svc) -> QueuesOverview:
 @router.get("/queues/{name}", tags=["queues"])
 async def get_queue(svc: Svc, name: Annotated[str, Path(pattern=NAME)]) -> QueueStats:
     if name not in await svc.inspector.queue_names():
-        raise LookupError(f"no queue `{name}`")
+        raise QueueNotFound(f"no queue `{name}`")
     return await svc.inspector.queue(name)

@@ -14,16 +14,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
+from tqflow.errors import PlanError
 from tqflow.plan import TriggerPlan
-from tqflow.plan.firetimes import place
+from tqflow.plan.firetimes import CronError, cron_fire_times, parse_cron
 
 DAY_MS = 86_400_000
-MARGIN = dt.timedelta(hours=3)  # more than any DST shift: local times near the window are considered
 
 
-class ScheduleError(ValueError):
+class ScheduleError(PlanError, ValueError):
     pass
 
 
@@ -34,31 +32,16 @@ def zone(name: str) -> ZoneInfo:
         raise ScheduleError(f"unknown time zone {name!r} (use an IANA name such as 'Europe/Paris')") from err
 
 
-def _cron(expr: str, start: dt.datetime) -> croniter:
-    six = len(expr.split()) == 6
-    if not croniter.is_valid(expr, second_at_beginning=six):
-        raise ScheduleError(f"invalid cron expression {expr!r}")
-    return croniter(expr, start, second_at_beginning=six)
-
-
-def local_instants(local: dt.datetime, tz: ZoneInfo, trigger: TriggerPlan) -> list[int]:
-    """The instants (ms) a naive local time stands for under the trigger's DST policies; the
-    compiler's `place` decides, so `tqc next`, `tqc deploy` and the scheduler agree."""
-    return [int(t.timestamp() * 1000) for t in place(local, tz, trigger.on_dst_gap, trigger.on_dst_repeat)]
-
-
 def _cron_ticks(trigger: TriggerPlan, after_ms: int) -> Iterator[int]:
-    assert trigger.cron is not None
+    """The plan's own fire times (`tqflow.plan.firetimes`), so `tqc next` and the scheduler agree."""
     tz = zone(trigger.timezone)
-    start = dt.datetime.fromtimestamp(after_ms / 1000, tz).replace(tzinfo=None) - MARGIN
-    it = _cron(trigger.cron, start)
-    seen_floor = after_ms
-    while True:
-        local = it.get_next(dt.datetime)
-        for instant in local_instants(local, tz, trigger):
-            if instant > seen_floor:
-                seen_floor = instant
-                yield instant
+    try:
+        cron = parse_cron(trigger.cron or "")
+    except CronError as err:
+        raise ScheduleError(f"invalid cron expression {trigger.cron!r}: {err}") from err
+    after = dt.datetime.fromtimestamp(after_ms / 1000, dt.UTC)
+    for instant in cron_fire_times(cron, tz, after, trigger.on_dst_gap, trigger.on_dst_repeat):
+        yield round(instant.timestamp() * 1000)
 
 
 def ticks(trigger: TriggerPlan, after_ms: int) -> Iterator[int]:
@@ -103,6 +86,8 @@ def due_ticks(trigger: TriggerPlan, after_ms: int, until_ms: int, limit: int = 1
 
 def next_ticks(trigger: TriggerPlan, after_ms: int, count: int) -> list[int]:
     result: list[int] = []
+    if count <= 0:
+        return result
     for tick in ticks(trigger, after_ms):
         result.append(tick)
         if len(result) >= count:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import re
 
-from tqflow.plan import PRIORITIES
+from tqflow.errors import StoreError
+from tqflow.plan import LEVELS
 
 NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 GROUP = "tqflow"
 MAX_KEY_PART = 200  # user-given key parts (queue names, unique keys, dead-letter names)
 
 
-class KeyPartError(ValueError):
+class KeyPartError(StoreError, ValueError):
     """A user-given part of a key is empty, too long, or holds a character that would break the layout."""
 
 
@@ -66,7 +67,7 @@ class Keys:
         return f"{self.prefix}:q:{queue}:{priority}"
 
     def streams(self, queue: str) -> list[str]:
-        return [self.stream(queue, level) for level in range(len(PRIORITIES))]
+        return [self.stream(queue, level) for level in range(LEVELS)]
 
     def job(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}"

@@ -21,13 +21,14 @@ from typing import Any
 
 import msgpack
 
+from tqflow.errors import StoreError
 from tqflow.runtime.store import codec
 
 CODECS = {"json": "J", "msgpack": "M", "pickle": "P"}
 DEFAULT_MAX_BYTES = 1_000_000
 
 
-class PayloadError(ValueError):
+class PayloadError(StoreError, ValueError):
     """A payload cannot be encoded or must not be decoded (unknown codec, bad signature, too large)."""
 
 

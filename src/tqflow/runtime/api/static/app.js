@@ -12,6 +12,9 @@ let selectedJob = null;
 const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 const when = (ms) => (ms ? new Date(ms).toLocaleString() : "");
 const ago = (ms) => (ms == null ? "" : ms < 1000 ? `${ms} ms` : ms < 60000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 60000)} min`);
+const took = (a, b) => (a && b ? ago(b - a) : "");
+const json = (v) => esc(JSON.stringify(v, null, 2));
+const dayStart = (text) => (text ? String(new Date(`${text}T00:00:00`).getTime()) : "");
 const state = (s) => `<span class="state ${esc(s)}" style="background:${tqGraph.STATE_COLOURS[s] || (s === "failed" ? "#d03b3b" : "#777")}">${esc(s)}</span>`;
 
 class Unauthorized extends Error {}
@@ -41,17 +44,26 @@ async function runsView(params) {
   if (params.get("flow")) query.set("flow", params.get("flow"));
   if (params.get("state")) query.set("state", params.get("state"));
   if (params.get("offset")) query.set("offset", params.get("offset"));
+  if (params.get("q")) query.set("q", params.get("q"));
+  if (params.get("since")) query.set("since", dayStart(params.get("since")));
+  if (params.get("until")) query.set("until", String(Number(dayStart(params.get("until"))) + 86400000 - 1));
   const page = await api(`/api/runs?${query}`);
   const rows = page.items.map((r) => `<tr data-run="${esc(r.id)}">
       <td><a href="#/run/${esc(r.id)}">${esc(r.id)}</a></td><td><a href="#/flow/${esc(r.flow)}">${esc(r.flow)}</a> v${r.version}</td>
       <td>${state(r.state)}</td><td class="num">${r.open}</td><td class="num">${r.failed}</td>
-      <td>${when(r.created)}</td><td>${when(r.finished)}</td></tr>`).join("");
+      <td>${when(r.created)}</td><td>${when(r.finished)}</td><td class="num duration">${took(r.created, r.finished)}</td></tr>`).join("");
   const next = page.next_offset != null ? `<a href="#/runs?${new URLSearchParams({ ...Object.fromEntries(params), offset: page.next_offset })}">older →</a>` : "";
   return `<h1>Runs</h1>
     <div class="filters">${["", "running", "succeeded", "failed", "cancelled"].map((s) => `<a href="#/runs${s ? `?state=${s}` : ""}">${s || "all"}</a>`).join(" · ")}
       ${page.total != null ? `<span class="muted">${page.total} runs</span>` : ""}</div>
-    <table id="runs"><thead><tr><th>Run</th><th>Flow</th><th>State</th><th class="num">Open jobs</th><th class="num">Failed</th><th>Started</th><th>Finished</th></tr></thead>
-    <tbody>${rows || `<tr><td colspan="7" class="muted">No runs yet.</td></tr>`}</tbody></table>${next}`;
+    <form id="run-search" class="filters">
+      <input name="q" placeholder="run id or parameter text" value="${esc(params.get("q") || "")}">
+      <label>from <input type="date" name="since" value="${esc(params.get("since") || "")}"></label>
+      <label>to <input type="date" name="until" value="${esc(params.get("until") || "")}"></label>
+      <input type="hidden" name="state" value="${esc(params.get("state") || "")}"><input type="hidden" name="flow" value="${esc(params.get("flow") || "")}">
+      <button type="submit">Search</button></form>
+    <table id="runs"><thead><tr><th>Run</th><th>Flow</th><th>State</th><th class="num">Open jobs</th><th class="num">Failed</th><th>Started</th><th>Finished</th><th class="num">Duration</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="8" class="muted">No runs found.</td></tr>`}</tbody></table>${next}`;
 }
 
 async function runView(params, runId) {
@@ -60,6 +72,7 @@ async function runView(params, runId) {
   const signature = run.jobs.map((j) => `${j.name}:${j.state}:${j.attempt}`).join(",");
   const counts = Object.entries(run.counts).map(([s, n]) => `${state(s)} ${n}`).join(" ");
   const job = run.jobs.find((j) => j.name === selectedJob);
+  if (job && job.children) job.items = await api(`/api/jobs/${encodeURIComponent(job.id)}/children?limit=100`);
   const cancel = run.state === "running" && routes.has("/api/runs/{run_id}/cancel")
     ? ` <button data-action="cancel-run" data-id="${esc(run.id)}">Cancel run</button>` : "";
   const html = `<h1 data-sig="${esc(signature)}">Run ${esc(run.id)} ${state(run.state)}${cancel}</h1>
@@ -88,14 +101,34 @@ function jobDetail(job) {
   return `<div class="card" data-job-detail="${esc(job.id)}"><h2>Job ${esc(job.name)} ${state(job.state)}</h2><p class="actions">${cancel} ${move}</p>
     <p class="muted">${esc(job.task)} · queue ${esc(job.queue)} · priority ${esc(job.priority)} · attempt ${job.attempt}
       ${job.worker ? `· worker ${esc(job.worker)}` : ""}${job.reason ? ` · ${esc(job.reason)}` : ""}</p>
+    <p class="policy">${policy(job)}${job.duration_ms != null ? ` · took <span class="duration">${ago(job.duration_ms)}</span>` : ""}</p>
     ${job.children ? `<p class="children">Fan-out: ${job.children - (job.children_left || 0)} of ${job.children} child jobs ended.
       ${Array.from({ length: Math.min(job.children, 20) }, (_, i) => `<a href="#/job/${esc(job.id)}.${i}">${i}</a>`).join(" ")}${job.children > 20 ? " …" : ""}</p>` : ""}
+    ${job.items ? itemsTable(job.items) : ""}
+    <h3>Arguments</h3><pre class="args">${json(job.args)}</pre>
+    ${job.state === "succeeded" ? `<h3>Result</h3><pre class="result">${json(job.result)}</pre>` : ""}
     <table class="attempts"><thead><tr><th class="num">#</th><th>Outcome</th><th>Worker</th><th>Started</th><th class="num">Took</th><th>Error</th></tr></thead>
     <tbody>${attempts || `<tr><td colspan="6" class="muted">No attempt finished yet.</td></tr>`}</tbody></table>${error}</div>`;
 }
 
+function policy(job) {
+  const o = job.options || {};
+  const r = o.retry;
+  const retry = !r || r.kind === "none" ? "no retry" : `retry ${esc(r.kind)}, ${r.attempts || 1} attempts${r.delay_ms ? `, ${ago(r.delay_ms)}` : ""}`;
+  return [`<span class="retry">${retry}</span>`, `<span class="timeout">${o.timeout_ms ? `timeout ${ago(o.timeout_ms)}` : "no timeout"}</span>`,
+    o.deadline_ms ? `deadline ${ago(o.deadline_ms)}` : "", o.dead_letter ? `dead-letter queue ${esc(o.dead_letter)}` : ""].filter(Boolean).join(" · ");
+}
+
+function itemsTable(page) {
+  const rows = page.items.map((c, i) => `<tr data-item="${esc(c.id)}"><td class="num">${page.offset + i}</td><td><a href="#/job/${esc(c.id)}">${esc(c.id)}</a></td>
+      <td>${state(c.state)}</td><td class="num">${c.attempt}</td><td class="num">${ago(c.duration_ms)}</td>
+      <td class="error">${c.error ? esc(`${c.error.type}: ${c.error.message}`) : ""}</td></tr>`).join("");
+  return `<table class="items"><thead><tr><th class="num">Item</th><th>Job</th><th>State</th><th class="num">Attempt</th><th class="num">Took</th><th>Error</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
 async function jobView(params, jobId) {
   const job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
+  if (job.children) job.items = await api(`/api/jobs/${encodeURIComponent(job.id)}/children?limit=100`);
   return `${job.run ? `<p><a href="#/run/${esc(job.run)}">← run ${esc(job.run)}</a></p>` : ""}${jobDetail(job)}`;
 }
 
@@ -117,7 +150,12 @@ async function flowView(params, name) {
   const preview = { id: `${name} v${flow.version}`, edges: [], jobs: plan.order.map((j) => ({ name: j, state: "waiting", attempt: 0, task: plan.jobs[j].task.name })) };
   plan.order.forEach((j) => plan.jobs[j].waits_for.forEach((up) => preview.edges.push({ source: up, target: j, kind: plan.jobs[j].data_deps.includes(up) ? "data" : "after" })));
   return { html: `<h1>Flow ${esc(name)} <span class="muted">version ${flow.version}</span></h1>
-    <p><a href="#/runs?flow=${esc(name)}">Runs of this flow</a></p><div id="graph"></div>
+    <p><a href="#/runs?flow=${esc(name)}">Runs of this flow</a></p>
+    ${routes.has("/api/runs") ? `<form id="start-run" data-flow="${esc(name)}"><h2>Start a run</h2>
+      <label>Parameters (JSON) <textarea name="params" rows="3" cols="60">{}</textarea></label>
+      <p class="muted">${(plan.params || []).map((p) => `${esc(p.name)}: ${esc(p.type)}${p.default != null ? " (has a default)" : ""}`).join(" · ") || "no parameters"}</p>
+      <button type="submit">Start</button></form>` : ""}
+    <div id="graph"></div>
     <h2>Versions</h2><table id="versions"><thead><tr><th>Version</th><th>Plan</th></tr></thead><tbody>${versions}</tbody></table>
     <h2>Plan</h2><pre>${esc(JSON.stringify(plan, null, 2))}</pre>`,
   after: () => document.getElementById("graph").appendChild(tqGraph.drawGraph(preview, null, () => {})) };
@@ -127,12 +165,23 @@ async function queuesView() {
   const overview = await api("/api/queues");
   const widest = Math.max(1, ...overview.queues.flatMap((q) => q.levels.map((l) => l.waiting)));
   const rows = overview.queues.flatMap((q) => q.levels.map((l) => `<tr data-queue="${esc(q.queue)}" data-priority="${esc(l.priority)}">
-      <td>${esc(q.queue)}</td><td>${esc(l.priority)}</td><td class="num">${l.waiting}</td>
+      <td><a href="#/queue/${esc(q.queue)}">${esc(q.queue)}</a></td><td>${esc(l.priority)}</td><td class="num">${l.waiting}</td>
       <td><span class="bar" style="width:${(120 * l.waiting) / widest}px"></span></td><td class="num">${l.running}</td>
       <td class="num">${ago(l.oldest_age_ms)}</td></tr>`)).join("");
   return `<h1>Queues</h1><p>${overview.delayed} delayed or retrying · <a href="#/dlq">${overview.dead} dead-lettered</a></p>
     <table id="queues"><thead><tr><th>Queue</th><th>Priority</th><th class="num">Waiting</th><th></th><th class="num">Running</th><th class="num">Oldest waiting</th></tr></thead>
     <tbody>${rows || `<tr><td colspan="6" class="muted">No queues yet.</td></tr>`}</tbody></table>`;
+}
+
+async function queueView(params, name) {
+  const [queued, running, scheduled] = await Promise.all(["queued", "running", "scheduled"].map((s) =>
+    api(`/api/jobs?state=${s}&queue=${encodeURIComponent(name)}&limit=100`)));
+  const table = (title, page) => `<h2>${title} <span class="muted">${page.items.length}${page.next_offset != null ? "+" : ""}</span></h2>
+    <table class="queue-jobs" data-list="${title.toLowerCase()}"><thead><tr><th>Job</th><th>Task</th><th>Priority</th><th>State</th><th class="num">Attempt</th><th>Enqueued</th><th class="num">Running for</th></tr></thead>
+    <tbody>${page.items.map((j) => `<tr data-job-row="${esc(j.id)}"><td><a href="#/job/${esc(j.id)}">${esc(j.id)}</a></td><td>${esc(j.task)}</td><td>${esc(j.priority)}</td>
+      <td>${state(j.state)}</td><td class="num">${j.attempt}</td><td>${when(j.enqueued)}</td><td class="num">${j.started && j.state === "running" ? ago(Date.now() - j.started) : ""}</td></tr>`).join("")
+      || `<tr><td colspan="7" class="muted">None.</td></tr>`}</tbody></table>`;
+  return `<h1>Queue ${esc(name)}</h1>${table("Queued", queued)}${table("Running", running)}${table("Scheduled", scheduled)}`;
 }
 
 async function workersView() {
@@ -148,13 +197,19 @@ async function workersView() {
 }
 
 async function dlqView(params) {
-  const page = await api(`/api/dlq?limit=50&offset=${encodeURIComponent(params.get("offset") || "0")}`);
+  const name = params.get("name") || "";
+  const names = await api("/api/dlq/names");
+  const query = new URLSearchParams({ limit: "50", offset: params.get("offset") || "0" });
+  if (name) query.set("name", name);
+  const page = await api(`/api/dlq?${query}`);
+  const tabs = ["", ...names].map((n) => `<a href="#/dlq${n ? `?name=${encodeURIComponent(n)}` : ""}" class="${n === name ? "active" : ""}" data-dlq="${esc(n || "default")}">${esc(n || "default")}</a>`).join(" · ");
   const canReplay = routes.has("/api/dlq/{job_id}/replay");
   const rows = page.items.map((d) => `<tr data-dead="${esc(d.job.id)}"><td><a href="#/job/${esc(d.job.id)}">${esc(d.job.id)}</a></td>
       <td>${esc(d.job.task)}</td><td>${esc(d.job.queue)}</td><td class="num">${d.job.attempt}</td>
       <td class="error">${esc(d.job.error ? `${d.job.error.type}: ${d.job.error.message}` : "")}</td><td>${when(d.dead_at)}</td>
-      <td>${canReplay ? `<button data-action="replay" data-id="${esc(d.job.id)}">Replay</button>` : ""}</td></tr>`).join("");
-  return { html: `<h1>Dead letters <span class="muted">${page.total}</span></h1>
+      <td>${canReplay ? `<button data-action="replay" data-id="${esc(d.job.id)}" data-dlq="${esc(name)}">Replay</button>` : ""}</td></tr>`).join("");
+  return { html: `<h1>Dead letters${name ? ` in ${esc(name)}` : ""} <span class="muted">${page.total}</span></h1>
+    <p class="filters" id="dlq-names">Dead-letter queues: ${tabs}</p>
     <table id="dlq"><thead><tr><th>Job</th><th>Task</th><th>Queue</th><th class="num">Attempts</th><th>Error</th><th>Dead since</th><th></th></tr></thead>
     <tbody>${rows || `<tr><td colspan="7" class="muted">The dead-letter queue is empty.</td></tr>`}</tbody></table>`,
   };
@@ -162,7 +217,7 @@ async function dlqView(params) {
 
 // Buttons and selects that change something: one handler for the whole page.
 const ACTIONS = {
-  "replay": (id) => api(`/api/dlq/${encodeURIComponent(id)}/replay`, { method: "POST", body: "{}" }),
+  "replay": (id, el) => api(`/api/dlq/${encodeURIComponent(id)}/replay${el.dataset.dlq ? `?name=${encodeURIComponent(el.dataset.dlq)}` : ""}`, { method: "POST", body: "{}" }),
   "cancel-run": (id) => api(`/api/runs/${encodeURIComponent(id)}/cancel`, { method: "POST", body: "{}" }),
   "cancel-job": (id) => api(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST", body: "{}" }),
   "priority": (id, el) => api(`/api/jobs/${encodeURIComponent(id)}/priority`, { method: "POST", body: JSON.stringify({ priority: el.value }) }),
@@ -186,12 +241,41 @@ view.addEventListener("click", (event) => {
   const el = event.target.closest("button[data-action]");
   if (el) act(el);
 });
+view.addEventListener("submit", async (event) => {
+  const form = event.target;
+  event.preventDefault();
+  if (form.id === "run-search") {
+    const query = new URLSearchParams([...new FormData(form)].filter(([, v]) => v));
+    location.hash = `#/runs?${query}`;
+  } else if (form.id === "start-run") {
+    const notice = document.getElementById("notice");
+    try {
+      const text = new FormData(form).get("params") || "{}";
+      const started = await api("/api/runs", { method: "POST", body: JSON.stringify({ flow: form.dataset.flow, params: JSON.parse(text) }) });
+      location.hash = `#/run/${started.id}`;
+    } catch (err) {
+      notice.textContent = `start failed: ${err.message}`;
+      notice.className = "error";
+    }
+  }
+});
+document.getElementById("search").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const text = document.getElementById("search-id").value.trim();
+  if (!text) return;
+  try {
+    await api(`/api/runs/${encodeURIComponent(text)}`);
+    location.hash = `#/run/${text}`;
+  } catch (err) {
+    location.hash = /^[A-Za-z0-9_.:-]+$/.test(text) ? `#/job/${text}` : `#/runs?q=${encodeURIComponent(text)}`;
+  }
+});
 view.addEventListener("change", (event) => {
   if (event.target.matches("select[data-action]")) act(event.target);
 });
 
 // ---- routing and refresh -----------------------------------------------------------------------
-const VIEWS = { runs: runsView, run: runView, job: jobView, flows: flowsView, flow: flowView, queues: queuesView, workers: workersView, dlq: dlqView };
+const VIEWS = { runs: runsView, run: runView, job: jobView, flows: flowsView, flow: flowView, queues: queuesView, queue: queueView, workers: workersView, dlq: dlqView };
 
 function parseHash() {
   const [path, query] = (location.hash.replace(/^#\/?/, "") || "runs").split("?");

@@ -1,0 +1,87 @@
+"""One error tree: every exception class tqflow defines is a `TqflowError` in one of the five branches,
+and every one survives pickling (errors cross process boundaries: pool processes, results, the API)."""
+
+from __future__ import annotations
+
+import importlib
+import pickle
+import pkgutil
+from typing import Any
+
+import pytest
+
+import tqflow
+from tqflow import errors
+from tqflow.dsl.source import Span
+from tqflow.runtime.jobs import BulkRejected, JobError, JobId, JobRejected
+
+BRANCHES = (errors.LanguageError, errors.PlanError, errors.ClientError, errors.WorkerError, errors.StoreError)
+# Raised by us on purpose outside the tree: a BaseException that `except Exception` must not catch.
+OUTSIDE = {"tqflow.runtime.executors.JobInterrupted"}
+
+
+def every_module() -> list[str]:
+    """Every module of the package but the `__main__`s (importing one runs it)."""
+    found = pkgutil.walk_packages(tqflow.__path__, "tqflow.")
+    return [m.name for m in found if not m.name.endswith(".__main__")]
+
+
+def defined_exceptions() -> list[type[BaseException]]:
+    found: dict[str, type[BaseException]] = {}
+    for name in every_module():
+        module = importlib.import_module(name)
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseException) and value.__module__ == name:
+                found[f"{name}.{value.__qualname__}"] = value
+    return [found[k] for k in sorted(found)]
+
+
+# An instance of each class whose constructor takes more than a message.
+SAMPLES: dict[str, Any] = {
+    "JobError": lambda cls: cls("j1", "job j1 failed", {"type": "ValueError", "message": "boom"}),
+    "JobRejected": lambda cls: cls("unique key k is held by j0", holder="j0"),
+    "BulkRejected": lambda cls: cls("job 2 of 3 was refused", [JobId("a"), JobId("", "error", "bad")]),
+    "ProcessFailure": lambda cls: cls("m.Err", "boom", "Traceback …", ["m.Err", "Exception"]),
+    "Retry": lambda cls: cls("5s", "try later"),
+    "HTTPStatusError": lambda cls: cls(503, "https://example.test/x", "unavailable"),
+    "CommandFailed": lambda cls: cls(["ls", "-l"], 2, "no such file"),
+    "SyntaxFailure": lambda cls: cls("a flow has at most one `params` statement", Span.unknown()),
+}
+
+
+def sample(cls: type[BaseException]) -> BaseException:
+    for base in cls.__mro__:
+        if base.__name__ in SAMPLES:
+            return SAMPLES[base.__name__](cls)  # type: ignore[no-any-return]
+    return cls(f"{cls.__name__} in test")
+
+
+def test_every_error_joins_the_tree() -> None:
+    classes = defined_exceptions()
+    assert len(classes) > 25
+    ours = [c for c in classes if f"{c.__module__}.{c.__qualname__}" not in OUTSIDE]
+    assert [c for c in ours if not issubclass(c, errors.TqflowError)] == []
+    assert [c for c in ours if c not in (errors.TqflowError, *BRANCHES) and not issubclass(c, BRANCHES)] == []
+
+
+def test_errors_that_were_builtins_still_are() -> None:
+    from tqflow.runtime.deployments import FlowNotDeployed
+    from tqflow.runtime.registry import TaskLoadError
+    from tqflow.runtime.store.keys import KeyPartError
+    from tqflow.runtime.validation import ArgumentError
+
+    assert issubclass(errors.JobNotFound, LookupError) and issubclass(FlowNotDeployed, LookupError)
+    assert issubclass(ArgumentError, ValueError) and issubclass(KeyPartError, ValueError)
+    assert issubclass(TaskLoadError, ImportError) and issubclass(JobRejected, ValueError)
+    assert issubclass(BulkRejected, ValueError) and issubclass(JobError, errors.ClientError)
+
+
+@pytest.mark.parametrize("cls", defined_exceptions(), ids=lambda c: c.__qualname__)
+def test_every_error_pickles(cls: type[BaseException]) -> None:
+    if f"{cls.__module__}.{cls.__qualname__}" in OUTSIDE:
+        return
+    error = sample(cls)
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is cls
+    assert again.args == error.args and str(again) == str(error)
+    assert {k: repr(v) for k, v in vars(again).items()} == {k: repr(v) for k, v in vars(error).items()}
