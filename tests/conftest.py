@@ -23,6 +23,13 @@ from tqflow.runtime.worker import Worker, WorkerSettings
 from helpers import WorkerFactory
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """`pytest -m faults` runs the fault-injection tests at full scale; the default run keeps their slice
+    (tests/faults/harness.py reads TQFLOW_FAULT_SCALE when it is imported, after this)."""
+    if config.getoption("markexpr", "") == "faults":
+        os.environ.setdefault("TQFLOW_FAULT_SCALE", "full")
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """TQFLOW_TEST_REDIS_URL; else a private topology when TQFLOW_TEST_TOPOLOGY names one (cluster,
