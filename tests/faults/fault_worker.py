@@ -1,7 +1,7 @@
 """One worker process for the fault tests: the fault tasks, a ledger hook, fast cluster timings.
 
     python fault_worker.py REDIS_URL NAMESPACE NODE [--grace S] [--lease MS] [--concurrency N]
-        [--tasks MODULE] [--max-deliveries N] [--queue Q]
+        [--tasks MODULE] [--max-deliveries N] [--queue Q] [--skew-ms N]
 
 The ledger (path in $TQFLOW_LEDGER) gets `begin JOB#ATTEMPT` for every attempt started, `commit JOB#ATTEMPT`
 for every finish Redis accepted and `stale JOB#ATTEMPT` for every finish it refused, so commits are counted
@@ -16,9 +16,19 @@ import signal
 TERMINATED: list[int] = []
 signal.signal(signal.SIGTERM, lambda signum, frame: TERMINATED.append(signum))
 
+import sys  # noqa: E402
+import time  # noqa: E402
+
+# --skew-ms N: this host's clock runs N ms ahead (negative: behind), as libfaketime would make it; set
+# before tqflow is imported, so every wall-clock read of the worker (time.time) is skewed.
+if "--skew-ms" in sys.argv:
+    _SKEW = int(sys.argv[sys.argv.index("--skew-ms") + 1]) / 1000
+    _real_time, _real_time_ns = time.time, time.time_ns
+    time.time = lambda: _real_time() + _SKEW
+    time.time_ns = lambda: _real_time_ns() + int(_SKEW * 1e9)
+
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from tqflow.runtime.cluster.settings import ClusterSettings  # noqa: E402
@@ -79,5 +89,6 @@ if __name__ == "__main__":
     parser.add_argument("--tick-grace", type=int, default=2000)
     parser.add_argument("--tasks", default="fault_tasks")
     parser.add_argument("--max-deliveries", type=int, default=5)
+    parser.add_argument("--skew-ms", type=int, default=0)
     configure_logging("warning")
     asyncio.run(main(parser.parse_args()))

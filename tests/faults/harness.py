@@ -132,6 +132,8 @@ class Ledger:
                 starts[key].append((int(pid), float(at)))
             elif kind == "done":
                 done[key].append((int(pid), float(at)))
+            elif kind == "interrupted":  # a thread job stopped by an interrupt (its run ended there)
+                pass
             elif kind == "child":
                 children[key] += 1
             elif kind == "begin":

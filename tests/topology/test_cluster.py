@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from redis.crc import key_slot
 
 from tqflow.runtime.client import Client
-from tqflow.runtime.connection import connect, topology_of
+from tqflow.runtime.connection import ForeignSlotError, connect, topology_of
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.servers import HOST, LocalCluster
 from tqflow.runtime.sync import SyncClient
@@ -87,6 +89,36 @@ def sync_jobs(url: str, namespace: str) -> list[int]:
         results = [sync.result(i, timeout=30) for i in ids]
         assert sync.job(ids[0]).state == "succeeded"
         return results
+
+
+async def test_a_key_of_another_nodes_slot_fails_at_once(cluster3: LocalCluster) -> None:
+    """A connection goes to its namespace's node only: a key elsewhere is a clear error, not a retry loop."""
+    namespace = f"pin-{uuid.uuid4().hex[:8]}"
+    redis = connect(cluster3.url, namespace=namespace)
+    other = next(f"k{i}" for i in range(1000) if cluster3.owner(key_slot(f"k{i}".encode())).port
+                 != cluster3.owner(slot(namespace)).port)  # fmt: skip
+    try:
+        started = time.monotonic()
+        with pytest.raises(ForeignSlotError, match=f"this connection serves {namespace}"):
+            await redis.get(other)
+        assert time.monotonic() - started < 10
+        assert await redis.set(f"{{{namespace}}}:x", "1")  # its own keys still work
+    finally:
+        await redis.aclose()
+
+
+async def test_a_tls_cluster(tmp_path: Path) -> None:
+    """rediss+cluster:// with a CA file: every node speaks TLS only (clients, the cluster bus)."""
+    with LocalCluster(masters=3, tls=True) as cluster:
+        assert cluster.url.startswith("rediss+cluster://")
+        namespace = f"tls-{uuid.uuid4().hex[:8]}"
+        async with running_worker(cluster.url, namespace):
+            client = Client.from_url(cluster.url, namespace)
+            try:
+                assert await client.result(await client.enqueue(jt.add, x=1, y=2), timeout=30) == 3
+            finally:
+                await client.close()
+            assert await asyncio.to_thread(sync_jobs, cluster.url, namespace) == [i + 2 for i in range(10)]
 
 
 @contextlib.asynccontextmanager

@@ -299,11 +299,16 @@ class Client:
     async def dead_letter_queues(self) -> list[str]:
         return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
 
-    async def replay(self, job_ids: Sequence[str], queue: str | None = None) -> dict[str, str]:
+    async def replay(
+        self, job_ids: Sequence[str], queue: str | None = None, seen: Mapping[str, int | str] | None = None
+    ) -> dict[str, str]:
         """Put dead-lettered jobs back on their queues with a fresh attempt count; a status per job.
 
         A job of a run (or a fan-out item of one) resumes its run instead: every job of the run that did
-        not succeed runs again, so the run ends again and its downstream jobs run (status `resumed`)."""
+        not succeed runs again, so the run ends again and its downstream jobs run (status `resumed`).
+        `seen`: job id -> the `finished_ms` of the DLQ entry the caller saw; such a standalone job is
+        replayed only if it is still that dead-lettering (else `already-replayed`), so concurrent replays
+        of one DLQ entry enqueue it once."""
         out: dict[str, str] = {}
         ids, resumed = [], {}  # a run resumes once, however many of its jobs are replayed together
         for job_id, run_id in zip(job_ids, await self._runs_of(job_ids), strict=True):
@@ -319,7 +324,7 @@ class Client:
             out[job_id] = resumed[run_id]
         for start in range(0, len(ids), 500):
             page = ids[start : start + 500]
-            statuses = await self.scripts.run(calls.replay(self.keys, now_ms(), queue or "", page))
+            statuses = await self.scripts.run(calls.replay(self.keys, now_ms(), queue or "", page, seen))
             out.update(zip(page, (str(s) for s in statuses), strict=True))
         return out
 

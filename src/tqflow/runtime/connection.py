@@ -76,6 +76,11 @@ class RedisUrlError(StoreError, ValueError):
     """A Redis URL that cannot work: a plain URL into a cluster, a db other than 0 on a cluster, …"""
 
 
+class ForeignSlotError(ResponseError):
+    """A key of a slot this cluster connection is not pinned to (another namespace or partition): not retried,
+    since the connection goes to its own namespace's node only."""
+
+
 def resolve_url(explicit: str | None, environ: Mapping[str, str]) -> str | None:
     """The URL to use, or None when an embedded server should be started."""
     url = explicit or environ.get(URL_ENV) or None
@@ -164,6 +169,16 @@ class Topology:
         if slot not in self.slots:
             self.slots[slot] = tag
             self.stale = True
+
+    def foreign(self, error: BaseException) -> BaseException:
+        """The error to raise: a MOVED for a slot this connection is not pinned to is a ForeignSlotError."""
+        if isinstance(error, MovedError) and self.slots and error.slot_id not in self.slots:
+            pinned = ", ".join(f"{name} (slot {slot})" for slot, name in self.slots.items())
+            return ForeignSlotError(
+                f"slot {error.slot_id} is on {error.host}:{error.port}, but this connection serves {pinned}: "
+                "use a connection pinned to that namespace or partition (connection.pin)"
+            )
+        return error
 
     def failed(self, address: tuple[str, int], error: BaseException) -> None:
         if address != self.current:
@@ -297,7 +312,7 @@ class _AsyncRouted:
             return await super().read_response(*args, **kwargs)  # type: ignore[misc]
         except RETRIED as err:
             self.topology.failed((conn.host, conn.port), err)
-            raise
+            raise self.topology.foreign(err) from err
 
 
 class _SyncRouted:
@@ -321,7 +336,7 @@ class _SyncRouted:
             return super().read_response(*args, **kwargs)  # type: ignore[misc]
         except RETRIED as err:
             self.topology.failed((conn.host, conn.port), err)
-            raise
+            raise self.topology.foreign(err) from err
 
 
 class _ClusterCheck:
@@ -469,6 +484,10 @@ def _pool_options(max_connections: int | None) -> dict[str, Any]:
         "max_connections": limit,
         "timeout": POOL_WAIT_S,
         "decode_responses": True,
+        # Bytes that are not UTF-8 (garbage written to Redis by anyone) decode to lone surrogates instead of
+        # raising in the middle of a reply (F15: one such entry failed every fetch of its batch); they
+        # encode back to the same bytes, so ids read this way still name their keys.
+        "encoding_errors": "surrogateescape",
         "health_check_interval": 30,
     }
 

@@ -34,12 +34,23 @@ class Running:
         self.thread_id: int | None = None
         self.stop_process: Callable[[], None] | None = None
         self.future: asyncio.Future[Any] | None = None
+        self.handing_back = False  # a stopping worker interrupts the thread to hand the job back
 
-    def interrupt(self) -> None:
+    def interrupt_thread(self) -> None:
+        """Raise JobInterrupted in the job's thread at its next bytecode (never inside a C call)."""
         if self.thread_id is not None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(self.thread_id), ctypes.py_object(JobInterrupted)
             )
+
+    def keep_thread(self) -> None:
+        """Take back an interrupt that has not landed yet (the thread is inside a C call): it runs on."""
+        self.handing_back = False
+        if self.thread_id is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self.thread_id), None)
+
+    def interrupt(self) -> None:
+        self.interrupt_thread()
         if self.stop_process is not None:
             self.stop_process()
         if self.future is not None:

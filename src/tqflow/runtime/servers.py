@@ -89,6 +89,7 @@ class ServerProcess:
     folder: Path
     args: list[str] = field(default_factory=list)
     process: subprocess.Popen[bytes] | None = None
+    tls: Path | None = None  # a folder with cert.pem and key.pem (self-signed): TLS only, on `port`
 
     @property
     def address(self) -> str:
@@ -117,6 +118,16 @@ class ServerProcess:
             "--logfile",
             "server.log",
         ]
+        if self.tls is not None:
+            base += ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            base += [
+                "--tls-cert-file",
+                str(self.tls / "cert.pem"),
+                "--tls-key-file",
+                str(self.tls / "key.pem"),
+            ]
+            base += ["--tls-ca-cert-file", str(self.tls / "cert.pem"), "--tls-cluster", "yes"]
+            base += ["--tls-replication", "yes"]
         if self.args[:1] and self.args[0].endswith(".conf"):  # a config file first (sentinels)
             command = [self.binary, self.args[0], *base, *self.args[1:]]
         else:
@@ -126,6 +137,11 @@ class ServerProcess:
         )
 
     def client(self, timeout: float = 2.0) -> redis.Redis:
+        if self.tls is not None:
+            ca = str(self.tls / "cert.pem")
+            return redis.Redis(
+                HOST, self.port, socket_timeout=timeout, decode_responses=True, ssl=True, ssl_ca_certs=ca
+            )
         return redis.Redis(HOST, self.port, socket_timeout=timeout, decode_responses=True)
 
     def wait_ready(self, timeout: float = 10.0) -> None:
@@ -165,8 +181,10 @@ class _Topology:
         self.folder = Path(tempfile.mkdtemp(prefix="tqflow-topology-"))
         self.servers: list[ServerProcess] = []
 
+    tls: Path | None = None
+
     def _server(self, port: int, name: str, *args: str) -> ServerProcess:
-        server = ServerProcess(self.binary, port, self.folder / name, list(args))
+        server = ServerProcess(self.binary, port, self.folder / name, list(args), tls=self.tls)
         self.servers.append(server)
         return server
 
@@ -184,12 +202,24 @@ class _Topology:
 class LocalCluster(_Topology):
     """A Redis Cluster of `masters` masters with `replicas` replicas each, slots split evenly."""
 
-    def __init__(self, masters: int = 3, replicas: int = 0, binary: str | None = None) -> None:
+    def __init__(
+        self, masters: int = 3, replicas: int = 0, binary: str | None = None, *, tls: bool = False
+    ) -> None:
         super().__init__(binary)
         self.masters_count, self.replicas_count = masters, replicas
+        if tls:  # a throwaway self-signed certificate for 127.0.0.1, made with openssl
+            self.tls = self.folder / "tls"
+            self.tls.mkdir()
+            names = f"subjectAltName=IP:{HOST},DNS:localhost"
+            command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+            command += ["-subj", "/CN=localhost", "-addext", names]
+            command += ["-keyout", str(self.tls / "key.pem"), "-out", str(self.tls / "cert.pem")]
+            subprocess.run(command, check=True, capture_output=True)
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"rediss+cluster://{self.servers[0].address}?ssl_ca_certs={self.tls / 'cert.pem'}"
         return f"redis+cluster://{self.servers[0].address}"
 
     def start(self, timeout: float = 30.0) -> str:
@@ -199,11 +229,13 @@ class LocalCluster(_Topology):
                 self._start(free_ports(total, bus=True), timeout)
                 return self.url
             except RuntimeError:
-                self.stop()
-                self.servers = []
-                self.folder = Path(tempfile.mkdtemp(prefix="tqflow-topology-"))
                 if attempt == 2:
+                    self.stop()
                     raise
+                for server in self.servers:
+                    server.stop()
+                    shutil.rmtree(server.folder, ignore_errors=True)
+                self.servers = []
         raise AssertionError("unreachable")
 
     def _start(self, ports: list[int], timeout: float) -> None:

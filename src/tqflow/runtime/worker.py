@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tqflow.plan import Priority, RetryPlan
@@ -104,6 +104,7 @@ class Worker:
         # Jobs holding a slot: from their start until their body ends. An attempt whose end is being written
         # no longer holds one (it stays fenced by its token and covered by its lease until the write lands).
         self._occupied: set[str] = set()
+        self._culprits: set[str] = set()  # the job whose start made the fetch loop fail
         self._wake = asyncio.Event()
         self._subscribed = asyncio.Event()
         self._finishing: list[tuple[list[str | int], asyncio.Future[str]]] = []
@@ -141,10 +142,16 @@ class Worker:
         log.info(
             "worker started", worker=self.settings.name, queues=self.settings.queues, tasks=len(self.tasks)
         )
+        blamed: set[str] = set()
         try:
             await self._resilient(self._fetch_loop, stop)
+        except Exception:
+            # The worker itself failed: blame the job it was starting, else the jobs it was running (F15).
+            blamed = self._culprits or set(self._handlers)
+            raise
         finally:
-            await self.cluster.shutdown(self._tasks)  # grace period, then hand back the rest
+            # grace period, then hand back the rest
+            await self.cluster.shutdown(self._tasks, blamed, self._thread_jobs)
             finished.set()
             self._finish_ready.set()
             await asyncio.gather(finisher, return_exceptions=True)
@@ -211,7 +218,10 @@ class Worker:
                 # Redis unreachable or refusing: back off and retry. Attempts started by a reply we lost
                 # are reclaimed when their lease runs out (at-least-once).
                 failures += 1
-                log.warning("fetch failed; retrying", worker=self.settings.name, error=repr(err))
+                if "OOM" in str(err)[:4] or isinstance(err, OutOfMemoryError):
+                    log.warning("redis is full (maxmemory): taking no new work", worker=self.settings.name)
+                else:
+                    log.warning("fetch failed; retrying", worker=self.settings.name, error=repr(err))
                 if "NOGROUP" in str(err):
                     with contextlib.suppress(RedisError, OSError):
                         await self._create_groups()
@@ -219,7 +229,11 @@ class Worker:
                     await asyncio.wait_for(stop.wait(), min(2.0, 0.05 * 2**failures))
                 continue
             for job in jobs:
-                self._spawn(Attempt(job, self.settings.name))
+                try:
+                    self._spawn(Attempt(job, self.settings.name))
+                except Exception:
+                    self._culprits.add(str(job[0]))
+                    raise
             if woken:  # an idle worker's latency: let the job reach its first await before the next fetch
                 await asyncio.sleep(0)
 
@@ -258,6 +272,15 @@ class Worker:
         if not job.cancelled() and job.exception() is not None:
             log.error("job handler crashed", error=repr(job.exception()))
 
+    def _thread_jobs(self) -> dict[asyncio.Task[None], Running]:
+        """The handlers whose job runs in a thread right now, with their call."""
+        found = {}
+        for job_id, running in self.active.items():
+            handler = self._handlers.get(job_id)
+            if handler is not None and running.thread_id is not None:
+                found[handler[1]] = running
+        return found
+
     def _release(self, job_id: str) -> None:
         self._occupied.discard(job_id)
         self._room.set()
@@ -266,6 +289,30 @@ class Worker:
 
     async def _handle(self, attempt: Attempt) -> None:
         self._emit("attempt_started", attempt.event)
+        try:
+            await self._attempt(attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            self.active.pop(attempt.job_id, None)
+            if _transient(err):
+                # Redis refused or was unreachable before the body ran (a full Redis refusing a fan-out's
+                # children or a unique claim, F14): the job goes back, it is not the job's fault.
+                log.warning(
+                    "redis refused a job's start; it runs again later", job=attempt.job_id, error=repr(err)
+                )
+                error = _error("RedisUnavailable", f"{type(err).__name__}: {err}"[:500])
+                await self._finish(attempt, "retry", error, due=now_ms() + 1000)
+                return
+            # Whatever a bad record makes the worker raise ends the attempt here, dead-lettered with the
+            # reason: an attempt nobody finishes keeps its lease renewed forever (F15).
+            log.error("job handler crashed", job=attempt.job_id, error=repr(err))
+            await self._finish(attempt, "dead", _error("WorkerError", f"{type(err).__name__}: {err}"[:500]))
+
+    async def _attempt(self, attempt: Attempt) -> None:
+        if attempt.malformed:
+            await self._finish(attempt, "dead", _error("MalformedRecord", attempt.malformed))
+            return
         task = self.tasks.get(attempt.task_name)
         if task is None:
             await self._finish(
@@ -312,8 +359,10 @@ class Worker:
     async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], running: Running) -> Any:
         try:
             return await self.executors.call(task, kwargs, running)
-        except JobInterrupted as err:  # a thread stopped by its timeout
-            raise TimeoutError("interrupted") from err
+        except JobInterrupted as err:
+            if running.handing_back:  # a stopping worker interrupted it: the job goes back, not failed
+                raise asyncio.CancelledError() from err
+            raise TimeoutError("interrupted") from err  # a thread stopped by its timeout
 
     def _result_settings(self, attempt: Attempt) -> PayloadSettings:
         # results of fan-out children are always plain JSON: the parent's list is their bodies joined
@@ -420,19 +469,44 @@ class Worker:
             self._finish_ready.clear()
             while self._finishing:
                 batch, self._finishing = self._finishing[:150], self._finishing[150:]
-                attempts = [fields for fields, _ in batch]
-                try:
-                    results = await self.scripts.run(
-                        calls.finish_many(self.keys, now_ms(), self.settings.result_ttl_ms, attempts)
-                    )
-                except Exception as err:  # Redis unreachable: the attempts stay pending (lease recovery)
-                    log.error("finishing attempts failed", error=repr(err), count=len(batch))
-                    results = ["stale"] * len(batch)
+                results = await self._send_finishes(batch, finished)
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(str(result))
             if finished.is_set() and not self._finishing:
                 return
+
+    async def _send_finishes(
+        self, batch: list[tuple[list[str | int], asyncio.Future[str]]], finished: asyncio.Event
+    ) -> list[Any]:
+        """One finish_many call, retried (on a new connection) while Redis is unreachable or says it is
+        busy. F13: a finish that met a dead pooled connection (a Redis restart, CLIENT KILL) was dropped
+        as "stale", and the job ran again after its lease on another worker. Retrying is safe: every
+        finish is fenced by its attempt's token, so a retry of one that did land, or one whose lease ran
+        out meanwhile, is refused ("stale") and changes nothing. Only a stopping worker gives up, after
+        `FINISH_RETRY_S` of failures (its attempts then stay pending: lease recovery runs them again)."""
+        attempts = [fields for fields, _ in batch]
+        pause, gave_up_at = 0.05, None
+        while True:
+            try:
+                return list(
+                    await self.scripts.run(
+                        calls.finish_many(self.keys, now_ms(), self.settings.result_ttl_ms, attempts)
+                    )
+                )
+            except Exception as err:
+                if not _transient(err):  # a bug, not an outage: retrying would not help
+                    log.error("finishing attempts failed", error=repr(err), count=len(batch))
+                    return ["stale"] * len(batch)
+                loop = asyncio.get_running_loop()
+                if finished.is_set():
+                    gave_up_at = gave_up_at or loop.time() + FINISH_RETRY_S
+                    if loop.time() > gave_up_at:
+                        log.error("finishing attempts failed; giving up", error=repr(err), count=len(batch))
+                        return ["stale"] * len(batch)
+                log.warning("finishing attempts failed; retrying", error=repr(err), count=len(batch))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)
 
     def _emit(self, name: str, event: AttemptEvent | OutcomeEvent) -> None:
         for hook in self.hooks:
@@ -522,6 +596,29 @@ class Worker:
                 log.warning("aging failed", error=repr(err))
 
 
+FINISH_RETRY_S = 10.0  # how long a stopping worker keeps retrying the ends of its attempts
+# Replies of a Redis that will answer again soon: restarting, running a long script, failing over, full.
+TRANSIENT_REPLIES = (
+    *("LOADING", "BUSY", "TRYAGAIN", "READONLY"),
+    *("MASTERDOWN", "CLUSTERDOWN", "OOM", "NOREPLICAS"),
+)
+
+
+def _transient(err: BaseException) -> bool:
+    if isinstance(err, REDIS_DOWN):
+        return True
+    return isinstance(err, ResponseError) and str(err).startswith(TRANSIENT_REPLIES)
+
+
+def _options(raw: Any) -> dict[str, Any]:
+    if not raw:
+        return {}
+    opts = json.loads(raw)
+    if not isinstance(opts, dict):
+        raise ValueError(f"options are a {type(opts).__name__}, not an object")
+    return opts
+
+
 def refuse_bytes_replies(redis: Any) -> None:
     """A client that answers bytes (redis-py's default, without `decode_responses=True`) would make every
     reply compare unequal to the strings the worker expects: its jobs would look "running" forever."""
@@ -539,18 +636,49 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 
 
 class Attempt:
-    """One try of one job, as the fetch or start script handed it to this worker."""
+    """One try of one job, as the fetch or start script handed it to this worker.
+
+    Parsing never raises (F15: one entry with `o={{{` raised here and crash-looped every worker): a field
+    that does not parse leaves its default and sets `malformed` to the reason, and the worker dead-letters
+    the attempt with it (`MalformedRecord`) instead of running it."""
 
     def __init__(self, row: Sequence[Any], worker: str) -> None:
         job_id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run = row
         self.job_id = str(job_id)
         self.token = str(token)
-        self.number = int(attempt)
+        self.malformed: str | None = None
+        self.number = int(attempt)  # HINCRBY's reply: always an integer
         self.task_name = str(task or "")
         self.payload = payload
-        self.opts: dict[str, Any] = json.loads(opts) if opts else {}
-        self.deadline_at = int(deadline_at) if deadline_at else None
-        self.run: dict[str, Any] | None = json.loads(run) if run else None
+        self.opts: dict[str, Any] = {}
+        self.retry = RetryPlan()
+        self.timeout_ms: int | None = None
+        self.deadline_at: int | None = None
+        self.run: dict[str, Any] | None = None
+        level, waited_from = 2, None
+        try:
+            self.opts = _options(opts)
+            raw_retry = self.opts.get("r")
+            self.retry = RetryPlan.model_validate(raw_retry) if raw_retry else RetryPlan()
+            self.timeout_ms = int(self.opts["t"]) if self.opts.get("t") else None
+            self.deadline_at = int(deadline_at) if deadline_at else None
+            level = int(prio or 2)
+            if not 0 <= level < len(Priority):
+                raise ValueError(f"priority level {level} out of range")
+            waited_from = int(enqueued) if enqueued else None
+            self.run = json.loads(run) if run else None
+            if self.run is not None and not isinstance(self.run, dict):
+                raise ValueError("run info is not an object")
+        except Exception as err:  # anything a garbage field raises
+            self.malformed = f"the job's record does not parse: {type(err).__name__}: {str(err)[:200]}"
+            self.opts, self.retry, self.timeout_ms, self.deadline_at, self.run = (
+                {},
+                RetryPlan(),
+                None,
+                None,
+                None,
+            )
+            level = level if 0 <= level < len(Priority) else 2
         self.cancelled = False
         self.is_child = False
         self.started_ms = now_ms()
@@ -558,12 +686,12 @@ class Attempt:
             job_id=self.job_id,
             task=self.task_name,
             queue=str(queue or ""),
-            priority=Priority.label_of(prio or Priority.NORMAL),
+            priority=Priority.label_of(level),
             attempt=self.number,
             worker=worker,
             run_id=str(self.run.get("run") or "") if self.run else "",
             flow=str(self.run.get("flow") or "") if self.run else "",
-            waited_ms=max(0, self.started_ms - int(enqueued or self.started_ms)),
+            waited_ms=max(0, self.started_ms - (waited_from or self.started_ms)),
         )
 
     def outcome(self, result: str, payload: Any) -> OutcomeEvent:
@@ -582,25 +710,23 @@ class Attempt:
         A job that turned a retry off says so (`"r": {}`), so this never turns it back on."""
         if "r" not in self.opts and options.retry is not None:
             self.opts["r"] = options.retry.model_dump(mode="json", exclude_defaults=True)
+            self.retry = options.retry
         if not self.opts.get("t") and options.timeout_ms:
             self.opts["t"] = options.timeout_ms
+            self.timeout_ms = int(options.timeout_ms)
         if not self.opts.get("dlq") and options.dead_letter:
             self.opts["dlq"] = options.dead_letter
 
     @property
-    def retry(self) -> RetryPlan:
-        raw = self.opts.get("r")
-        return RetryPlan.model_validate(raw) if raw else RetryPlan()
-
-    @property
     def dead_letter(self) -> str:
-        return str(self.opts.get("dlq") or "")
+        name = self.opts.get("dlq")
+        return name if isinstance(name, str) else ""
 
     def time_left(self) -> float | None:
         """Seconds this attempt may run: its timeout, cut short by the job's deadline."""
         limits = []
-        if self.opts.get("t"):
-            limits.append(int(self.opts["t"]) / 1000)
+        if self.timeout_ms:
+            limits.append(self.timeout_ms / 1000)
         if self.deadline_at:
             limits.append((self.deadline_at - now_ms()) / 1000)
         return min(limits) if limits else None

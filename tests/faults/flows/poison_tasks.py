@@ -53,3 +53,39 @@ def good_in_process(key: str) -> str:
 async def good(key: str) -> str:
     ledger_line("done", key)
     return key
+
+
+@task
+async def fails_fast(key: str) -> None:
+    """Fails in about a millisecond, no retries: dead-lettered at once (concurrent DLQ replays)."""
+    ledger_line("start", key)
+    await asyncio.sleep(0.001)
+    raise ValueError(f"fails fast {key}")
+
+
+@task
+def blocked_in_c(key: str, ms: int) -> str:
+    """A thread job inside one long C call (time.sleep): an interrupt cannot reach it until it returns."""
+    ledger_line("start", key)
+    try:
+        time.sleep(ms / 1000)
+    except BaseException:
+        ledger_line("interrupted", key)
+        raise
+    ledger_line("done", key)
+    return key
+
+
+@task
+def busy_in_python(key: str, ms: int) -> str:
+    """A thread job running Python bytecode: an interrupt stops it at once."""
+    ledger_line("start", key)
+    end = time.monotonic() + ms / 1000
+    try:
+        while time.monotonic() < end:
+            pass
+    except BaseException:
+        ledger_line("interrupted", key)
+        raise
+    ledger_line("done", key)
+    return key

@@ -125,9 +125,17 @@ async def list_dlq(
 
 
 @router.post("/dlq/{job_id}/replay", tags=["dlq"])
-async def replay_one(svc: Svc, job_id: JobId, name: DlqName = None) -> Replayed:
-    """Put one dead-lettered job back on its queue with a fresh attempt count."""
-    return Replayed(replayed=await svc.client.replay([job_id], name))
+async def replay_one(
+    svc: Svc,
+    job_id: JobId,
+    name: DlqName = None,
+    seen: Annotated[int | None, Query(ge=0, le=2**53)] = None,
+) -> Replayed:
+    """Put one dead-lettered job back on its queue with a fresh attempt count. `seen`: the `finished_ms` of
+    the DLQ entry the caller saw; the job is then replayed only if it is still that dead-lettering (else
+    `already-replayed`), so parallel replays of one entry enqueue it once."""
+    seen_map = None if seen is None else {job_id: seen}
+    return Replayed(replayed=await svc.client.replay([job_id], name, seen=seen_map))
 
 
 @router.post("/dlq/replay", tags=["dlq"])

@@ -4,7 +4,7 @@ graceful shutdown. The worker stays unaware of the details: it calls `start`, th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import structlog
@@ -16,10 +16,12 @@ from tqflow.runtime.cluster.registry import Heartbeat
 from tqflow.runtime.cluster.retention import DAY_MS, Pruner
 from tqflow.runtime.cluster.scheduler import Scheduler
 from tqflow.runtime.cluster.settings import ClusterSettings
+from tqflow.runtime.executors import Running
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 
 log = structlog.get_logger("tqflow.cluster")
+THREAD_INTERRUPT_S = 0.5  # how long an interrupted thread job gets to reach a bytecode and stop
 
 
 class ClusterNode:
@@ -61,19 +63,52 @@ class ClusterNode:
         if self.settings.scheduler:
             self._tasks.append(asyncio.create_task(self.scheduler.run(self._stop, self.leader.changed)))
 
-    async def shutdown(self, in_flight: set[asyncio.Task[Any]]) -> int:
+    async def shutdown(
+        self,
+        in_flight: set[asyncio.Task[Any]],
+        blamed: Collection[str] = (),
+        threads: Callable[[], Mapping[asyncio.Task[Any], Running]] | None = None,
+    ) -> int:
         """Let in-flight jobs finish within the grace period, hand back the rest, leave the cluster.
-        Returns how many jobs were handed back."""
+        Returns how many jobs were handed back. `blamed`: the worker stops because it failed, and these
+        jobs' attempts count as a lost delivery (a job that crashes its worker is dead-lettered after
+        `max_deliveries`, never re-queued forever). `threads`: the handlers whose job runs in a thread.
+
+        A job in a thread cannot be cancelled, only interrupted at its next bytecode: one blocked in a C
+        call runs on. Handing it back then ran it twice at once, here and elsewhere (1.8 s in the fault run),
+        so such a job is not handed back: the worker waits for it (heartbeats go on, so its lease holds)
+        and its attempt ends as usual."""
         if in_flight:
             await asyncio.wait(set(in_flight), timeout=self.settings.grace_s)
+        unfinished = [t for t in in_flight if not t.done()]
+        in_threads = threads() if threads is not None and unfinished else {}
+        for task in unfinished:  # stop them here first, so no attempt runs on while it restarts elsewhere
+            running = in_threads.get(task)
+            if running is None:
+                task.cancel()
+            else:
+                running.handing_back = True
+                running.interrupt_thread()
+        threaded = [t for t in unfinished if t in in_threads]
+        if threaded:
+            await asyncio.wait(threaded, timeout=THREAD_INTERRUPT_S)
+            stuck = [t for t in threaded if not t.done()]
+            for task in stuck:  # its interrupt would land when the C call returns: take it back
+                in_threads[task].keep_thread()
+            if stuck:
+                log.warning(
+                    "jobs in threads outlived the grace period and cannot be interrupted (blocked outside"
+                    " Python); waiting for them to end, they are not handed back",
+                    worker=self.name,
+                    jobs=len(stuck),
+                )
+                await asyncio.wait(stuck)
+        await asyncio.gather(*unfinished, return_exceptions=True)
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        unfinished = [t for t in in_flight if not t.done()]
-        for task in unfinished:  # stop them here first, so no attempt runs on while it restarts elsewhere
-            task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
         streams = [s for q in self.queues for s in self.keys.base.streams(q)]
-        back = await hand_back(self.redis, self.keys, self.name, streams)
+        lost = self.settings.max_deliveries if blamed else 0
+        back = await hand_back(self.redis, self.keys, self.name, streams, lost, blamed)
         await forget_consumer(self.redis, self.keys, self.name, streams)
         await self.heartbeat.deregister()
         if back:

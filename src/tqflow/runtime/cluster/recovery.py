@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import OutOfMemoryError, ResponseError
 
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.runs import now_ms
@@ -134,20 +134,32 @@ class Reclaimer:
         while not stop.is_set():
             try:
                 await self.once()
+            except OutOfMemoryError:  # F14: the scripts refuse whole when Redis is full; retried next pass
+                log.warning("redis is full (maxmemory): recovery paused", worker=self.name)
             except Exception as err:  # keep going: the next pass retries
                 log.warning("reclaim pass failed", worker=self.name, error=repr(err))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.heartbeat_ms / 1000)
 
 
-async def hand_back(redis: Redis, keys: ClusterKeys, name: str, streams: list[str]) -> int:
-    """Give back every entry this worker holds (running or not started); returns how many jobs."""
+async def hand_back(
+    redis: Redis,
+    keys: ClusterKeys,
+    name: str,
+    streams: list[str],
+    count_lost: int = 0,
+    blamed: Collection[str] = (),
+) -> int:
+    """Give back every entry this worker holds (running or not started); returns how many jobs.
+    `count_lost` (the max deliveries) when the worker crashed: the running attempts of the `blamed` jobs
+    count as a lost delivery and are dead-lettered at the limit instead of going back."""
     scripts = Scripts(redis)
     total = 0
     for stream in streams:
         while True:
             try:
-                back = int(await scripts.run(calls.hand_back(keys, stream, now_ms(), name, PAGE)))
+                call = calls.hand_back(keys, stream, now_ms(), name, PAGE, count_lost, list(blamed))
+                back = int(await scripts.run(call))
             except ResponseError as err:
                 if "NOGROUP" not in str(err):
                     raise

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
-from tqflow.runtime.runs import now_ms
+from tqflow.runtime.runs import now_ms, sync_clock
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.scripts import Scripts
@@ -84,6 +84,7 @@ class Heartbeat:
 
     async def beat(self) -> list[str]:
         """One heartbeat; returns the job ids this worker no longer holds (their attempts are void)."""
+        await sync_clock(self.redis)  # F18: leases and ticks by Redis's clock, whatever this host's says
         ids = list(self.held)
         record = {**self._static, "jobs": json.dumps(ids[:100]), "running": str(len(ids))}
         lost: list[str] = []

@@ -9,7 +9,7 @@ job's record) are built from the same prefix and so are always in KEYS[1]'s slot
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from tqflow.plan import PRIORITIES
@@ -52,9 +52,19 @@ def reprioritize(keys: Keys, now: int, level: int, job_ids: Sequence[str]) -> Sc
     return ScriptCall("reprioritize", [keys.job(j) for j in job_ids], [now, level, *job_ids])
 
 
-def replay(keys: Keys, now: int, dead_letter: str, job_ids: Sequence[str]) -> ScriptCall:
+def replay(
+    keys: Keys,
+    now: int,
+    dead_letter: str,
+    job_ids: Sequence[str],
+    seen: Mapping[str, int | str] | None = None,
+) -> ScriptCall:
+    """`seen`: job id -> the `finished` ms of the dead-lettering the caller saw (see replay.lua)."""
     declared = [keys.dead_letter(dead_letter or None), *(keys.job(j) for j in job_ids)]
-    return ScriptCall("replay", declared, [now, dead_letter, *job_ids])
+    if seen is None:
+        return ScriptCall("replay", declared, [now, dead_letter, *job_ids])
+    pairs = [v for j in job_ids for v in (j, str(seen.get(j) or ""))]
+    return ScriptCall("replay", declared, [now, dead_letter, "\0seen", *pairs])
 
 
 def resume_run(
@@ -181,8 +191,17 @@ def leases(keys: ClusterKeys, now: int, count: int, max_deliveries: int) -> Scri
     return ScriptCall("cluster_leases", [keys.leases, keys.base.dlq], [now, count, max_deliveries])
 
 
-def hand_back(keys: ClusterKeys, stream: str, now: int, me: str, count: int) -> ScriptCall:
-    return ScriptCall("cluster_handback", [stream, keys.leases], [now, me, count])
+def hand_back(
+    keys: ClusterKeys,
+    stream: str,
+    now: int,
+    me: str,
+    count: int,
+    count_lost: int = 0,
+    blamed: Sequence[str] = (),
+) -> ScriptCall:
+    """`count_lost` (max deliveries), `blamed`: a crashing worker's hand-back (cluster_handback.lua)."""
+    return ScriptCall("cluster_handback", [stream, keys.leases], [now, me, count, count_lost, *blamed])
 
 
 def leader(keys: ClusterKeys, now: int, name: str, lease_ms: int, epoch: int, resign: bool) -> ScriptCall:

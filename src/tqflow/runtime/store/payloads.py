@@ -61,6 +61,11 @@ def encode(value: Any, settings: PayloadSettings = DEFAULT, version: int | None 
         raw = msgpack.packb(value, default=_msgpack_default, use_bin_type=True)
     else:
         raw = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    # F16: the cap applies to what a reader decodes, not only to the text stored
+    if len(raw) > settings.max_bytes:
+        raise PayloadError(
+            f"payload of {len(raw)} bytes (before compression) is over the limit of {settings.max_bytes}"
+        )
     compression = "-"
     if settings.compress_over is not None and len(raw) > settings.compress_over:
         raw, compression = zlib.compress(raw, 6), "z"
@@ -98,14 +103,28 @@ def decode(text: str | None, settings: PayloadSettings = DEFAULT) -> tuple[int |
     try:
         raw = base64.b64decode(body, validate=True)
         if compression == "z":
-            raw = zlib.decompress(raw)
+            raw = _inflate(raw, settings.max_bytes)
+    except PayloadError:
+        raise
     except (ValueError, zlib.error) as err:
         raise PayloadError(f"corrupt payload body: {err}") from err
-    if tag == "J":
-        return version, json.loads(raw)
-    if tag == "M":
-        return version, msgpack.unpackb(raw, raw=False)
+    try:
+        if tag == "J":
+            return version, json.loads(raw)
+        if tag == "M":
+            return version, msgpack.unpackb(raw, raw=False)
+    except RecursionError as err:  # `[[[[…` nested past the interpreter's limit
+        raise PayloadError("payload nested too deeply") from err
     return version, pickle.loads(raw)  # signature verified above
+
+
+def _inflate(raw: bytes, limit: int) -> bytes:
+    """zlib-decompress at most `limit` bytes (F16: 407 KB inflated to 300 MB before anything checked)."""
+    inflater = zlib.decompressobj()
+    out = inflater.decompress(raw, limit + 1)
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise PayloadError(f"payload decompresses past the limit of {limit} bytes")
+    return out
 
 
 def value(text: str | None, settings: PayloadSettings = DEFAULT) -> Any:

@@ -2,6 +2,7 @@
 -- yet) moves to the end of the target level's stream (critical by default), so a flood of higher-priority
 -- work cannot hold it back past the bound. KEYS: the streams to age (levels below the target).
 -- ARGV: now, aging ms, target level.
+refuse_when_full()
 local now, aging, top = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local moved = 0
 for i = 1, #KEYS do

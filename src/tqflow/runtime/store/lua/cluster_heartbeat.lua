@@ -3,6 +3,7 @@
 -- ARGV: now, worker name, record ttl ms, lease ms, record fields (JSON object), job ids…
 -- Returns the ids it no longer holds (reclaimed after a pause: the job names another worker or none): their
 -- attempts are lost. A job this worker just ended (its finish landed before this beat) is not lost.
+run_when_full()
 local now, name, ttl, lease = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local fields = {}
 for field, value in pairs(cjson.decode(ARGV[5])) do

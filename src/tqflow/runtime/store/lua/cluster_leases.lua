@@ -2,6 +2,7 @@
 -- (a job whose entry was acked by someone else is still found here).
 -- KEYS[1] leases zset. ARGV: now, count, max deliveries. Returns {reclaimed, dead-lettered}.
 -- The default dead-letter queue (common.lua's `dlq_key` is a key or a function of the queue name).
+refuse_when_full()
 local function default_dlq() if type(dlq_key) == 'function' then return dlq_key('') end return dlq_key end
 local now, count, max_lost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local reclaimed, dead = 0, 0

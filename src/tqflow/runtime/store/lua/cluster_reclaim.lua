@@ -9,6 +9,7 @@
 -- Entries whose job moved on (terminal, or another entry) are acked and deleted (no orphans).
 -- Returns {reclaimed, dead-lettered, stolen, cleaned, last entry id seen or ''}.
 -- The default dead-letter queue (common.lua's `dlq_key` is a key or a function of the queue name).
+refuse_when_full()
 local function default_dlq() if type(dlq_key) == 'function' then return dlq_key('') end return dlq_key end
 local now, min_idle, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_lost, steal_idle, me = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]

@@ -19,6 +19,19 @@ local done_channel = prefix .. ':done'
 local GROUP = 'tqflow'
 local TERMINAL = {succeeded = true, dead = true, skipped = true, cancelled = true}
 
+-- A full Redis (maxmemory, policy noeviction) refuses a script's writes only at its first write, and only
+-- when that command may grow memory; once a script has written anything, the rest of it runs (F14: the
+-- heartbeat began with HSET and was refused while the reclaim, which began with XACK, went on, so live
+-- workers looked dead and their jobs were reclaimed until dead-lettered). So a script that matters under
+-- OOM says first thing which kind it is:
+-- refuse_when_full(): new work and recovery, refused whole before any write (SETRANGE of an empty string
+--   on a key that never exists: a write Redis refuses when full, that changes nothing otherwise);
+-- run_when_full(): heartbeats and the ends of running attempts, which must go on (DEL of a key that never
+--   exists: a write Redis never refuses, that changes nothing).
+local oom_guard = prefix .. ':oom-guard'
+local function refuse_when_full() redis.call('SETRANGE', oom_guard, 0, '') end
+local function run_when_full() redis.call('DEL', oom_guard) end
+
 -- A lean job (a plain standalone job: no delay, deadline or unique key) is queued as its stream entry
 -- alone, fields t (task), p (payload) and o (options, when any), with no record: its id names the entry,
 -- QUEUE.LEVEL.ENTRY_ID (runtime/lean.py mirrors this). Its record is made from the entry when it starts or
@@ -350,6 +363,34 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
       outputs = outputs, params = run_f[1] or cjson.null, created = run_f[2]})
   end
   return {id, token, attempt, f[3], f[4], f[5], f[6], f[7], f[8], f[9], info}
+end
+
+-- start_entry, guarded: a record or entry whose fields make a Redis command or cjson raise (an `attempt`
+-- that is not an integer, `data_deps` that is not JSON …) no longer fails the whole fetch, batch after batch,
+-- forever (F15): the entry is acked and deleted, and the job (or the entry, under `malformed-…`) is
+-- dead-lettered with the error as its reason. Errors that say Redis itself cannot write now (OOM, a
+-- replica, a failover …) are raised again: they say nothing about the job.
+local TRANSIENT = {'OOM', 'READONLY', 'NOREPLICAS', 'MASTERDOWN', 'CLUSTERDOWN', 'TRYAGAIN', 'BUSY', 'LOADING',
+  'MOVED', 'ASK', 'CROSSSLOT'}
+local function start_guarded(id, stream, entry, worker, token, now, lease, fields)
+  local ok, job = pcall(start_entry, id, stream, entry, worker, token, now, lease, fields)
+  if ok then return job end
+  local why = type(job) == 'table' and (job.err or cjson.encode(job)) or tostring(job)
+  for _, word in ipairs(TRANSIENT) do
+    if string.sub(why, 1, #word) == word then error(job, 0) end
+  end
+  redis.call('XACK', stream, GROUP, entry)
+  redis.call('XDEL', stream, entry)
+  local err = cjson.encode({type = 'MalformedRecord', message = 'the job could not start: ' .. string.sub(why, 1, 300)})
+  local k = id and job_key(id)
+  if not k or redis.call('EXISTS', k) == 0 then
+    k = job_key('malformed-' .. string.match(stream, '[^:]*:[^:]*$'):gsub(':', '-') .. '-' .. entry)
+    id = nil
+  end
+  redis.call('HSET', k, 'state', 'dead', 'error', err, 'finished', now, 'token', '', 'worker', '')
+  redis.call('ZADD', dlq_key, now, string.sub(k, #prefix + 6))
+  if id then pcall(on_terminal, id, now) end  -- its run counts it, when its record lets it
+  return nil
 end
 
 -- Cancel one job whatever its state: idle jobs end now; a running one (or a fan-out's running children)

@@ -2,6 +2,7 @@
 -- then waits (state "fanout") until every child has ended (see child_done).
 -- KEYS[1] the parent's record[, KEYS[2] a staging list holding the payloads]. ARGV: now, parent id, token, count, payloads…
 -- Returns "fanout", "succeeded" (no items) or "stale".
+refuse_when_full()
 local now, parent, token, n = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local pk = job_key(parent)
 local state, current, stream, entry = unpack(redis.call('HMGET', pk, 'state', 'token', 'stream', 'entry'))

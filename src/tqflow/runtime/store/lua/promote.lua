@@ -1,5 +1,6 @@
 -- Move delayed jobs that are due onto their streams. Returns {moved, next due ms or -1}.
 -- KEYS[1] delayed key. ARGV: now, limit
+refuse_when_full()
 local now = tonumber(ARGV[1])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(due) do

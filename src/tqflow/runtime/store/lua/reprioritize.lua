@@ -1,6 +1,7 @@
 -- Change the priority of jobs that have not started. A queued job moves to the end of its new level's
 -- stream (its old entry goes; if a worker already read it, the start script drops it as stale).
 -- ARGV: now, new level, then job ids. Returns one status a job: moved | updated | <state> | missing
+refuse_when_full()
 local now, level = tonumber(ARGV[1]), ARGV[2]
 local out = {}
 for i = 3, #ARGV do
