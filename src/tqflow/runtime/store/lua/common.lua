@@ -344,7 +344,9 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     if id == nil or not state then reject_entry(id, stream, entry, now) end
     return nil
   end
-  local attempt = (tonumber(f[11]) or 0) + 1
+  local attempt = tonumber(f[11] or '0')
+  if not attempt then error('hash value is not an integer (attempt)') end  -- start_guarded dead-letters it
+  attempt = attempt + 1
   local running = {'state', 'running', 'attempt', attempt, 'token', token, 'worker', worker, 'started', now,
     'lease_until', now + lease, 'stream', stream}
   if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, running)))
