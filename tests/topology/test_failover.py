@@ -1,7 +1,9 @@
 """Failovers under load: the master that holds the namespace is SIGKILLed while jobs are enqueued and
 run; its replica is promoted (by the cluster, or by the sentinels). Counted from a ledger outside Redis
 (tests/faults): no acknowledged job lost, no worker stuck (every worker starts attempts after the
-failover), nothing left pending."""
+failover), nothing left pending. Replication is asynchronous: a job acknowledged in the last moment
+before the kill may not have reached the replica (docs/guarantees.md says so); such a job is counted apart,
+and only jobs acknowledged within REPLICATION_WINDOW_S before the kill may be lost that way."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
+from tqflow.errors import JobNotFound
 from tqflow.runtime.client import Client
 from tqflow.runtime.servers import LocalCluster, LocalSentinel, ServerProcess
 
@@ -25,11 +28,16 @@ from harness import Ledger, Workers, check
 pytestmark = pytest.mark.faults
 
 JOBS, SECONDS, WORKERS = 600, 6.0, 3
+REPLICATION_WINDOW_S = (
+    1.0  # how far before the kill an acknowledged write may still be missing on the replica
+)
 
 
-async def submit_jobs(client: Client, total: int, seconds: float, rng: random.Random) -> dict[str, str]:
+async def submit_jobs(
+    client: Client, total: int, seconds: float, rng: random.Random, acked: dict[str, float]
+) -> dict[str, str]:
     """Enqueue `total` lean jobs (keys j0…) in batches spread over `seconds`; returns id -> key. An id is
-    acknowledged once enqueue_many returned it."""
+    acknowledged once enqueue_many returned it (`acked`: id -> monotonic time of that)."""
     jobs: dict[str, str] = {}
     batches = max(1, int(seconds * 4))
     for batch in range(batches):
@@ -38,16 +46,24 @@ async def submit_jobs(client: Client, total: int, seconds: float, rng: random.Ra
         calls = [("fault_tasks.work", {"key": k, "ms": rng.randint(20, 200)}) for k in keys]
         ids = await client.enqueue_many(calls)
         jobs.update(zip((str(i) for i in ids), keys, strict=True))
+        acked.update(dict.fromkeys((str(i) for i in ids), time.monotonic()))
         await asyncio.sleep(seconds / batches)
     return jobs
+
+
+async def state_of(client: Client, job_id: str) -> str:
+    try:
+        return (await client.job(job_id)).state
+    except JobNotFound:
+        return "missing"  # its record or entry is not on the (new) master
 
 
 async def end_states(client: Client, ids: list[str], timeout: float) -> dict[str, str]:
     deadline = time.monotonic() + timeout
     states: dict[str, str] = {}
     while time.monotonic() < deadline:
-        states = {i: (await client.job(i)).state for i in ids}
-        if all(s in ("succeeded", "dead", "cancelled", "skipped") for s in states.values()):
+        states = {i: await state_of(client, i) for i in ids}
+        if all(s in ("succeeded", "dead", "cancelled", "skipped", "missing") for s in states.values()):
             break
         await asyncio.sleep(0.2)
     return states
@@ -63,7 +79,8 @@ async def failover_under_load(
         for _ in range(WORKERS):
             workers.start()
         await workers.ready(client.redis, client.keys, WORKERS)
-        submitter = asyncio.create_task(submit_jobs(client, JOBS, SECONDS, rng))
+        acked: dict[str, float] = {}
+        submitter = asyncio.create_task(submit_jobs(client, JOBS, SECONDS, rng, acked))
         await asyncio.sleep(SECONDS / 3)
         old = master()
         old.kill()
@@ -75,6 +92,12 @@ async def failover_under_load(
         promoted = time.monotonic() - killed
         jobs = await submitter
         states = await end_states(client, list(jobs), timeout=120)
+        unreplicated = {  # acknowledged by the old master just before it died, never replicated
+            i
+            for i, s in states.items()
+            if s == "missing" and killed - REPLICATION_WINDOW_S <= acked[i] <= killed + 0.5
+        }
+        jobs = {i: k for i, k in jobs.items() if i not in unreplicated}
         ledger = Ledger.read(workers.ledger)
         figures = await check(client.redis, client.keys, jobs, ledger, workers.killed, states)
         pids = {p.pid for p in workers.procs.values()}
@@ -85,7 +108,8 @@ async def failover_under_load(
         await client.close()
     print(
         f"\n[{label}] {figures.line()} promoted_after_s={promoted:.1f} "
-        f"workers={len(pids)} alive={len(alive)} working_after_failover={len(working_after & pids)}"
+        f"workers={len(pids)} alive={len(alive)} working_after_failover={len(working_after & pids)} "
+        f"lost_to_async_replication={len(unreplicated)}"
     )
     assert figures.lost == 0 and figures.pending_left == 0, figures
     assert alive == pids, "a worker exited"

@@ -76,7 +76,7 @@ class RedisUrlError(StoreError, ValueError):
     """A Redis URL that cannot work: a plain URL into a cluster, a db other than 0 on a cluster, …"""
 
 
-class ForeignSlotError(ResponseError):
+class ForeignSlotError(StoreError, ResponseError):
     """A key of a slot this cluster connection is not pinned to (another namespace or partition): not retried,
     since the connection goes to its own namespace's node only."""
 
