@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -26,16 +25,13 @@ from redis.exceptions import ResponseError
 from tqflow.errors import ClientError
 from tqflow.plan import FlowPlan, TriggerPlan
 from tqflow.runtime.cluster.schedule import next_ticks
+from tqflow.runtime.cluster.scheduler import TICK_KEY_TTL_MS, tick_run_call
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
-from tqflow.runtime.expressions import Environment, evaluate
-from tqflow.runtime.params import resolve_params
-from tqflow.runtime.runs import TERMINAL_RUN_STATES, job_records, now_ms, run_environment
-from tqflow.runtime.store import calls, codec
+from tqflow.runtime.runs import TERMINAL_RUN_STATES, now_ms
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
-TICK_KEY_TTL_MS = 7 * 86_400_000  # as the scheduler's (runtime/cluster/scheduler.py)
 MAX_BACKFILL_TICKS = 10_000
 RUN_PAGE = 500
 NOT_STARTED = ("waiting", "scheduled", "queued", None)  # None: a lean record not made yet
@@ -191,24 +187,10 @@ class Lifecycle:
         fired = await self.redis.get(tick_key)
         if fired is not None and str(fired) != run_id:
             return Backfilled(tick, str(fired), "fired")
-        env = Environment(run=run_environment(run_id, tick))
-        given = {name: evaluate(tree, env) for name, tree in trigger.params.items()}
-        values = resolve_params(flow, given, run_environment(run_id, tick))
-        fields = {
-            "flow": flow.name,
-            "version": str(version),
-            "plan_id": flow.id,
-            "params": codec.encode(values),
-            "trigger": trigger.name,
-            "tick": str(tick),
-            "backfill": "1",
-        }
         status = "started"
         try:
             await self.scripts.run(
-                calls.submit_run(
-                    self.keys, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow))
-                )
+                tick_run_call(self.keys, run_id, tick, trigger, version, flow, backfill="1")
             )
         except ResponseError as err:
             if "already exists" not in str(err):

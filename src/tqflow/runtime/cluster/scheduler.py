@@ -25,6 +25,7 @@ from tqflow.runtime.params import resolve_params
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, job_records, new_run_id, now_ms, run_environment
 from tqflow.runtime.store import calls, codec
 from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
 log = structlog.get_logger("tqflow.scheduler")
@@ -158,20 +159,7 @@ class Scheduler:
         self, run_id: str, tick: int, trigger: TriggerPlan, run: tuple[int, FlowPlan]
     ) -> calls.ScriptCall:
         version, flow = run
-        env = Environment(run=run_environment(run_id, tick))
-        given = {name: evaluate(tree, env) for name, tree in trigger.params.items()}
-        values = resolve_params(flow, given, run_environment(run_id, tick))
-        fields = {
-            "flow": flow.name,
-            "version": str(version),
-            "plan_id": flow.id,
-            "params": codec.encode(values),
-            "trigger": trigger.name,
-            "tick": str(tick),
-        }
-        return calls.submit_run(
-            self.keys.base, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow))
-        )
+        return tick_run_call(self.keys.base, run_id, tick, trigger, version, flow)
 
     async def run(self, stop: asyncio.Event, leader_changed: asyncio.Event) -> None:
         while not stop.is_set():
@@ -193,3 +181,23 @@ async def _first(*events: asyncio.Event) -> None:
     finally:
         for w in waits:
             w.cancel()
+
+
+def tick_run_call(
+    keys: Keys, run_id: str, tick: int, trigger: TriggerPlan, version: int, flow: FlowPlan, **extra: str
+) -> calls.ScriptCall:
+    """The submit of the run a trigger's tick starts: its params evaluated as of the tick (the scheduler
+    fires it; a backfill starts it later with the same fields, plus `extra`)."""
+    env = Environment(run=run_environment(run_id, tick))
+    given = {name: evaluate(tree, env) for name, tree in trigger.params.items()}
+    values = resolve_params(flow, given, run_environment(run_id, tick))
+    fields = {
+        "flow": flow.name,
+        "version": str(version),
+        "plan_id": flow.id,
+        "params": codec.encode(values),
+        "trigger": trigger.name,
+        "tick": str(tick),
+        **extra,
+    }
+    return calls.submit_run(keys, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow)))
