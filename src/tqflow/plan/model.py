@@ -162,6 +162,35 @@ class TriggerPlan(_Frozen):
     params: dict[str, ExprTree] = Field(default_factory=dict)
 
 
+class LimiterPlan(_Frozen):
+    """A limiter a job takes a slot of before it starts (`limiter NAME = rate(...)` / `concurrency(N)`).
+
+    Its state in Redis is keyed by `name` (qualified by the module that declares it, so one limiter
+    imported by several flows is one limit), one bucket or semaphore per value of the job's `by` key.
+    """
+
+    name: str
+    kind: Literal["rate", "concurrency"]
+    rate: int = 0  # rate: admissions per period
+    period_ms: int = 0  # rate: 1000 (N/s), 60000 (N/m), 3600000 (N/h)
+    burst: int | None = None  # rate: the bucket's size; None means `rate`
+    limit: int = 0  # concurrency: jobs running at once per key
+
+
+class LimitUse(_Frozen):
+    """`limit NAME` or `limit NAME by EXPR` on a job: the limiter and the key its bucket is per."""
+
+    limiter: str  # a key of FlowPlan.limiters
+    by: ExprTree | None = None  # evaluated when the job is ready; None = one bucket for the limiter
+
+
+class FairPlan(_Frozen):
+    """`fair by EXPR [weight EXPR]`: jobs of one level are served round robin across keys, by weight."""
+
+    key: ExprTree
+    weight: ExprTree | None = None  # None = 1
+
+
 class TaskRef(_Frozen):
     name: str  # the name the worker's registry knows it by: "module.function" unless renamed
     module: str
@@ -186,6 +215,8 @@ class JobPlan(_Frozen):
     fan_out: dict[str, Any] | None = None  # {"var": name, "over": expr}: one job per item, .out is a list
     unique: UniquePlan | None = None
     dead_letter: str | None = None  # a named dead-letter queue; None = the deployment's default
+    limits: list[LimitUse] = Field(default_factory=list)
+    fair: FairPlan | None = None
 
     @field_validator("priority")
     @classmethod
@@ -218,6 +249,7 @@ class FlowPlan(_Frozen):
     outputs: list[OutputPlan] = Field(default_factory=list)  # in declaration order
     triggers: list[TriggerPlan] = Field(default_factory=list)
     modules: list[str] = Field(default_factory=list)  # Python modules a worker imports to run it
+    limiters: dict[str, LimiterPlan] = Field(default_factory=dict)  # those its jobs use, by name
 
     def canonical_json(self) -> str:
         return canonical_json(self.model_dump(mode="json"))
