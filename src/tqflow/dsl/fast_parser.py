@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import gc
 from collections.abc import Callable
 from typing import TypeVar
 
 from tqflow.dsl import ast
+from tqflow.dsl.collector import collector_paused
 from tqflow.dsl.fast_lexer import KNOWN_KEYWORDS, NEW_KEYWORD, Fallback, Token, tokens
 from tqflow.dsl.literals import FSTRING_PIECES, unescape
 from tqflow.dsl.source import Source, Span
@@ -51,17 +51,13 @@ SMALL_STATEMENT = 30  # tokens; a statement this short cannot nest deeper than M
 
 def parse_fast(text: str, source: Source, max_nesting: int) -> ast.Module | None:
     """The module parsed from `text` (the file's text as the Lark path reads it), or None to fall back."""
-    collecting = gc.isenabled()
-    gc.disable()  # every node lives until the end: the cycle collector would rescan them again and again
     try:
-        return _Parser(tokens(text), source, max_nesting).module()
+        with collector_paused():
+            return _Parser(tokens(text), source, max_nesting).module()
     except Fallback:
         return None
     except (ValueError, UnicodeDecodeError, RecursionError, IndexError):  # a literal Lark's path reports
         return None
-    finally:
-        if collecting:
-            gc.enable()
 
 
 class _Parser:
