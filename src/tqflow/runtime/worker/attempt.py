@@ -1,4 +1,4 @@
-"""One try of one job, as the fetch or start script handed it to a worker: its fields parsed, never raising."""
+"""One try of one job, as the fetch or start script handed it to a worker; parsing it never raises."""
 
 from __future__ import annotations
 

@@ -251,4 +251,3 @@ class Runner:
                 "job failed for good", job=attempt.job_id, task=attempt.task_name, error=error["message"]
             )
             await self._finish(attempt, "dead", error)
-
