@@ -152,6 +152,20 @@ flow f {
 }
 flow alias = shared.nightly
 """,
+    "limiters": """limiter api = rate(10/s, burst=20,)
+limiter db = concurrency(5)
+limiter slow = rate(100/10s, 2.5/m, per=limit)
+flow f {
+  defaults { limit db }
+  job a = m.t(limit=1, by=2, fair=3, weight=4) {
+    limit api by params.customer + "-" + by; fair by params.tenant weight params.weight
+    limit shared.db
+    fair by (x)
+  }
+  output limiter = a.out.by
+}
+""",
+    "a rate that is not one": "limiter api = rate(10/s + 1)\n",
     "windows newlines and no final newline": "use m\r\nflow f {\r\n  job a = m.t()\r\n}",
     "byte-order mark": "\ufeffuse m\nflow f {\n  job a = m.t()\n}\n",
     "empty": "",

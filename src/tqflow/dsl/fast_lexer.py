@@ -27,7 +27,7 @@ class Fallback(LanguageError):
 _PATTERNS = (
     r'f"[^"\\\n]*(?:\\.[^"\\\n]*)*"',  # FSTRING
     r"[A-Za-z_][A-Za-z0-9_]*",  # NAME (or a keyword)
-    r"->|\.\{|==|!=|<=|>=|[<>+\-(){}\[\],=:.;?]",  # operators
+    r"->|\.\{|==|!=|<=|>=|[<>+\-(){}\[\],=:.;?/]",  # operators
     r"[\t \f]+|\\[\t \f]*\r?\n",  # ignored: blanks, and a backslash that continues the line
     r"(?:(?:#[^\n]*)?\r?\n[\t ]*)+",  # _NL: newlines, with the comments and blank lines between them
     r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"',  # STRING
@@ -66,6 +66,7 @@ OPERATORS = {
     ".": "DOT",
     ";": "SEMICOLON",
     "?": "OPTIONAL",
+    "/": "SLASH",
 }
 
 # The keywords this fast path was written for; a keyword's kind is the word in capitals (as in Lark).
@@ -105,6 +106,11 @@ KNOWN_KEYWORDS = frozenset(
         "true",
         "false",
         "none",
+        "limiter",
+        "limit",
+        "by",
+        "fair",
+        "weight",
     ]
 )
 NEW_KEYWORD = "NEW_KEYWORD"  # a keyword of the grammar that the fast parser does not know yet

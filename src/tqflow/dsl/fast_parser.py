@@ -164,6 +164,7 @@ class _Parser:
         uses: list[ast.Use] = []
         imports: list[ast.Import] = []
         retries: list[ast.RetryDecl] = []
+        limiters: list[ast.LimiterDecl] = []
         flows: list[ast.Flow] = []
         aliases: list[ast.FlowAlias] = []
         self._skip(("_NL",))
@@ -174,6 +175,8 @@ class _Parser:
                 imports.append(self.import_decl())
             elif kind == "RETRY":
                 retries.append(self.retry_decl())
+            elif kind == "LIMITER":
+                limiters.append(self.limiter_decl())
             elif kind == "FLOW":
                 flow = self.flow_decl()
                 if isinstance(flow, ast.Flow):
@@ -191,6 +194,7 @@ class _Parser:
             uses=tuple(uses),
             imports=tuple(imports),
             retries=tuple(retries),
+            limiters=tuple(limiters),
             flows=tuple(flows),
             flow_aliases=tuple(aliases),
         )
@@ -243,6 +247,61 @@ class _Parser:
         )
         self._check_nesting(first, decl)
         return decl
+
+    def limiter_decl(self) -> ast.LimiterDecl:
+        """`limiter api = rate(10/s, burst=20)`: a one-word call whose arguments may be rates."""
+        first = self.expect("LIMITER")
+        name = self._name()
+        self.expect("EQUAL")
+        func = self._name()
+        self.expect("LPAR")
+        self._enter()
+        kinds = self.kinds
+        args: list[ast.Arg] = []
+        if kinds[self.i] != "RPAR":
+            args.append(self._limiter_arg())
+            while kinds[self.i] == "COMMA":
+                self.i += 1
+                if kinds[self.i] == "RPAR":
+                    break
+                args.append(self._limiter_arg())
+        close = self.expect("RPAR")
+        self.brackets -= 1
+        end = self.expect("_NL")
+        decl = ast.LimiterDecl(
+            span=self.span(first, end),
+            name=self._text(name),
+            name_span=self.token_span(name),
+            call=ast.Call(span=self.span(func, close), func=self._text(func), args=tuple(args)),
+        )
+        self._check_nesting(first, decl)
+        return decl
+
+    def _limiter_arg(self) -> ast.Arg:
+        first = self.i
+        kinds = self.kinds
+        if (kinds[first] == "INT" or kinds[first] == "FLOAT") and kinds[first + 1] == "SLASH":
+            self.i += 2  # `10/s`, `2.5/m` (the compiler refuses a float), `100/10s`
+            count_text = self._text(first)
+            count = ast.Literal(
+                span=self.token_span(first),
+                kind="int" if kinds[first] == "INT" else "float",
+                value=int(count_text) if kinds[first] == "INT" else float(count_text),
+                text=count_text,
+            )
+            if kinds[self.i] == "DURATION":
+                at = self.expect("DURATION")
+                text = self._text(at)
+                per = ast.Literal(
+                    span=self.token_span(at), kind="duration", value=parse_duration(text), text=text
+                )
+            else:
+                at = self._name()
+                text = self._text(at)
+                per = ast.Literal(span=self.token_span(at), kind="str", value=text, text=text)
+            span = self.span(first, at)
+            return ast.Arg(span=span, name=None, value=ast.Rate(span=span, count=count, per=per))
+        return self.arg()
 
     def flow_decl(self) -> ast.Flow | ast.FlowAlias:
         first = self.expect("FLOW")
@@ -497,7 +556,7 @@ class _Parser:
         first = self.i
         kind = self.kinds[first]
         self.i += 1
-        value: ast.Expr | ast.RetrySpec | ast.RetryBlock | ast.Unique | str
+        value: ast.Expr | ast.RetrySpec | ast.RetryBlock | ast.Unique | ast.Limit | ast.Fair | str
         if kind == "AFTER" or kind == "WHEN":
             value = self.expr()
         elif kind == "PRIORITY":
@@ -519,6 +578,28 @@ class _Parser:
                 self.i += 1
                 options.append(self.retry_option())
             value = ast.Unique(span=self.span(first, self.i - 1), options=tuple(options))
+        elif kind == "LIMIT":
+            start = self.i
+            parts = [self._text(self._name())]
+            while self.kinds[self.i] == "DOT":
+                self.i += 1
+                parts.append(self._text(self._attr_name()))
+            where = self.span(start, self.i - 1)
+            by = None
+            if self.kinds[self.i] == "BY":
+                self.i += 1
+                by = self.expr()
+            value = ast.Limit(
+                span=self.span(first, self.i - 1), limiter=".".join(parts), by=by, limiter_span=where
+            )
+        elif kind == "FAIR":
+            self.expect("BY")
+            key = self.expr()
+            weight = None
+            if self.kinds[self.i] == "WEIGHT":
+                self.i += 1
+                weight = self.expr()
+            value = ast.Fair(span=self.span(first, self.i - 1), key=key, weight=weight)
         else:
             raise Fallback(f"no setting starts with {kind}")
         return ast.Setting(span=self.span(first, self.i - 1), kind=kind.lower(), value=value)
