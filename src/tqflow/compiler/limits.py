@@ -159,7 +159,7 @@ def _rate_value(ctx: Context, value: ast.Expr) -> tuple[int, int]:
             "TQ0802",
             f"a rate of `{_shown(count)}/{_shown(value.per)}` can never admit a job",
             count.span,
-            label="no job would ever start",
+            label="the bucket never refills",
             help="to stop a flow's jobs for a while, pause its schedules (`tqc pause FLOW`)",
         )
     return rate, period_ms
