@@ -228,3 +228,23 @@ def test_keys_read_late_are_made_of_fields_indexes_fstrings_and_plus() -> None:
     assert [code for code, _ in errors(minus)] == ["TQ0804"]
     early = head + "  params { n: Int = 2 }\n  job a = t.source(n=1) { limit api by params.n - 1 }\n}\n"
     assert errors(early) == []  # evaluated when the run starts: any expression
+
+
+def test_the_new_keywords_are_still_names() -> None:
+    text = (
+        "limiter fair = rate(1/s)\nlimiter by = concurrency(2)\nlimiter weight = concurrency(2)\n"
+        'flow f {\n  params { by: Str = "x"; weight: Int = 2; limit: Int = 1; fair: Str = "f" }\n'
+        "  job limit = t.source(n=params.limit) {\n    limit fair by params.by\n    limit by by params.fair\n"
+        "    limit weight\n    fair by params.fair weight params.weight\n  }\n"
+        "  job by = t.total(values=limit.out)\n}\n"
+    )
+    flow = plan(text).flows["f"]
+    assert flow.jobs["limit"].limits == [
+        LimitUse(limiter="test.fair", by={"param": "by"}),
+        LimitUse(limiter="test.by", by={"param": "fair"}),
+        LimitUse(limiter="test.weight"),
+    ]
+    assert flow.jobs["limit"].fair == FairPlan(key={"param": "fair"}, weight={"param": "weight"})
+    assert flow.jobs["by"].data_deps == ["limit"]
+    formatted = format_source(HEAD + text)
+    assert format_source(formatted) == formatted
