@@ -34,7 +34,8 @@ class Ref:
     kind: "task" (the `task` of `alias.task(…)`), "module" (a `use` line, or the `alias` of a call),
     "job" (a job's name where it is declared or read), "arg" (an argument name of a task call),
     "param" (a flow parameter, declared or read as `params.x`), "var" (a fan-out variable),
-    "policy" (a named retry policy, declared or used), "exception" (an exception class in a retry rule).
+    "policy" (a named retry policy, declared or used), "exception" (an exception class in a retry rule),
+    "limiter" (a limiter of this file, declared or named by `limit`).
     """
 
     kind: str
@@ -173,6 +174,9 @@ def _refs(model: Model) -> Iterator[Ref]:
     for decl in model.module.retries:
         yield Ref("policy", decl.name_span, decl.name, declaration=True)
         yield from _retry_refs(decl.spec, policies)
+    limiters = {d.name for d in model.module.limiters}
+    for limiter in model.module.limiters:
+        yield Ref("limiter", limiter.name_span, limiter.name, declaration=True)
     for flow in model.module.flows:
         jobs = {j.name for j in flow.jobs}
         for param in flow.params:
@@ -198,6 +202,8 @@ def _refs(model: Model) -> Iterator[Ref]:
             for setting in job.settings:
                 yield from _setting_refs(setting, flow.name, jobs, shadow)
                 yield from _retry_refs(setting.value, policies) if setting.kind == "retry" else ()
+                if isinstance(setting.value, ast.Limit) and setting.value.limiter in limiters:
+                    yield Ref("limiter", setting.value.limiter_span, setting.value.limiter, flow.name)
         for output in flow.outputs:
             yield from _expr_refs(output.value, flow.name, jobs, None)
 
@@ -246,11 +252,18 @@ def _retry_refs(value: object, policies: set[str]) -> Iterator[Ref]:
 
 
 def _setting_refs(setting: ast.Setting, flow: str, jobs: set[str], shadow: str | None) -> Iterator[Ref]:
-    """Only `after`, `when` and a `unique key=` hold expressions over jobs and parameters; other settings
-    hold bare words (`priority high`, `retry … jitter=full`) that are not names of anything."""
+    """Only `after`, `when`, a `unique key=`, a `limit … by` key and `fair` hold expressions over jobs and
+    parameters; other settings hold bare words (`priority high`, `retry … jitter=full`) that are not
+    names of anything."""
     value = setting.value
     if setting.kind in ("after", "when") and isinstance(value, ast.Expr):
         yield from _expr_refs(value, flow, jobs, shadow)
+    elif isinstance(value, ast.Limit) and value.by is not None:
+        yield from _expr_refs(value.by, flow, jobs, shadow)
+    elif isinstance(value, ast.Fair):
+        for part in (value.key, value.weight):
+            if part is not None:
+                yield from _expr_refs(part, flow, jobs, shadow)
     elif isinstance(value, ast.Unique):
         for option in value.options:
             if option.name == "key":

@@ -134,7 +134,21 @@ def _hover_text(model: Model, ref: Ref) -> str | None:
             return None
         text = model.source.text[policy.span.start : policy.span.end].strip()
         return f"```tqflow\n{text}\n```"
+    if ref.kind == "limiter":
+        limiter = next((d for d in model.module.limiters if d.name == ref.name), None)
+        return _limiter_markdown(model, limiter) if limiter else None
     return None
+
+
+def _limiter_markdown(model: Model, limiter: ast.LimiterDecl) -> str:
+    text = model.source.text[limiter.span.start : limiter.call.span.end]  # not the comments after
+    kind = limiter.call.func
+    meaning = {
+        "rate": "a rate limit: jobs that name it start at most this often, per `by` key, across all workers",
+        "concurrency": "a concurrency limit: at most this many of the jobs that name it run at once, per "
+        "`by` key, across all workers",
+    }.get(kind, "a limiter")
+    return f"```tqflow\n{text}\n```\n\n{meaning}"
 
 
 def _task_markdown(model: Model, func: str, signature: TaskSignature) -> str:
@@ -184,9 +198,9 @@ def definition(model: Model, index: LineIndex, position: types.Position, uri: st
     if ref.kind == "exception":
         found = _exception_class(model, ref.name)
         return _python_location(found[0], found[1].position, len(found[1].name)) if found else None
-    if ref.kind == "policy":
+    if ref.kind in ("policy", "limiter"):
         decl = next(
-            (r for r in model.refs if r.kind == "policy" and r.name == ref.name and r.declaration), None
+            (r for r in model.refs if r.kind == ref.kind and r.name == ref.name and r.declaration), None
         )
         return types.Location(uri=uri, range=index.range(decl.span)) if decl else None
     if ref.kind in ("job", "param"):
@@ -250,8 +264,10 @@ JOB_SETTINGS = (
     "queue",
     "unique",
     "dead_letter",
+    "limit",
+    "fair",
 )
-TOP_KEYWORDS = ("use", "import", "retry", "flow")
+TOP_KEYWORDS = ("use", "import", "retry", "limiter", "flow")
 STATUSES = ("succeeded", "failed", "done", "skipped")
 STATUS_FUNCTIONS = ("any_failed", "all_failed", "any_succeeded", "all_succeeded", "all_done", "any_done")
 RUN_FIELDS = ("id", "date", "time")
@@ -274,6 +290,11 @@ def completion(model: Model | None, index: LineIndex, position: types.Position) 
         signature, given, at_name, _func = call
         if at_name:
             return _argument_names(signature, given)
+    if re.fullmatch(r"\s*limit\s+\w*", prefix):
+        return [
+            _item(d.name, K.Constant, f"limiter = {d.call.func}(…)", _limiter_markdown(model, d))
+            for d in model.module.limiters
+        ]
     if re.fullmatch(r"\s*job\s+\w+\s*=\s*\w*", prefix):
         return [_item(alias, K.Module, f"module {m.name}") for alias, m in sorted(model.modules.items())]
     if re.fullmatch(r"\s*\w*", prefix):
@@ -604,6 +625,11 @@ def document_symbols(model: Model, index: LineIndex) -> list[types.DocumentSymbo
         flow_symbol = _symbol(flow.name, types.SymbolKind.Module, index, flow.span, flow.name_span, "flow")
         flow_symbol.children = children
         symbols.append(flow_symbol)
+    for limiter in model.module.limiters:
+        detail = f"limiter = {limiter.call.func}(…)"
+        symbols.append(
+            _symbol(limiter.name, types.SymbolKind.Constant, index, limiter.span, limiter.name_span, detail)
+        )
     return symbols
 
 
