@@ -209,3 +209,22 @@ def test_the_throttle_example_compiles_and_matches_its_plan_snapshot() -> None:
     if os.environ.get("TQFLOW_UPDATE_SNAPSHOTS"):
         snapshot.write_text(text)
     assert text == snapshot.read_text()
+
+
+def test_keys_read_late_are_made_of_fields_indexes_fstrings_and_plus() -> None:
+    head = "limiter api = rate(10/s)\nflow f {\n  job k = t.double(values=[1, 2])\n"
+    ok = head + (
+        '  job a = t.source(n=u) for u in k.out {\n    limit api by f"{u}-{k.out[0]}"\n'
+        "    fair by k.out[0] + u weight u\n  }\n}\n"
+    )
+    job = plan(ok).flows["f"].jobs["a"]
+    assert job.limits == [
+        LimitUse(limiter="test.api", by={"fstr": [{"var": "u"}, "-", {"index": [{"out": "k"}, {"lit": 0}]}]})
+    ]
+    assert job.fair == FairPlan(
+        key={"op": "+", "args": [{"index": [{"out": "k"}, {"lit": 0}]}, {"var": "u"}]}, weight={"var": "u"}
+    )
+    minus = head + "  job a = t.source(n=1) { limit api by k.out[0] - 1 }\n}\n"
+    assert [code for code, _ in errors(minus)] == ["TQ0804"]
+    early = head + "  params { n: Int = 2 }\n  job a = t.source(n=1) { limit api by params.n - 1 }\n}\n"
+    assert errors(early) == []  # evaluated when the run starts: any expression

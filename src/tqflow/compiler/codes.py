@@ -339,14 +339,17 @@ _CODES = [
         "turns across its values, so EXPR is a string or an int (an f-string turns other values into\n"
         "one), not none, and known before the job starts: `params`, `run`, the fan-out variable, or an\n"
         "upstream job's result (the job then waits for that job, as it does for data it reads), never\n"
-        "the job's own. In `defaults`, which applies to every job, it may read only `params` and `run`.",
+        "the job's own. In `defaults`, which applies to every job, it may read only `params` and `run`.\n"
+        "A key that reads an upstream result or the fan-out item is finished when the job is ready, from\n"
+        'fields, indexes, f-strings and `+` only (`f"{a.out.region}-{u}"`).',
     ),
     Code(
         "TQ0805",
         "invalid fairness weight",
         "`fair by EXPR weight W` gives a key W turns for every turn of a key of weight 1 (the default).\n"
         "A weight is a number greater than 0: a constant is checked by the compiler, an expression\n"
-        "(`params.weight`) must be an Int or Float.",
+        "(`params.weight`) must be an Int or Float; one that reads an upstream result is made of fields,\n"
+        "indexes and `+` only.",
     ),
 ]
 
