@@ -27,6 +27,7 @@ STYLES = {
     "queued": "magenta",
     "scheduled": "yellow",
     "retrying": "dark_orange",
+    "awaiting": "magenta",
     "dead": "red",
     "failed": "red",
     "skipped": "bright_black",

@@ -45,6 +45,7 @@ JOB_FIELDS = (
     "fan_out",
     "unique",
     "dead_letter",
+    "signal",
 )
 
 

@@ -1,4 +1,4 @@
--- Move delayed jobs that are due onto their streams. Returns {moved, next due ms or -1}.
+-- Move delayed jobs that are due onto their streams; fail signal jobs whose timeout came. Returns {moved, next due ms or -1}.
 -- KEYS[1] delayed key. ARGV: now, limit
 refuse_when_full()
 local now = tonumber(ARGV[1])
@@ -6,7 +6,8 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumb
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
   local state = redis.call('HGET', job_key(id), 'state')
-  if state == 'scheduled' or state == 'retrying' then push(id, now) end
+  if state == 'scheduled' or state == 'retrying' then push(id, now)
+  elseif state == 'awaiting' then time_out_signal(id, now) end
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_due = -1
