@@ -25,6 +25,7 @@ STYLES = {
     "succeeded": "green",
     "running": "blue",
     "queued": "magenta",
+    "limited": "dark_orange3",
     "scheduled": "yellow",
     "retrying": "dark_orange",
     "awaiting": "magenta",

@@ -8,6 +8,7 @@ from tqflow.compiler.calls import check_arguments, resolve_task
 from tqflow.compiler.context import Context
 from tqflow.compiler.expressions import Scope, lower, lower_condition
 from tqflow.compiler.graph import check_cycles, topological_order
+from tqflow.compiler.limits import lower_default_fair, lower_flow_control
 from tqflow.compiler.python_tasks import ModuleInfo, TaskSignature
 from tqflow.compiler.pytypes import PyTypes
 from tqflow.compiler.retry import lower_retry
@@ -30,6 +31,7 @@ from tqflow.plan import (
     UniquePlan,
 )
 from tqflow.plan.durations import format_duration
+from tqflow.plan.model import FairPlan, LimiterPlan
 
 CONFLICTS = ("skip", "reject", "replace")
 UNIQUE_OPTIONS = ("key", "within", "conflict")
@@ -50,10 +52,14 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
     env = _type_env(ctx, flow, signatures)
     param_plans = _params(ctx, flow, params, env)
     defaults = _settings(ctx, flow.defaults, "defaults", flow.name, job_names, params, None)
+    default_fair = lower_default_fair(ctx, flow, env)
     jobs: dict[str, JobPlan] = {}
     waits_for: dict[str, set[str]] = {}
+    limiters: dict[str, LimiterPlan] = {}
     for job in flow.jobs:
-        plan = _lower_job(ctx, flow, job, signatures.get(job.name), defaults, env, waits_for)
+        plan = _lower_job(
+            ctx, flow, job, signatures.get(job.name), defaults, env, waits_for, default_fair, limiters
+        )
         if plan is not None:
             jobs[job.name] = plan
     outputs = [
@@ -74,6 +80,7 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
         outputs=outputs,
         triggers=triggers,
         modules=sorted({s.module for s in signatures.values()}),
+        limiters=limiters,
     )
 
 
@@ -163,6 +170,8 @@ def _lower_job(
     defaults: dict[str, Any],
     env: TypeEnv,
     waits_for: dict[str, set[str]],
+    default_fair: FairPlan | None,
+    limiters: dict[str, LimiterPlan],
 ) -> JobPlan | None:
     params, job_names = env.param_names, env.job_names
     if job.signal is not None:
@@ -182,6 +191,8 @@ def _lower_job(
         if setting.kind == "when" and isinstance(setting.value, ast.Expr):
             infer(ctx, setting.value, job_env)
     settings = {**defaults, **_settings(ctx, job.settings, job.name, flow.name, job_names, params, scope)}
+    control = lower_flow_control(ctx, job, scope, job_env, default_fair)  # keys read upstream: waits
+    limiters.update(control.limiters)
     after_waits: dict[str, Span] = settings.pop("_after_waits", {})
     for upstream, span in [*scope.reads.items(), *after_waits.items()]:
         ctx.dep_spans.setdefault((flow.name, job.name, upstream), span)
@@ -212,6 +223,8 @@ def _lower_job(
         fan_out=fan_out,
         unique=settings.get("unique"),
         dead_letter=settings.get("dead_letter", _task_text(signature.options, "dead_letter")),
+        limits=control.limits,
+        fair=control.fair,
     )
 
 
@@ -340,6 +353,13 @@ def _settings(
                     "TQ0502", f"a {setting.kind.replace('_', '-')} queue name cannot be empty", setting.span
                 )
             result[setting.kind] = value
+        elif setting.kind == "limit" and scope is None:
+            ctx.error(
+                "TQ0502",
+                "`limit` belongs on a job, not in `defaults`",
+                setting.span,
+                help="write `limit NAME` in the block of each job that needs the limiter",
+            )
         elif setting.kind == "unique" and isinstance(value, ast.Unique):
             if scope is None:
                 ctx.error("TQ0502", "`unique` belongs on a job, not in `defaults`", setting.span)

@@ -143,7 +143,7 @@ def start(
 
 
 def promote(keys: Keys, now: int, limit: int) -> ScriptCall:
-    return ScriptCall("promote", [keys.delayed], [now, limit])
+    return ScriptCall("promote", [keys.delayed, keys.limit_due], [now, limit])
 
 
 def age(keys: Keys, now: int, aging_ms: int, top: int, queues: Sequence[str]) -> ScriptCall:

@@ -223,7 +223,19 @@ async function queuesView() {
       <td class="num">${ago(l.oldest_age_ms)}</td></tr>`)).join("");
   return `<h1>Queues</h1><p>${overview.delayed} delayed or retrying · <a href="#/dlq">${overview.dead} dead-lettered</a></p>
     <table id="queues"><thead><tr><th>Queue</th><th>Priority</th><th class="num">Waiting</th><th></th><th class="num">Running</th><th class="num">Oldest waiting</th></tr></thead>
-    <tbody>${rows || `<tr><td colspan="6" class="muted">No queues yet.</td></tr>`}</tbody></table>`;
+    <tbody>${rows || `<tr><td colspan="6" class="muted">No queues yet.</td></tr>`}</tbody></table>${await limitsPanel()}`;
+}
+
+// Rate and concurrency limiters (GET /api/limits): each limiter's use and its waiting jobs, busiest keys first.
+async function limitsPanel() {
+  if (!routes.has("/api/limits")) return "";
+  const overview = await api("/api/limits");
+  if (!overview.limiters.length) return "";
+  const rows = overview.limiters.map((l) => `<tr data-limiter="${esc(l.name)}"><td>${esc(l.name)}</td><td>${esc(l.definition)}</td>
+      <td class="num">${l.keys.length}</td><td class="num">${l.in_use}</td><td class="num">${l.waiting}</td>
+      <td class="muted">${l.keys.slice(0, 5).map((k) => `${esc(k.key || "(one bucket)")}: ${k.in_use} in use, ${k.waiting} waiting`).join(" · ")}</td></tr>`).join("");
+  return `<h2>Limiters</h2><table id="limits"><thead><tr><th>Limiter</th><th>Definition</th><th class="num">Keys</th><th class="num">In use</th><th class="num">Waiting</th><th>Busiest keys</th></tr></thead>
+    <tbody>${rows}</tbody></table>`;
 }
 
 async function queueView(params, name) {
