@@ -368,10 +368,11 @@ def _before_start(
     result at all."""
     own = Scope(scope.flow, scope.params, scope.jobs, set(scope.variables))
     tree = lower(ctx, expr, own)
+    code = "TQ0805" if what == "fairness weight" else "TQ0804"
     if job is None and own.reads:
         upstream, span = next(iter(own.reads.items()))
         ctx.error(
-            "TQ0804",
+            code,
             f"the {what} in `defaults` reads `{upstream}.out`",
             span,
             label="a job's result",
@@ -381,12 +382,23 @@ def _before_start(
         return tree
     if job is not None and job.name in own.reads:
         ctx.error(
-            "TQ0804",
+            code,
             f"the {what} of job `{job.name}` reads its own result",
             own.reads.pop(job.name),
             label="known only after the job ran",
-            help="it must be known before the job starts: build it from `params`, `run`, the fan-out "
-            "variable or an upstream job's result",
+            help="it must be known before the job starts: build it from `params`, `run` or an upstream "
+            "job's result",
+        )
+        return tree
+    item = next((n for n in _walk(expr) if isinstance(n, ast.Name) and n.id in scope.variables), None)
+    if job is not None and item is not None:
+        ctx.error(
+            code,
+            f"the {what} of job `{job.name}` reads the fan-out item `{item.id}`",
+            item.span,
+            label="a different value for each item",
+            notes=("the items of a fan-out job share the job's limits and fair share, keyed once for all",),
+            help="key it by what the whole job shares: a parameter, `run` or an upstream job's result",
         )
         return tree
     for upstream, span in own.reads.items():
@@ -395,22 +407,14 @@ def _before_start(
         _check_weight(ctx, expr, env)
     else:
         _check_key_type(ctx, expr, env, what)
-    if own.reads or _reads_a_variable(tree):
+    if own.reads:
         _check_late_form(ctx, expr, what)
     return tree
 
 
 # What the runtime can finish when the job is ready (lua/flow_keys.lua): the parts of a key that do not
-# read an upstream result or the fan-out item are evaluated when the run starts, the rest with these.
+# read an upstream result are evaluated when the run starts, the rest with these.
 LATE_FORMS = (ast.Name, ast.Attr, ast.Index, ast.FString, ast.Literal)
-
-
-def _reads_a_variable(tree: object) -> bool:
-    if isinstance(tree, dict):
-        return "var" in tree or any(_reads_a_variable(v) for v in tree.values())
-    if isinstance(tree, list):
-        return any(_reads_a_variable(v) for v in tree)
-    return False
 
 
 def _check_late_form(ctx: Context, expr: ast.Expr, what: str) -> None:
@@ -422,7 +426,7 @@ def _check_late_form(ctx: Context, expr: ast.Expr, what: str) -> None:
             made_of = "fields, indexes and `+`" if weight else "fields, indexes, f-strings and `+`"
             ctx.error(
                 "TQ0805" if weight else "TQ0804",
-                f"a {what} that reads an upstream result or the fan-out item is made of {made_of} only",
+                f"a {what} that reads an upstream result is made of {made_of} only",
                 node.span,
                 label="not one of those",
                 help="compute it in the upstream task"
