@@ -39,6 +39,7 @@ from tqflow.runtime.limit_inspect import waiting_jobs
 from tqflow.runtime.limits import LimitArg
 from tqflow.runtime.resume import Resumed, ResumeError, resume_run
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
+from tqflow.runtime.signals import Signalled, WaitingSignal, send_signal, waiting_signals
 from tqflow.runtime.store import calls, lean
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
@@ -142,6 +143,26 @@ class Client:
         """Re-run an ended run's jobs that did not succeed (or `from_job` and everything downstream of it)
         on the run's own version, keeping the others' outputs; the run is running again."""
         return await resume_run(self.redis, self.keys, self.scripts, self.deployments, run_id, from_job)
+
+    async def signal(self, run_id: str, name: str, payload: Any) -> Signalled:
+        """Send `payload` to the run's signal job `name`: it becomes the job's result (`name.out`). Checked
+        against the job's type first (SignalPayloadError, the job keeps waiting); sent before the run
+        reaches the job, it is kept and delivered when it does (status `kept`). A job that received one,
+        timed out or was skipped refuses it (SignalRefused)."""
+        return await send_signal(
+            self.redis,
+            self.keys,
+            self.scripts,
+            self.deployments,
+            run_id,
+            name,
+            payload,
+            self.payload_settings.max_bytes,
+        )
+
+    async def waiting_signals(self, run_id: str | None = None, limit: int = 100) -> list[WaitingSignal]:
+        """Signal jobs awaiting their payload now, oldest first (one run's with `run_id`)."""
+        return await waiting_signals(self.redis, self.keys, self.deployments, run_id, limit)
 
     async def pause(self, flow: str) -> int:
         """Stop the flow's schedules (runs can still be started by hand); returns its current version."""

@@ -49,6 +49,7 @@ JOB_FIELDS = (
     "fan_out",
     "unique",
     "dead_letter",
+    "signal",
     "limits",
     "fair",
 )

@@ -138,6 +138,8 @@ def job_records(flow: FlowPlan, env: Environment | None = None) -> list[dict[str
                 "deps_left": len(job.waits_for),
             }
         )
+        if job.signal is not None:  # waits for a payload instead of running a task (lua/common.lua)
+            records[-1]["signal"] = job.signal.timeout_ms or 0
     return records
 
 

@@ -78,6 +78,15 @@ class Keys:
     def run_done(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:done"
 
+    def run_signals(self, run_id: str) -> str:
+        """hash: signal job name -> payload sent before the run reached the job (delivered when it does)."""
+        return f"{self.prefix}:run:{run_id}:signals"
+
+    @property
+    def awaiting(self) -> str:
+        """zset: signal job id -> since when (ms) it awaits its payload."""
+        return f"{self.prefix}:awaiting"
+
     def flow(self, name: str) -> str:
         return f"{self.control}:flow:{name}"
 

@@ -124,11 +124,44 @@ local function delay_job(k, id, state, due)
   redis.call('HSET', k, 'state', state, 'due', due)
 end
 
--- A run job became ready: put it on its stream, or in the delayed set when it asks for a delay.
--- `known`: {delay_ms, deadline_ms, queue, prio, opts} when the caller read them already (resolve).
+-- A signal job (record field `signal`: its timeout in ms, 0 = none) that became ready runs no task: a payload
+-- sent before it was reached (kept in the run's :signals hash) is its result at once; else it waits in
+-- state `awaiting`, holding no worker, listed in the :awaiting index and, with a timeout, in the delayed
+-- set until then (promote.lua fails it when due). Returns true when it ended at once.
+local awaiting_key = prefix .. ':awaiting'
+local function await_signal(k, id, now, timeout)
+  local run_id, name = unpack(redis.call('HMGET', k, 'run', 'name'))
+  local sk = run_key(run_id) .. ':signals'
+  local kept = redis.call('HGET', sk, name)
+  if kept then
+    redis.call('HDEL', sk, name)
+    redis.call('HSET', k, 'state', 'succeeded', 'result', kept, 'started', now, 'finished', now)
+    return true
+  end
+  redis.call('HSET', k, 'state', 'awaiting', 'started', now)
+  redis.call('ZADD', awaiting_key, now, id)
+  if timeout > 0 then
+    local first = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
+    if first[2] == nil or tonumber(first[2]) > now + timeout then redis.call('PUBLISH', wake_channel, now + timeout) end
+    redis.call('ZADD', delayed_key, now + timeout, id)
+    redis.call('HSET', k, 'due', now + timeout)
+  end
+  return false
+end
+
+-- A signal job leaves the waiting indexes (delivered, timed out or cancelled).
+local function stop_awaiting(id)
+  redis.call('ZREM', awaiting_key, id)
+  redis.call('ZREM', delayed_key, id)
+end
+
+-- A run job became ready: put it on its stream, or in the delayed set when it asks for a delay; a signal
+-- job waits for its payload instead. Returns true when the job ended at once (a signal kept for it).
+-- `known`: {delay_ms, deadline_ms, queue, prio, opts, signal} when the caller read them already (resolve).
 local function schedule(id, now, known)
   local k = job_key(id)
-  local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio', 'opts')
+  local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio', 'opts', 'signal')
+  if f[6] then return await_signal(k, id, now, tonumber(f[6]) or 0) end
   local delay = tonumber(f[1] or '0') or 0
   local deadline = tonumber(f[2] or '0') or 0
   if delay > 0 then
@@ -139,6 +172,7 @@ local function schedule(id, now, known)
   else
     make_ready(k, id, f[3], f[4], now, f[5])
   end
+  return false
 end
 
 local function status_holds(state, status)
@@ -170,11 +204,11 @@ local function condition_holds(cond, run_id)
 end
 
 -- All of a job's upstream jobs are terminal: run it if its data and `after` condition hold,
--- else skip it. Returns true when it was skipped (so the caller propagates that).
+-- else skip it. Returns true when it was skipped, or ended at once (so the caller propagates that).
 local function resolve(id, now)
   local k = job_key(id)
   local f = redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after', 'delay_ms', 'deadline_ms', 'queue', 'prio',
-    'opts')
+    'opts', 'signal')
   local state, run_id, data_deps, after = f[1], f[2], f[3], f[4]
   if state ~= 'waiting' then return false end  -- cancelled while it waited: already counted
   for _, dep in ipairs(cjson.decode(data_deps or '[]')) do
@@ -187,8 +221,7 @@ local function resolve(id, now)
     redis.call('HSET', k, 'state', 'skipped', 'finished', now, 'reason', 'after condition cannot hold')
     return true
   end
-  schedule(id, now, {f[5], f[6], f[7], f[8], f[9]})
-  return false
+  return schedule(id, now, {f[5], f[6], f[7], f[8], f[9], f[10]})
 end
 
 local function finish_run(rk, now)
@@ -296,6 +329,8 @@ local function cancel_idle(id, now, reason)
     if ff and ff ~= '' then fair_taken(q, ff, now) end
   elseif state == 'scheduled' or state == 'retrying' then
     redis.call('ZREM', delayed_key, id)
+  elseif state == 'awaiting' then
+    stop_awaiting(id)
   elseif state == 'limited' then
     redis.call('LREM', lim_base(limited) .. ':w', 1, id)
   elseif state ~= 'waiting' then
@@ -508,4 +543,20 @@ local function ack_all(acks)
       redis.call('XDEL', stream, unpack(page))
     end
   end
+end
+
+-- A signal job's timeout came before its payload: it fails (state dead, not dead-lettered: no task ran to
+-- replay), so `after NAME.failed` paths apply; resuming the run makes it wait again.
+local function time_out_signal(id, now)
+  local k = job_key(id)
+  local name, timeout = unpack(redis.call('HMGET', k, 'name', 'signal'))
+  stop_awaiting(id)
+  local ms, shown = tonumber(timeout) or 0, nil
+  for _, unit in ipairs({{86400000, 'd'}, {3600000, 'h'}, {60000, 'm'}, {1000, 's'}}) do
+    if not shown and ms >= unit[1] and ms % unit[1] == 0 then shown = (ms / unit[1]) .. unit[2] end
+  end
+  redis.call('HSET', k, 'state', 'dead', 'finished', now, 'error', cjson.encode({type = 'SignalTimeout',
+    message = 'no signal ' .. (name or '?') .. ' arrived within ' .. (shown or (ms .. 'ms'))}))
+  redis.call('HDEL', k, 'due')
+  on_terminal(id, now)
 end
