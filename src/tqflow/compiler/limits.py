@@ -159,7 +159,7 @@ def _rate_value(ctx: Context, value: ast.Expr) -> tuple[int, int]:
             "TQ0802",
             f"a rate of `{_shown(count)}/{_shown(value.per)}` can never admit a job",
             count.span,
-            label="no job would ever start",
+            label="the bucket never refills",
             help="to stop a flow's jobs for a while, pause its schedules (`tqc pause FLOW`)",
         )
     return rate, period_ms
@@ -368,10 +368,11 @@ def _before_start(
     result at all."""
     own = Scope(scope.flow, scope.params, scope.jobs, set(scope.variables))
     tree = lower(ctx, expr, own)
+    code = "TQ0805" if what == "fairness weight" else "TQ0804"
     if job is None and own.reads:
         upstream, span = next(iter(own.reads.items()))
         ctx.error(
-            "TQ0804",
+            code,
             f"the {what} in `defaults` reads `{upstream}.out`",
             span,
             label="a job's result",
@@ -381,12 +382,23 @@ def _before_start(
         return tree
     if job is not None and job.name in own.reads:
         ctx.error(
-            "TQ0804",
+            code,
             f"the {what} of job `{job.name}` reads its own result",
             own.reads.pop(job.name),
             label="known only after the job ran",
-            help="it must be known before the job starts: build it from `params`, `run`, the fan-out "
-            "variable or an upstream job's result",
+            help="it must be known before the job starts: build it from `params`, `run` or an upstream "
+            "job's result",
+        )
+        return tree
+    item = next((n for n in _walk(expr) if isinstance(n, ast.Name) and n.id in scope.variables), None)
+    if job is not None and item is not None:
+        ctx.error(
+            code,
+            f"the {what} of job `{job.name}` reads the fan-out item `{item.id}`",
+            item.span,
+            label="a different value for each item",
+            notes=("the items of a fan-out job share the job's limits and fair share, keyed once for all",),
+            help="key it by what the whole job shares: a parameter, `run` or an upstream job's result",
         )
         return tree
     for upstream, span in own.reads.items():
@@ -395,7 +407,47 @@ def _before_start(
         _check_weight(ctx, expr, env)
     else:
         _check_key_type(ctx, expr, env, what)
+    if own.reads:
+        _check_late_form(ctx, expr, what)
     return tree
+
+
+# What the runtime can finish when the job is ready (lua/flow_keys.lua): the parts of a key that do not
+# read an upstream result are evaluated when the run starts, the rest with these.
+LATE_FORMS = (ast.Name, ast.Attr, ast.Index, ast.FString, ast.Literal)
+
+
+def _check_late_form(ctx: Context, expr: ast.Expr, what: str) -> None:
+    """A key or weight read from an upstream result is built from fields, indexes, f-strings and `+`."""
+    weight = what == "fairness weight"
+    for node in _walk(expr):
+        plus = isinstance(node, ast.BinOp) and node.op == "+"
+        if not plus and not isinstance(node, LATE_FORMS):
+            made_of = "fields, indexes and `+`" if weight else "fields, indexes, f-strings and `+`"
+            ctx.error(
+                "TQ0805" if weight else "TQ0804",
+                f"a {what} that reads an upstream result is made of {made_of} only",
+                node.span,
+                label="not one of those",
+                help="compute it in the upstream task"
+                if weight
+                else 'compute the key in the upstream task, or use an f-string like `f"{a.out.region}"`',
+            )
+            return
+
+
+def _walk(expr: ast.Expr) -> list[ast.Expr]:
+    children: list[ast.Expr] = []
+    match expr:
+        case ast.Attr(value=value):
+            children = [value]
+        case ast.Index(value=value, index=index):
+            children = [value, index]
+        case ast.BinOp(left=left, right=right):
+            children = [left, right]
+        case ast.FString(parts=parts):
+            children = [p for p in parts if isinstance(p, ast.Expr)]
+    return [expr, *(n for c in children for n in _walk(c))]
 
 
 def _check_key_type(ctx: Context, expr: ast.Expr, env: TypeEnv, what: str) -> None:

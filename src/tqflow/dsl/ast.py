@@ -221,11 +221,21 @@ class FanOut(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SignalWait(Node):
+    """`signal TYPE`: the job runs no task; it waits for a payload of TYPE sent to its run."""
+
+    type: TypeRef
+
+
+@dataclass(frozen=True, kw_only=True)
 class Job(Node):
+    """A job: a task call (`call`), or a signal wait (`signal`, with an empty `call`)."""
+
     name: str
     call: Call
     fan_out: FanOut | None = None
     settings: tuple[Setting, ...] = ()
+    signal: SignalWait | None = None
     name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 

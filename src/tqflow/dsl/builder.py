@@ -219,6 +219,17 @@ class Builder(Transformer[Token, Any]):
             settings=tuple(block or ()),
         )
 
+    def signal_job(self, meta: Any, items: list[Any]) -> ast.Job:
+        name, type_ref, block = items
+        return ast.Job(
+            span=meta_span(meta),
+            name=str(name),
+            name_span=token_span(name),
+            call=ast.Call(span=type_ref.span, func="", args=()),
+            signal=ast.SignalWait(span=type_ref.span, type=type_ref),
+            settings=tuple(block or ()),
+        )
+
     def fan_out(self, meta: Any, items: list[Any]) -> ast.FanOut:
         var, over = items
         return ast.FanOut(span=meta_span(meta), var=str(var), over=over)

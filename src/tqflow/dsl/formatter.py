@@ -287,6 +287,8 @@ class _Printer:
 
     def job(self, job: ast.Job) -> None:
         head = f"job {job.name} = {_call(job.call, 1)}"
+        if job.signal is not None:
+            head = f"job {job.name} = signal {job.signal.type}"
         if job.fan_out is not None:
             head += f" for {job.fan_out.var} in {expr(job.fan_out.over, 1)}"
         if not job.settings:

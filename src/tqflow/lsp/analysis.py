@@ -35,7 +35,7 @@ class Ref:
     "job" (a job's name where it is declared or read), "arg" (an argument name of a task call),
     "param" (a flow parameter, declared or read as `params.x`), "var" (a fan-out variable),
     "policy" (a named retry policy, declared or used), "exception" (an exception class in a retry rule),
-    "limiter" (a limiter of this file, declared or named by `limit`).
+    "limiter" (a limiter of this file or of an imported one, declared or named by `limit`).
     """
 
     kind: str
@@ -46,12 +46,21 @@ class Ref:
     declaration: bool = False
 
 
+@dataclass(frozen=True)
+class LimiterSite:
+    """A limiter's declaration and the file it is in (this document, or a file it imports)."""
+
+    source: Source
+    decl: ast.LimiterDecl
+
+
 @dataclass
 class Model:
     source: Source
     module: ast.Module
     modules: dict[str, ModuleInfo] = field(default_factory=dict)  # `use` alias -> module read with ast
     refs: list[Ref] = field(default_factory=list)
+    limiters: dict[str, LimiterSite] = field(default_factory=dict)  # `api`, `shared.db` -> declaration
 
     def at(self, line: int, column: int) -> Ref | None:
         """The innermost reference at a 1-based position (the end of a name counts, for a cursor)."""
@@ -128,8 +137,24 @@ def build(source: Source, errors: Diagnostics | None = None) -> Model | None:
             model.modules[use.bound_name] = read_module(use.module, search)
         except Exception:  # not found, unreadable, a syntax error: `tqc check` says which
             continue
+    model.limiters = {d.name: LimiterSite(source, d) for d in module.limiters}
+    model.limiters.update(_imported_limiters(source, module))
     model.refs = list(_refs(model))
     return model
+
+
+def _imported_limiters(source: Source, module: ast.Module) -> dict[str, LimiterSite]:
+    """The limiters of the files `import` lines name, as `alias.name` (files that do not parse: none)."""
+    found: dict[str, LimiterSite] = {}
+    for imp in module.imports:
+        try:
+            imported = Source.from_file(source.directory / imp.path)
+        except (OSError, ValueError):
+            continue
+        parsed = parse(imported, Diagnostics())
+        for decl in parsed.limiters if parsed is not None else ():
+            found[f"{imp.alias}.{decl.name}"] = LimiterSite(imported, decl)
+    return found
 
 
 def build_lenient(source: Source, line: int) -> Model | None:
@@ -174,7 +199,7 @@ def _refs(model: Model) -> Iterator[Ref]:
     for decl in model.module.retries:
         yield Ref("policy", decl.name_span, decl.name, declaration=True)
         yield from _retry_refs(decl.spec, policies)
-    limiters = {d.name for d in model.module.limiters}
+    limiters = set(model.limiters)
     for limiter in model.module.limiters:
         yield Ref("limiter", limiter.name_span, limiter.name, declaration=True)
     for flow in model.module.flows:
