@@ -165,6 +165,14 @@ flow f {
   output limiter = a.out.by
 }
 """,
+    "signals": """flow f {
+  job approve = signal Approval { timeout 2d; after a }
+  job typed = signal List[Int?]?
+  job a = m.t(signal=1, x=signal.out)
+  output signal = approve.out.signal
+}
+""",
+    "a signal that is a call": "flow f {\n  job a = signal.t()\n}\n",
     "a rate that is not one": "limiter api = rate(10/s + 1)\n",
     "windows newlines and no final newline": "use m\r\nflow f {\r\n  job a = m.t()\r\n}",
     "byte-order mark": "\ufeffuse m\nflow f {\n  job a = m.t()\n}\n",

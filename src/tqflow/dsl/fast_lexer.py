@@ -111,6 +111,7 @@ KNOWN_KEYWORDS = frozenset(
         "by",
         "fair",
         "weight",
+        "signal",
     ]
 )
 NEW_KEYWORD = "NEW_KEYWORD"  # a keyword of the grammar that the fast parser does not know yet

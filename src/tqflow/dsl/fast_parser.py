@@ -492,6 +492,8 @@ class _Parser:
         first = self.expect("JOB")
         name = self._name()
         self.expect("EQUAL")
+        if self.kinds[self.i] == "SIGNAL":
+            return self._signal_job(first, name)
         start = self.i
         func = self._dotted()
         args, close = self._args()
@@ -514,6 +516,25 @@ class _Parser:
             name_span=self.token_span(name),
             call=call,
             fan_out=fan_out,
+            settings=tuple(settings),
+        )
+        self._check_nesting(first, job)
+        return job
+
+    def _signal_job(self, first: int, name: int) -> ast.Job:
+        """`job approve = signal Approval { timeout 2d }`: a wait for a payload, with an empty call."""
+        self.i += 1
+        type_ref = self.type_expr()
+        settings: list[ast.Setting] = []
+        if self.kinds[self.i] == "LBRACE":
+            settings, _open, _close = self._block(self.setting)
+        end = self.expect("_NL")
+        job = ast.Job(
+            span=self.span(first, end),
+            name=self._text(name),
+            name_span=self.token_span(name),
+            call=ast.Call(span=type_ref.span, func="", args=()),
+            signal=ast.SignalWait(span=type_ref.span, type=type_ref),
             settings=tuple(settings),
         )
         self._check_nesting(first, job)
