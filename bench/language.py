@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--check-jobs", type=int, default=5000)
     parser.add_argument("--fmt-jobs", type=int, default=50_000)
     parser.add_argument("--lark", action="store_true", help="also time the Lark path alone")
+    parser.add_argument("--formatted-only", action="store_true", help="skip the unformatted fmt --check run")
     parser.add_argument("--src", help="import tqflow from this src folder (another checkout: a before/after)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
@@ -86,6 +87,8 @@ def main() -> None:
                 options.runs,
                 env,
             )
+            if options.formatted_only:
+                continue
             measure(
                 f"tqc fmt --check, {jobs} jobs, unformatted{suffix}",
                 ["fmt", "--check", "spoilt.tqflow"],
