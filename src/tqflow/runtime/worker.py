@@ -32,7 +32,7 @@ from tqflow.plan import Priority, RetryPlan
 from tqflow.runtime import catalog
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.cluster.settings import ClusterSettings
-from tqflow.runtime.connection import pin
+from tqflow.runtime.connection import carry_bytes, pin
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, WorkerHooks
@@ -87,6 +87,7 @@ class Worker:
     ) -> None:
         self.hooks = list(hooks)
         refuse_bytes_replies(redis)
+        carry_bytes(redis)  # binary payload bodies (store/payloads.py)
         self.redis = redis
         self.tasks = dict(tasks)
         self.keys = Keys(namespace)
@@ -350,7 +351,7 @@ class Worker:
         finally:
             self.active.pop(attempt.job_id, None)
         try:
-            payload = payloads.encode(result, self._result_settings(attempt), None)
+            payload = payloads.encode(result, self._result_settings(attempt, task), None)
         except (TypeError, ValueError) as err:
             await self._finish(attempt, "dead", _error("ResultError", str(err)))
             return
@@ -364,9 +365,18 @@ class Worker:
                 raise asyncio.CancelledError() from err
             raise TimeoutError("interrupted") from err  # a thread stopped by its timeout
 
-    def _result_settings(self, attempt: Attempt) -> PayloadSettings:
-        # results of fan-out children are always plain JSON: the parent's list is their bodies joined
-        return payloads.DEFAULT if attempt.is_child else self.settings.payloads
+    def _result_settings(self, attempt: Attempt, task: Task[Any, Any]) -> PayloadSettings:
+        """A result is encoded with its task's codec and compression; a task without a codec gives its
+        result the job's when the job's arguments chose msgpack or pickle, else the worker's."""
+        if (
+            attempt.is_child
+        ):  # fan-out items' results are plain JSON: the parent's list is their bodies joined
+            return payloads.DEFAULT
+        chosen = task.options.codec
+        if chosen is None and attempt.run is None:
+            form = payloads.form_of(attempt.payload)
+            chosen = form[0] if form is not None and form[0] != "json" else None
+        return self.settings.payloads.choose(chosen, task.options.compression)
 
     async def _run_arguments(self, attempt: Attempt, task: Task[Any, Any]) -> dict[str, Any] | None:
         """A flow job's arguments from its expression trees; None when it was skipped or fanned out."""
@@ -680,7 +690,11 @@ class Attempt:
             )
             level = level if 0 <= level < len(Priority) else 2
         self.cancelled = False
-        self.is_child = False
+        # a fan-out item runs as a plain job (no run context); the start names its parent, run and flow
+        self.is_child = self.run is not None and "parent" in self.run
+        of = self.run if self.is_child else None
+        if of is not None:
+            self.run = None
         self.started_ms = now_ms()
         self.event = AttemptEvent(
             job_id=self.job_id,
@@ -689,8 +703,8 @@ class Attempt:
             priority=Priority.label_of(level),
             attempt=self.number,
             worker=worker,
-            run_id=str(self.run.get("run") or "") if self.run else "",
-            flow=str(self.run.get("flow") or "") if self.run else "",
+            run_id=str((of or self.run or {}).get("of_run" if of else "run") or ""),
+            flow=str((of or self.run or {}).get("flow") or ""),
             waited_ms=max(0, self.started_ms - (waited_from or self.started_ms)),
         )
 

@@ -38,7 +38,8 @@ JOB_FIELDS = (
     "finished",
     "due",
 )
-RECORD_OPTIONS = ("d", "dl", "uk")  # a delay, a deadline or a unique key needs a record at once
+# a delay, a deadline, a unique key or dependencies need a record at once
+RECORD_OPTIONS = ("d", "dl", "uk", "dep")
 
 
 def _int(value: Any) -> int | None:
@@ -134,6 +135,8 @@ def options_json(
     retry_off: bool = False,
     dead_letter: str | None = None,
     unique: tuple[str, int, str] | None = None,
+    depends_on: tuple[str, ...] = (),
+    allow_failure: bool = False,
 ) -> str:
     """The options a job carries, compactly (most jobs carry none: an empty string). `retry_off`: the job
     was given a plan that retries nothing (`r: {}`), so the worker must not apply the task's own."""
@@ -152,6 +155,10 @@ def options_json(
         o["dlq"] = dead_letter
     if unique is not None:
         o["uk"], o["ut"], o["uc"] = unique
+    if depends_on:
+        o["dep"] = list(depends_on)
+        if allow_failure:
+            o["da"] = "done"
     return json.dumps(o, separators=(",", ":")) if o else ""
 
 
