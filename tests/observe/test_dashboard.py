@@ -115,9 +115,15 @@ async def test_a_run_graph_updates_live_and_shows_attempts_errors_and_dlq(
     await page.goto(f"{api_server}/#/dlq")
     await page.wait_for_selector(f'tr[data-dead="{bad}.bad"]')
     await page.screenshot(path=str(ARTIFACTS / "dashboard-dlq.png"), full_page=True)
-    await page.click(f'tr[data-dead="{bad}.bad"] button[data-action="replay"]')
-    await page.wait_for_selector(f'#notice:has-text("replay: done for {bad}.bad")')
     inspector = Inspector(redis, namespace)
+    dead_since = (await inspector.job(f"{bad}.bad")).finished
+    replays: list[str] = []
+    page.on("request", lambda request: replays.append(request.url) if "/replay" in request.url else None)
+    await page.click(f'tr[data-dead="{bad}.bad"] button[data-action="replay"]')
+    # a run's job: the replay resumes its run, and the notice says so
+    await page.wait_for_selector(f'#notice:has-text("replay: resumed for {bad}.bad")')
+    # the button names the dead-lettering it showed, so a second click or operator replays it once
+    assert len(replays) == 1 and f"seen={dead_since}" in replays[0]
     for _ in range(200):  # it runs again (and fails again): two more attempts in its history
         await recorder.flush()
         if len((await inspector.job(f"{bad}.bad")).attempts) == 4:

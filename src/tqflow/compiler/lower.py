@@ -248,8 +248,8 @@ def _check_deadline(ctx: Context, job: ast.Job, settings: dict[str, Any]) -> Non
 
 
 def _task_text(options: dict[str, object], name: str) -> str | None:
-    """A @task(...) option given as a non-empty string literal (the worker applies the task's retry,
-    timeout and dead-letter queue itself when the plan sets none; runtime/worker.py `Attempt.adopt`)."""
+    """A @task(...) option given as a non-empty string literal (the worker applies the task's retry, timeout
+    and dead-letter queue itself when the plan sets none: `Attempt.adopt` in runtime/worker/attempt.py)."""
     value = options.get(name)
     return value if isinstance(value, str) and value else None
 

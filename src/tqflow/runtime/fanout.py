@@ -15,12 +15,13 @@ from tqflow.runtime.task import Task
 from tqflow.runtime.validation import validator
 
 if TYPE_CHECKING:
-    from tqflow.runtime.worker import Attempt, Worker
+    from tqflow.runtime.worker.attempt import Attempt
+    from tqflow.runtime.worker.context import WorkerContext
 
 MAX_ITEMS = 100_000
 
 
-async def fan_out(worker: Worker, attempt: Attempt, task: Task[Any, Any], env: Environment) -> str:
+async def fan_out(worker: WorkerContext, attempt: Attempt, task: Task[Any, Any], env: Environment) -> str:
     run = attempt.run or {}
     spec = json.loads(run["fan_out"])
     items = evaluate(spec["over"], env)

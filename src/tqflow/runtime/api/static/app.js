@@ -207,7 +207,7 @@ async function dlqView(params) {
   const rows = page.items.map((d) => `<tr data-dead="${esc(d.job.id)}"><td><a href="#/job/${esc(d.job.id)}">${esc(d.job.id)}</a></td>
       <td>${esc(d.job.task)}</td><td>${esc(d.job.queue)}</td><td class="num">${d.job.attempt}</td>
       <td class="error">${esc(d.job.error ? `${d.job.error.type}: ${d.job.error.message}` : "")}</td><td>${when(d.dead_at)}</td>
-      <td>${canReplay ? `<button data-action="replay" data-id="${esc(d.job.id)}" data-dlq="${esc(name)}">Replay</button>` : ""}</td></tr>`).join("");
+      <td>${canReplay ? `<button data-action="replay" data-id="${esc(d.job.id)}" data-dlq="${esc(name)}" data-seen="${esc(d.job.finished ?? "")}">Replay</button>` : ""}</td></tr>`).join("");
   return { html: `<h1>Dead letters${name ? ` in ${esc(name)}` : ""} <span class="muted">${page.total}</span></h1>
     <p class="filters" id="dlq-names">Dead-letter queues: ${tabs}</p>
     <table id="dlq"><thead><tr><th>Job</th><th>Task</th><th>Queue</th><th class="num">Attempts</th><th>Error</th><th>Dead since</th><th></th></tr></thead>
@@ -217,7 +217,14 @@ async function dlqView(params) {
 
 // Buttons and selects that change something: one handler for the whole page.
 const ACTIONS = {
-  "replay": (id, el) => api(`/api/dlq/${encodeURIComponent(id)}/replay${el.dataset.dlq ? `?name=${encodeURIComponent(el.dataset.dlq)}` : ""}`, { method: "POST", body: "{}" }),
+  // `seen`: the dead-lettering this row shows, so two clicks (or two operators) replay it once
+  "replay": async (id, el) => {
+    const query = new URLSearchParams();
+    if (el.dataset.dlq) query.set("name", el.dataset.dlq);
+    if (el.dataset.seen) query.set("seen", el.dataset.seen);
+    const out = await api(`/api/dlq/${encodeURIComponent(id)}/replay?${query}`, { method: "POST", body: "{}" });
+    return out.replayed[id];
+  },
   "cancel-run": (id) => api(`/api/runs/${encodeURIComponent(id)}/cancel`, { method: "POST", body: "{}" }),
   "cancel-job": (id) => api(`/api/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST", body: "{}" }),
   "priority": (id, el) => api(`/api/jobs/${encodeURIComponent(id)}/priority`, { method: "POST", body: JSON.stringify({ priority: el.value }) }),
@@ -226,8 +233,9 @@ const ACTIONS = {
 async function act(el) {
   const notice = document.getElementById("notice");
   try {
-    await ACTIONS[el.dataset.action](el.dataset.id, el);
-    notice.textContent = `${el.dataset.action}: done for ${el.dataset.id}`;
+    const status = await ACTIONS[el.dataset.action](el.dataset.id, el);
+    const outcome = typeof status === "string" && status !== "replayed" ? status : "done";
+    notice.textContent = `${el.dataset.action}: ${outcome} for ${el.dataset.id}`;
     notice.className = "";
   } catch (err) {
     notice.textContent = `${el.dataset.action} failed: ${err.message}`;
