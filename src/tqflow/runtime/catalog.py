@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from tqflow.plan import RetryPlan
+from tqflow.runtime.limits import check_consistent, wire_of
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import CODECS, COMPRESSIONS
 from tqflow.runtime.task import Task
@@ -81,6 +82,7 @@ def describe(task: Task[Any, Any], worker: str = "") -> dict[str, Any]:
         "timeout_ms": o.timeout_ms,
         "deadline_ms": o.deadline_ms,
         "dead_letter": o.dead_letter,
+        "limits": wire_of(o.limits),
         "version": o.version,
         "executor": o.executor,
         "codec": o.codec,
@@ -93,7 +95,11 @@ def describe(task: Task[Any, Any], worker: str = "") -> dict[str, Any]:
 
 
 async def publish(redis: Any, keys: Keys, tasks: Mapping[str, Task[Any, Any]], worker: str = "") -> None:
-    """Write the worker's tasks to the catalog (each field overwritten: the latest worker wins)."""
+    """Write the worker's tasks to the catalog (each field overwritten: the latest worker wins).
+    LimiterConflict when two of them define one limiter name differently."""
+    check_consistent(
+        (item.limiter.plan for t in tasks.values() for item in t.options.limits), " among the worker's tasks"
+    )
     if tasks:
         await redis.hset(
             catalog_key(keys), mapping={name: json.dumps(describe(t, worker)) for name, t in tasks.items()}
@@ -116,7 +122,12 @@ class Published:
     compression: str | None = None
     params: list[dict[str, Any]] = field(default_factory=list)
     any_keyword: bool = False
+    limits: list[dict[str, Any]] = field(default_factory=list)  # the `lim` option its jobs carry
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def limit_wire(self) -> list[dict[str, Any]]:
+        return self.limits
 
     @classmethod
     def parse(cls, text: str | bytes) -> Published:
@@ -135,6 +146,7 @@ class Published:
             compression=_choice(data.get("compression"), COMPRESSIONS),
             params=list(data.get("params") or []),
             any_keyword=bool(data.get("any_keyword")),
+            limits=list(data.get("limits") or []),
             raw=data,
         )
 

@@ -35,6 +35,8 @@ from tqflow.runtime.jobs import (
     refusal,
 )
 from tqflow.runtime.lifecycle import Backfilled, Lifecycle, Undeployed
+from tqflow.runtime.limit_inspect import waiting_jobs
+from tqflow.runtime.limits import LimitArg
 from tqflow.runtime.resume import Resumed, ResumeError, resume_run
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
 from tqflow.runtime.schedules import PREFIX as SCHEDULE_PREFIX
@@ -42,6 +44,7 @@ from tqflow.runtime.schedules import TRIGGER as SCHEDULE_TRIGGER
 from tqflow.runtime.schedules import Schedule, ScheduleNotFound, schedule_flow, trigger_plan
 from tqflow.runtime.schedules import describe as describe_schedule
 from tqflow.runtime.schedules import flow_name as schedule_flow_name
+from tqflow.runtime.signals import Signalled, WaitingSignal, send_signal, waiting_signals
 from tqflow.runtime.store import calls, lean
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
@@ -147,6 +150,26 @@ class Client:
         """Re-run an ended run's jobs that did not succeed (or `from_job` and everything downstream of it)
         on the run's own version, keeping the others' outputs; the run is running again."""
         return await resume_run(self.redis, self.keys, self.scripts, self.deployments, run_id, from_job)
+
+    async def signal(self, run_id: str, name: str, payload: Any) -> Signalled:
+        """Send `payload` to the run's signal job `name`: it becomes the job's result (`name.out`). Checked
+        against the job's type first (SignalPayloadError, the job keeps waiting); sent before the run
+        reaches the job, it is kept and delivered when it does (status `kept`). A job that received one,
+        timed out or was skipped refuses it (SignalRefused)."""
+        return await send_signal(
+            self.redis,
+            self.keys,
+            self.scripts,
+            self.deployments,
+            run_id,
+            name,
+            payload,
+            self.payload_settings.max_bytes,
+        )
+
+    async def waiting_signals(self, run_id: str | None = None, limit: int = 100) -> list[WaitingSignal]:
+        """Signal jobs awaiting their payload now, oldest first (one run's with `run_id`)."""
+        return await waiting_signals(self.redis, self.keys, self.deployments, run_id, limit)
 
     async def pause(self, flow: str) -> int:
         """Stop the flow's schedules (runs can still be started by hand); returns its current version."""
@@ -279,6 +302,9 @@ class Client:
         timeout: Duration | None = None,
         deadline: Duration | None = None,
         dead_letter: str | None = None,
+        limit: LimitArg | None = None,
+        fair_key: str | int | None = None,
+        weight: float | None = None,
         codec: str | None = None,
         compression: str | None = None,
         depends_on: Sequence[str] | None = None,
@@ -291,10 +317,13 @@ class Client:
         The options (the one definition both clients share: `SyncClient` takes these signatures):
         queue, priority (a `Priority` name), delay, retry (a `RetryPlan`), unique (a `Unique`: with
         conflict=skip the id is the existing job's, conflict=reject raises JobRejected), timeout, deadline
-        and dead_letter (the dead-letter queue), codec (json, msgpack, pickle) and compression (none, zlib,
-        zstd) of the arguments; each overrides the task's own. depends_on: job ids this job waits for; it
-        runs once they all succeeded and is skipped when one did not (dead-lettered, cancelled,
-        skipped), or with allow_failure=True runs once they ended, whatever their state.
+        and dead_letter (the dead-letter queue), limit (a `Limiter`, `limiter.by(key)` or a list of them:
+        the job waits, without a worker and without counting an attempt, until each admits it),
+        fair_key and weight (jobs of one queue and priority are served in weighted round robin across
+        their keys instead of first come, first served), codec (json, msgpack, pickle) and compression
+        (none, zlib, zstd) of the arguments; each overrides the task's own. depends_on: job ids this job
+        waits for; it runs once they all succeeded and is skipped when one did not (dead-lettered,
+        cancelled, skipped), or with allow_failure=True runs once they ended, whatever their state.
         """
         options = job_options(
             queue,
@@ -305,6 +334,9 @@ class Client:
             timeout,
             deadline,
             dead_letter,
+            limit,
+            fair_key,
+            weight,
             codec,
             compression,
             depends_on,
@@ -331,6 +363,9 @@ class Client:
         timeout: Duration | None = None,
         deadline: Duration | None = None,
         dead_letter: str | None = None,
+        limit: LimitArg | None = None,
+        fair_key: str | int | None = None,
+        weight: float | None = None,
         codec: str | None = None,
         compression: str | None = None,
         depends_on: Sequence[str] | None = None,
@@ -352,6 +387,9 @@ class Client:
             timeout,
             deadline,
             dead_letter,
+            limit,
+            fair_key,
+            weight,
             codec,
             compression,
             depends_on,
@@ -491,7 +529,8 @@ class Client:
         self, queue: str | None = None, state: str | None = None, limit: int = 50
     ) -> list[JobInfo]:
         """Jobs on the queues (queued or running, from the streams), waiting for a delay or a retry
-        (scheduled, retrying), or dead-lettered (dead); filtered by queue and state, up to `limit`."""
+        (scheduled, retrying) or for a limiter (limited), or dead-lettered (dead); filtered by queue and
+        state, up to `limit`."""
         ids: list[str] = []
         if state in (None, "queued", "running"):
             queues = [queue] if queue else sorted(str(q) for q in await self.redis.smembers(self.keys.queues))
@@ -502,6 +541,8 @@ class Client:
             ids = [i for i in ids if i]
         if state in (None, "scheduled", "retrying"):
             ids += [str(i) for i in await self.redis.zrange(self.keys.delayed, 0, limit * 4)]
+        if state in (None, "limited"):
+            ids += await waiting_jobs(self.redis, self.keys, limit * 4)
         if state in (None, "dead"):
             ids += [str(i) for i in await self.redis.zrevrange(self.keys.dlq, 0, limit * 4)]
         found: list[JobInfo] = []

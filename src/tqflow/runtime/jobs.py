@@ -25,6 +25,7 @@ from tqflow.errors import JobNotFound as JobNotFound  # its home is the error tr
 from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
+from tqflow.runtime.limits import Limit, LimitArg, fair_share, limits_of, wire_of
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import calls as script_calls
 from tqflow.runtime.store import lean, payloads, records
@@ -137,16 +138,17 @@ class JobOptions:
     timeout: Duration | None = None
     deadline: Duration | None = None
     dead_letter: str | None = None
-    codec: str | None = (
-        None  # json, msgpack or pickle: the job's arguments (and, unless its task says, result)
-    )
+    limit: tuple[Limit, ...] | None = None  # replaces the task's own limits when given
+    fair_key: str | None = None  # fair share across keys within its queue and level (lua/fair.lua)
+    weight: float | None = None  # its key's weight in the fair share (default 1)
+    codec: str | None = None  # json, msgpack or pickle: its arguments (and, unless its task says, result)
     compression: str | None = None  # none, zlib or zstd
     depends_on: tuple[str, ...] | None = None  # job ids that must end first (see `dependencies`)
     allow_failure: bool | None = None  # True: run once they ended, whatever their state
 
 
 NO_OPTIONS = JobOptions()
-_NONE = (None,) * 12
+_NONE = (None,) * 15
 MAX_DEPENDENCIES = 100
 
 
@@ -159,19 +161,37 @@ def job_options(
     timeout: Duration | None,
     deadline: Duration | None,
     dead_letter: str | None,
+    limit: LimitArg | None = None,
+    fair_key: str | int | None = None,
+    weight: float | None = None,
     codec: str | None = None,
     compression: str | None = None,
     depends_on: Sequence[str] | None = None,
     allow_failure: bool | None = None,
 ) -> JobOptions:
     """The options of one call; the shared `NO_OPTIONS` when none is given (most calls: no new object)."""
+    key, weight = fair_share(fair_key, weight)
     deps = dependencies(depends_on) if depends_on is not None else None
     if allow_failure and deps is None:
         raise ValueError("allow_failure applies to depends_on: give the jobs it waits for")
-    values = (queue, priority, delay, retry, unique, timeout, deadline, dead_letter, codec, compression)
-    if values == _NONE[:10] and deps is None and allow_failure is None:
-        return NO_OPTIONS
-    return JobOptions(*values, deps, allow_failure)
+    values = (
+        queue,
+        priority,
+        delay,
+        retry,
+        unique,
+        timeout,
+        deadline,
+        dead_letter,
+        limits_of(limit),
+        key,
+        weight,
+        codec,
+        compression,
+        deps,
+        allow_failure,
+    )
+    return NO_OPTIONS if values == _NONE else JobOptions(*values)
 
 
 def dependencies(ids: Sequence[str] | str) -> tuple[str, ...]:
@@ -412,6 +432,13 @@ class JobBuilder:
                 target, kwargs, overrides = item
                 if overrides.get("depends_on") is not None:
                     overrides = {**overrides, "depends_on": dependencies(overrides["depends_on"])}
+                if "limit" in overrides:
+                    overrides = {**overrides, "limit": limits_of(overrides["limit"])}
+                if "fair_key" in overrides or "weight" in overrides:
+                    key, weight = fair_share(
+                        overrides.get("fair_key", options.fair_key), overrides.get("weight", options.weight)
+                    )
+                    overrides = {**overrides, "fair_key": key, "weight": weight}
                 own = dataclasses.replace(options, **overrides)
             else:
                 target, kwargs = item[0], item[1]
@@ -548,6 +575,8 @@ def opts_json(options: JobOptions, policy: Policy | None) -> str:
         unique=(u.key, to_ms(u.within), u.conflict) if u is not None else None,
         depends_on=options.depends_on or (),
         allow_failure=bool(options.allow_failure),
+        limits=wire_of(options.limit) if options.limit is not None else (t.limit_wire if t else None),
+        fair=(options.fair_key, options.weight) if options.fair_key is not None else None,
     )
 
 
