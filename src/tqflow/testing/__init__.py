@@ -67,7 +67,8 @@ class FlowTestEnv:
         """An in-process worker for these tasks (WorkerSettings fields as keywords), stopped by close()."""
         registry = dict(tasks) if isinstance(tasks, Mapping) else {t.name: t for t in tasks}
         connection = connect(self.redis_url)
-        worker = Worker(connection, registry, self.namespace, WorkerSettings(**settings))
+        # block_ms: an idle worker notices its stop at its next read; 100 ms (not 500) ends each test sooner
+        worker = Worker(connection, registry, self.namespace, WorkerSettings(**{"block_ms": 100, **settings}))
         stop = asyncio.Event()
         self._workers.append((stop, asyncio.create_task(worker.run(stop)), connection))
         return worker

@@ -114,9 +114,12 @@ class Heartbeat:
             except Exception as err:  # Redis away: keep trying; recovery elsewhere handles the rest
                 log.warning("heartbeat failed", worker=self.name, error=repr(err))
             self._soon.clear()
+            # A stopping node sets `stop` once its jobs are over: end now, not a heartbeat later (that
+            # second was most of the time every worker took to stop).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._soon.wait(), self.settings.heartbeat_ms / 1000)
-            await asyncio.sleep(0.05)  # batch the renewals of jobs started together
+                await asyncio.wait_for(_first(self._soon, stop), self.settings.heartbeat_ms / 1000)
+            if not stop.is_set():
+                await asyncio.sleep(0.05)  # batch the renewals of jobs started together
 
     async def deregister(self) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -150,3 +153,12 @@ def _record(name: str, row: dict[str, Any], last_beat: int) -> WorkerRecord:
         jobs=json.loads(row.get("jobs", "[]")),
         alive=bool(row),
     )
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
