@@ -4,7 +4,6 @@ alive by heartbeats that also renew the lease of every job the worker runs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -14,9 +13,10 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from tqflow.runtime import clock
+from tqflow.runtime.clock import now_ms, sync_clock
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
-from tqflow.runtime.runs import now_ms, sync_clock
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.scripts import Scripts
@@ -115,9 +115,9 @@ class Heartbeat:
                 log.warning("heartbeat failed", worker=self.name, error=repr(err))
             self._soon.clear()
             # A stopping node sets `stop` once its jobs are over: end now, not a heartbeat later (that
-            # second was most of the time every worker took to stop).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(self._soon, stop), self.settings.heartbeat_ms / 1000)
+            # second was most of the time every worker took to stop). On the runtime's clock: a test that
+            # moves it gets the leases renewed at once (runtime/clock.py).
+            await clock.wait((self._soon, stop), self.settings.heartbeat_ms / 1000)
             if not stop.is_set():
                 await asyncio.sleep(0.05)  # batch the renewals of jobs started together
 
@@ -153,12 +153,3 @@ def _record(name: str, row: dict[str, Any], last_beat: int) -> WorkerRecord:
         jobs=json.loads(row.get("jobs", "[]")),
         alive=bool(row),
     )
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
