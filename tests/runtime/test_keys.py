@@ -25,6 +25,8 @@ def test_key_layout_is_pinned() -> None:
     assert keys.job("r1.load") == "{prod}:job:r1.load"
     assert keys.run("r1") == "{prod}:run:r1"
     assert keys.run_done("r1") == "{prod}:run:r1:done"
+    assert keys.run_signals("r1") == "{prod}:run:r1:signals"
+    assert keys.awaiting == "{prod}:awaiting"
     assert keys.delayed == "{prod}:delayed"
     assert keys.dlq == "{prod}:dlq"
     assert keys.flow("nightly") == "{prod}:flow:nightly"

@@ -18,7 +18,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.runs import JobInfo
 
-STATES = ("queued", "scheduled", "running", "retrying", "dead")
+STATES = ("queued", "scheduled", "running", "retrying", "limited", "dead")
 
 
 def _with_client(redis_url: str | None, namespace: str, action: Callable[[Client], Awaitable[int]]) -> None:

@@ -39,7 +39,11 @@ def cli() -> None:
     "-p", "--processes", type=int, default=1, show_default=True, help="Worker processes (supervised)."
 )
 @click.option("--process-pool", type=int, default=0, help="Pool processes for executor='process' tasks.")
-@click.option("--weights", default=None, help="Shares below critical, e.g. high=8,normal=4,low=2,batch=1.")
+@click.option(
+    "--weights",
+    default=None,
+    help="Shares of the levels, e.g. critical=32,high=8,normal=4,low=2,batch=1 (critical=0: always first).",
+)
 @click.option("--aging", type=float, default=60.0, show_default=True, help="Seconds before jobs age up.")
 @click.option("--codec", type=click.Choice(["json", "msgpack", "pickle"]), default="json", show_default=True)
 @click.option("--compress-over", type=int, default=None, help="Compress payloads longer than this (bytes).")

@@ -73,6 +73,7 @@ class Builder(Transformer[Token, Any]):
             uses=tuple(i for i in items if isinstance(i, ast.Use)),
             imports=tuple(i for i in items if isinstance(i, ast.Import)),
             retries=tuple(i for i in items if isinstance(i, ast.RetryDecl)),
+            limiters=tuple(i for i in items if isinstance(i, ast.LimiterDecl)),
             flows=tuple(i for i in items if isinstance(i, ast.Flow)),
             flow_aliases=tuple(i for i in items if isinstance(i, ast.FlowAlias)),
         )
@@ -92,6 +93,30 @@ class Builder(Transformer[Token, Any]):
     def retry_decl(self, meta: Any, items: list[Any]) -> ast.RetryDecl:
         name, spec = items
         return ast.RetryDecl(span=meta_span(meta), name=str(name), name_span=token_span(name), spec=spec)
+
+    def limiter_decl(self, meta: Any, items: list[Any]) -> ast.LimiterDecl:
+        name, call = items
+        return ast.LimiterDecl(span=meta_span(meta), name=str(name), name_span=token_span(name), call=call)
+
+    def limiter_call(self, meta: Any, items: list[Any]) -> ast.Call:
+        return self.policy_call(meta, items)
+
+    def rate_arg(self, meta: Any, items: list[Any]) -> ast.Arg:
+        count, per = items
+        number = ast.Literal(
+            span=token_span(count),
+            kind="int" if count.type == "INT" else "float",
+            value=int(count) if count.type == "INT" else float(count),
+            text=str(count),
+        )
+        if per.type == "DURATION":
+            unit = ast.Literal(
+                span=token_span(per), kind="duration", value=parse_duration(per), text=str(per)
+            )
+        else:
+            unit = ast.Literal(span=token_span(per), kind="str", value=str(per), text=str(per))
+        rate = ast.Rate(span=meta_span(meta), count=number, per=unit)
+        return ast.Arg(span=meta_span(meta), name=None, value=rate)
 
     def flow_decl(self, meta: Any, items: list[Any]) -> ast.Flow:
         name, *body = items
@@ -194,6 +219,17 @@ class Builder(Transformer[Token, Any]):
             settings=tuple(block or ()),
         )
 
+    def signal_job(self, meta: Any, items: list[Any]) -> ast.Job:
+        name, type_ref, block = items
+        return ast.Job(
+            span=meta_span(meta),
+            name=str(name),
+            name_span=token_span(name),
+            call=ast.Call(span=type_ref.span, func="", args=()),
+            signal=ast.SignalWait(span=type_ref.span, type=type_ref),
+            settings=tuple(block or ()),
+        )
+
     def fan_out(self, meta: Any, items: list[Any]) -> ast.FanOut:
         var, over = items
         return ast.FanOut(span=meta_span(meta), var=str(var), over=over)
@@ -251,6 +287,18 @@ class Builder(Transformer[Token, Any]):
 
     def dead_letter_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
         return self._setting("dead_letter", meta, _unquote(items[0], self.source))
+
+    def limit_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
+        (name, name_span), by = items
+        limit = ast.Limit(span=meta_span(meta), limiter=name, by=by, limiter_span=name_span)
+        return self._setting("limit", meta, limit)
+
+    def limiter_ref(self, meta: Any, items: list[Any]) -> tuple[str, Span]:
+        return ".".join(str(i) for i in items), meta_span(meta)
+
+    def fair_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
+        key, weight = items
+        return self._setting("fair", meta, ast.Fair(span=meta_span(meta), key=key, weight=weight))
 
     def retry_block(self, meta: Any, items: list[Any]) -> ast.RetryBlock:
         return ast.RetryBlock(span=meta_span(meta), rules=tuple(i for i in items if i is not None))

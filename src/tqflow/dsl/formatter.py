@@ -177,6 +177,13 @@ class _Printer:
             self.blank_if_source_had(previous, decl.span)
             self.retry_decl(decl)
             previous = decl.span
+        if module.limiters:
+            self.blank()
+        previous = None
+        for limiter in module.limiters:
+            self.blank_if_source_had(previous, limiter.span)
+            self.emit(0, f"limiter {limiter.name} = {_call(limiter.call, 1)}", limiter.span)
+            previous = limiter.span
         if module.flow_aliases:
             self.blank()
         for alias in module.flow_aliases:
@@ -275,6 +282,8 @@ class _Printer:
 
     def job(self, job: ast.Job) -> None:
         head = f"job {job.name} = {_call(job.call, 1)}"
+        if job.signal is not None:
+            head = f"job {job.name} = signal {job.signal.type}"
         if job.fan_out is not None:
             head += f" for {job.fan_out.var} in {expr(job.fan_out.over, 1)}"
         if not job.settings:
@@ -319,6 +328,12 @@ def setting(item: ast.Setting, indent: int) -> str:
         return "retry { " + "; ".join(_rule(r) for r in value.rules) + " }"
     if isinstance(value, ast.Unique):
         return "unique " + ", ".join(f"{o.name}={expr(o.value, indent)}" for o in value.options)
+    if isinstance(value, ast.Limit):
+        by = f" by {expr(value.by, indent)}" if value.by is not None else ""
+        return f"limit {value.limiter}{by}"
+    if isinstance(value, ast.Fair):
+        weight = f" weight {expr(value.weight, indent)}" if value.weight is not None else ""
+        return f"fair by {expr(value.key, indent)}{weight}"
     return f"{item.kind} {expr(value, indent)}"
 
 
@@ -373,6 +388,8 @@ def _expr(node: ast.Expr, indent: int) -> tuple[str, int]:
             return literal(node), ATOM
         case ast.FString():
             return node.text or _fstring(node), ATOM
+        case ast.Rate(count=count, per=per):
+            return f"{literal(count)}/{literal(per)}", ATOM
     raise AssertionError(f"unhandled expression {node!r}")  # pragma: no cover
 
 

@@ -177,7 +177,7 @@ def _lark() -> Lark:
 MAX_SOURCE_CHARS = 8_000_000  # TQ0002: a flow file is text a person writes; 50,000 jobs are ~2.5 MB
 MAX_NESTING = 100  # TQ0004: brackets, operators and statements nested in one another
 BROKEN_NAME = re.compile(
-    r"^(?:use\s+[\w.]+\s+as\s+(\w+)|use\s+([\w.]+)|import\s+\S+\s+as\s+(\w+)|retry\s+(\w+)|flow\s+(\w+))"
+    r"^(?:use\s+[\w.]+\s+as\s+(\w+)|use\s+([\w.]+)|import\s+\S+\s+as\s+(\w+)|retry\s+(\w+)|limiter\s+(\w+)|flow\s+(\w+))"
 )
 
 
@@ -238,6 +238,7 @@ def parse_recovering(source: Source, diagnostics: Diagnostics) -> ast.Module | N
         uses=tuple(u for m in parts for u in m.uses),
         imports=tuple(i for m in parts for i in m.imports),
         retries=tuple(r for m in parts for r in m.retries),
+        limiters=tuple(x for m in parts for x in m.limiters),
         flows=tuple(f for m in parts for f in m.flows),
         flow_aliases=tuple(a for m in parts for a in m.flow_aliases),
         broken=tuple(broken),

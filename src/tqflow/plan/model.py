@@ -191,6 +191,49 @@ class FairPlan(_Frozen):
     weight: ExprTree | None = None  # None = 1
 
 
+class ValueType(_Frozen):
+    """The shape of a value the runtime checks without importing Python code: a signal's payload.
+
+    `name` is a built-in (Str, Int, Float, Bool, Date, DateTime, Duration, Decimal, Bytes, None), Json
+    (anything), list (`args[0]` its items), dict (`args` key and value), Literal (`values`), or a class.
+    A class whose fields the compiler read has `fields` (and the names without a default in `required`);
+    `fields` None takes any JSON object.
+    """
+
+    name: str
+    args: list[ValueType] = Field(default_factory=list)
+    optional: bool = False
+    values: list[Any] = Field(default_factory=list)
+    fields: dict[str, ValueType] | None = None
+    required: list[str] = Field(default_factory=list)
+    qualname: str | None = None  # a class's "module.Class"
+
+    def __str__(self) -> str:
+        if self.name == "Literal":
+            inner = f"[{', '.join(repr(v) for v in self.values)}]"
+        else:
+            inner = f"[{', '.join(str(a) for a in self.args)}]" if self.args else ""
+        return f"{self.name}{inner}{'?' if self.optional else ''}"
+
+
+class SignalPlan(_Frozen):
+    """`job NAME = signal TYPE { timeout D }`: the job runs no task; it waits (holding no worker) until a
+    payload of `type` is sent to its run, which becomes its result. None: it waits for ever."""
+
+    type: ValueType
+    timeout_ms: int | None = None
+
+    @field_validator("timeout_ms")
+    @classmethod
+    def _timeout(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"a signal's timeout must be longer than 0, got {value} ms")
+        return value
+
+
+SIGNAL_TASK = "tqflow.signal"  # the TaskRef.name of a signal job (no worker runs it)
+
+
 class TaskRef(_Frozen):
     name: str  # the name the worker's registry knows it by: "module.function" unless renamed
     module: str
@@ -217,6 +260,7 @@ class JobPlan(_Frozen):
     dead_letter: str | None = None  # a named dead-letter queue; None = the deployment's default
     limits: list[LimitUse] = Field(default_factory=list)
     fair: FairPlan | None = None
+    signal: SignalPlan | None = None  # a signal job: waits for a payload instead of running `task`
 
     @field_validator("priority")
     @classmethod

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from tqflow.plan import RetryPlan
+from tqflow.runtime.limits import check_consistent, wire_of
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.task import Task
 from tqflow.runtime.validation import ArgumentError
@@ -79,6 +80,7 @@ def describe(task: Task[Any, Any], worker: str = "") -> dict[str, Any]:
         "timeout_ms": o.timeout_ms,
         "deadline_ms": o.deadline_ms,
         "dead_letter": o.dead_letter,
+        "limits": wire_of(o.limits),
         "version": o.version,
         "executor": o.executor,
         "params": params,
@@ -89,7 +91,11 @@ def describe(task: Task[Any, Any], worker: str = "") -> dict[str, Any]:
 
 
 async def publish(redis: Any, keys: Keys, tasks: Mapping[str, Task[Any, Any]], worker: str = "") -> None:
-    """Write the worker's tasks to the catalog (each field overwritten: the latest worker wins)."""
+    """Write the worker's tasks to the catalog (each field overwritten: the latest worker wins).
+    LimiterConflict when two of them define one limiter name differently."""
+    check_consistent(
+        (item.limiter.plan for t in tasks.values() for item in t.options.limits), " among the worker's tasks"
+    )
     if tasks:
         await redis.hset(
             catalog_key(keys), mapping={name: json.dumps(describe(t, worker)) for name, t in tasks.items()}
@@ -110,7 +116,12 @@ class Published:
     version: int = 1
     params: list[dict[str, Any]] = field(default_factory=list)
     any_keyword: bool = False
+    limits: list[dict[str, Any]] = field(default_factory=list)  # the `lim` option its jobs carry
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def limit_wire(self) -> list[dict[str, Any]]:
+        return self.limits
 
     @classmethod
     def parse(cls, text: str | bytes) -> Published:
@@ -127,6 +138,7 @@ class Published:
             version=int(data.get("version") or 1),
             params=list(data.get("params") or []),
             any_keyword=bool(data.get("any_keyword")),
+            limits=list(data.get("limits") or []),
             raw=data,
         )
 

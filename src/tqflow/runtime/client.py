@@ -35,8 +35,11 @@ from tqflow.runtime.jobs import (
     refusal,
 )
 from tqflow.runtime.lifecycle import Backfilled, Lifecycle, Undeployed
+from tqflow.runtime.limit_inspect import waiting_jobs
+from tqflow.runtime.limits import LimitArg
 from tqflow.runtime.resume import Resumed, ResumeError, resume_run
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
+from tqflow.runtime.signals import Signalled, WaitingSignal, send_signal, waiting_signals
 from tqflow.runtime.store import calls, lean
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
@@ -141,6 +144,26 @@ class Client:
         on the run's own version, keeping the others' outputs; the run is running again."""
         return await resume_run(self.redis, self.keys, self.scripts, self.deployments, run_id, from_job)
 
+    async def signal(self, run_id: str, name: str, payload: Any) -> Signalled:
+        """Send `payload` to the run's signal job `name`: it becomes the job's result (`name.out`). Checked
+        against the job's type first (SignalPayloadError, the job keeps waiting); sent before the run
+        reaches the job, it is kept and delivered when it does (status `kept`). A job that received one,
+        timed out or was skipped refuses it (SignalRefused)."""
+        return await send_signal(
+            self.redis,
+            self.keys,
+            self.scripts,
+            self.deployments,
+            run_id,
+            name,
+            payload,
+            self.payload_settings.max_bytes,
+        )
+
+    async def waiting_signals(self, run_id: str | None = None, limit: int = 100) -> list[WaitingSignal]:
+        """Signal jobs awaiting their payload now, oldest first (one run's with `run_id`)."""
+        return await waiting_signals(self.redis, self.keys, self.deployments, run_id, limit)
+
     async def pause(self, flow: str) -> int:
         """Stop the flow's schedules (runs can still be started by hand); returns its current version."""
         return await self.lifecycle.pause(flow)
@@ -178,6 +201,9 @@ class Client:
         timeout: Duration | None = None,
         deadline: Duration | None = None,
         dead_letter: str | None = None,
+        limit: LimitArg | None = None,
+        fair_key: str | int | None = None,
+        weight: float | None = None,
         **kwargs: Any,
     ) -> JobId[R]:
         """Submit one job of a task (a Task, `task.call(...)`, or a registered task name); its id, typed
@@ -186,9 +212,14 @@ class Client:
         The options (the one definition both clients share: `SyncClient` takes these signatures):
         queue, priority (a `Priority` name), delay, retry (a `RetryPlan`), unique (a `Unique`: with
         conflict=skip the id is the existing job's, conflict=reject raises JobRejected), timeout, deadline
-        and dead_letter (the dead-letter queue); each overrides the task's own.
+        and dead_letter (the dead-letter queue), limit (a `Limiter`, `limiter.by(key)` or a list of them:
+        the job waits, without a worker and without counting an attempt, until each admits it),
+        fair_key and weight (jobs of one queue and priority are served in weighted round robin across
+        their keys instead of first come, first served); each overrides the task's own.
         """
-        options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        options = job_options(
+            queue, priority, delay, retry, unique, timeout, deadline, dead_letter, limit, fair_key, weight
+        )
         if isinstance(task, str):  # sent by name: its workers' published policies and parameters
             await self.submitter.catalog.load(self.redis, (task,))
         job = self.submitter.prepare(task, kwargs, options)
@@ -210,6 +241,9 @@ class Client:
         timeout: Duration | None = None,
         deadline: Duration | None = None,
         dead_letter: str | None = None,
+        limit: LimitArg | None = None,
+        fair_key: str | int | None = None,
+        weight: float | None = None,
     ) -> list[JobId[Any]]:
         """Submit many jobs: `task.call(...)` values, `(task_or_name, kwargs)` pairs, or triples whose third
         item overrides options for that job (`{"unique": Unique(...), "priority": "high"}`); the options
@@ -218,7 +252,9 @@ class Client:
         atomic=True: all or nothing in one atomic step (BulkRejected says which job failed and why).
         atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
         """
-        options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
+        options = job_options(
+            queue, priority, delay, retry, None, timeout, deadline, dead_letter, limit, fair_key, weight
+        )
         await self.submitter.catalog.load(self.redis, self.submitter.names(None, calls))
         return await self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
 
@@ -353,7 +389,8 @@ class Client:
         self, queue: str | None = None, state: str | None = None, limit: int = 50
     ) -> list[JobInfo]:
         """Jobs on the queues (queued or running, from the streams), waiting for a delay or a retry
-        (scheduled, retrying), or dead-lettered (dead); filtered by queue and state, up to `limit`."""
+        (scheduled, retrying) or for a limiter (limited), or dead-lettered (dead); filtered by queue and
+        state, up to `limit`."""
         ids: list[str] = []
         if state in (None, "queued", "running"):
             queues = [queue] if queue else sorted(str(q) for q in await self.redis.smembers(self.keys.queues))
@@ -364,6 +401,8 @@ class Client:
             ids = [i for i in ids if i]
         if state in (None, "scheduled", "retrying"):
             ids += [str(i) for i in await self.redis.zrange(self.keys.delayed, 0, limit * 4)]
+        if state in (None, "limited"):
+            ids += await waiting_jobs(self.redis, self.keys, limit * 4)
         if state in (None, "dead"):
             ids += [str(i) for i in await self.redis.zrevrange(self.keys.dlq, 0, limit * 4)]
         found: list[JobInfo] = []

@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 from tqflow.errors import NotFound
 from tqflow.plan import FlowPlan, Plan, TriggerPlan
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks
+from tqflow.runtime.flow_controls import check_flow
+from tqflow.runtime.limits import check_consistent
 from tqflow.runtime.store.keys import Keys
 
 
@@ -45,6 +47,7 @@ JOB_FIELDS = (
     "fan_out",
     "unique",
     "dead_letter",
+    "signal",
 )
 
 
@@ -127,6 +130,12 @@ class Deployments:
         self.keys = keys
 
     async def deploy(self, plan: Plan) -> list[Deployed]:
+        """LimiterConflict (nothing deployed) when the plan's flows define one limiter name differently."""
+        for flow in plan.flows.values():
+            check_flow(flow)
+        check_consistent(
+            (lim for flow in plan.flows.values() for lim in flow.limiters.values()), " in the plan"
+        )
         return [await self.deploy_flow(flow) for flow in plan.flows.values()]
 
     async def preview(self, plan: Plan, now_ms: int) -> list[FlowDiff]:

@@ -19,6 +19,7 @@ from tqflow.plan import LEVELS, FlowPlan, Priority
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
+from tqflow.runtime.limit_inspect import LimitsOverview, read_limits, waiting_jobs
 from tqflow.runtime.runs import now_ms, read_run
 from tqflow.runtime.store import codec, lean, payloads
 from tqflow.runtime.store.cluster_keys import ClusterKeys
@@ -44,7 +45,7 @@ from tqflow.runtime.views import (
 MAX_LIMIT = 500
 SCAN_BATCH = 200
 SCAN_CAP = 20_000  # a filtered run listing reads at most this many run records
-JOB_STATE_SOURCES = ("queued", "running", "scheduled", "retrying", "dead")
+JOB_STATE_SOURCES = ("queued", "running", "scheduled", "retrying", "limited", "dead")
 ACTIVE_WORKER_MS = 60_000
 READ_ONLY_PAYLOADS = payloads.PayloadSettings()  # no signing key: pickles are refused, never loaded
 
@@ -399,6 +400,8 @@ class Inspector:
             ]
         if state in ("scheduled", "retrying"):
             return list(await self.redis.zrange(self.keys.delayed, 0, count * 4))
+        if state == "limited":
+            return await waiting_jobs(self.redis, self.keys, count)
         ids: list[str] = []
         for name in [queue] if queue else await self.queue_names():
             for level in range(LEVELS):
@@ -464,6 +467,10 @@ class Inspector:
                 names |= {plan.queue, *(job.queue for job in plan.jobs.values())}
         return sorted(names)
 
+    async def limits(self, limiter: str | None = None) -> LimitsOverview:
+        """Each limiter's keys: in use, waiting jobs, a rate bucket's tokens (runtime/limit_inspect.py)."""
+        return await read_limits(self.redis, self.keys, limiter)
+
     async def queues(self) -> QueuesOverview:
         stats = [await self.queue(name) for name in await self.queue_names()]
         delayed = await self.redis.zcard(self.keys.delayed)
@@ -490,7 +497,7 @@ class Inspector:
                 if group["name"] == self.keys.group:
                     pending = int(group["pending"])
                     last = str(group["last-delivered-id"])
-        waiting = max(0, length - pending)
+        waiting = max(0, length - pending) + await self._fair_waiting(queue, level)
         oldest = None
         if waiting:
             first = await self.redis.xrange(stream, f"({last}" if last and last != "0-0" else "-", "+", 1)
@@ -504,6 +511,16 @@ class Inspector:
             running=pending,
             oldest_age_ms=oldest,
         )
+
+    async def _fair_waiting(self, queue: str, level: int) -> int:
+        """Jobs with a fair key not yet fed onto the stream (lua/fair.lua): in their keys' lists."""
+        fair_keys = await self.redis.zrange(self.keys.fair(queue, level), 0, 999)
+        if not fair_keys:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in fair_keys:
+                pipe.llen(self.keys.fair_list(queue, level, str(key)))
+            return sum(int(n) for n in await pipe.execute())
 
     # ---- workers ----------------------------------------------------------------------------
     async def workers(self) -> list[WorkerView]:

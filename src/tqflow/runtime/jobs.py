@@ -25,6 +25,7 @@ from tqflow.errors import JobNotFound as JobNotFound  # its home is the error tr
 from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
+from tqflow.runtime.limits import Limit, LimitArg, fair_share, limits_of, wire_of
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import calls as script_calls
 from tqflow.runtime.store import lean, payloads, records
@@ -137,10 +138,13 @@ class JobOptions:
     timeout: Duration | None = None
     deadline: Duration | None = None
     dead_letter: str | None = None
+    limit: tuple[Limit, ...] | None = None  # replaces the task's own limits when given
+    fair_key: str | None = None  # fair share across keys within its queue and level (lua/fair.lua)
+    weight: float | None = None  # its key's weight in the fair share (default 1)
 
 
 NO_OPTIONS = JobOptions()
-_NONE = (None,) * 8
+_NONE = (None,) * 11
 
 
 def job_options(
@@ -152,9 +156,25 @@ def job_options(
     timeout: Duration | None,
     deadline: Duration | None,
     dead_letter: str | None,
+    limit: LimitArg | None = None,
+    fair_key: str | int | None = None,
+    weight: float | None = None,
 ) -> JobOptions:
     """The options of one call; the shared `NO_OPTIONS` when none is given (most calls: no new object)."""
-    values = (queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+    key, weight = fair_share(fair_key, weight)
+    values = (
+        queue,
+        priority,
+        delay,
+        retry,
+        unique,
+        timeout,
+        deadline,
+        dead_letter,
+        limits_of(limit),
+        key,
+        weight,
+    )
     return NO_OPTIONS if values == _NONE else JobOptions(*values)
 
 
@@ -363,6 +383,13 @@ class JobBuilder:
                 target, kwargs = item, {}
             elif len(item) == 3:
                 target, kwargs, overrides = item
+                if "limit" in overrides:
+                    overrides = {**overrides, "limit": limits_of(overrides["limit"])}
+                if "fair_key" in overrides or "weight" in overrides:
+                    key, weight = fair_share(
+                        overrides.get("fair_key", options.fair_key), overrides.get("weight", options.weight)
+                    )
+                    overrides = {**overrides, "fair_key": key, "weight": weight}
                 own = dataclasses.replace(options, **overrides)
             else:
                 target, kwargs = item[0], item[1]
@@ -497,6 +524,8 @@ def opts_json(options: JobOptions, policy: Policy | None) -> str:
         retry_off=options.retry is not None,  # a call that turns retry off: the task's policy must not apply
         dead_letter=check_part("dead-letter queue name", dead_letter) if dead_letter else None,
         unique=(u.key, to_ms(u.within), u.conflict) if u is not None else None,
+        limits=wire_of(options.limit) if options.limit is not None else (t.limit_wire if t else None),
+        fair=(options.fair_key, options.weight) if options.fair_key is not None else None,
     )
 
 

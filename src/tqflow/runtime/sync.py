@@ -179,6 +179,8 @@ class SyncClient:
     replay_all = _on_loop(Client.replay_all)
     list_jobs = _on_loop(Client.list_jobs)
     resume = _on_loop(Client.resume)
+    signal = _on_loop(Client.signal)
+    waiting_signals = _on_loop(Client.waiting_signals)
     pause = _on_loop(Client.pause)
     unpause = _on_loop(Client.unpause)
     undeploy = _on_loop(Client.undeploy)

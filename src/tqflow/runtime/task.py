@@ -14,6 +14,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tqflow.plan import Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
+from tqflow.runtime.limits import Limit, LimitArg, limits_of, wire_of
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,6 +35,12 @@ class TaskOptions:
     dead_letter: str | None = None
     version: int = 1  # the payload schema version of the arguments
     upgraders: Mapping[int, Upgrader] = field(default_factory=dict)  # from version N to N+1
+    limits: tuple[Limit, ...] = ()  # the limiters every job of it takes (runtime/limits.py)
+
+    @property
+    def limit_wire(self) -> list[dict[str, Any]]:
+        """Its limits as a job's `lim` option carries them."""
+        return wire_of(self.limits)
 
 
 class Task(Generic[P, R]):
@@ -105,6 +112,7 @@ def task(
     dead_letter: str | None = None,
     version: int = 1,
     upgraders: Mapping[int, Upgrader] | None = None,
+    limit: LimitArg | None = None,
     **extra: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -123,9 +131,12 @@ def task(
     dead_letter: str | None = None,
     version: int = 1,
     upgraders: Mapping[int, Upgrader] | None = None,
+    limit: LimitArg | None = None,
     **extra: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-    """Mark a function as a task. Its name defaults to `module.function` (what the compiler sees)."""
+    """Mark a function as a task. Its name defaults to `module.function` (what the compiler sees).
+    `limit`: a `Limiter`, `limiter.by(key)` or a list of them, taken by every job of the task."""
+    limits = limits_of(limit) or ()
     if priority is not None:
         Priority.parse(priority)  # ValueError for a name that is not a level
     if executor not in EXECUTORS:
@@ -146,6 +157,7 @@ def task(
             dead_letter=dead_letter,
             version=version,
             upgraders=dict(upgraders or {}),
+            limits=limits,
         )
         return Task(f, options)
 

@@ -190,4 +190,5 @@ def tick_run_call(
         "tick": str(tick),
         **extra,
     }
-    return calls.submit_run(keys, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow)))
+    records = job_records(flow, Environment(params=values, run=run_environment(run_id, tick)))
+    return calls.submit_run(keys, now_ms(), run_id, json.dumps(fields), json.dumps(records))

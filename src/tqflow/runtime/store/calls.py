@@ -75,6 +75,17 @@ def resume_run(
     return ScriptCall("resume_run", declared, [now, run_id, from_job, *(v for job in jobs for v in job)])
 
 
+def signal(keys: Keys, now: int, run_id: str, name: str, payload: str) -> ScriptCall:
+    declared = [
+        keys.run(run_id),
+        keys.job(f"{run_id}.{name}"),
+        keys.run_signals(run_id),
+        keys.awaiting,
+        keys.delayed,
+    ]
+    return ScriptCall("signal", declared, [now, run_id, name, payload])
+
+
 def watch(keys: Keys, job_id: str) -> ScriptCall:
     return ScriptCall("watch", [keys.job(job_id)], [job_id])
 
@@ -132,7 +143,7 @@ def start(
 
 
 def promote(keys: Keys, now: int, limit: int) -> ScriptCall:
-    return ScriptCall("promote", [keys.delayed], [now, limit])
+    return ScriptCall("promote", [keys.delayed, keys.limit_due], [now, limit])
 
 
 def age(keys: Keys, now: int, aging_ms: int, top: int, queues: Sequence[str]) -> ScriptCall:

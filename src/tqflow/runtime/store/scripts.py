@@ -77,7 +77,17 @@ def script_text(name: str) -> str:
         # Firing a cron tick is the leader's fence followed by the runtime's own submit_run, so a run is
         # created only by the current leader, once per tick, in one atomic script.
         return script_text("cluster_fire_fence") + "\n" + lua_file("submit_run")
-    return lua_file("common") + "\n" + lua_file(name)
+    return prelude() + "\n" + lua_file(name)
+
+
+@cache
+def prelude() -> str:
+    """lua/common.lua with the sections it includes (`--#include NAME` lines: lua/NAME.lua)."""
+    lines = lua_file("common").split("\n")
+    return "\n".join(
+        lua_file(line.removeprefix("--#include ").strip()) if line.startswith("--#include ") else line
+        for line in lines
+    )
 
 
 @cache

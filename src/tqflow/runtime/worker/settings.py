@@ -21,7 +21,7 @@ class WorkerSettings:
     block_ms: int = 500
     max_promote_sleep: float = 1.0
     name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}")
-    # critical is always read first; the other levels share what is left by these weights
+    # the levels share the free slots by these weights; critical, when not named, has 32 (priorities.py)
     weights: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     aging_ms: int = 60_000  # a normal/low/batch job that waited this long moves to `aging_to` (0: never)
     aging_to: str = "critical"

@@ -107,10 +107,13 @@ local function push_to(k, id, q, p, now, extra)
   else redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid) end
 end
 
+--#include flow_keys
+--#include fair
+
 local function push(id, now)
   local k = job_key(id)
-  local q, p = unpack(redis.call('HMGET', k, 'queue', 'prio'))
-  push_to(k, id, q, p, now)
+  local q, p, opts = unpack(redis.call('HMGET', k, 'queue', 'prio', 'opts'))
+  make_ready(k, id, q, p, now, opts)
 end
 
 -- Wait in the delayed set until `due`; wake the promoters when this is earlier than what they sleep for.
@@ -121,21 +124,55 @@ local function delay_job(k, id, state, due)
   redis.call('HSET', k, 'state', state, 'due', due)
 end
 
--- A run job became ready: put it on its stream, or in the delayed set when it asks for a delay.
--- `known`: {delay_ms, deadline_ms, queue, prio} when the caller read them already (resolve).
+-- A signal job (record field `signal`: its timeout in ms, 0 = none) that became ready runs no task: a payload
+-- sent before it was reached (kept in the run's :signals hash) is its result at once; else it waits in
+-- state `awaiting`, holding no worker, listed in the :awaiting index and, with a timeout, in the delayed
+-- set until then (promote.lua fails it when due). Returns true when it ended at once.
+local awaiting_key = prefix .. ':awaiting'
+local function await_signal(k, id, now, timeout)
+  local run_id, name = unpack(redis.call('HMGET', k, 'run', 'name'))
+  local sk = run_key(run_id) .. ':signals'
+  local kept = redis.call('HGET', sk, name)
+  if kept then
+    redis.call('HDEL', sk, name)
+    redis.call('HSET', k, 'state', 'succeeded', 'result', kept, 'started', now, 'finished', now)
+    return true
+  end
+  redis.call('HSET', k, 'state', 'awaiting', 'started', now)
+  redis.call('ZADD', awaiting_key, now, id)
+  if timeout > 0 then
+    local first = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
+    if first[2] == nil or tonumber(first[2]) > now + timeout then redis.call('PUBLISH', wake_channel, now + timeout) end
+    redis.call('ZADD', delayed_key, now + timeout, id)
+    redis.call('HSET', k, 'due', now + timeout)
+  end
+  return false
+end
+
+-- A signal job leaves the waiting indexes (delivered, timed out or cancelled).
+local function stop_awaiting(id)
+  redis.call('ZREM', awaiting_key, id)
+  redis.call('ZREM', delayed_key, id)
+end
+
+-- A run job became ready: put it on its stream, or in the delayed set when it asks for a delay; a signal
+-- job waits for its payload instead. Returns true when the job ended at once (a signal kept for it).
+-- `known`: {delay_ms, deadline_ms, queue, prio, opts, signal} when the caller read them already (resolve).
 local function schedule(id, now, known)
   local k = job_key(id)
-  local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio')
+  local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio', 'opts', 'signal')
+  if f[6] then return await_signal(k, id, now, tonumber(f[6]) or 0) end
   local delay = tonumber(f[1] or '0') or 0
   local deadline = tonumber(f[2] or '0') or 0
   if delay > 0 then
     if deadline > 0 then redis.call('HSET', k, 'deadline_at', now + delay + deadline) end
     delay_job(k, id, 'scheduled', now + delay)
   elseif deadline > 0 then
-    push_to(k, id, f[3], f[4], now, {'deadline_at', now + deadline})
+    make_ready(k, id, f[3], f[4], now, f[5], {'deadline_at', now + deadline})
   else
-    push_to(k, id, f[3], f[4], now)
+    make_ready(k, id, f[3], f[4], now, f[5])
   end
+  return false
 end
 
 local function status_holds(state, status)
@@ -167,10 +204,11 @@ local function condition_holds(cond, run_id)
 end
 
 -- All of a job's upstream jobs are terminal: run it if its data and `after` condition hold,
--- else skip it. Returns true when it was skipped (so the caller propagates that).
+-- else skip it. Returns true when it was skipped, or ended at once (so the caller propagates that).
 local function resolve(id, now)
   local k = job_key(id)
-  local f = redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after', 'delay_ms', 'deadline_ms', 'queue', 'prio')
+  local f = redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after', 'delay_ms', 'deadline_ms', 'queue', 'prio',
+    'opts', 'signal')
   local state, run_id, data_deps, after = f[1], f[2], f[3], f[4]
   if state ~= 'waiting' then return false end  -- cancelled while it waited: already counted
   for _, dep in ipairs(cjson.decode(data_deps or '[]')) do
@@ -183,8 +221,7 @@ local function resolve(id, now)
     redis.call('HSET', k, 'state', 'skipped', 'finished', now, 'reason', 'after condition cannot hold')
     return true
   end
-  schedule(id, now, {f[5], f[6], f[7], f[8]})
-  return false
+  return schedule(id, now, {f[5], f[6], f[7], f[8], f[9], f[10]})
 end
 
 local function finish_run(rk, now)
@@ -270,6 +307,8 @@ on_terminal = function(id, now, known)
   if open <= 0 then finish_run(rk, now) end  -- jobs still open: the run goes on
 end
 
+--#include limits
+
 -- Standalone jobs keep their record for a while after they end (dead ones stay for the dead-letter queue).
 local function expire_finished(k, state, ttl, in_run)
   if state ~= 'dead' and ttl and ttl > 0 and not in_run then
@@ -281,14 +320,23 @@ end
 local function cancel_idle(id, now, reason)
   local k = job_key(id)
   if not redis.call('HGET', k, 'state') then materialize(id) end
-  local state, q, p, entry = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry'))
-  if state == 'queued' then
+  local state, q, p, entry, limited, lh, fq, ff = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry',
+    'limited', 'lh', 'fq', 'ff'))
+  if state == 'queued' and fq == '1' then
+    fair_remove(q, p, id, redis.call('HGET', k, 'opts'))
+  elseif state == 'queued' then
     redis.call('XDEL', stream_key(q, p), entry)
+    if ff and ff ~= '' then fair_taken(q, ff, now) end
   elseif state == 'scheduled' or state == 'retrying' then
     redis.call('ZREM', delayed_key, id)
+  elseif state == 'awaiting' then
+    stop_awaiting(id)
+  elseif state == 'limited' then
+    redis.call('LREM', lim_base(limited) .. ':w', 1, id)
   elseif state ~= 'waiting' then
     return false
   end
+  release_held(k, id, now, lh)  -- a grant's slot
   redis.call('HSET', k, 'state', 'cancelled', 'finished', now, 'reason', reason)
   on_terminal(id, now)
   return true
@@ -323,7 +371,7 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   end
   local k = job_key(id or '')
   local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
-    'deadline_at', 'run', 'attempt')
+    'deadline_at', 'run', 'attempt', 'lg', 'lh', 'ff')
   local fresh  -- a lean job starting from the entry just read: its whole record is written in one HSET below
   if id ~= nil and not f[1] then  -- a lean job starting: its record is made from its entry
     local rec
@@ -349,6 +397,26 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   attempt = attempt + 1
   local running = {'state', 'running', 'attempt', attempt, 'token', token, 'worker', worker, 'started', now,
     'lease_until', now + lease, 'stream', stream}
+  local fed = f[14] and f[14] ~= ''
+  if fed then  -- fed by the fair share (fair.lua): its key's next job may take its place on the stream
+    fair_taken(f[6], f[14], now)
+    running[#running + 1] = 'ff'; running[#running + 1] = ''
+  end
+  if f[5] and string.find(f[5], '"lim"', 1, true) then  -- limited: a slot of each limit, or it waits (limits.lua)
+    if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, {}))); fresh = nil end
+    if string.find(f[5], '"limx"', 1, true) then  -- a flow job's key that reads an upstream output
+      f[5] = cjson.encode(flow_limits(cjson.decode(f[5]), f[10]))
+      redis.call('HSET', k, 'opts', f[5])
+    end
+    local taken = admit(k, id, f[5], f[12], f[13], now, now + lease)
+    if not taken then
+      redis.call('XACK', stream, GROUP, entry)
+      redis.call('XDEL', stream, entry)
+      if fed then redis.call('HSET', k, 'ff', '') end
+      return nil
+    end
+    for i = 1, #taken do running[#running + 1] = taken[i] end
+  end
   if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, running)))
   else redis.call('HSET', k, unpack(running)) end
   local info = false
@@ -432,9 +500,10 @@ end
 -- its attempts (finish_many); without it the entry is acked and deleted here.
 local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks)
   local k = job_key(id)
-  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents = unpack(redis.call(
-    'HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent', 'dependents'))
+  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh = unpack(redis.call(
+    'HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent', 'dependents', 'lh'))
   if state ~= 'running' or current ~= token then return 'stale' end
+  if lh then release_held(k, id, now, lh) end
   if acks then
     local list = acks[stream]
     if not list then list = {}; acks[stream] = list end
@@ -474,4 +543,20 @@ local function ack_all(acks)
       redis.call('XDEL', stream, unpack(page))
     end
   end
+end
+
+-- A signal job's timeout came before its payload: it fails (state dead, not dead-lettered: no task ran to
+-- replay), so `after NAME.failed` paths apply; resuming the run makes it wait again.
+local function time_out_signal(id, now)
+  local k = job_key(id)
+  local name, timeout = unpack(redis.call('HMGET', k, 'name', 'signal'))
+  stop_awaiting(id)
+  local ms, shown = tonumber(timeout) or 0, nil
+  for _, unit in ipairs({{86400000, 'd'}, {3600000, 'h'}, {60000, 'm'}, {1000, 's'}}) do
+    if not shown and ms >= unit[1] and ms % unit[1] == 0 then shown = (ms / unit[1]) .. unit[2] end
+  end
+  redis.call('HSET', k, 'state', 'dead', 'finished', now, 'error', cjson.encode({type = 'SignalTimeout',
+    message = 'no signal ' .. (name or '?') .. ' arrived within ' .. (shown or (ms .. 'ms'))}))
+  redis.call('HDEL', k, 'due')
+  on_terminal(id, now)
 end

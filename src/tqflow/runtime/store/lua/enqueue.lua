@@ -106,6 +106,11 @@ local function write(job, status)
       return 'ok'
     end
   end
+  if o ~= nil and o.fk ~= nil then  -- fair share: its key's list first (fair.lua)
+    redis.call('HSET', k, unpack(fields))
+    fair_add(k, id, spec.q, spec.p, now, tostring(o.fk))
+    return 'ok'
+  end
   local eid = redis.call('XADD', stream_key(spec.q, spec.p), '*', 'j', id)
   redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid, unpack(fields))
   return 'ok'

@@ -15,6 +15,7 @@ if #KEYS > 1 then
   redis.call('DEL', KEYS[2])
 end
 if state ~= 'running' or current ~= token then return 'stale' end
+release_held(pk, parent, now, redis.call('HGET', pk, 'lh'))  -- its items take their own slots
 redis.call('XACK', stream, GROUP, entry)
 redis.call('XDEL', stream, entry)
 if n == 0 then
@@ -31,6 +32,6 @@ for i = 0, n - 1 do
   redis.call('HSET', k, 'task', task, 'payload', items[base + i + 1], 'queue', q, 'prio', p, 'parent', parent,
     'name', name .. '[' .. i .. ']', 'opts', opts or '', 'of_run', run_id or '', 'flow', flow or '')
   -- `of_run`, not `run`: a child runs as a plain job (no run context); `of_run` names its run for readers
-  push_to(k, id, q, p, now)
+  make_ready(k, id, q, p, now, opts)
 end
 return 'fanout'
