@@ -7,7 +7,6 @@ recovery): a construct added to the grammar gets its builder method here.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
 from tqflow.dsl import ast
+from tqflow.dsl.literals import FSTRING_PIECES, unescape
 from tqflow.dsl.source import Source, Span
 from tqflow.errors import LanguageError
 from tqflow.plan.durations import parse_duration
@@ -52,7 +52,7 @@ def token_span(token: Token) -> Span:
 def _unquote(token: Token, source: Source) -> str:
     raw = str(token)[1:-1]
     try:
-        return raw.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        return unescape(raw)
     except UnicodeDecodeError as err:
         raise SyntaxFailure(f"invalid escape in string: {err.reason}", token_span(token)) from err
 
@@ -429,7 +429,7 @@ class Builder(Transformer[Token, Any]):
         body = str(token)[2:-1]
         base = (token.start_pos or 0) + 2
         parts: list[str | ast.Expr] = []
-        for piece in re.finditer(r"\{\{|\}\}|\{([^{}]*)\}|[^{}]+|[{}]", body):
+        for piece in FSTRING_PIECES.finditer(body):
             text = piece.group(0)
             if text in ("{{", "}}"):
                 parts.append(text[0])
@@ -444,7 +444,7 @@ class Builder(Transformer[Token, Any]):
                 span = self.source.span_at(base + piece.start(), 1)
                 raise SyntaxFailure(f"single `{text}` in f-string (write `{text}{text}`)", span)
             else:
-                parts.append(text.encode("latin-1", "backslashreplace").decode("unicode_escape"))
+                parts.append(unescape(text))
         merged: list[str | ast.Expr] = []
         for part in parts:
             if isinstance(part, str) and merged and isinstance(merged[-1], str):

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from tqflow.dsl import ast
+from tqflow.dsl.collector import collector_paused
 from tqflow.dsl.diagnostics import Diagnostics, render_all
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
@@ -54,7 +55,11 @@ class Comment:
 def format_source(text: str | Source, path: str = "<fmt>") -> str:
     """The canonical layout of `text` (or of a `Source` read with `Source.from_file`); FormatError
     when it does not parse."""
-    source = text if isinstance(text, Source) else Source(path, text)
+    with collector_paused():
+        return _format(text if isinstance(text, Source) else Source(path, text))
+
+
+def _format(source: Source) -> str:
     text, path = source.text, source.path
     diagnostics = Diagnostics()
     module = parse(source, diagnostics)
