@@ -74,6 +74,8 @@ class Scheduler:
         soonest = now + int(MAX_SLEEP * 1000)
         for version, flow in await self.flows():
             for trigger in flow.triggers:
+                if trigger.kind == "event":
+                    continue  # started by each event (runtime/events.py), never by the clock
                 holder = self.holder()
                 if holder is None:
                     return MAX_SLEEP
