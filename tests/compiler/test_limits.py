@@ -259,3 +259,28 @@ def test_the_new_keywords_are_still_names() -> None:
     assert flow.jobs["by"].data_deps == ["limit"]
     formatted = format_source(HEAD + text)
     assert format_source(formatted) == formatted
+
+
+def test_limiters_with_one_plan_name_must_be_one_definition(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "api.tqflow").write_text("limiter calls = rate(10/s)\n")
+    main = tmp_path / "api.tqflow"  # the same file name: its `calls` is `api.calls` too
+    flow = (
+        "flow f {\n  job a = t.source(n=1) { limit calls }\n  job b = t.source(n=2) { limit lib.calls }\n}\n"
+    )
+    main.write_text(
+        f'use sample_tasks as t\nimport "lib/api.tqflow" as lib\nlimiter calls = rate(20/s)\n{flow}'
+    )
+    (tmp_path / "sample_tasks.py").write_text(
+        (Path(__file__).parents[1] / "flows" / "sample_tasks.py").read_text()
+    )
+    bad = compile_file(main)
+    assert [(d.code, d.message) for d in bad.diagnostics] == [
+        ("TQ0103", "two limiters are named `api.calls` with different definitions")
+    ]
+    main.write_text(main.read_text().replace("rate(20/s)", "rate(10/s)"))  # the same limit: one limiter
+    same = compile_file(main)
+    assert same.plan is not None, render_all(same.diagnostics)
+    jobs = same.plan.flows["f"].jobs
+    assert jobs["a"].limits == jobs["b"].limits == [LimitUse(limiter="api.calls")]
+    assert list(same.plan.flows["f"].limiters) == ["api.calls"]

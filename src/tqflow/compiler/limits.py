@@ -19,7 +19,7 @@ from tqflow.compiler.types import Ty
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Label, did_you_mean
 from tqflow.dsl.source import Span
-from tqflow.plan.durations import DURATION_UNITS_MS
+from tqflow.plan.durations import DURATION_UNITS_MS, format_duration
 from tqflow.plan.model import ExprTree, FairPlan, LimiterPlan, LimitUse
 
 KINDS = ("rate", "concurrency")
@@ -52,7 +52,41 @@ def lower_limiters(ctx: Context) -> None:
             )
             continue
         ctx.limiters[decl.name] = decl
+        errors = len(ctx.diagnostics.errors)
         ctx.limiter_plans[decl.name] = lower_limiter(ctx, decl, f"{stem}.{decl.name}")
+        if len(ctx.diagnostics.errors) > errors:
+            ctx.unresolved.add(decl.name)  # reported: its uses stay quiet, its name is not compared
+    _check_qualified_names(ctx)
+
+
+def _check_qualified_names(ctx: Context) -> None:
+    """Two limiters whose plan names are equal (`limiter api` here and in an imported file of the same
+    name) would share one limit in Redis: refused unless they are the same definition."""
+    seen: dict[str, tuple[LimiterPlan, Span]] = {}
+    for local, plan in ctx.limiter_plans.items():
+        if local not in ctx.unresolved:
+            seen[plan.name] = (plan, ctx.limiters[local].name_span)
+    spans = {i.alias: i.span for i in ctx.module.imports}
+    for ref, plan in ctx.imported_limiters.items():
+        span = spans[ref.partition(".")[0]]
+        first = seen.setdefault(plan.name, (plan, span))
+        if first[0] != plan:
+            ctx.error(
+                "TQ0103",
+                f"two limiters are named `{plan.name}` with different definitions",
+                span,
+                label=f"its `{ref}` is `{_written(plan)}`",
+                labels=(Label(first[1], f"this one is `{_written(first[0])}`"),),
+                notes=("a limiter's name is its file's name and its own, so both would be one limit",),
+                help="rename one of the limiters (or one of the files)",
+            )
+
+
+def _written(plan: LimiterPlan) -> str:
+    if plan.kind == "concurrency":
+        return f"concurrency({plan.limit})"
+    burst = f", burst={plan.burst}" if plan.burst is not None else ""
+    return f"rate({plan.rate}/{format_duration(plan.period_ms)}{burst})"
 
 
 def qualifier(path: str) -> str:

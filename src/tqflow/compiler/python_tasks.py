@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import io
 import sys
@@ -45,7 +46,7 @@ class TaskSignature:
     line: int
     options: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         text = ";".join(
             [

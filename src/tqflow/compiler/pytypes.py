@@ -19,13 +19,18 @@ class PyTypes:
     search: list[Path]
     modules: dict[str, ModuleInfo | None] = field(default_factory=dict)
     classes: dict[str, tuple[ModuleInfo, ClassInfo]] = field(default_factory=dict)
+    # (module, annotation) -> its type: 5,000 jobs of one task read the same few annotations
+    annotations: dict[tuple[str, str | None], Ty] = field(default_factory=dict)
 
     def add(self, info: ModuleInfo) -> None:
         self.modules.setdefault(info.name, info)
 
     def annotation(self, info: ModuleInfo, text: str | None) -> Ty:
         """The type of an annotation written in module `info`."""
-        return from_python(text, lambda name: self._lookup(info, name, 0))
+        key = (info.name, text)
+        if key not in self.annotations:
+            self.annotations[key] = from_python(text, lambda name: self._lookup(info, name, 0))
+        return self.annotations[key]
 
     def module(self, name: str) -> ModuleInfo | None:
         """A Python module read with `ast` (None when it cannot be found or read)."""

@@ -15,6 +15,7 @@ from tqflow.plan import CatchupPlan, FlowPlan, Plan, Priority, RetryPlan
 from tqflow.plan.durations import Duration
 from tqflow.runtime.connection import carry_bytes, connect, pin
 from tqflow.runtime.deployments import Deployed, Deployments
+from tqflow.runtime.events import EventRun, emit
 from tqflow.runtime.jobs import (
     BulkItem,
     BulkRejected,
@@ -166,6 +167,12 @@ class Client:
             payload,
             self.payload_settings.max_bytes,
         )
+
+    async def emit(self, name: str, data: Any = None) -> list[EventRun]:
+        """Send event `name`: each deployed flow with `schedule event "NAME"` starts a run, with `event` =
+        `data` in the trigger's params and key (EventError when one cannot read it: nothing starts). A
+        trigger's `key` seen within its window starts none (status `duplicate`, the first run's id)."""
+        return await emit(self.redis, self.keys, self.scripts, self.deployments, name, data)
 
     async def waiting_signals(self, run_id: str | None = None, limit: int = 100) -> list[WaitingSignal]:
         """Signal jobs awaiting their payload now, oldest first (one run's with `run_id`)."""

@@ -180,6 +180,7 @@ class SyncClient:
     list_jobs = _on_loop(Client.list_jobs)
     resume = _on_loop(Client.resume)
     signal = _on_loop(Client.signal)
+    emit = _on_loop(Client.emit)
     waiting_signals = _on_loop(Client.waiting_signals)
     pause = _on_loop(Client.pause)
     unpause = _on_loop(Client.unpause)

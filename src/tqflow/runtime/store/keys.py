@@ -88,6 +88,10 @@ class Keys:
         """zset: signal job id -> since when (ms) it awaits its payload."""
         return f"{self.prefix}:awaiting"
 
+    def event_key(self, flow: str, trigger: str, digest: str) -> str:
+        """string: the run an event trigger's key started, for the key's window (SET NX PX)."""
+        return f"{self.prefix}:evkey:{flow}:{trigger}:{digest}"
+
     def flow(self, name: str) -> str:
         return f"{self.control}:flow:{name}"
 

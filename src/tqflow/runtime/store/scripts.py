@@ -77,6 +77,8 @@ def script_text(name: str) -> str:
         # Firing a cron tick is the leader's fence followed by the runtime's own submit_run, so a run is
         # created only by the current leader, once per tick, in one atomic script.
         return script_text("cluster_fire_fence") + "\n" + lua_file("submit_run")
+    if name == "event_run":  # an event's run, once per key within its window (runtime/events.py)
+        return prelude() + "\n" + lua_file("event_fence") + "\n" + lua_file("submit_run")
     return prelude() + "\n" + lua_file(name)
 
 

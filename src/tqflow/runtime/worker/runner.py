@@ -12,6 +12,7 @@ from typing import Any
 
 import structlog
 
+from tqflow.runtime import clock
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.policies import Retry
@@ -149,7 +150,7 @@ class Runner:
         running = Running()
         self.active[attempt.job_id] = running
         try:
-            result = await asyncio.wait_for(self._call(task, kwargs, running), timeout)
+            result = await clock.within(self._call(task, kwargs, running), timeout)  # a test may move it
         except asyncio.CancelledError:
             if not attempt.cancelled:
                 raise
