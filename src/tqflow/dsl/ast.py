@@ -189,11 +189,13 @@ class ScheduleOption(Node):
 class Schedule(Node):
     """`schedule cron "…" tz "…" { … }`, `schedule every 6h`, `schedule at "ISO"`."""
 
-    kind: str  # "cron" | "every" | "at"
-    value: Literal  # the cron text or ISO time (str), or the interval (duration)
+    kind: str  # "cron" | "every" | "at" | "event"
+    value: Literal  # the cron text, ISO time or event name (str), or the interval (duration)
     tz: Literal | None = None
     options: tuple[ScheduleOption, ...] = ()
     params: tuple[Arg, ...] = ()  # `params { day = run.date - 1d }`: values for the runs it starts
+    key: Expr | None = None  # an event trigger's `key EXPR`: events with equal keys start one run
+    key_within: Literal | None = None  # `key EXPR within 1h` (the window; None = the default)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from lark import Token, Transformer, v_args
@@ -54,6 +55,15 @@ def _unquote(token: Token, source: Source) -> str:
         return unescape(raw)
     except UnicodeDecodeError as err:
         raise SyntaxFailure(f"invalid escape in string: {err.reason}", token_span(token)) from err
+
+
+@dataclass(frozen=True)
+class _ScheduleKey:
+    """`key EXPR [within D]` inside a schedule block, until the schedule is built."""
+
+    span: Span
+    expr: ast.Expr
+    within: ast.Literal | None
 
 
 @v_args(meta=True)
@@ -171,8 +181,19 @@ class Builder(Transformer[Token, Any]):
         block = items[1] or ()
         options = tuple(i for i in block if isinstance(i, ast.ScheduleOption))
         params = tuple(a for i in block if isinstance(i, tuple) for a in i)
+        keys = [i for i in block if isinstance(i, _ScheduleKey)]
+        if len(keys) > 1:
+            raise SyntaxFailure("a schedule has at most one `key`", keys[1].span)
+        key = keys[0] if keys else None
         return ast.Schedule(
-            span=meta_span(meta), kind=kind, value=value, tz=tz, options=options, params=params
+            span=meta_span(meta),
+            kind=kind,
+            value=value,
+            tz=tz,
+            options=options,
+            params=params,
+            key=key.expr if key else None,
+            key_within=key.within if key else None,
         )
 
     def cron_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, ast.Literal | None]:
@@ -184,6 +205,18 @@ class Builder(Transformer[Token, Any]):
 
     def at_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
         return ("at", self._string(items[0]), None)
+
+    def event_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
+        return ("event", self._string(items[0]), None)
+
+    def schedule_key(self, meta: Any, items: list[Any]) -> _ScheduleKey:
+        expr, within = items
+        literal = None
+        if within is not None:
+            literal = ast.Literal(
+                span=token_span(within), kind="duration", value=parse_duration(within), text=str(within)
+            )
+        return _ScheduleKey(meta_span(meta), expr, literal)
 
     def _string(self, token: Token) -> ast.Literal:
         return ast.Literal(

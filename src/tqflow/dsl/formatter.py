@@ -254,7 +254,7 @@ class _Printer:
         head = f"schedule {schedule.kind} {literal(schedule.value)}"
         if schedule.tz is not None:
             head += f" tz {literal(schedule.tz)}"
-        if not schedule.options and not schedule.params:
+        if not schedule.options and not schedule.params and schedule.key is None:
             self.emit(1, head, schedule.span)
             return
         self.emit(1, head + " {", schedule.span)
@@ -267,6 +267,9 @@ class _Printer:
             for arg in schedule.params:
                 self.emit(3, f"{arg.name} = {expr(arg.value, 3)}", arg.span)
             self.emit(2, "}", self.end(schedule.params[-1].span) + 1, closing=True)
+        if schedule.key is not None:
+            within = f" within {literal(schedule.key_within)}" if schedule.key_within is not None else ""
+            self.emit(2, f"key {expr(schedule.key, 2)}{within}", schedule.key.span)
         self.emit(1, "}", self.end(schedule.span), closing=True)
 
     def defaults(self, settings: tuple[ast.Setting, ...], span: Span) -> None:

@@ -147,10 +147,10 @@ class CatchupPlan(_Frozen):
 
 
 class TriggerPlan(_Frozen):
-    """A schedule that starts runs of its flow: `cron … tz …`, `every 6h`, or `at "ISO-8601"`."""
+    """A schedule that starts runs of its flow: `cron … tz …`, `every 6h`, `at "ISO"`, or `event "NAME"`."""
 
-    name: str  # unique within the flow: "cron:0", "every:1", …
-    kind: Literal["cron", "every", "at"]
+    name: str  # unique within the flow: "cron:0", "every:1", …, "event:2"
+    kind: Literal["cron", "every", "at", "event"]
     cron: str | None = None
     timezone: str = "UTC"  # IANA name
     every_ms: int | None = None
@@ -160,6 +160,9 @@ class TriggerPlan(_Frozen):
     on_dst_gap: Literal["skip", "shift"] = "shift"  # a local time that does not exist that day
     on_dst_repeat: Literal["first", "both"] = "first"  # a local time that occurs twice that day
     params: dict[str, ExprTree] = Field(default_factory=dict)
+    event: str | None = None  # kind "event": the event's name; `params` may read `event.FIELD`
+    key: ExprTree | None = None  # kind "event": events with an equal key within `key_within_ms` start one run
+    key_within_ms: int | None = None
 
 
 class LimiterPlan(_Frozen):

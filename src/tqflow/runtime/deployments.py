@@ -95,6 +95,8 @@ def trigger_label(trigger: TriggerPlan) -> str:
         return f'{trigger.name} (cron "{trigger.cron}" tz {trigger.timezone})'
     if trigger.kind == "every":
         return f"{trigger.name} (every {trigger.every_ms} ms)"
+    if trigger.kind == "event":
+        return f'{trigger.name} (event "{trigger.event}")'
     return f"{trigger.name} (at {trigger.at})"
 
 
