@@ -112,6 +112,9 @@ KNOWN_KEYWORDS = frozenset(
         "fair",
         "weight",
         "signal",
+        "event",
+        "key",
+        "within",
     ]
 )
 NEW_KEYWORD = "NEW_KEYWORD"  # a keyword of the grammar that the fast parser does not know yet

@@ -60,6 +60,14 @@ def parse_fast(text: str, source: Source, max_nesting: int) -> ast.Module | None
         return None
 
 
+@dataclasses.dataclass(frozen=True)
+class _ScheduleKey:
+    """`key EXPR [within D]` of a schedule block, until the schedule is built."""
+
+    expr: ast.Expr
+    within: ast.Literal | None
+
+
 class _Parser:
     def __init__(self, toks: list[Token], source: Source, max_nesting: int) -> None:
         self.toks = toks
@@ -431,20 +439,25 @@ class _Parser:
             value = ast.Literal(
                 span=self.span(start, every), kind="duration", value=parse_duration(text), text=text
             )
-        elif kind == "AT":
+        elif kind == "AT" or kind == "EVENT":
             self.i += 1
             value = self._string(self.expect("STRING"))
         else:
             raise Fallback(f"no trigger starts with {kind}")
         options: list[ast.ScheduleOption] = []
         params: list[ast.Arg] = []
+        keys: list[_ScheduleKey] = []
         if self.kinds[self.i] == "LBRACE":
             items, _open, _close = self._block(self.schedule_item)
             for item in items:
                 if isinstance(item, ast.ScheduleOption):
                     options.append(item)
+                elif isinstance(item, _ScheduleKey):
+                    keys.append(item)
                 else:
                     params.extend(item)
+        if len(keys) > 1:
+            raise Fallback("a second `key`")  # the builder's error
         end = self.expect("_NL")
         schedule = ast.Schedule(
             span=self.span(first, end),
@@ -453,11 +466,25 @@ class _Parser:
             tz=tz,
             options=tuple(options),
             params=tuple(params),
+            key=keys[0].expr if keys else None,
+            key_within=keys[0].within if keys else None,
         )
         self._check_nesting(first, schedule)
         return schedule
 
-    def schedule_item(self) -> ast.ScheduleOption | tuple[ast.Arg, ...]:
+    def schedule_item(self) -> ast.ScheduleOption | tuple[ast.Arg, ...] | _ScheduleKey:
+        if self.kinds[self.i] == "KEY":  # `key EXPR [within D]`: an event trigger's deduplication
+            self.i += 1
+            key = self.expr()
+            within = None
+            if self.kinds[self.i] == "WITHIN":
+                self.i += 1
+                at = self.expect("DURATION")
+                text = self._text(at)
+                within = ast.Literal(
+                    span=self.token_span(at), kind="duration", value=parse_duration(text), text=text
+                )
+            return _ScheduleKey(key, within)
         if self.kinds[self.i] == "PARAMS":
             self.i += 1
             items, _open, _close = self._block(self.schedule_param)
