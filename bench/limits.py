@@ -64,8 +64,9 @@ async def rate(url: str, seconds: int, workers: int) -> None:
     client = Client.from_url(url, NAMESPACE)
     api = Limiter("bench-api", rate=Rate(100, per="s"))
     total = 100 * seconds + 400
+    ids = []
     for start in range(0, total, 5000):
-        await client.enqueue_many(
+        ids += await client.enqueue_many(
             [(limit_tasks.tick, {"label": str(i)}) for i in range(start, min(total, start + 5000))], limit=api
         )
     procs = [start_worker(url, ledger, 20) for _ in range(workers)]
@@ -74,13 +75,23 @@ async def rate(url: str, seconds: int, workers: int) -> None:
         p.send_signal(signal.SIGTERM)
     for p in procs:
         p.wait(30)
+    # admissions: the start script's own time (the record's `started`), beside the ledger's task starts
+    admitted = sorted(
+        info.started_ms / 1000 for info in [await client.job(i) for i in ids] if info.started_ms
+    )
     await client.close()
+    if admitted:
+        zero = admitted[0]
+        by_second = Counter(int(at - zero) for at in admitted)
+        steady = [by_second[s] for s in range(1, seconds)]
+        print(f"admissions (start script): second 0 {by_second[0]}; seconds 1-{seconds - 1}: ", end="")
+        print(f"mean {sum(steady) / len(steady):.2f}/s, min {min(steady)}, max {max(steady)}")
     starts = sorted(at for kind, _, _, at in read_ledger(ledger) if kind == "start")
     first = starts[0]
     per_second = Counter(int(at - first) for at in starts)
     full = [per_second[s] for s in range(1, seconds)]  # second 0 holds the burst
     print(f"load average {os.getloadavg()[0]:.2f}; {workers} workers; {len(starts)} starts over {seconds} s")
-    print(f"second 0 (burst of 100 + the first refills): {per_second[0]}")
+    print(f"task starts (ledger): second 0 (burst of 100 + the first refills): {per_second[0]}")
     mean = (sum(full)) / len(full)
     print(f"seconds 1-{seconds - 1}: mean {mean:.2f}/s, min {min(full)}, max {max(full)}")
     window = [at for at in starts if first + 1 <= at < first + seconds]
