@@ -11,7 +11,7 @@
 -- A job over its limit is parked (state `limited`, its stream entry deleted, no attempt counted) and
 -- waits in M:w without a worker. It is let go ("granted") by the end of a holder or by the timer: its
 -- slot (concurrency) or token (rate) is taken for it then, recorded in its `lg` field, and it goes back to
--- its stream; its start honours the grant. The concurrency slots a job holds are listed in its `lh` field
+-- its stream; its start honours the grant. `granted` (ms) records when the last grant let it go. The concurrency slots a job holds are listed in its `lh` field
 -- and come back when its attempt ends, is reclaimed or handed back, or when its lease runs out.
 local lim_due_key = prefix .. ':limit:due'
 local lim_keys_key = prefix .. ':limit:keys'
@@ -82,7 +82,7 @@ local function lim_release(m, l, now, t_us)
       local state, lg, lh = unpack(redis.call('HMGET', k, 'state', 'lg', 'lh'))
       if state == 'limited' then
         redis.call('ZADD', base .. ':h', now + GRANT_MS, id)
-        redis.call('HSET', k, 'lg', add_line(lg, m), 'lh', add_line(lh, m))
+        redis.call('HSET', k, 'lg', add_line(lg, m), 'lh', add_line(lh, m), 'granted', now)
         push(id, now)
         free = free - 1
       end
@@ -101,7 +101,7 @@ local function lim_release(m, l, now, t_us)
     local k = job_key(id)
     local state, lg = unpack(redis.call('HMGET', k, 'state', 'lg'))
     if state == 'limited' then
-      redis.call('HSET', k, 'lg', add_line(lg, m))
+      redis.call('HSET', k, 'lg', add_line(lg, m), 'granted', now)
       push(id, now)
       n = n - 1
       taken = true
