@@ -369,12 +369,11 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   end
   -- limited: a slot of each limit, or it waits (limits.lua); a fan-out's limits are its items'
   if f[5] and (not f[15] or f[15] == '') and string.find(f[5], '"lim"', 1, true) then
-    if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, {}))); fresh = nil end
     if string.find(f[5], '"limx"', 1, true) then  -- a flow job's key that reads an upstream output
       f[5] = cjson.encode(flow_limits(cjson.decode(f[5]), f[10]))
       redis.call('HSET', k, 'opts', f[5])
     end
-    local taken = admit(k, id, f[5], f[12], f[13], now, now + lease)
+    local taken = admit(k, id, f[5], f[12], f[13], now, now + lease, fresh)
     if not taken then
       redis.call('XACK', stream, GROUP, entry)
       redis.call('XDEL', stream, entry)
