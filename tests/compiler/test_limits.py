@@ -48,7 +48,9 @@ def test_every_construct_lowers_in_the_file_that_uses_them_all() -> None:
     }
     charged = flow.jobs["charged"]
     assert charged.limits == [
-        LimitUse(limiter="ok_everything.gateway", by={"attr": [{"var": "o"}, "id"]}),  # the fan-out item
+        LimitUse(  # read from the upstream result when the job is ready
+            limiter="ok_everything.gateway", by={"attr": [{"index": [{"out": "orders"}, {"lit": 0}]}, "id"]}
+        ),
         LimitUse(limiter="limits.db"),
     ]
     assert charged.fair == FairPlan(key={"run": "id"})  # from `defaults`
@@ -214,17 +216,71 @@ def test_the_throttle_example_compiles_and_matches_its_plan_snapshot() -> None:
 def test_keys_read_late_are_made_of_fields_indexes_fstrings_and_plus() -> None:
     head = "limiter api = rate(10/s)\nflow f {\n  job k = t.double(values=[1, 2])\n"
     ok = head + (
-        '  job a = t.source(n=u) for u in k.out {\n    limit api by f"{u}-{k.out[0]}"\n'
-        "    fair by k.out[0] + u weight u\n  }\n}\n"
+        '  job a = t.source(n=u) for u in k.out {\n    limit api by f"{k.out[1]}-{k.out[0]}"\n'
+        "    fair by k.out[0] + 1 weight k.out[1]\n  }\n}\n"
     )
     job = plan(ok).flows["f"].jobs["a"]
-    assert job.limits == [
-        LimitUse(limiter="test.api", by={"fstr": [{"var": "u"}, "-", {"index": [{"out": "k"}, {"lit": 0}]}]})
-    ]
-    assert job.fair == FairPlan(
-        key={"op": "+", "args": [{"index": [{"out": "k"}, {"lit": 0}]}, {"var": "u"}]}, weight={"var": "u"}
-    )
+    first, second = {"index": [{"out": "k"}, {"lit": 0}]}, {"index": [{"out": "k"}, {"lit": 1}]}
+    assert job.limits == [LimitUse(limiter="test.api", by={"fstr": [second, "-", first]})]
+    assert job.fair == FairPlan(key={"op": "+", "args": [first, {"lit": 1}]}, weight=second)
     minus = head + "  job a = t.source(n=1) { limit api by k.out[0] - 1 }\n}\n"
     assert [code for code, _ in errors(minus)] == ["TQ0804"]
     early = head + "  params { n: Int = 2 }\n  job a = t.source(n=1) { limit api by params.n - 1 }\n}\n"
     assert errors(early) == []  # evaluated when the run starts: any expression
+
+
+def test_a_fan_outs_items_share_its_key_so_it_cannot_read_the_item() -> None:
+    text = (
+        "limiter api = rate(10/s)\nflow f {\n  job k = t.double(values=[1, 2])\n"
+        '  job a = t.source(n=u) for u in k.out {\n    limit api by f"c-{u}"\n    fair by k.out[0] weight u\n'
+        "  }\n}\n"
+    )
+    assert errors(text) == [
+        ("TQ0804", "the limit key of job `a` reads the fan-out item `u`"),
+        ("TQ0805", "the fairness weight of job `a` reads the fan-out item `u`"),
+    ]
+
+
+def test_the_new_keywords_are_still_names() -> None:
+    text = (
+        "limiter fair = rate(1/s)\nlimiter by = concurrency(2)\nlimiter weight = concurrency(2)\n"
+        'flow f {\n  params { by: Str = "x"; weight: Int = 2; limit: Int = 1; fair: Str = "f" }\n'
+        "  job limit = t.source(n=params.limit) {\n    limit fair by params.by\n    limit by by params.fair\n"
+        "    limit weight\n    fair by params.fair weight params.weight\n  }\n"
+        "  job by = t.total(values=limit.out)\n}\n"
+    )
+    flow = plan(text).flows["f"]
+    assert flow.jobs["limit"].limits == [
+        LimitUse(limiter="test.fair", by={"param": "by"}),
+        LimitUse(limiter="test.by", by={"param": "fair"}),
+        LimitUse(limiter="test.weight"),
+    ]
+    assert flow.jobs["limit"].fair == FairPlan(key={"param": "fair"}, weight={"param": "weight"})
+    assert flow.jobs["by"].data_deps == ["limit"]
+    formatted = format_source(HEAD + text)
+    assert format_source(formatted) == formatted
+
+
+def test_limiters_with_one_plan_name_must_be_one_definition(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "api.tqflow").write_text("limiter calls = rate(10/s)\n")
+    main = tmp_path / "api.tqflow"  # the same file name: its `calls` is `api.calls` too
+    flow = (
+        "flow f {\n  job a = t.source(n=1) { limit calls }\n  job b = t.source(n=2) { limit lib.calls }\n}\n"
+    )
+    main.write_text(
+        f'use sample_tasks as t\nimport "lib/api.tqflow" as lib\nlimiter calls = rate(20/s)\n{flow}'
+    )
+    (tmp_path / "sample_tasks.py").write_text(
+        (Path(__file__).parents[1] / "flows" / "sample_tasks.py").read_text()
+    )
+    bad = compile_file(main)
+    assert [(d.code, d.message) for d in bad.diagnostics] == [
+        ("TQ0103", "two limiters are named `api.calls` with different definitions")
+    ]
+    main.write_text(main.read_text().replace("rate(20/s)", "rate(10/s)"))  # the same limit: one limiter
+    same = compile_file(main)
+    assert same.plan is not None, render_all(same.diagnostics)
+    jobs = same.plan.flows["f"].jobs
+    assert jobs["a"].limits == jobs["b"].limits == [LimitUse(limiter="api.calls")]
+    assert list(same.plan.flows["f"].limiters) == ["api.calls"]

@@ -28,6 +28,7 @@ STYLES = {
     "limited": "dark_orange3",
     "scheduled": "yellow",
     "retrying": "dark_orange",
+    "awaiting": "magenta",
     "dead": "red",
     "failed": "red",
     "skipped": "bright_black",

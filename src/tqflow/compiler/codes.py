@@ -337,19 +337,20 @@ _CODES = [
         "invalid limit or fairness key",
         "`limit NAME by EXPR` keeps one bucket or semaphore per value of EXPR, and `fair by EXPR` takes\n"
         "turns across its values, so EXPR is a string or an int (an f-string turns other values into\n"
-        "one), not none, and known before the job starts: `params`, `run`, the fan-out variable, or an\n"
-        "upstream job's result (the job then waits for that job, as it does for data it reads), never\n"
-        "the job's own. In `defaults`, which applies to every job, it may read only `params` and `run`.\n"
-        "A key that reads an upstream result or the fan-out item is finished when the job is ready, from\n"
-        'fields, indexes, f-strings and `+` only (`f"{a.out.region}-{u}"`).',
+        "one), not none, and known before the job starts: `params`, `run`, or an upstream job's result\n"
+        "(the job then waits for that job, as it does for data it reads), never the job's own. The\n"
+        "items of a fan-out job share the job's key, so it cannot read the item variable. In\n"
+        "`defaults`, which applies to every job, it may read only `params` and `run`. A key that reads\n"
+        "an upstream result is finished when the job is ready, from fields, indexes, f-strings and `+`\n"
+        'only (`f"{a.out.region}-{a.out.shard}"`).',
     ),
     Code(
         "TQ0805",
         "invalid fairness weight",
         "`fair by EXPR weight W` gives a key W turns for every turn of a key of weight 1 (the default).\n"
         "A weight is a number greater than 0: a constant is checked by the compiler, an expression\n"
-        "(`params.weight`) must be an Int or Float; one that reads an upstream result is made of fields,\n"
-        "indexes and `+` only.",
+        "(`params.weight`) must be an Int or Float. Like a key (TQ0804), it is known before the job\n"
+        "starts; one that reads an upstream result is made of fields, indexes and `+` only.",
     ),
 ]
 

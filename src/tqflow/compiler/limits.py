@@ -19,7 +19,7 @@ from tqflow.compiler.types import Ty
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Label, did_you_mean
 from tqflow.dsl.source import Span
-from tqflow.plan.durations import DURATION_UNITS_MS
+from tqflow.plan.durations import DURATION_UNITS_MS, format_duration
 from tqflow.plan.model import ExprTree, FairPlan, LimiterPlan, LimitUse
 
 KINDS = ("rate", "concurrency")
@@ -52,7 +52,41 @@ def lower_limiters(ctx: Context) -> None:
             )
             continue
         ctx.limiters[decl.name] = decl
+        errors = len(ctx.diagnostics.errors)
         ctx.limiter_plans[decl.name] = lower_limiter(ctx, decl, f"{stem}.{decl.name}")
+        if len(ctx.diagnostics.errors) > errors:
+            ctx.unresolved.add(decl.name)  # reported: its uses stay quiet, its name is not compared
+    _check_qualified_names(ctx)
+
+
+def _check_qualified_names(ctx: Context) -> None:
+    """Two limiters whose plan names are equal (`limiter api` here and in an imported file of the same
+    name) would share one limit in Redis: refused unless they are the same definition."""
+    seen: dict[str, tuple[LimiterPlan, Span]] = {}
+    for local, plan in ctx.limiter_plans.items():
+        if local not in ctx.unresolved:
+            seen[plan.name] = (plan, ctx.limiters[local].name_span)
+    spans = {i.alias: i.span for i in ctx.module.imports}
+    for ref, plan in ctx.imported_limiters.items():
+        span = spans[ref.partition(".")[0]]
+        first = seen.setdefault(plan.name, (plan, span))
+        if first[0] != plan:
+            ctx.error(
+                "TQ0103",
+                f"two limiters are named `{plan.name}` with different definitions",
+                span,
+                label=f"its `{ref}` is `{_written(plan)}`",
+                labels=(Label(first[1], f"this one is `{_written(first[0])}`"),),
+                notes=("a limiter's name is its file's name and its own, so both would be one limit",),
+                help="rename one of the limiters (or one of the files)",
+            )
+
+
+def _written(plan: LimiterPlan) -> str:
+    if plan.kind == "concurrency":
+        return f"concurrency({plan.limit})"
+    burst = f", burst={plan.burst}" if plan.burst is not None else ""
+    return f"rate({plan.rate}/{format_duration(plan.period_ms)}{burst})"
 
 
 def qualifier(path: str) -> str:
@@ -368,10 +402,11 @@ def _before_start(
     result at all."""
     own = Scope(scope.flow, scope.params, scope.jobs, set(scope.variables))
     tree = lower(ctx, expr, own)
+    code = "TQ0805" if what == "fairness weight" else "TQ0804"
     if job is None and own.reads:
         upstream, span = next(iter(own.reads.items()))
         ctx.error(
-            "TQ0804",
+            code,
             f"the {what} in `defaults` reads `{upstream}.out`",
             span,
             label="a job's result",
@@ -381,12 +416,23 @@ def _before_start(
         return tree
     if job is not None and job.name in own.reads:
         ctx.error(
-            "TQ0804",
+            code,
             f"the {what} of job `{job.name}` reads its own result",
             own.reads.pop(job.name),
             label="known only after the job ran",
-            help="it must be known before the job starts: build it from `params`, `run`, the fan-out "
-            "variable or an upstream job's result",
+            help="it must be known before the job starts: build it from `params`, `run` or an upstream "
+            "job's result",
+        )
+        return tree
+    item = next((n for n in _walk(expr) if isinstance(n, ast.Name) and n.id in scope.variables), None)
+    if job is not None and item is not None:
+        ctx.error(
+            code,
+            f"the {what} of job `{job.name}` reads the fan-out item `{item.id}`",
+            item.span,
+            label="a different value for each item",
+            notes=("the items of a fan-out job share the job's limits and fair share, keyed once for all",),
+            help="key it by what the whole job shares: a parameter, `run` or an upstream job's result",
         )
         return tree
     for upstream, span in own.reads.items():
@@ -395,22 +441,14 @@ def _before_start(
         _check_weight(ctx, expr, env)
     else:
         _check_key_type(ctx, expr, env, what)
-    if own.reads or _reads_a_variable(tree):
+    if own.reads:
         _check_late_form(ctx, expr, what)
     return tree
 
 
 # What the runtime can finish when the job is ready (lua/flow_keys.lua): the parts of a key that do not
-# read an upstream result or the fan-out item are evaluated when the run starts, the rest with these.
+# read an upstream result are evaluated when the run starts, the rest with these.
 LATE_FORMS = (ast.Name, ast.Attr, ast.Index, ast.FString, ast.Literal)
-
-
-def _reads_a_variable(tree: object) -> bool:
-    if isinstance(tree, dict):
-        return "var" in tree or any(_reads_a_variable(v) for v in tree.values())
-    if isinstance(tree, list):
-        return any(_reads_a_variable(v) for v in tree)
-    return False
 
 
 def _check_late_form(ctx: Context, expr: ast.Expr, what: str) -> None:
@@ -422,7 +460,7 @@ def _check_late_form(ctx: Context, expr: ast.Expr, what: str) -> None:
             made_of = "fields, indexes and `+`" if weight else "fields, indexes, f-strings and `+`"
             ctx.error(
                 "TQ0805" if weight else "TQ0804",
-                f"a {what} that reads an upstream result or the fan-out item is made of {made_of} only",
+                f"a {what} that reads an upstream result is made of {made_of} only",
                 node.span,
                 label="not one of those",
                 help="compute it in the upstream task"

@@ -13,6 +13,7 @@ from tqflow.compiler.python_tasks import ModuleInfo, TaskSignature
 from tqflow.compiler.pytypes import PyTypes
 from tqflow.compiler.retry import lower_retry
 from tqflow.compiler.schedules import lower_schedules
+from tqflow.compiler.signals import check_signal_settings, register_imported_classes, signal_plan, signal_task
 from tqflow.compiler.typecheck import TypeEnv, check_value, infer
 from tqflow.compiler.types import ANY, DECLARABLE, Ty, from_declared, list_of
 from tqflow.dsl import ast
@@ -86,6 +87,8 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
 def _signatures(ctx: Context, flow: ast.Flow) -> dict[str, TaskSignature]:
     result = {}
     for job in flow.jobs:
+        if job.signal is not None:
+            continue  # runs no task
         signature = resolve_task(ctx, job.call)
         if signature is not None:
             result[job.name] = signature
@@ -111,12 +114,32 @@ def _type_env(ctx: Context, flow: ast.Flow, signatures: dict[str, TaskSignature]
     types = pytypes(ctx)
     env.fields = types.fields
     for job in flow.jobs:
+        if job.signal is not None:
+            env.jobs[job.name] = _signal_type(ctx, job.signal, classes)
+            env.job_spans[job.name] = job.signal.span
+            continue
         signature = signatures.get(job.name)
         returns = types.annotation(_module_of(ctx, signature), signature.returns) if signature else ANY
         env.jobs[job.name] = list_of(returns) if job.fan_out else returns
         env.job_spans[job.name] = job.call.span
     env.param_names, env.job_names = set(env.params), set(env.jobs)
     return env
+
+
+def _signal_type(ctx: Context, signal: ast.SignalWait, classes: set[str]) -> Ty:
+    """The payload type of a signal job: a declared type as a parameter's (TQ0209 when unknown)."""
+    declared = _declared_type(signal.type, classes)
+    if declared is None:
+        ctx.error(
+            "TQ0209",
+            f"unknown signal type `{signal.type.name}`",
+            signal.type.span,
+            help=did_you_mean(signal.type.name, [*DECLARABLE, "list", "dict", *classes])
+            or f"types are {', '.join(DECLARABLE)}, list[T], dict[Str, T], and classes of task modules",
+        )
+        return ANY
+    register_imported_classes(ctx, pytypes(ctx))
+    return declared
 
 
 def _declared_type(ref: ast.TypeRef, classes: set[str]) -> Ty | None:
@@ -151,6 +174,8 @@ def _lower_job(
     limiters: dict[str, LimiterPlan],
 ) -> JobPlan | None:
     params, job_names = env.param_names, env.job_names
+    if job.signal is not None:
+        return _lower_signal_job(ctx, flow, job, env, waits_for)
     scope = Scope(flow.name, params, job_names)
     job_env = TypeEnv(env.params, env.jobs, env.job_spans, dict(env.variables), params, job_names, env.fields)
     fan_out = None
@@ -200,6 +225,30 @@ def _lower_job(
         dead_letter=settings.get("dead_letter", _task_text(signature.options, "dead_letter")),
         limits=control.limits,
         fair=control.fair,
+    )
+
+
+def _lower_signal_job(
+    ctx: Context, flow: ast.Flow, job: ast.Job, env: TypeEnv, waits_for: dict[str, set[str]]
+) -> JobPlan | None:
+    """A signal job: no task, no arguments; the flow's `defaults` do not apply (a task's timeout is not
+    how long a person may take to answer)."""
+    assert job.signal is not None
+    own = check_signal_settings(ctx, job)
+    scope = Scope(flow.name, env.param_names, env.job_names)
+    settings = _settings(ctx, own, job.name, flow.name, env.job_names, env.param_names, scope)
+    after_waits: dict[str, Span] = settings.pop("_after_waits", {})
+    for upstream, span in after_waits.items():
+        ctx.dep_spans.setdefault((flow.name, job.name, upstream), span)
+    waits_for[job.name] = set(after_waits)
+    return JobPlan(
+        name=job.name,
+        task=signal_task(job.signal.type),
+        args={},
+        queue=flow.queue or DEFAULT_QUEUE,
+        after=settings.get("after"),
+        waits_for=sorted(waits_for[job.name]),
+        signal=signal_plan(pytypes(ctx), env.jobs[job.name], settings.get("timeout")),
     )
 
 

@@ -189,11 +189,13 @@ class ScheduleOption(Node):
 class Schedule(Node):
     """`schedule cron "…" tz "…" { … }`, `schedule every 6h`, `schedule at "ISO"`."""
 
-    kind: str  # "cron" | "every" | "at"
-    value: Literal  # the cron text or ISO time (str), or the interval (duration)
+    kind: str  # "cron" | "every" | "at" | "event"
+    value: Literal  # the cron text, ISO time or event name (str), or the interval (duration)
     tz: Literal | None = None
     options: tuple[ScheduleOption, ...] = ()
     params: tuple[Arg, ...] = ()  # `params { day = run.date - 1d }`: values for the runs it starts
+    key: Expr | None = None  # an event trigger's `key EXPR`: events with equal keys start one run
+    key_within: Literal | None = None  # `key EXPR within 1h` (the window; None = the default)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,11 +223,21 @@ class FanOut(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SignalWait(Node):
+    """`signal TYPE`: the job runs no task; it waits for a payload of TYPE sent to its run."""
+
+    type: TypeRef
+
+
+@dataclass(frozen=True, kw_only=True)
 class Job(Node):
+    """A job: a task call (`call`), or a signal wait (`signal`, with an empty `call`)."""
+
     name: str
     call: Call
     fan_out: FanOut | None = None
     settings: tuple[Setting, ...] = ()
+    signal: SignalWait | None = None
     name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 

@@ -7,14 +7,15 @@ recovery): a construct added to the grammar gets its builder method here.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
 from tqflow.dsl import ast
+from tqflow.dsl.literals import FSTRING_PIECES, unescape
 from tqflow.dsl.source import Source, Span
 from tqflow.errors import LanguageError
 from tqflow.plan.durations import parse_duration
@@ -51,9 +52,18 @@ def token_span(token: Token) -> Span:
 def _unquote(token: Token, source: Source) -> str:
     raw = str(token)[1:-1]
     try:
-        return raw.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        return unescape(raw)
     except UnicodeDecodeError as err:
         raise SyntaxFailure(f"invalid escape in string: {err.reason}", token_span(token)) from err
+
+
+@dataclass(frozen=True)
+class _ScheduleKey:
+    """`key EXPR [within D]` inside a schedule block, until the schedule is built."""
+
+    span: Span
+    expr: ast.Expr
+    within: ast.Literal | None
 
 
 @v_args(meta=True)
@@ -171,8 +181,19 @@ class Builder(Transformer[Token, Any]):
         block = items[1] or ()
         options = tuple(i for i in block if isinstance(i, ast.ScheduleOption))
         params = tuple(a for i in block if isinstance(i, tuple) for a in i)
+        keys = [i for i in block if isinstance(i, _ScheduleKey)]
+        if len(keys) > 1:
+            raise SyntaxFailure("a schedule has at most one `key`", keys[1].span)
+        key = keys[0] if keys else None
         return ast.Schedule(
-            span=meta_span(meta), kind=kind, value=value, tz=tz, options=options, params=params
+            span=meta_span(meta),
+            kind=kind,
+            value=value,
+            tz=tz,
+            options=options,
+            params=params,
+            key=key.expr if key else None,
+            key_within=key.within if key else None,
         )
 
     def cron_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, ast.Literal | None]:
@@ -184,6 +205,18 @@ class Builder(Transformer[Token, Any]):
 
     def at_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
         return ("at", self._string(items[0]), None)
+
+    def event_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
+        return ("event", self._string(items[0]), None)
+
+    def schedule_key(self, meta: Any, items: list[Any]) -> _ScheduleKey:
+        expr, within = items
+        literal = None
+        if within is not None:
+            literal = ast.Literal(
+                span=token_span(within), kind="duration", value=parse_duration(within), text=str(within)
+            )
+        return _ScheduleKey(meta_span(meta), expr, literal)
 
     def _string(self, token: Token) -> ast.Literal:
         return ast.Literal(
@@ -216,6 +249,17 @@ class Builder(Transformer[Token, Any]):
             name_span=token_span(name),
             call=call,
             fan_out=fan_out,
+            settings=tuple(block or ()),
+        )
+
+    def signal_job(self, meta: Any, items: list[Any]) -> ast.Job:
+        name, type_ref, block = items
+        return ast.Job(
+            span=meta_span(meta),
+            name=str(name),
+            name_span=token_span(name),
+            call=ast.Call(span=type_ref.span, func="", args=()),
+            signal=ast.SignalWait(span=type_ref.span, type=type_ref),
             settings=tuple(block or ()),
         )
 
@@ -385,7 +429,7 @@ class Builder(Transformer[Token, Any]):
         body = str(token)[2:-1]
         base = (token.start_pos or 0) + 2
         parts: list[str | ast.Expr] = []
-        for piece in re.finditer(r"\{\{|\}\}|\{([^{}]*)\}|[^{}]+|[{}]", body):
+        for piece in FSTRING_PIECES.finditer(body):
             text = piece.group(0)
             if text in ("{{", "}}"):
                 parts.append(text[0])
@@ -400,7 +444,7 @@ class Builder(Transformer[Token, Any]):
                 span = self.source.span_at(base + piece.start(), 1)
                 raise SyntaxFailure(f"single `{text}` in f-string (write `{text}{text}`)", span)
             else:
-                parts.append(text.encode("latin-1", "backslashreplace").decode("unicode_escape"))
+                parts.append(unescape(text))
         merged: list[str | ast.Expr] = []
         for part in parts:
             if isinstance(part, str) and merged and isinstance(merged[-1], str):

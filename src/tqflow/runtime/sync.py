@@ -179,9 +179,16 @@ class SyncClient:
     replay_all = _on_loop(Client.replay_all)
     list_jobs = _on_loop(Client.list_jobs)
     resume = _on_loop(Client.resume)
+    signal = _on_loop(Client.signal)
+    emit = _on_loop(Client.emit)
+    waiting_signals = _on_loop(Client.waiting_signals)
     pause = _on_loop(Client.pause)
     unpause = _on_loop(Client.unpause)
     undeploy = _on_loop(Client.undeploy)
+    schedule = _on_loop(Client.schedule)
+    schedules = _on_loop(Client.schedules)
+    schedule_info = _on_loop(Client.schedule_info)
+    unschedule = _on_loop(Client.unschedule)
 
     def backfill(
         self, flow: str, from_ms: int, to_ms: int, *, schedule: str | None = None, rate: float = 10.0

@@ -49,7 +49,7 @@ FlowName = Annotated[str, Path(pattern=NAME)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 RUN_STATES = "^(running|succeeded|failed|cancelled)$"
-JOB_STATES = "^(waiting|scheduled|queued|running|retrying|limited|succeeded|dead|skipped|cancelled)$"
+JOB_STATES = "^(waiting|scheduled|queued|running|retrying|limited|awaiting|succeeded|dead|skipped|cancelled)$"
 
 router = APIRouter(prefix="/api")
 

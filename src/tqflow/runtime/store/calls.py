@@ -75,6 +75,22 @@ def resume_run(
     return ScriptCall("resume_run", declared, [now, run_id, from_job, *(v for job in jobs for v in job)])
 
 
+def signal(keys: Keys, now: int, run_id: str, name: str, payload: str) -> ScriptCall:
+    declared = [
+        keys.run(run_id),
+        keys.job(f"{run_id}.{name}"),
+        keys.run_signals(run_id),
+        keys.awaiting,
+        keys.delayed,
+    ]
+    return ScriptCall("signal", declared, [now, run_id, name, payload])
+
+
+def event_run(submit: ScriptCall, marker: str, window_ms: int) -> ScriptCall:
+    """`submit` (a submit_run call) fenced by an event key's marker (lua/event_fence.lua)."""
+    return ScriptCall("event_run", [*submit.keys, marker], [*submit.args, window_ms])
+
+
 def watch(keys: Keys, job_id: str) -> ScriptCall:
     return ScriptCall("watch", [keys.job(job_id)], [job_id])
 

@@ -53,6 +53,7 @@ class Keys:
         self.dlq = f"{self.prefix}:dlq"
         self.runs = f"{self.prefix}:runs"
         self.flows = f"{self.control}:flows"
+        self.tasks = f"{self.control}:tasks"  # hash: task name -> what its workers published (catalog.py)
         self.queues = f"{self.prefix}:queues"
         self.dlqs = f"{self.prefix}:dlqs"  # names of the named dead-letter queues
         self.done_channel = f"{self.prefix}:done"  # job ids that someone waits for, when they end
@@ -77,6 +78,19 @@ class Keys:
 
     def run_done(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:done"
+
+    def run_signals(self, run_id: str) -> str:
+        """hash: signal job name -> payload sent before the run reached the job (delivered when it does)."""
+        return f"{self.prefix}:run:{run_id}:signals"
+
+    @property
+    def awaiting(self) -> str:
+        """zset: signal job id -> since when (ms) it awaits its payload."""
+        return f"{self.prefix}:awaiting"
+
+    def event_key(self, flow: str, trigger: str, digest: str) -> str:
+        """string: the run an event trigger's key started, for the key's window (SET NX PX)."""
+        return f"{self.prefix}:evkey:{flow}:{trigger}:{digest}"
 
     def flow(self, name: str) -> str:
         return f"{self.control}:flow:{name}"

@@ -1,5 +1,5 @@
--- Move delayed jobs that are due onto their streams, and let go the jobs waiting for a limiter whose
--- timer is due (limits.lua). Returns {moved, next due ms or -1}.
+-- Move delayed jobs that are due onto their streams, fail signal jobs whose timeout came, and let go the
+-- jobs waiting for a limiter whose timer is due (limits.lua). Returns {moved, next due ms or -1}.
 -- KEYS[1] delayed key, KEYS[2] the limiters' timer zset. ARGV: now, limit
 refuse_when_full()
 local now = tonumber(ARGV[1])
@@ -7,7 +7,8 @@ local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumb
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[1], id)
   local state = redis.call('HGET', job_key(id), 'state')
-  if state == 'scheduled' or state == 'retrying' then push(id, now) end
+  if state == 'scheduled' or state == 'retrying' then push(id, now)
+  elseif state == 'awaiting' then time_out_signal(id, now) end
 end
 local moved = #due
 if KEYS[2] then moved = moved + release_due(now, tonumber(ARGV[2])) end
