@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from tqflow.errors import RunNotFound
 from tqflow.plan import FlowPlan, JobPlan, Priority, canonical_json
+from tqflow.runtime.clock import now_ms as now_ms  # re-exported: most of the runtime imports it from here
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.flow_controls import check_flow, job_controls, with_controls
 from tqflow.runtime.params import resolve_params
@@ -23,40 +24,6 @@ from tqflow.runtime.store.scripts import Scripts
 
 TERMINAL_JOB_STATES = ("succeeded", "dead", "skipped", "cancelled")
 TERMINAL_RUN_STATES = ("succeeded", "failed", "cancelled")
-
-
-# F18: leases and cron ticks are times one process writes and another compares, so every worker reads the
-# same clock: its own, corrected by how far it is from Redis's (TIME), measured at each heartbeat. A host
-# 30 s ahead used to see every other worker's lease as expired and fire ticks 30 s early.
-CLOCK_TOLERANCE_MS = 50  # closer than this to Redis's clock: left alone (hosts in sync, measurement noise)
-_clock_offset_ms = 0
-
-
-def now_ms() -> int:
-    """Milliseconds since the epoch by Redis's clock (this host's, corrected by `sync_clock`)."""
-    return int(time.time() * 1000) + _clock_offset_ms
-
-
-def correct_clock(server_ms: float, local_ms: float, rtt_ms: float = 0.0) -> int:
-    """Set the correction from one reading of Redis's clock at local time `local_ms`; returns it."""
-    global _clock_offset_ms
-    skew = server_ms - local_ms
-    _clock_offset_ms = round(skew) if abs(skew) > max(CLOCK_TOLERANCE_MS, rtt_ms) else 0
-    return _clock_offset_ms
-
-
-async def sync_clock(redis: Redis) -> int:
-    """Read Redis's clock (TIME) and correct this process's; a slow or failed reading changes nothing."""
-    before = time.time()
-    try:
-        seconds, micros = await redis.time()
-    except Exception:  # Redis away, or a topology without TIME routing: keep the last correction
-        return _clock_offset_ms
-    after = time.time()
-    rtt = (after - before) * 1000
-    if rtt > 4 * CLOCK_TOLERANCE_MS:  # the reading is worth less than the tolerance
-        return _clock_offset_ms
-    return correct_clock(int(seconds) * 1000 + int(micros) / 1000, (before + after) / 2 * 1000, rtt)
 
 
 def new_run_id() -> str:

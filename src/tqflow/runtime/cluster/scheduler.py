@@ -9,7 +9,6 @@ leader ran follow the trigger's catch-up policy and are counted when skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable
 
@@ -17,6 +16,7 @@ import structlog
 from redis.asyncio import Redis
 
 from tqflow.plan import FlowPlan, TriggerPlan
+from tqflow.runtime import clock
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks, plan_ticks
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.deployments import Deployments
@@ -172,17 +172,7 @@ class Scheduler:
                 except Exception as err:
                     log.warning("scheduler pass failed", error=repr(err))
             leader_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(stop, leader_changed), max(sleep, 0.01))
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
+            await clock.wait((stop, leader_changed), max(sleep, 0.01))  # a moved clock wakes it too
 
 
 def tick_run_call(

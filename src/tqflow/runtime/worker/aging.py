@@ -4,12 +4,12 @@ a lower one for ever (any worker may run it; the script is atomic)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
 from tqflow.plan import Priority
-from tqflow.runtime.runs import now_ms
+from tqflow.runtime import clock
+from tqflow.runtime.clock import now_ms
 from tqflow.runtime.store import calls
 from tqflow.runtime.worker.context import WorkerContext
 
@@ -26,8 +26,7 @@ class Aging:
         period = max(0.1, settings.aging_ms / 4000)
         top = int(Priority.parse(settings.aging_to))
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), period)
+            await clock.wait(stop, period)
             call = calls.age(self.context.keys, now_ms(), settings.aging_ms, top, settings.queues)
             try:
                 await self.context.scripts.run(call)

@@ -8,7 +8,8 @@ import contextlib
 import structlog
 from redis.exceptions import RedisError
 
-from tqflow.runtime.runs import now_ms
+from tqflow.runtime import clock
+from tqflow.runtime.clock import now_ms
 from tqflow.runtime.store import calls
 from tqflow.runtime.worker.context import WorkerContext
 
@@ -42,5 +43,4 @@ class Promoter:
             if next_due >= 0:
                 sleep = min(sleep, max(0.0, (next_due - now_ms()) / 1000))
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), sleep)
+            await clock.wait(self._wake, sleep)  # a test moving the clock wakes it too (runtime/clock.py)
