@@ -28,6 +28,7 @@ from tqflow.runtime.api.app import create_app
 from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect
+from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.store import lean, payloads
@@ -156,9 +157,14 @@ async def test_bytes_survive_every_byte_value(
     assert await stored(redis, client.keys.job(job_id), "result") == expect(
         b"Mb|" + reference(ct.ALL_BYTES * 3)
     )
-    # bytes in the arguments too, through a fan-in of every byte value and '|'
+    # bytes in the arguments too: every byte value and '|'
     echoed = await client.enqueue(ct.echo, value=ct.ALL_BYTES, codec="msgpack")
     assert await client.result(echoed, timeout=10) == ct.ALL_BYTES
+    # shown by the API and `tqc jobs show --json` as base64 (raw bytes are not JSON text)
+    view = await Inspector(redis, client.keys.namespace).job(echoed)
+    shown = {"$base64": base64.b64encode(ct.ALL_BYTES).decode()}
+    assert json.loads(view.model_dump_json())["args"] == {"value": shown}
+    assert json.loads(view.model_dump_json())["result"] == shown
 
 
 async def test_a_caller_made_client_reads_binary_bodies(

@@ -6,6 +6,7 @@ pipelined, so looking at a busy deployment costs a bounded number of round trips
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from collections import Counter
@@ -70,11 +71,25 @@ def _payload(value: Any) -> Any:
     if value is None or value == "":
         return None
     try:
-        return payloads.value(str(value), READ_ONLY_PAYLOADS)
+        return displayable(payloads.value(str(value), READ_ONLY_PAYLOADS))
     except payloads.PayloadError as err:
         return f"<unreadable result: {err}>"
     except (ValueError, TypeError):
         return _json(value)
+
+
+def displayable(value: Any, depth: int = 0) -> Any:
+    """A decoded payload as JSON can show it: MessagePack `bytes` become `{"$base64": …}` (raw bytes are
+    not text, and a JSON answer with them in it could not be written)."""
+    if isinstance(value, bytes | bytearray):
+        return {"$base64": base64.b64encode(bytes(value)).decode()}
+    if depth > 64:
+        return value
+    if isinstance(value, dict):
+        return {str(k): displayable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [displayable(v, depth + 1) for v in value]
+    return value
 
 
 def run_summary(run_id: str, row: dict[str, Any]) -> RunSummary:
