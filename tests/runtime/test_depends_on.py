@@ -181,3 +181,19 @@ async def test_post_jobs_and_tqc_take_dependencies(
         tqc, redis_url, namespace, "jobs", "submit", jt.add.name, "-a", "x=1", "--depends-on", "nope1"
     )
     assert refused.returncode == 2 and "dependency nope1 does not exist" in refused.stderr
+
+
+async def test_a_flow_job_can_be_a_dependency(client: Client, start_worker: WorkerFactory) -> None:
+    from helpers import plan_of
+
+    tasks = {**TASKS, **load_tasks(["sample_tasks"], [FLOWS])}
+    await client.deploy(plan_of("diamond.tqflow"))
+    run_id = await client.start_run("diamond", {"n": 3})
+    after_sum = await client.enqueue(jt.add, x=1, depends_on=[f"{run_id}.sum"])
+    after_run = await client.enqueue(jt.add, x=2, depends_on=[f"{run_id}.joined", after_sum])
+    assert (await client.job(after_run)).state == "waiting"
+    await start_worker(tasks, concurrency=4)
+    info = await client.wait(run_id, timeout=20)
+    assert info.state == "succeeded"  # the run's own bookkeeping is untouched by its standalone dependents
+    assert await client.result(after_run, timeout=10) == 3
+    assert await client.result(after_sum, timeout=10) == 2

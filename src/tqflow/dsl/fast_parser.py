@@ -60,14 +60,6 @@ def parse_fast(text: str, source: Source, max_nesting: int) -> ast.Module | None
         return None
 
 
-@dataclasses.dataclass(frozen=True)
-class _ScheduleKey:
-    """`key EXPR [within D]` of a schedule block, until the schedule is built."""
-
-    expr: ast.Expr
-    within: ast.Literal | None
-
-
 class _Parser:
     def __init__(self, toks: list[Token], source: Source, max_nesting: int) -> None:
         self.toks = toks
@@ -446,18 +438,18 @@ class _Parser:
             raise Fallback(f"no trigger starts with {kind}")
         options: list[ast.ScheduleOption] = []
         params: list[ast.Arg] = []
-        keys: list[_ScheduleKey] = []
+        key: tuple[ast.Expr, ast.Literal | None] | None = None
         if self.kinds[self.i] == "LBRACE":
             items, _open, _close = self._block(self.schedule_item)
             for item in items:
                 if isinstance(item, ast.ScheduleOption):
                     options.append(item)
-                elif isinstance(item, _ScheduleKey):
-                    keys.append(item)
+                elif isinstance(item, _Key):
+                    if key is not None:
+                        raise Fallback("a second `key`: the Lark path reports it")
+                    key = (item.expr, item.within)
                 else:
                     params.extend(item)
-        if len(keys) > 1:
-            raise Fallback("a second `key`")  # the builder's error
         end = self.expect("_NL")
         schedule = ast.Schedule(
             span=self.span(first, end),
@@ -466,16 +458,20 @@ class _Parser:
             tz=tz,
             options=tuple(options),
             params=tuple(params),
-            key=keys[0].expr if keys else None,
-            key_within=keys[0].within if keys else None,
+            key=key[0] if key else None,
+            key_within=key[1] if key else None,
         )
         self._check_nesting(first, schedule)
         return schedule
 
-    def schedule_item(self) -> ast.ScheduleOption | tuple[ast.Arg, ...] | _ScheduleKey:
-        if self.kinds[self.i] == "KEY":  # `key EXPR [within D]`: an event trigger's deduplication
+    def schedule_item(self) -> ast.ScheduleOption | tuple[ast.Arg, ...] | _Key:
+        if self.kinds[self.i] == "PARAMS":
             self.i += 1
-            key = self.expr()
+            items, _open, _close = self._block(self.schedule_param)
+            return tuple(items)
+        if self.kinds[self.i] == "KEY":  # an event trigger's `key EXPR [within D]`
+            self.i += 1
+            expr = self.expr()
             within = None
             if self.kinds[self.i] == "WITHIN":
                 self.i += 1
@@ -484,11 +480,7 @@ class _Parser:
                 within = ast.Literal(
                     span=self.token_span(at), kind="duration", value=parse_duration(text), text=text
                 )
-            return _ScheduleKey(key, within)
-        if self.kinds[self.i] == "PARAMS":
-            self.i += 1
-            items, _open, _close = self._block(self.schedule_param)
-            return tuple(items)
+            return _Key(expr, within)
         first = self._name()
         value: ast.Expr | ast.Call
         if self.kinds[self.i] == "INT":
@@ -549,7 +541,7 @@ class _Parser:
         return job
 
     def _signal_job(self, first: int, name: int) -> ast.Job:
-        """`job approve = signal Approval { timeout 2d }`: a wait for a payload, with an empty call."""
+        """`job NAME = signal TYPE [{ settings }]` (dsl/builder.py `signal_job`)."""
         self.i += 1
         type_ref = self.type_expr()
         settings: list[ast.Setting] = []
@@ -919,6 +911,14 @@ class _Parser:
         if inner.kinds[inner.i] != "$END":
             raise Fallback("an f-string part is not one expression")
         return expr
+
+
+@dataclasses.dataclass(frozen=True)
+class _Key:
+    """`key EXPR [within D]` in a schedule block, until the schedule is built."""
+
+    expr: ast.Expr
+    within: ast.Literal | None
 
 
 def _fast_span(start: int, end: int, line: int, column: int, end_line: int, end_column: int) -> Span:
