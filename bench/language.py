@@ -1,6 +1,7 @@
 """How long `tqc check` and `tqc fmt --check` take on large generated flows, as a user runs them.
 
-Usage: .venv/bin/python bench/language.py [--runs 3] [--check-jobs 5000] [--fmt-jobs 50000] [--lark] [--src DIR]
+Usage: .venv/bin/python bench/language.py [--runs 3] [--check-jobs 5000] [--fmt-jobs 50000] [--lark]
+       [--formatted-only] [--src DIR]
 
 Each figure is a fresh `tqc` process (start-up and imports included), timed from outside: the median
 wall time of --runs runs and the median CPU time (user + sys of the child), with the load average before
