@@ -31,6 +31,8 @@ def test_key_layout_is_pinned() -> None:
     assert keys.dlq == "{prod}:dlq"
     assert keys.flow("nightly") == "{prod}:flow:nightly"
     assert keys.streams("q") == [f"{{prod}}:q:q:{p}" for p in range(5)]
+    assert keys.tasks == "{prod}:tasks"  # the task catalog (runtime/catalog.py): the control slot's
+    assert Keys("prod", 3).tasks == "{prod}:tasks"
 
 
 @pytest.mark.parametrize("bad", ["", "a{b}", "x" * 65, "sp ace"])

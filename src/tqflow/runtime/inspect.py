@@ -6,6 +6,7 @@ pipelined, so looking at a busy deployment costs a bounded number of round trips
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from collections import Counter
@@ -70,11 +71,25 @@ def _payload(value: Any) -> Any:
     if value is None or value == "":
         return None
     try:
-        return payloads.value(str(value), READ_ONLY_PAYLOADS)
+        return displayable(payloads.value(str(value), READ_ONLY_PAYLOADS))
     except payloads.PayloadError as err:
         return f"<unreadable result: {err}>"
     except (ValueError, TypeError):
         return _json(value)
+
+
+def displayable(value: Any, depth: int = 0) -> Any:
+    """A decoded payload as JSON can show it: MessagePack `bytes` become `{"$base64": …}` (raw bytes are
+    not text, and a JSON answer with them in it could not be written)."""
+    if isinstance(value, bytes | bytearray):
+        return {"$base64": base64.b64encode(bytes(value)).decode()}
+    if depth > 64:
+        return value
+    if isinstance(value, dict):
+        return {str(k): displayable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [displayable(v, depth + 1) for v in value]
+    return value
 
 
 def run_summary(run_id: str, row: dict[str, Any]) -> RunSummary:
@@ -94,7 +109,8 @@ OPTION_NAMES = (("t", "timeout_ms"), ("dl", "deadline_ms"), ("dlq", "dead_letter
 
 
 def job_options(opts: Any) -> dict[str, Any]:
-    """What a job's stored options say, readably: retry plan, timeout, deadline, dead-letter queue."""
+    """What a job's stored options say, readably: retry plan, timeout, deadline, dead-letter queue,
+    dependencies."""
     try:
         raw = json.loads(opts) if opts else {}
     except (ValueError, TypeError):
@@ -108,9 +124,12 @@ def job_options(opts: Any) -> dict[str, Any]:
             ("dl", "deadline_ms"),
             ("dlq", "dead_letter"),
             ("d", "delay_ms"),
+            ("dep", "depends_on"),
         ):
             if raw.get(short):
                 out[name] = raw[short]
+        if raw.get("da") == "done":
+            out["allow_failure"] = True
     return out
 
 
@@ -120,6 +139,8 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
     views = [AttemptView.model_validate_json(a) for a in attempts or []]
     if not views and record.first_attempt_only:  # no history is written for a first-attempt success
         views = [first_attempt(record)]
+    form = payloads.form_of(row.get("payload"))
+    options = job_options(row.get("opts"))
     return JobView(
         id=job_id,
         name=record.name or (job_id.rpartition(".")[2] if record.run else job_id),
@@ -140,7 +161,11 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
         error=record.error,
         result=_payload(record.result),
         args=_payload(row.get("payload")),
-        options=job_options(row.get("opts")),
+        codec=form[0] if form else None,
+        compression=form[1] if form else None,
+        options=options,
+        depends_on=[str(d) for d in options.get("depends_on") or []],
+        allow_failure=bool(options.get("allow_failure")),
         duration_ms=record.finished - record.started
         if record.started is not None and record.finished is not None
         else None,

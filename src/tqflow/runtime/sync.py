@@ -185,6 +185,10 @@ class SyncClient:
     pause = _on_loop(Client.pause)
     unpause = _on_loop(Client.unpause)
     undeploy = _on_loop(Client.undeploy)
+    schedule = _on_loop(Client.schedule)
+    schedules = _on_loop(Client.schedules)
+    schedule_info = _on_loop(Client.schedule_info)
+    unschedule = _on_loop(Client.unschedule)
 
     def backfill(
         self, flow: str, from_ms: int, to_ms: int, *, schedule: str | None = None, rate: float = 10.0

@@ -15,6 +15,7 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 from tqflow.plan import Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.limits import Limit, LimitArg, limits_of, wire_of
+from tqflow.runtime.store.payloads import check_choice
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,6 +36,8 @@ class TaskOptions:
     dead_letter: str | None = None
     version: int = 1  # the payload schema version of the arguments
     upgraders: Mapping[int, Upgrader] = field(default_factory=dict)  # from version N to N+1
+    codec: str | None = None  # json, msgpack or pickle: its jobs' arguments and its results
+    compression: str | None = None  # none, zlib or zstd
     limits: tuple[Limit, ...] = ()  # the limiters every job of it takes (runtime/limits.py)
 
     @property
@@ -113,6 +116,8 @@ def task(
     version: int = 1,
     upgraders: Mapping[int, Upgrader] | None = None,
     limit: LimitArg | None = None,
+    codec: str | None = None,
+    compression: str | None = None,
     **extra: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -132,10 +137,15 @@ def task(
     version: int = 1,
     upgraders: Mapping[int, Upgrader] | None = None,
     limit: LimitArg | None = None,
+    codec: str | None = None,
+    compression: str | None = None,
     **extra: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Mark a function as a task. Its name defaults to `module.function` (what the compiler sees).
-    `limit`: a `Limiter`, `limiter.by(key)` or a list of them, taken by every job of the task."""
+    `limit`: a `Limiter`, `limiter.by(key)` or a list of them, taken by every job of the task.
+    `codec` (json, msgpack, pickle) and `compression` (none, zlib, zstd): how its jobs' arguments and
+    its results are encoded, whoever sends them (a call's own `codec=` wins); unset, the client's and
+    the worker's settings."""
     limits = limits_of(limit) or ()
     if priority is not None:
         Priority.parse(priority)  # ValueError for a name that is not a level
@@ -143,6 +153,7 @@ def task(
         raise ValueError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive integer, got {version!r}")
+    check_choice(codec, compression, "@task")
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         options = TaskOptions(
@@ -158,6 +169,8 @@ def task(
             version=version,
             upgraders=dict(upgraders or {}),
             limits=limits,
+            codec=codec,
+            compression=compression,
         )
         return Task(f, options)
 

@@ -3,7 +3,7 @@ priority, replay dead-lettered jobs. Each is one call of the Client (runtime/cli
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AfterValidator, BaseModel, Field
@@ -39,6 +39,19 @@ class SubmitJob(BaseModel):
     priority: Priority | None = None
     delay_ms: int | None = Field(default=None, ge=0, le=366 * 86_400_000)
     dead_letter: str | None = Field(default=None, pattern=NAME)
+    codec: Literal["json", "msgpack"] | None = Field(
+        default=None, description="How the arguments are stored (default: the task's, else JSON)"
+    )
+    compression: Literal["none", "zlib", "zstd"] | None = None
+    depends_on: list[Annotated[str, Field(pattern=ID), AfterValidator(well_formed)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Job ids this job waits for: it is skipped when one does not succeed",
+    )
+    allow_failure: bool = Field(
+        default=False, description="Run once the dependencies ended, whatever their state"
+    )
     limit: list[LimitBody] | None = Field(
         default=None,
         max_length=8,
@@ -118,17 +131,24 @@ async def submit_job(svc: Svc, body: SubmitJob) -> Submitted:
         fair_share(body.fair_key, body.weight)
     except ValueError as err:
         raise _invalid(["fair_key"], str(err)) from None
-    job = await svc.client.enqueue(
-        body.task,
-        queue=body.queue,
-        priority=body.priority,
-        delay=delay,
-        dead_letter=body.dead_letter,
-        limit=limits,
-        fair_key=body.fair_key,
-        weight=body.weight,
-        **body.kwargs,
-    )
+    try:
+        job = await svc.client.enqueue(
+            body.task,
+            queue=body.queue,
+            priority=body.priority,
+            delay=delay,
+            dead_letter=body.dead_letter,
+            limit=limits,
+            fair_key=body.fair_key,
+            weight=body.weight,
+            codec=body.codec,
+            compression=body.compression,
+            depends_on=body.depends_on,
+            allow_failure=body.allow_failure or None,
+            **body.kwargs,
+        )
+    except ValueError as err:  # refused by the enqueue script: a dependency that does not exist, …
+        raise _invalid(["depends_on"] if "depend" in str(err) else [], str(err)) from err
     return Submitted(id=str(job))
 
 

@@ -53,6 +53,7 @@ class Keys:
         self.dlq = f"{self.prefix}:dlq"
         self.runs = f"{self.prefix}:runs"
         self.flows = f"{self.control}:flows"
+        self.tasks = f"{self.control}:tasks"  # hash: task name -> what its workers published (catalog.py)
         self.queues = f"{self.prefix}:queues"
         self.dlqs = f"{self.prefix}:dlqs"  # names of the named dead-letter queues
         self.done_channel = f"{self.prefix}:done"  # job ids that someone waits for, when they end
@@ -120,7 +121,7 @@ class Keys:
         return f"{self.prefix}:limit:defs"
 
     def limit(self, member: str, part: str) -> str:
-        """`member` is NAME|KEY; `part` b (rate bucket hash), h (holders zset) or w (waiting list)."""
+        """`member` is NAME|KEY; `part` b (a rate bucket, "TOKENS TIME_US"), h (holders) or w (waiting)."""
         return f"{self.prefix}:limit:{member}:{part}"
 
     # Fair share (lua/fair.lua): per queue and level, the keys' passes, one list a key, the window's state.

@@ -39,7 +39,8 @@ JOB_FIELDS = (
     "finished",
     "due",
 )
-RECORD_OPTIONS = ("d", "dl", "uk", "fk")  # a delay, a deadline, a unique or a fair key: a record at once
+# a delay, a deadline, a unique key, a fair key or dependencies need a record at once
+RECORD_OPTIONS = ("d", "dl", "uk", "fk", "dep")
 
 
 def _int(value: Any) -> int | None:
@@ -137,6 +138,8 @@ def options_json(
     unique: tuple[str, int, str] | None = None,
     limits: list[dict[str, Any]] | None = None,
     fair: tuple[str, float | None] | None = None,
+    depends_on: tuple[str, ...] = (),
+    allow_failure: bool = False,
 ) -> str:
     """The options a job carries, compactly (most jobs carry none: an empty string). `retry_off`: the job
     was given a plan that retries nothing (`r: {}`), so the worker must not apply the task's own."""
@@ -161,6 +164,10 @@ def options_json(
         o["fk"] = fair[0]
         if fair[1] is not None and fair[1] != 1:
             o["fw"] = fair[1]
+    if depends_on:
+        o["dep"] = list(depends_on)
+        if allow_failure:
+            o["da"] = "done"
     return json.dumps(o, separators=(",", ":")) if o else ""
 
 

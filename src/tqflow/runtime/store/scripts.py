@@ -185,7 +185,11 @@ class SyncScripts:
         if pack_command is None:
             self._own.send_command(*command)
         else:  # hiredis' packer directly: the same bytes, without redis-py's Python layer around it
-            self._own.send_packed_command([pack_command(command)])
+            try:
+                packed = pack_command(command)
+            except UnicodeEncodeError:  # a binary payload body (store/payloads.py): its bytes, as they are
+                packed = pack_command(tuple(_carried(arg) for arg in command))
+            self._own.send_packed_command([packed])
         return self._own.read_response()
 
     def close(self) -> None:
@@ -201,3 +205,8 @@ class SyncScripts:
         for name in SCRIPT_NAMES:
             self.redis.script_load(script_text(name))
         self._loaded = True
+
+
+def _carried(arg: Arg) -> Arg | bytes:
+    """A str that carries bytes (surrogate escapes) as those bytes, as redis-py's encoder writes it."""
+    return arg.encode("utf-8", "surrogateescape") if isinstance(arg, str) else arg

@@ -68,7 +68,11 @@ class Attempt:
             )
             level = level if 0 <= level < len(Priority) else 2
         self.cancelled = False
-        self.is_child = False
+        # a fan-out item runs as a plain job (no run context); the start names its parent, run and flow
+        self.is_child = self.run is not None and "parent" in self.run
+        of = self.run if self.is_child else None
+        if of is not None:
+            self.run = None
         self.started_ms = now_ms()
         self.event = AttemptEvent(
             job_id=self.job_id,
@@ -77,8 +81,8 @@ class Attempt:
             priority=Priority.label_of(level),
             attempt=self.number,
             worker=worker,
-            run_id=str(self.run.get("run") or "") if self.run else "",
-            flow=str(self.run.get("flow") or "") if self.run else "",
+            run_id=str((of or self.run or {}).get("of_run" if of else "run") or ""),
+            flow=str((of or self.run or {}).get("flow") or ""),
             waited_ms=max(0, self.started_ms - (waited_from or self.started_ms)),
         )
 

@@ -162,7 +162,7 @@ class Runner:
         finally:
             self.active.pop(attempt.job_id, None)
         try:
-            payload = payloads.encode(result, self._result_settings(attempt), None)
+            payload = payloads.encode(result, self._result_settings(attempt, task), None)
         except (TypeError, ValueError) as err:
             await self._finish(attempt, "dead", _error("ResultError", str(err)))
             return
@@ -176,9 +176,18 @@ class Runner:
                 raise asyncio.CancelledError() from err
             raise TimeoutError("interrupted") from err  # a thread stopped by its timeout
 
-    def _result_settings(self, attempt: Attempt) -> PayloadSettings:
-        # results of fan-out children are always plain JSON: the parent's list is their bodies joined
-        return payloads.DEFAULT if attempt.is_child else self.context.settings.payloads
+    def _result_settings(self, attempt: Attempt, task: Task[Any, Any]) -> PayloadSettings:
+        """A result is encoded with its task's codec and compression; a task without a codec gives its
+        result the job's when the job's arguments chose msgpack or pickle, else the worker's."""
+        if (
+            attempt.is_child
+        ):  # fan-out items' results are plain JSON: the parent's list is their bodies joined
+            return payloads.DEFAULT
+        chosen = task.options.codec
+        if chosen is None and attempt.run is None:
+            form = payloads.form_of(attempt.payload)
+            chosen = form[0] if form is not None and form[0] != "json" else None
+        return self.context.settings.payloads.choose(chosen, task.options.compression)
 
     async def _run_arguments(self, attempt: Attempt, task: Task[Any, Any]) -> dict[str, Any] | None:
         """A flow job's arguments from its expression trees; None when it was skipped or fanned out."""

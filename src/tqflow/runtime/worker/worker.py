@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 from tqflow.runtime import catalog
 from tqflow.runtime.cluster.node import ClusterNode
-from tqflow.runtime.connection import pin
+from tqflow.runtime.connection import carry_bytes, pin
 from tqflow.runtime.executors import Executors, Running
 from tqflow.runtime.hooks import WorkerHooks
 from tqflow.runtime.priorities import FetchPlanner
@@ -59,6 +59,7 @@ class Worker:
     ) -> None:
         self.hooks = list(hooks)
         refuse_bytes_replies(redis)
+        carry_bytes(redis)  # binary payload bodies (store/payloads.py)
         self.redis = redis
         self.tasks = dict(tasks)
         self.keys = Keys(namespace)

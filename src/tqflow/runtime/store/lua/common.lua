@@ -224,6 +224,81 @@ local function resolve(id, now)
   return schedule(id, now, {f[5], f[6], f[7], f[8], f[9], f[10]})
 end
 
+-- Standalone dependencies (`enqueue(..., depends_on=[ids])`): a dependent's record waits (state
+-- `waiting`, `deps_left` of its `after_deps` not ended yet); each dependency lists it in `dependent_jobs`
+-- (JSON ids). When the last one ends it is queued (or delayed), or skipped when one did not succeed and it
+-- does not allow failures (`after_policy` = done). A skipped dependent is kept a day, like a finished job.
+local SKIPPED_KEEP_MS = 86400000
+local function resolve_after(id, now)
+  local k = job_key(id)
+  local f = redis.call('HMGET', k, 'state', 'after_deps', 'after_policy', 'delay_ms', 'deadline_ms', 'queue', 'prio',
+    'opts')
+  if f[1] ~= 'waiting' then return false end
+  if f[3] ~= 'done' then
+    for _, dep in ipairs(cjson.decode(f[2] or '[]')) do
+      local state = redis.call('HGET', job_key(dep), 'state')
+      if state ~= 'succeeded' then
+        redis.call('HSET', k, 'state', 'skipped', 'finished', now,
+          'reason', 'dependency ' .. dep .. ' did not succeed (' .. (state or 'gone') .. ')')
+        redis.call('PEXPIRE', k, SKIPPED_KEEP_MS)
+        return true
+      end
+    end
+  end
+  schedule(id, now, {f[4], f[5], f[6], f[7], f[8]})
+  return false
+end
+
+-- A job with standalone dependents ended: release each (a worklist, so a long chain of skips never
+-- recurses), waking whoever waits for a dependent that was skipped.
+local function release_after(now, list)
+  local work = {list}
+  while #work > 0 do
+    for _, dep in ipairs(cjson.decode(table.remove(work))) do
+      local dk = job_key(dep)
+      if redis.call('HGET', dk, 'state') == 'waiting' and redis.call('HINCRBY', dk, 'deps_left', -1) <= 0 then
+        if resolve_after(dep, now) then
+          local w, more = unpack(redis.call('HMGET', dk, 'w', 'dependent_jobs'))
+          if w then redis.call('PUBLISH', done_channel, dep) end
+          if more and more ~= '' then work[#work + 1] = more end
+        end
+      end
+    end
+  end
+end
+
+-- Why a job cannot depend on `deps` (nil: it can). A queued lean dependency gets its record here: it is
+-- what lists its dependents.
+local function deps_problem(deps, own)
+  if type(deps) ~= 'table' or #deps == 0 then return 'depends_on must list job ids' end
+  for _, dep in ipairs(deps) do
+    if type(dep) ~= 'string' or dep == '' or string.find(dep, '[{}]') then return 'bad dependency id' end
+    if dep == own then return 'a job cannot depend on itself' end
+    if not state_of(dep) then return 'dependency ' .. dep .. ' does not exist' end
+  end
+  return nil
+end
+
+-- Write a dependent's record (`fields`: task, payload, queue, prio, opts …) waiting for its dependencies;
+-- when they have all ended already, it is queued (or delayed, or skipped) at once.
+local function wait_for_deps(k, id, fields, o, now)
+  local left = 0
+  for _, dep in ipairs(o.dep) do
+    local dk = job_key(dep)
+    if not TERMINAL[redis.call('HGET', dk, 'state')] then
+      left = left + 1
+      local list = redis.call('HGET', dk, 'dependent_jobs')
+      local ids = (list and list ~= '') and cjson.decode(list) or {}
+      ids[#ids + 1] = id
+      redis.call('HSET', dk, 'dependent_jobs', cjson.encode(ids))
+    end
+  end
+  redis.call('HSET', k, 'state', 'waiting', 'enqueued', now, 'deps_left', left, 'after_deps', cjson.encode(o.dep),
+    'delay_ms', o.d or 0, 'deadline_ms', o.dl or 0, unpack(fields))
+  if o.da then redis.call('HSET', k, 'after_policy', o.da) end
+  if left == 0 then resolve_after(id, now) end
+end
+
 local function finish_run(rk, now)
   local open, failed, cancelled, run_cancel, state = unpack(redis.call('HMGET', rk, 'open', 'failed', 'cancelled',
     'cancel', 'state'))
@@ -279,10 +354,12 @@ end
 -- `known`: {run, w, replayed, parent, dependents, state} when the caller read them already (finish_attempt).
 on_terminal = function(id, now, known)
   local k = job_key(id)
-  local run_id, waiter, replayed, parent
-  if known then run_id, waiter, replayed, parent = known[1], known[2], known[3], known[4]
-  else run_id, waiter, replayed, parent = unpack(redis.call('HMGET', k, 'run', 'w', 'replayed', 'parent')) end
+  local run_id, waiter, replayed, parent, after_me
+  if known then run_id, waiter, replayed, parent, after_me = known[1], known[2], known[3], known[4], known[7]
+  else run_id, waiter, replayed, parent, after_me = unpack(redis.call('HMGET', k, 'run', 'w', 'replayed', 'parent',
+    'dependent_jobs')) end
   if waiter then redis.call('PUBLISH', done_channel, id) end
+  if after_me and after_me ~= '' then release_after(now, after_me) end
   if replayed == '1' then return end
   if parent and parent ~= '' then return child_done(parent, now) end
   if not run_id or run_id == '' then return end
@@ -344,7 +421,8 @@ end
 
 -- Make a delivered stream entry this worker's attempt (a new token), or drop a stale entry (its job was
 -- moved, cancelled or already handled). Returns the attempt as a flat list, or nil.
--- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (JSON or false)
+-- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (JSON or false;
+-- for a fan-out item, its parent, run and flow: {parent, of_run, flow})
 -- A stream entry naming no job, or a job that does not exist, is dead-lettered under its own record
 -- (`malformed-STREAM-ENTRY`) with the reason, so bad input is visible in the DLQ instead of vanishing (F8).
 local function reject_entry(id, stream, entry, now)
@@ -371,7 +449,7 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   end
   local k = job_key(id or '')
   local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
-    'deadline_at', 'run', 'attempt', 'lg', 'lh', 'ff')
+    'deadline_at', 'run', 'attempt', 'lg', 'lh', 'ff', 'parent', 'fan_out')
   local fresh  -- a lean job starting from the entry just read: its whole record is written in one HSET below
   if id ~= nil and not f[1] then  -- a lean job starting: its record is made from its entry
     local rec
@@ -402,13 +480,13 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     fair_taken(f[6], f[14], now)
     running[#running + 1] = 'ff'; running[#running + 1] = ''
   end
-  if f[5] and string.find(f[5], '"lim"', 1, true) then  -- limited: a slot of each limit, or it waits (limits.lua)
-    if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, {}))); fresh = nil end
+  -- limited: a slot of each limit, or it waits (limits.lua); a fan-out's limits are its items'
+  if f[5] and (not f[16] or f[16] == '') and string.find(f[5], '"lim"', 1, true) then
     if string.find(f[5], '"limx"', 1, true) then  -- a flow job's key that reads an upstream output
       f[5] = cjson.encode(flow_limits(cjson.decode(f[5]), f[10]))
       redis.call('HSET', k, 'opts', f[5])
     end
-    local taken = admit(k, id, f[5], f[12], f[13], now, now + lease)
+    local taken = admit(k, id, f[5], f[12], f[13], now, now + lease, fresh)
     if not taken then
       redis.call('XACK', stream, GROUP, entry)
       redis.call('XDEL', stream, entry)
@@ -431,6 +509,9 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     info = cjson.encode({run = run_id, name = r[1], flow = r[2], args = r[3], when = r[4], fan_out = r[6],
       unique = r[7],
       outputs = outputs, params = run_f[1] or cjson.null, created = run_f[2]})
+  elseif f[15] then  -- a fan-out item: no run context, but its parent, run and flow (logs, its result's codec)
+    local of_run, flow = unpack(redis.call('HMGET', k, 'of_run', 'flow'))
+    info = cjson.encode({parent = f[15], of_run = of_run or '', flow = flow or ''})
   end
   return {id, token, attempt, f[3], f[4], f[5], f[6], f[7], f[8], f[9], info}
 end
@@ -500,8 +581,9 @@ end
 -- its attempts (finish_many); without it the entry is acked and deleted here.
 local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks)
   local k = job_key(id)
-  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh = unpack(redis.call(
-    'HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent', 'dependents', 'lh'))
+  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh, after_me = unpack(
+    redis.call('HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent',
+    'dependents', 'lh', 'dependent_jobs'))
   if state ~= 'running' or current ~= token then return 'stale' end
   if lh then release_held(k, id, now, lh) end
   if acks then
@@ -529,7 +611,7 @@ local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, a
   else
     return redis.error_reply('unknown outcome ' .. outcome)
   end
-  on_terminal(id, now, {run_id, waiter, replayed, parent, dependents, outcome})
+  on_terminal(id, now, {run_id, waiter, replayed, parent, dependents, outcome, after_me})
   expire_finished(k, outcome, ttl, run_id ~= false and run_id ~= nil)
   return outcome
 end
