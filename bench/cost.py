@@ -38,6 +38,7 @@ from tqflow.plan import Plan
 from tqflow.runtime import supervisor
 from tqflow.runtime.client import Client
 from tqflow.runtime.embedded import EmbeddedRedis
+from tqflow.runtime.limits import Limiter, Rate
 from tqflow.runtime.logging import configure_logging
 from tqflow.runtime.observability import for_worker
 from tqflow.runtime.sync import SyncClient
@@ -45,6 +46,8 @@ from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker, WorkerSettings
 
 TASKS: dict[str, Task[Any, Any]] = {noop.name: noop}
+ALWAYS_SLOT = Limiter("cost-slots", concurrency=1_000_000)
+ALWAYS_TOKEN = Limiter("cost-tokens", rate=Rate(10_000_000, per="s"))
 
 
 def flow_plan(width: int) -> Plan:
@@ -123,7 +126,9 @@ async def drain(r: Redis, namespace: str, expected: int, concurrency: int) -> fl
     return cpu
 
 
-async def standalone(url: str, meter: Meter, n: int, one_by_one: bool, concurrency: int) -> Figures:
+async def standalone(
+    url: str, meter: Meter, n: int, one_by_one: bool, concurrency: int, limit: Limiter | None = None
+) -> Figures:
     namespace = "cost1" if one_by_one else "costb"
     r = Redis.from_url(url, decode_responses=True)
     meter.start()
@@ -131,16 +136,21 @@ async def standalone(url: str, meter: Meter, n: int, one_by_one: bool, concurren
     if one_by_one:
         with SyncClient.from_url(url, namespace) as sync:
             for i in range(n):
-                sync.enqueue(noop, x=i)
+                sync.enqueue(noop, x=i, limit=limit)
     else:
         client = Client.from_url(url, namespace)
         for start in range(0, n, 10_000):
-            await client.enqueue_many([(noop, {"x": i}) for i in range(start, min(n, start + 10_000))])
+            await client.enqueue_many(
+                [(noop, {"x": i}) for i in range(start, min(n, start + 10_000))], limit=limit
+            )
         await client.close()
     producer = time.process_time() - cpu0
     worker = await drain(r, namespace, n, concurrency)
     await r.aclose()
-    figures = meter.stop("one-by-one" if one_by_one else "bulk", n)
+    name = "one-by-one" if one_by_one else "bulk"
+    if limit is not None:
+        name = f"bulk+{'concurrency' if limit.concurrency else 'rate'}"
+    figures = meter.stop(name, n)
     figures.worker_us, figures.producer_us = worker * 1e6 / n, producer * 1e6 / n
     return figures
 
@@ -217,7 +227,9 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="flow runs")
     parser.add_argument("--flow-width", type=int, default=20, help="parallel jobs in the flow")
     parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--only", default="", help="comma-separated: bulk,one-by-one,flow,streams")
+    parser.add_argument(
+        "--only", default="", help="comma-separated: bulk,one-by-one,flow,streams,concurrency,rate"
+    )
     parser.add_argument("--top", type=int, default=8, help="commands shown per scenario")
     parser.add_argument("--url", default="", help="a Redis to use instead of a private one (it is FLUSHed!)")
     args = parser.parse_args()
@@ -239,6 +251,9 @@ async def main() -> None:
             ("bulk", lambda: standalone(url, meter, args.n, False, args.concurrency)),
             ("one-by-one", lambda: standalone(url, meter, args.n, True, args.concurrency)),
             ("flow", lambda: flows(url, meter, args.runs, args.flow_width, args.concurrency)),
+            # a limit that always admits: what taking a slot or a token costs (issue 16)
+            ("concurrency", lambda: standalone(url, meter, args.n, False, args.concurrency, ALWAYS_SLOT)),
+            ("rate", lambda: standalone(url, meter, args.n, False, args.concurrency, ALWAYS_TOKEN)),
         ]
         rows = []
         for name, run in scenarios:

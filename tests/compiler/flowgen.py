@@ -42,6 +42,11 @@ KEYWORDS = {
     "true",
     "false",
     "none",
+    "limiter",
+    "limit",
+    "by",
+    "fair",
+    "weight",
 }
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(lambda n: n not in KEYWORDS)
@@ -135,7 +140,33 @@ def settings(job_names: list[str]) -> st.SearchStrategy[ast.Setting]:
         durations.map(lambda d: ast.Setting(kind="timeout", value=d)),
         st.from_regex(r"[a-z]{1,5}", fullmatch=True).map(lambda q: ast.Setting(kind="queue", value=q)),
         st.from_regex(r"[a-z]{1,5}", fullmatch=True).map(lambda q: ast.Setting(kind="dead_letter", value=q)),
+        st.tuples(st.lists(names, min_size=1, max_size=2), st.one_of(st.none(), expressions)).map(
+            lambda t: ast.Setting(kind="limit", value=ast.Limit(limiter=".".join(t[0]), by=t[1]))
+        ),
+        st.tuples(expressions, st.one_of(st.none(), expressions)).map(
+            lambda t: ast.Setting(kind="fair", value=ast.Fair(key=t[0], weight=t[1]))
+        ),
     )
+
+
+rates = st.tuples(
+    st.integers(0, 10**6),
+    st.one_of(st.sampled_from(["s", "m", "h", "d"]).map(lambda u: lit("str", u, u)), durations),
+).map(lambda t: ast.Rate(count=lit("int", t[0], str(t[0])), per=t[1]))
+limiter_calls = st.one_of(
+    st.tuples(rates, st.one_of(st.none(), st.integers(0, 10**6))).map(
+        lambda t: ast.Call(
+            func="rate",
+            args=(
+                ast.Arg(name=None, value=t[0]),
+                *(() if t[1] is None else (ast.Arg(name="burst", value=lit("int", t[1], str(t[1]))),)),
+            ),
+        )
+    ),
+    st.integers(0, 10**6).map(
+        lambda n: ast.Call(func="concurrency", args=(ast.Arg(name=None, value=lit("int", n, str(n))),))
+    ),
+)
 
 
 @st.composite
@@ -205,9 +236,11 @@ def modules(draw: st.DrawFn) -> ast.Module:
     from tqflow.dsl.source import Source
 
     retries = draw(st.lists(st.tuples(names, retry_specs), max_size=2))
+    limiters = draw(st.lists(st.tuples(names, limiter_calls), max_size=2))
     return ast.Module(
         source=Source("gen.tqflow", ""),
         uses=(ast.Use(module="m", alias="m"),),
         retries=tuple(ast.RetryDecl(name=n, spec=s) for n, s in retries),
+        limiters=tuple(ast.LimiterDecl(name=n, call=c) for n, c in limiters),
         flows=tuple(draw(st.lists(flows(), min_size=1, max_size=2))),
     )

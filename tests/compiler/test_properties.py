@@ -132,7 +132,9 @@ DECLARATIONS = [
     "retry slow = fixed(1s), attempts=2\n",
     "retry fast = exponential(100ms, factor=2, max=1s, jitter=full), attempts=4\n",
     "flow a {\n  defaults { retry slow }\n  job x = t.source(n=1)\n}\n",
-    "flow b {\n  job y = t.source(n=2) {\n    retry fast\n  }\n}\n",
+    "flow b {\n  job y = t.source(n=2) {\n    retry fast\n    limit api by run.id\n    limit db\n  }\n}\n",
+    "limiter api = rate(5/s, burst=10)\n",
+    "limiter db = concurrency(2)\n",
 ]
 
 

@@ -180,15 +180,16 @@ async def test_f15_a_job_that_crashes_its_worker_is_dead_lettered_not_requeued_f
     hand-back of a crashing worker counts a lost delivery, so the job is dead-lettered at the limit."""
     from tqflow.runtime.cluster.settings import ClusterSettings
     from tqflow.runtime.worker import Worker, WorkerSettings
+    from tqflow.runtime.worker.runner import Runner
 
-    spawn = Worker._spawn
+    spawn = Runner.spawn
 
-    def crash_on_poison(self: Worker, attempt: Any) -> None:
+    def crash_on_poison(self: Runner, attempt: Any) -> None:
         if attempt.payload and "poison" in str(attempt.payload):
             raise RuntimeError("the worker fails on this job")
         spawn(self, attempt)
 
-    monkeypatch.setattr(Worker, "_spawn", crash_on_poison)
+    monkeypatch.setattr(Runner, "spawn", crash_on_poison)
     poison = await client.enqueue(mt.echo, text="poison")
     good = await client.enqueue(mt.echo, text="fine")
     cluster = ClusterSettings(max_deliveries=MAX_DELIVERIES, heartbeat_ms=100, grace_s=0.1)

@@ -3,6 +3,8 @@ the stored text only, so 407 KB of zlib inflated to 300 MB and ran. The cap now 
 the client refuses to encode such a payload, and a worker refuses a stored one (dead-lettered with the
 reason), inflating no more than the cap (its memory stays bounded).
 
+zstd bodies (bytes, `JS|`) are held to the same cap, also when the frame does not say its size.
+
 Slice by default (a 64 MB bomb); `TQFLOW_FAULT_SCALE=full` inflates to 300 MB.
 """
 
@@ -13,9 +15,11 @@ import base64
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import zstandard
 from harness import FULL, HERE, Workers, seeded
 from redis.asyncio import Redis
 
@@ -41,6 +45,17 @@ def bomb(size: int) -> str:
     return "Jz|" + base64.b64encode(b"".join(parts)).decode()
 
 
+def zstd_bomb(size: int) -> str:
+    """The same payload zstd-compressed as bytes (the frame does not say its size: read to find out)."""
+    squeeze = zstandard.ZstdCompressor(level=3, write_content_size=False).compressobj()
+    parts = [squeeze.compress(b'{"text": "')]
+    chunk = b"0" * 1_000_000
+    for _ in range(size // len(chunk)):
+        parts.append(squeeze.compress(chunk))
+    parts += [squeeze.compress(b'"}'), squeeze.flush()]
+    return "JS|" + b"".join(parts).decode("utf-8", "surrogateescape")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -56,6 +71,8 @@ def test_f16_decoding_is_capped_after_decompression() -> None:
         payloads.decode(text, settings)
     small = payloads.encode({"text": "0" * 500_000}, PayloadSettings(compress_over=100))
     assert payloads.decode(small)[1] == {"text": "0" * 500_000}  # under the cap: still fine
+    with pytest.raises(PayloadError, match="decompress"):
+        payloads.decode(zstd_bomb(20_000_000), settings)
 
 
 async def test_f16_client_refuses_what_inflates_past_the_cap(client: Client, redis: Redis) -> None:
@@ -65,12 +82,13 @@ async def test_f16_client_refuses_what_inflates_past_the_cap(client: Client, red
     assert await redis.xlen(client.keys.stream("default", 2)) == 0
 
 
+@pytest.mark.parametrize("make", [bomb, zstd_bomb], ids=["zlib", "zstd"])
 async def test_f16_worker_refuses_a_stored_zip_bomb(
-    client: Client, redis: Redis, redis_url: str, tmp_path: Path
+    client: Client, redis: Redis, redis_url: str, tmp_path: Path, make: Callable[[int], str]
 ) -> None:
     seeded("F16")
     began = time.monotonic()
-    text = bomb(INFLATED)
+    text = make(INFLATED)
     workers = Workers(
         redis_url, client.keys.namespace, tmp_path / "ledger", extra=["--tasks", "malformed_tasks"]
     )

@@ -80,6 +80,15 @@ TOKENS = [
     "params.",
     "run.date",
     "- 1d",
+    "limiter",
+    "rate(",
+    "10/s",
+    "concurrency(0)",
+    "burst=",
+    "limit",
+    "by",
+    "fair",
+    "weight",
 ]
 SLICE = int(os.environ.get("TQFLOW_FUZZ_EXAMPLES", "300"))
 

@@ -111,3 +111,22 @@ async def test_signature_help_while_typing_arguments(editor: Editor) -> None:
     result = await signature_help(editor, "  job next = t.greet(name=params.name, punctuation=")
     assert result is not None and result.active_parameter == 1
     assert await signature_help(editor, "  output o = greeting.out") is None  # not in a call
+
+
+async def test_limiter_names_after_limit_and_the_new_keywords(editor: Editor) -> None:
+    text = HELLO.replace("flow ", "limiter api = rate(10/s)\nlimiter db = concurrency(3)\n\nflow ", 1)
+    text = text.replace("    after greeting", "    limit \n    after greeting", 1)
+    editor.open("limits_completion.tqflow", text)
+    line = text[: text.index("    limit \n")].count("\n")
+    result = await editor.client.text_document_completion_async(
+        types.CompletionParams(
+            text_document=editor.doc("limits_completion.tqflow"),
+            position=types.Position(line=line, character=len("    limit ")),
+        )
+    )
+    editor.close("limits_completion.tqflow")
+    assert isinstance(result, types.CompletionList)
+    assert labels(list(result.items)) == ["api", "db"]
+    settings = await complete(editor, "    ", before="  }\n  job summary")
+    assert {"limit", "fair"} <= set(labels(settings))
+    assert "limiter" in labels(await complete(editor, "", before="flow hello"))

@@ -163,3 +163,57 @@ async def test_definition_and_hover_of_retry_policies_and_exceptions(editor: Edi
     assert "retry quick = fixed(1s), attempts=3" in await hover(
         editor, "retries.tqflow", RETRIES, "quick", nth=2
     )
+
+
+SHARED_LIMITS = """\
+# shared by the flows that import this file
+limiter db = concurrency(3)
+"""
+
+LIMITS = """\
+use tasks as t
+import "shared_limits.tqflow" as shared
+
+limiter api = rate(10/s, burst=20)  # the provider's limit
+limiter slow = concurrency(2)
+
+flow f {
+  params { who: Str }
+  job a = t.shout(text=params.who)
+  job b = t.shout(text="x") {
+    limit api by a.out
+    limit slow
+    limit shared.db
+    fair by a.out weight 2
+  }
+}
+"""
+
+
+async def test_hover_definition_and_references_of_limiters_and_their_keys(editor: Editor) -> None:
+    editor.open("shared_limits.tqflow", SHARED_LIMITS)
+    editor.open("limits.tqflow", LIMITS)
+    where = await definition(editor, "limits.tqflow", LIMITS, "limit api", at=6)
+    assert where.uri == editor.uri("limits.tqflow")
+    assert where.range.start == position(LIMITS, "limiter api", at=8)
+    text = await hover(editor, "limits.tqflow", LIMITS, "limit slow", at=6)
+    assert "limiter slow = concurrency(2)" in text and "at most this many" in text
+    text = await hover(editor, "limits.tqflow", LIMITS, "limiter api", at=8)
+    assert "limiter api = rate(10/s, burst=20)\n" in text and "the provider's limit" not in text
+    where = await definition(editor, "limits.tqflow", LIMITS, "shared.db", at=8)  # an imported limiter
+    assert where.uri == editor.uri("shared_limits.tqflow")
+    assert where.range.start == position(SHARED_LIMITS, "limiter db", at=8)
+    text = await hover(editor, "limits.tqflow", LIMITS, "shared.db", at=8)
+    assert "limiter db = concurrency(3)" in text and "shared_limits.tqflow:2" in text
+    # the job read by a key is a reference of that job (a rename changes it too)
+    found = await editor.client.text_document_references_async(
+        types.ReferenceParams(
+            text_document=editor.doc("limits.tqflow"),
+            position=position(LIMITS, "job a", at=4),
+            context=types.ReferenceContext(include_declaration=False),
+        )
+    )
+    assert found is not None
+    starts = sorted((r.range.start.line, r.range.start.character) for r in found)
+    expected = [position(LIMITS, "a.out", nth=n) for n in (0, 1)]
+    assert starts == [(p.line, p.character) for p in expected]

@@ -207,3 +207,61 @@ async def test_cancelling_a_fan_out_cancels_its_items(client: Client, start_work
     assert info.jobs["each"].state == "cancelled"
     assert info.jobs["after"].state == "succeeded"  # `after each.done` still runs
     assert info.state == "cancelled"
+
+
+class Events:
+    """A worker hook that keeps every attempt's start event."""
+
+    def __init__(self) -> None:
+        self.started: list[Any] = []
+
+    def attempt_started(self, event: Any) -> None:
+        self.started.append(event)
+
+    def attempt_finished(self, event: Any) -> None:
+        pass
+
+
+async def test_fan_out_items_carry_their_run_and_flow(client: Client, start_worker: WorkerFactory) -> None:
+    from tqflow.runtime.alert_sinks import CallbackSink
+    from tqflow.runtime.alerts import AlertMonitor, AlertSettings, Route
+    from tqflow.runtime.inspect import Inspector
+    from tqflow.runtime.store.payloads import PayloadSettings
+
+    events = Events()
+    # a worker that writes msgpack and zstd: items' results stay JSON, or the fan-in could not join them
+    await start_worker(
+        TASKS, hooks=[events], concurrency=8, payloads=PayloadSettings(codec="msgpack", compression="zstd")
+    )
+    await client.deploy(fan_flow(3))
+    run_id = await client.start_run("fan", {"n": 3})
+    info = await client.wait(run_id, timeout=30)
+    assert info.state == "succeeded" and info.outputs["items"] == [100, 101, 102]
+    items = [e for e in events.started if e.job_id.startswith(f"{run_id}.each.")]
+    assert len(items) == 3 and {(e.run_id, e.flow) for e in items} == {(run_id, "fan")}
+
+    # a dead item alerts a route scoped to its flow (and not one scoped to another flow)
+    plan = fan_flow(2)
+    flow = plan.flows["fan"]
+    each = flow.jobs["each"].model_copy(
+        update={"task": ref("job_tasks.always_fails"), "args": {"message": {"fstr": ["item ", {"var": "v"}]}}}
+    )
+    flow = flow.model_copy(update={"jobs": {**flow.jobs, "each": each}})
+    await client.deploy(Plan(source="t", flows={"fan": flow}))
+    mine: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    routes = [
+        Route(CallbackSink(mine.append), kinds=frozenset({"job_dead"}), flows=frozenset({"fan"})),
+        Route(CallbackSink(others.append), kinds=frozenset({"job_dead"}), flows=frozenset({"other"})),
+    ]
+    monitor = AlertMonitor(client.redis, client.keys.namespace, AlertSettings(routes=routes))
+    await monitor.check()  # starts its cursors: what dies from now on alerts
+    failed = await client.start_run("fan", {"n": 2})
+    assert (await client.wait(failed, timeout=30)).state == "failed"
+    child = await Inspector(client.redis, client.keys.namespace).job(f"{failed}.each.0")
+    assert (child.run, child.flow, child.state) == (failed, "fan", "dead")
+    await monitor.check()
+    dead_items = {a["subject"] for a in mine if a["subject"].startswith(f"{failed}.each.")}
+    assert dead_items == {f"{failed}.each.0", f"{failed}.each.1"}, mine
+    assert all(a["flow"] == "fan" and a["details"]["run"] == failed for a in mine)
+    assert others == []

@@ -25,10 +25,14 @@ def test_key_layout_is_pinned() -> None:
     assert keys.job("r1.load") == "{prod}:job:r1.load"
     assert keys.run("r1") == "{prod}:run:r1"
     assert keys.run_done("r1") == "{prod}:run:r1:done"
+    assert keys.run_signals("r1") == "{prod}:run:r1:signals"
+    assert keys.awaiting == "{prod}:awaiting"
     assert keys.delayed == "{prod}:delayed"
     assert keys.dlq == "{prod}:dlq"
     assert keys.flow("nightly") == "{prod}:flow:nightly"
     assert keys.streams("q") == [f"{{prod}}:q:q:{p}" for p in range(5)]
+    assert keys.tasks == "{prod}:tasks"  # the task catalog (runtime/catalog.py): the control slot's
+    assert Keys("prod", 3).tasks == "{prod}:tasks"
 
 
 @pytest.mark.parametrize("bad", ["", "a{b}", "x" * 65, "sp ace"])

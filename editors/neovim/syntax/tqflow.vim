@@ -4,9 +4,9 @@ if exists("b:current_syntax")
   finish
 endif
 
-syn keyword tqflowDeclaration flow job output use import as
+syn keyword tqflowDeclaration flow job output use import as limiter
 syn keyword tqflowKeyword params defaults schedule queue priority retry after when timeout deadline delay
-syn keyword tqflowKeyword unique dead_letter cron tz every at for in on never else
+syn keyword tqflowKeyword unique dead_letter limit fair by weight cron tz every at for in on never else
 syn keyword tqflowOperator and or not
 syn keyword tqflowConstant true false none
 syn keyword tqflowBuiltin any_failed all_failed any_succeeded all_succeeded all_done any_done

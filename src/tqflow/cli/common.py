@@ -7,16 +7,17 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from tqflow.cli import exit_codes
 from tqflow.compiler import CompileResult, compile_file
 from tqflow.dsl.diagnostics import render_all
-from tqflow.runtime.client import Client
-from tqflow.runtime.connection import RedisUrlError, redact, resolve_url
-from tqflow.runtime.embedded import EmbeddedRedis, RedisServerNotFound
+
+if TYPE_CHECKING:  # imported where a command opens a client: `tqc check` and `tqc fmt` never need them
+    from tqflow.runtime.client import Client
+    from tqflow.runtime.embedded import EmbeddedRedis
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -47,6 +48,12 @@ def compile_or_exit(path: Path) -> CompileResult:
 @contextlib.asynccontextmanager
 async def open_client(redis_url: str | None, namespace: str, *, embedded_ok: bool) -> AsyncIterator[Client]:
     """A client on the given Redis, or on a private embedded server when none is given and allowed."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tqflow.runtime.client import Client
+    from tqflow.runtime.connection import RedisUrlError, redact, resolve_url
+    from tqflow.runtime.embedded import EmbeddedRedis, RedisServerNotFound
+
     try:
         url = resolve_url(redis_url, os.environ)
     except ValueError as err:

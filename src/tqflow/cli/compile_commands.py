@@ -12,6 +12,7 @@ from tqflow.cli import exit_codes
 from tqflow.cli.common import FILE, compile_or_exit
 from tqflow.compiler import INTERNAL, compile_file
 from tqflow.compiler.codes import CODES, explain
+from tqflow.dsl.collector import collector_paused
 from tqflow.dsl.diagnostics import render_all, to_json
 
 
@@ -20,7 +21,8 @@ from tqflow.dsl.diagnostics import render_all, to_json
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def check(files: tuple[Path, ...], fmt: str) -> None:
     """Check FILES for errors without running anything. Exit 1 when there are errors."""
-    results = [compile_file(f) for f in files]
+    with collector_paused():  # for the whole command: the trees live until it ends
+        results = [compile_file(f) for f in files]
     items = [d for r in results for d in r.diagnostics]
     if fmt == "json":
         click.echo(to_json(items))

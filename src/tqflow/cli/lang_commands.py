@@ -143,6 +143,9 @@ def next_command(file: Path, flow_name: str | None, count: int, after: str | Non
         sys.exit(exit_codes.NOT_FOUND)
     for trigger in flow.triggers:
         every = duration(trigger.every_ms or 0)
+        if trigger.kind == "event":
+            click.echo(f'{trigger.name}  event "{trigger.event}"  (fires on each event: `tqc emit`)')
+            continue
         what = {"cron": f'cron "{trigger.cron}"', "every": f"every {every}", "at": f'at "{trigger.at}"'}
         click.echo(f"{trigger.name}  {what[trigger.kind]}  ({trigger.timezone})")
         times = next_fire_times(trigger, start, count)

@@ -18,7 +18,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.runs import JobInfo
 
-STATES = ("queued", "scheduled", "running", "retrying", "dead")
+STATES = ("queued", "scheduled", "running", "retrying", "limited", "dead")
 
 
 def _with_client(redis_url: str | None, namespace: str, action: Callable[[Client], Awaitable[int]]) -> None:
@@ -72,6 +72,73 @@ def jobs() -> None:
     """List, inspect, reprioritize, cancel and retry jobs."""
 
 
+def _arguments(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`-a NAME=VALUE` pairs: VALUE is JSON when it parses as JSON (`3`, `true`, `[1]`, `{"a": 1}`),
+    else the text itself."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="'-a' / '--arg'")
+        try:
+            out[name] = json.loads(text)
+        except ValueError:
+            out[name] = text
+    return out
+
+
+@jobs.command("submit")
+@click.argument("task")
+@click.option("-a", "--arg", "pairs", multiple=True, help="An argument, NAME=VALUE (VALUE as JSON or text).")
+@click.option("--queue", default=None, help="The queue (default: the task's).")
+@click.option("--priority", type=click.Choice(PRIORITIES), default=None, help="Default: the task's.")
+@click.option("--delay", default=None, help="Run no sooner than this from now (30s, 5m, 1h).")
+@click.option("--dead-letter", default=None, help="The dead-letter queue (default: the task's).")
+@click.option("--codec", type=click.Choice(["json", "msgpack"]), default=None, help="Default: the task's.")
+@click.option("--compression", type=click.Choice(["none", "zlib", "zstd"]), default=None)
+@click.option("--depends-on", "depends_on", multiple=True, help="A job id it waits for (repeatable).")
+@click.option("--allow-failure", is_flag=True, help="Run once the dependencies ended, whatever their state.")
+@redis_option
+@namespace_option
+def jobs_submit(
+    task: str,
+    pairs: tuple[str, ...],
+    queue: str | None,
+    priority: str | None,
+    delay: str | None,
+    dead_letter: str | None,
+    codec: str | None,
+    compression: str | None,
+    depends_on: tuple[str, ...],
+    allow_failure: bool,
+    redis_url: str | None,
+    namespace: str,
+) -> None:
+    """Submit a standalone job of TASK (`module.function`, as the workers registered it); prints its id.
+    The job takes the task's own queue, priority, retry, timeout and codec unless an option sets them.
+    With --depends-on it waits for those jobs, and is skipped if one does not succeed (unless
+    --allow-failure)."""
+    kwargs = _arguments(pairs)
+
+    async def act(client: Client) -> int:
+        job = await client.enqueue(
+            task,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+            dead_letter=dead_letter,
+            codec=codec,
+            compression=compression,
+            depends_on=list(depends_on) or None,
+            allow_failure=allow_failure or None,
+            **kwargs,
+        )
+        click.echo(job)
+        return exit_codes.OK
+
+    _with_client(redis_url, namespace, act)
+
+
 @jobs.command("list")
 @click.option("--queue", default=None, help="Only this queue.")
 @click.option("--state", type=click.Choice(STATES), default=None, help="Only jobs in this state.")
@@ -105,8 +172,14 @@ def jobs_show(job_id: str, as_json: bool, redis_url: str | None, namespace: str)
             click.echo(json.dumps(view.model_dump(mode="json"), indent=2))
             return exit_codes.OK
         info = await client.job(job_id)
+        view = await Inspector(client.redis, client.keys.namespace).job(job_id)
         click.echo(f"job       {info.id}\ntask      {info.task}\nstate     {info.state}")
         click.echo(f"queue     {info.queue} ({info.priority})\nattempt   {info.attempt}")
+        if view.codec:
+            click.echo(f"payload   {view.codec}, {view.compression or 'none'}")
+        if view.depends_on:
+            rule = "whatever they end in" if view.allow_failure else "all must succeed"
+            click.echo(f"after     {', '.join(view.depends_on)} ({rule})")
         if info.run_id:
             click.echo(f"run       {info.run_id} (job {info.name})")
         for label, ms in (

@@ -101,6 +101,8 @@ def print_run(info: RunInfo) -> None:
             detail = f"  {job.error.get('type')}: {job.error.get('message')}"
         elif job.state == "skipped" and job.reason:
             detail = f"  ({job.reason})"
+        elif job.state == "awaiting":
+            detail = f"  (a signal: tqc signal {info.id} {name} --data JSON)"
         tries = f" after {job.attempt} attempts" if job.attempt > 1 else ""
         click.echo(f"  {name:<{width}}  {mark}{tries}{detail}")
     click.echo(f"run {info.id}: {info.state}")

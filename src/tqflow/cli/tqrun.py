@@ -39,10 +39,25 @@ def cli() -> None:
     "-p", "--processes", type=int, default=1, show_default=True, help="Worker processes (supervised)."
 )
 @click.option("--process-pool", type=int, default=0, help="Pool processes for executor='process' tasks.")
-@click.option("--weights", default=None, help="Shares below critical, e.g. high=8,normal=4,low=2,batch=1.")
+@click.option(
+    "--weights",
+    default=None,
+    help="Shares of the levels, e.g. critical=32,high=8,normal=4,low=2,batch=1 (critical=0: always first).",
+)
 @click.option("--aging", type=float, default=60.0, show_default=True, help="Seconds before jobs age up.")
 @click.option("--codec", type=click.Choice(["json", "msgpack", "pickle"]), default="json", show_default=True)
-@click.option("--compress-over", type=int, default=None, help="Compress payloads longer than this (bytes).")
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "zlib", "zstd"]),
+    default=None,
+    help="Compress what the worker writes (tasks without their own): over 64 bytes or --compress-over.",
+)
+@click.option(
+    "--compress-over",
+    type=int,
+    default=None,
+    help="Compress payloads longer than this (bytes; zlib unless --compression).",
+)
 @click.option(
     "--log-level", default=None, help="debug, info, warning or error (default: $TQFLOW_LOG_LEVEL or info)."
 )
@@ -81,6 +96,7 @@ def worker(
     weights: str | None,
     aging: float,
     codec: str,
+    compression: str | None,
     compress_over: int | None,
     log_level: str | None,
     redis_url: str | None,
@@ -122,7 +138,7 @@ def worker(
             process_pool=process_pool,
             weights=_weights(weights) if weights else dict(DEFAULT_WEIGHTS),
             aging_ms=int(aging * 1000),
-            payloads=payload_settings(codec, compress_over, os.environ),
+            payloads=payload_settings(codec, compress_over, os.environ, compression),
             cluster=_cluster_settings(node, grace),
         )
         keep = retention_from(keep_results, keep_history, keep_runs, os.environ)

@@ -50,7 +50,8 @@ _CODES = [
         "syntax error",
         "The file does not follow the .tqflow grammar. The caret shows the first token that could not\n"
         "be read and the label lists what the parser expected there. Each top-level declaration\n"
-        "(use, import, retry, flow) is checked on its own, so one mistake per declaration is shown.",
+        "(use, import, retry, limiter, flow) is checked on its own, so one mistake per declaration is\n"
+        "shown.",
     ),
     Code(
         "TQ0101",
@@ -68,14 +69,15 @@ _CODES = [
         "TQ0103",
         "duplicate name",
         "Two declarations of the same kind share a name (two jobs in one flow, two flows, two params,\n"
-        "two retry policies, two `use` aliases). Names must be unique so references are unambiguous.",
+        "two retry policies, two limiters, two `use` aliases). Names must be unique so references are\n"
+        "unambiguous.",
     ),
     Code(
         "TQ0104",
         "imported file not usable",
         '`import "other.tqflow" as x` names a file that does not exist (paths are relative to the\n'
         "importing file) or that has errors of its own. The imported file's diagnostics are shown too;\n"
-        "fix them first. Its named retry policies become `x.name`.",
+        "fix them first. Its named retry policies and limiters become `x.name`.",
     ),
     Code(
         "TQ0105",
@@ -146,6 +148,13 @@ _CODES = [
         "(with its jobs, schedules and policies unchanged). `x` must be bound by an `import` line and\n"
         "the imported file must declare the flow. The tasks it calls are found relative to the imported\n"
         "file, so a worker must be able to import them too.",
+    ),
+    Code(
+        "TQ0211",
+        "unknown limiter",
+        "A job's `limit NAME` names a limiter that no top-level `limiter NAME = …` of this file declares,\n"
+        'nor an imported file (`limit x.NAME` after `import "other.tqflow" as x`). Limiters are\n'
+        "`limiter api = rate(10/s, burst=20)` and `limiter db = concurrency(5)`.",
     ),
     Code(
         "TQ0301",
@@ -300,6 +309,48 @@ _CODES = [
         "`unique key=…` deduplicates runs whose keys are equal within the window. A key built from\n"
         "`run.id` or `run.time` is different for every run, so it never deduplicates anything. Build\n"
         "it from parameters (`params.day`) or `run.date`.",
+    ),
+    Code(
+        "TQ0801",
+        "invalid limiter",
+        "A limiter is `rate(N/UNIT)` or `rate(N/UNIT, burst=M)`, admitting N jobs per period (UNIT is\n"
+        "s, m, h or d, or a duration: `100/10s`) from a bucket of M tokens (default N), or\n"
+        "`concurrency(N)`, at most N jobs running at once. Counts are whole numbers up to\n"
+        "1,000,000,000: write `30/m` rather than `0.5/s`.",
+    ),
+    Code(
+        "TQ0802",
+        "limiter that never admits a job",
+        "`rate(0/s)`, `burst=0` and `concurrency(0)` describe a limit no job can ever pass: every job\n"
+        "that uses it would wait forever. To stop a flow for a while, pause its schedules\n"
+        "(`tqc pause FLOW`) or cancel its runs instead.",
+    ),
+    Code(
+        "TQ0803",
+        "limiter used twice on one job",
+        "A job takes one slot of each limiter it names, so naming the same limiter twice (even with\n"
+        "different `by` keys) is a mistake: the job would count twice against one limit. To limit by\n"
+        "two keys (per customer and per region), declare two limiters.",
+    ),
+    Code(
+        "TQ0804",
+        "invalid limit or fairness key",
+        "`limit NAME by EXPR` keeps one bucket or semaphore per value of EXPR, and `fair by EXPR` takes\n"
+        "turns across its values, so EXPR is a string or an int (an f-string turns other values into\n"
+        "one), not none, and known before the job starts: `params`, `run`, or an upstream job's result\n"
+        "(the job then waits for that job, as it does for data it reads), never the job's own. The\n"
+        "items of a fan-out job share the job's key, so it cannot read the item variable. In\n"
+        "`defaults`, which applies to every job, it may read only `params` and `run`. A key that reads\n"
+        "an upstream result is finished when the job is ready, from fields, indexes, f-strings and `+`\n"
+        'only (`f"{a.out.region}-{a.out.shard}"`).',
+    ),
+    Code(
+        "TQ0805",
+        "invalid fairness weight",
+        "`fair by EXPR weight W` gives a key W turns for every turn of a key of weight 1 (the default).\n"
+        "A weight is a number greater than 0: a constant is checked by the compiler, an expression\n"
+        "(`params.weight`) must be an Int or Float. Like a key (TQ0804), it is known before the job\n"
+        "starts; one that reads an upstream result is made of fields, indexes and `+` only.",
     ),
 ]
 

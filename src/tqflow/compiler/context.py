@@ -10,6 +10,7 @@ from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostics
 from tqflow.dsl.source import Span
 from tqflow.plan import FlowPlan, RetryPlan
+from tqflow.plan.model import LimiterPlan
 
 
 @dataclass
@@ -24,6 +25,9 @@ class Context:
     imported_flows: dict[str, FlowPlan] = field(default_factory=dict)  # "alias.flow" -> plan
     import_stack: tuple[str, ...] = ()  # files being compiled above this one (import cycles)
     policy_plans: dict[str, RetryPlan] = field(default_factory=dict)  # this file's named policies
+    limiters: dict[str, ast.LimiterDecl] = field(default_factory=dict)  # this file's, by name
+    limiter_plans: dict[str, LimiterPlan] = field(default_factory=dict)  # this file's, lowered
+    imported_limiters: dict[str, LimiterPlan] = field(default_factory=dict)  # "alias.name" -> limiter
     # Filled by lowering: the task each job calls, and each flow's plan.
     signatures: dict[tuple[str, str], TaskSignature] = field(default_factory=dict)
     flow_plans: dict[str, FlowPlan] = field(default_factory=dict)

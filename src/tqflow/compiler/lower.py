@@ -8,10 +8,12 @@ from tqflow.compiler.calls import check_arguments, resolve_task
 from tqflow.compiler.context import Context
 from tqflow.compiler.expressions import Scope, lower, lower_condition
 from tqflow.compiler.graph import check_cycles, topological_order
+from tqflow.compiler.limits import lower_default_fair, lower_flow_control
 from tqflow.compiler.python_tasks import ModuleInfo, TaskSignature
 from tqflow.compiler.pytypes import PyTypes
 from tqflow.compiler.retry import lower_retry
 from tqflow.compiler.schedules import lower_schedules
+from tqflow.compiler.signals import check_signal_settings, register_imported_classes, signal_plan, signal_task
 from tqflow.compiler.typecheck import TypeEnv, check_value, infer
 from tqflow.compiler.types import ANY, DECLARABLE, Ty, from_declared, list_of
 from tqflow.dsl import ast
@@ -29,6 +31,7 @@ from tqflow.plan import (
     UniquePlan,
 )
 from tqflow.plan.durations import format_duration
+from tqflow.plan.model import FairPlan, LimiterPlan
 
 CONFLICTS = ("skip", "reject", "replace")
 UNIQUE_OPTIONS = ("key", "within", "conflict")
@@ -49,10 +52,14 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
     env = _type_env(ctx, flow, signatures)
     param_plans = _params(ctx, flow, params, env)
     defaults = _settings(ctx, flow.defaults, "defaults", flow.name, job_names, params, None)
+    default_fair = lower_default_fair(ctx, flow, env)
     jobs: dict[str, JobPlan] = {}
     waits_for: dict[str, set[str]] = {}
+    limiters: dict[str, LimiterPlan] = {}
     for job in flow.jobs:
-        plan = _lower_job(ctx, flow, job, signatures.get(job.name), defaults, env, waits_for)
+        plan = _lower_job(
+            ctx, flow, job, signatures.get(job.name), defaults, env, waits_for, default_fair, limiters
+        )
         if plan is not None:
             jobs[job.name] = plan
     outputs = [
@@ -73,12 +80,15 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
         outputs=outputs,
         triggers=triggers,
         modules=sorted({s.module for s in signatures.values()}),
+        limiters=limiters,
     )
 
 
 def _signatures(ctx: Context, flow: ast.Flow) -> dict[str, TaskSignature]:
     result = {}
     for job in flow.jobs:
+        if job.signal is not None:
+            continue  # runs no task
         signature = resolve_task(ctx, job.call)
         if signature is not None:
             result[job.name] = signature
@@ -104,12 +114,32 @@ def _type_env(ctx: Context, flow: ast.Flow, signatures: dict[str, TaskSignature]
     types = pytypes(ctx)
     env.fields = types.fields
     for job in flow.jobs:
+        if job.signal is not None:
+            env.jobs[job.name] = _signal_type(ctx, job.signal, classes)
+            env.job_spans[job.name] = job.signal.span
+            continue
         signature = signatures.get(job.name)
         returns = types.annotation(_module_of(ctx, signature), signature.returns) if signature else ANY
         env.jobs[job.name] = list_of(returns) if job.fan_out else returns
         env.job_spans[job.name] = job.call.span
     env.param_names, env.job_names = set(env.params), set(env.jobs)
     return env
+
+
+def _signal_type(ctx: Context, signal: ast.SignalWait, classes: set[str]) -> Ty:
+    """The payload type of a signal job: a declared type as a parameter's (TQ0209 when unknown)."""
+    declared = _declared_type(signal.type, classes)
+    if declared is None:
+        ctx.error(
+            "TQ0209",
+            f"unknown signal type `{signal.type.name}`",
+            signal.type.span,
+            help=did_you_mean(signal.type.name, [*DECLARABLE, "list", "dict", *classes])
+            or f"types are {', '.join(DECLARABLE)}, list[T], dict[Str, T], and classes of task modules",
+        )
+        return ANY
+    register_imported_classes(ctx, pytypes(ctx))
+    return declared
 
 
 def _declared_type(ref: ast.TypeRef, classes: set[str]) -> Ty | None:
@@ -140,8 +170,12 @@ def _lower_job(
     defaults: dict[str, Any],
     env: TypeEnv,
     waits_for: dict[str, set[str]],
+    default_fair: FairPlan | None,
+    limiters: dict[str, LimiterPlan],
 ) -> JobPlan | None:
     params, job_names = env.param_names, env.job_names
+    if job.signal is not None:
+        return _lower_signal_job(ctx, flow, job, env, waits_for)
     scope = Scope(flow.name, params, job_names)
     job_env = TypeEnv(env.params, env.jobs, env.job_spans, dict(env.variables), params, job_names, env.fields)
     fan_out = None
@@ -157,6 +191,8 @@ def _lower_job(
         if setting.kind == "when" and isinstance(setting.value, ast.Expr):
             infer(ctx, setting.value, job_env)
     settings = {**defaults, **_settings(ctx, job.settings, job.name, flow.name, job_names, params, scope)}
+    control = lower_flow_control(ctx, job, scope, job_env, default_fair)  # keys read upstream: waits
+    limiters.update(control.limiters)
     after_waits: dict[str, Span] = settings.pop("_after_waits", {})
     for upstream, span in [*scope.reads.items(), *after_waits.items()]:
         ctx.dep_spans.setdefault((flow.name, job.name, upstream), span)
@@ -187,6 +223,32 @@ def _lower_job(
         fan_out=fan_out,
         unique=settings.get("unique"),
         dead_letter=settings.get("dead_letter", _task_text(signature.options, "dead_letter")),
+        limits=control.limits,
+        fair=control.fair,
+    )
+
+
+def _lower_signal_job(
+    ctx: Context, flow: ast.Flow, job: ast.Job, env: TypeEnv, waits_for: dict[str, set[str]]
+) -> JobPlan | None:
+    """A signal job: no task, no arguments; the flow's `defaults` do not apply (a task's timeout is not
+    how long a person may take to answer)."""
+    assert job.signal is not None
+    own = check_signal_settings(ctx, job)
+    scope = Scope(flow.name, env.param_names, env.job_names)
+    settings = _settings(ctx, own, job.name, flow.name, env.job_names, env.param_names, scope)
+    after_waits: dict[str, Span] = settings.pop("_after_waits", {})
+    for upstream, span in after_waits.items():
+        ctx.dep_spans.setdefault((flow.name, job.name, upstream), span)
+    waits_for[job.name] = set(after_waits)
+    return JobPlan(
+        name=job.name,
+        task=signal_task(job.signal.type),
+        args={},
+        queue=flow.queue or DEFAULT_QUEUE,
+        after=settings.get("after"),
+        waits_for=sorted(waits_for[job.name]),
+        signal=signal_plan(pytypes(ctx), env.jobs[job.name], settings.get("timeout")),
     )
 
 
@@ -248,8 +310,8 @@ def _check_deadline(ctx: Context, job: ast.Job, settings: dict[str, Any]) -> Non
 
 
 def _task_text(options: dict[str, object], name: str) -> str | None:
-    """A @task(...) option given as a non-empty string literal (the worker applies the task's retry,
-    timeout and dead-letter queue itself when the plan sets none; runtime/worker.py `Attempt.adopt`)."""
+    """A @task(...) option given as a non-empty string literal (the worker applies the task's retry, timeout
+    and dead-letter queue itself when the plan sets none: `Attempt.adopt` in runtime/worker/attempt.py)."""
     value = options.get(name)
     return value if isinstance(value, str) and value else None
 
@@ -291,6 +353,13 @@ def _settings(
                     "TQ0502", f"a {setting.kind.replace('_', '-')} queue name cannot be empty", setting.span
                 )
             result[setting.kind] = value
+        elif setting.kind == "limit" and scope is None:
+            ctx.error(
+                "TQ0502",
+                "`limit` belongs on a job, not in `defaults`",
+                setting.span,
+                help="write `limit NAME` in the block of each job that needs the limiter",
+            )
         elif setting.kind == "unique" and isinstance(value, ast.Unique):
             if scope is None:
                 ctx.error("TQ0502", "`unique` belongs on a job, not in `defaults`", setting.span)
@@ -329,7 +398,7 @@ def _unique(ctx: Context, spec: ast.Unique, scope: Scope) -> UniquePlan | None:
         )
         return None
     key = options["key"].value
-    _check_deterministic(ctx, key)
+    check_deterministic(ctx, key)
     within = options["within"].value
     if not (isinstance(within, ast.Literal) and within.kind == "duration"):
         ctx.error("TQ0502", "`within` is a duration like `24h`", within.span)
@@ -353,7 +422,10 @@ def _unique(ctx: Context, spec: ast.Unique, scope: Scope) -> UniquePlan | None:
 NON_DETERMINISTIC = {"id": "is new for every run", "time": "is the moment the run started"}
 
 
-def _check_deterministic(ctx: Context, key: ast.Expr) -> None:
+UNIQUE_KEY_HELP = "build the key from parameters or `run.date`, like `key=params.day`"
+
+
+def check_deterministic(ctx: Context, key: ast.Expr, help: str = UNIQUE_KEY_HELP) -> None:
     for node in _walk(key):
         if (
             isinstance(node, ast.Attr)
@@ -367,7 +439,7 @@ def _check_deterministic(ctx: Context, key: ast.Expr) -> None:
                 node.span,
                 label="never the same twice",
                 notes=("two runs only collide when their keys are equal, so this key never deduplicates",),
-                help="build the key from parameters or `run.date`, like `key=params.day`",
+                help=help,
             )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import io
 import sys
@@ -45,7 +46,7 @@ class TaskSignature:
     line: int
     options: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         text = ";".join(
             [
@@ -67,6 +68,7 @@ class ClassInfo:
     attributes: frozenset[str]
     bases: tuple[str, ...]
     closed: bool
+    defaults: frozenset[str] = frozenset()  # fields given a default (`x: int = 0`): not required
 
 
 @dataclass(frozen=True)
@@ -203,9 +205,12 @@ _OPEN_BASES = {"BaseModel", "object", "TypedDict", "NamedTuple", "Generic", "Pro
 def _class_info(node: ast.ClassDef) -> ClassInfo:
     fields: dict[str, str] = {}
     attributes: set[str] = set()
+    defaults: set[str] = set()
     for item in node.body:
         if isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name):
             fields[item.target.id] = ast.unparse(item.annotation)
+            if item.value is not None:
+                defaults.add(item.target.id)
         elif isinstance(item, ast.Assign):
             attributes.update(t.id for t in item.targets if isinstance(t, ast.Name))
         elif isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
@@ -218,7 +223,7 @@ def _class_info(node: ast.ClassDef) -> ClassInfo:
     modelled = decorated or any(b in ("BaseModel", "TypedDict", "NamedTuple") for b in bases)
     # Only a model or dataclass has a known set of fields; its bases must be known too (checked later).
     closed = modelled and not node.keywords
-    return ClassInfo(fields, frozenset(attributes), bases, closed)
+    return ClassInfo(fields, frozenset(attributes), bases, closed, frozenset(defaults))
 
 
 def _bound_names(node: ast.stmt) -> set[str]:

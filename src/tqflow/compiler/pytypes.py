@@ -19,13 +19,36 @@ class PyTypes:
     search: list[Path]
     modules: dict[str, ModuleInfo | None] = field(default_factory=dict)
     classes: dict[str, tuple[ModuleInfo, ClassInfo]] = field(default_factory=dict)
+    # (module, annotation) -> its type: 5,000 jobs of one task read the same few annotations
+    annotations: dict[tuple[str, str | None], Ty] = field(default_factory=dict)
 
     def add(self, info: ModuleInfo) -> None:
         self.modules.setdefault(info.name, info)
 
     def annotation(self, info: ModuleInfo, text: str | None) -> Ty:
         """The type of an annotation written in module `info`."""
-        return from_python(text, lambda name: self._lookup(info, name, 0))
+        key = (info.name, text)
+        if key not in self.annotations:
+            self.annotations[key] = from_python(text, lambda name: self._lookup(info, name, 0))
+        return self.annotations[key]
+
+    def module(self, name: str) -> ModuleInfo | None:
+        """A Python module read with `ast` (None when it cannot be found or read)."""
+        return self._module(name)
+
+    def required(self, class_name: str) -> set[str] | None:
+        """The fields of a model or dataclass that have no default (None when its fields are not certain)."""
+        fields = self.fields(class_name)
+        entry = self.classes.get(class_name)
+        if fields is None or entry is None:
+            return None
+        annotated, with_default = _declared(*entry)
+        return set(fields) & (annotated - with_default)
+
+    def annotated(self, class_name: str) -> set[str]:
+        """A class's annotated fields (its bases' included): what a payload of it holds."""
+        entry = self.classes.get(class_name)
+        return _declared(*entry)[0] if entry else set()
 
     def _module(self, name: str) -> ModuleInfo | None:
         if name not in self.modules:
@@ -79,3 +102,14 @@ class PyTypes:
         result.update({name: ANY for name in cls.attributes})
         result.update({name: self.annotation(info, text) for name, text in cls.fields.items()})
         return result
+
+
+def _declared(info: ModuleInfo, cls: ClassInfo, depth: int = 0) -> tuple[set[str], set[str]]:
+    """A class's annotated fields and those with a default, its bases' included (a subclass's own win)."""
+    annotated, with_default = set(cls.fields), set(cls.defaults)
+    for base in cls.bases:
+        if base in info.classes and depth < MAX_DEPTH:
+            inherited, defaults = _declared(info, info.classes[base], depth + 1)
+            with_default |= defaults - set(cls.fields)
+            annotated |= inherited
+    return annotated, with_default

@@ -2,7 +2,8 @@
 
 Checks: cron fields and ranges, IANA time zones (with did-you-mean), a missing zone (warning, UTC),
 scheduled times in a DST gap or repeat without a stated policy (warning), `catchup all` without a
-bound, unknown options and values, `at` times without an offset.
+bound, unknown options and values, `at` times without an offset; an event trigger's name, and the
+`event.FIELD` its params and `key` read (any JSON: the event's data is not typed).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from zoneinfo import ZoneInfo, available_timezones
 from tqflow.compiler.context import Context
 from tqflow.compiler.expressions import Scope, lower
 from tqflow.compiler.typecheck import TypeEnv, check_value
+from tqflow.compiler.types import ANY
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import did_you_mean
 from tqflow.dsl.source import Span
@@ -37,13 +39,14 @@ CRON_FIELDS = (  # name, low, high
 )
 CRON_MACROS = MACROS
 DST_CHECK_YEARS = (2026, 2027)  # fixed years, so the same file always gives the same warnings
+EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # runtime/events.py checks the same
 
 
 def lower_schedules(ctx: Context, flow: ast.Flow, env: TypeEnv) -> list[TriggerPlan]:
     triggers = []
     for index, schedule in enumerate(flow.schedules):
         params = _trigger_params(ctx, schedule, flow, env)
-        trigger = _lower_schedule(ctx, schedule, f"{schedule.kind}:{index}", params)
+        trigger = _lower_schedule(ctx, schedule, f"{schedule.kind}:{index}", params, flow)
         if trigger is not None:
             triggers.append(trigger)
     return triggers
@@ -53,6 +56,7 @@ def _trigger_params(ctx: Context, schedule: ast.Schedule, flow: ast.Flow, env: T
     """`params { day = run.date - 1d }`: checked against the flow's parameters and their types."""
     declared = {p.name for p in flow.params}
     result: dict[str, Any] = {}
+    env = _event_env(env) if schedule.kind == "event" else env
     for arg in schedule.params:
         name = arg.name or ""
         if name not in declared:
@@ -65,15 +69,71 @@ def _trigger_params(ctx: Context, schedule: ast.Schedule, flow: ast.Flow, env: T
             continue
         if name in result:
             ctx.error("TQ0606", f"parameter `{name}` is given twice", arg.span)
-        result[name] = lower(ctx, arg.value, Scope(flow.name, declared, set()))
+        result[name] = lower(ctx, arg.value, _scope(flow, schedule))
         check_value(ctx, arg.value, env.params[name], env, f"parameter `{name}`")
     return result
 
 
+def _scope(flow: ast.Flow, schedule: ast.Schedule) -> Scope:
+    """What a schedule's expressions may read: the flow's parameters, `run`, and an event's `event`."""
+    scope = Scope(flow.name, {p.name for p in flow.params}, set())
+    if schedule.kind == "event":
+        scope.variables.add("event")
+    return scope
+
+
+def _event_env(env: TypeEnv) -> TypeEnv:
+    return TypeEnv(
+        env.params, env.jobs, env.job_spans, {**env.variables, "event": ANY}, env.param_names, env.job_names
+    )
+
+
+def _lower_event(ctx: Context, flow: ast.Flow, schedule: ast.Schedule, fields: dict[str, Any]) -> bool:
+    name = str(schedule.value.value)
+    if not EVENT_NAME.match(name):
+        ctx.error(
+            "TQ0606",
+            f"event name `{name}` must be 1-128 characters of letters, digits, `_`, `.`, `:` or `-`",
+            schedule.value.span,
+            help='name it like "order.paid"',
+        )
+        return False
+    fields["event"] = name
+    for option in schedule.options:
+        ctx.error(
+            "TQ0606",
+            f"`{option.name}` does not apply to an event trigger (each event starts its run)",
+            option.span,
+            help="an event trigger takes `params { … }` and `key EXPR [within D]`",
+        )
+    if schedule.key is not None:
+        from tqflow.compiler.lower import check_deterministic  # lower imports this module
+
+        # `run.id` is new for every event: such a key never deduplicates
+        check_deterministic(ctx, schedule.key, help="build the key from the event, like `key event.id`")
+        fields["key"] = lower(ctx, schedule.key, _scope(flow, schedule))
+        if schedule.key_within is not None:
+            within = int(str(schedule.key_within.value))
+            if within <= 0:
+                ctx.error("TQ0606", "a key's window must be longer than 0", schedule.key_within.span)
+                return False
+            fields["key_within_ms"] = within
+    return True
+
+
 def _lower_schedule(
-    ctx: Context, schedule: ast.Schedule, name: str, params: dict[str, Any]
+    ctx: Context, schedule: ast.Schedule, name: str, params: dict[str, Any], flow: ast.Flow
 ) -> TriggerPlan | None:
     fields: dict[str, Any] = {"name": name, "kind": schedule.kind, "params": params}
+    if schedule.kind == "event":
+        return TriggerPlan(**fields) if _lower_event(ctx, flow, schedule, fields) else None
+    if schedule.key is not None:
+        ctx.error(
+            "TQ0606",
+            '`key` deduplicates events: it belongs to a `schedule event "NAME"`',
+            schedule.key.span,
+            help="a clock schedule starts one run a tick already",
+        )
     fields.update(_options(ctx, schedule))
     if schedule.kind == "cron":
         cron = _check_cron(ctx, schedule.value)

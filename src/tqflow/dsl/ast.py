@@ -96,6 +96,14 @@ class Not(Expr):
     value: Expr
 
 
+@dataclass(frozen=True, kw_only=True)
+class Rate(Expr):
+    """`10/s`, `600/m`, `100/10s`: admissions per period. Only a limiter's `rate(…)` takes one."""
+
+    count: Literal  # an int (a float is parsed so the compiler can say what to write instead)
+    per: Literal  # a unit as a str literal (`s`, `m`, `h`, as written) or a duration (`10s`)
+
+
 # ---- declarations ------------------------------------------------------------------------------
 
 
@@ -144,11 +152,28 @@ class Unique(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Limit(Node):
+    """`limit NAME` or `limit NAME by EXPR`: the job takes a slot of the limiter (one per value of EXPR)."""
+
+    limiter: str  # dotted: `api`, or `shared.api` for an imported file's limiter
+    by: Expr | None = None
+    limiter_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fair(Node):
+    """`fair by EXPR [weight EXPR]`: jobs of one priority level take turns across the values of EXPR."""
+
+    key: Expr
+    weight: Expr | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Setting(Node):
     """One line of a job block or `defaults`: `priority high`, `after load`, `timeout 5m` …"""
 
     kind: str
-    value: Expr | RetrySpec | RetryBlock | Unique | str
+    value: Expr | RetrySpec | RetryBlock | Unique | Limit | Fair | str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,11 +189,13 @@ class ScheduleOption(Node):
 class Schedule(Node):
     """`schedule cron "…" tz "…" { … }`, `schedule every 6h`, `schedule at "ISO"`."""
 
-    kind: str  # "cron" | "every" | "at"
-    value: Literal  # the cron text or ISO time (str), or the interval (duration)
+    kind: str  # "cron" | "every" | "at" | "event"
+    value: Literal  # the cron text, ISO time or event name (str), or the interval (duration)
     tz: Literal | None = None
     options: tuple[ScheduleOption, ...] = ()
     params: tuple[Arg, ...] = ()  # `params { day = run.date - 1d }`: values for the runs it starts
+    key: Expr | None = None  # an event trigger's `key EXPR`: events with equal keys start one run
+    key_within: Literal | None = None  # `key EXPR within 1h` (the window; None = the default)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,11 +223,21 @@ class FanOut(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SignalWait(Node):
+    """`signal TYPE`: the job runs no task; it waits for a payload of TYPE sent to its run."""
+
+    type: TypeRef
+
+
+@dataclass(frozen=True, kw_only=True)
 class Job(Node):
+    """A job: a task call (`call`), or a signal wait (`signal`, with an empty `call`)."""
+
     name: str
     call: Call
     fan_out: FanOut | None = None
     settings: tuple[Setting, ...] = ()
+    signal: SignalWait | None = None
     name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 
@@ -253,6 +290,15 @@ class RetryDecl(Node):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LimiterDecl(Node):
+    """`limiter NAME = rate(10/s, burst=20)` or `limiter NAME = concurrency(5)` (checked by the compiler)."""
+
+    name: str
+    call: Call  # the kind as `func`; its arguments as written (a `Rate` for `10/s`)
+    name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
 class FlowAlias(Node):
     """`flow nightly_eu = shared.nightly`: an imported flow, deployed from this file under a new name."""
 
@@ -268,6 +314,7 @@ class Module(Node):
     uses: tuple[Use, ...] = ()
     imports: tuple[Import, ...] = ()
     retries: tuple[RetryDecl, ...] = ()
+    limiters: tuple[LimiterDecl, ...] = ()
     flows: tuple[Flow, ...] = ()
     flow_aliases: tuple[FlowAlias, ...] = ()
     broken: tuple[str, ...] = field(

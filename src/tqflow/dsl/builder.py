@@ -7,14 +7,15 @@ recovery): a construct added to the grammar gets its builder method here.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
 from tqflow.dsl import ast
+from tqflow.dsl.literals import FSTRING_PIECES, unescape
 from tqflow.dsl.source import Source, Span
 from tqflow.errors import LanguageError
 from tqflow.plan.durations import parse_duration
@@ -51,9 +52,18 @@ def token_span(token: Token) -> Span:
 def _unquote(token: Token, source: Source) -> str:
     raw = str(token)[1:-1]
     try:
-        return raw.encode("latin-1", "backslashreplace").decode("unicode_escape")
+        return unescape(raw)
     except UnicodeDecodeError as err:
         raise SyntaxFailure(f"invalid escape in string: {err.reason}", token_span(token)) from err
+
+
+@dataclass(frozen=True)
+class _ScheduleKey:
+    """`key EXPR [within D]` inside a schedule block, until the schedule is built."""
+
+    span: Span
+    expr: ast.Expr
+    within: ast.Literal | None
 
 
 @v_args(meta=True)
@@ -73,6 +83,7 @@ class Builder(Transformer[Token, Any]):
             uses=tuple(i for i in items if isinstance(i, ast.Use)),
             imports=tuple(i for i in items if isinstance(i, ast.Import)),
             retries=tuple(i for i in items if isinstance(i, ast.RetryDecl)),
+            limiters=tuple(i for i in items if isinstance(i, ast.LimiterDecl)),
             flows=tuple(i for i in items if isinstance(i, ast.Flow)),
             flow_aliases=tuple(i for i in items if isinstance(i, ast.FlowAlias)),
         )
@@ -92,6 +103,30 @@ class Builder(Transformer[Token, Any]):
     def retry_decl(self, meta: Any, items: list[Any]) -> ast.RetryDecl:
         name, spec = items
         return ast.RetryDecl(span=meta_span(meta), name=str(name), name_span=token_span(name), spec=spec)
+
+    def limiter_decl(self, meta: Any, items: list[Any]) -> ast.LimiterDecl:
+        name, call = items
+        return ast.LimiterDecl(span=meta_span(meta), name=str(name), name_span=token_span(name), call=call)
+
+    def limiter_call(self, meta: Any, items: list[Any]) -> ast.Call:
+        return self.policy_call(meta, items)
+
+    def rate_arg(self, meta: Any, items: list[Any]) -> ast.Arg:
+        count, per = items
+        number = ast.Literal(
+            span=token_span(count),
+            kind="int" if count.type == "INT" else "float",
+            value=int(count) if count.type == "INT" else float(count),
+            text=str(count),
+        )
+        if per.type == "DURATION":
+            unit = ast.Literal(
+                span=token_span(per), kind="duration", value=parse_duration(per), text=str(per)
+            )
+        else:
+            unit = ast.Literal(span=token_span(per), kind="str", value=str(per), text=str(per))
+        rate = ast.Rate(span=meta_span(meta), count=number, per=unit)
+        return ast.Arg(span=meta_span(meta), name=None, value=rate)
 
     def flow_decl(self, meta: Any, items: list[Any]) -> ast.Flow:
         name, *body = items
@@ -146,8 +181,19 @@ class Builder(Transformer[Token, Any]):
         block = items[1] or ()
         options = tuple(i for i in block if isinstance(i, ast.ScheduleOption))
         params = tuple(a for i in block if isinstance(i, tuple) for a in i)
+        keys = [i for i in block if isinstance(i, _ScheduleKey)]
+        if len(keys) > 1:
+            raise SyntaxFailure("a schedule has at most one `key`", keys[1].span)
+        key = keys[0] if keys else None
         return ast.Schedule(
-            span=meta_span(meta), kind=kind, value=value, tz=tz, options=options, params=params
+            span=meta_span(meta),
+            kind=kind,
+            value=value,
+            tz=tz,
+            options=options,
+            params=params,
+            key=key.expr if key else None,
+            key_within=key.within if key else None,
         )
 
     def cron_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, ast.Literal | None]:
@@ -159,6 +205,18 @@ class Builder(Transformer[Token, Any]):
 
     def at_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
         return ("at", self._string(items[0]), None)
+
+    def event_trigger(self, meta: Any, items: list[Any]) -> tuple[str, ast.Literal, None]:
+        return ("event", self._string(items[0]), None)
+
+    def schedule_key(self, meta: Any, items: list[Any]) -> _ScheduleKey:
+        expr, within = items
+        literal = None
+        if within is not None:
+            literal = ast.Literal(
+                span=token_span(within), kind="duration", value=parse_duration(within), text=str(within)
+            )
+        return _ScheduleKey(meta_span(meta), expr, literal)
 
     def _string(self, token: Token) -> ast.Literal:
         return ast.Literal(
@@ -191,6 +249,17 @@ class Builder(Transformer[Token, Any]):
             name_span=token_span(name),
             call=call,
             fan_out=fan_out,
+            settings=tuple(block or ()),
+        )
+
+    def signal_job(self, meta: Any, items: list[Any]) -> ast.Job:
+        name, type_ref, block = items
+        return ast.Job(
+            span=meta_span(meta),
+            name=str(name),
+            name_span=token_span(name),
+            call=ast.Call(span=type_ref.span, func="", args=()),
+            signal=ast.SignalWait(span=type_ref.span, type=type_ref),
             settings=tuple(block or ()),
         )
 
@@ -251,6 +320,18 @@ class Builder(Transformer[Token, Any]):
 
     def dead_letter_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
         return self._setting("dead_letter", meta, _unquote(items[0], self.source))
+
+    def limit_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
+        (name, name_span), by = items
+        limit = ast.Limit(span=meta_span(meta), limiter=name, by=by, limiter_span=name_span)
+        return self._setting("limit", meta, limit)
+
+    def limiter_ref(self, meta: Any, items: list[Any]) -> tuple[str, Span]:
+        return ".".join(str(i) for i in items), meta_span(meta)
+
+    def fair_setting(self, meta: Any, items: list[Any]) -> ast.Setting:
+        key, weight = items
+        return self._setting("fair", meta, ast.Fair(span=meta_span(meta), key=key, weight=weight))
 
     def retry_block(self, meta: Any, items: list[Any]) -> ast.RetryBlock:
         return ast.RetryBlock(span=meta_span(meta), rules=tuple(i for i in items if i is not None))
@@ -348,7 +429,7 @@ class Builder(Transformer[Token, Any]):
         body = str(token)[2:-1]
         base = (token.start_pos or 0) + 2
         parts: list[str | ast.Expr] = []
-        for piece in re.finditer(r"\{\{|\}\}|\{([^{}]*)\}|[^{}]+|[{}]", body):
+        for piece in FSTRING_PIECES.finditer(body):
             text = piece.group(0)
             if text in ("{{", "}}"):
                 parts.append(text[0])
@@ -363,7 +444,7 @@ class Builder(Transformer[Token, Any]):
                 span = self.source.span_at(base + piece.start(), 1)
                 raise SyntaxFailure(f"single `{text}` in f-string (write `{text}{text}`)", span)
             else:
-                parts.append(text.encode("latin-1", "backslashreplace").decode("unicode_escape"))
+                parts.append(unescape(text))
         merged: list[str | ast.Expr] = []
         for part in parts:
             if isinstance(part, str) and merged and isinstance(merged[-1], str):

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 
 from tqflow.dsl import ast
+from tqflow.dsl.collector import collector_paused
 from tqflow.dsl.diagnostics import Diagnostics, render_all
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
@@ -54,7 +55,11 @@ class Comment:
 def format_source(text: str | Source, path: str = "<fmt>") -> str:
     """The canonical layout of `text` (or of a `Source` read with `Source.from_file`); FormatError
     when it does not parse."""
-    source = text if isinstance(text, Source) else Source(path, text)
+    with collector_paused():
+        return _format(text if isinstance(text, Source) else Source(path, text))
+
+
+def _format(source: Source) -> str:
     text, path = source.text, source.path
     diagnostics = Diagnostics()
     module = parse(source, diagnostics)
@@ -177,6 +182,13 @@ class _Printer:
             self.blank_if_source_had(previous, decl.span)
             self.retry_decl(decl)
             previous = decl.span
+        if module.limiters:
+            self.blank()
+        previous = None
+        for limiter in module.limiters:
+            self.blank_if_source_had(previous, limiter.span)
+            self.emit(0, f"limiter {limiter.name} = {_call(limiter.call, 1)}", limiter.span)
+            previous = limiter.span
         if module.flow_aliases:
             self.blank()
         for alias in module.flow_aliases:
@@ -239,7 +251,7 @@ class _Printer:
         head = f"schedule {schedule.kind} {literal(schedule.value)}"
         if schedule.tz is not None:
             head += f" tz {literal(schedule.tz)}"
-        if not schedule.options and not schedule.params:
+        if not schedule.options and not schedule.params and schedule.key is None:
             self.emit(1, head, schedule.span)
             return
         self.emit(1, head + " {", schedule.span)
@@ -252,6 +264,9 @@ class _Printer:
             for arg in schedule.params:
                 self.emit(3, f"{arg.name} = {expr(arg.value, 3)}", arg.span)
             self.emit(2, "}", self.end(schedule.params[-1].span) + 1, closing=True)
+        if schedule.key is not None:
+            within = f" within {literal(schedule.key_within)}" if schedule.key_within is not None else ""
+            self.emit(2, f"key {expr(schedule.key, 2)}{within}", schedule.key.span)
         self.emit(1, "}", self.end(schedule.span), closing=True)
 
     def defaults(self, settings: tuple[ast.Setting, ...], span: Span) -> None:
@@ -275,6 +290,8 @@ class _Printer:
 
     def job(self, job: ast.Job) -> None:
         head = f"job {job.name} = {_call(job.call, 1)}"
+        if job.signal is not None:
+            head = f"job {job.name} = signal {job.signal.type}"
         if job.fan_out is not None:
             head += f" for {job.fan_out.var} in {expr(job.fan_out.over, 1)}"
         if not job.settings:
@@ -319,6 +336,12 @@ def setting(item: ast.Setting, indent: int) -> str:
         return "retry { " + "; ".join(_rule(r) for r in value.rules) + " }"
     if isinstance(value, ast.Unique):
         return "unique " + ", ".join(f"{o.name}={expr(o.value, indent)}" for o in value.options)
+    if isinstance(value, ast.Limit):
+        by = f" by {expr(value.by, indent)}" if value.by is not None else ""
+        return f"limit {value.limiter}{by}"
+    if isinstance(value, ast.Fair):
+        weight = f" weight {expr(value.weight, indent)}" if value.weight is not None else ""
+        return f"fair by {expr(value.key, indent)}{weight}"
     return f"{item.kind} {expr(value, indent)}"
 
 
@@ -373,6 +396,8 @@ def _expr(node: ast.Expr, indent: int) -> tuple[str, int]:
             return literal(node), ATOM
         case ast.FString():
             return node.text or _fstring(node), ATOM
+        case ast.Rate(count=count, per=per):
+            return f"{literal(count)}/{literal(per)}", ATOM
     raise AssertionError(f"unhandled expression {node!r}")  # pragma: no cover
 
 

@@ -1,5 +1,9 @@
 """Parse `.tqflow` text into a `dsl.ast.Module`, collecting syntax errors as diagnostics.
 
+Two paths: `dsl.fast_parser` (hand-written, no Lark) parses valid input it knows; anything else -- every
+syntax error, a construct it does not know -- is parsed here with Lark and `dsl.builder`, which own the
+diagnostics and the recovery. Both give the same tree (tests/compiler/test_fast_parser.py).
+
 Recovery: when the whole file does not parse, every top-level declaration is parsed again on
 its own (the rest of the text blanked so offsets stay true), so one mistake per declaration is
 reported instead of only the first in the file.
@@ -8,6 +12,7 @@ reported instead of only the first in the file.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -21,6 +26,7 @@ from lark.parsers.lalr_analysis import Shift
 from tqflow.dsl import ast
 from tqflow.dsl.builder import Builder, SyntaxFailure
 from tqflow.dsl.diagnostics import Diagnostics, Label
+from tqflow.dsl.fast_parser import parse_fast
 from tqflow.dsl.source import Source, Span
 from tqflow.dsl.syntax_hints import hint
 from tqflow.plan.durations import parse_duration
@@ -177,7 +183,7 @@ def _lark() -> Lark:
 MAX_SOURCE_CHARS = 8_000_000  # TQ0002: a flow file is text a person writes; 50,000 jobs are ~2.5 MB
 MAX_NESTING = 100  # TQ0004: brackets, operators and statements nested in one another
 BROKEN_NAME = re.compile(
-    r"^(?:use\s+[\w.]+\s+as\s+(\w+)|use\s+([\w.]+)|import\s+\S+\s+as\s+(\w+)|retry\s+(\w+)|flow\s+(\w+))"
+    r"^(?:use\s+[\w.]+\s+as\s+(\w+)|use\s+([\w.]+)|import\s+\S+\s+as\s+(\w+)|retry\s+(\w+)|limiter\s+(\w+)|flow\s+(\w+))"
 )
 
 
@@ -194,9 +200,11 @@ def parse_recovering(source: Source, diagnostics: Diagnostics) -> ast.Module | N
     cannot be read at all (not UTF-8, too large)."""
     if not _readable(source, diagnostics):
         return None
-    text = source.text if source.text.endswith("\n") else source.text + "\n"
-    if text.startswith("\ufeff"):  # a byte-order mark handed over by an editor: layout, like a space
-        text = " " + text[1:]
+    text = _text_to_parse(source)
+    if os.environ.get("TQFLOW_PARSER") != "lark":  # the fast path can be turned off (benchmarks, a bug)
+        fast = parse_fast(text, source, MAX_NESTING)  # a shortcut for valid input; None: parse with Lark
+        if fast is not None:
+            return fast
     try:
         module: ast.Module = _build(_parse_tree(text, "start"), source)
         return module
@@ -238,10 +246,33 @@ def parse_recovering(source: Source, diagnostics: Diagnostics) -> ast.Module | N
         uses=tuple(u for m in parts for u in m.uses),
         imports=tuple(i for m in parts for i in m.imports),
         retries=tuple(r for m in parts for r in m.retries),
+        limiters=tuple(x for m in parts for x in m.limiters),
         flows=tuple(f for m in parts for f in m.flows),
         flow_aliases=tuple(a for m in parts for a in m.flow_aliases),
         broken=tuple(broken),
     )
+
+
+def _text_to_parse(source: Source) -> str:
+    text = source.text if source.text.endswith("\n") else source.text + "\n"
+    if text.startswith("\ufeff"):  # a byte-order mark handed over by an editor: layout, like a space
+        text = " " + text[1:]
+    return text
+
+
+def parse_with_lark(source: Source) -> ast.Module | None:
+    """The module as the Lark path alone parses it (None on a syntax error): the reference the fast
+    path is tested against."""
+    try:
+        module: ast.Module = _build(_parse_tree(_text_to_parse(source), "start"), source)
+        return module
+    except (UnexpectedInput, SyntaxFailure):
+        return None
+
+
+def parse_fast_only(source: Source) -> ast.Module | None:
+    """The module as the fast path parses it (None where it would fall back to Lark)."""
+    return parse_fast(_text_to_parse(source), source, MAX_NESTING)
 
 
 def _readable(source: Source, diagnostics: Diagnostics) -> bool:

@@ -143,7 +143,8 @@ def _yaml(source: Source, where: Where, at_end: bool) -> Hint | None:
     depth = [b for b, _ in where.brackets]
     if not depth:
         return Hint(
-            "`key: value` is YAML; a .tqflow file holds `use`, `import`, `retry` and `flow` declarations",
+            "`key: value` is YAML; a .tqflow file holds `use`, `import`, `retry`, `limiter` and `flow` "
+            "declarations",
             help=f"for example `flow {key} {{ … }}`"
             if key not in top_level()
             else f"write `{key} …` without `:`",

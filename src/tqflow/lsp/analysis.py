@@ -34,7 +34,8 @@ class Ref:
     kind: "task" (the `task` of `alias.task(…)`), "module" (a `use` line, or the `alias` of a call),
     "job" (a job's name where it is declared or read), "arg" (an argument name of a task call),
     "param" (a flow parameter, declared or read as `params.x`), "var" (a fan-out variable),
-    "policy" (a named retry policy, declared or used), "exception" (an exception class in a retry rule).
+    "policy" (a named retry policy, declared or used), "exception" (an exception class in a retry rule),
+    "limiter" (a limiter of this file or of an imported one, declared or named by `limit`).
     """
 
     kind: str
@@ -45,12 +46,21 @@ class Ref:
     declaration: bool = False
 
 
+@dataclass(frozen=True)
+class LimiterSite:
+    """A limiter's declaration and the file it is in (this document, or a file it imports)."""
+
+    source: Source
+    decl: ast.LimiterDecl
+
+
 @dataclass
 class Model:
     source: Source
     module: ast.Module
     modules: dict[str, ModuleInfo] = field(default_factory=dict)  # `use` alias -> module read with ast
     refs: list[Ref] = field(default_factory=list)
+    limiters: dict[str, LimiterSite] = field(default_factory=dict)  # `api`, `shared.db` -> declaration
 
     def at(self, line: int, column: int) -> Ref | None:
         """The innermost reference at a 1-based position (the end of a name counts, for a cursor)."""
@@ -127,8 +137,24 @@ def build(source: Source, errors: Diagnostics | None = None) -> Model | None:
             model.modules[use.bound_name] = read_module(use.module, search)
         except Exception:  # not found, unreadable, a syntax error: `tqc check` says which
             continue
+    model.limiters = {d.name: LimiterSite(source, d) for d in module.limiters}
+    model.limiters.update(_imported_limiters(source, module))
     model.refs = list(_refs(model))
     return model
+
+
+def _imported_limiters(source: Source, module: ast.Module) -> dict[str, LimiterSite]:
+    """The limiters of the files `import` lines name, as `alias.name` (files that do not parse: none)."""
+    found: dict[str, LimiterSite] = {}
+    for imp in module.imports:
+        try:
+            imported = Source.from_file(source.directory / imp.path)
+        except (OSError, ValueError):
+            continue
+        parsed = parse(imported, Diagnostics())
+        for decl in parsed.limiters if parsed is not None else ():
+            found[f"{imp.alias}.{decl.name}"] = LimiterSite(imported, decl)
+    return found
 
 
 def build_lenient(source: Source, line: int) -> Model | None:
@@ -173,6 +199,9 @@ def _refs(model: Model) -> Iterator[Ref]:
     for decl in model.module.retries:
         yield Ref("policy", decl.name_span, decl.name, declaration=True)
         yield from _retry_refs(decl.spec, policies)
+    limiters = set(model.limiters)
+    for limiter in model.module.limiters:
+        yield Ref("limiter", limiter.name_span, limiter.name, declaration=True)
     for flow in model.module.flows:
         jobs = {j.name for j in flow.jobs}
         for param in flow.params:
@@ -198,6 +227,8 @@ def _refs(model: Model) -> Iterator[Ref]:
             for setting in job.settings:
                 yield from _setting_refs(setting, flow.name, jobs, shadow)
                 yield from _retry_refs(setting.value, policies) if setting.kind == "retry" else ()
+                if isinstance(setting.value, ast.Limit) and setting.value.limiter in limiters:
+                    yield Ref("limiter", setting.value.limiter_span, setting.value.limiter, flow.name)
         for output in flow.outputs:
             yield from _expr_refs(output.value, flow.name, jobs, None)
 
@@ -246,11 +277,18 @@ def _retry_refs(value: object, policies: set[str]) -> Iterator[Ref]:
 
 
 def _setting_refs(setting: ast.Setting, flow: str, jobs: set[str], shadow: str | None) -> Iterator[Ref]:
-    """Only `after`, `when` and a `unique key=` hold expressions over jobs and parameters; other settings
-    hold bare words (`priority high`, `retry … jitter=full`) that are not names of anything."""
+    """Only `after`, `when`, a `unique key=`, a `limit … by` key and `fair` hold expressions over jobs and
+    parameters; other settings hold bare words (`priority high`, `retry … jitter=full`) that are not
+    names of anything."""
     value = setting.value
     if setting.kind in ("after", "when") and isinstance(value, ast.Expr):
         yield from _expr_refs(value, flow, jobs, shadow)
+    elif isinstance(value, ast.Limit) and value.by is not None:
+        yield from _expr_refs(value.by, flow, jobs, shadow)
+    elif isinstance(value, ast.Fair):
+        for part in (value.key, value.weight):
+            if part is not None:
+                yield from _expr_refs(part, flow, jobs, shadow)
     elif isinstance(value, ast.Unique):
         for option in value.options:
             if option.name == "key":

@@ -17,7 +17,7 @@ from tqflow.dsl.formatter import FormatError, format_source
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
 from tqflow.errors import LanguageError
-from tqflow.lsp.analysis import IDENTIFIER, Model, Ref, module_path, sub_span
+from tqflow.lsp.analysis import IDENTIFIER, LimiterSite, Model, Ref, module_path, sub_span
 from tqflow.lsp.positions import LineIndex
 from tqflow.lsp.python_info import PyClass, PyFunction, PyModule, class_name, read_python
 
@@ -134,7 +134,22 @@ def _hover_text(model: Model, ref: Ref) -> str | None:
             return None
         text = model.source.text[policy.span.start : policy.span.end].strip()
         return f"```tqflow\n{text}\n```"
+    if ref.kind == "limiter":
+        site = model.limiters.get(ref.name)
+        return _limiter_markdown(site) if site else None
     return None
+
+
+def _limiter_markdown(site: LimiterSite) -> str:
+    limiter = site.decl
+    text = site.source.text[limiter.span.start : limiter.call.span.end]  # not the comments after
+    kind = limiter.call.func
+    meaning = {
+        "rate": "a rate limit: jobs that name it start at most this often, per `by` key, across all workers",
+        "concurrency": "a concurrency limit: at most this many of the jobs that name it run at once, per "
+        "`by` key, across all workers",
+    }.get(kind, "a limiter")
+    return f"```tqflow\n{text}\n```\n\n{meaning}\n\nin {Path(site.source.path).name}:{limiter.span.line}"
 
 
 def _task_markdown(model: Model, func: str, signature: TaskSignature) -> str:
@@ -184,9 +199,17 @@ def definition(model: Model, index: LineIndex, position: types.Position, uri: st
     if ref.kind == "exception":
         found = _exception_class(model, ref.name)
         return _python_location(found[0], found[1].position, len(found[1].name)) if found else None
+    if ref.kind == "limiter":
+        site = model.limiters.get(ref.name)
+        if site is None:
+            return None
+        if site.source is model.source:  # this document, as the editor has it
+            return types.Location(uri=uri, range=index.range(site.decl.name_span))
+        where = LineIndex(site.source.text, index.encoding).range(site.decl.name_span)
+        return types.Location(uri=Path(site.source.path).resolve().as_uri(), range=where)
     if ref.kind == "policy":
         decl = next(
-            (r for r in model.refs if r.kind == "policy" and r.name == ref.name and r.declaration), None
+            (r for r in model.refs if r.kind == ref.kind and r.name == ref.name and r.declaration), None
         )
         return types.Location(uri=uri, range=index.range(decl.span)) if decl else None
     if ref.kind in ("job", "param"):
@@ -250,8 +273,10 @@ JOB_SETTINGS = (
     "queue",
     "unique",
     "dead_letter",
+    "limit",
+    "fair",
 )
-TOP_KEYWORDS = ("use", "import", "retry", "flow")
+TOP_KEYWORDS = ("use", "import", "retry", "limiter", "flow")
 STATUSES = ("succeeded", "failed", "done", "skipped")
 STATUS_FUNCTIONS = ("any_failed", "all_failed", "any_succeeded", "all_succeeded", "all_done", "any_done")
 RUN_FIELDS = ("id", "date", "time")
@@ -274,6 +299,11 @@ def completion(model: Model | None, index: LineIndex, position: types.Position) 
         signature, given, at_name, _func = call
         if at_name:
             return _argument_names(signature, given)
+    if re.fullmatch(r"\s*limit\s+\w*", prefix):
+        return [
+            _item(name, K.Constant, f"limiter = {site.decl.call.func}(…)", _limiter_markdown(site))
+            for name, site in model.limiters.items()
+        ]
     if re.fullmatch(r"\s*job\s+\w+\s*=\s*\w*", prefix):
         return [_item(alias, K.Module, f"module {m.name}") for alias, m in sorted(model.modules.items())]
     if re.fullmatch(r"\s*\w*", prefix):
@@ -604,6 +634,11 @@ def document_symbols(model: Model, index: LineIndex) -> list[types.DocumentSymbo
         flow_symbol = _symbol(flow.name, types.SymbolKind.Module, index, flow.span, flow.name_span, "flow")
         flow_symbol.children = children
         symbols.append(flow_symbol)
+    for limiter in model.module.limiters:
+        detail = f"limiter = {limiter.call.func}(…)"
+        symbols.append(
+            _symbol(limiter.name, types.SymbolKind.Constant, index, limiter.span, limiter.name_span, detail)
+        )
     return symbols
 
 

@@ -221,6 +221,8 @@ def next_fire_times(trigger: TriggerPlan, after: dt.datetime, count: int) -> lis
 def iter_fire_times(trigger: TriggerPlan, after: dt.datetime) -> Iterator[dt.datetime]:
     """Every fire time strictly after `after` (aware), ascending, in the trigger's zone. Endless for
     `every` and for a cron that can fire (bounded by HORIZON_YEARS); empty for one that cannot."""
+    if trigger.kind == "event":
+        return  # fires on events, never on the clock
     zone = ZoneInfo(trigger.timezone)
     after = after.astimezone(UTC)
     if trigger.kind == "at":

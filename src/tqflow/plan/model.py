@@ -147,10 +147,10 @@ class CatchupPlan(_Frozen):
 
 
 class TriggerPlan(_Frozen):
-    """A schedule that starts runs of its flow: `cron … tz …`, `every 6h`, or `at "ISO-8601"`."""
+    """A schedule that starts runs of its flow: `cron … tz …`, `every 6h`, `at "ISO"`, or `event "NAME"`."""
 
-    name: str  # unique within the flow: "cron:0", "every:1", …
-    kind: Literal["cron", "every", "at"]
+    name: str  # unique within the flow: "cron:0", "every:1", …, "event:2"
+    kind: Literal["cron", "every", "at", "event"]
     cron: str | None = None
     timezone: str = "UTC"  # IANA name
     every_ms: int | None = None
@@ -160,6 +160,9 @@ class TriggerPlan(_Frozen):
     on_dst_gap: Literal["skip", "shift"] = "shift"  # a local time that does not exist that day
     on_dst_repeat: Literal["first", "both"] = "first"  # a local time that occurs twice that day
     params: dict[str, ExprTree] = Field(default_factory=dict)
+    event: str | None = None  # kind "event": the event's name; `params` may read `event.FIELD`
+    key: ExprTree | None = None  # kind "event": events with an equal key within `key_within_ms` start one run
+    key_within_ms: int | None = None
 
 
 class LimiterPlan(_Frozen):
@@ -191,6 +194,49 @@ class FairPlan(_Frozen):
     weight: ExprTree | None = None  # None = 1
 
 
+class ValueType(_Frozen):
+    """The shape of a value the runtime checks without importing Python code: a signal's payload.
+
+    `name` is a built-in (Str, Int, Float, Bool, Date, DateTime, Duration, Decimal, Bytes, None), Json
+    (anything), list (`args[0]` its items), dict (`args` key and value), Literal (`values`), or a class.
+    A class whose fields the compiler read has `fields` (and the names without a default in `required`);
+    `fields` None takes any JSON object.
+    """
+
+    name: str
+    args: list[ValueType] = Field(default_factory=list)
+    optional: bool = False
+    values: list[Any] = Field(default_factory=list)
+    fields: dict[str, ValueType] | None = None
+    required: list[str] = Field(default_factory=list)
+    qualname: str | None = None  # a class's "module.Class"
+
+    def __str__(self) -> str:
+        if self.name == "Literal":
+            inner = f"[{', '.join(repr(v) for v in self.values)}]"
+        else:
+            inner = f"[{', '.join(str(a) for a in self.args)}]" if self.args else ""
+        return f"{self.name}{inner}{'?' if self.optional else ''}"
+
+
+class SignalPlan(_Frozen):
+    """`job NAME = signal TYPE { timeout D }`: the job runs no task; it waits (holding no worker) until a
+    payload of `type` is sent to its run, which becomes its result. None: it waits for ever."""
+
+    type: ValueType
+    timeout_ms: int | None = None
+
+    @field_validator("timeout_ms")
+    @classmethod
+    def _timeout(cls, value: int | None) -> int | None:
+        if value is not None and value <= 0:
+            raise ValueError(f"a signal's timeout must be longer than 0, got {value} ms")
+        return value
+
+
+SIGNAL_TASK = "tqflow.signal"  # the TaskRef.name of a signal job (no worker runs it)
+
+
 class TaskRef(_Frozen):
     name: str  # the name the worker's registry knows it by: "module.function" unless renamed
     module: str
@@ -217,6 +263,7 @@ class JobPlan(_Frozen):
     dead_letter: str | None = None  # a named dead-letter queue; None = the deployment's default
     limits: list[LimitUse] = Field(default_factory=list)
     fair: FairPlan | None = None
+    signal: SignalPlan | None = None  # a signal job: waits for a payload instead of running `task`
 
     @field_validator("priority")
     @classmethod

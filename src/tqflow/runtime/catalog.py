@@ -2,7 +2,8 @@
 get its own policies and can check its arguments.
 
 Each worker writes, when it starts, one field per task it loaded in the hash `{ns}:tasks`: the task's
-queue, priority, retry plan, timeout, deadline, dead-letter queue, payload version and its parameters
+queue, priority, retry plan, timeout, deadline, dead-letter queue, payload version, codec and compression,
+and its parameters
 (name, whether required, a JSON schema of the annotation when pydantic can give one). A job sent by name
 (`client.enqueue("mod.fn", …)`, `SyncClient`, `POST /jobs`) takes from there every policy the call does not
 set, exactly as a job sent with the `Task` object does; its arguments are checked against the published
@@ -26,7 +27,9 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from tqflow.plan import RetryPlan
+from tqflow.runtime.limits import check_consistent, wire_of
 from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.payloads import CODECS, COMPRESSIONS
 from tqflow.runtime.task import Task
 from tqflow.runtime.validation import ArgumentError
 
@@ -35,9 +38,9 @@ MISS_TTL = 1.0
 
 
 def catalog_key(keys: Keys) -> str:
-    """`{ns}:tasks`: a control key (one for the namespace, whatever partition `keys` is)."""
-    control: str = getattr(keys, "control", keys.prefix)
-    return f"{control}:tasks"
+    """`{ns}:tasks` (store/keys.py `Keys.tasks`): a control key, one for the namespace whatever partition
+    `keys` is."""
+    return keys.tasks
 
 
 def _schema(hint: Any) -> dict[str, Any] | None:
@@ -79,8 +82,11 @@ def describe(task: Task[Any, Any], worker: str = "") -> dict[str, Any]:
         "timeout_ms": o.timeout_ms,
         "deadline_ms": o.deadline_ms,
         "dead_letter": o.dead_letter,
+        "limits": wire_of(o.limits),
         "version": o.version,
         "executor": o.executor,
+        "codec": o.codec,
+        "compression": o.compression,
         "params": params,
         "any_keyword": any_keyword,
         "worker": worker,
@@ -89,7 +95,11 @@ def describe(task: Task[Any, Any], worker: str = "") -> dict[str, Any]:
 
 
 async def publish(redis: Any, keys: Keys, tasks: Mapping[str, Task[Any, Any]], worker: str = "") -> None:
-    """Write the worker's tasks to the catalog (each field overwritten: the latest worker wins)."""
+    """Write the worker's tasks to the catalog (each field overwritten: the latest worker wins).
+    LimiterConflict when two of them define one limiter name differently."""
+    check_consistent(
+        (item.limiter.plan for t in tasks.values() for item in t.options.limits), " among the worker's tasks"
+    )
     if tasks:
         await redis.hset(
             catalog_key(keys), mapping={name: json.dumps(describe(t, worker)) for name, t in tasks.items()}
@@ -108,9 +118,16 @@ class Published:
     deadline_ms: int | None = None
     dead_letter: str | None = None
     version: int = 1
+    codec: str | None = None
+    compression: str | None = None
     params: list[dict[str, Any]] = field(default_factory=list)
     any_keyword: bool = False
+    limits: list[dict[str, Any]] = field(default_factory=list)  # the `lim` option its jobs carry
     raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def limit_wire(self) -> list[dict[str, Any]]:
+        return self.limits
 
     @classmethod
     def parse(cls, text: str | bytes) -> Published:
@@ -125,8 +142,11 @@ class Published:
             deadline_ms=data.get("deadline_ms"),
             dead_letter=data.get("dead_letter"),
             version=int(data.get("version") or 1),
+            codec=_choice(data.get("codec"), CODECS),
+            compression=_choice(data.get("compression"), COMPRESSIONS),
             params=list(data.get("params") or []),
             any_keyword=bool(data.get("any_keyword")),
+            limits=list(data.get("limits") or []),
             raw=data,
         )
 
@@ -134,7 +154,9 @@ class Published:
         """ArgumentError naming the parameter when `kwargs` cannot be this task's arguments."""
         problem = self.problem(kwargs)
         if problem is not None:
-            raise ArgumentError(f"task `{self.name}`, {problem[1]}" if problem[0] else problem[1])
+            message = problem[1]
+            named = message.startswith(f"task `{self.name}`")  # missing or unknown names say whose already
+            raise ArgumentError(message if named else f"task `{self.name}`, {message}")
         return kwargs
 
     def problem(self, kwargs: Mapping[str, Any]) -> tuple[str, str] | None:
@@ -156,6 +178,11 @@ class Published:
                 if wrong is not None:
                     return wrong[0], f"argument `{wrong[0]}`: {wrong[1]}"
         return None
+
+
+def _choice(value: Any, known: Iterable[str]) -> str | None:
+    """A published codec or compression this version knows (a newer worker's unknown one: unset)."""
+    return value if isinstance(value, str) and value in known else None
 
 
 JSON_TYPES: dict[str, tuple[type, ...]] = {

@@ -11,10 +11,11 @@ from redis.asyncio import Redis
 from typing_extensions import TypeVar
 
 from tqflow.errors import RunNotFound
-from tqflow.plan import FlowPlan, Plan, Priority, RetryPlan
+from tqflow.plan import CatchupPlan, FlowPlan, Plan, Priority, RetryPlan
 from tqflow.plan.durations import Duration
-from tqflow.runtime.connection import connect, pin
+from tqflow.runtime.connection import carry_bytes, connect, pin
 from tqflow.runtime.deployments import Deployed, Deployments
+from tqflow.runtime.events import EventRun, emit
 from tqflow.runtime.jobs import (
     BulkItem,
     BulkRejected,
@@ -35,9 +36,18 @@ from tqflow.runtime.jobs import (
     refusal,
 )
 from tqflow.runtime.lifecycle import Backfilled, Lifecycle, Undeployed
+from tqflow.runtime.limit_inspect import waiting_jobs
+from tqflow.runtime.limits import LimitArg
 from tqflow.runtime.resume import Resumed, ResumeError, resume_run
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
+from tqflow.runtime.schedules import PREFIX as SCHEDULE_PREFIX
+from tqflow.runtime.schedules import TRIGGER as SCHEDULE_TRIGGER
+from tqflow.runtime.schedules import Schedule, ScheduleNotFound, schedule_flow, trigger_plan
+from tqflow.runtime.schedules import describe as describe_schedule
+from tqflow.runtime.schedules import flow_name as schedule_flow_name
+from tqflow.runtime.signals import Signalled, WaitingSignal, send_signal, waiting_signals
 from tqflow.runtime.store import calls, lean
+from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.store.scripts import Scripts
@@ -54,6 +64,7 @@ class Client:
     ) -> None:
         self.redis = redis
         self.keys = Keys(namespace)
+        carry_bytes(redis)  # a caller's client reads binary payload bodies (store/payloads.py)
         pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
         self.scripts = Scripts(redis)
         self.deployments = Deployments(redis, self.keys)
@@ -141,6 +152,32 @@ class Client:
         on the run's own version, keeping the others' outputs; the run is running again."""
         return await resume_run(self.redis, self.keys, self.scripts, self.deployments, run_id, from_job)
 
+    async def signal(self, run_id: str, name: str, payload: Any) -> Signalled:
+        """Send `payload` to the run's signal job `name`: it becomes the job's result (`name.out`). Checked
+        against the job's type first (SignalPayloadError, the job keeps waiting); sent before the run
+        reaches the job, it is kept and delivered when it does (status `kept`). A job that received one,
+        timed out or was skipped refuses it (SignalRefused)."""
+        return await send_signal(
+            self.redis,
+            self.keys,
+            self.scripts,
+            self.deployments,
+            run_id,
+            name,
+            payload,
+            self.payload_settings.max_bytes,
+        )
+
+    async def emit(self, name: str, data: Any = None) -> list[EventRun]:
+        """Send event `name`: each deployed flow with `schedule event "NAME"` starts a run, with `event` =
+        `data` in the trigger's params and key (EventError when one cannot read it: nothing starts). A
+        trigger's `key` seen within its window starts none (status `duplicate`, the first run's id)."""
+        return await emit(self.redis, self.keys, self.scripts, self.deployments, name, data)
+
+    async def waiting_signals(self, run_id: str | None = None, limit: int = 100) -> list[WaitingSignal]:
+        """Signal jobs awaiting their payload now, oldest first (one run's with `run_id`)."""
+        return await waiting_signals(self.redis, self.keys, self.deployments, run_id, limit)
+
     async def pause(self, flow: str) -> int:
         """Stop the flow's schedules (runs can still be started by hand); returns its current version."""
         return await self.lifecycle.pause(flow)
@@ -163,6 +200,100 @@ class Client:
         """Start the runs that a schedule's ticks in [from_ms, to_ms] would have started, each tick once."""
         return self.lifecycle.backfill(flow, from_ms, to_ms, schedule, rate)
 
+    # -- schedules (runtime/schedules.py) ------------------------------------------------------
+
+    async def schedule(
+        self,
+        task: Task[Any, Any] | Call[Any] | str,
+        /,
+        *,
+        cron: str | None = None,
+        every: Duration | None = None,
+        at: str | None = None,
+        tz: str = "UTC",
+        name: str | None = None,
+        args: Mapping[str, Any] | None = None,
+        queue: str | None = None,
+        priority: str | None = None,
+        retry: RetryPlan | None = None,
+        timeout: Duration | None = None,
+        deadline: Duration | None = None,
+        dead_letter: str | None = None,
+        catchup: str | CatchupPlan = "none",
+        overlap: str = "skip",
+        on_dst_gap: str = "shift",
+        on_dst_repeat: str = "first",
+    ) -> Schedule:
+        """Run a task on a schedule: `cron` (5 fields, or 6 with seconds first) in time zone `tz`,
+        `every` (a duration, aligned to the epoch) or once `at` (ISO 8601). The leader fires each tick
+        once, as a flow's schedule: missed ticks follow `catchup` (none, all, last(N), all(within=1h)), a
+        tick while the last run still goes follows `overlap` (skip, queue, allow), and DST days follow
+        `on_dst_gap` (shift, skip) and `on_dst_repeat` (first, both). `name` defaults to the task's;
+        scheduling a name again replaces that schedule (its ticks go on from where they were)."""
+        if isinstance(task, Call):
+            task_name = task.task.name
+        else:
+            task_name = task.name if isinstance(task, Task) else str(task)
+        trigger = trigger_plan(
+            cron=cron,
+            every=every,
+            at=at,
+            tz=tz,
+            catchup=catchup,
+            overlap=overlap,
+            on_dst_gap=on_dst_gap,
+            on_dst_repeat=on_dst_repeat,
+        )
+        published = None
+        if isinstance(task, str):  # its workers' published policies and parameters
+            await self.submitter.catalog.load(self.redis, (task,))
+            published = self.submitter.catalog.cached(task)
+        schedule_name = name or task_name
+        flow = schedule_flow(
+            schedule_name,
+            task,
+            args or {},
+            trigger,
+            published,
+            queue=queue,
+            priority=priority,
+            retry=retry,
+            timeout=timeout,
+            deadline=deadline,
+            dead_letter=dead_letter,
+        )
+        await self.deployments.deploy_flow(flow)
+        return await self.schedule_info(schedule_name)
+
+    async def schedules(self) -> list[Schedule]:
+        """Every schedule made with `schedule`, by name."""
+        names = [n for n in await self.deployments.names() if n.startswith(SCHEDULE_PREFIX)]
+        found = []
+        for flow in names:
+            try:
+                found.append(await self.schedule_info(flow.removeprefix(SCHEDULE_PREFIX)))
+            except ScheduleNotFound:
+                continue  # removed meanwhile
+        return found
+
+    async def schedule_info(self, name: str) -> Schedule:
+        """One schedule, with its next tick and what it fired last; ScheduleNotFound when there is none."""
+        flow = schedule_flow_name(name)
+        current, paused = await self.redis.hmget(self.keys.flow(flow), "current", "paused")
+        if current is None:
+            raise ScheduleNotFound(f"no schedule {name!r} in namespace {self.keys.namespace}")
+        version, plan = await self.deployments.get(flow, int(str(current)))
+        state = await self.redis.hgetall(ClusterKeys(self.keys).trigger(flow, SCHEDULE_TRIGGER))
+        fields = {str(k): v for k, v in state.items()}
+        return describe_schedule(name, version, plan, paused is not None, fields, now_ms())
+
+    async def unschedule(self, name: str) -> Schedule:
+        """Remove a schedule: no more ticks (runs in progress go on); returns it as it was."""
+        gone = await self.schedule_info(name)
+        await self.lifecycle.undeploy(gone.flow)
+        await self.redis.delete(ClusterKeys(self.keys).trigger(gone.flow, SCHEDULE_TRIGGER))
+        return gone
+
     # -- standalone jobs ------------------------------------------------------------------------
 
     async def enqueue(
@@ -178,6 +309,13 @@ class Client:
         timeout: Duration | None = None,
         deadline: Duration | None = None,
         dead_letter: str | None = None,
+        limit: LimitArg | None = None,
+        fair_key: str | int | None = None,
+        weight: float | None = None,
+        codec: str | None = None,
+        compression: str | None = None,
+        depends_on: Sequence[str] | None = None,
+        allow_failure: bool | None = None,
         **kwargs: Any,
     ) -> JobId[R]:
         """Submit one job of a task (a Task, `task.call(...)`, or a registered task name); its id, typed
@@ -186,9 +324,31 @@ class Client:
         The options (the one definition both clients share: `SyncClient` takes these signatures):
         queue, priority (a `Priority` name), delay, retry (a `RetryPlan`), unique (a `Unique`: with
         conflict=skip the id is the existing job's, conflict=reject raises JobRejected), timeout, deadline
-        and dead_letter (the dead-letter queue); each overrides the task's own.
+        and dead_letter (the dead-letter queue), limit (a `Limiter`, `limiter.by(key)` or a list of them:
+        the job waits, without a worker and without counting an attempt, until each admits it),
+        fair_key and weight (jobs of one queue and priority are served in weighted round robin across
+        their keys instead of first come, first served), codec (json, msgpack, pickle) and compression
+        (none, zlib, zstd) of the arguments; each overrides the task's own. depends_on: job ids this job
+        waits for; it runs once they all succeeded and is skipped when one did not (dead-lettered,
+        cancelled, skipped), or with allow_failure=True runs once they ended, whatever their state.
         """
-        options = job_options(queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+        options = job_options(
+            queue,
+            priority,
+            delay,
+            retry,
+            unique,
+            timeout,
+            deadline,
+            dead_letter,
+            limit,
+            fair_key,
+            weight,
+            codec,
+            compression,
+            depends_on,
+            allow_failure,
+        )
         if isinstance(task, str):  # sent by name: its workers' published policies and parameters
             await self.submitter.catalog.load(self.redis, (task,))
         job = self.submitter.prepare(task, kwargs, options)
@@ -210,6 +370,13 @@ class Client:
         timeout: Duration | None = None,
         deadline: Duration | None = None,
         dead_letter: str | None = None,
+        limit: LimitArg | None = None,
+        fair_key: str | int | None = None,
+        weight: float | None = None,
+        codec: str | None = None,
+        compression: str | None = None,
+        depends_on: Sequence[str] | None = None,
+        allow_failure: bool | None = None,
     ) -> list[JobId[Any]]:
         """Submit many jobs: `task.call(...)` values, `(task_or_name, kwargs)` pairs, or triples whose third
         item overrides options for that job (`{"unique": Unique(...), "priority": "high"}`); the options
@@ -218,7 +385,23 @@ class Client:
         atomic=True: all or nothing in one atomic step (BulkRejected says which job failed and why).
         atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
         """
-        options = job_options(queue, priority, delay, retry, None, timeout, deadline, dead_letter)
+        options = job_options(
+            queue,
+            priority,
+            delay,
+            retry,
+            None,
+            timeout,
+            deadline,
+            dead_letter,
+            limit,
+            fair_key,
+            weight,
+            codec,
+            compression,
+            depends_on,
+            allow_failure,
+        )
         await self.submitter.catalog.load(self.redis, self.submitter.names(None, calls))
         return await self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
 
@@ -239,7 +422,7 @@ class Client:
     async def job(self, job_id: str) -> JobInfo:
         async with self.redis.pipeline(transaction=False) as pipe:
             is_lean = queue_job_read(pipe, self.keys, job_id)
-            replies = await pipe.execute()
+            replies = await pipe.execute(raise_on_error=False)
         return job_info(job_id, job_row(job_id, replies, is_lean), self.payload_settings)
 
     # -- operations: cancel, reprioritize, dead-letter queues ---------------------------------------
@@ -353,7 +536,8 @@ class Client:
         self, queue: str | None = None, state: str | None = None, limit: int = 50
     ) -> list[JobInfo]:
         """Jobs on the queues (queued or running, from the streams), waiting for a delay or a retry
-        (scheduled, retrying), or dead-lettered (dead); filtered by queue and state, up to `limit`."""
+        (scheduled, retrying) or for a limiter (limited), or dead-lettered (dead); filtered by queue and
+        state, up to `limit`."""
         ids: list[str] = []
         if state in (None, "queued", "running"):
             queues = [queue] if queue else sorted(str(q) for q in await self.redis.smembers(self.keys.queues))
@@ -364,6 +548,8 @@ class Client:
             ids = [i for i in ids if i]
         if state in (None, "scheduled", "retrying"):
             ids += [str(i) for i in await self.redis.zrange(self.keys.delayed, 0, limit * 4)]
+        if state in (None, "limited"):
+            ids += await waiting_jobs(self.redis, self.keys, limit * 4)
         if state in (None, "dead"):
             ids += [str(i) for i in await self.redis.zrevrange(self.keys.dlq, 0, limit * 4)]
         found: list[JobInfo] = []

@@ -492,6 +492,17 @@ def _pool_options(max_connections: int | None) -> dict[str, Any]:
     }
 
 
+def carry_bytes(client: Any) -> None:
+    """Let a client made by the caller (`Redis(..., decode_responses=True)`) read binary payload bodies
+    (runtime/store/payloads.py), as `connect`'s do: its new connections decode with `surrogateescape`
+    instead of raising on bytes that are not UTF-8. A client that answers bytes is left as it is."""
+    kwargs = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if not isinstance(kwargs, dict) or not kwargs.get("decode_responses"):
+        return
+    if kwargs.get("encoding_errors", "strict") == "strict":
+        kwargs["encoding_errors"] = "surrogateescape"
+
+
 def redact(url: str) -> str:
     """The URL with any password replaced, for logs and messages."""
     parts = urlsplit(url)

@@ -15,7 +15,11 @@ from redis.asyncio import Redis
 
 from tqflow.errors import NotFound
 from tqflow.plan import FlowPlan, Plan, TriggerPlan
+from tqflow.plan.durations import format_duration
+from tqflow.plan.model import LimiterPlan
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks
+from tqflow.runtime.flow_controls import check_flow
+from tqflow.runtime.limits import check_consistent
 from tqflow.runtime.store.keys import Keys
 
 
@@ -45,6 +49,9 @@ JOB_FIELDS = (
     "fan_out",
     "unique",
     "dead_letter",
+    "signal",
+    "limits",
+    "fair",
 )
 
 
@@ -69,6 +76,16 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _limiter(plan: LimiterPlan | None) -> str:
+    """A limiter as the language writes it (`rate(10/1s, burst=20)`), or `none`."""
+    if plan is None:
+        return "none"
+    if plan.kind == "concurrency":
+        return f"concurrency({plan.limit})"
+    burst = f", burst={plan.burst}" if plan.burst is not None else ""
+    return f"rate({plan.rate}/{format_duration(plan.period_ms)}{burst})"
+
+
 def _edges(flow: FlowPlan) -> set[tuple[str, str]]:
     return {(up, name) for name, job in flow.jobs.items() for up in job.waits_for}
 
@@ -78,6 +95,8 @@ def trigger_label(trigger: TriggerPlan) -> str:
         return f'{trigger.name} (cron "{trigger.cron}" tz {trigger.timezone})'
     if trigger.kind == "every":
         return f"{trigger.name} (every {trigger.every_ms} ms)"
+    if trigger.kind == "event":
+        return f'{trigger.name} (event "{trigger.event}")'
     return f"{trigger.name} (at {trigger.at})"
 
 
@@ -112,10 +131,13 @@ def diff_flows(old: FlowPlan | None, new: FlowPlan, current: int | None, now_ms:
             for f in ("queue", "params", "outputs", "triggers")
             if getattr(old, f) != getattr(new, f)
         ]
+        flow_changes = [c if not c.startswith("triggers") else "triggers changed" for c in flow_changes]
+        for name in sorted(set(old.limiters) | set(new.limiters)):
+            was, now = old.limiters.get(name), new.limiters.get(name)
+            if was != now:
+                flow_changes.append(f"limiter {name}: {_limiter(was)} -> {_limiter(now)}")
         if flow_changes:
-            diff.changed["(flow)"] = [
-                c if not c.startswith("triggers") else "triggers changed" for c in flow_changes
-            ]
+            diff.changed["(flow)"] = flow_changes
     diff.triggers_before = _next_fires(old.triggers, now_ms) if old else {}
     diff.triggers_after = _next_fires(new.triggers, now_ms)
     return diff
@@ -127,6 +149,12 @@ class Deployments:
         self.keys = keys
 
     async def deploy(self, plan: Plan) -> list[Deployed]:
+        """LimiterConflict (nothing deployed) when the plan's flows define one limiter name differently."""
+        for flow in plan.flows.values():
+            check_flow(flow)
+        check_consistent(
+            (lim for flow in plan.flows.values() for lim in flow.limiters.values()), " in the plan"
+        )
         return [await self.deploy_flow(flow) for flow in plan.flows.values()]
 
     async def preview(self, plan: Plan, now_ms: int) -> list[FlowDiff]:

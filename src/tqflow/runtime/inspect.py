@@ -6,6 +6,7 @@ pipelined, so looking at a busy deployment costs a bounded number of round trips
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from collections import Counter
@@ -19,6 +20,7 @@ from tqflow.plan import LEVELS, FlowPlan, Priority
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
+from tqflow.runtime.limit_inspect import LimitsOverview, read_limits, waiting_jobs
 from tqflow.runtime.runs import now_ms, read_run
 from tqflow.runtime.store import codec, lean, payloads
 from tqflow.runtime.store.cluster_keys import ClusterKeys
@@ -44,7 +46,7 @@ from tqflow.runtime.views import (
 MAX_LIMIT = 500
 SCAN_BATCH = 200
 SCAN_CAP = 20_000  # a filtered run listing reads at most this many run records
-JOB_STATE_SOURCES = ("queued", "running", "scheduled", "retrying", "dead")
+JOB_STATE_SOURCES = ("queued", "running", "scheduled", "retrying", "limited", "dead")
 ACTIVE_WORKER_MS = 60_000
 READ_ONLY_PAYLOADS = payloads.PayloadSettings()  # no signing key: pickles are refused, never loaded
 
@@ -69,11 +71,25 @@ def _payload(value: Any) -> Any:
     if value is None or value == "":
         return None
     try:
-        return payloads.value(str(value), READ_ONLY_PAYLOADS)
+        return displayable(payloads.value(str(value), READ_ONLY_PAYLOADS))
     except payloads.PayloadError as err:
         return f"<unreadable result: {err}>"
     except (ValueError, TypeError):
         return _json(value)
+
+
+def displayable(value: Any, depth: int = 0) -> Any:
+    """A decoded payload as JSON can show it: MessagePack `bytes` become `{"$base64": …}` (raw bytes are
+    not text, and a JSON answer with them in it could not be written)."""
+    if isinstance(value, bytes | bytearray):
+        return {"$base64": base64.b64encode(bytes(value)).decode()}
+    if depth > 64:
+        return value
+    if isinstance(value, dict):
+        return {str(k): displayable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [displayable(v, depth + 1) for v in value]
+    return value
 
 
 def run_summary(run_id: str, row: dict[str, Any]) -> RunSummary:
@@ -93,7 +109,8 @@ OPTION_NAMES = (("t", "timeout_ms"), ("dl", "deadline_ms"), ("dlq", "dead_letter
 
 
 def job_options(opts: Any) -> dict[str, Any]:
-    """What a job's stored options say, readably: retry plan, timeout, deadline, dead-letter queue."""
+    """What a job's stored options say, readably: retry plan, timeout, deadline, dead-letter queue,
+    dependencies."""
     try:
         raw = json.loads(opts) if opts else {}
     except (ValueError, TypeError):
@@ -107,9 +124,12 @@ def job_options(opts: Any) -> dict[str, Any]:
             ("dl", "deadline_ms"),
             ("dlq", "dead_letter"),
             ("d", "delay_ms"),
+            ("dep", "depends_on"),
         ):
             if raw.get(short):
                 out[name] = raw[short]
+        if raw.get("da") == "done":
+            out["allow_failure"] = True
     return out
 
 
@@ -119,6 +139,8 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
     views = [AttemptView.model_validate_json(a) for a in attempts or []]
     if not views and record.first_attempt_only:  # no history is written for a first-attempt success
         views = [first_attempt(record)]
+    form = payloads.form_of(row.get("payload"))
+    options = job_options(row.get("opts"))
     return JobView(
         id=job_id,
         name=record.name or (job_id.rpartition(".")[2] if record.run else job_id),
@@ -139,7 +161,11 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
         error=record.error,
         result=_payload(record.result),
         args=_payload(row.get("payload")),
-        options=job_options(row.get("opts")),
+        codec=form[0] if form else None,
+        compression=form[1] if form else None,
+        options=options,
+        depends_on=[str(d) for d in options.get("depends_on") or []],
+        allow_failure=bool(options.get("allow_failure")),
         duration_ms=record.finished - record.started
         if record.started is not None and record.finished is not None
         else None,
@@ -333,16 +359,18 @@ class Inspector:
                 pipe.hgetall(self.keys.job(job_id))
                 if with_attempts:
                     pipe.lrange(self.keys.attempts(job_id), 0, -1)
-            replies = await pipe.execute()
-        entries = iter(replies[: sum(lean_ids)])
-        records = replies[sum(lean_ids) :]
+            replies = await pipe.execute(raise_on_error=False)
+        lookups = iter(replies[: lean.READS * sum(lean_ids)])
+        records = [lean.checked(r) for r in replies[lean.READS * sum(lean_ids) :]]
         step = 2 if with_attempts else 1
         views = []
         for index, (job_id, is_lean) in enumerate(zip(ids, lean_ids, strict=True)):
-            entry = next(entries) if is_lean else None
-            # no record: a lean job queued (its entry), or none at all
-            row = records[index * step] or (lean.record(job_id, entry) if is_lean else None)
-            if row:
+            row = records[index * step]
+            if is_lean:
+                entry, delivery = next(lookups), next(lookups)
+                if not row.get("state"):  # no record (or a waiter's flag alone): a lean job's entry, or none
+                    row = lean.record(job_id, entry, delivery) or {}
+            if row.get("state"):
                 views.append(job_view(job_id, row, records[index * step + 1] if with_attempts else None))
         return views
 
@@ -399,6 +427,8 @@ class Inspector:
             ]
         if state in ("scheduled", "retrying"):
             return list(await self.redis.zrange(self.keys.delayed, 0, count * 4))
+        if state == "limited":
+            return await waiting_jobs(self.redis, self.keys, count)
         ids: list[str] = []
         for name in [queue] if queue else await self.queue_names():
             for level in range(LEVELS):
@@ -464,6 +494,10 @@ class Inspector:
                 names |= {plan.queue, *(job.queue for job in plan.jobs.values())}
         return sorted(names)
 
+    async def limits(self, limiter: str | None = None) -> LimitsOverview:
+        """Each limiter's keys: in use, waiting jobs, a rate bucket's tokens (runtime/limit_inspect.py)."""
+        return await read_limits(self.redis, self.keys, limiter)
+
     async def queues(self) -> QueuesOverview:
         stats = [await self.queue(name) for name in await self.queue_names()]
         delayed = await self.redis.zcard(self.keys.delayed)
@@ -490,7 +524,7 @@ class Inspector:
                 if group["name"] == self.keys.group:
                     pending = int(group["pending"])
                     last = str(group["last-delivered-id"])
-        waiting = max(0, length - pending)
+        waiting = max(0, length - pending) + await self._fair_waiting(queue, level)
         oldest = None
         if waiting:
             first = await self.redis.xrange(stream, f"({last}" if last and last != "0-0" else "-", "+", 1)
@@ -504,6 +538,16 @@ class Inspector:
             running=pending,
             oldest_age_ms=oldest,
         )
+
+    async def _fair_waiting(self, queue: str, level: int) -> int:
+        """Jobs with a fair key not yet fed onto the stream (lua/fair.lua): in their keys' lists."""
+        fair_keys = await self.redis.zrange(self.keys.fair(queue, level), 0, 999)
+        if not fair_keys:
+            return 0
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in fair_keys:
+                pipe.llen(self.keys.fair_list(queue, level, str(key)))
+            return sum(int(n) for n in await pipe.execute())
 
     # ---- workers ----------------------------------------------------------------------------
     async def workers(self) -> list[WorkerView]:

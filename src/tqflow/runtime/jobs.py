@@ -25,6 +25,7 @@ from tqflow.errors import JobNotFound as JobNotFound  # its home is the error tr
 from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
+from tqflow.runtime.limits import Limit, LimitArg, fair_share, limits_of, wire_of
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import calls as script_calls
 from tqflow.runtime.store import lean, payloads, records
@@ -137,10 +138,18 @@ class JobOptions:
     timeout: Duration | None = None
     deadline: Duration | None = None
     dead_letter: str | None = None
+    limit: tuple[Limit, ...] | None = None  # replaces the task's own limits when given
+    fair_key: str | None = None  # fair share across keys within its queue and level (lua/fair.lua)
+    weight: float | None = None  # its key's weight in the fair share (default 1)
+    codec: str | None = None  # json, msgpack or pickle: its arguments (and, unless its task says, result)
+    compression: str | None = None  # none, zlib or zstd
+    depends_on: tuple[str, ...] | None = None  # job ids that must end first (see `dependencies`)
+    allow_failure: bool | None = None  # True: run once they ended, whatever their state
 
 
 NO_OPTIONS = JobOptions()
-_NONE = (None,) * 8
+_NONE = (None,) * 15
+MAX_DEPENDENCIES = 100
 
 
 def job_options(
@@ -152,10 +161,51 @@ def job_options(
     timeout: Duration | None,
     deadline: Duration | None,
     dead_letter: str | None,
+    limit: LimitArg | None = None,
+    fair_key: str | int | None = None,
+    weight: float | None = None,
+    codec: str | None = None,
+    compression: str | None = None,
+    depends_on: Sequence[str] | None = None,
+    allow_failure: bool | None = None,
 ) -> JobOptions:
     """The options of one call; the shared `NO_OPTIONS` when none is given (most calls: no new object)."""
-    values = (queue, priority, delay, retry, unique, timeout, deadline, dead_letter)
+    key, weight = fair_share(fair_key, weight)
+    deps = dependencies(depends_on) if depends_on is not None else None
+    if allow_failure and deps is None:
+        raise ValueError("allow_failure applies to depends_on: give the jobs it waits for")
+    values = (
+        queue,
+        priority,
+        delay,
+        retry,
+        unique,
+        timeout,
+        deadline,
+        dead_letter,
+        limits_of(limit),
+        key,
+        weight,
+        codec,
+        compression,
+        deps,
+        allow_failure,
+    )
     return NO_OPTIONS if values == _NONE else JobOptions(*values)
+
+
+def dependencies(ids: Sequence[str] | str) -> tuple[str, ...]:
+    """`depends_on` checked: job ids (a JobId is one), each once, in order. The job waits until they have
+    all ended; it is skipped when one did not succeed (dead-lettered, cancelled, skipped) unless it
+    allows failures. Its dependencies must exist when it is sent (an earlier call, or a flow's job)."""
+    if isinstance(ids, str):
+        raise TypeError("depends_on takes a list of job ids, not one string")
+    found = tuple(dict.fromkeys(check_part("dependency job id", str(i)) for i in ids))
+    if not found:
+        raise ValueError("depends_on is empty: give the ids of the jobs it waits for, or leave it out")
+    if len(found) > MAX_DEPENDENCIES:
+        raise ValueError(f"{len(found)} dependencies; a job may have at most {MAX_DEPENDENCIES}")
+    return found
 
 
 _ids = itertools.count(random.SystemRandom().getrandbits(62))
@@ -205,12 +255,20 @@ def with_refused(
 
 
 class Known:
-    """What one (task, options) pair always gives: its spec, its argument check and payload version."""
+    """What one (task, options) pair always gives: its spec, its argument check, payload version and
+    payload settings (the call's codec and compression, else the task's, else the client's)."""
 
-    __slots__ = ("record", "spec", "validate", "version")
+    __slots__ = ("record", "settings", "spec", "validate", "version")
 
-    def __init__(self, spec: Spec, task: Task[Any, Any] | None, published: Published | None = None) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        task: Task[Any, Any] | None,
+        published: Published | None,
+        settings: PayloadSettings,
+    ) -> None:
         self.spec = spec
+        self.settings = settings
         self.record = needs_record(spec[3], spec[1])  # else lean: no id until the script gives one
         self.validate = (
             validator(task).validate
@@ -301,7 +359,7 @@ class JobBuilder:
         known = self._known_for(task, target, options, specs, published)
         if known.validate is not None:
             known.validate(kwargs)
-        payload = payloads.encode(dict(kwargs), self.settings, known.version)
+        payload = payloads.encode(dict(kwargs), known.settings, known.version)
         return Prepared(known.spec, new_job_id() if known.record else "", payload, task)
 
     def _known_for(
@@ -312,23 +370,32 @@ class JobBuilder:
         specs: dict[tuple[int, int], Known] | None,
         published: Published | None = None,
     ) -> Known:
-        policy: Policy | None = task.options if task is not None else published
         if specs is not None:
             key = (id(task if task is not None else target), id(options))
             known = specs.get(key)
             if known is None:
-                known = specs[key] = Known(self._spec(task, target, options, policy), task, published)
+                known = specs[key] = self._work_out(task, target, options, published)
             return known
         value_key = (task if task is not None else target, options, published)
         try:
             hit = self._known.get(value_key)
         except TypeError:  # unhashable options (a retry plan holds lists)
-            return Known(self._spec(task, target, options, policy), task, published)
+            return self._work_out(task, target, options, published)
         if hit is None:
             if len(self._known) >= KNOWN_LIMIT:
                 self._known.clear()
-            hit = self._known[value_key] = Known(self._spec(task, target, options, policy), task, published)
+            hit = self._known[value_key] = self._work_out(task, target, options, published)
         return hit
+
+    def _work_out(
+        self, task: Task[Any, Any] | None, target: object, options: JobOptions, published: Published | None
+    ) -> Known:
+        policy: Policy | None = task.options if task is not None else published
+        settings = self.settings.choose(
+            options.codec or (policy.codec if policy else None),
+            options.compression or (policy.compression if policy else None),
+        )
+        return Known(self._spec(task, target, options, policy), task, published, settings)
 
     def _spec(
         self, task: Task[Any, Any] | None, target: object, options: JobOptions, policy: Policy | None
@@ -363,6 +430,15 @@ class JobBuilder:
                 target, kwargs = item, {}
             elif len(item) == 3:
                 target, kwargs, overrides = item
+                if overrides.get("depends_on") is not None:
+                    overrides = {**overrides, "depends_on": dependencies(overrides["depends_on"])}
+                if "limit" in overrides:
+                    overrides = {**overrides, "limit": limits_of(overrides["limit"])}
+                if "fair_key" in overrides or "weight" in overrides:
+                    key, weight = fair_share(
+                        overrides.get("fair_key", options.fair_key), overrides.get("weight", options.weight)
+                    )
+                    overrides = {**overrides, "fair_key": key, "weight": weight}
                 own = dataclasses.replace(options, **overrides)
             else:
                 target, kwargs = item[0], item[1]
@@ -497,6 +573,10 @@ def opts_json(options: JobOptions, policy: Policy | None) -> str:
         retry_off=options.retry is not None,  # a call that turns retry off: the task's policy must not apply
         dead_letter=check_part("dead-letter queue name", dead_letter) if dead_letter else None,
         unique=(u.key, to_ms(u.within), u.conflict) if u is not None else None,
+        depends_on=options.depends_on or (),
+        allow_failure=bool(options.allow_failure),
+        limits=wire_of(options.limit) if options.limit is not None else (t.limit_wire if t else None),
+        fair=(options.fair_key, options.weight) if options.fair_key is not None else None,
     )
 
 
@@ -539,17 +619,18 @@ def _result(job: Prepared, status: str) -> JobId[Any]:
 
 
 def queue_job_read(pipe: Any, keys: Keys, job_id: str) -> bool:
-    """Queue the reads `job_row` needs on a pipeline (sync or asyncio); True when the id is a lean one."""
+    """Queue the reads `job_row` needs on a pipeline (sync or asyncio; execute it with
+    `raise_on_error=False`, job_row raises what failed); True when the id is a lean one."""
     is_lean = lean.queue_lookup(pipe, keys, job_id)
     pipe.hmget(keys.job(job_id), *JOB_FIELDS)
     return is_lean
 
 
 def job_row(job_id: str, replies: Sequence[Any], is_lean: bool) -> Sequence[Any]:
-    """The JOB_FIELDS of a job from those reads: its record, or a queued lean job's entry."""
-    row: Sequence[Any] = replies[-1]
-    if row[0] is None and is_lean:  # no record: a lean job queued (its entry), or none at all
-        found = lean.record(job_id, replies[0])
+    """The JOB_FIELDS of a job from those reads: its record, or a lean job's entry (queued or running)."""
+    row: Sequence[Any] = lean.checked(replies[-1])
+    if row[0] is None and is_lean:  # no record (or a waiter's flag alone): a lean job's entry, or no job
+        found = lean.record(job_id, replies[0], replies[1])
         if found:
             return [found.get(f) for f in JOB_FIELDS]
     return row

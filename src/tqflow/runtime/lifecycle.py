@@ -84,7 +84,14 @@ def window_ticks(
 
 
 def pick_trigger(flow: FlowPlan, schedule: str | None) -> TriggerPlan:
-    """A flow's trigger by name (`cron:0`) or position (`0`); the only one when none is named."""
+    """A flow's trigger by name (`cron:0`) or position (`0`); the only one when none is named. Event
+    triggers have no ticks to backfill."""
+    for index, trigger in enumerate(flow.triggers):
+        if trigger.kind == "event" and schedule in (trigger.name, str(index)):
+            raise BackfillError(
+                f"schedule {trigger.name} of flow `{flow.name}` starts runs on events: no ticks"
+            )
+    flow = flow.model_copy(update={"triggers": [t for t in flow.triggers if t.kind != "event"]})
     if not flow.triggers:
         raise BackfillError(f"flow `{flow.name}` has no schedule to backfill")
     if schedule is None:

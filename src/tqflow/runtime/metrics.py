@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
 from tqflow.runtime.inspect import Inspector
+from tqflow.runtime.limit_inspect import LimitsOverview
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.views import QueuesOverview
 
@@ -234,6 +235,7 @@ class Snapshot:
     dead: dict[str, int] = field(default_factory=dict)  # by dead-letter queue (`default` for the default)
     leader: bool = False
     jobs: dict[str, str] = field(default_factory=dict)  # {ns}:stats:jobs
+    limits: LimitsOverview | None = None
     taken_ms: int = 0
 
 
@@ -260,6 +262,7 @@ class RedisCollector(Collector):
             dead=await self._dead(),
             leader=any(w.state == "leader" for w in workers),
             jobs=await self.inspector.redis.hgetall(stats_key(self.inspector.keys)) if self.jobs else {},
+            limits=await self.inspector.limits(),
         )
         with self._lock:
             self._snapshot = snapshot
@@ -322,6 +325,8 @@ class RedisCollector(Collector):
             yield family
         if snap.jobs:
             yield from _job_families(snap.jobs)
+        if snap.limits is not None:
+            yield from _limit_families(snap.limits)
 
     def _queue_families(self, overview: QueuesOverview) -> Iterator[Metric]:
         labels = ["queue", "priority"]
@@ -386,6 +391,23 @@ def _job_families(fields: dict[str, str]) -> Iterator[Metric]:
                 cumulative.append((bound, running))
             histogram.add_metric(list(key), cumulative, sum_value=sums[kind].get(key, 0.0))
         yield histogram
+
+
+def _limit_families(overview: LimitsOverview) -> Iterator[Metric]:
+    """By limiter name only: a limiter's keys (customers, tenants) are unbounded, so they are summed."""
+    limiters = overview.limiters
+    yield _gauge(
+        "tqflow_limit_waiting",
+        "Jobs waiting for a rate or concurrency limiter (summed over its keys)",
+        ["limiter", "kind"],
+        [((lim.name, lim.kind), lim.waiting) for lim in limiters],
+    )
+    yield _gauge(
+        "tqflow_limit_in_use",
+        "Slots held (concurrency) or tokens taken and not yet refilled (rate), summed over its keys",
+        ["limiter", "kind"],
+        [((lim.name, lim.kind), lim.in_use) for lim in limiters],
+    )
 
 
 def _gauge(name: str, doc: str, labels: list[str], samples: list[tuple[Any, float]]) -> GaugeMetricFamily:

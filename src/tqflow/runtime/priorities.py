@@ -1,11 +1,13 @@
 """How a fetch shares its free slots among the five priority levels.
 
-Critical is read first, always. What critical leaves is shared by the other levels in proportion to
-their weights, with a smooth weighted round-robin whose credits carry over between fetches (so the
-shares hold exactly even when a fetch has one free slot). A level with nothing queued gives its share
-to the others (the fetch script fills from the levels in priority order), so no slot stays idle;
-batch is never starved while it has weight, and aging moves normal, low and batch entries that
-waited past a bound to the critical level (see lua/age.lua).
+Every level has a weight (default critical 32, high 8, normal 4, low 2, batch 1; `CRITICAL_WEIGHT` when the
+worker's weights do not name critical) and a smooth weighted round-robin whose credits carry over between
+fetches gives each level its share, so the shares hold exactly even when a fetch has one free slot. A level
+with nothing queued gives its share to the others (the fetch script fills from the levels in priority
+order), so no slot stays idle. The round-robin is periodic (period S = the sum of the weights, whatever is
+queued), so a level of weight w is picked at least once in every ceil(S / w) consecutive slot assignments
+of a worker: the starvation bound of docs/runtime.md. A critical weight of 0 restores "critical first,
+always" (then only aging bounds what waits below it: lua/age.lua).
 """
 
 from __future__ import annotations
@@ -15,27 +17,55 @@ from collections.abc import Mapping, Sequence
 from tqflow.plan import LEVELS, PRIORITIES, Priority
 from tqflow.runtime.store.keys import Keys, check_part
 
+CRITICAL_WEIGHT = 32  # critical's share when the weights do not say: 32 of 47 slots under full load
+
 
 class FetchPlanner:
     def __init__(self, keys: Keys, queues: Sequence[str], weights: Mapping[str, int]) -> None:
         for name, weight in weights.items():
-            if name not in PRIORITIES or Priority.parse(name) is Priority.CRITICAL:
-                raise ValueError(f"weights are for {', '.join(PRIORITIES[1:])}; got {name!r}")
-            if not isinstance(weight, int) or weight < 1:
-                raise ValueError(f"the weight of {name} must be a positive integer, got {weight!r}")
+            if name not in PRIORITIES:
+                raise ValueError(f"weights are for {', '.join(PRIORITIES)}; got {name!r}")
+            critical = Priority.parse(name) is Priority.CRITICAL
+            if isinstance(weight, bool) or not isinstance(weight, int) or weight < (0 if critical else 1):
+                least = "0 (always first) or more" if critical else "a positive integer"
+                raise ValueError(f"the weight of {name} must be {least}, got {weight!r}")
         self.keys = keys
         self.queues = [check_part("queue name", q) for q in queues]
-        self.weights = [(int(Priority.parse(n)), w) for n, w in weights.items()]
+        named = {int(Priority.parse(n)): w for n, w in weights.items()}
+        named.setdefault(int(Priority.CRITICAL), CRITICAL_WEIGHT)
+        self.strict = named[int(Priority.CRITICAL)] == 0  # critical first, always
+        self.weights = sorted((level, w) for level, w in named.items() if w > 0)
         self.total = sum(w for _, w in self.weights)
         self.credits = {level: 0 for level, _ in self.weights}
         self.turn = 0
+
+    def bound(self, level: int) -> int | None:
+        """The most consecutive slot assignments of one worker (serving one queue) in which `level` gets
+        none: the longest gap of the round-robin, exact (it is periodic: two periods of S picks show every
+        gap), at most 2 * ceil(S / w). None when nothing bounds it (below critical when critical is first,
+        always)."""
+        weights = dict(self.weights)
+        if self.strict and level != int(Priority.CRITICAL):
+            return None
+        if level not in weights:
+            return 1  # critical of weight 0: the first slot
+        credits = {lv: 0 for lv in weights}
+        last, gap = -1, 0
+        for i in range(2 * self.total):
+            for lv, w in weights.items():
+                credits[lv] += w
+            best = max(credits, key=lambda lv: (credits[lv], -lv))
+            credits[best] -= self.total
+            if best == level:
+                gap, last = max(gap, i - last), i
+        return gap
 
     @property
     def all_streams(self) -> list[str]:
         return [self.keys.stream(q, level) for level in range(LEVELS) for q in self.queues]
 
     def shares(self, free: int) -> dict[int, int]:
-        """How many of `free` slots each level below critical gets this time."""
+        """How many of `free` slots each weighted level gets this time."""
         counts = {level: 0 for level, _ in self.weights}
         for _ in range(free):
             for level, weight in self.weights:
@@ -46,9 +76,10 @@ class FetchPlanner:
         return counts
 
     def plan(self, free: int) -> list[tuple[str, int]]:
-        """(stream, count) pairs for fetch.lua: critical first, then the weighted levels in level order.
-        Queues take turns at being first, so several queues share fairly too."""
-        counts = {0: free, **self.shares(free)}
+        """(stream, count) pairs for fetch.lua: the levels in level order with their shares (critical takes
+        every slot first when its weight is 0). Queues take turns at being first, so several queues share
+        fairly too."""
+        counts = {0: free, **self.shares(free)} if self.strict else self.shares(free)
         self.turn = (self.turn + 1) % len(self.queues)
         order = self.queues[self.turn :] + self.queues[: self.turn]
         return [

@@ -14,7 +14,9 @@ from redis.asyncio import Redis
 
 from tqflow.errors import RunNotFound
 from tqflow.plan import FlowPlan, JobPlan, Priority, canonical_json
+from tqflow.runtime.clock import now_ms as now_ms  # re-exported: most of the runtime imports it from here
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
+from tqflow.runtime.flow_controls import check_flow, job_controls, with_controls
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.store import calls, codec, payloads, records
 from tqflow.runtime.store.keys import Keys
@@ -22,40 +24,6 @@ from tqflow.runtime.store.scripts import Scripts
 
 TERMINAL_JOB_STATES = ("succeeded", "dead", "skipped", "cancelled")
 TERMINAL_RUN_STATES = ("succeeded", "failed", "cancelled")
-
-
-# F18: leases and cron ticks are times one process writes and another compares, so every worker reads the
-# same clock: its own, corrected by how far it is from Redis's (TIME), measured at each heartbeat. A host
-# 30 s ahead used to see every other worker's lease as expired and fire ticks 30 s early.
-CLOCK_TOLERANCE_MS = 50  # closer than this to Redis's clock: left alone (hosts in sync, measurement noise)
-_clock_offset_ms = 0
-
-
-def now_ms() -> int:
-    """Milliseconds since the epoch by Redis's clock (this host's, corrected by `sync_clock`)."""
-    return int(time.time() * 1000) + _clock_offset_ms
-
-
-def correct_clock(server_ms: float, local_ms: float, rtt_ms: float = 0.0) -> int:
-    """Set the correction from one reading of Redis's clock at local time `local_ms`; returns it."""
-    global _clock_offset_ms
-    skew = server_ms - local_ms
-    _clock_offset_ms = round(skew) if abs(skew) > max(CLOCK_TOLERANCE_MS, rtt_ms) else 0
-    return _clock_offset_ms
-
-
-async def sync_clock(redis: Redis) -> int:
-    """Read Redis's clock (TIME) and correct this process's; a slow or failed reading changes nothing."""
-    before = time.time()
-    try:
-        seconds, micros = await redis.time()
-    except Exception:  # Redis away, or a topology without TIME routing: keep the last correction
-        return _clock_offset_ms
-    after = time.time()
-    rtt = (after - before) * 1000
-    if rtt > 4 * CLOCK_TOLERANCE_MS:  # the reading is worth less than the tolerance
-        return _clock_offset_ms
-    return correct_clock(int(seconds) * 1000 + int(micros) / 1000, (before + after) / 2 * 1000, rtt)
 
 
 def new_run_id() -> str:
@@ -104,12 +72,19 @@ def run_environment(run_id: str, created_ms: int) -> dict[str, Any]:
     return {"id": run_id, "date": moment.date().isoformat(), "time": moment.isoformat()}
 
 
-def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
-    """What each job's hash holds for a run: the plan's job, flattened for the Lua scripts."""
+def job_records(flow: FlowPlan, env: Environment | None = None) -> list[dict[str, Any]]:
+    """What each job's hash holds for a run: the plan's job, flattened for the Lua scripts. `env`: the
+    run's parameters and run fields, which its jobs' limit and fair keys are evaluated from."""
     dependents = flow.dependents()
     records = []
+    controlled = any(job.limits or job.fair for job in flow.jobs.values())
+    if controlled:
+        check_flow(flow)
     for name in flow.order:
         job = flow.jobs[name]
+        opts = job_opts(job)
+        if controlled:
+            opts = with_controls(opts, job_controls(flow, job, env or Environment()))
         records.append(
             {
                 "name": name,
@@ -118,7 +93,7 @@ def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
                 "args": canonical_json(job.args),
                 "queue": job.queue,
                 "prio": int(Priority.parse(job.priority)),
-                "opts": job_opts(job),
+                "opts": opts,
                 "delay_ms": job.delay_ms,
                 "deadline_ms": job.deadline_ms or 0,
                 "fan_out": canonical_json(job.fan_out) if job.fan_out else "",
@@ -130,6 +105,8 @@ def job_records(flow: FlowPlan) -> list[dict[str, Any]]:
                 "deps_left": len(job.waits_for),
             }
         )
+        if job.signal is not None:  # waits for a payload instead of running a task (lua/common.lua)
+            records[-1]["signal"] = job.signal.timeout_ms or 0
     return records
 
 
@@ -151,7 +128,8 @@ async def start_run(
 ) -> str:
     run_id = run_id or new_run_id()
     created = now_ms()
-    values = resolve_params(flow, params or {}, run_environment(run_id, created))
+    run_env = run_environment(run_id, created)
+    values = resolve_params(flow, params or {}, run_env)
     run_fields = {
         "flow": flow.name,
         "version": str(version),
@@ -159,7 +137,13 @@ async def start_run(
         "params": codec.encode(values),
     }
     await scripts.run(
-        calls.submit_run(keys, created, run_id, json.dumps(run_fields), json.dumps(job_records(flow)))
+        calls.submit_run(
+            keys,
+            created,
+            run_id,
+            json.dumps(run_fields),
+            json.dumps(job_records(flow, Environment(params=values, run=run_env))),
+        )
     )
     return run_id
 

@@ -55,10 +55,15 @@ class WorkerSpec:
     event_loop: str = "auto"  # auto (uvloop when installed), uvloop or asyncio: see runtime/eventloop.py
 
 
-def payload_settings(codec: str, compress_over: int | None, environ: Mapping[str, str]) -> PayloadSettings:
+def payload_settings(
+    codec: str, compress_over: int | None, environ: Mapping[str, str], compression: str | None = None
+) -> PayloadSettings:
     key = environ.get(SIGNING_KEY_ENV)
     return PayloadSettings(
-        codec=codec, compress_over=compress_over, signing_key=key.encode() if key else None
+        codec=codec,
+        compress_over=compress_over,
+        signing_key=key.encode() if key else None,
+        compression=compression,
     )
 
 

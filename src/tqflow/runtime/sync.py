@@ -155,7 +155,7 @@ class SyncClient:
         """`Client.job`, synchronously: the record, or a queued lean job's entry (one round trip)."""
         with self.redis.pipeline(transaction=False) as pipe:
             is_lean = queue_job_read(pipe, self.keys, job_id)
-            replies = pipe.execute()
+            replies = pipe.execute(raise_on_error=False)
         return job_info(job_id, job_row(job_id, replies, is_lean), self.payload_settings)
 
     def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
@@ -179,9 +179,16 @@ class SyncClient:
     replay_all = _on_loop(Client.replay_all)
     list_jobs = _on_loop(Client.list_jobs)
     resume = _on_loop(Client.resume)
+    signal = _on_loop(Client.signal)
+    emit = _on_loop(Client.emit)
+    waiting_signals = _on_loop(Client.waiting_signals)
     pause = _on_loop(Client.pause)
     unpause = _on_loop(Client.unpause)
     undeploy = _on_loop(Client.undeploy)
+    schedule = _on_loop(Client.schedule)
+    schedules = _on_loop(Client.schedules)
+    schedule_info = _on_loop(Client.schedule_info)
+    unschedule = _on_loop(Client.unschedule)
 
     def backfill(
         self, flow: str, from_ms: int, to_ms: int, *, schedule: str | None = None, rate: float = 10.0

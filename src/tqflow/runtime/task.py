@@ -14,6 +14,8 @@ from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from tqflow.plan import Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
+from tqflow.runtime.limits import Limit, LimitArg, limits_of, wire_of
+from tqflow.runtime.store.payloads import check_choice
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,6 +36,14 @@ class TaskOptions:
     dead_letter: str | None = None
     version: int = 1  # the payload schema version of the arguments
     upgraders: Mapping[int, Upgrader] = field(default_factory=dict)  # from version N to N+1
+    codec: str | None = None  # json, msgpack or pickle: its jobs' arguments and its results
+    compression: str | None = None  # none, zlib or zstd
+    limits: tuple[Limit, ...] = ()  # the limiters every job of it takes (runtime/limits.py)
+
+    @property
+    def limit_wire(self) -> list[dict[str, Any]]:
+        """Its limits as a job's `lim` option carries them."""
+        return wire_of(self.limits)
 
 
 class Task(Generic[P, R]):
@@ -105,6 +115,9 @@ def task(
     dead_letter: str | None = None,
     version: int = 1,
     upgraders: Mapping[int, Upgrader] | None = None,
+    limit: LimitArg | None = None,
+    codec: str | None = None,
+    compression: str | None = None,
     **extra: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -123,15 +136,24 @@ def task(
     dead_letter: str | None = None,
     version: int = 1,
     upgraders: Mapping[int, Upgrader] | None = None,
+    limit: LimitArg | None = None,
+    codec: str | None = None,
+    compression: str | None = None,
     **extra: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
-    """Mark a function as a task. Its name defaults to `module.function` (what the compiler sees)."""
+    """Mark a function as a task. Its name defaults to `module.function` (what the compiler sees).
+    `limit`: a `Limiter`, `limiter.by(key)` or a list of them, taken by every job of the task.
+    `codec` (json, msgpack, pickle) and `compression` (none, zlib, zstd): how its jobs' arguments and
+    its results are encoded, whoever sends them (a call's own `codec=` wins); unset, the client's and
+    the worker's settings."""
+    limits = limits_of(limit) or ()
     if priority is not None:
         Priority.parse(priority)  # ValueError for a name that is not a level
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     if not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive integer, got {version!r}")
+    check_choice(codec, compression, "@task")
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:
         options = TaskOptions(
@@ -146,6 +168,9 @@ def task(
             dead_letter=dead_letter,
             version=version,
             upgraders=dict(upgraders or {}),
+            limits=limits,
+            codec=codec,
+            compression=compression,
         )
         return Task(f, options)
 

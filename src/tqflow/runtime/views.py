@@ -63,11 +63,15 @@ class JobView(BaseModel):
     error: dict[str, Any] | None = None  # the last failure: type, message, traceback
     result: Any = None
     args: Any = None  # the job's arguments (a pickled payload shows as unreadable, never unpickled)
+    codec: str | None = None  # how its arguments are stored: json, msgpack or pickle
+    compression: str | None = None  # none, zlib or zstd
     options: dict[str, Any] = Field(default_factory=dict)  # retry, timeout_ms, deadline_ms, dead_letter
     duration_ms: int | None = None  # from its (last) start to its end
     children: int | None = None  # a fan-out job: how many child jobs it made (ids JOB_ID.0, JOB_ID.1, …)
     children_left: int | None = None  # … and how many have not ended
     waits_for: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)  # a standalone job's dependencies (job ids)
+    allow_failure: bool = False  # … it runs once they ended whatever their state (else: all must succeed)
     attempts: list[AttemptView] = Field(default_factory=list)
 
 

@@ -25,6 +25,8 @@ from redis.asyncio import Redis
 from tqflow.compiler import compile_file
 from tqflow.dsl.diagnostics import render_all
 from tqflow.plan import Plan
+from tqflow.plan.durations import Duration, to_ms
+from tqflow.runtime import clock
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect
 from tqflow.runtime.embedded import EmbeddedRedis
@@ -34,6 +36,51 @@ from tqflow.runtime.task import Call, Task
 from tqflow.runtime.worker import Worker, WorkerSettings
 
 R = TypeVar("R")
+
+
+class MovableClock:
+    """The runtime's clock (`tqflow.runtime.clock`), for a test to move: delays, retry backoffs, schedules,
+    deadlines and timeouts of this process's workers and clients fire when the clock passes them, without
+    waiting. Made by the `tqflow_clock` fixture (and `FlowTestEnv.clock`); put back to real time after the
+    test. Workers in other processes (`tqrun worker`) keep their own clock."""
+
+    def now_ms(self) -> int:
+        """The runtime's now: milliseconds since the epoch, as the worker and the Lua scripts see it."""
+        return clock.now_ms()
+
+    @property
+    def moved_ms(self) -> int:
+        """How far the clock was moved, in milliseconds."""
+        return clock.moved_ms()
+
+    def advance(self, by: Duration) -> None:
+        """Move the clock forward by `by` ("90s", "1h", seconds, a timedelta) at once; every wait of the
+        runtime whose end that passes wakes (the promoter moves what fell due, the scheduler fires)."""
+        clock.advance(to_ms(by, "advance") / 1000)
+
+    def advance_to(self, when_ms: int) -> None:
+        """Move the clock forward to the epoch milliseconds `when_ms` (a due time, a schedule's tick); a
+        time already passed leaves it where it is."""
+        clock.advance(max(0, when_ms - clock.now_ms()) / 1000)
+
+    async def run_for(self, duration: Duration, step: Duration = "10s", settle: float = 0.02) -> None:
+        """Move the clock forward by `duration` in steps of `step`, letting the runtime work for `settle`
+        real seconds after each: a retry due in 5 minutes that fails again is rescheduled and fires again
+        within one call, and a schedule's ticks fire one by one (a step longer than the scheduler's
+        `tick_grace_ms` would make its ticks late, and the trigger's catch-up policy would decide)."""
+        total, each = to_ms(duration, "duration"), to_ms(step, "step")
+        if each <= 0:
+            raise clock.ClockError(f"run_for: the step must be a positive duration, got {step!r}")
+        moved = 0
+        while moved < total:
+            part = min(each, total - moved)
+            clock.advance(part / 1000)
+            moved += part
+            await asyncio.sleep(settle)
+
+    def reset(self) -> None:
+        """Back to real time (done after each test by the fixture)."""
+        clock.reset()
 
 
 @contextlib.contextmanager
@@ -58,6 +105,7 @@ class FlowTestEnv:
         self.redis: Redis = connect(redis_url)
         self.client = Client(self.redis, self.namespace)
         self._workers: list[tuple[asyncio.Event, asyncio.Task[None], Redis]] = []
+        self.clock = MovableClock()  # the runtime's clock, for the test to move (back to real time at close)
 
     async def start_worker(
         self,
@@ -67,7 +115,8 @@ class FlowTestEnv:
         """An in-process worker for these tasks (WorkerSettings fields as keywords), stopped by close()."""
         registry = dict(tasks) if isinstance(tasks, Mapping) else {t.name: t for t in tasks}
         connection = connect(self.redis_url)
-        worker = Worker(connection, registry, self.namespace, WorkerSettings(**settings))
+        # block_ms: an idle worker notices its stop at its next read; 100 ms (not 500) ends each test sooner
+        worker = Worker(connection, registry, self.namespace, WorkerSettings(**{"block_ms": 100, **settings}))
         stop = asyncio.Event()
         self._workers.append((stop, asyncio.create_task(worker.run(stop)), connection))
         return worker
@@ -114,6 +163,8 @@ class FlowTestEnv:
         for start in range(0, len(keys), 500):
             await self.redis.unlink(*keys[start : start + 500])
         await self.client.close()
+        if self.clock.moved_ms:  # a test that moved `self.clock` leaves real time behind it
+            self.clock.reset()
 
     @staticmethod
     def _plan(source: str | Path | Plan) -> tuple[Plan, Path]:
@@ -162,4 +213,4 @@ def _only_flow(plan: Plan) -> str:
     return next(iter(plan.flows))
 
 
-__all__ = ["FlowTestEnv", "assert_run", "flow_test_env", "private_redis"]
+__all__ = ["FlowTestEnv", "MovableClock", "assert_run", "flow_test_env", "private_redis"]

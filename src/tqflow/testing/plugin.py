@@ -2,6 +2,8 @@
 
 - `tqflow_redis_url` (session): a private real Redis (or TQFLOW_TEST_REDIS_URL); override it in a
   conftest.py to use your own.
+- `tqflow_clock` (per test): a `MovableClock`, the runtime's clock for the test to move (`advance`,
+  `run_for`); back to real time after the test.
 - `tqflow` (per test, async): a `FlowTestEnv` on its own namespace: `run_flow`, `run_job`,
   `start_worker`, `client`; closed after the test (workers stopped, its keys removed).
 
@@ -13,13 +15,22 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tqflow.testing import FlowTestEnv, private_redis
+from tqflow.testing import FlowTestEnv, MovableClock, private_redis
 
 
 @pytest.fixture(scope="session")
 def tqflow_redis_url() -> Iterator[str]:
     with private_redis() as url:
         yield url
+
+
+@pytest.fixture
+def tqflow_clock() -> Iterator[MovableClock]:
+    moved = MovableClock()
+    try:
+        yield moved
+    finally:
+        moved.reset()
 
 
 try:

@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tqflow.runtime.alerts import AlertMonitor, AlertSettings
-from tqflow.runtime.api import lifecycle, operations, spec
+from tqflow.runtime.api import events, lifecycle, operations, schedules, signals, spec
 from tqflow.runtime.api.guards import BearerToken, BodyLimit, SameOrigin
 from tqflow.runtime.api.routes import router
 from tqflow.runtime.api.services import Services
@@ -64,6 +64,9 @@ def create_app(settings: ApiSettings, alerts: AlertSettings | None = None) -> Fa
     app.include_router(router)
     app.include_router(operations.router)
     app.include_router(lifecycle.router)
+    app.include_router(schedules.router)
+    app.include_router(signals.router)
+    app.include_router(events.router)
     app.include_router(spec.api)
     app.include_router(spec.router)
     _add_error_handlers(app)

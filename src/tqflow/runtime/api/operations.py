@@ -3,13 +3,14 @@ priority, replay dead-lettered jobs. Each is one call of the Client (runtime/cli
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AfterValidator, BaseModel, Field
 
 from tqflow.plan import PRIORITIES
 from tqflow.runtime.api.routes import ID, NAME, JobId, RunId, Svc, well_formed
+from tqflow.runtime.limits import Limit, Limiter, Rate, fair_share, limits_of
 from tqflow.runtime.views import DeadJob, Page
 
 router = APIRouter(prefix="/api")
@@ -19,6 +20,18 @@ DlqName = Annotated[
 ]
 
 
+class LimitBody(BaseModel):
+    """One limiter a job takes: `{"name": "api", "rate": 100, "per": "s", "key": "customer-7"}` or
+    `{"name": "db", "concurrency": 3}` (runtime/limits.py)."""
+
+    name: str = Field(pattern=NAME, description="The limiter's name (shared by every job that names it)")
+    key: str | int | None = Field(default=None, description="One bucket per key; none: one for the limiter")
+    rate: int | None = Field(default=None, ge=1, description="Admissions per `per`")
+    per: str = Field(default="s", max_length=20, description="s, m, h or a duration (`10s`)")
+    burst: int | None = Field(default=None, ge=1, description="The bucket's size (default: `rate`)")
+    concurrency: int | None = Field(default=None, ge=1, description="Jobs running at once, per key")
+
+
 class SubmitJob(BaseModel):
     task: str = Field(pattern=NAME, description="A task name the workers know (`module.function`)")
     kwargs: dict[str, Any] = Field(default_factory=dict, max_length=200, description="The task's arguments")
@@ -26,6 +39,40 @@ class SubmitJob(BaseModel):
     priority: Priority | None = None
     delay_ms: int | None = Field(default=None, ge=0, le=366 * 86_400_000)
     dead_letter: str | None = Field(default=None, pattern=NAME)
+    codec: Literal["json", "msgpack"] | None = Field(
+        default=None, description="How the arguments are stored (default: the task's, else JSON)"
+    )
+    compression: Literal["none", "zlib", "zstd"] | None = None
+    depends_on: list[Annotated[str, Field(pattern=ID), AfterValidator(well_formed)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=100,
+        description="Job ids this job waits for: it is skipped when one does not succeed",
+    )
+    allow_failure: bool = Field(
+        default=False, description="Run once the dependencies ended, whatever their state"
+    )
+    limit: list[LimitBody] | None = Field(
+        default=None,
+        max_length=8,
+        description="Limiters the job takes before it starts (replaces the task's)",
+    )
+    fair_key: str | int | None = Field(
+        default=None, description="Jobs of one queue and priority are served round robin across fair keys"
+    )
+    weight: float | None = Field(default=None, gt=0, le=1e6, description="Its fair key's weight (default 1)")
+
+
+def _limits(body: list[LimitBody]) -> list[Limit]:
+    out = []
+    for i, item in enumerate(body):
+        try:
+            rate = Rate(item.rate, item.per, item.burst) if item.rate is not None else None
+            limiter = Limiter(item.name, rate=rate, concurrency=item.concurrency)
+            out.append(limiter.by(item.key) if item.key is not None else Limit(limiter))
+        except (ValueError, TypeError) as err:
+            raise _invalid(["limit", i], str(err)) from None
+    return out
 
 
 class Submitted(BaseModel):
@@ -75,14 +122,33 @@ async def submit_job(svc: Svc, body: SubmitJob) -> Submitted:
         )
         raise _invalid(path or ["kwargs"], message)
     delay = body.delay_ms / 1000 if body.delay_ms else None
-    job = await svc.client.enqueue(
-        body.task,
-        queue=body.queue,
-        priority=body.priority,
-        delay=delay,
-        dead_letter=body.dead_letter,
-        **body.kwargs,
-    )
+    limits = _limits(body.limit) if body.limit is not None else None
+    try:
+        limits_of(limits)
+    except ValueError as err:
+        raise _invalid(["limit"], str(err)) from None
+    try:
+        fair_share(body.fair_key, body.weight)
+    except ValueError as err:
+        raise _invalid(["fair_key"], str(err)) from None
+    try:
+        job = await svc.client.enqueue(
+            body.task,
+            queue=body.queue,
+            priority=body.priority,
+            delay=delay,
+            dead_letter=body.dead_letter,
+            limit=limits,
+            fair_key=body.fair_key,
+            weight=body.weight,
+            codec=body.codec,
+            compression=body.compression,
+            depends_on=body.depends_on,
+            allow_failure=body.allow_failure or None,
+            **body.kwargs,
+        )
+    except ValueError as err:  # refused by the enqueue script: a dependency that does not exist, …
+        raise _invalid(["depends_on"] if "depend" in str(err) else [], str(err)) from err
     return Submitted(id=str(job))
 
 

@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from tqflow.errors import QueueNotFound
 from tqflow.runtime.api.services import Services
+from tqflow.runtime.limit_inspect import LimitsOverview
 from tqflow.runtime.store import lean
 from tqflow.runtime.views import (
     FlowDetail,
@@ -48,7 +49,7 @@ FlowName = Annotated[str, Path(pattern=NAME)]
 Offset = Annotated[int, Query(ge=0, le=1_000_000)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 RUN_STATES = "^(running|succeeded|failed|cancelled)$"
-JOB_STATES = "^(waiting|scheduled|queued|running|retrying|succeeded|dead|skipped|cancelled)$"
+JOB_STATES = "^(waiting|scheduled|queued|running|retrying|limited|awaiting|succeeded|dead|skipped|cancelled)$"
 
 router = APIRouter(prefix="/api")
 
@@ -159,6 +160,14 @@ async def get_flow(
 @router.get("/workers", tags=["workers"])
 async def list_workers(svc: Svc) -> list[WorkerView]:
     return await svc.inspector.workers()
+
+
+@router.get("/limits", tags=["limits"])
+async def list_limits(
+    svc: Svc, limiter: Annotated[str | None, Query(pattern=NAME, description="Only this limiter")] = None
+) -> LimitsOverview:
+    """Rate and concurrency limiters: each key's use, its waiting jobs and when the next is admitted."""
+    return await svc.inspector.limits(limiter)
 
 
 @router.get("/queues", tags=["queues"])

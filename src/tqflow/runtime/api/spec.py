@@ -35,6 +35,8 @@ class TaskInfo(BaseModel):
     deadline_ms: int | None = None
     dead_letter: str | None = None
     version: int = 1
+    codec: str | None = None
+    compression: str | None = None
     params: list[dict[str, Any]] = []
     worker: str = ""
     published: int | None = None

@@ -56,6 +56,8 @@ def ticks(trigger: TriggerPlan, after_ms: int) -> Iterator[int]:
         while True:
             yield tick
             tick += step
+    elif trigger.kind == "event":
+        return  # an event trigger has no ticks: each event starts its run (runtime/events.py)
     else:
         at = at_ms(trigger)
         if at > after_ms:

@@ -9,7 +9,6 @@ leader ran follow the trigger's catch-up policy and are counted when skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Callable
 
@@ -17,6 +16,7 @@ import structlog
 from redis.asyncio import Redis
 
 from tqflow.plan import FlowPlan, TriggerPlan
+from tqflow.runtime import clock
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks, plan_ticks
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.deployments import Deployments
@@ -74,6 +74,8 @@ class Scheduler:
         soonest = now + int(MAX_SLEEP * 1000)
         for version, flow in await self.flows():
             for trigger in flow.triggers:
+                if trigger.kind == "event":
+                    continue  # started by each event (runtime/events.py), never by the clock
                 holder = self.holder()
                 if holder is None:
                     return MAX_SLEEP
@@ -170,17 +172,7 @@ class Scheduler:
                 except Exception as err:
                     log.warning("scheduler pass failed", error=repr(err))
             leader_changed.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_first(stop, leader_changed), max(sleep, 0.01))
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
+            await clock.wait((stop, leader_changed), max(sleep, 0.01))  # a moved clock wakes it too
 
 
 def tick_run_call(
@@ -200,4 +192,5 @@ def tick_run_call(
         "tick": str(tick),
         **extra,
     }
-    return calls.submit_run(keys, now_ms(), run_id, json.dumps(fields), json.dumps(job_records(flow)))
+    records = job_records(flow, Environment(params=values, run=run_environment(run_id, tick)))
+    return calls.submit_run(keys, now_ms(), run_id, json.dumps(fields), json.dumps(records))

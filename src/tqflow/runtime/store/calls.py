@@ -75,6 +75,22 @@ def resume_run(
     return ScriptCall("resume_run", declared, [now, run_id, from_job, *(v for job in jobs for v in job)])
 
 
+def signal(keys: Keys, now: int, run_id: str, name: str, payload: str) -> ScriptCall:
+    declared = [
+        keys.run(run_id),
+        keys.job(f"{run_id}.{name}"),
+        keys.run_signals(run_id),
+        keys.awaiting,
+        keys.delayed,
+    ]
+    return ScriptCall("signal", declared, [now, run_id, name, payload])
+
+
+def event_run(submit: ScriptCall, marker: str, window_ms: int) -> ScriptCall:
+    """`submit` (a submit_run call) fenced by an event key's marker (lua/event_fence.lua)."""
+    return ScriptCall("event_run", [*submit.keys, marker], [*submit.args, window_ms])
+
+
 def watch(keys: Keys, job_id: str) -> ScriptCall:
     return ScriptCall("watch", [keys.job(job_id)], [job_id])
 
@@ -103,13 +119,16 @@ def start_many(
     return ScriptCall("start_many", streams, args)
 
 
-def finish_many(keys: Keys, now: int, ttl_ms: int, attempts: Sequence[Sequence[Arg]]) -> ScriptCall:
-    """`attempts`: (job id, token, outcome, payload, retry due ms, dead-letter queue name) each."""
-    return ScriptCall(
-        "finish_many",
-        [keys.job(str(a[0])) for a in attempts],
-        [now, ttl_ms, *(v for a in attempts for v in a)],
-    )
+def finish_many(
+    keys: Keys, now: int, ttl_ms: int, attempts: Sequence[Sequence[Arg]], worker: str = ""
+) -> ScriptCall:
+    """`attempts`: (job id, token, outcome, payload, retry due ms, dead-letter queue name[, started ms,
+    task]) each; the started time and task (and `worker`) are what a lean job's first attempt, which has no
+    record, writes at its end (lua/common.lua finish_first)."""
+    args: list[Arg] = [now, ttl_ms, worker]
+    for a in attempts:
+        args += [*a[:8], *("", "")[: max(0, 8 - len(a))]]
+    return ScriptCall("finish_many", [keys.job(str(a[0])) for a in attempts], args)
 
 
 def finish(
@@ -121,8 +140,11 @@ def finish(
     payload: str,
     due: int = 0,
     dead_letter: str = "",
+    by: tuple[str, int, str] | None = None,
 ) -> ScriptCall:
-    return ScriptCall("finish", [keys.job(job_id)], [now, job_id, token, outcome, payload, due, dead_letter])
+    """`by`: (worker, started ms, task) of the attempt (see finish_many)."""
+    args: list[Arg] = [now, job_id, token, outcome, payload, due, dead_letter, *(by or ())]
+    return ScriptCall("finish", [keys.job(job_id)], args)
 
 
 def start(
@@ -132,7 +154,7 @@ def start(
 
 
 def promote(keys: Keys, now: int, limit: int) -> ScriptCall:
-    return ScriptCall("promote", [keys.delayed], [now, limit])
+    return ScriptCall("promote", [keys.delayed, keys.limit_due], [now, limit])
 
 
 def age(keys: Keys, now: int, aging_ms: int, top: int, queues: Sequence[str]) -> ScriptCall:
@@ -152,11 +174,22 @@ def claim_unique(
 
 
 def fan_out(
-    keys: Keys, now: int, parent: str, token: str, count: int, bodies: Sequence[str], stage: str | None = None
+    keys: Keys,
+    now: int,
+    parent: str,
+    token: str,
+    count: int,
+    bodies: Sequence[str],
+    stage: str | None = None,
+    item_opts: Sequence[str] | None = None,
 ) -> ScriptCall:
-    """`bodies` in ARGV, or (staged) none: the staging list holds them."""
+    """`bodies` (and `item_opts`, one options JSON an item, when the items' options differ) in ARGV, or
+    (staged) none: the staging list holds them (the bodies, then the options)."""
     declared = [keys.job(parent)] if stage is None else [keys.job(parent), stage]
-    return ScriptCall("fan_out", declared, [now, parent, token, count, *bodies])
+    marked: list[Arg] = ["\0opts"] if item_opts is not None else []
+    if stage is not None:
+        return ScriptCall("fan_out", declared, [now, parent, token, count, *marked])
+    return ScriptCall("fan_out", declared, [now, parent, token, count, *bodies, *marked, *(item_opts or [])])
 
 
 # -- the cluster's roles -----------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def decode(text: str | bytes | None) -> Any:
     """A stored value: JSON text, or a payload with its header (`J-|…`, see runtime/store/payloads.py)."""
     if text is None or text == "":
         return None
-    if isinstance(text, str) and len(text) > 2 and text[0] in "JMP" and text[1] in "-z":
+    if isinstance(text, str) and len(text) > 2 and text[0] in "JMP" and text[1] in "-zbZS":
         from tqflow.runtime.store import payloads  # payloads builds on this module
 
         return payloads.value(text)

@@ -53,6 +53,7 @@ class Keys:
         self.dlq = f"{self.prefix}:dlq"
         self.runs = f"{self.prefix}:runs"
         self.flows = f"{self.control}:flows"
+        self.tasks = f"{self.control}:tasks"  # hash: task name -> what its workers published (catalog.py)
         self.queues = f"{self.prefix}:queues"
         self.dlqs = f"{self.prefix}:dlqs"  # names of the named dead-letter queues
         self.done_channel = f"{self.prefix}:done"  # job ids that someone waits for, when they end
@@ -78,6 +79,19 @@ class Keys:
     def run_done(self, run_id: str) -> str:
         return f"{self.prefix}:run:{run_id}:done"
 
+    def run_signals(self, run_id: str) -> str:
+        """hash: signal job name -> payload sent before the run reached the job (delivered when it does)."""
+        return f"{self.prefix}:run:{run_id}:signals"
+
+    @property
+    def awaiting(self) -> str:
+        """zset: signal job id -> since when (ms) it awaits its payload."""
+        return f"{self.prefix}:awaiting"
+
+    def event_key(self, flow: str, trigger: str, digest: str) -> str:
+        """string: the run an event trigger's key started, for the key's window (SET NX PX)."""
+        return f"{self.prefix}:evkey:{flow}:{trigger}:{digest}"
+
     def flow(self, name: str) -> str:
         return f"{self.control}:flow:{name}"
 
@@ -89,6 +103,39 @@ class Keys:
 
     def dead_letter(self, name: str | None) -> str:
         return f"{self.dlq}:{name}" if name else self.dlq
+
+    # Flow control (runtime/limits.py, lua/limits.lua): one bucket or semaphore per limiter and key.
+    @property
+    def limit_due(self) -> str:
+        """zset: NAME|KEY -> ms when the jobs waiting for it may next be admitted (the promoter's timer)."""
+        return f"{self.prefix}:limit:due"
+
+    @property
+    def limit_keys(self) -> str:
+        """zset: NAME|KEY -> ms it was first seen: the limiters' keys, for inspection."""
+        return f"{self.prefix}:limit:keys"
+
+    @property
+    def limit_defs(self) -> str:
+        """hash: limiter name -> the definition (JSON) a job waiting for it carried."""
+        return f"{self.prefix}:limit:defs"
+
+    def limit(self, member: str, part: str) -> str:
+        """`member` is NAME|KEY; `part` b (a rate bucket, "TOKENS TIME_US"), h (holders) or w (waiting)."""
+        return f"{self.prefix}:limit:{member}:{part}"
+
+    # Fair share (lua/fair.lua): per queue and level, the keys' passes, one list a key, the window's state.
+    def fair(self, queue: str, level: int) -> str:
+        """zset: fair key -> its pass (the virtual time of its next turn)."""
+        return f"{self.prefix}:fair:{queue}:{level}"
+
+    def fair_list(self, queue: str, level: int, key: str) -> str:
+        """list: the ids of one fair key's jobs not yet fed onto the stream."""
+        return f"{self.prefix}:fair:{queue}:{level}:k:{key}"
+
+    def fair_state(self, queue: str, level: int) -> str:
+        """hash: `fed` (its entries on the stream not yet started), `vt` (the pass last served)."""
+        return f"{self.prefix}:fair:{queue}:{level}:s"
 
     # Observability (runtime/attempts.py, runtime/alerts.py) — additive.
     @property

@@ -4,7 +4,8 @@ writer of a job's options JSON, and the one place that decides whether a job nee
 `JobRecord.parse` reads a job hash (or what a lean entry stands for, see lean.py) into typed fields; the
 client's `JobInfo` (jobs.py) and the inspector's `JobView` (inspect.py) are both built from it.
 `options_json` writes the options a job carries (`d` delay ms, `dl` deadline ms, `t` timeout ms, `r` retry
-plan, `dlq` dead-letter queue, `uk`/`ut`/`uc` unique key, ttl ms, conflict), for standalone and flow jobs
+plan, `dlq` dead-letter queue, `uk`/`ut`/`uc` unique key, ttl ms, conflict, `lim` limiters: see
+runtime/limits.py, `fk`/`fw` fair key and weight: lua/fair.lua), for standalone and flow jobs
 alike; `job_options` reads them back (the worker). `needs_record` is the enqueue's decision; enqueue.lua
 trusts it (a row with no id is lean).
 """
@@ -38,7 +39,8 @@ JOB_FIELDS = (
     "finished",
     "due",
 )
-RECORD_OPTIONS = ("d", "dl", "uk")  # a delay, a deadline or a unique key needs a record at once
+# a delay, a deadline, a unique key, a fair key or dependencies need a record at once
+RECORD_OPTIONS = ("d", "dl", "uk", "fk", "dep")
 
 
 def _int(value: Any) -> int | None:
@@ -92,6 +94,9 @@ class JobRecord:
         if state in (None, ""):
             return None
         result = row.get("result")
+        where = lean.parse(job_id) if not row.get("queue") else None
+        if where is not None:  # the end of a lean job's first attempt: its id says where it was queued
+            row = {**row, "queue": where[0], "prio": where[1], "enqueued": where[2].split("-")[0]}
         return cls(
             id=job_id,
             state=str(state),
@@ -134,6 +139,10 @@ def options_json(
     retry_off: bool = False,
     dead_letter: str | None = None,
     unique: tuple[str, int, str] | None = None,
+    limits: list[dict[str, Any]] | None = None,
+    fair: tuple[str, float | None] | None = None,
+    depends_on: tuple[str, ...] = (),
+    allow_failure: bool = False,
 ) -> str:
     """The options a job carries, compactly (most jobs carry none: an empty string). `retry_off`: the job
     was given a plan that retries nothing (`r: {}`), so the worker must not apply the task's own."""
@@ -152,6 +161,16 @@ def options_json(
         o["dlq"] = dead_letter
     if unique is not None:
         o["uk"], o["ut"], o["uc"] = unique
+    if limits:
+        o["lim"] = limits
+    if fair is not None:
+        o["fk"] = fair[0]
+        if fair[1] is not None and fair[1] != 1:
+            o["fw"] = fair[1]
+    if depends_on:
+        o["dep"] = list(depends_on)
+        if allow_failure:
+            o["da"] = "done"
     return json.dumps(o, separators=(",", ":")) if o else ""
 
 

@@ -77,7 +77,19 @@ def script_text(name: str) -> str:
         # Firing a cron tick is the leader's fence followed by the runtime's own submit_run, so a run is
         # created only by the current leader, once per tick, in one atomic script.
         return script_text("cluster_fire_fence") + "\n" + lua_file("submit_run")
-    return lua_file("common") + "\n" + lua_file(name)
+    if name == "event_run":  # an event's run, once per key within its window (runtime/events.py)
+        return prelude() + "\n" + lua_file("event_fence") + "\n" + lua_file("submit_run")
+    return prelude() + "\n" + lua_file(name)
+
+
+@cache
+def prelude() -> str:
+    """lua/common.lua with the sections it includes (`--#include NAME` lines: lua/NAME.lua)."""
+    lines = lua_file("common").split("\n")
+    return "\n".join(
+        lua_file(line.removeprefix("--#include ").strip()) if line.startswith("--#include ") else line
+        for line in lines
+    )
 
 
 @cache
@@ -173,7 +185,11 @@ class SyncScripts:
         if pack_command is None:
             self._own.send_command(*command)
         else:  # hiredis' packer directly: the same bytes, without redis-py's Python layer around it
-            self._own.send_packed_command([pack_command(command)])
+            try:
+                packed = pack_command(command)
+            except UnicodeEncodeError:  # a binary payload body (store/payloads.py): its bytes, as they are
+                packed = pack_command(tuple(_carried(arg) for arg in command))
+            self._own.send_packed_command([packed])
         return self._own.read_response()
 
     def close(self) -> None:
@@ -189,3 +205,8 @@ class SyncScripts:
         for name in SCRIPT_NAMES:
             self.redis.script_load(script_text(name))
         self._loaded = True
+
+
+def _carried(arg: Arg) -> Arg | bytes:
+    """A str that carries bytes (surrogate escapes) as those bytes, as redis-py's encoder writes it."""
+    return arg.encode("utf-8", "surrogateescape") if isinstance(arg, str) else arg

@@ -73,18 +73,71 @@ async function runView(params, runId) {
   const counts = Object.entries(run.counts).map(([s, n]) => `${state(s)} ${n}`).join(" ");
   const job = run.jobs.find((j) => j.name === selectedJob);
   if (job && job.children) job.items = await api(`/api/jobs/${encodeURIComponent(job.id)}/children?limit=100`);
+  const waiting = run.state === "running" && routes.has("/api/runs/{run_id}/signals")
+    ? await api(`/api/runs/${encodeURIComponent(run.id)}/signals`) : [];
   const cancel = run.state === "running" && routes.has("/api/runs/{run_id}/cancel")
     ? ` <button data-action="cancel-run" data-id="${esc(run.id)}">Cancel run</button>` : "";
   const html = `<h1 data-sig="${esc(signature)}">Run ${esc(run.id)} ${state(run.state)}${cancel}</h1>
     <p class="muted">Flow <a href="#/flow/${esc(run.flow)}">${esc(run.flow)}</a> version ${run.version} · started ${when(run.created)}
       ${run.finished ? `· finished ${when(run.finished)}` : ""}</p>
     <p class="legend" id="counts">${counts}</p>
+    ${waiting.length ? `<h2>Waiting for signals</h2>${waiting.map(signalForm).join("")}` : ""}
     <div class="split"><div id="graph"></div><div id="job">${job ? jobDetail(job) : `<p class="muted">Click a job to see its attempts and errors.</p>`}</div></div>
     <h2>Parameters</h2><pre>${esc(JSON.stringify(run.params, null, 2))}</pre>`;
   return { html, after: () => {
     const svg = tqGraph.drawGraph(run, selectedJob, (name) => { selectedJob = name; render(); });
     document.getElementById("graph").appendChild(svg);
   } };
+}
+
+// ---- signals: the payloads signal jobs wait for (approvals) -----------------------------------
+function skeleton(t) {  // a payload of type t to start editing from
+  if (!t || t.optional) return null;
+  const simple = { Str: "", Bytes: "", Int: 0, Float: 0, Duration: 0, Decimal: "0", Bool: false, list: [], dict: {}, None: null, Json: null };
+  if (t.name in simple) return simple[t.name];
+  if (t.name === "Date") return new Date().toISOString().slice(0, 10);
+  if (t.name === "DateTime") return new Date().toISOString();
+  if (t.name === "Literal") return (t.values || [null])[0];
+  const out = {};
+  for (const name of t.required || []) out[name] = skeleton((t.fields || {})[name]);
+  return out;
+}
+
+function approvable(t) {  // "bool": the payload is the decision; "field": its `approved` field is; "": neither
+  if (t.name === "Bool") return "bool";
+  const flag = (t.fields || {}).approved;
+  return flag && flag.name === "Bool" ? "field" : "";
+}
+
+function signalForm(s) {
+  const kind = approvable(s.schema);
+  const quick = kind ? [true, false].map((yes) =>
+    `<button type="submit" data-approve="${yes}">${yes ? "Approve" : "Reject"}</button>`).join(" ") : "";
+  return `<form class="signal-form" data-run="${esc(s.run)}" data-name="${esc(s.name)}" data-approvable="${kind}">
+    <p><a href="#/run/${esc(s.run)}">${esc(s.run)}</a> · ${esc(s.flow)}.<b>${esc(s.name)}</b> awaits <code>${esc(s.type)}</code>
+      since ${when(s.since_ms)}${s.timeout_at_ms ? ` · times out ${when(s.timeout_at_ms)}` : ""}</p>
+    ${kind === "bool" ? "" : `<textarea name="payload" rows="4" cols="60" aria-label="payload (JSON)">${json(skeleton(s.schema))}</textarea>`}
+    <p>${kind === "bool" ? "" : `<button type="submit">Send</button>`} ${quick}</p></form>`;
+}
+
+// The payload a signal form sends: its JSON text, with the decision of an Approve / Reject button.
+function signalPayload(form, submitter) {
+  const kind = form.dataset.approvable;
+  const decision = submitter && submitter.dataset.approve ? submitter.dataset.approve === "true" : null;
+  if (kind === "bool") return JSON.stringify(decision);
+  const payload = JSON.parse(new FormData(form).get("payload") || "null");  // a typing mistake shows here
+  if (decision !== null && kind === "field") payload.approved = decision;
+  return JSON.stringify(payload);
+}
+
+async function signalsView() {
+  const waiting = await api("/api/signals?limit=200");
+  return `<h1>Signals</h1><p class="muted">Signal jobs awaiting a payload, oldest first: approvals waiting for someone.</p>
+    ${waiting.map(signalForm).join("") || `<p class="muted">No signal job is waiting.</p>`}`;
+}
+
+async function sendSignal(run, name, body) {
+  return api(`/api/runs/${encodeURIComponent(run)}/signals/${encodeURIComponent(name)}`, { method: "POST", body });
 }
 
 function jobDetail(job) {
@@ -170,7 +223,19 @@ async function queuesView() {
       <td class="num">${ago(l.oldest_age_ms)}</td></tr>`)).join("");
   return `<h1>Queues</h1><p>${overview.delayed} delayed or retrying · <a href="#/dlq">${overview.dead} dead-lettered</a></p>
     <table id="queues"><thead><tr><th>Queue</th><th>Priority</th><th class="num">Waiting</th><th></th><th class="num">Running</th><th class="num">Oldest waiting</th></tr></thead>
-    <tbody>${rows || `<tr><td colspan="6" class="muted">No queues yet.</td></tr>`}</tbody></table>`;
+    <tbody>${rows || `<tr><td colspan="6" class="muted">No queues yet.</td></tr>`}</tbody></table>${await limitsPanel()}`;
+}
+
+// Rate and concurrency limiters (GET /api/limits): each limiter's use and its waiting jobs, busiest keys first.
+async function limitsPanel() {
+  if (!routes.has("/api/limits")) return "";
+  const overview = await api("/api/limits");
+  if (!overview.limiters.length) return "";
+  const rows = overview.limiters.map((l) => `<tr data-limiter="${esc(l.name)}"><td>${esc(l.name)}</td><td>${esc(l.definition)}</td>
+      <td class="num">${l.keys.length}</td><td class="num">${l.in_use}</td><td class="num">${l.waiting}</td>
+      <td class="muted">${l.keys.slice(0, 5).map((k) => `${esc(k.key || "(one bucket)")}: ${k.in_use} in use, ${k.waiting} waiting`).join(" · ")}</td></tr>`).join("");
+  return `<h2>Limiters</h2><table id="limits"><thead><tr><th>Limiter</th><th>Definition</th><th class="num">Keys</th><th class="num">In use</th><th class="num">Waiting</th><th>Busiest keys</th></tr></thead>
+    <tbody>${rows}</tbody></table>`;
 }
 
 async function queueView(params, name) {
@@ -255,6 +320,18 @@ view.addEventListener("submit", async (event) => {
   if (form.id === "run-search") {
     const query = new URLSearchParams([...new FormData(form)].filter(([, v]) => v));
     location.hash = `#/runs?${query}`;
+  } else if (form.classList.contains("signal-form")) {
+    const notice = document.getElementById("notice");
+    try {
+      const sent = await sendSignal(form.dataset.run, form.dataset.name, signalPayload(form, event.submitter));
+      notice.textContent = `signal ${form.dataset.name}: ${sent.status}`;
+      notice.className = "";
+    } catch (err) {
+      notice.textContent = `signal ${form.dataset.name} refused: ${err.message}`;
+      notice.className = "error";
+    }
+    view.dataset.html = "";
+    render();
   } else if (form.id === "start-run") {
     const notice = document.getElementById("notice");
     try {
@@ -283,7 +360,7 @@ view.addEventListener("change", (event) => {
 });
 
 // ---- routing and refresh -----------------------------------------------------------------------
-const VIEWS = { runs: runsView, run: runView, job: jobView, flows: flowsView, flow: flowView, queues: queuesView, queue: queueView, workers: workersView, dlq: dlqView };
+const VIEWS = { runs: runsView, run: runView, job: jobView, flows: flowsView, flow: flowView, queues: queuesView, queue: queueView, workers: workersView, dlq: dlqView, signals: signalsView };
 
 function parseHash() {
   const [path, query] = (location.hash.replace(/^#\/?/, "") || "runs").split("?");

@@ -4,8 +4,9 @@
 const SVG_NS = "http://www.w3.org/2000/svg";
 const NODE_W = 150, NODE_H = 34, GAP_X = 60, GAP_Y = 22, PAD = 16;
 const STATE_COLOURS = {
-  succeeded: "#2e9e5b", running: "#2f6fdb", queued: "#8a63d2", scheduled: "#b08900", retrying: "#e07a16",
+  succeeded: "#2e9e5b", running: "#2f6fdb", queued: "#8a63d2", limited: "#b05f00", scheduled: "#b08900", retrying: "#e07a16",
   dead: "#d03b3b", skipped: "#9a9aa0", cancelled: "#5b5b60", waiting: "#c9c9ce", fanout: "#1f8f9a",
+  awaiting: "#c2185b",
 };
 
 function layers(jobs, edges) {

@@ -26,6 +26,7 @@ for _, p in ipairs(redis.call('XPENDING', stream, GROUP, '-', '+', count, me)) d
     local running = state == 'running' and worker == me and current == entry
     if running or state == 'queued' then
       redis.call('ZREM', KEYS[2], id)
+      if running then release_held(job_key(id), id, now, redis.call('HGET', job_key(id), 'lh')) end
       local lost = 0
       if running and max_lost > 0 and blamed[id] then lost = redis.call('HINCRBY', job_key(id), 'lost', 1) end
       if max_lost > 0 and lost >= max_lost then

@@ -16,10 +16,17 @@ local lost = {}
 for i = 6, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
-  local state, worker = unpack(redis.call('HMGET', k, 'state', 'worker'))
+  local state, worker, lh = unpack(redis.call('HMGET', k, 'state', 'worker', 'lh'))
+  if not state then  -- a lean job's first attempt, running past a beat: it gets its record (and lease) now
+    local rec = materialize(id)
+    if rec then state, worker = rec.state, rec.worker end
+  end
   if state == 'running' and worker == name then
     redis.call('HSET', k, 'lease_until', now + lease)
     redis.call('ZADD', KEYS[3], now + lease, id)
+    if lh then  -- its concurrency slots are leased with it (limits.lua)
+      for m in string.gmatch(lh, '([^\n\t]+)\t%d+') do redis.call('ZADD', lim_base(m) .. ':h', 'XX', now + lease, id) end
+    end
   elseif worker ~= name then
     table.insert(lost, id)
   end

@@ -19,6 +19,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0
       redis.call('XACK', stream, GROUP, entry)
       redis.call('XDEL', stream, entry)
     end
+    release_held(k, id, now, redis.call('HGET', k, 'lh'))  -- its attempt is void: so are its slots
     local lost = redis.call('HINCRBY', k, 'lost', 1)
     if lost >= max_lost then
       local err = cjson.encode({type = 'WorkerLost', message = 'its worker died or lost its lease ' .. lost .. ' times'})

@@ -38,6 +38,7 @@ for _, p in ipairs(pending) do
     if not alive(worker) or tonumber(lease_until or '0') < now then
       drop(entry)
       redis.call('ZREM', leases, id)
+      release_held(job_key(id), id, now, redis.call('HGET', job_key(id), 'lh'))  -- its attempt is void: so are its slots
       local lost = redis.call('HINCRBY', job_key(id), 'lost', 1)
       if lost >= max_lost then
         local err = cjson.encode({type = 'WorkerLost', message = 'its worker died or lost its lease ' .. lost .. ' times'})

@@ -34,8 +34,15 @@ local function run_when_full() redis.call('DEL', oom_guard) end
 
 -- A lean job (a plain standalone job: no delay, deadline or unique key) is queued as its stream entry
 -- alone, fields t (task), p (payload) and o (options, when any), with no record: its id names the entry,
--- QUEUE.LEVEL.ENTRY_ID (runtime/lean.py mirrors this). Its record is made from the entry when it starts or
--- when anything else needs one (materialize); from then on the record wins, as for any job.
+-- QUEUE.LEVEL.ENTRY_ID (runtime/store/lean.py mirrors this). Its first attempt needs no record either: the
+-- delivery of the entry to a worker (XREADGROUP) starts it, with the token '@' .. entry id, and the entry
+-- pending under that worker fences it (the finish's XACK says whether it still was). A record is made from
+-- the entry only when something needs one (materialize): a cancel, a move (reprioritize, aging), recovery,
+-- a heartbeat of an attempt that runs past one beat, an end other than success. From then on the record
+-- wins, as for any job. So a lean job has a record with a state only once its entry was deleted or moved,
+-- while its delivered first attempt runs (state running, token '@' .. entry id), once it ended, or while it
+-- is queued with a dependent (depends_on: the record lists it; the start then writes the record as for any
+-- job). Someone waiting for it (watch.lua) only flags it: a record with `w` and no state.
 local function lean_id(q, p, eid) return q .. '.' .. p .. '.' .. eid end
 local function lean_parts(id)
   return string.match(id, '^(.+)%.([0-4])%.(%d+%-%d+)$')
@@ -45,6 +52,7 @@ local function lean_id_at(stream, eid)
   if not q then return nil end
   return lean_id(q, p, eid)
 end
+local function lean_token(eid) return '@' .. eid end
 
 -- The job a stream entry stands for: its `j` field, or the id a lean entry's place gives (nil: neither).
 local function entry_job(stream, eid, fields)
@@ -57,14 +65,35 @@ local function entry_job(stream, eid, fields)
   return nil
 end
 
--- What the record of a lean job whose entry is still queued (no record yet) holds, from the entry's fields:
--- state queued, its entry kept in place (a start then finds it as its own). Returns its fields, or nil.
-local function lean_record(q, p, eid, fields)
+-- The worker an entry was delivered to and how long ago (ms), or nil when it is not pending (not read yet,
+-- or no consumer group yet).
+local function holder_of(stream, eid)
+  local rows = redis.pcall('XPENDING', stream, GROUP, eid, eid, 1)
+  if type(rows) ~= 'table' or rows.err or not rows[1] then return nil end
+  return rows[1][2], tonumber(rows[1][3])
+end
+
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- What the record of a lean job made from its entry holds: state queued (its entry kept in place, so a start
+-- finds it as its own), or, when the entry was delivered, state running: its first attempt, under the worker
+-- it was delivered to since the delivery, with that worker's lease (its registry record's `lease`; none
+-- when the worker is gone, so recovery takes it back). Returns the record's fields as a table, or nil.
+local function lean_record(q, p, eid, fields, holder, idle)
   local f = {}
   for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
   if not f.t then return nil end
-  return {state = 'queued', task = f.t, payload = f.p or '', queue = q, prio = p, entry = eid,
+  local rec = {state = 'queued', task = f.t, payload = f.p or '', queue = q, prio = p, entry = eid,
     enqueued = string.match(eid, '^(%d+)'), opts = f.o}
+  if holder then
+    local since = clock_ms() - (idle or 0)
+    local lease = tonumber(redis.call('HGET', prefix .. ':worker:' .. holder, 'lease') or '') or 0
+    rec.state, rec.worker, rec.started, rec.lease_until = 'running', holder, since, since + lease
+  end
+  return rec
 end
 
 -- The record fields of `rec` (see lean_record) as a flat HSET list, `more` appended.
@@ -72,30 +101,34 @@ local function lean_fields(rec, more)
   local out = {'state', rec.state, 'task', rec.task, 'payload', rec.payload, 'queue', rec.queue, 'prio', rec.prio,
     'entry', rec.entry, 'enqueued', rec.enqueued}
   if rec.opts then out[#out + 1] = 'opts'; out[#out + 1] = rec.opts end
+  if rec.worker then
+    for _, v in ipairs({'attempt', 1, 'token', lean_token(rec.entry), 'worker', rec.worker, 'started', rec.started,
+      'lease_until', rec.lease_until, 'stream', stream_key(rec.queue, rec.prio)}) do out[#out + 1] = v end
+  end
   for i = 1, #more do out[#out + 1] = more[i] end
   return out
 end
 
--- The same, written now: the record of a lean job that something other than its start needs.
-local function record_lean(id, q, p, eid, fields)
-  local rec = lean_record(q, p, eid, fields)
+-- The record of a lean job known by its id alone, written now from the entry the id names (queued, or
+-- running when delivered: see lean_record). Returns its fields, or nil when there is no such entry.
+local function materialize(id)
+  local q, p, eid = lean_parts(id)
+  if not q then return nil end
+  local stream = stream_key(q, p)
+  local e = redis.call('XRANGE', stream, eid, eid)[1]
+  if not e or entry_job(stream, eid, e[2]) ~= id then return nil end
+  local rec = lean_record(q, p, eid, e[2], holder_of(stream, eid))
   if rec then redis.call('HSET', job_key(id), unpack(lean_fields(rec, {}))) end
   return rec
 end
 
--- The same for a lean job known by its id alone: its entry is read from the place the id names.
-local function materialize(id)
-  local q, p, eid = lean_parts(id)
-  if not q then return nil end
-  local e = redis.call('XRANGE', stream_key(q, p), eid, eid)[1]
-  if not e or entry_job(stream_key(q, p), eid, e[2]) ~= id then return nil end
-  return record_lean(id, q, p, eid, e[2])
-end
-
--- A job's state, making a queued lean job's record first (callers that change a job need one).
+-- A job's state, making a lean job's record first (callers that change a job need one).
 local function state_of(id)
   local state = redis.call('HGET', job_key(id), 'state')
-  if not state and materialize(id) then state = 'queued' end
+  if not state then
+    local rec = materialize(id)
+    if rec then state = rec.state end
+  end
   return state
 end
 
@@ -107,10 +140,13 @@ local function push_to(k, id, q, p, now, extra)
   else redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid) end
 end
 
+--#include flow_keys
+--#include fair
+
 local function push(id, now)
   local k = job_key(id)
-  local q, p = unpack(redis.call('HMGET', k, 'queue', 'prio'))
-  push_to(k, id, q, p, now)
+  local q, p, opts = unpack(redis.call('HMGET', k, 'queue', 'prio', 'opts'))
+  make_ready(k, id, q, p, now, opts)
 end
 
 -- Wait in the delayed set until `due`; wake the promoters when this is earlier than what they sleep for.
@@ -121,21 +157,55 @@ local function delay_job(k, id, state, due)
   redis.call('HSET', k, 'state', state, 'due', due)
 end
 
--- A run job became ready: put it on its stream, or in the delayed set when it asks for a delay.
--- `known`: {delay_ms, deadline_ms, queue, prio} when the caller read them already (resolve).
+-- A signal job (record field `signal`: its timeout in ms, 0 = none) that became ready runs no task: a payload
+-- sent before it was reached (kept in the run's :signals hash) is its result at once; else it waits in
+-- state `awaiting`, holding no worker, listed in the :awaiting index and, with a timeout, in the delayed
+-- set until then (promote.lua fails it when due). Returns true when it ended at once.
+local awaiting_key = prefix .. ':awaiting'
+local function await_signal(k, id, now, timeout)
+  local run_id, name = unpack(redis.call('HMGET', k, 'run', 'name'))
+  local sk = run_key(run_id) .. ':signals'
+  local kept = redis.call('HGET', sk, name)
+  if kept then
+    redis.call('HDEL', sk, name)
+    redis.call('HSET', k, 'state', 'succeeded', 'result', kept, 'started', now, 'finished', now)
+    return true
+  end
+  redis.call('HSET', k, 'state', 'awaiting', 'started', now)
+  redis.call('ZADD', awaiting_key, now, id)
+  if timeout > 0 then
+    local first = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
+    if first[2] == nil or tonumber(first[2]) > now + timeout then redis.call('PUBLISH', wake_channel, now + timeout) end
+    redis.call('ZADD', delayed_key, now + timeout, id)
+    redis.call('HSET', k, 'due', now + timeout)
+  end
+  return false
+end
+
+-- A signal job leaves the waiting indexes (delivered, timed out or cancelled).
+local function stop_awaiting(id)
+  redis.call('ZREM', awaiting_key, id)
+  redis.call('ZREM', delayed_key, id)
+end
+
+-- A run job became ready: put it on its stream, or in the delayed set when it asks for a delay; a signal
+-- job waits for its payload instead. Returns true when the job ended at once (a signal kept for it).
+-- `known`: {delay_ms, deadline_ms, queue, prio, opts, signal} when the caller read them already (resolve).
 local function schedule(id, now, known)
   local k = job_key(id)
-  local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio')
+  local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio', 'opts', 'signal')
+  if f[6] then return await_signal(k, id, now, tonumber(f[6]) or 0) end
   local delay = tonumber(f[1] or '0') or 0
   local deadline = tonumber(f[2] or '0') or 0
   if delay > 0 then
     if deadline > 0 then redis.call('HSET', k, 'deadline_at', now + delay + deadline) end
     delay_job(k, id, 'scheduled', now + delay)
   elseif deadline > 0 then
-    push_to(k, id, f[3], f[4], now, {'deadline_at', now + deadline})
+    make_ready(k, id, f[3], f[4], now, f[5], {'deadline_at', now + deadline})
   else
-    push_to(k, id, f[3], f[4], now)
+    make_ready(k, id, f[3], f[4], now, f[5])
   end
+  return false
 end
 
 local function status_holds(state, status)
@@ -167,10 +237,11 @@ local function condition_holds(cond, run_id)
 end
 
 -- All of a job's upstream jobs are terminal: run it if its data and `after` condition hold,
--- else skip it. Returns true when it was skipped (so the caller propagates that).
+-- else skip it. Returns true when it was skipped, or ended at once (so the caller propagates that).
 local function resolve(id, now)
   local k = job_key(id)
-  local f = redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after', 'delay_ms', 'deadline_ms', 'queue', 'prio')
+  local f = redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after', 'delay_ms', 'deadline_ms', 'queue', 'prio',
+    'opts', 'signal')
   local state, run_id, data_deps, after = f[1], f[2], f[3], f[4]
   if state ~= 'waiting' then return false end  -- cancelled while it waited: already counted
   for _, dep in ipairs(cjson.decode(data_deps or '[]')) do
@@ -183,8 +254,82 @@ local function resolve(id, now)
     redis.call('HSET', k, 'state', 'skipped', 'finished', now, 'reason', 'after condition cannot hold')
     return true
   end
-  schedule(id, now, {f[5], f[6], f[7], f[8]})
+  return schedule(id, now, {f[5], f[6], f[7], f[8], f[9], f[10]})
+end
+
+-- Standalone dependencies (`enqueue(..., depends_on=[ids])`): a dependent's record waits (state
+-- `waiting`, `deps_left` of its `after_deps` not ended yet); each dependency lists it in `dependent_jobs`
+-- (JSON ids). When the last one ends it is queued (or delayed), or skipped when one did not succeed and it
+-- does not allow failures (`after_policy` = done). A skipped dependent is kept a day, like a finished job.
+local SKIPPED_KEEP_MS = 86400000
+local function resolve_after(id, now)
+  local k = job_key(id)
+  local f = redis.call('HMGET', k, 'state', 'after_deps', 'after_policy', 'delay_ms', 'deadline_ms', 'queue', 'prio',
+    'opts')
+  if f[1] ~= 'waiting' then return false end
+  if f[3] ~= 'done' then
+    for _, dep in ipairs(cjson.decode(f[2] or '[]')) do
+      local state = redis.call('HGET', job_key(dep), 'state')
+      if state ~= 'succeeded' then
+        redis.call('HSET', k, 'state', 'skipped', 'finished', now,
+          'reason', 'dependency ' .. dep .. ' did not succeed (' .. (state or 'gone') .. ')')
+        redis.call('PEXPIRE', k, SKIPPED_KEEP_MS)
+        return true
+      end
+    end
+  end
+  schedule(id, now, {f[4], f[5], f[6], f[7], f[8]})
   return false
+end
+
+-- A job with standalone dependents ended: release each (a worklist, so a long chain of skips never
+-- recurses), waking whoever waits for a dependent that was skipped.
+local function release_after(now, list)
+  local work = {list}
+  while #work > 0 do
+    for _, dep in ipairs(cjson.decode(table.remove(work))) do
+      local dk = job_key(dep)
+      if redis.call('HGET', dk, 'state') == 'waiting' and redis.call('HINCRBY', dk, 'deps_left', -1) <= 0 then
+        if resolve_after(dep, now) then
+          local w, more = unpack(redis.call('HMGET', dk, 'w', 'dependent_jobs'))
+          if w then redis.call('PUBLISH', done_channel, dep) end
+          if more and more ~= '' then work[#work + 1] = more end
+        end
+      end
+    end
+  end
+end
+
+-- Why a job cannot depend on `deps` (nil: it can). A queued lean dependency gets its record here: it is
+-- what lists its dependents.
+local function deps_problem(deps, own)
+  if type(deps) ~= 'table' or #deps == 0 then return 'depends_on must list job ids' end
+  for _, dep in ipairs(deps) do
+    if type(dep) ~= 'string' or dep == '' or string.find(dep, '[{}]') then return 'bad dependency id' end
+    if dep == own then return 'a job cannot depend on itself' end
+    if not state_of(dep) then return 'dependency ' .. dep .. ' does not exist' end
+  end
+  return nil
+end
+
+-- Write a dependent's record (`fields`: task, payload, queue, prio, opts …) waiting for its dependencies;
+-- when they have all ended already, it is queued (or delayed, or skipped) at once.
+local function wait_for_deps(k, id, fields, o, now)
+  local left = 0
+  for _, dep in ipairs(o.dep) do
+    local dk = job_key(dep)
+    if not TERMINAL[redis.call('HGET', dk, 'state')] then
+      left = left + 1
+      local list = redis.call('HGET', dk, 'dependent_jobs')
+      local ids = (list and list ~= '') and cjson.decode(list) or {}
+      ids[#ids + 1] = id
+      redis.call('HSET', dk, 'dependent_jobs', cjson.encode(ids))
+    end
+  end
+  redis.call('HSET', k, 'state', 'waiting', 'enqueued', now, 'deps_left', left, 'after_deps', cjson.encode(o.dep),
+    'delay_ms', o.d or 0, 'deadline_ms', o.dl or 0, unpack(fields))
+  if o.da then redis.call('HSET', k, 'after_policy', o.da) end
+  if left == 0 then resolve_after(id, now) end
 end
 
 local function finish_run(rk, now)
@@ -200,6 +345,7 @@ local function finish_run(rk, now)
 end
 
 local on_terminal
+local finish_attempt  -- (below) start_entry ends a lean job cancelled before it started
 
 -- A fan-out child ended: when it was the last one, the parent ends (its result is the children's
 -- results in item order; it succeeds only when every child did).
@@ -242,10 +388,12 @@ end
 -- `known`: {run, w, replayed, parent, dependents, state} when the caller read them already (finish_attempt).
 on_terminal = function(id, now, known)
   local k = job_key(id)
-  local run_id, waiter, replayed, parent
-  if known then run_id, waiter, replayed, parent = known[1], known[2], known[3], known[4]
-  else run_id, waiter, replayed, parent = unpack(redis.call('HMGET', k, 'run', 'w', 'replayed', 'parent')) end
+  local run_id, waiter, replayed, parent, after_me
+  if known then run_id, waiter, replayed, parent, after_me = known[1], known[2], known[3], known[4], known[7]
+  else run_id, waiter, replayed, parent, after_me = unpack(redis.call('HMGET', k, 'run', 'w', 'replayed', 'parent',
+    'dependent_jobs')) end
   if waiter then redis.call('PUBLISH', done_channel, id) end
+  if after_me and after_me ~= '' then release_after(now, after_me) end
   if replayed == '1' then return end
   if parent and parent ~= '' then return child_done(parent, now) end
   if not run_id or run_id == '' then return end
@@ -270,6 +418,8 @@ on_terminal = function(id, now, known)
   if open <= 0 then finish_run(rk, now) end  -- jobs still open: the run goes on
 end
 
+--#include limits
+
 -- Standalone jobs keep their record for a while after they end (dead ones stay for the dead-letter queue).
 local function expire_finished(k, state, ttl, in_run)
   if state ~= 'dead' and ttl and ttl > 0 and not in_run then
@@ -281,14 +431,23 @@ end
 local function cancel_idle(id, now, reason)
   local k = job_key(id)
   if not redis.call('HGET', k, 'state') then materialize(id) end
-  local state, q, p, entry = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry'))
-  if state == 'queued' then
+  local state, q, p, entry, limited, lh, fq, ff = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry',
+    'limited', 'lh', 'fq', 'ff'))
+  if state == 'queued' and fq == '1' then
+    fair_remove(q, p, id, redis.call('HGET', k, 'opts'))
+  elseif state == 'queued' then
     redis.call('XDEL', stream_key(q, p), entry)
+    if ff and ff ~= '' then fair_taken(q, ff, now) end
   elseif state == 'scheduled' or state == 'retrying' then
     redis.call('ZREM', delayed_key, id)
+  elseif state == 'awaiting' then
+    stop_awaiting(id)
+  elseif state == 'limited' then
+    redis.call('LREM', lim_base(limited) .. ':w', 1, id)
   elseif state ~= 'waiting' then
     return false
   end
+  release_held(k, id, now, lh)  -- a grant's slot
   redis.call('HSET', k, 'state', 'cancelled', 'finished', now, 'reason', reason)
   on_terminal(id, now)
   return true
@@ -296,7 +455,8 @@ end
 
 -- Make a delivered stream entry this worker's attempt (a new token), or drop a stale entry (its job was
 -- moved, cancelled or already handled). Returns the attempt as a flat list, or nil.
--- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (JSON or false)
+-- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (JSON or false;
+-- for a fan-out item, its parent, run and flow: {parent, of_run, flow})
 -- A stream entry naming no job, or a job that does not exist, is dead-lettered under its own record
 -- (`malformed-STREAM-ENTRY`) with the reason, so bad input is visible in the DLQ instead of vanishing (F8).
 local function reject_entry(id, stream, entry, now)
@@ -309,11 +469,12 @@ local function reject_entry(id, stream, entry, now)
 end
 
 -- `fields`: the entry's fields when the caller read them (fetch.lua); with `id` nil too (start_many), they
--- are read here. A lean job's record is then made from them, without reading its entry again.
+-- are read here. A lean entry just delivered to this worker is its job's first attempt, and nothing is
+-- written (see lean_id): the attempt is the entry's, the row is made from the fields.
 local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   if id == nil then
     local e = redis.call('XRANGE', stream, entry, entry)[1]
-    if not e then  -- deleted since it was read (a cancelled lean job): nothing to start
+    if not e then  -- deleted since it was read: nothing to start
       redis.call('XACK', stream, GROUP, entry)
       return nil
     end
@@ -322,22 +483,41 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     if id == '' then id = nil end
   end
   local k = job_key(id or '')
+  -- A lean entry with a record (made while it was queued, entry in place: it has a dependent) starts as any
+  -- job, below; a waiter's flag (`w` alone) changes nothing. A limited job (limits.lua) takes its slots at
+  -- its start: it gets its record, below.
+  if fields and id ~= nil and id == lean_id_at(stream, entry) and redis.call('HEXISTS', k, 'state') == 0 then
+    local q, p = lean_parts(id)
+    local rec = lean_record(q, p, entry, fields)
+    if rec and not (rec.opts and string.find(rec.opts, '"lim"', 1, true)) then
+      return {id, lean_token(entry), 1, rec.task, rec.payload, rec.opts or false, q, p, rec.enqueued, false, false}
+    end
+  end
   local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
-    'deadline_at', 'run', 'attempt')
-  local fresh  -- a lean job starting from the entry just read: its whole record is written in one HSET below
-  if id ~= nil and not f[1] then  -- a lean job starting: its record is made from its entry
+    'deadline_at', 'run', 'attempt', 'lg', 'lh', 'ff', 'parent', 'fan_out', 'token', 'cancel')
+  local fresh  -- a limited lean job starting from the entry just read: its record is written below
+  if id ~= nil and not f[1] then  -- a lean job with no record: made from its entry
     local rec
     if fields and id == lean_id_at(stream, entry) then
       local q, p = lean_parts(id)
       rec = lean_record(q, p, entry, fields)
       fresh = rec
     else
-      rec = materialize(id)
+      rec = materialize(id)  -- (start.lua, start_many: the entry was not read here)
     end
     if rec then f = {rec.state, rec.entry, rec.task, rec.payload, rec.opts or false, rec.queue, rec.prio,
-      rec.enqueued, false, false, false} end
+      rec.enqueued, false, false, rec.worker and 1 or false, false, false, false, false, false,
+      rec.worker and lean_token(rec.entry) or false, false} end
   end
   local state, current = f[1], f[2]
+  if state == 'running' and current == entry and f[17] == lean_token(entry) then
+    -- its delivered first attempt, whose record something made since the delivery (a cancel, recovery …)
+    if f[18] == '1' then  -- cancelled before its body ran: it ends so, here
+      finish_attempt(now, 0, id, lean_token(entry), 'cancelled', 'cancelled', 0, '')
+      return nil
+    end
+    return {id, lean_token(entry), 1, f[3], f[4], f[5], f[6], f[7], f[8], f[9], false}
+  end
   if id == nil or state ~= 'queued' or current ~= entry then
     redis.call('XACK', stream, GROUP, entry)
     redis.call('XDEL', stream, entry)
@@ -349,6 +529,26 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   attempt = attempt + 1
   local running = {'state', 'running', 'attempt', attempt, 'token', token, 'worker', worker, 'started', now,
     'lease_until', now + lease, 'stream', stream}
+  local fed = f[14] and f[14] ~= ''
+  if fed then  -- fed by the fair share (fair.lua): its key's next job may take its place on the stream
+    fair_taken(f[6], f[14], now)
+    running[#running + 1] = 'ff'; running[#running + 1] = ''
+  end
+  -- limited: a slot of each limit, or it waits (limits.lua); a fan-out's limits are its items'
+  if f[5] and (not f[16] or f[16] == '') and string.find(f[5], '"lim"', 1, true) then
+    if string.find(f[5], '"limx"', 1, true) then  -- a flow job's key that reads an upstream output
+      f[5] = cjson.encode(flow_limits(cjson.decode(f[5]), f[10]))
+      redis.call('HSET', k, 'opts', f[5])
+    end
+    local taken = admit(k, id, f[5], f[12], f[13], now, now + lease, fresh)
+    if not taken then
+      redis.call('XACK', stream, GROUP, entry)
+      redis.call('XDEL', stream, entry)
+      if fed then redis.call('HSET', k, 'ff', '') end
+      return nil
+    end
+    for i = 1, #taken do running[#running + 1] = taken[i] end
+  end
   if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, running)))
   else redis.call('HSET', k, unpack(running)) end
   local info = false
@@ -363,6 +563,9 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     info = cjson.encode({run = run_id, name = r[1], flow = r[2], args = r[3], when = r[4], fan_out = r[6],
       unique = r[7],
       outputs = outputs, params = run_f[1] or cjson.null, created = run_f[2]})
+  elseif f[15] then  -- a fan-out item: no run context, but its parent, run and flow (logs, its result's codec)
+    local of_run, flow = unpack(redis.call('HMGET', k, 'of_run', 'flow'))
+    info = cjson.encode({parent = f[15], of_run = of_run or '', flow = flow or ''})
   end
   return {id, token, attempt, f[3], f[4], f[5], f[6], f[7], f[8], f[9], info}
 end
@@ -427,17 +630,78 @@ local function cancel_job(id, now, reason)
   return state
 end
 
--- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
--- `acks`: a table stream -> entry ids the caller acks and deletes in one XACK and one XDEL a stream after all
--- its attempts (finish_many); without it the entry is acked and deleted here.
-local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks)
-  local k = job_key(id)
-  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents = unpack(redis.call(
-    'HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent', 'dependents'))
-  if state ~= 'running' or current ~= token then return 'stale' end
+-- The end of a lean job's first attempt that has no record (see lean_id). No record is its fence: whatever
+-- takes a delivered entry away (recovery, hand-back, a cancel, a move) writes the record first, and from then
+-- on the token of the record decides. A success writes the end (result, times, worker, task, and the
+-- arguments and options from the entry; the queue, level and enqueue time are the id's); any other end first
+-- makes the running record from the entry (still pending here), then ends as any attempt does.
+local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter)
+  local q, p, eid = lean_parts(id)
+  if not q or token ~= lean_token(eid) then return 'stale' end
+  local stream, k = stream_key(q, p), job_key(id)
+  if outcome ~= 'succeeded' then
+    local e = redis.call('XRANGE', stream, eid, eid)[1]
+    local holder, idle = holder_of(stream, eid)
+    if not e or not holder or (by.worker ~= '' and holder ~= by.worker) then return 'stale' end
+    local rec = lean_record(q, p, eid, e[2], holder, idle)
+    if not rec then return 'stale' end
+    rec.started = by.started or rec.started
+    redis.call('HSET', k, unpack(lean_fields(rec, {})))
+    return finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks, by)
+  end
   if acks then
-    local list = acks[stream]
-    if not list then list = {}; acks[stream] = list end
+    local list = acks.ack[stream]
+    if not list then list = {}; acks.ack[stream] = list end
+    list[#list + 1] = eid
+  else
+    redis.call('XACK', stream, GROUP, eid)
+    redis.call('XDEL', stream, eid)
+  end
+  local e = redis.call('XRANGE', stream, eid, eid)[1]  -- its arguments and options stay readable (job views)
+  local args, opts = '', nil
+  if e then
+    for i = 1, #e[2], 2 do
+      if e[2][i] == 'p' then args = e[2][i + 1] elseif e[2][i] == 'o' then opts = e[2][i + 1] end
+    end
+  end
+  redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
+    'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args)
+  if opts then redis.call('HSET', k, 'opts', opts) end
+  if waiter then redis.call('PUBLISH', done_channel, id) end
+  expire_finished(k, 'succeeded', ttl, false)
+  return 'succeeded'
+end
+
+local NOBODY = {worker = '', task = ''}
+
+-- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
+-- `acks`: {ack = {stream -> entry ids to ack and delete}, del = {stream -> entry ids to delete}}, sent in one
+-- XACK and one XDEL a stream after all the caller's attempts (finish_many); without it each is done here.
+-- `by`: {worker, started (ms), task} of the attempt: what a lean job's first attempt writes at its end.
+finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks, by)
+  by = by or NOBODY
+  local k = job_key(id)
+  if string.sub(token, 1, 1) == '@' then  -- a lean job's first attempt: most have no record (two fields tell)
+    local has, flag = unpack(redis.call('HMGET', k, 'state', 'w'))
+    if not has then return finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, flag) end
+  end
+  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh, after_me = unpack(
+    redis.call('HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent',
+    'dependents', 'lh', 'dependent_jobs'))
+  if state == 'queued' and string.sub(token, 1, 1) == '@' and token == lean_token(entry or '')
+    and holder_of(stream_key(redis.call('HGET', k, 'queue'), redis.call('HGET', k, 'prio')), entry) then
+    -- a record made while it was queued (by an older watch.lua, or as a dependency), then its
+    -- entry was delivered: the delivery started it
+    stream = stream_key(redis.call('HGET', k, 'queue'), redis.call('HGET', k, 'prio'))
+    redis.call('HSET', k, 'state', 'running', 'attempt', 1, 'token', token, 'stream', stream, 'worker', by.worker,
+      'started', by.started or now)
+    state, current = 'running', token
+  end
+  if state ~= 'running' or current ~= token then return 'stale' end
+  if lh then release_held(k, id, now, lh) end
+  if acks then
+    local list = acks.ack[stream]
+    if not list then list = {}; acks.ack[stream] = list end
     list[#list + 1] = entry
   else
     redis.call('XACK', stream, GROUP, entry)
@@ -460,18 +724,37 @@ local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, a
   else
     return redis.error_reply('unknown outcome ' .. outcome)
   end
-  on_terminal(id, now, {run_id, waiter, replayed, parent, dependents, outcome})
+  on_terminal(id, now, {run_id, waiter, replayed, parent, dependents, outcome, after_me})
   expire_finished(k, outcome, ttl, run_id ~= false and run_id ~= nil)
   return outcome
 end
 
--- Ack and delete the entries finish_attempt collected, one XACK and one XDEL a stream.
+-- Ack and delete the entries finish_attempt collected (delete only those it acked itself), one XACK and one
+-- XDEL a stream.
 local function ack_all(acks)
-  for stream, entries in pairs(acks) do
-    for i = 1, #entries, 500 do
-      local page = {unpack(entries, i, math.min(i + 499, #entries))}
-      redis.call('XACK', stream, GROUP, unpack(page))
-      redis.call('XDEL', stream, unpack(page))
+  for _, kind in ipairs({'ack', 'del'}) do
+    for stream, entries in pairs(acks[kind]) do
+      for i = 1, #entries, 500 do
+        local page = {unpack(entries, i, math.min(i + 499, #entries))}
+        if kind == 'ack' then redis.call('XACK', stream, GROUP, unpack(page)) end
+        redis.call('XDEL', stream, unpack(page))
+      end
     end
   end
+end
+
+-- A signal job's timeout came before its payload: it fails (state dead, not dead-lettered: no task ran to
+-- replay), so `after NAME.failed` paths apply; resuming the run makes it wait again.
+local function time_out_signal(id, now)
+  local k = job_key(id)
+  local name, timeout = unpack(redis.call('HMGET', k, 'name', 'signal'))
+  stop_awaiting(id)
+  local ms, shown = tonumber(timeout) or 0, nil
+  for _, unit in ipairs({{86400000, 'd'}, {3600000, 'h'}, {60000, 'm'}, {1000, 's'}}) do
+    if not shown and ms >= unit[1] and ms % unit[1] == 0 then shown = (ms / unit[1]) .. unit[2] end
+  end
+  redis.call('HSET', k, 'state', 'dead', 'finished', now, 'error', cjson.encode({type = 'SignalTimeout',
+    message = 'no signal ' .. (name or '?') .. ' arrived within ' .. (shown or (ms .. 'ms'))}))
+  redis.call('HDEL', k, 'due')
+  on_terminal(id, now)
 end

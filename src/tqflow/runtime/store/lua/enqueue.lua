@@ -7,7 +7,8 @@
 --   spec field count, spec fields…, job fields…   (the client pages this under ~1,000 arguments)
 --   or, with KEYS[3] a staging list holding those fields, the list's length.
 -- KEYS[1] the queues set, KEYS[2] the delayed set[, KEYS[3] the staging list].
--- Options read here: d (delay ms), dl (deadline ms), uk/ut/uc (unique key, ttl ms, conflict).
+-- Options read here: d (delay ms), dl (deadline ms), uk/ut/uc (unique key, ttl ms, conflict), dep/da (the
+-- job ids it depends on; da=done: it runs whatever they ended in).
 -- Returns {"done"|"aborted", one status a job: "ok" | "ok:<entry>" | "skip:<id>" | "reject:<id>" | "error:<why>"}.
 -- The common one-by-one case first: one lean job of one spec without options, no staging list (no tables
 -- to build). ARGV: now, mode, max payload, 4, task, queue, level, '', '.0|<payload>'.
@@ -66,6 +67,10 @@ local function check(job)
   if string.find(job.id, '[{}]') then return 'error:bad job id' end
   if redis.call('EXISTS', job_key(job.id)) == 1 then return 'error:job ' .. job.id .. ' already exists' end
   local o = job.spec.o
+  if o ~= nil and o.dep ~= nil then
+    local why = deps_problem(o.dep, job.id)
+    if why then return 'error:' .. why end
+  end
   if o == nil or o.uk == nil then return 'ok' end
   local holder = claimed[o.uk] or redis.call('GET', prefix .. ':u:' .. o.uk)
   if not holder then return 'ok' end
@@ -100,11 +105,20 @@ local function write(job, status)
       claimed[o.uk] = id
       fields[#fields + 1] = 'ukey'; fields[#fields + 1] = o.uk
     end
+    if o.dep then  -- waits for its dependencies (common.lua wait_for_deps)
+      wait_for_deps(k, id, fields, o, now)
+      return 'ok'
+    end
     if o.d and o.d > 0 then
       redis.call('HSET', k, unpack(fields))
       delay_job(k, id, 'scheduled', now + o.d)
       return 'ok'
     end
+  end
+  if o ~= nil and o.fk ~= nil then  -- fair share: its key's list first (fair.lua)
+    redis.call('HSET', k, unpack(fields))
+    fair_add(k, id, spec.q, spec.p, now, tostring(o.fk))
+    return 'ok'
   end
   local eid = redis.call('XADD', stream_key(spec.q, spec.p), '*', 'j', id)
   redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid, unpack(fields))

@@ -1,5 +1,5 @@
 -- Retention: delete the runs that ended more than `keep` ms ago, with everything that names them: the run
--- hash and its done list, every job record of the run with its attempt history, the fan-out children of
+-- hash, its done list and kept signals, every job record of the run with its attempt history, the fan-out children of
 -- its jobs, and its entry in the runs index. A run with a job still in a dead-letter queue stays until that
 -- job is replayed or purged. A run id in the index whose run is gone is removed from it.
 -- KEYS[1] the runs index. ARGV: now, keep (ms), then for each run: run id, job count, job names…
@@ -39,7 +39,7 @@ while i <= #ARGV do
     end
     if not held then
       for _, id in ipairs(ids) do redis.call('DEL', job_key(id), job_key(id) .. ':attempts') end
-      redis.call('DEL', rk, rk .. ':done')
+      redis.call('DEL', rk, rk .. ':done', rk .. ':signals')
       redis.call('ZREM', runs_key, run_id)
       deleted = deleted + 1
     end

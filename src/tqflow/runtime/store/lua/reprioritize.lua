@@ -8,9 +8,18 @@ for i = 3, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
   state_of(id)  -- a queued lean job gets its record first, so its id still finds it once moved
-  local state, q, p, entry, enqueued = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry', 'enqueued'))
+  local state, q, p, entry, enqueued, fq, opts = unpack(redis.call('HMGET', k, 'state', 'queue', 'prio', 'entry',
+    'enqueued', 'fq', 'opts'))
   if not state then
     out[#out + 1] = 'missing'
+  elseif state == 'queued' and fq == '1' then  -- waiting in its fair key's list: into the new level's
+    if p ~= level then
+      fair_remove(q, p, id, opts)
+      redis.call('HSET', k, 'prio', level)
+      make_ready(k, id, q, level, now, opts)
+      if enqueued then redis.call('HSET', k, 'enqueued', enqueued) end
+    end
+    out[#out + 1] = 'moved'
   elseif state == 'queued' then
     if p ~= level then
       redis.call('XDEL', stream_key(q, p), entry)

@@ -18,7 +18,9 @@ for _, job in ipairs(jobs) do
   redis.call('HSET', job_key(id), unpack(jf))
   if tonumber(job.deps_left) == 0 then table.insert(roots, id) end
 end
-for _, id in ipairs(roots) do schedule(id, now) end
+for _, id in ipairs(roots) do
+  if schedule(id, now) then on_terminal(id, now) end
+end
 if #jobs == 0 then
   redis.call('HSET', rk, 'state', 'succeeded', 'finished', now)
   redis.call('RPUSH', rk .. ':done', 'succeeded')

@@ -1,0 +1,234 @@
+-- Flow control (issue 16): rate and concurrency limits, checked when a job starts (start_entry).
+-- A job's limits travel in its options JSON (`lim`: {n = name, k = key, c = concurrency} or
+-- {n, k, r = rate, p = period ms, b = burst}), so no registry is read. One bucket or semaphore per
+-- NAME|KEY ("member"); its keys (store/keys.py LimitKeys mirrors them), all in the namespace's slot:
+--   :limit:M:b  string  a rate bucket: "N T" (N tokens as of T, Redis TIME in µs)
+--   :limit:M:h  zset  a concurrency semaphore's holders: job id -> lease end (ms, the job's own lease)
+--   :limit:M:w  list  job ids waiting for M, first come first served
+--   :limit:due  zset  M -> ms when its waiters may next be admitted (the promoter's timer)
+--   :limit:keys zset  M -> ms it was first seen (inspection)
+--   :limit:defs hash  name -> the definition JSON a waiting job carried (the timer's copy)
+-- A job over its limit is parked (state `limited`, its stream entry deleted, no attempt counted) and
+-- waits in M:w without a worker. It is let go ("granted") by the end of a holder or by the timer: its
+-- slot (concurrency) or token (rate) is taken for it then, recorded in its `lg` field, and it goes back to
+-- its stream; its start honours the grant. `granted` (ms) records when the last grant let it go. The concurrency slots a job holds are listed in its `lh` field
+-- and come back when its attempt ends, is reclaimed or handed back, or when its lease runs out.
+local lim_due_key = prefix .. ':limit:due'
+local lim_keys_key = prefix .. ':limit:keys'
+local lim_defs_key = prefix .. ':limit:defs'
+local GRANT_MS = 30000  -- a granted job not started within this gives its slot back (its start re-checks)
+local function lim_base(member) return prefix .. ':limit:' .. member end
+local function lim_member(l) return l.n .. '|' .. (l.k or '') end
+
+-- A member seen for the first time: indexed for inspection, with its definition.
+local function lim_seen(m, l, now)
+  if redis.call('ZADD', lim_keys_key, 'NX', now, m) == 1 then redis.call('HSET', lim_defs_key, l.n, cjson.encode(l)) end
+end
+
+-- Redis' own clock in µs: every worker's rate check reads the same clock, so buckets are exact.
+local function redis_us()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+end
+
+-- The tokens of a rate bucket now (refilled since its last write), and whether it existed.
+local function bucket_tokens(base, l, t_us)
+  local cap = tonumber(l.b) or l.r
+  local b = redis.call('GET', base .. ':b')
+  if not b then return cap, false end
+  local n, t = string.match(b, '^(%S+) (%S+)$')
+  n, t = tonumber(n), tonumber(t)
+  if not n or not t then return cap, false end
+  return math.min(cap, n + (t_us - t) * l.r / (l.p * 1000)), true
+end
+
+local function bucket_write(base, l, n, t_us)
+  local cap = tonumber(l.b) or l.r
+  -- it expires when it would be full again: a full bucket is the same as none
+  redis.call('SET', base .. ':b', string.format('%.6f %.0f', n, t_us), 'PX', math.ceil((cap - n) * l.p / l.r) + 1000)
+end
+
+-- Free slots of a semaphore; holders whose lease ran out are dropped first (a SIGKILLed worker's jobs).
+local function slots_free(base, l, now)
+  local h = base .. ':h'
+  local free = l.c - redis.call('ZCARD', h)
+  if free > 0 then return free end  -- expired holders only matter to a full semaphore
+  if redis.call('ZREMRANGEBYSCORE', h, '-inf', '(' .. now) == 0 then return free end
+  return l.c - redis.call('ZCARD', h)
+end
+
+-- When the waiters of M may next be admitted (ms on the caller's clock `now`), or nil (nothing waits).
+local function set_due(m, due)
+  if not due then redis.call('ZREM', lim_due_key, m); return end
+  local first = redis.call('ZRANGE', lim_due_key, 0, 0, 'WITHSCORES')
+  if first[2] == nil or tonumber(first[2]) > due then redis.call('PUBLISH', wake_channel, due) end
+  redis.call('ZADD', lim_due_key, due, m)
+end
+
+local function add_line(list, m)
+  if not list or list == '' then return m end
+  return list .. '\n' .. m
+end
+
+-- Let waiting jobs of M go, as many as its capacity admits now; then set its timer. `t_us`: Redis time
+-- (rate), read when nil.
+local function lim_release(m, l, now, t_us)
+  local base = lim_base(m)
+  local w = base .. ':w'
+  if redis.call('LLEN', w) == 0 then return end  -- nothing waits (its timer went when the list emptied)
+  if l.c then
+    local free = slots_free(base, l, now)
+    while free > 0 do
+      local id = redis.call('LPOP', w)
+      if not id then break end
+      local k = job_key(id)
+      local state, lg, lh = unpack(redis.call('HMGET', k, 'state', 'lg', 'lh'))
+      if state == 'limited' then
+        redis.call('ZADD', base .. ':h', now + GRANT_MS, id)
+        redis.call('HSET', k, 'lg', add_line(lg, m), 'lh', add_line(lh, m .. '\t' .. l.c), 'granted', now)
+        push(id, now)
+        free = free - 1
+      end
+    end
+    if redis.call('LLEN', w) == 0 then set_due(m, nil); return end
+    local first = redis.call('ZRANGE', base .. ':h', 0, 0, 'WITHSCORES')
+    set_due(m, first[2] and tonumber(first[2]) or now)
+    return
+  end
+  t_us = t_us or redis_us()
+  local n = bucket_tokens(base, l, t_us)
+  local taken = false
+  while n >= 1 do
+    local id = redis.call('LPOP', w)
+    if not id then break end
+    local k = job_key(id)
+    local state, lg = unpack(redis.call('HMGET', k, 'state', 'lg'))
+    if state == 'limited' then
+      redis.call('HSET', k, 'lg', add_line(lg, m), 'granted', now)
+      push(id, now)
+      n = n - 1
+      taken = true
+    end
+  end
+  if taken then bucket_write(base, l, n, t_us) end
+  if redis.call('LLEN', w) == 0 then set_due(m, nil); return end
+  -- the next token, in ms from now (Redis time), on the caller's clock
+  set_due(m, now + math.max(1, math.ceil((1 - n) * l.p / l.r)))
+end
+
+-- Give back the concurrency slots a job holds (its `lh`: one "MEMBER<tab>LIMIT" a line), letting the
+-- next waiters go. `lh`: the field as the caller read it.
+local function release_held(k, id, now, lh)
+  if not lh or lh == '' then return end
+  for m, c in string.gmatch(lh, '([^\n\t]+)\t(%d+)') do
+    redis.call('ZREM', lim_base(m) .. ':h', id)
+    lim_release(m, {c = tonumber(c)}, now)
+  end
+  redis.call('HDEL', k, 'lh', 'lg')
+end
+
+-- Park a job that is over limit M: it waits in M:w (state `limited`) until a grant lets it go.
+-- `fresh`: a lean job's record not written yet (lean_record), written now.
+local function park(k, id, m, l, now, fresh)
+  local base = lim_base(m)
+  redis.call('RPUSH', base .. ':w', id)
+  if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, {'state', 'limited', 'limited', m})))
+  else redis.call('HSET', k, 'state', 'limited', 'limited', m) end
+  redis.call('HSET', lim_defs_key, l.n, cjson.encode(l))
+  redis.call('ZADD', lim_keys_key, 'NX', now, m)  -- the timer reads that definition
+  if l.c then
+    local first = redis.call('ZRANGE', base .. ':h', 0, 0, 'WITHSCORES')
+    set_due(m, first[2] and tonumber(first[2]) or now)
+  elseif not redis.call('ZSCORE', lim_due_key, m) then
+    set_due(m, now + math.max(1, math.ceil(l.p / l.r)))
+  end
+end
+
+-- A job about to start: take a slot or token of every limit it has, or none and park it on the first
+-- that refuses (a grant it holds on another limit is given back: no hold-and-wait between limits).
+-- Returns the record fields to write with the start (`lh`, `lg`), or nil when the job was parked.
+-- `lg`, `lh`: its grant and held fields; `lease_until`: the end of the attempt's lease (ms).
+local function admit(k, id, opts, lg, lh, now, lease_until, fresh)
+  local lims = cjson.decode(opts).lim
+  if not lims or #lims == 0 then return {} end
+  local granted = {}
+  for line in string.gmatch(lg or '', '[^\n]+') do granted[line] = true end
+  local t_us
+  local refused
+  local plan = {}
+  for i, l in ipairs(lims) do
+    local m = lim_member(l)
+    local base = lim_base(m)
+    local w = base .. ':w'
+    local ok
+    if l.c then
+      local free = slots_free(base, l, now)
+      local score = granted[m] and redis.call('ZSCORE', base .. ':h', id)
+      if score then ok = true  -- its grant still holds the slot
+      else
+        local waiting = free > 0 and redis.call('LLEN', w) or 0
+        if waiting > 0 then
+          lim_release(m, l, now)
+          free = slots_free(base, l, now)
+          waiting = redis.call('LLEN', w)
+        end
+        ok = free > 0 and waiting == 0
+        if ok and free == l.c then lim_seen(m, l, now) end  -- an idle semaphore: maybe never seen
+      end
+      plan[i] = {m = m, l = l}
+    elseif granted[m] then
+      ok = true
+      plan[i] = {m = m, l = l}
+    else
+      t_us = t_us or redis_us()
+      local waiting = redis.call('LLEN', w)
+      if waiting > 0 then lim_release(m, l, now, t_us); waiting = redis.call('LLEN', w) end
+      local n, existed = bucket_tokens(base, l, t_us)
+      ok = n >= 1 and waiting == 0
+      if not existed then lim_seen(m, l, now) end
+      plan[i] = {m = m, l = l, n = n}
+    end
+    if not ok then refused = i; break end
+  end
+  if refused then
+    local m, l = plan[refused].m, plan[refused].l
+    for _, other in ipairs(lims) do  -- the slots its grants hold on other limits go back
+      local om = lim_member(other)
+      if other.c and granted[om] and om ~= m then
+        redis.call('ZREM', lim_base(om) .. ':h', id)
+        lim_release(om, other, now)
+      end
+    end
+    if (lh and lh ~= '') or (lg and lg ~= '') then redis.call('HDEL', k, 'lh', 'lg') end
+    park(k, id, m, l, now, fresh)
+    return nil
+  end
+  local held = ''
+  for _, p in ipairs(plan) do
+    if p.l.c then
+      redis.call('ZADD', lim_base(p.m) .. ':h', lease_until, id)
+      held = add_line(held, p.m .. '\t' .. p.l.c)
+    elseif p.n then
+      bucket_write(lim_base(p.m), p.l, p.n - 1, t_us)
+    end
+  end
+  return {'lh', held, 'lg', ''}
+end
+
+-- The limiter timer (promote.lua): admit the waiters of every member due by `now`. Returns how many
+-- members it looked at. It also drops from the index a few members idle for an hour (no bucket, no
+-- holder, nobody waiting: the same as never seen); the others are looked at again an hour later.
+local function release_due(now, count)
+  local due = redis.call('ZRANGEBYSCORE', lim_due_key, '-inf', now, 'LIMIT', 0, count)
+  for _, m in ipairs(due) do
+    local name = string.match(m, '^([^|]*)|')
+    local def = name and redis.call('HGET', lim_defs_key, name)
+    if def then lim_release(m, cjson.decode(def), now) else redis.call('ZREM', lim_due_key, m) end
+  end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', lim_keys_key, '-inf', now - 3600000, 'LIMIT', 0, 10)) do
+    local base = lim_base(m)
+    if redis.call('EXISTS', base .. ':b', base .. ':h', base .. ':w') == 0 then redis.call('ZREM', lim_keys_key, m)
+    else redis.call('ZADD', lim_keys_key, now, m) end
+  end
+  return #due
+end

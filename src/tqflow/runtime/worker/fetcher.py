@@ -1,0 +1,112 @@
+"""The fetcher: takes jobs from the queue streams by priority weights, as many as there are free slots,
+and hands each attempt to the runner. Reading and starting is one script call for a whole batch
+(fetch.lua); an idle worker blocks on the streams and starts what arrives (start.lua)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+import structlog
+from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
+
+from tqflow.runtime.priorities import FetchPlanner
+from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls
+from tqflow.runtime.worker.attempt import Attempt
+from tqflow.runtime.worker.context import WorkerContext
+from tqflow.runtime.worker.runner import Runner
+from tqflow.runtime.worker.slots import Slots
+
+log = structlog.get_logger("tqflow.worker")
+
+
+class Fetcher:
+    def __init__(self, context: WorkerContext, planner: FetchPlanner, slots: Slots, runner: Runner) -> None:
+        self.context = context
+        self.planner = planner
+        self.streams = planner.all_streams
+        self.slots = slots
+        self.runner = runner
+        self.culprits: set[str] = set()  # the job whose start made the fetch loop fail
+
+    async def create_groups(self) -> None:
+        keys = self.context.keys
+        for stream in self.streams:
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+                await self.context.redis.xgroup_create(stream, keys.group, id="0", mkstream=True)
+        await self.context.redis.sadd(keys.queues, *self.context.settings.queues)
+
+    def _free(self) -> int:
+        return min(self.slots.free(), self.context.settings.fetch_batch)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        settings = self.context.settings
+        token = uuid.uuid4().hex[:12]
+        batch = failures = 0
+        while not stop.is_set():
+            free = self._free()
+            if 0 < free < settings.concurrency // 2 and self.slots.any_held():
+                await asyncio.sleep(0.002)  # busy: let a few more slots free up, then fetch them in one call
+                free = self._free()
+            if free <= 0:
+                await self.slots.wait_for_room(1.0)
+                continue
+            batch += 1
+            prefix = f"{token}.{batch}."
+            plan = self.planner.plan(free)
+            try:
+                jobs = await self.context.scripts.run(
+                    calls.fetch(
+                        self.context.keys, now_ms(), settings.name, prefix, settings.lease_ms, free, plan
+                    )
+                )
+                woken = False
+                if not jobs:
+                    jobs = await self._block_for_work(prefix)
+                    woken = bool(jobs)
+                failures = 0
+            except (RedisError, OSError) as err:
+                # Redis unreachable or refusing: back off and retry. Attempts started by a reply we lost
+                # are reclaimed when their lease runs out (at-least-once).
+                failures += 1
+                if "OOM" in str(err)[:4] or isinstance(err, OutOfMemoryError):
+                    log.warning("redis is full (maxmemory): taking no new work", worker=settings.name)
+                else:
+                    log.warning("fetch failed; retrying", worker=settings.name, error=repr(err))
+                if "NOGROUP" in str(err):
+                    with contextlib.suppress(RedisError, OSError):
+                        await self.create_groups()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), min(2.0, 0.05 * 2**failures))
+                continue
+            for job in jobs:
+                try:
+                    self.runner.spawn(Attempt(job, settings.name))
+                except Exception:
+                    self.culprits.add(str(job[0]))
+                    raise
+            if woken:  # an idle worker's latency: let the job reach its first await before the next fetch
+                await asyncio.sleep(0)
+
+    async def _block_for_work(self, prefix: str) -> list[Any]:
+        """Nothing to read: block until an entry arrives on any stream, then start what arrived."""
+        settings, keys = self.context.settings, self.context.keys
+        reply: Any = await self.context.redis.xreadgroup(
+            keys.group,
+            settings.name,
+            dict.fromkeys(self.streams, ">"),
+            count=1,
+            block=settings.block_ms,
+        )
+        read = [
+            (str((fields or {}).get("j", "")), stream, entry_id)
+            for stream, entries in reply or []
+            for entry_id, fields in entries
+        ]
+        if not read:
+            return []
+        call = calls.start_many(keys, now_ms(), settings.name, prefix, settings.lease_ms, read)
+        return list(await self.context.scripts.run(call))

@@ -1,0 +1,108 @@
+"""The finisher: writes the ends of attempts, batched (finish_many.lua gets every attempt that ended
+while the previous call was in flight), retried while Redis is away, fenced by each attempt's token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import structlog
+
+from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls
+from tqflow.runtime.worker.attempt import Attempt
+from tqflow.runtime.worker.context import WorkerContext
+from tqflow.runtime.worker.slots import Slots
+from tqflow.runtime.worker.transient import is_transient
+
+log = structlog.get_logger("tqflow.worker")
+FINISH_RETRY_S = 10.0  # how long a stopping worker keeps retrying the ends of its attempts
+BATCH = 150  # most attempt ends in one finish_many call
+
+Pending = tuple[list[str | int], asyncio.Future[str]]
+
+
+class Finisher:
+    def __init__(self, context: WorkerContext, slots: Slots) -> None:
+        self.context = context
+        self.slots = slots
+        self.completed = 0
+        self._pending: list[Pending] = []
+        self._ready = asyncio.Event()
+        self._closing = asyncio.Event()
+
+    async def finish(self, attempt: Attempt, outcome: str, payload: Any, due: int = 0) -> str:
+        """End `attempt` as `outcome`; the script's answer ("stale": the attempt was no longer ours)."""
+        self.slots.release(attempt.job_id)  # the body is over: its slot can take the next job now
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        fields: list[str | int] = [
+            *(attempt.job_id, attempt.token, outcome, text, due, attempt.dead_letter),
+            *(attempt.started_ms, attempt.task_name),  # what a lean job's first attempt writes at its end
+        ]
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append((fields, future))
+        self._ready.set()
+        try:
+            result = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Stopped while its end is on the way (shutdown): let it land first, so the job is not handed
+            # back and run again after its body already ran to the end.
+            await future
+            raise
+        ended = attempt.outcome("stale" if result == "stale" else outcome, payload)
+        self.context.emit("attempt_finished", ended)
+        if result == "stale":
+            log.warning("attempt no longer ours; result dropped", job=attempt.job_id, attempt=attempt.number)
+        else:
+            self.completed += 1
+        return result
+
+    def close(self) -> None:
+        """The worker stops: send what is pending, then end `run` (giving up after `FINISH_RETRY_S`)."""
+        self._closing.set()
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Send the ends of attempts in batches: everything that ended while the last call was in flight."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+                results = await self._send(batch)
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(str(result))
+            if self._closing.is_set() and not self._pending:
+                return
+
+    async def _send(self, batch: list[Pending]) -> list[Any]:
+        """One finish_many call, retried (on a new connection) while Redis is unreachable or says it is
+        busy. F13: a finish that met a dead pooled connection (a Redis restart, CLIENT KILL) was dropped
+        as "stale", and the job ran again after its lease on another worker. Retrying is safe: every
+        finish is fenced by its attempt's token, so a retry of one that did land, or one whose lease ran
+        out meanwhile, is refused ("stale") and changes nothing. Only a stopping worker gives up, after
+        `FINISH_RETRY_S` of failures (its attempts then stay pending: lease recovery runs them again)."""
+        attempts = [fields for fields, _ in batch]
+        ttl = self.context.settings.result_ttl_ms
+        pause, gave_up_at = 0.05, None
+        while True:
+            try:
+                call = calls.finish_many(
+                    self.context.keys, now_ms(), ttl, attempts, self.context.settings.name
+                )
+                return list(await self.context.scripts.run(call))
+            except Exception as err:
+                if not is_transient(err):  # a bug, not an outage: retrying would not help
+                    log.error("finishing attempts failed", error=repr(err), count=len(batch))
+                    return ["stale"] * len(batch)
+                loop = asyncio.get_running_loop()
+                if self._closing.is_set():
+                    gave_up_at = gave_up_at or loop.time() + FINISH_RETRY_S
+                    if loop.time() > gave_up_at:
+                        log.error("finishing attempts failed; giving up", error=repr(err), count=len(batch))
+                        return ["stale"] * len(batch)
+                log.warning("finishing attempts failed; retrying", error=repr(err), count=len(batch))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 1.0)

@@ -1,0 +1,263 @@
+"""The runner: runs each attempt the fetcher hands it in its own asyncio task, from its arguments
+(decoded, or evaluated from a flow's expression trees) to its outcome, and asks the finisher to write it.
+A failure asks `retries.decide` whether and when the job runs again."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from tqflow.runtime import clock
+from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
+from tqflow.runtime.fanout import fan_out
+from tqflow.runtime.policies import Retry
+from tqflow.runtime.retries import decide
+from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls, payloads
+from tqflow.runtime.store.payloads import PayloadError, PayloadSettings
+from tqflow.runtime.task import Task
+from tqflow.runtime.validation import ArgumentError, validator
+from tqflow.runtime.worker.attempt import Attempt
+from tqflow.runtime.worker.context import WorkerContext
+from tqflow.runtime.worker.finisher import Finisher
+from tqflow.runtime.worker.slots import Slots
+from tqflow.runtime.worker.transient import is_transient
+
+log = structlog.get_logger("tqflow.worker")
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"type": kind, "message": message}
+
+
+class Runner:
+    def __init__(
+        self,
+        context: WorkerContext,
+        tasks: Mapping[str, Task[Any, Any]],
+        slots: Slots,
+        finisher: Finisher,
+        executors: Executors,
+    ) -> None:
+        self.context = context
+        self.tasks = tasks
+        self.slots = slots
+        self.finisher = finisher
+        self.executors = executors
+        self.active: dict[str, Running] = {}  # job id -> the call in progress
+        self.in_flight: set[asyncio.Task[None]] = set()  # every attempt's handler, until it returns
+        self._handlers: dict[str, tuple[Attempt, asyncio.Task[None]]] = {}
+
+    # -- the attempts in progress ----------------------------------------------------------------
+
+    def spawn(self, attempt: Attempt) -> None:
+        """Start handling `attempt` in its own task; it holds a slot until its body ends."""
+        job = asyncio.create_task(self._handle(attempt))
+        self.in_flight.add(job)
+        self.slots.take(attempt.job_id)
+        self._handlers[attempt.job_id] = (attempt, job)
+        job_id = attempt.job_id
+        job.add_done_callback(lambda done: self._done(done, job_id))
+
+    def _done(self, job: asyncio.Task[None], job_id: str) -> None:
+        self.in_flight.discard(job)
+        if self._handlers.get(job_id, (None, None))[1] is job:
+            del self._handlers[job_id]
+        self.slots.release(job_id)
+        if not job.cancelled() and job.exception() is not None:
+            log.error("job handler crashed", error=repr(job.exception()))
+
+    def handled(self) -> set[str]:
+        """The ids of the jobs whose attempt is being handled here."""
+        return set(self._handlers)
+
+    def thread_jobs(self) -> dict[asyncio.Task[None], Running]:
+        """The handlers whose job runs in a thread right now, with their call."""
+        found = {}
+        for job_id, running in self.active.items():
+            handler = self._handlers.get(job_id)
+            if handler is not None and running.thread_id is not None:
+                found[handler[1]] = running
+        return found
+
+    def cancel(self, job_id: str) -> None:
+        """A running job was cancelled: stop its call (the handler then ends it as cancelled)."""
+        if job_id not in self.active:
+            return
+        handler = self._handlers.get(job_id)
+        if handler is not None:
+            handler[0].cancelled = True
+            handler[1].cancel()
+
+    # -- one attempt -----------------------------------------------------------------------------
+
+    async def _finish(self, attempt: Attempt, outcome: str, payload: Any, due: int = 0) -> str:
+        return await self.finisher.finish(attempt, outcome, payload, due)
+
+    async def _handle(self, attempt: Attempt) -> None:
+        self.context.emit("attempt_started", attempt.event)
+        try:
+            await self._attempt(attempt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            self.active.pop(attempt.job_id, None)
+            if is_transient(err):
+                # Redis refused or was unreachable before the body ran (a full Redis refusing a fan-out's
+                # children or a unique claim, F14): the job goes back, it is not the job's fault.
+                log.warning(
+                    "redis refused a job's start; it runs again later", job=attempt.job_id, error=repr(err)
+                )
+                error = _error("RedisUnavailable", f"{type(err).__name__}: {err}"[:500])
+                await self._finish(attempt, "retry", error, due=now_ms() + 1000)
+                return
+            # Whatever a bad record makes the worker raise ends the attempt here, dead-lettered with the
+            # reason: an attempt nobody finishes keeps its lease renewed forever (F15).
+            log.error("job handler crashed", job=attempt.job_id, error=repr(err))
+            await self._finish(attempt, "dead", _error("WorkerError", f"{type(err).__name__}: {err}"[:500]))
+
+    async def _attempt(self, attempt: Attempt) -> None:
+        if attempt.malformed:
+            await self._finish(attempt, "dead", _error("MalformedRecord", attempt.malformed))
+            return
+        task = self.tasks.get(attempt.task_name)
+        if task is None:
+            await self._finish(
+                attempt, "dead", _error("UnknownTask", f"this worker has no task `{attempt.task_name}`")
+            )
+            return
+        attempt.adopt(task.options)
+        try:
+            if attempt.run is not None:
+                kwargs = await self._run_arguments(attempt, task)
+                if kwargs is None:
+                    return
+            else:
+                version, raw = payloads.decode(attempt.payload, self.context.settings.payloads)
+                kwargs = validator(task).validate(task.upgrade(version, raw or {}))
+        except (PayloadError, ArgumentError, ValueError, TypeError) as err:
+            await self._finish(attempt, "dead", _error(type(err).__name__, str(err)))
+            return
+        timeout = attempt.time_left()
+        if timeout is not None and timeout <= 0:
+            await self._finish(attempt, "dead", _error("DeadlineExceeded", "the job's deadline passed"))
+            return
+        running = Running()
+        self.active[attempt.job_id] = running
+        try:
+            result = await clock.within(self._call(task, kwargs, running), timeout)  # a test may move it
+        except asyncio.CancelledError:
+            if not attempt.cancelled:
+                raise
+            await self._finish(attempt, "cancelled", "cancelled while running")
+            return
+        except Exception as err:  # the task failed (or timed out): retry or dead-letter
+            await self._failed(attempt, err)
+            return
+        finally:
+            self.active.pop(attempt.job_id, None)
+        try:
+            payload = payloads.encode(result, self._result_settings(attempt, task), None)
+        except (TypeError, ValueError) as err:
+            await self._finish(attempt, "dead", _error("ResultError", str(err)))
+            return
+        await self._finish(attempt, "succeeded", payload)
+
+    async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], running: Running) -> Any:
+        try:
+            return await self.executors.call(task, kwargs, running)
+        except JobInterrupted as err:
+            if running.handing_back:  # a stopping worker interrupted it: the job goes back, not failed
+                raise asyncio.CancelledError() from err
+            raise TimeoutError("interrupted") from err  # a thread stopped by its timeout
+
+    def _result_settings(self, attempt: Attempt, task: Task[Any, Any]) -> PayloadSettings:
+        """A result is encoded with its task's codec and compression; a task without a codec gives its
+        result the job's when the job's arguments chose msgpack or pickle, else the worker's."""
+        if (
+            attempt.is_child
+        ):  # fan-out items' results are plain JSON: the parent's list is their bodies joined
+            return payloads.DEFAULT
+        chosen = task.options.codec
+        if chosen is None and attempt.run is None:
+            form = payloads.form_of(attempt.payload)
+            chosen = form[0] if form is not None and form[0] != "json" else None
+        return self.context.settings.payloads.choose(chosen, task.options.compression)
+
+    async def _run_arguments(self, attempt: Attempt, task: Task[Any, Any]) -> dict[str, Any] | None:
+        """A flow job's arguments from its expression trees; None when it was skipped or fanned out."""
+        run = attempt.run
+        assert run is not None
+        env = attempt.environment(self.context.settings.payloads)
+        from tqflow.runtime.expressions import ExpressionError, evaluate
+
+        try:
+            if run.get("when") and not evaluate(json.loads(run["when"]), env):
+                await self._finish(attempt, "skipped", "`when` condition is false")
+                return None
+            if run.get("unique") and attempt.number == 1 and not await self._claim_unique(attempt, env):
+                return None
+            if run.get("fan_out"):
+                status = await fan_out(self.context, attempt, task, env)
+                self.context.emit("attempt_finished", attempt.outcome(status, None))
+                return None
+            kwargs = {name: evaluate(tree, env) for name, tree in json.loads(run["args"]).items()}
+        except ExpressionError as err:
+            await self._finish(attempt, "dead", _error("ArgumentError", str(err)))
+            return None
+        return validator(task).validate(kwargs)
+
+    async def _claim_unique(self, attempt: Attempt, env: Any) -> bool:
+        """A flow job's `unique` key, claimed by its first attempt; False when the job was ended here."""
+        from tqflow.plan import UniquePlan
+        from tqflow.runtime.expressions import evaluate
+        from tqflow.runtime.store.keys import check_part
+
+        run = attempt.run or {}
+        plan = UniquePlan.model_validate_json(run["unique"])
+        key = check_part("unique key", f"{run.get('flow')}.{run.get('name')}:{evaluate(plan.key, env)}")
+        call = calls.claim_unique(
+            self.context.keys, now_ms(), attempt.job_id, attempt.token, key, plan.within_ms, plan.conflict
+        )
+        status = str(await self.context.scripts.run(call))
+        kind, _, holder = status.partition(":")
+        if kind == "skip":
+            await self._finish(attempt, "skipped", f"job {holder} holds its unique key")
+        elif kind == "reject":
+            await self._finish(
+                attempt, "dead", _error("UniqueRejected", f"job {holder} holds its unique key")
+            )
+        return kind in ("ok", "stale")
+
+    async def _failed(self, attempt: Attempt, err: BaseException) -> None:
+        if isinstance(err, TimeoutError):
+            kind = "DeadlineExceeded" if attempt.deadline_hit() else "Timeout"
+            error = _error(
+                kind, f"the attempt ran longer than its {(kind == 'Timeout' and 'timeout') or 'deadline'}"
+            )
+        else:
+            name = err.qualified_name if isinstance(err, ProcessFailure) else type(err).__name__
+            error = _error(name, str(err) or repr(err))
+            error["traceback"] = (
+                err.remote_traceback
+                if isinstance(err, ProcessFailure)
+                else "".join(traceback.format_exception(err))
+            )
+        error["attempt"] = attempt.number
+        requested = err.delay_ms if isinstance(err, Retry) else None
+        decision = decide(attempt.retry, err, attempt.number, requested)
+        due = now_ms() + decision.delay_ms
+        if decision.retry and not (attempt.deadline_at and due >= attempt.deadline_at):
+            await self._finish(attempt, "retry", error, due=due)
+        else:
+            if decision.why:
+                error["final"] = decision.why
+            log.warning(
+                "job failed for good", job=attempt.job_id, task=attempt.task_name, error=error["message"]
+            )
+            await self._finish(attempt, "dead", error)

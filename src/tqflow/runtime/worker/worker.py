@@ -1,0 +1,169 @@
+"""The worker: composes its roles, each one class in this package, as `cluster/node.py` composes the
+cluster roles, and runs them until it is told to stop.
+
+- `Fetcher` (fetcher.py): reads and starts a batch of jobs by priority weights, one script call.
+- `Runner` (runner.py): runs each attempt in its own task, decides what a failure does next.
+- `Finisher` (finisher.py): writes the ends of attempts, batched, fenced by each attempt's token.
+- `Promoter` (promoter.py), `CancelListener` (cancels.py), `Aging` (aging.py): the background loops.
+- `Slots` (slots.py): which jobs hold a slot; `WorkerContext` (context.py): what the roles share.
+
+Every state change goes through a Lua script fenced by the attempt's token (see store/lua/).
+`Worker.run` starts the background loops (`background()`) and any `components` added by other
+subsystems, the finisher and the cluster node, then the fetcher; at the stop, the cluster node's grace
+period, then the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+
+from tqflow.runtime import catalog
+from tqflow.runtime.cluster.node import ClusterNode
+from tqflow.runtime.connection import carry_bytes, pin
+from tqflow.runtime.executors import Executors, Running
+from tqflow.runtime.hooks import WorkerHooks
+from tqflow.runtime.priorities import FetchPlanner
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import Scripts
+from tqflow.runtime.task import Task
+from tqflow.runtime.worker.aging import Aging
+from tqflow.runtime.worker.cancels import CancelListener
+from tqflow.runtime.worker.context import WorkerContext
+from tqflow.runtime.worker.fetcher import Fetcher
+from tqflow.runtime.worker.finisher import Finisher
+from tqflow.runtime.worker.promoter import Promoter
+from tqflow.runtime.worker.runner import Runner
+from tqflow.runtime.worker.settings import WorkerSettings
+from tqflow.runtime.worker.slots import Slots
+from tqflow.runtime.worker.transient import REDIS_DOWN
+
+log = structlog.get_logger("tqflow.worker")
+Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+class Worker:
+    def __init__(
+        self,
+        redis: Redis,
+        tasks: Mapping[str, Task[Any, Any]],
+        namespace: str = "tqflow",
+        settings: WorkerSettings | None = None,
+        hooks: Sequence[WorkerHooks] = (),
+    ) -> None:
+        self.hooks = list(hooks)
+        refuse_bytes_replies(redis)
+        carry_bytes(redis)  # binary payload bodies (store/payloads.py)
+        self.redis = redis
+        self.tasks = dict(tasks)
+        self.keys = Keys(namespace)
+        pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
+        self.scripts = Scripts(redis)
+        self.settings = settings or WorkerSettings()
+        self.context = WorkerContext(redis, self.keys, self.scripts, self.settings, self.hooks)
+        self.planner = FetchPlanner(self.keys, self.settings.queues, self.settings.weights)
+        self.streams = self.planner.all_streams
+        self.executors = Executors(self.settings.concurrency, self.settings.process_pool)
+        self.components: list[Component] = []  # more background loops (cluster: heartbeats, recovery …)
+        self.slots = Slots(self.settings.concurrency)
+        self.finisher = Finisher(self.context, self.slots)
+        self.runner = Runner(self.context, self.tasks, self.slots, self.finisher, self.executors)
+        self.fetcher = Fetcher(self.context, self.planner, self.slots, self.runner)
+        self.promoter = Promoter(self.context)
+        self.cancels = CancelListener(self.context, self.runner, self.promoter.wake)
+        self.aging = Aging(self.context)
+        self.cluster = ClusterNode(
+            redis,
+            self.keys,
+            self.settings.name,
+            self.settings.queues,
+            self.settings.concurrency,
+            self.settings.lease_ms,
+            self.settings.cluster,
+            lambda: len(self.runner.in_flight),
+            keep_runs_ms=self.settings.keep_runs_ms,
+        )
+        self.hooks.append(self.cluster.heartbeat)
+
+    @property
+    def active(self) -> dict[str, Running]:
+        """Job id -> the call in progress, for every job whose body runs here now."""
+        return self.runner.active
+
+    @property
+    def completed(self) -> int:
+        """How many attempts this worker ended (a stale end, one no longer ours, not counted)."""
+        return self.finisher.completed
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until `stop` is set, then let in-flight jobs finish."""
+        await catalog.publish(self.redis, self.keys, self.tasks, self.settings.name)  # runtime/catalog.py
+        await self.fetcher.create_groups()
+        await self.scripts.ensure_loaded()
+        await self.cluster.start()
+        # What start-up made (modules, tasks, plans, pydantic models) stays for the process's life: leave it
+        # out of every later collection, so the collector's passes scan only what jobs allocate.
+        gc.freeze()
+        helpers = [asyncio.create_task(self._resilient(c, stop)) for c in self.background()]
+        finishing = asyncio.create_task(self.finisher.run())
+        with contextlib.suppress(TimeoutError):  # cancellations sent from now on reach this worker
+            await asyncio.wait_for(self.cancels.subscribed.wait(), 5)
+        log.info(
+            "worker started", worker=self.settings.name, queues=self.settings.queues, tasks=len(self.tasks)
+        )
+        blamed: set[str] = set()
+        try:
+            await self._resilient(self.fetcher.run, stop)
+        except Exception:
+            # The worker itself failed: blame the job it was starting, else the jobs it was running (F15).
+            blamed = self.fetcher.culprits or self.runner.handled()
+            raise
+        finally:
+            # grace period, then hand back the rest
+            await self.cluster.shutdown(self.runner.in_flight, blamed, self.runner.thread_jobs)
+            self.finisher.close()
+            await asyncio.gather(finishing, return_exceptions=True)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self.executors.shutdown()
+            log.info("worker stopped", worker=self.settings.name, completed=self.completed)
+
+    async def _resilient(self, loop: Component, stop: asyncio.Event) -> None:
+        """Run one loop; while Redis is unreachable (restarting, a network cut), wait and start it again.
+        F5: a Redis restart used to end the fetch loop, and with it the worker, and kill the promoter."""
+        pause = 0.1
+        while not stop.is_set():
+            try:
+                await loop(stop)
+                return
+            except REDIS_DOWN as err:
+                name = getattr(loop, "__qualname__", repr(loop))
+                log.warning("redis unreachable; retrying", loop=name, error=repr(err), pause=pause)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), pause)
+                pause = min(pause * 2, 1.0)
+
+    def background(self) -> list[Component]:
+        loops: list[Component] = [self.promoter.run, self.cancels.run, *self.components]
+        if self.settings.aging_ms > 0:
+            loops.append(self.aging.run)
+        return loops
+
+
+def refuse_bytes_replies(redis: Any) -> None:
+    """A client that answers bytes (redis-py's default, without `decode_responses=True`) would make every
+    reply compare unequal to the strings the worker expects: its jobs would look "running" forever."""
+    pool = getattr(redis, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(kwargs, dict) and not kwargs.get("decode_responses", False):
+        raise ValueError(
+            "the worker's Redis client answers bytes: create it with decode_responses=True, "
+            "or use tqflow.runtime.connection.connect(url)"
+        )
