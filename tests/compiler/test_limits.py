@@ -229,16 +229,18 @@ def test_keys_read_late_are_made_of_fields_indexes_fstrings_and_plus() -> None:
     assert errors(early) == []  # evaluated when the run starts: any expression
 
 
-def test_a_fan_outs_items_share_its_key_so_it_cannot_read_the_item() -> None:
+def test_a_fan_outs_item_can_key_its_limit_and_fair_share() -> None:
+    """Each item's key is evaluated by the parent's attempt when it fans out (runtime/fanout.py), so a
+    key or weight may read the item (tests/runtime/test_flow_limits.py runs such a flow)."""
     text = (
         "limiter api = rate(10/s)\nflow f {\n  job k = t.double(values=[1, 2])\n"
         '  job a = t.source(n=u) for u in k.out {\n    limit api by f"c-{u}"\n    fair by k.out[0] weight u\n'
         "  }\n}\n"
     )
-    assert errors(text) == [
-        ("TQ0804", "the limit key of job `a` reads the fan-out item `u`"),
-        ("TQ0805", "the fairness weight of job `a` reads the fan-out item `u`"),
-    ]
+    assert errors(text) == []
+    job = plan(text).flows["f"].jobs["a"]
+    assert job.limits == [LimitUse(limiter="test.api", by={"fstr": ["c-", {"var": "u"}]})]
+    assert job.fair is not None and job.fair.weight == {"var": "u"}
 
 
 def test_the_new_keywords_are_still_names() -> None:

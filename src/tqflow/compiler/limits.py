@@ -424,17 +424,6 @@ def _before_start(
             "job's result",
         )
         return tree
-    item = next((n for n in _walk(expr) if isinstance(n, ast.Name) and n.id in scope.variables), None)
-    if job is not None and item is not None:
-        ctx.error(
-            code,
-            f"the {what} of job `{job.name}` reads the fan-out item `{item.id}`",
-            item.span,
-            label="a different value for each item",
-            notes=("the items of a fan-out job share the job's limits and fair share, keyed once for all",),
-            help="key it by what the whole job shares: a parameter, `run` or an upstream job's result",
-        )
-        return tree
     for upstream, span in own.reads.items():
         scope.reads.setdefault(upstream, span)
     if what == "fairness weight":

@@ -122,6 +122,7 @@ NEW_KEYWORD = "NEW_KEYWORD"  # a keyword of the grammar that the fast parser doe
 # After these, the post-lexer reads `{` as a dict (newlines inside are layout), elsewhere as a block.
 _DICT_AFTER = frozenset(
     {"EQUAL", "LPAR", "COMMA", "LSQB", "COLON", "COMP_OP", "PLUS", "MINUS", "IN", "AND", "OR", "NOT", "WHEN"}
+    | {"BY", "WEIGHT"}  # limit x by {…}, fair by {…} weight {…}: the same rule as the Lark path's
 )
 
 # A token: kind, text, start offset, line, column (1-based, as Lark counts them).

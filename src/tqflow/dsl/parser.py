@@ -63,7 +63,8 @@ def _top_level() -> re.Pattern[str]:
 class _BracketNewlines:
     """Post-lexer: a newline inside ( ), [ ] or a dict literal's { } is layout, not the end of a
     statement. A `{` opens a dict when it follows something that starts an expression (`=`, `(`,
-    `,`, `[`, `:`, an operator); after a name, `)`, a string or a keyword it opens a block."""
+    `,`, `[`, `:`, an operator, `when`, `by`, `weight`); after a name, `)`, a string or another keyword
+    it opens a block."""
 
     always_accept = ("_NL",)
     DICT_AFTER = frozenset(
@@ -81,6 +82,8 @@ class _BracketNewlines:
             "OR",
             "NOT",
             "WHEN",
+            "BY",  # limit x by {…}, fair by {…}
+            "WEIGHT",
         }
     )
 
