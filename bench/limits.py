@@ -39,6 +39,12 @@ import limit_tasks  # noqa: E402 - from bench/
 NAMESPACE = "limits-bench"
 
 
+def new_ledger(kind: str) -> str:
+    fd, path = tempfile.mkstemp(prefix=f"tqflow-{kind}-")
+    os.close(fd)
+    return path
+
+
 def start_worker(url: str, ledger: str, concurrency: int) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -60,27 +66,48 @@ def read_ledger(path: str) -> list[tuple[str, str, int, float]]:
 
 
 async def rate(url: str, seconds: int, workers: int) -> None:
-    ledger = tempfile.mktemp(prefix="tqflow-rate-")
+    ledger = new_ledger("rate")
     client = Client.from_url(url, NAMESPACE)
     api = Limiter("bench-api", rate=Rate(100, per="s"))
-    total = 100 * seconds + 400
-    for start in range(0, total, 5000):
-        await client.enqueue_many(
-            [(limit_tasks.tick, {"label": str(i)}) for i in range(start, min(total, start + 5000))], limit=api
-        )
     procs = [start_worker(url, ledger, 20) for _ in range(workers)]
-    time.sleep(seconds + 3)
+    time.sleep(2)  # the workers are up
+    # a producer above the limit (150/s, in tens every 1/15 s) for the whole run: the limiter, not the
+    # producer or the workers, sets the pace
+    ids = []
+    began = time.monotonic()
+    batch = 0
+    while time.monotonic() - began < seconds:
+        ids += await client.enqueue_many(
+            [(limit_tasks.tick, {"label": f"{batch}.{i}"}) for i in range(10)], limit=api
+        )
+        batch += 1
+        await asyncio.sleep(max(0.0, began + batch / 15 - time.monotonic()))
+    time.sleep(2)
     for p in procs:
         p.send_signal(signal.SIGTERM)
     for p in procs:
         p.wait(30)
+    # admissions: when the limiter let each job go: its grant (`granted`, a job that waited) or its start
+    # (one admitted at once), from the records, beside the ledger's task starts (which add the pickup)
+    admitted = []
+    for i in ids:
+        granted, started = await client.redis.hmget(client.keys.job(i), "granted", "started")
+        if granted or started:
+            admitted.append(int(granted or started) / 1000)
+    admitted.sort()
     await client.close()
+    if admitted:
+        zero = admitted[0]
+        by_second = Counter(int(at - zero) for at in admitted)
+        steady = [by_second[s] for s in range(1, seconds)]
+        print(f"admissions (limiter): second 0 {by_second[0]}; seconds 1-{seconds - 1}: ", end="")
+        print(f"mean {sum(steady) / len(steady):.2f}/s, min {min(steady)}, max {max(steady)}")
     starts = sorted(at for kind, _, _, at in read_ledger(ledger) if kind == "start")
     first = starts[0]
     per_second = Counter(int(at - first) for at in starts)
     full = [per_second[s] for s in range(1, seconds)]  # second 0 holds the burst
     print(f"load average {os.getloadavg()[0]:.2f}; {workers} workers; {len(starts)} starts over {seconds} s")
-    print(f"second 0 (burst of 100 + the first refills): {per_second[0]}")
+    print(f"task starts (ledger): second 0 (the burst of 100 and the first refills): {per_second[0]}")
     mean = (sum(full)) / len(full)
     print(f"seconds 1-{seconds - 1}: mean {mean:.2f}/s, min {min(full)}, max {max(full)}")
     window = [at for at in starts if first + 1 <= at < first + seconds]
@@ -89,7 +116,7 @@ async def rate(url: str, seconds: int, workers: int) -> None:
 
 
 async def churn(url: str, seconds: int, workers: int, kill_every: float) -> None:
-    ledger = tempfile.mktemp(prefix="tqflow-churn-")
+    ledger = new_ledger("churn")
     client = Client.from_url(url, NAMESPACE)
     db = Limiter("bench-db", concurrency=3)
     n = int(seconds / 0.2 * 3) + 200
@@ -137,7 +164,7 @@ async def churn(url: str, seconds: int, workers: int, kill_every: float) -> None
 
 
 async def fair(url: str, jobs: int, workers: int) -> None:
-    ledger = tempfile.mktemp(prefix="tqflow-fair-")
+    ledger = new_ledger("fair")
     client = Client.from_url(url, NAMESPACE)
     for key, weight in (("a", 3), ("b", 2), ("c", 1)):
         await client.enqueue_many(
@@ -146,14 +173,14 @@ async def fair(url: str, jobs: int, workers: int) -> None:
             weight=weight,
         )
     procs = [start_worker(url, ledger, 4) for _ in range(workers)]
-    while True:
-        time.sleep(1)
-        if sum(1 for line in Path(ledger).read_text().splitlines() if line.startswith("end")) >= 3 * jobs:
-            break
-    for p in procs:
-        p.send_signal(signal.SIGTERM)
-    for p in procs:
-        p.wait(30)
+    try:
+        while sum(1 for line in Path(ledger).read_text().splitlines() if line.startswith("end")) < 3 * jobs:
+            time.sleep(1)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(30)
     await client.close()
     order = [
         label for kind, label, _, _ in sorted(read_ledger(ledger), key=lambda r: r[3]) if kind == "start"

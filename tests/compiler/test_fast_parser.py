@@ -131,6 +131,15 @@ flow f {   # after the brace
               l=[], e={}, nested={{"a": 1}: [none, false]})
 }
 """,
+    "signals and events": """flow f {
+  schedule event "order.paid" { params { order = event.id }; key event.id + "-" + key within 1h }
+  schedule event "x"
+  job approve = signal Approval { timeout 2d; after review }
+  job more = signal list[Int]?
+  job signal = m.t(key=signal.out, within=event)
+  job z = m.t(x=approve.out.by)
+}
+""",
     "schedules and retries": """retry db = {
   on errors.Timeout, Gateway -> exponential(1s, factor=2, max=1m), attempts=8
   never CardDeclined; else -> fixed(5s)
@@ -198,6 +207,7 @@ def test_valid_hand_made_cases_take_the_fast_path() -> None:
         "layout",
         "every literal",
         "schedules and retries",
+        "signals and events",
     ]:
         assert agree(CASES[name]) is not None, name
 

@@ -158,3 +158,34 @@ async def test_a_plan_defining_one_limiter_twice_is_not_deployed(client: Client)
     missing = a.model_copy(update={"name": "missing", "limiters": {}})
     with pytest.raises(ValueError, match="uses limiter `dup`, not defined"):
         await client.deploy(Plan(source="t", flows={"missing": missing}))
+
+
+async def test_a_fan_out_item_is_limited_and_served_fairly_by_its_own_value(
+    client: Client, start_worker: WorkerFactory
+) -> None:
+    """`limit per_item by v % 2`-like keys: each item's key reads the item (`var`), known only when the
+    parent's attempt evaluates the list; the items of one key never run together."""
+    t = uuid.uuid4().hex[:10]
+    name = f"items-{t}"
+    key = {"fstr": ["k", {"index": [{"lit": ["a", "b", "a", "b", "a", "b"]}, {"var": "v"}]}]}
+    each = job(
+        "each",
+        "limit_tasks.hold",
+        {"tag": {"fstr": [t, "-", key]}, "seconds": {"lit": 0.1}},
+        ["src"],
+        fan_out={"var": "v", "over": {"out": "src"}},
+        limits=[LimitUse(limiter=name, by=key)],
+        fair=FairPlan(key=key),
+    )
+    flow = FlowPlan(
+        name=name,
+        jobs={"src": job("src", "limit_tasks.items", {"n": {"lit": 6}}), "each": each},
+        order=["src", "each"],
+        limiters={name: LimiterPlan(name=name, kind="concurrency", limit=1)},
+    )
+    await client.deploy(plan(flow))
+    run = await client.start_run(name)
+    await start_worker(TASKS, queues=["limits"], concurrency=10)
+    assert (await client.wait(run, timeout=30)).state == "succeeded"
+    assert lt.peak[f"{t}-ka"] == 1 and lt.peak[f"{t}-kb"] == 1
+    assert len(lt.done[f"{t}-ka"]) == 3 and len(lt.done[f"{t}-kb"]) == 3

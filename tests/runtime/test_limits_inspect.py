@@ -19,6 +19,7 @@ from tqflow.runtime import catalog
 from tqflow.runtime.api.app import create_app
 from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
+from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.limits import Limiter, Rate
 from tqflow.runtime.metrics import RedisCollector
@@ -63,7 +64,9 @@ async def test_every_view_shows_use_and_waiting_jobs(
     api_rate = Limiter(f"api-{t}", rate=Rate(2, per="m", burst=1))
     held = [await client.enqueue(lt.hold, tag=t, seconds=20, limit=db.by("k1")) for _ in range(3)]
     rated = [await client.enqueue(lt.hold, tag=t + "r", seconds=0, limit=api_rate) for _ in range(2)]
-    await start_worker(TASKS, queues=["limits"], concurrency=10)
+    # a loaded machine can stall this process's loop for seconds: no recovery of its own jobs meanwhile
+    patient = ClusterSettings(dead_after_ms=120_000)
+    await start_worker(TASKS, queues=["limits"], concurrency=10, lease_ms=300_000, cluster=patient)
     inspector = Inspector(client.redis, namespace)
 
     async def settled() -> bool:

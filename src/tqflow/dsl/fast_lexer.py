@@ -111,6 +111,10 @@ KNOWN_KEYWORDS = frozenset(
         "by",
         "fair",
         "weight",
+        "signal",
+        "event",
+        "key",
+        "within",
     ]
 )
 NEW_KEYWORD = "NEW_KEYWORD"  # a keyword of the grammar that the fast parser does not know yet

@@ -431,18 +431,23 @@ class _Parser:
             value = ast.Literal(
                 span=self.span(start, every), kind="duration", value=parse_duration(text), text=text
             )
-        elif kind == "AT":
+        elif kind == "AT" or kind == "EVENT":
             self.i += 1
             value = self._string(self.expect("STRING"))
         else:
             raise Fallback(f"no trigger starts with {kind}")
         options: list[ast.ScheduleOption] = []
         params: list[ast.Arg] = []
+        key: tuple[ast.Expr, ast.Literal | None] | None = None
         if self.kinds[self.i] == "LBRACE":
             items, _open, _close = self._block(self.schedule_item)
             for item in items:
                 if isinstance(item, ast.ScheduleOption):
                     options.append(item)
+                elif isinstance(item, _Key):
+                    if key is not None:
+                        raise Fallback("a second `key`: the Lark path reports it")
+                    key = (item.expr, item.within)
                 else:
                     params.extend(item)
         end = self.expect("_NL")
@@ -453,15 +458,29 @@ class _Parser:
             tz=tz,
             options=tuple(options),
             params=tuple(params),
+            key=key[0] if key else None,
+            key_within=key[1] if key else None,
         )
         self._check_nesting(first, schedule)
         return schedule
 
-    def schedule_item(self) -> ast.ScheduleOption | tuple[ast.Arg, ...]:
+    def schedule_item(self) -> ast.ScheduleOption | tuple[ast.Arg, ...] | _Key:
         if self.kinds[self.i] == "PARAMS":
             self.i += 1
             items, _open, _close = self._block(self.schedule_param)
             return tuple(items)
+        if self.kinds[self.i] == "KEY":  # an event trigger's `key EXPR [within D]`
+            self.i += 1
+            expr = self.expr()
+            within = None
+            if self.kinds[self.i] == "WITHIN":
+                self.i += 1
+                at = self.expect("DURATION")
+                text = self._text(at)
+                within = ast.Literal(
+                    span=self.token_span(at), kind="duration", value=parse_duration(text), text=text
+                )
+            return _Key(expr, within)
         first = self._name()
         value: ast.Expr | ast.Call
         if self.kinds[self.i] == "INT":
@@ -492,6 +511,8 @@ class _Parser:
         first = self.expect("JOB")
         name = self._name()
         self.expect("EQUAL")
+        if self.kinds[self.i] == "SIGNAL":
+            return self._signal_job(first, name)
         start = self.i
         func = self._dotted()
         args, close = self._args()
@@ -514,6 +535,25 @@ class _Parser:
             name_span=self.token_span(name),
             call=call,
             fan_out=fan_out,
+            settings=tuple(settings),
+        )
+        self._check_nesting(first, job)
+        return job
+
+    def _signal_job(self, first: int, name: int) -> ast.Job:
+        """`job NAME = signal TYPE [{ settings }]` (dsl/builder.py `signal_job`)."""
+        self.i += 1
+        type_ref = self.type_expr()
+        settings: list[ast.Setting] = []
+        if self.kinds[self.i] == "LBRACE":
+            settings, _open, _close = self._block(self.setting)
+        end = self.expect("_NL")
+        job = ast.Job(
+            span=self.span(first, end),
+            name=self._text(name),
+            name_span=self.token_span(name),
+            call=ast.Call(span=type_ref.span, func="", args=()),
+            signal=ast.SignalWait(span=type_ref.span, type=type_ref),
             settings=tuple(settings),
         )
         self._check_nesting(first, job)
@@ -871,6 +911,14 @@ class _Parser:
         if inner.kinds[inner.i] != "$END":
             raise Fallback("an f-string part is not one expression")
         return expr
+
+
+@dataclasses.dataclass(frozen=True)
+class _Key:
+    """`key EXPR [within D]` in a schedule block, until the schedule is built."""
+
+    expr: ast.Expr
+    within: ast.Literal | None
 
 
 def _fast_span(start: int, end: int, line: int, column: int, end_line: int, end_column: int) -> Span:

@@ -99,6 +99,28 @@ def _key(value: Any, what: str) -> str:
         raise ExpressionError(str(err)) from None
 
 
+def for_item(opts: Mapping[str, Any], env: Environment) -> str | None:
+    """A fan-out item's options: the parent's, with the keys left for later (`limx`, `fkx`, `fwx`: they may
+    read the item, `var`) evaluated in the item's environment; None when the parent has no such key (the
+    items then share the parent's options)."""
+    if not any(k in opts for k in ("limx", "fkx", "fwx")):
+        return None
+    out = dict(opts)
+    if "limx" in out:
+        lim = [dict(d) for d in opts["lim"]]
+        for index, tree in out.pop("limx"):
+            lim[index]["k"] = _key(evaluate(tree, env), lim[index]["n"])
+        out["lim"] = lim
+    if "fkx" in out:
+        key = _key(evaluate(out.pop("fkx"), env), "fair by")
+        weight = evaluate(out.pop("fwx"), env) if "fwx" in out else None
+        fk, fw = fair_share(key, weight)
+        out["fk"] = fk
+        if fw is not None and fw != 1:
+            out["fw"] = fw
+    return json.dumps(out, separators=(",", ":"))
+
+
 def with_controls(opts: str, controls: Mapping[str, Any]) -> str:
     """A job's options JSON with its limits and fair share added."""
     if not controls:

@@ -52,14 +52,15 @@ async def read_limits(redis: Any, keys: Keys, limiter: str | None = None) -> Lim
     now = now_us // 1000
     async with redis.pipeline(transaction=False) as pipe:
         for m in members:
-            pipe.hmget(keys.limit(m, "b"), "n", "t")
+            pipe.get(keys.limit(m, "b"))
             pipe.zcount(keys.limit(m, "h"), now, "+inf")
             pipe.llen(keys.limit(m, "w"))
             pipe.zscore(keys.limit_due, m)
         replies = await pipe.execute()
     by_name: dict[str, list[LimitKeyView]] = {}
     for i, m in enumerate(members):
-        (n, t), held, waiting, due = replies[4 * i : 4 * i + 4]
+        bucket, held, waiting, due = replies[4 * i : 4 * i + 4]
+        n, _, t = str(bucket or "").partition(" ")
         name, key = _member(m)
         d = defs.get(name)
         if d is None:
@@ -69,7 +70,7 @@ async def read_limits(redis: Any, keys: Keys, limiter: str | None = None) -> Lim
         if plan.kind == "rate":
             capacity = plan.burst or plan.rate
             tokens = float(capacity)
-            if n is not None and t is not None:
+            if n and t:
                 refill = (now_us - int(t)) * plan.rate / (plan.period_ms * 1000)
                 tokens = min(float(capacity), float(n) + refill)
             view.tokens = round(tokens, 3)

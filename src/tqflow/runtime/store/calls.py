@@ -168,11 +168,22 @@ def claim_unique(
 
 
 def fan_out(
-    keys: Keys, now: int, parent: str, token: str, count: int, bodies: Sequence[str], stage: str | None = None
+    keys: Keys,
+    now: int,
+    parent: str,
+    token: str,
+    count: int,
+    bodies: Sequence[str],
+    stage: str | None = None,
+    item_opts: Sequence[str] | None = None,
 ) -> ScriptCall:
-    """`bodies` in ARGV, or (staged) none: the staging list holds them."""
+    """`bodies` (and `item_opts`, one options JSON an item, when the items' options differ) in ARGV, or
+    (staged) none: the staging list holds them (the bodies, then the options)."""
     declared = [keys.job(parent)] if stage is None else [keys.job(parent), stage]
-    return ScriptCall("fan_out", declared, [now, parent, token, count, *bodies])
+    marked: list[Arg] = ["\0opts"] if item_opts is not None else []
+    if stage is not None:
+        return ScriptCall("fan_out", declared, [now, parent, token, count, *marked])
+    return ScriptCall("fan_out", declared, [now, parent, token, count, *bodies, *marked, *(item_opts or [])])
 
 
 # -- the cluster's roles -----------------------------------------------------------------------------

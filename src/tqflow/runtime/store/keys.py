@@ -125,7 +125,7 @@ class Keys:
         return f"{self.prefix}:limit:defs"
 
     def limit(self, member: str, part: str) -> str:
-        """`member` is NAME|KEY; `part` b (rate bucket hash), h (holders zset) or w (waiting list)."""
+        """`member` is NAME|KEY; `part` b (a rate bucket, "TOKENS TIME_US"), h (holders) or w (waiting)."""
         return f"{self.prefix}:limit:{member}:{part}"
 
     # Fair share (lua/fair.lua): per queue and level, the keys' passes, one list a key, the window's state.

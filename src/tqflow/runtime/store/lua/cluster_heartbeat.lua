@@ -21,7 +21,7 @@ for i = 6, #ARGV do
     redis.call('HSET', k, 'lease_until', now + lease)
     redis.call('ZADD', KEYS[3], now + lease, id)
     if lh then  -- its concurrency slots are leased with it (limits.lua)
-      for m in string.gmatch(lh, '[^\n]+') do redis.call('ZADD', lim_base(m) .. ':h', 'XX', now + lease, id) end
+      for m in string.gmatch(lh, '([^\n\t]+)\t%d+') do redis.call('ZADD', lim_base(m) .. ':h', 'XX', now + lease, id) end
     end
   elseif worker ~= name then
     table.insert(lost, id)

@@ -464,7 +464,7 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   end
   local k = job_key(id or '')
   local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
-    'deadline_at', 'run', 'attempt', 'lg', 'lh', 'ff', 'parent')
+    'deadline_at', 'run', 'attempt', 'lg', 'lh', 'ff', 'parent', 'fan_out')
   local fresh  -- a lean job starting from the entry just read: its whole record is written in one HSET below
   if id ~= nil and not f[1] then  -- a lean job starting: its record is made from its entry
     local rec
@@ -495,13 +495,13 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     fair_taken(f[6], f[14], now)
     running[#running + 1] = 'ff'; running[#running + 1] = ''
   end
-  if f[5] and string.find(f[5], '"lim"', 1, true) then  -- limited: a slot of each limit, or it waits (limits.lua)
-    if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, {}))); fresh = nil end
+  -- limited: a slot of each limit, or it waits (limits.lua); a fan-out's limits are its items'
+  if f[5] and (not f[16] or f[16] == '') and string.find(f[5], '"lim"', 1, true) then
     if string.find(f[5], '"limx"', 1, true) then  -- a flow job's key that reads an upstream output
       f[5] = cjson.encode(flow_limits(cjson.decode(f[5]), f[10]))
       redis.call('HSET', k, 'opts', f[5])
     end
-    local taken = admit(k, id, f[5], f[12], f[13], now, now + lease)
+    local taken = admit(k, id, f[5], f[12], f[13], now, now + lease, fresh)
     if not taken then
       redis.call('XACK', stream, GROUP, entry)
       redis.call('XDEL', stream, entry)

@@ -80,6 +80,9 @@ end
 
 -- A job is ready: onto its stream, or (a fair key) into its key's list. `opts`: its options JSON.
 local function make_ready(k, id, q, p, now, opts, extra)
+  if opts and string.find(opts, '"fkx"', 1, true) and (redis.call('HGET', k, 'fan_out') or '') ~= '' then
+    return push_to(k, id, q, p, now, extra)  -- a fan-out parent: its items are served fairly, it is not
+  end
   if opts and string.find(opts, '"fkx"', 1, true) then  -- a flow job's fair key that reads an output
     local o = cjson.decode(opts)
     local key, weight = flow_fair(o, redis.call('HGET', k, 'run'))

@@ -1,30 +1,36 @@
 -- Read up to a number of entries from each stream in the given order (the worker's weighted plan),
 -- then fill what is left from the streams in order, and start every job read (see start_entry).
--- A stream with a fair share (fair.lua) that runs dry is fed from its keys' lists and read again.
+-- A stream with a fair share (fair.lua) that runs dry is fed from its keys' lists and read again; entries
+-- that do not start (a limiter parks them, or stale ones) are read past, a few rounds at most.
 -- KEYS: the streams, in that order. ARGV: now, worker, token prefix, lease ms, wanted, then one count a stream.
 refuse_when_full()
 local now, worker, token, lease, wanted = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local started, got, n = {}, 0, 0
 fair_run.refill = false
+-- Jobs started from one stream, up to `count`. Entries that did not start (parked by a limiter, stale)
+-- make it read again, a few rounds at most, so a backlog of jobs over their limit is parked many a call
+-- instead of one call (and one blocking read) per entry.
+local ROUNDS = 8
 local function read(stream, count)
   local total = 0
-  for round = 1, 2 do
-    if count - total <= 0 then break end
-    local reply = redis.call('XREADGROUP', 'GROUP', GROUP, worker, 'COUNT', count - total, 'STREAMS', stream, '>')
+  for round = 1, ROUNDS do
+    local want = count - total
+    if want <= 0 then break end
+    local reply = redis.call('XREADGROUP', 'GROUP', GROUP, worker, 'COUNT', want, 'STREAMS', stream, '>')
     local entries = reply and reply[1][2] or {}
     for _, e in ipairs(entries) do
       local id = entry_job(stream, e[1], e[2])
       n = n + 1
       local job = start_guarded(id, stream, e[1], worker, token .. n, now, lease, e[2])
-      if job then started[#started + 1] = job end
+      if job then started[#started + 1] = job; total = total + 1 end
     end
-    total = total + #entries
-    if total >= count or round == 2 then break end
-    local q, p = string.match(stream, ':q:(.+):([0-4])$')
-    if not q or redis.call('EXISTS', fair_base(q, p)) == 0 then break end
-    redis.call('HSET', fair_base(q, p) .. ':s', 'fed', 0)  -- nothing of it is left unread on the stream
-    fair_run.touched[q .. '\0' .. p] = {q, p}
-    if fair_feed(q, p, now, count - total) == 0 then break end
+    if #entries < want then  -- the stream ran dry: a fair share feeds it from its keys' lists
+      local q, p = string.match(stream, ':q:(.+):([0-4])$')
+      if round == ROUNDS or not q or redis.call('EXISTS', fair_base(q, p)) == 0 then break end
+      redis.call('HSET', fair_base(q, p) .. ':s', 'fed', 0)  -- nothing of it is left unread on the stream
+      fair_run.touched[q .. '\0' .. p] = {q, p}
+      if fair_feed(q, p, now, count - total) == 0 then break end
+    end
   end
   return total
 end

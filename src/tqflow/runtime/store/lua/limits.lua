@@ -2,7 +2,7 @@
 -- A job's limits travel in its options JSON (`lim`: {n = name, k = key, c = concurrency} or
 -- {n, k, r = rate, p = period ms, b = burst}), so no registry is read. One bucket or semaphore per
 -- NAME|KEY ("member"); its keys (store/keys.py LimitKeys mirrors them), all in the namespace's slot:
---   :limit:M:b  hash  a rate bucket: n (tokens), t (Redis TIME µs of n)
+--   :limit:M:b  string  a rate bucket: "N T" (N tokens as of T, Redis TIME in µs)
 --   :limit:M:h  zset  a concurrency semaphore's holders: job id -> lease end (ms, the job's own lease)
 --   :limit:M:w  list  job ids waiting for M, first come first served
 --   :limit:due  zset  M -> ms when its waiters may next be admitted (the promoter's timer)
@@ -11,7 +11,7 @@
 -- A job over its limit is parked (state `limited`, its stream entry deleted, no attempt counted) and
 -- waits in M:w without a worker. It is let go ("granted") by the end of a holder or by the timer: its
 -- slot (concurrency) or token (rate) is taken for it then, recorded in its `lg` field, and it goes back to
--- its stream; its start honours the grant. The concurrency slots a job holds are listed in its `lh` field
+-- its stream; its start honours the grant. `granted` (ms) records when the last grant let it go. The concurrency slots a job holds are listed in its `lh` field
 -- and come back when its attempt ends, is reclaimed or handed back, or when its lease runs out.
 local lim_due_key = prefix .. ':limit:due'
 local lim_keys_key = prefix .. ':limit:keys'
@@ -34,23 +34,26 @@ end
 -- The tokens of a rate bucket now (refilled since its last write), and whether it existed.
 local function bucket_tokens(base, l, t_us)
   local cap = tonumber(l.b) or l.r
-  local b = redis.call('HMGET', base .. ':b', 'n', 't')
-  local n, t = tonumber(b[1]), tonumber(b[2])
-  if not n then return cap, false end
+  local b = redis.call('GET', base .. ':b')
+  if not b then return cap, false end
+  local n, t = string.match(b, '^(%S+) (%S+)$')
+  n, t = tonumber(n), tonumber(t)
+  if not n or not t then return cap, false end
   return math.min(cap, n + (t_us - t) * l.r / (l.p * 1000)), true
 end
 
 local function bucket_write(base, l, n, t_us)
   local cap = tonumber(l.b) or l.r
-  redis.call('HSET', base .. ':b', 'n', string.format('%.6f', n), 't', string.format('%.0f', t_us))
-  -- a bucket that would be full again is the same as none
-  redis.call('PEXPIRE', base .. ':b', math.ceil((cap - n) * l.p / l.r) + 1000)
+  -- it expires when it would be full again: a full bucket is the same as none
+  redis.call('SET', base .. ':b', string.format('%.6f %.0f', n, t_us), 'PX', math.ceil((cap - n) * l.p / l.r) + 1000)
 end
 
 -- Free slots of a semaphore; holders whose lease ran out are dropped first (a SIGKILLed worker's jobs).
 local function slots_free(base, l, now)
   local h = base .. ':h'
-  redis.call('ZREMRANGEBYSCORE', h, '-inf', '(' .. now)
+  local free = l.c - redis.call('ZCARD', h)
+  if free > 0 then return free end  -- expired holders only matter to a full semaphore
+  if redis.call('ZREMRANGEBYSCORE', h, '-inf', '(' .. now) == 0 then return free end
   return l.c - redis.call('ZCARD', h)
 end
 
@@ -72,7 +75,7 @@ end
 local function lim_release(m, l, now, t_us)
   local base = lim_base(m)
   local w = base .. ':w'
-  if redis.call('LLEN', w) == 0 then set_due(m, nil); return end
+  if redis.call('LLEN', w) == 0 then return end  -- nothing waits (its timer went when the list emptied)
   if l.c then
     local free = slots_free(base, l, now)
     while free > 0 do
@@ -82,7 +85,7 @@ local function lim_release(m, l, now, t_us)
       local state, lg, lh = unpack(redis.call('HMGET', k, 'state', 'lg', 'lh'))
       if state == 'limited' then
         redis.call('ZADD', base .. ':h', now + GRANT_MS, id)
-        redis.call('HSET', k, 'lg', add_line(lg, m), 'lh', add_line(lh, m))
+        redis.call('HSET', k, 'lg', add_line(lg, m), 'lh', add_line(lh, m .. '\t' .. l.c), 'granted', now)
         push(id, now)
         free = free - 1
       end
@@ -101,7 +104,7 @@ local function lim_release(m, l, now, t_us)
     local k = job_key(id)
     local state, lg = unpack(redis.call('HMGET', k, 'state', 'lg'))
     if state == 'limited' then
-      redis.call('HSET', k, 'lg', add_line(lg, m))
+      redis.call('HSET', k, 'lg', add_line(lg, m), 'granted', now)
       push(id, now)
       n = n - 1
       taken = true
@@ -113,26 +116,24 @@ local function lim_release(m, l, now, t_us)
   set_due(m, now + math.max(1, math.ceil((1 - n) * l.p / l.r)))
 end
 
--- Give back the concurrency slots a job holds (its `lh`), letting the next waiters go.
--- `lh`: the field when the caller read it; `lims`: the job's limits when the caller decoded them.
-local function release_held(k, id, now, lh, opts)
+-- Give back the concurrency slots a job holds (its `lh`: one "MEMBER<tab>LIMIT" a line), letting the
+-- next waiters go. `lh`: the field as the caller read it.
+local function release_held(k, id, now, lh)
   if not lh or lh == '' then return end
-  local lims = cjson.decode(opts or redis.call('HGET', k, 'opts') or '{}').lim or {}
-  for _, l in ipairs(lims) do
-    local m = lim_member(l)
-    if l.c and string.find('\n' .. lh .. '\n', '\n' .. m .. '\n', 1, true) then
-      redis.call('ZREM', lim_base(m) .. ':h', id)
-      lim_release(m, l, now)
-    end
+  for m, c in string.gmatch(lh, '([^\n\t]+)\t(%d+)') do
+    redis.call('ZREM', lim_base(m) .. ':h', id)
+    lim_release(m, {c = tonumber(c)}, now)
   end
   redis.call('HDEL', k, 'lh', 'lg')
 end
 
 -- Park a job that is over limit M: it waits in M:w (state `limited`) until a grant lets it go.
-local function park(k, id, m, l, now)
+-- `fresh`: a lean job's record not written yet (lean_record), written now.
+local function park(k, id, m, l, now, fresh)
   local base = lim_base(m)
   redis.call('RPUSH', base .. ':w', id)
-  redis.call('HSET', k, 'state', 'limited', 'limited', m)
+  if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, {'state', 'limited', 'limited', m})))
+  else redis.call('HSET', k, 'state', 'limited', 'limited', m) end
   redis.call('HSET', lim_defs_key, l.n, cjson.encode(l))
   redis.call('ZADD', lim_keys_key, 'NX', now, m)  -- the timer reads that definition
   if l.c then
@@ -147,7 +148,7 @@ end
 -- that refuses (a grant it holds on another limit is given back: no hold-and-wait between limits).
 -- Returns the record fields to write with the start (`lh`, `lg`), or nil when the job was parked.
 -- `lg`, `lh`: its grant and held fields; `lease_until`: the end of the attempt's lease (ms).
-local function admit(k, id, opts, lg, lh, now, lease_until)
+local function admit(k, id, opts, lg, lh, now, lease_until, fresh)
   local lims = cjson.decode(opts).lim
   if not lims or #lims == 0 then return {} end
   local granted = {}
@@ -165,9 +166,14 @@ local function admit(k, id, opts, lg, lh, now, lease_until)
       local score = granted[m] and redis.call('ZSCORE', base .. ':h', id)
       if score then ok = true  -- its grant still holds the slot
       else
-        if free > 0 and redis.call('LLEN', w) > 0 then lim_release(m, l, now); free = slots_free(base, l, now) end
-        ok = free > 0 and redis.call('LLEN', w) == 0
-        if ok and free == l.c and redis.call('EXISTS', base .. ':h') == 0 then lim_seen(m, l, now) end
+        local waiting = free > 0 and redis.call('LLEN', w) or 0
+        if waiting > 0 then
+          lim_release(m, l, now)
+          free = slots_free(base, l, now)
+          waiting = redis.call('LLEN', w)
+        end
+        ok = free > 0 and waiting == 0
+        if ok and free == l.c then lim_seen(m, l, now) end  -- an idle semaphore: maybe never seen
       end
       plan[i] = {m = m, l = l}
     elseif granted[m] then
@@ -175,9 +181,10 @@ local function admit(k, id, opts, lg, lh, now, lease_until)
       plan[i] = {m = m, l = l}
     else
       t_us = t_us or redis_us()
-      if redis.call('LLEN', w) > 0 then lim_release(m, l, now, t_us) end
+      local waiting = redis.call('LLEN', w)
+      if waiting > 0 then lim_release(m, l, now, t_us); waiting = redis.call('LLEN', w) end
       local n, existed = bucket_tokens(base, l, t_us)
-      ok = n >= 1 and redis.call('LLEN', w) == 0
+      ok = n >= 1 and waiting == 0
       if not existed then lim_seen(m, l, now) end
       plan[i] = {m = m, l = l, n = n}
     end
@@ -193,14 +200,14 @@ local function admit(k, id, opts, lg, lh, now, lease_until)
       end
     end
     if (lh and lh ~= '') or (lg and lg ~= '') then redis.call('HDEL', k, 'lh', 'lg') end
-    park(k, id, m, l, now)
+    park(k, id, m, l, now, fresh)
     return nil
   end
   local held = ''
   for _, p in ipairs(plan) do
     if p.l.c then
       redis.call('ZADD', lim_base(p.m) .. ':h', lease_until, id)
-      held = add_line(held, p.m)
+      held = add_line(held, p.m .. '\t' .. p.l.c)
     elseif p.n then
       bucket_write(lim_base(p.m), p.l, p.n - 1, t_us)
     end
