@@ -1,13 +1,15 @@
 """How long `tqc check` and `tqc fmt --check` take on large generated flows, as a user runs them.
 
 Usage: .venv/bin/python bench/language.py [--runs 3] [--check-jobs 5000] [--fmt-jobs 50000] [--lark]
+       [--formatted-only] [--src DIR]
 
 Each figure is a fresh `tqc` process (start-up and imports included), timed from outside: the median
 wall time of --runs runs and the median CPU time (user + sys of the child), with the load average before
 each run. The flow is bench/check_large.py's (N jobs, 2 edges each); `fmt --check` gets it already
 formatted (the common CI case: parse, print, compare) and once with its layout spoilt (parse, print,
 parse the result again to prove the meaning kept; exit 1). `--lark` also times the Lark path alone
-(TQFLOW_PARSER=lark), for the before/after comparison.
+(TQFLOW_PARSER=lark); `--src OTHER/src` times another checkout (`git worktree add --detach /tmp/before
+COMMIT`), for a before/after comparison.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def main() -> None:
     parser.add_argument("--check-jobs", type=int, default=5000)
     parser.add_argument("--fmt-jobs", type=int, default=50_000)
     parser.add_argument("--lark", action="store_true", help="also time the Lark path alone")
+    parser.add_argument("--formatted-only", action="store_true", help="skip the unformatted fmt --check run")
+    parser.add_argument("--src", help="import tqflow from this src folder (another checkout: a before/after)")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as name:
         folder = Path(name)
@@ -72,7 +76,8 @@ def main() -> None:
         paths = [("", {})] + ([(" [lark]", {"TQFLOW_PARSER": "lark"})] if options.lark else [])
         print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus", flush=True)
         for suffix, extra in paths:
-            env = {**os.environ, "PYTHONPATH": str(folder), **extra}
+            path = [str(folder), *([options.src] if options.src else [])]
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), **extra}
             jobs = f"{options.check_jobs:,}"
             measure(f"tqc check, {jobs} jobs{suffix}", ["check", "check.tqflow"], folder, options.runs, env)
             jobs = f"{options.fmt_jobs:,}"
@@ -83,6 +88,8 @@ def main() -> None:
                 options.runs,
                 env,
             )
+            if options.formatted_only:
+                continue
             measure(
                 f"tqc fmt --check, {jobs} jobs, unformatted{suffix}",
                 ["fmt", "--check", "spoilt.tqflow"],

@@ -102,6 +102,14 @@ async def rate(url: str, seconds: int, workers: int) -> None:
         steady = [by_second[s] for s in range(1, seconds)]
         print(f"admissions (limiter): second 0 {by_second[0]}; seconds 1-{seconds - 1}: ", end="")
         print(f"mean {sum(steady) / len(steady):.2f}/s, min {min(steady)}, max {max(steady)}")
+        # the token bucket's own bound: in any window of w seconds at most burst + rate * w admissions
+        for w in (1.0, 10.0):
+            most, j = 0, 0
+            for i, at in enumerate(admitted):
+                while admitted[j] < at - w:
+                    j += 1
+                most = max(most, i - j + 1)
+            print(f"most admissions in any {w:g} s window: {most} (the bucket allows {100 + 100 * w:g})")
     starts = sorted(at for kind, _, _, at in read_ledger(ledger) if kind == "start")
     first = starts[0]
     per_second = Counter(int(at - first) for at in starts)

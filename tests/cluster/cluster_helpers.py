@@ -55,7 +55,7 @@ async def ghost_start(redis: Redis, keys: Keys, ghost: str, count: int = 1) -> l
                 calls.start(keys, now_ms(), job_id, stream, entry_id, ghost, token, 30_000)
             )
             assert raw, "the ghost's start was refused"
-            attempts.append((str(raw[0]), token))
+            attempts.append((str(raw[0]), str(raw[1])))  # a lean first attempt's token is its entry's
     return attempts
 
 

@@ -1,5 +1,6 @@
-"""Recovery of lean jobs (queued as a stream entry alone): a dead worker's read or started lean job comes
-back, a graceful hand-back returns it, and a late finish of a lost attempt is refused."""
+"""Recovery of lean jobs (queued as a stream entry alone, whose delivery starts their first attempt without a
+record): a dead worker's delivered lean job comes back, a graceful hand-back returns it, and a late finish of
+a lost attempt is refused."""
 
 from __future__ import annotations
 
@@ -30,14 +31,18 @@ async def test_a_lean_entry_read_by_a_dead_worker_comes_back(
     job_id = await client.enqueue("cluster_tasks.nap", key="lean", ms=0)
     await create_groups(redis, client.keys)
     stream = client.keys.stream("default", 2)
-    await redis.xreadgroup(client.keys.group, "ghost", {stream: ">"}, count=1)  # read, never started
+    # read by a worker that then died: the delivery started the job's first attempt (it has no record)
+    await redis.xreadgroup(client.keys.group, "ghost", {stream: ">"}, count=1)
+    assert (await client.job(job_id)).state == "running"
     await asyncio.sleep(0.15)
     counts = await reaper(client, redis).once()
     assert counts.reclaimed == 1, counts
-    assert await redis.hget(client.keys.job(job_id), "state") == "queued"
+    record = await redis.hgetall(client.keys.job(job_id))
+    # attempt 1 was lost with its worker
+    assert (record["state"], record["attempt"], record["lost"]) == ("queued", "1", "1")
     await start_worker(tasks)
     assert await client.result(job_id, timeout=10) == "lean"
-    assert (await client.job(job_id)).attempt == 1
+    assert (await client.job(job_id)).attempt == 2
 
 
 async def test_a_lean_job_started_by_a_dead_worker_is_reclaimed_and_its_finish_refused(

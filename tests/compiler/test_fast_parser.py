@@ -174,6 +174,22 @@ flow f {
   output limiter = a.out.by
 }
 """,
+    "signals": """flow f {
+  job approve = signal Approval { timeout 2d; after a }
+  job typed = signal List[Int?]?
+  job a = m.t(signal=1, x=signal.out)
+  output signal = approve.out.signal
+}
+""",
+    "events": """flow f {
+  params { key: Str; within: Int = 1; event: Str }
+  schedule event "order.paid" { key event.order_id within 1h; params { key = event.id } }
+  schedule event "x" { key (a + b) }
+  job a = m.t(key=params.key) { unique key=params.key, within=24h }
+}
+""",
+    "two keys": 'flow f {\n  schedule event "x" { key a; key b }\n}\n',
+    "a signal that is a call": "flow f {\n  job a = signal.t()\n}\n",
     "a rate that is not one": "limiter api = rate(10/s + 1)\n",
     "windows newlines and no final newline": "use m\r\nflow f {\r\n  job a = m.t()\r\n}",
     "byte-order mark": "\ufeffuse m\nflow f {\n  job a = m.t()\n}\n",

@@ -1,7 +1,7 @@
 """One worker process for the fault tests: the fault tasks, a ledger hook, fast cluster timings.
 
     python fault_worker.py REDIS_URL NAMESPACE NODE [--grace S] [--lease MS] [--concurrency N]
-        [--tasks MODULE] [--max-deliveries N] [--queue Q] [--skew-ms N]
+        [--tasks MODULE[,MODULE…]] [--max-deliveries N] [--queue Q] [--skew-ms N]
 
 The ledger (path in $TQFLOW_LEDGER) gets `begin JOB#ATTEMPT` for every attempt started, `commit JOB#ATTEMPT`
 for every finish Redis accepted and `stale JOB#ATTEMPT` for every finish it refused, so commits are counted
@@ -53,7 +53,7 @@ class LedgerHook:
 
 async def main(args: argparse.Namespace) -> None:
     redis = connect(args.redis)
-    tasks = load_tasks([args.tasks], [Path(__file__).parent / "flows"])
+    tasks = load_tasks(args.tasks.split(","), [Path(__file__).parent / "flows"])
     cluster = ClusterSettings(
         node=args.node,
         heartbeat_ms=250,

@@ -238,6 +238,8 @@ async def test_job_details_search_queues_named_dlqs_start_a_run_and_offline_docs
     await page.goto(f"{api_server}/#/runs")
     await page.fill('#run-search input[name="q"]', '"ms": 7')
     await page.click('#run-search button[type="submit"]')
+    # the unfiltered list may still be on the page: wait for the search's own render, which drops `other`
+    await page.wait_for_selector(f'tr[data-run="{other}"]', state="detached")
     await page.wait_for_selector(f'tr[data-run="{run_id}"] td.duration:not(:empty)')
     assert await page.locator(f'tr[data-run="{other}"]').count() == 0
     await page.screenshot(path=str(ARTIFACTS / "dashboard-runs-search.png"), full_page=True)

@@ -14,7 +14,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.policies import fixed
 from tqflow.runtime.task import task
-from tqflow.testing import MovableClock
+from tqflow.testing import FlowTestEnv, MovableClock
 
 from helpers import WorkerFactory
 
@@ -144,3 +144,13 @@ async def test_a_deadline_ends_a_running_job_when_the_clock_passes_it(
     with pytest.raises(JobFailed) as failed:
         await client.result(job, timeout=30)
     assert (failed.value.error or {}).get("type") == "DeadlineExceeded"
+
+
+async def test_the_kits_env_moves_the_clock_and_puts_it_back(tqflow: FlowTestEnv) -> None:
+    await tqflow.start_worker([add])
+    job = await tqflow.client.enqueue(add, x=2, delay="1d")
+    assert await state_of(tqflow.client, job) == "scheduled"
+    tqflow.clock.advance("1d")
+    assert await tqflow.client.result(job, timeout=30) == 3
+    await tqflow.close()
+    assert clock.moved_ms() == 0  # real time again for the next test

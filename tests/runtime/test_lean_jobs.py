@@ -106,12 +106,16 @@ async def test_cancel_a_lean_job(client: Client, redis: Redis, start_worker: Wor
 
 
 async def test_cancel_after_a_worker_read_the_entry_still_stops_it(client: Client, redis: Redis) -> None:
-    """A blocking read delivers the entry, then the job is cancelled before start_many: it never starts."""
+    """A blocking read delivers the entry, which starts the job's first attempt (it has no record); the job is
+    cancelled before the worker's start_many: the cancel flags the attempt, and start_many ends it cancelled
+    instead of handing it over, so its body never runs."""
     stream = client.keys.stream("default", 2)
     await redis.xgroup_create(stream, client.keys.group, id="0", mkstream=True)
     job_id = await client.enqueue(jt.record, tag="late")
     [[_, [(entry, _)]]] = await redis.xreadgroup(client.keys.group, "w1", {stream: ">"}, count=1)
-    assert await client.cancel(job_id) == "cancelled"
+    assert (await client.job(job_id)).state == "running"  # delivered: its first attempt runs
+    assert await redis.exists(client.keys.job(job_id)) == 0  # … and has no record
+    assert await client.cancel(job_id) == "cancelling"
     started = await Scripts(redis).run(
         calls.start_many(client.keys, now_ms(), "w1", "t.", 30_000, [("", stream, entry)])
     )
@@ -213,3 +217,133 @@ async def test_the_sync_client_queues_lean_jobs(redis_url: str, namespace: str, 
     assert await redis.xlen(f"{prefix}:q:default:2") == 499
     assert [k async for k in redis.scan_iter(match=f"{prefix}:job:*")] == [f"{prefix}:job:{ids[1]}"]
     assert await namespace_bytes(redis, prefix) / 499 < 125
+
+
+async def until_state(client: Client, job_id: str, state: str, timeout: float = 10) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (await client.job(job_id)).state != state:
+        assert loop.time() < deadline, f"{job_id} never became {state}"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_first_attempt_writes_no_record_until_its_end(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    """The delivery starts a lean job's first attempt; its end writes the record's end alone (result,
+    times, worker, task: the id says queue, level and enqueue time), which expires as any end does."""
+    await start_worker(TASKS)
+    job_id = await client.enqueue(jt.sleeper, seconds=0.3)
+    await until_state(client, job_id, "running")
+    assert await redis.exists(client.keys.job(job_id)) == 0  # running with no record: its entry is pending
+    running = await Inspector(redis, client.keys.namespace).job(job_id)
+    assert (running.state, running.attempt, running.task) == ("running", 1, "job_tasks.sleeper")
+    assert running.worker and running.started is not None
+    await until_state(client, job_id, "succeeded")
+    record = await redis.hgetall(client.keys.job(job_id))
+    assert record.keys() == {"state", "result", "attempt", "started", "finished", "worker", "task", "payload"}
+    assert 0 < await redis.pttl(client.keys.job(job_id)) <= 86_400_000
+    info = await client.job(job_id)
+    assert (info.state, info.attempt, info.queue, info.priority, info.task) == (
+        "succeeded",
+        1,
+        "default",
+        "normal",
+        "job_tasks.sleeper",
+    )
+    assert info.result == "woke" and info.worker == running.worker
+    assert info.enqueued_ms == int(job_id.rsplit(".", 1)[1].split("-")[0])
+    assert info.started_ms is not None and info.finished_ms is not None
+    assert info.enqueued_ms <= info.started_ms <= info.finished_ms
+    assert await redis.xlen(client.keys.stream("default", 2)) == 0
+
+
+async def test_a_waiter_only_flags_a_lean_job(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    job_id = await client.enqueue(jt.add, x=41)
+    waiting = asyncio.create_task(client.result(job_id, timeout=10))
+    for _ in range(200):
+        if await redis.exists(client.keys.job(job_id)):
+            break
+        await asyncio.sleep(0.01)
+    assert await redis.hgetall(client.keys.job(job_id)) == {"w": "1"}  # the flag, and no state
+    assert (await client.job(job_id)).state == "queued"
+    assert (await Inspector(redis, client.keys.namespace).job(job_id)).state == "queued"
+    await start_worker(TASKS)
+    assert await waiting == 42
+
+
+async def test_cancel_a_running_first_attempt(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    await start_worker(TASKS)
+    job_id = await client.enqueue(jt.sleeper, seconds=30)
+    await until_state(client, job_id, "running")
+    assert await client.cancel(job_id) == "cancelling"
+    with pytest.raises(JobCancelled):
+        await client.result(job_id, timeout=10)
+    info = await client.job(job_id)
+    assert (info.state, info.attempt) == ("cancelled", 1)
+
+
+async def test_a_first_attempt_that_fails_gets_its_record(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    """Any end but success needs the record (the retry, the error, the dead-letter queue): made from the
+    entry, with the attempt's worker and start."""
+    await start_worker(TASKS)
+    job_id = await client.enqueue(jt.always_fails, message="boom", retry=None)
+    with pytest.raises(JobFailed):
+        await client.result(job_id, timeout=10)
+    record = await redis.hgetall(client.keys.job(job_id))
+    assert record["state"] == "dead" and record["task"] == "job_tasks.always_fails"
+    assert record["payload"] and record["worker"] and int(record["attempt"]) == 3
+    assert job_id in await redis.zrange(client.keys.dlq, 0, -1)
+
+
+async def test_a_late_finish_of_a_first_attempt_is_refused(client: Client, redis: Redis) -> None:
+    """The fence of a record-less attempt is its pending entry: once recovery took it back (a record, a new
+    entry), the old attempt's finish changes nothing."""
+    stream = client.keys.stream("default", 2)
+    await redis.xgroup_create(stream, client.keys.group, id="0", mkstream=True)
+    job_id = await client.enqueue(jt.add, x=1)
+    scripts = Scripts(redis)
+    [row] = await scripts.run(calls.fetch(client.keys, now_ms(), "w1", "t.", 30_000, 1, [(stream, 1)]))
+    assert row[:3] == [job_id, "@" + job_id.rsplit(".", 1)[1], 1]
+    assert await redis.exists(client.keys.job(job_id)) == 0
+    # hand-back (the worker stopped): the entry goes back as a new one, the job gets a record
+    from tqflow.runtime.cluster.recovery import hand_back
+    from tqflow.runtime.store.cluster_keys import ClusterKeys
+
+    assert await hand_back(redis, ClusterKeys(client.keys), "w1", client.keys.streams("default")) == 1
+    late = [[job_id, row[1], "succeeded", "J-|2", 0, "", now_ms(), "job_tasks.add"]]
+    assert await scripts.run(calls.finish_many(client.keys, now_ms(), 60_000, late, "w1")) == ["stale"]
+    assert await redis.hget(client.keys.job(job_id), "state") == "queued"
+    # a finish with a token the entry does not give is refused as well
+    other = await client.enqueue(jt.add, x=2)  # read after the job handed back
+    await scripts.run(calls.fetch(client.keys, now_ms(), "w1", "t.", 30_000, 2, [(stream, 2)]))
+    forged = [[other, "@1-0", "succeeded", "J-|3", 0, "", now_ms(), "job_tasks.add"]]
+    assert await scripts.run(calls.finish_many(client.keys, now_ms(), 60_000, forged, "w1")) == ["stale"]
+    assert (await client.job(other)).state == "running"
+
+
+async def test_a_record_an_older_waiter_made_while_queued_still_ends(client: Client, redis: Redis) -> None:
+    """Before a lean job's first attempt went without a record, a waiter made a queued job's record (state
+    queued, the entry in place). Started by its delivery, such a job still ends with its result."""
+    stream = client.keys.stream("default", 2)
+    await redis.xgroup_create(stream, client.keys.group, id="0", mkstream=True)
+    job_id = await client.enqueue(jt.add, x=1)
+    entry = job_id.rsplit(".", 1)[1]
+    await redis.hset(
+        client.keys.job(job_id),
+        mapping={"state": "queued", "task": "job_tasks.add", "queue": "default", "prio": "2", "entry": entry},
+    )
+    scripts = Scripts(redis)
+    [row] = await scripts.run(calls.fetch(client.keys, now_ms(), "w1", "t.", 30_000, 1, [(stream, 1)]))
+    end = [[job_id, row[1], "succeeded", "J-|2", 0, "", now_ms(), "job_tasks.add"]]
+    assert await scripts.run(calls.finish_many(client.keys, now_ms(), 60_000, end, "w1")) == ["succeeded"]
+    info = await client.job(job_id)
+    assert (info.state, info.attempt, info.result) == ("succeeded", 1, 2)
+    assert await redis.xlen(stream) == 0
+    assert (await redis.xpending(stream, client.keys.group))["pending"] == 0

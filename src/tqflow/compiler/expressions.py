@@ -160,6 +160,8 @@ def _lower_name(ctx: Context, expr: ast.Name, name: str, scope: Scope) -> dict[s
         help_text = f"did you mean `params.{param}`? (parameters are read as `params.NAME`)"
     elif name in RUN_FIELDS:
         help_text = f"did you mean `run.{name}`?"
+    elif name == "event":
+        help_text = 'an event\'s data is `event` only in a `schedule event "NAME"` (its params and key)'
     else:
         help_text = did_you_mean(name, candidates)
     ctx.error(

@@ -398,7 +398,7 @@ def _unique(ctx: Context, spec: ast.Unique, scope: Scope) -> UniquePlan | None:
         )
         return None
     key = options["key"].value
-    _check_deterministic(ctx, key)
+    check_deterministic(ctx, key)
     within = options["within"].value
     if not (isinstance(within, ast.Literal) and within.kind == "duration"):
         ctx.error("TQ0502", "`within` is a duration like `24h`", within.span)
@@ -422,7 +422,10 @@ def _unique(ctx: Context, spec: ast.Unique, scope: Scope) -> UniquePlan | None:
 NON_DETERMINISTIC = {"id": "is new for every run", "time": "is the moment the run started"}
 
 
-def _check_deterministic(ctx: Context, key: ast.Expr) -> None:
+UNIQUE_KEY_HELP = "build the key from parameters or `run.date`, like `key=params.day`"
+
+
+def check_deterministic(ctx: Context, key: ast.Expr, help: str = UNIQUE_KEY_HELP) -> None:
     for node in _walk(key):
         if (
             isinstance(node, ast.Attr)
@@ -436,7 +439,7 @@ def _check_deterministic(ctx: Context, key: ast.Expr) -> None:
                 node.span,
                 label="never the same twice",
                 notes=("two runs only collide when their keys are equal, so this key never deduplicates",),
-                help="build the key from parameters or `run.date`, like `key=params.day`",
+                help=help,
             )
 
 

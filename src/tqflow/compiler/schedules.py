@@ -107,6 +107,10 @@ def _lower_event(ctx: Context, flow: ast.Flow, schedule: ast.Schedule, fields: d
             help="an event trigger takes `params { … }` and `key EXPR [within D]`",
         )
     if schedule.key is not None:
+        from tqflow.compiler.lower import check_deterministic  # lower imports this module
+
+        # `run.id` is new for every event: such a key never deduplicates
+        check_deterministic(ctx, schedule.key, help="build the key from the event, like `key event.id`")
         fields["key"] = lower(ctx, schedule.key, _scope(flow, schedule))
         if schedule.key_within is not None:
             within = int(str(schedule.key_within.value))

@@ -12,6 +12,7 @@ unless the tree is unchanged (spans are not part of tree equality).
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 
@@ -103,21 +104,23 @@ def comments(text: str) -> list[Comment]:
 
 def _merge(lines: list[Line | None], found: list[Comment]) -> str:
     printed = [x for x in lines if x is not None]
+    # The printed lines by (anchor, order): a comment's line is found by bisection, not by a scan of
+    # every line (a file with a comment a job was quadratic).
+    by_anchor = sorted((x.anchor, i) for i, x in enumerate(printed) if x.anchor > 0)
+    anchors = [a for a, _i in by_anchor]
     tail: list[str] = []
     for comment in found:
-        if comment.own_line:
-            after = [x for x in printed if x.anchor > comment.line]
-            if after:
-                min(after, key=lambda x: x.anchor).comments_before.append(comment.text)
+        at = bisect.bisect_right(anchors, comment.line)
+        if comment.own_line:  # before the first printed line from a later source line
+            if at < len(anchors):
+                printed[by_anchor[at][1]].comments_before.append(comment.text)
             else:
                 tail.append(comment.text)
+        elif at > 0:  # at the end of the last printed line from this source line or an earlier one
+            target = printed[by_anchor[at - 1][1]]
+            target.trailing = f"{target.trailing}  {comment.text}" if target.trailing else comment.text
         else:
-            before = [x for x in printed if 0 < x.anchor <= comment.line]
-            if before:
-                target = max(reversed(before), key=lambda x: x.anchor)
-                target.trailing = f"{target.trailing}  {comment.text}" if target.trailing else comment.text
-            else:
-                tail.append(comment.text)
+            tail.append(comment.text)
     out: list[str] = []
     for item in lines:
         if item is None:

@@ -422,7 +422,7 @@ class Client:
     async def job(self, job_id: str) -> JobInfo:
         async with self.redis.pipeline(transaction=False) as pipe:
             is_lean = queue_job_read(pipe, self.keys, job_id)
-            replies = await pipe.execute()
+            replies = await pipe.execute(raise_on_error=False)
         return job_info(job_id, job_row(job_id, replies, is_lean), self.payload_settings)
 
     # -- operations: cancel, reprioritize, dead-letter queues ---------------------------------------

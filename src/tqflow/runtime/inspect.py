@@ -359,16 +359,18 @@ class Inspector:
                 pipe.hgetall(self.keys.job(job_id))
                 if with_attempts:
                     pipe.lrange(self.keys.attempts(job_id), 0, -1)
-            replies = await pipe.execute()
-        entries = iter(replies[: sum(lean_ids)])
-        records = replies[sum(lean_ids) :]
+            replies = await pipe.execute(raise_on_error=False)
+        lookups = iter(replies[: lean.READS * sum(lean_ids)])
+        records = [lean.checked(r) for r in replies[lean.READS * sum(lean_ids) :]]
         step = 2 if with_attempts else 1
         views = []
         for index, (job_id, is_lean) in enumerate(zip(ids, lean_ids, strict=True)):
-            entry = next(entries) if is_lean else None
-            # no record: a lean job queued (its entry), or none at all
-            row = records[index * step] or (lean.record(job_id, entry) if is_lean else None)
-            if row:
+            row = records[index * step]
+            if is_lean:
+                entry, delivery = next(lookups), next(lookups)
+                if not row.get("state"):  # no record (or a waiter's flag alone): a lean job's entry, or none
+                    row = lean.record(job_id, entry, delivery) or {}
+            if row.get("state"):
                 views.append(job_view(job_id, row, records[index * step + 1] if with_attempts else None))
         return views
 

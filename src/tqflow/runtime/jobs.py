@@ -619,17 +619,18 @@ def _result(job: Prepared, status: str) -> JobId[Any]:
 
 
 def queue_job_read(pipe: Any, keys: Keys, job_id: str) -> bool:
-    """Queue the reads `job_row` needs on a pipeline (sync or asyncio); True when the id is a lean one."""
+    """Queue the reads `job_row` needs on a pipeline (sync or asyncio; execute it with
+    `raise_on_error=False`, job_row raises what failed); True when the id is a lean one."""
     is_lean = lean.queue_lookup(pipe, keys, job_id)
     pipe.hmget(keys.job(job_id), *JOB_FIELDS)
     return is_lean
 
 
 def job_row(job_id: str, replies: Sequence[Any], is_lean: bool) -> Sequence[Any]:
-    """The JOB_FIELDS of a job from those reads: its record, or a queued lean job's entry."""
-    row: Sequence[Any] = replies[-1]
-    if row[0] is None and is_lean:  # no record: a lean job queued (its entry), or none at all
-        found = lean.record(job_id, replies[0])
+    """The JOB_FIELDS of a job from those reads: its record, or a lean job's entry (queued or running)."""
+    row: Sequence[Any] = lean.checked(replies[-1])
+    if row[0] is None and is_lean:  # no record (or a waiter's flag alone): a lean job's entry, or no job
+        found = lean.record(job_id, replies[0], replies[1])
         if found:
             return [found.get(f) for f in JOB_FIELDS]
     return row

@@ -155,7 +155,7 @@ class SyncClient:
         """`Client.job`, synchronously: the record, or a queued lean job's entry (one round trip)."""
         with self.redis.pipeline(transaction=False) as pipe:
             is_lean = queue_job_read(pipe, self.keys, job_id)
-            replies = pipe.execute()
+            replies = pipe.execute(raise_on_error=False)
         return job_info(job_id, job_row(job_id, replies, is_lean), self.payload_settings)
 
     def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:

@@ -105,7 +105,7 @@ class FlowTestEnv:
         self.redis: Redis = connect(redis_url)
         self.client = Client(self.redis, self.namespace)
         self._workers: list[tuple[asyncio.Event, asyncio.Task[None], Redis]] = []
-        self.clock = MovableClock()  # the runtime's clock, for the test to move (reset by the fixture)
+        self.clock = MovableClock()  # the runtime's clock, for the test to move (back to real time at close)
 
     async def start_worker(
         self,
@@ -163,6 +163,8 @@ class FlowTestEnv:
         for start in range(0, len(keys), 500):
             await self.redis.unlink(*keys[start : start + 500])
         await self.client.close()
+        if self.clock.moved_ms:  # a test that moved `self.clock` leaves real time behind it
+            self.clock.reset()
 
     @staticmethod
     def _plan(source: str | Path | Plan) -> tuple[Plan, Path]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -17,7 +18,7 @@ from tqflow.runtime import clock
 from tqflow.runtime.clock import now_ms, sync_clock
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
-from tqflow.runtime.store import calls
+from tqflow.runtime.store import calls, lean
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -62,7 +63,7 @@ class Heartbeat:
         self.redis, self.keys, self.name, self.settings = redis, keys, name, settings
         self.lease_ms = lease_ms
         self.scripts = Scripts(redis)
-        self.held: dict[str, None] = {}
+        self.held: dict[str, float] = {}  # job id -> when its attempt started here (loop clock, s)
         self._soon = asyncio.Event()
         self._static = {
             "name": name,
@@ -72,12 +73,17 @@ class Heartbeat:
             "concurrency": str(concurrency),
             "version": tqflow_version(),
             "started": str(now_ms()),
+            "lease": str(lease_ms),  # a lean job's first attempt has no record: this is its lease (lean.py)
         }
 
-    # Worker hooks: a started attempt is renewed at once, so its lease is indexed from the start.
+    # Worker hooks: a started attempt is renewed at once, so its lease is indexed from the start; but a lean
+    # job's is renewed only once it ran a heartbeat period: its first attempt has no record (its entry,
+    # pending here, is the attempt, and this worker's registry record its lease) and gets one only then;
+    # a later attempt's start gave it a lease of lease_ms already.
     def attempt_started(self, event: AttemptEvent) -> None:
-        self.held[event.job_id] = None
-        self._soon.set()
+        self.held[event.job_id] = time.monotonic()
+        if not lean.parse(event.job_id):
+            self._soon.set()
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
         self.held.pop(event.attempt.job_id, None)
@@ -87,6 +93,8 @@ class Heartbeat:
         await sync_clock(self.redis)  # F18: leases and ticks by Redis's clock, whatever this host's says
         ids = list(self.held)
         record = {**self._static, "jobs": json.dumps(ids[:100]), "running": str(len(ids))}
+        young = time.monotonic() - self.settings.heartbeat_ms / 1000
+        ids = [i for i, since in self.held.items() if since <= young or not lean.parse(i)]
         lost: list[str] = []
         for start in range(0, max(len(ids), 1), PAGE):
             call = calls.heartbeat(

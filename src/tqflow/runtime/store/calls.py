@@ -119,13 +119,16 @@ def start_many(
     return ScriptCall("start_many", streams, args)
 
 
-def finish_many(keys: Keys, now: int, ttl_ms: int, attempts: Sequence[Sequence[Arg]]) -> ScriptCall:
-    """`attempts`: (job id, token, outcome, payload, retry due ms, dead-letter queue name) each."""
-    return ScriptCall(
-        "finish_many",
-        [keys.job(str(a[0])) for a in attempts],
-        [now, ttl_ms, *(v for a in attempts for v in a)],
-    )
+def finish_many(
+    keys: Keys, now: int, ttl_ms: int, attempts: Sequence[Sequence[Arg]], worker: str = ""
+) -> ScriptCall:
+    """`attempts`: (job id, token, outcome, payload, retry due ms, dead-letter queue name[, started ms,
+    task]) each; the started time and task (and `worker`) are what a lean job's first attempt, which has no
+    record, writes at its end (lua/common.lua finish_first)."""
+    args: list[Arg] = [now, ttl_ms, worker]
+    for a in attempts:
+        args += [*a[:8], *("", "")[: max(0, 8 - len(a))]]
+    return ScriptCall("finish_many", [keys.job(str(a[0])) for a in attempts], args)
 
 
 def finish(
@@ -137,8 +140,11 @@ def finish(
     payload: str,
     due: int = 0,
     dead_letter: str = "",
+    by: tuple[str, int, str] | None = None,
 ) -> ScriptCall:
-    return ScriptCall("finish", [keys.job(job_id)], [now, job_id, token, outcome, payload, due, dead_letter])
+    """`by`: (worker, started ms, task) of the attempt (see finish_many)."""
+    args: list[Arg] = [now, job_id, token, outcome, payload, due, dead_letter, *(by or ())]
+    return ScriptCall("finish", [keys.job(job_id)], args)
 
 
 def start(

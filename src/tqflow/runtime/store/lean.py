@@ -3,15 +3,21 @@
 Any key costs Redis ~90 bytes of its own, so a queued job without a delay, a deadline or a unique key
 is only an entry `t=<task> p=<payload> [o=<options>]` on its queue's stream (level and queue are the
 stream's, the enqueue time is the entry id's milliseconds). Its id names that entry,
-`QUEUE.LEVEL.ENTRY_ID` (e.g. `default.2.1732751234567-0`), so it is found without an index. Its record
-(`{ns}:job:ID`) is made from the entry when it starts or when anything else needs one (cancel,
-reprioritize, aging, `result`, recovery: `materialize` in lua/common.lua); from then on the record wins,
-as for any job. An entry is deleted when its job ends or moves, so an entry found is a queued job.
+`QUEUE.LEVEL.ENTRY_ID` (e.g. `default.2.1732751234567-0`), so it is found without an index.
+
+Its first attempt needs no record either: the entry's delivery to a worker starts it (token `@ENTRY_ID`),
+the entry pending under that worker fences it, and that worker's registry record is its lease. A success
+writes the end alone (result, times, worker, task). Its record (`{ns}:job:ID`) is made from the entry only
+when something needs one (a cancel, a move, recovery, an attempt running past a heartbeat, an end other
+than success: `materialize` in lua/common.lua); from then on the record wins, as for any job. A waiter
+only flags it (a record holding `w` and no state). So a lean job without a record is queued while its
+entry is not pending, running (attempt 1) while it is, and gone once the entry is.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,19 +47,39 @@ def entry_job(queue: str, level: int, entry: str, fields: Mapping[str, Any] | No
 
 
 def queue_lookup(pipe: Any, keys: Keys, job_id: str) -> bool:
-    """Queue the read of a lean job's entry (before the record's read: a record is always written
-    before its entry is deleted, so reading in this order never misses a job). False: not a lean id."""
+    """Queue the reads of a lean job's entry and of its delivery (READS replies, before the record's read:
+    a record is always written before its entry is deleted, so reading in this order never misses a job).
+    False: not a lean id, nothing queued. Execute the pipeline with `raise_on_error=False` (the delivery's
+    read fails while the stream has no consumer group: nothing was delivered) and pass its replies to
+    `record`, which raises any other error."""
     where = parse(job_id)
     if where is None:
         return False
     queue, level, entry = where
-    pipe.xrange(keys.stream(queue, level), entry, entry)
+    stream = keys.stream(queue, level)
+    pipe.xrange(stream, entry, entry)
+    pipe.xpending_range(stream, keys.group, entry, entry, 1)
     return True
 
 
-def record(job_id: str, reply: Any) -> dict[str, str] | None:
-    """What a lean job's record would hold, from its entry (an XRANGE reply); None when it is gone."""
+READS = 2  # the replies queue_lookup adds for a lean id
+
+
+def checked(reply: Any) -> Any:
+    """A pipeline reply read with raise_on_error=False: the error it holds, raised."""
+    if isinstance(reply, Exception):
+        raise reply
+    return reply
+
+
+def record(
+    job_id: str, entry_reply: Any, pending_reply: Any, now_ms: int | None = None
+) -> dict[str, str] | None:
+    """What a lean job without a record would hold, from its entry and delivery (queue_lookup's replies):
+    queued, or running (its first attempt, since its delivery) while the entry is pending; None when the
+    entry is gone."""
     where = parse(job_id)
+    reply = checked(entry_reply)
     if where is None or not reply:
         return None
     eid, fields = reply[0]
@@ -70,4 +96,15 @@ def record(job_id: str, reply: Any) -> dict[str, str] | None:
     }
     if fields.get("o"):
         row["opts"] = str(fields["o"])
+    if isinstance(pending_reply, Exception) and "NOGROUP" not in str(pending_reply):
+        raise pending_reply
+    if pending_reply and not isinstance(pending_reply, Exception):
+        delivery = pending_reply[0]
+        now = now_ms if now_ms is not None else int(time.time() * 1000)
+        row.update(
+            state="running",
+            attempt="1",
+            worker=str(delivery["consumer"]),
+            started=str(now - int(delivery["time_since_delivered"])),
+        )
     return row

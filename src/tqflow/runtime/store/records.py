@@ -94,6 +94,9 @@ class JobRecord:
         if state in (None, ""):
             return None
         result = row.get("result")
+        where = lean.parse(job_id) if not row.get("queue") else None
+        if where is not None:  # the end of a lean job's first attempt: its id says where it was queued
+            row = {**row, "queue": where[0], "prio": where[1], "enqueued": where[2].split("-")[0]}
         return cls(
             id=job_id,
             state=str(state),

@@ -36,7 +36,10 @@ class Finisher:
         """End `attempt` as `outcome`; the script's answer ("stale": the attempt was no longer ours)."""
         self.slots.release(attempt.job_id)  # the body is over: its slot can take the next job now
         text = payload if isinstance(payload, str) else json.dumps(payload)
-        fields: list[str | int] = [attempt.job_id, attempt.token, outcome, text, due, attempt.dead_letter]
+        fields: list[str | int] = [
+            *(attempt.job_id, attempt.token, outcome, text, due, attempt.dead_letter),
+            *(attempt.started_ms, attempt.task_name),  # what a lean job's first attempt writes at its end
+        ]
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending.append((fields, future))
         self._ready.set()
@@ -86,7 +89,9 @@ class Finisher:
         pause, gave_up_at = 0.05, None
         while True:
             try:
-                call = calls.finish_many(self.context.keys, now_ms(), ttl, attempts)
+                call = calls.finish_many(
+                    self.context.keys, now_ms(), ttl, attempts, self.context.settings.name
+                )
                 return list(await self.context.scripts.run(call))
             except Exception as err:
                 if not is_transient(err):  # a bug, not an outage: retrying would not help

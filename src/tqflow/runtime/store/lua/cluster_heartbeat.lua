@@ -17,6 +17,10 @@ for i = 6, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
   local state, worker, lh = unpack(redis.call('HMGET', k, 'state', 'worker', 'lh'))
+  if not state then  -- a lean job's first attempt, running past a beat: it gets its record (and lease) now
+    local rec = materialize(id)
+    if rec then state, worker = rec.state, rec.worker end
+  end
   if state == 'running' and worker == name then
     redis.call('HSET', k, 'lease_until', now + lease)
     redis.call('ZADD', KEYS[3], now + lease, id)

@@ -43,8 +43,15 @@ local function run_when_full() redis.call('DEL', oom_guard) end
 
 -- A lean job (a plain standalone job: no delay, deadline or unique key) is queued as its stream entry
 -- alone, fields t (task), p (payload) and o (options, when any), with no record: its id names the entry,
--- QUEUE.LEVEL.ENTRY_ID (runtime/lean.py mirrors this). Its record is made from the entry when it starts or
--- when anything else needs one (materialize); from then on the record wins, as for any job.
+-- QUEUE.LEVEL.ENTRY_ID (runtime/store/lean.py mirrors this). Its first attempt needs no record either: the
+-- delivery of the entry to a worker (XREADGROUP) starts it, with the token '@' .. entry id, and the entry
+-- pending under that worker fences it (the finish's XACK says whether it still was). A record is made from
+-- the entry only when something needs one (materialize): a cancel, a move (reprioritize, aging), recovery,
+-- a heartbeat of an attempt that runs past one beat, an end other than success. From then on the record
+-- wins, as for any job. So a lean job has a record with a state only once its entry was deleted or moved,
+-- while its delivered first attempt runs (state running, token '@' .. entry id), once it ended, or while it
+-- is queued with a dependent (depends_on: the record lists it; the start then writes the record as for any
+-- job). Someone waiting for it (watch.lua) only flags it: a record with `w` and no state.
 local function lean_id(q, p, eid) return q .. '.' .. p .. '.' .. eid end
 local function lean_parts(id)
   return string.match(id, '^(.+)%.([0-4])%.(%d+%-%d+)$')
@@ -54,6 +61,7 @@ local function lean_id_at(stream, eid)
   if not q then return nil end
   return lean_id(q, p, eid)
 end
+local function lean_token(eid) return '@' .. eid end
 
 -- The job a stream entry stands for: its `j` field, or the id a lean entry's place gives (nil: neither).
 local function entry_job(stream, eid, fields)
@@ -66,14 +74,35 @@ local function entry_job(stream, eid, fields)
   return nil
 end
 
--- What the record of a lean job whose entry is still queued (no record yet) holds, from the entry's fields:
--- state queued, its entry kept in place (a start then finds it as its own). Returns its fields, or nil.
-local function lean_record(q, p, eid, fields)
+-- The worker an entry was delivered to and how long ago (ms), or nil when it is not pending (not read yet,
+-- or no consumer group yet).
+local function holder_of(stream, eid)
+  local rows = redis.pcall('XPENDING', stream, GROUP, eid, eid, 1)
+  if type(rows) ~= 'table' or rows.err or not rows[1] then return nil end
+  return rows[1][2], tonumber(rows[1][3])
+end
+
+local function clock_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- What the record of a lean job made from its entry holds: state queued (its entry kept in place, so a start
+-- finds it as its own), or, when the entry was delivered, state running: its first attempt, under the worker
+-- it was delivered to since the delivery, with that worker's lease (its registry record's `lease`; none
+-- when the worker is gone, so recovery takes it back). Returns the record's fields as a table, or nil.
+local function lean_record(q, p, eid, fields, holder, idle)
   local f = {}
   for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
   if not f.t then return nil end
-  return {state = 'queued', task = f.t, payload = f.p or '', queue = q, prio = p, entry = eid,
+  local rec = {state = 'queued', task = f.t, payload = f.p or '', queue = q, prio = p, entry = eid,
     enqueued = string.match(eid, '^(%d+)'), opts = f.o}
+  if holder then
+    local since = clock_ms() - (idle or 0)
+    local lease = tonumber(redis.call('HGET', prefix .. ':worker:' .. holder, 'lease') or '') or 0
+    rec.state, rec.worker, rec.started, rec.lease_until = 'running', holder, since, since + lease
+  end
+  return rec
 end
 
 -- The record fields of `rec` (see lean_record) as a flat HSET list, `more` appended.
@@ -81,30 +110,34 @@ local function lean_fields(rec, more)
   local out = {'state', rec.state, 'task', rec.task, 'payload', rec.payload, 'queue', rec.queue, 'prio', rec.prio,
     'entry', rec.entry, 'enqueued', rec.enqueued}
   if rec.opts then out[#out + 1] = 'opts'; out[#out + 1] = rec.opts end
+  if rec.worker then
+    for _, v in ipairs({'attempt', 1, 'token', lean_token(rec.entry), 'worker', rec.worker, 'started', rec.started,
+      'lease_until', rec.lease_until, 'stream', stream_key(rec.queue, rec.prio)}) do out[#out + 1] = v end
+  end
   for i = 1, #more do out[#out + 1] = more[i] end
   return out
 end
 
--- The same, written now: the record of a lean job that something other than its start needs.
-local function record_lean(id, q, p, eid, fields)
-  local rec = lean_record(q, p, eid, fields)
+-- The record of a lean job known by its id alone, written now from the entry the id names (queued, or
+-- running when delivered: see lean_record). Returns its fields, or nil when there is no such entry.
+local function materialize(id)
+  local q, p, eid = lean_parts(id)
+  if not q then return nil end
+  local stream = stream_key(q, p)
+  local e = redis.call('XRANGE', stream, eid, eid)[1]
+  if not e or entry_job(stream, eid, e[2]) ~= id then return nil end
+  local rec = lean_record(q, p, eid, e[2], holder_of(stream, eid))
   if rec then redis.call('HSET', job_key(id), unpack(lean_fields(rec, {}))) end
   return rec
 end
 
--- The same for a lean job known by its id alone: its entry is read from the place the id names.
-local function materialize(id)
-  local q, p, eid = lean_parts(id)
-  if not q then return nil end
-  local e = redis.call('XRANGE', stream_key(q, p), eid, eid)[1]
-  if not e or entry_job(stream_key(q, p), eid, e[2]) ~= id then return nil end
-  return record_lean(id, q, p, eid, e[2])
-end
-
--- A job's state, making a queued lean job's record first (callers that change a job need one).
+-- A job's state, making a lean job's record first (callers that change a job need one).
 local function state_of(id)
   local state = redis.call('HGET', job_key(id), 'state')
-  if not state and materialize(id) then state = 'queued' end
+  if not state then
+    local rec = materialize(id)
+    if rec then state = rec.state end
+  end
   return state
 end
 
@@ -323,6 +356,7 @@ local function finish_run(rk, now)
 end
 
 local on_terminal
+local finish_attempt  -- (below) start_entry ends a lean job cancelled before it started
 
 -- A fan-out child ended: when it was the last one, the parent ends (its result is the children's
 -- results in item order; it succeeds only when every child did).
@@ -450,11 +484,12 @@ local function reject_entry(id, stream, entry, now)
 end
 
 -- `fields`: the entry's fields when the caller read them (fetch.lua); with `id` nil too (start_many), they
--- are read here. A lean job's record is then made from them, without reading its entry again.
+-- are read here. A lean entry just delivered to this worker is its job's first attempt, and nothing is
+-- written (see lean_id): the attempt is the entry's, the row is made from the fields.
 local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   if id == nil then
     local e = redis.call('XRANGE', stream, entry, entry)[1]
-    if not e then  -- deleted since it was read (a cancelled lean job): nothing to start
+    if not e then  -- deleted since it was read: nothing to start
       redis.call('XACK', stream, GROUP, entry)
       return nil
     end
@@ -463,22 +498,41 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     if id == '' then id = nil end
   end
   local k = job_key(id or '')
+  -- A lean entry with a record (made while it was queued, entry in place: it has a dependent) starts as any
+  -- job, below; a waiter's flag (`w` alone) changes nothing. A limited job (limits.lua) takes its slots at
+  -- its start: it gets its record, below.
+  if fields and id ~= nil and id == lean_id_at(stream, entry) and redis.call('HEXISTS', k, 'state') == 0 then
+    local q, p = lean_parts(id)
+    local rec = lean_record(q, p, entry, fields)
+    if rec and not (rec.opts and string.find(rec.opts, '"lim"', 1, true)) then
+      return {id, lean_token(entry), 1, rec.task, rec.payload, rec.opts or false, q, p, rec.enqueued, false, false}
+    end
+  end
   local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
-    'deadline_at', 'run', 'attempt', 'lg', 'lh', 'ff', 'parent', 'fan_out')
-  local fresh  -- a lean job starting from the entry just read: its whole record is written in one HSET below
-  if id ~= nil and not f[1] then  -- a lean job starting: its record is made from its entry
+    'deadline_at', 'run', 'attempt', 'lg', 'lh', 'ff', 'parent', 'fan_out', 'token', 'cancel')
+  local fresh  -- a limited lean job starting from the entry just read: its record is written below
+  if id ~= nil and not f[1] then  -- a lean job with no record: made from its entry
     local rec
     if fields and id == lean_id_at(stream, entry) then
       local q, p = lean_parts(id)
       rec = lean_record(q, p, entry, fields)
       fresh = rec
     else
-      rec = materialize(id)
+      rec = materialize(id)  -- (start.lua, start_many: the entry was not read here)
     end
     if rec then f = {rec.state, rec.entry, rec.task, rec.payload, rec.opts or false, rec.queue, rec.prio,
-      rec.enqueued, false, false, false} end
+      rec.enqueued, false, false, rec.worker and 1 or false, false, false, false, false, false,
+      rec.worker and lean_token(rec.entry) or false, false} end
   end
   local state, current = f[1], f[2]
+  if state == 'running' and current == entry and f[17] == lean_token(entry) then
+    -- its delivered first attempt, whose record something made since the delivery (a cancel, recovery …)
+    if f[18] == '1' then  -- cancelled before its body ran: it ends so, here
+      finish_attempt(now, 0, id, lean_token(entry), 'cancelled', 'cancelled', 0, '')
+      return nil
+    end
+    return {id, lean_token(entry), 1, f[3], f[4], f[5], f[6], f[7], f[8], f[9], false}
+  end
   if id == nil or state ~= 'queued' or current ~= entry then
     redis.call('XACK', stream, GROUP, entry)
     redis.call('XDEL', stream, entry)
@@ -591,19 +645,78 @@ local function cancel_job(id, now, reason)
   return state
 end
 
+-- The end of a lean job's first attempt that has no record (see lean_id). No record is its fence: whatever
+-- takes a delivered entry away (recovery, hand-back, a cancel, a move) writes the record first, and from then
+-- on the token of the record decides. A success writes the end (result, times, worker, task, and the
+-- arguments and options from the entry; the queue, level and enqueue time are the id's); any other end first
+-- makes the running record from the entry (still pending here), then ends as any attempt does.
+local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter)
+  local q, p, eid = lean_parts(id)
+  if not q or token ~= lean_token(eid) then return 'stale' end
+  local stream, k = stream_key(q, p), job_key(id)
+  if outcome ~= 'succeeded' then
+    local e = redis.call('XRANGE', stream, eid, eid)[1]
+    local holder, idle = holder_of(stream, eid)
+    if not e or not holder or (by.worker ~= '' and holder ~= by.worker) then return 'stale' end
+    local rec = lean_record(q, p, eid, e[2], holder, idle)
+    if not rec then return 'stale' end
+    rec.started = by.started or rec.started
+    redis.call('HSET', k, unpack(lean_fields(rec, {})))
+    return finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks, by)
+  end
+  if acks then
+    local list = acks.ack[stream]
+    if not list then list = {}; acks.ack[stream] = list end
+    list[#list + 1] = eid
+  else
+    redis.call('XACK', stream, GROUP, eid)
+    redis.call('XDEL', stream, eid)
+  end
+  local e = redis.call('XRANGE', stream, eid, eid)[1]  -- its arguments and options stay readable (job views)
+  local args, opts = '', nil
+  if e then
+    for i = 1, #e[2], 2 do
+      if e[2][i] == 'p' then args = e[2][i + 1] elseif e[2][i] == 'o' then opts = e[2][i + 1] end
+    end
+  end
+  redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
+    'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args)
+  if opts then redis.call('HSET', k, 'opts', opts) end
+  if waiter then redis.call('PUBLISH', done_channel, id) end
+  expire_finished(k, 'succeeded', ttl, false)
+  return 'succeeded'
+end
+
+local NOBODY = {worker = '', task = ''}
+
 -- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
--- `acks`: a table stream -> entry ids the caller acks and deletes in one XACK and one XDEL a stream after all
--- its attempts (finish_many); without it the entry is acked and deleted here.
-local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks)
+-- `acks`: {ack = {stream -> entry ids to ack and delete}, del = {stream -> entry ids to delete}}, sent in one
+-- XACK and one XDEL a stream after all the caller's attempts (finish_many); without it each is done here.
+-- `by`: {worker, started (ms), task} of the attempt: what a lean job's first attempt writes at its end.
+finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks, by)
+  by = by or NOBODY
   local k = job_key(id)
+  if string.sub(token, 1, 1) == '@' then  -- a lean job's first attempt: most have no record (two fields tell)
+    local has, flag = unpack(redis.call('HMGET', k, 'state', 'w'))
+    if not has then return finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, flag) end
+  end
   local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh, after_me = unpack(
     redis.call('HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent',
     'dependents', 'lh', 'dependent_jobs'))
+  if state == 'queued' and string.sub(token, 1, 1) == '@' and token == lean_token(entry or '')
+    and holder_of(stream_key(redis.call('HGET', k, 'queue'), redis.call('HGET', k, 'prio')), entry) then
+    -- a record made while it was queued (by an older watch.lua, or as a dependency), then its
+    -- entry was delivered: the delivery started it
+    stream = stream_key(redis.call('HGET', k, 'queue'), redis.call('HGET', k, 'prio'))
+    redis.call('HSET', k, 'state', 'running', 'attempt', 1, 'token', token, 'stream', stream, 'worker', by.worker,
+      'started', by.started or now)
+    state, current = 'running', token
+  end
   if state ~= 'running' or current ~= token then return 'stale' end
   if lh then release_held(k, id, now, lh) end
   if acks then
-    local list = acks[stream]
-    if not list then list = {}; acks[stream] = list end
+    local list = acks.ack[stream]
+    if not list then list = {}; acks.ack[stream] = list end
     list[#list + 1] = entry
   else
     redis.call('XACK', stream, GROUP, entry)
@@ -631,13 +744,16 @@ local function finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, a
   return outcome
 end
 
--- Ack and delete the entries finish_attempt collected, one XACK and one XDEL a stream.
+-- Ack and delete the entries finish_attempt collected (delete only those it acked itself), one XACK and one
+-- XDEL a stream.
 local function ack_all(acks)
-  for stream, entries in pairs(acks) do
-    for i = 1, #entries, 500 do
-      local page = {unpack(entries, i, math.min(i + 499, #entries))}
-      redis.call('XACK', stream, GROUP, unpack(page))
-      redis.call('XDEL', stream, unpack(page))
+  for _, kind in ipairs({'ack', 'del'}) do
+    for stream, entries in pairs(acks[kind]) do
+      for i = 1, #entries, 500 do
+        local page = {unpack(entries, i, math.min(i + 499, #entries))}
+        if kind == 'ack' then redis.call('XACK', stream, GROUP, unpack(page)) end
+        redis.call('XDEL', stream, unpack(page))
+      end
     end
   end
 end

@@ -1,13 +1,15 @@
 -- The ends of attempts, each fenced by its token: succeeded, retry, dead, skipped or cancelled.
--- ARGV: now, ttl ms of finished standalone records, then 6 fields an attempt:
---   job id, token, outcome, payload (result, error JSON or reason), retry due ms, dead-letter queue name.
+-- ARGV: now, ttl ms of finished standalone records, worker name, then 8 fields an attempt: job id, token,
+--   outcome, payload (result, error JSON or reason), retry due ms, dead-letter queue name, started ms, task
+--   (the last two, and the worker, are what a lean job's first attempt, which has no record, writes at its end).
 -- Returns one status an attempt: the outcome applied, or "stale" when the attempt is not the job's own.
 run_when_full()
-local now, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
-local out, acks = {}, {}
-for i = 3, #ARGV, 6 do
+local now, ttl, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local out, acks = {}, {ack = {}, del = {}}
+for i = 4, #ARGV, 8 do
+  local by = {worker = worker, started = tonumber(ARGV[i + 6]), task = ARGV[i + 7]}
   out[#out + 1] = finish_attempt(now, ttl, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]),
-    ARGV[i + 5], acks)
+    ARGV[i + 5], acks, by)
 end
 ack_all(acks)
 return out
