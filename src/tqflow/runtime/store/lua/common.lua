@@ -131,12 +131,28 @@ local function materialize(id)
   return rec
 end
 
--- A job's state, making a lean job's record first (callers that change a job need one).
+-- A job's state, making a lean job's record first (callers that change a job need one). A lean job's record
+-- made while it was queued (a dependent's, an older waiter's) whose entry, still in place, was delivered since
+-- says `running` from now on: the delivery started it (a worker's blocking read runs it without a start
+-- script), so nothing moves or cancels it as if it were still queued.
 local function state_of(id)
-  local state = redis.call('HGET', job_key(id), 'state')
+  local k = job_key(id)
+  local state = redis.call('HGET', k, 'state')
   if not state then
     local rec = materialize(id)
     if rec then state = rec.state end
+  elseif state == 'queued' then
+    local q, p, eid = lean_parts(id)
+    if q and redis.call('HGET', k, 'entry') == eid then
+      local stream = stream_key(q, p)
+      local holder, idle = holder_of(stream, eid)
+      if holder then
+        local rec = lean_record(q, p, eid, {'t', ''}, holder, idle)
+        redis.call('HSET', k, 'state', 'running', 'attempt', 1, 'token', lean_token(eid), 'worker', holder,
+          'started', rec.started, 'lease_until', rec.lease_until, 'stream', stream)
+        state = 'running'
+      end
+    end
   end
   return state
 end
