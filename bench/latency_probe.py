@@ -3,13 +3,14 @@
 Usage: bench/.venvs/tqflow/bin/python bench/latency_probe.py [--n 500] [--sync] [--loop asyncio|uvloop]
 
 Starts one worker in a child process (this file, `--worker`), instrumented to stamp the moment its
-blocking stream read returned and the moment its start script answered; the task body stamps its own
+blocking stream read returned and the moment it handed the attempt to its runner; the task body stamps its own
 start and pushes the three stamps to a list. The producer submits one job, BLPOPs the stamps, and
 prints p50/p90/p99 of each step (perf_counter is CLOCK_MONOTONIC: comparable across processes):
 
   submit          the enqueue call, as the producer sees it
   wake            submit returned -> the worker's blocking XREADGROUP returned
-  start           -> the start script (start_many.lua) answered: the job is this worker's attempt
+  start           -> the attempt was handed to the runner: this worker's (a lean job's delivery started it;
+                     any other entry waits for start_many.lua's answer)
   body            -> the task body began (Attempt, spawn, payload decode, argument validation)
   done            -> the producer's BLPOP returned (the body's RPUSH and the producer's wake-up)
 
@@ -54,7 +55,7 @@ async def worker() -> None:
     from tqflow.runtime.worker import Worker, WorkerSettings
 
     w = Worker(connect(URL), {stamped.name: stamped}, NAMESPACE, WorkerSettings())
-    read, call = w.redis.xreadgroup, w.scripts.call
+    read, spawn = w.redis.xreadgroup, w.runner.spawn
 
     async def timed_read(*args: Any, **kwargs: Any) -> Any:
         reply = await read(*args, **kwargs)
@@ -62,14 +63,12 @@ async def worker() -> None:
             MARKS["read"] = time.perf_counter()
         return reply
 
-    async def timed_call(name: str, keys: Any, args: Any) -> Any:
-        reply = await call(name, keys, args)
-        if name == "start_many":
-            MARKS["started"] = time.perf_counter()
-        return reply
+    def timed_spawn(attempt: Any) -> None:
+        MARKS["started"] = time.perf_counter()
+        spawn(attempt)
 
     w.redis.xreadgroup = timed_read  # type: ignore[method-assign]
-    w.scripts.call = timed_call  # type: ignore[method-assign]
+    w.runner.spawn = timed_spawn  # type: ignore[method-assign]
     await w.run(asyncio.Event())
 
 

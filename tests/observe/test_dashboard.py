@@ -211,9 +211,11 @@ async def test_job_details_search_queues_named_dlqs_start_a_run_and_offline_docs
     # a queue's own job list, with a job's arguments and policy
     policy = TASKS["pol.flaky"]
     queued = await client.enqueue(policy, key="dash", queue="dashq")
+    after = await client.enqueue(policy, key="after", queue="dashq", depends_on=[queued])  # waits for it
     await page.goto(f"{api_server}/#/queues")
     await page.click('a[href="#/queue/dashq"]')
     await page.wait_for_selector(f'table[data-list="queued"] tr[data-job-row="{queued}"]')
+    await page.wait_for_selector(f'table[data-list="waiting"] tr[data-job-row="{after}"]')
     await page.screenshot(path=str(ARTIFACTS / "dashboard-queue-jobs.png"), full_page=True)
     await page.click(f'tr[data-job-row="{queued}"] a')
     await page.wait_for_selector("pre.args")

@@ -24,7 +24,7 @@ from tqflow.runtime.jobs import JobFailed, JobSkipped
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.sync import SyncClient
 
-from helpers import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory, plan_of
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
@@ -184,8 +184,6 @@ async def test_post_jobs_and_tqc_take_dependencies(
 
 
 async def test_a_flow_job_can_be_a_dependency(client: Client, start_worker: WorkerFactory) -> None:
-    from helpers import plan_of
-
     tasks = {**TASKS, **load_tasks(["sample_tasks"], [FLOWS])}
     await client.deploy(plan_of("diamond.tqflow"))
     run_id = await client.start_run("diamond", {"n": 3})
@@ -197,3 +195,88 @@ async def test_a_flow_job_can_be_a_dependency(client: Client, start_worker: Work
     assert info.state == "succeeded"  # the run's own bookkeeping is untouched by its standalone dependents
     assert await client.result(after_run, timeout=10) == 3
     assert await client.result(after_sum, timeout=10) == 2
+
+
+async def test_waiting_dependents_are_listed_with_state_waiting(
+    client: Client, redis: Redis, redis_url: str, namespace: str, api: httpx.AsyncClient
+) -> None:
+    first = await client.enqueue(jt.add, x=1, delay="1h")
+    a = await client.enqueue(jt.add, x=2, depends_on=[first])
+    b = await client.enqueue(jt.add, x=3, queue="other", depends_on=[first])
+    assert [j.id for j in await client.list_jobs(state="waiting")] == [a, b]  # oldest first
+    assert [j.id for j in await client.list_jobs("other", "waiting")] == [b]
+    assert {first, a, b} <= {j.id for j in await client.list_jobs()}  # every live state, waiting too
+    page = (await api.get("/api/jobs", params={"state": "waiting"})).json()
+    assert [(j["id"], j["state"], j["depends_on"]) for j in page["items"]] == [
+        (a, "waiting", [first]),
+        (b, "waiting", [first]),
+    ]
+    other = (await api.get("/api/jobs", params={"state": "waiting", "queue": "other"})).json()
+    assert [j["id"] for j in other["items"]] == [b]
+    listed = await asyncio.to_thread(
+        tqc, redis_url, namespace, "jobs", "list", "--state", "waiting", "--json"
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [(j["id"], j["state"]) for j in json.loads(listed.stdout)] == [(a, "waiting"), (b, "waiting")]
+    # leaving the state leaves the list: a cancelled dependent, a skipped one
+    assert await client.cancel(a) == "cancelled"
+    assert [j.id for j in await client.list_jobs(state="waiting")] == [b]
+    assert await client.cancel(first) == "cancelled"
+    assert (await client.job(b)).state == "skipped"
+    assert (await api.get("/api/jobs", params={"state": "waiting"})).json()["items"] == []
+    empty = await asyncio.to_thread(tqc, redis_url, namespace, "jobs", "list", "--state", "waiting")
+    assert empty.returncode == 0 and empty.stdout.strip() == "no jobs", empty.stdout
+    assert await redis.zcard(client.keys.after_waiting) == 0  # nothing left behind in the index
+
+
+async def test_released_dependents_leave_the_waiting_list(
+    client: Client, start_worker: WorkerFactory
+) -> None:
+    first = await client.enqueue(jt.add, x=1)  # lean: released by the worker's finish
+    then = await client.enqueue(jt.add, x=2, depends_on=[first])
+    assert [j.id for j in await client.list_jobs(state="waiting")] == [then]
+    await start_worker(TASKS)
+    assert await client.result(then, timeout=10) == 3
+    assert await client.list_jobs(state="waiting") == []
+
+
+async def test_skipped_and_cancelled_jobs_are_kept_as_long_as_finished_ones(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    keys = client.keys
+    # before any worker said how long: a day, the default --keep-results
+    early = await client.enqueue(jt.add, x=1, delay="1h")
+    await client.cancel(early)
+    assert 86_400_000 - 60_000 < await redis.pttl(keys.job(early)) <= 86_400_000
+    # a run's cancelled jobs go with the run (the leader's --keep-runs), not on their own (no worker yet)
+    plan = plan_of("diamond.tqflow")
+    await client.deploy(plan)
+    names = list(plan.flows["diamond"].jobs)
+    run_id = await client.start_run("diamond", {"n": 3})
+    await client.cancel_run(run_id)
+    states = {name: (await client.job(f"{run_id}.{name}")).state for name in names}
+    assert set(states.values()) <= {"cancelled", "skipped"}, states
+    assert [await redis.pttl(keys.job(f"{run_id}.{name}")) for name in names] == [-1] * len(names)
+    keep_ms = 4000
+    await start_worker(TASKS, result_ttl_ms=keep_ms)  # what `tqrun worker --keep-results 4s` sets
+    doomed = await client.enqueue(jt.always_fails, message="no", retry=None)
+    with pytest.raises(JobFailed):
+        await client.result(doomed, timeout=10)
+    ok = await client.enqueue(jt.add, x=1)
+    assert await client.result(ok, timeout=10) == 2
+    skipped = await client.enqueue(jt.add, x=1, depends_on=[doomed])  # skipped at once
+    later = await client.enqueue(jt.add, x=1, delay="1h")
+    skipped_later = await client.enqueue(jt.add, x=1, depends_on=[later])
+    lean_idle = await client.enqueue(jt.add, x=1, queue="nobody-serves")  # a lean entry, no record yet
+    waiting = await client.enqueue(jt.add, x=1, depends_on=[later])
+    for job_id in (waiting, lean_idle, later):  # `later` skips `skipped_later` (released by cancel)
+        assert await client.cancel(job_id) == "cancelled"
+    assert (await client.job(skipped)).state == (await client.job(skipped_later)).state == "skipped"
+    ended = [ok, skipped, skipped_later, later, lean_idle, waiting]
+    for job_id in ended:
+        assert 0 < await redis.pttl(keys.job(job_id)) <= keep_ms, job_id
+    assert await redis.pttl(keys.job(doomed)) == -1  # dead-lettered: stays for the DLQ
+    await asyncio.sleep(keep_ms / 1000 + 0.5)
+    for job_id in ended:
+        assert not await redis.exists(keys.job(job_id)), job_id
+    assert (await client.job(doomed)).state == "dead"

@@ -29,6 +29,8 @@ def test_key_layout_is_pinned() -> None:
     assert keys.awaiting == "{prod}:awaiting"
     assert keys.delayed == "{prod}:delayed"
     assert keys.dlq == "{prod}:dlq"
+    assert keys.after_waiting == "{prod}:after:waiting"  # standalone jobs waiting for their depends_on
+    assert keys.keep_results == "{prod}:keep-results"  # the workers' --keep-results (ms)
     assert keys.flow("nightly") == "{prod}:flow:nightly"
     assert keys.streams("q") == [f"{{prod}}:q:q:{p}" for p in range(5)]
     assert keys.tasks == "{prod}:tasks"  # the task catalog (runtime/catalog.py): the control slot's

@@ -347,3 +347,42 @@ async def test_a_record_an_older_waiter_made_while_queued_still_ends(client: Cli
     assert (info.state, info.attempt, info.result) == ("succeeded", 1, 2)
     assert await redis.xlen(stream) == 0
     assert (await redis.xpending(stream, client.keys.group))["pending"] == 0
+
+
+async def test_an_idle_worker_starts_a_lean_job_by_its_delivery(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    """The blocking read's delivery is the start: no start script between the read and the body."""
+    worker = await start_worker(TASKS)
+    scripts = worker.context.scripts
+    called: list[str] = []
+    run = scripts.run
+
+    async def spied(call: Any) -> Any:
+        called.append(call.name)
+        return await run(call)
+
+    scripts.run = spied  # type: ignore[method-assign]
+    await asyncio.sleep(0.3)  # idle: blocked on its streams
+    job_id = await client.enqueue(jt.add, x=1)
+    assert await client.result(job_id, timeout=10) == 2
+    assert "start_many" not in called and "finish_many" in called, called
+    assert (await client.job(job_id)).attempt == 1
+
+
+async def test_a_record_made_while_queued_runs_once_its_entry_was_delivered(
+    client: Client, redis: Redis
+) -> None:
+    """A lean job with a record made while queued (it has a dependent), its entry delivered by a blocking
+    read: it is running from then on, so nothing moves it (a second run) or cancels it as if queued."""
+    stream = client.keys.stream("default", 2)
+    await redis.xgroup_create(stream, client.keys.group, id="0", mkstream=True)
+    first = await client.enqueue(jt.add, x=1, priority="normal")
+    await client.enqueue(jt.add, x=10, depends_on=[first])  # gives `first` its record, entry in place
+    assert await redis.hget(client.keys.job(first), "state") == "queued"
+    await redis.xreadgroup(client.keys.group, "w1", {stream: ">"}, count=1)  # delivered: started
+    with pytest.raises(ValueError):  # it started: it is not moved
+        await client.reprioritize(first, "high")
+    assert await redis.hget(client.keys.job(first), "token") == "@" + first.rsplit(".", 1)[1]
+    assert await client.cancel(first) == "cancelling"
+    assert await redis.xlen(stream) == 1  # its entry stays, pending under w1

@@ -18,7 +18,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.runs import JobInfo
 
-STATES = ("queued", "scheduled", "running", "retrying", "limited", "dead")
+STATES = ("queued", "scheduled", "running", "retrying", "limited", "waiting", "dead")
 
 
 def _with_client(redis_url: str | None, namespace: str, action: Callable[[Client], Awaitable[int]]) -> None:
@@ -149,7 +149,7 @@ def jobs_submit(
 def jobs_list(
     queue: str | None, state: str | None, limit: int, as_json: bool, redis_url: str | None, namespace: str
 ) -> None:
-    """Jobs queued, running, waiting for a delay or retry, or dead-lettered."""
+    """Jobs queued, running, waiting for a delay, retry, limiter or their dependencies, or dead-lettered."""
 
     async def act(client: Client) -> int:
         _print_jobs(await client.list_jobs(queue, state, limit), as_json)

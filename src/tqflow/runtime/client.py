@@ -536,7 +536,8 @@ class Client:
         self, queue: str | None = None, state: str | None = None, limit: int = 50
     ) -> list[JobInfo]:
         """Jobs on the queues (queued or running, from the streams), waiting for a delay or a retry
-        (scheduled, retrying) or for a limiter (limited), or dead-lettered (dead); filtered by queue and
+        (scheduled, retrying), for a limiter (limited) or for their dependencies (waiting), or
+        dead-lettered (dead); filtered by queue and
         state, up to `limit`."""
         ids: list[str] = []
         if state in (None, "queued", "running"):
@@ -550,6 +551,8 @@ class Client:
             ids += [str(i) for i in await self.redis.zrange(self.keys.delayed, 0, limit * 4)]
         if state in (None, "limited"):
             ids += await waiting_jobs(self.redis, self.keys, limit * 4)
+        if state in (None, "waiting"):  # standalone jobs waiting for their depends_on
+            ids += [str(i) for i in await self.redis.zrange(self.keys.after_waiting, 0, limit * 4)]
         if state in (None, "dead"):
             ids += [str(i) for i in await self.redis.zrevrange(self.keys.dlq, 0, limit * 4)]
         found: list[JobInfo] = []

@@ -46,7 +46,7 @@ from tqflow.runtime.views import (
 MAX_LIMIT = 500
 SCAN_BATCH = 200
 SCAN_CAP = 20_000  # a filtered run listing reads at most this many run records
-JOB_STATE_SOURCES = ("queued", "running", "scheduled", "retrying", "limited", "dead")
+JOB_STATE_SOURCES = ("queued", "running", "scheduled", "retrying", "limited", "waiting", "dead")
 ACTIVE_WORKER_MS = 60_000
 READ_ONLY_PAYLOADS = payloads.PayloadSettings()  # no signing key: pickles are refused, never loaded
 
@@ -399,7 +399,8 @@ class Inspector:
         offset: int = 0,
         limit: int = 50,
     ) -> Page[JobView]:
-        """Jobs of one run, or jobs in a live state (queued, running, scheduled, retrying, dead)."""
+        """Jobs of one run, or jobs in a live state (queued, running, scheduled, retrying, limited, waiting
+        for their `depends_on`, dead)."""
         limit = max(1, min(limit, MAX_LIMIT))
         offset = max(0, offset)
         if run is not None:
@@ -429,6 +430,8 @@ class Inspector:
             return list(await self.redis.zrange(self.keys.delayed, 0, count * 4))
         if state == "limited":
             return await waiting_jobs(self.redis, self.keys, count)
+        if state == "waiting":  # standalone jobs waiting for their dependencies, oldest first
+            return [str(i) for i in await self.redis.zrange(self.keys.after_waiting, 0, count - 1)]
         ids: list[str] = []
         for name in [queue] if queue else await self.queue_names():
             for level in range(LEVELS):

@@ -129,7 +129,8 @@ async def list_jobs(
     offset: Offset = 0,
     limit: Limit = 50,
 ) -> Page[JobView]:
-    """Jobs of one run, or jobs in a live state: queued, running, scheduled, retrying or dead."""
+    """Jobs of one run, or jobs in a live state: queued, running, scheduled, retrying, limited, waiting (for
+    their `depends_on`) or dead."""
     return await svc.inspector.jobs(run=run, state=state, queue=queue, offset=offset, limit=limit)
 
 

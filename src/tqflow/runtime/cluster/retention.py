@@ -1,6 +1,7 @@
 """Retention: how long finished work stays in Redis, and the leader's pruning of finished runs.
 
-- a finished standalone job's record: `keep_results` (WorkerSettings.result_ttl_ms, set by the finish script);
+- a finished standalone job's record: `keep_results` (WorkerSettings.result_ttl_ms, set by the finish script;
+  a skipped dependent or a cancelled idle job gets it from `Keys.keep_results`, which each worker writes);
 - attempt histories (runtime/attempts.py): `keep_history` (default: as results);
 - runs: `keep_runs` after they end. The leader runs `prune_runs.lua` every `every_s`: each run that ended
   more than `keep_runs` ago is deleted with its job records, their attempt histories, fan-out children and

@@ -56,6 +56,10 @@ class Keys:
         self.tasks = f"{self.control}:tasks"  # hash: task name -> what its workers published (catalog.py)
         self.queues = f"{self.prefix}:queues"
         self.dlqs = f"{self.prefix}:dlqs"  # names of the named dead-letter queues
+        # standalone jobs waiting for their `depends_on`, by enqueue time (`tqc jobs list --state waiting`)
+        self.after_waiting = f"{self.prefix}:after:waiting"
+        # the workers' --keep-results (ms): for jobs that end outside a finish (skips, cancels)
+        self.keep_results = f"{self.prefix}:keep-results"
         self.done_channel = f"{self.prefix}:done"  # job ids that someone waits for, when they end
         self.cancel_channel = f"{self.prefix}:cancel"  # running job ids to stop
         self.group = GROUP

@@ -46,6 +46,18 @@ def entry_job(queue: str, level: int, entry: str, fields: Mapping[str, Any] | No
     return lean_id(queue, level, entry) if "t" in fields else ""
 
 
+def first_attempt(queue: str, level: int, entry: str, fields: Mapping[str, Any] | None) -> list[Any] | None:
+    """The attempt a lean entry's delivery started, as the start scripts answer it (lua/common.lua
+    start_entry) but without asking Redis: job id, token `@ENTRY_ID`, attempt 1, task, payload, options,
+    queue, level, enqueue ms, deadline (none), run (none). None for an entry that is not a lean job's (a
+    `j` entry, or a malformed one): the start script decides those."""
+    if not fields or "j" in fields or "t" not in fields:
+        return None
+    opts = fields.get("o") or None
+    row = [lean_id(queue, level, entry), f"@{entry}", 1, fields["t"], fields.get("p", ""), opts]
+    return [*row, queue, str(level), entry.split("-")[0], None, None]
+
+
 def queue_lookup(pipe: Any, keys: Keys, job_id: str) -> bool:
     """Queue the reads of a lean job's entry and of its delivery (READS replies, before the record's read:
     a record is always written before its entry is deleted, so reading in this order never misses a job).

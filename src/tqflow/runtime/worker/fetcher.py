@@ -1,6 +1,7 @@
 """The fetcher: takes jobs from the queue streams by priority weights, as many as there are free slots,
 and hands each attempt to the runner. Reading and starting is one script call for a whole batch
-(fetch.lua); an idle worker blocks on the streams and starts what arrives (start.lua)."""
+(fetch.lua); an idle worker blocks on the streams and starts what arrives: a lean job's delivery is its
+start (store/lean.py), any other entry is started by start_many.lua."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 import structlog
 from redis.exceptions import OutOfMemoryError, RedisError, ResponseError
 
+from tqflow.plan import LEVELS
 from tqflow.runtime.priorities import FetchPlanner
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import calls
+from tqflow.runtime.store import calls, lean
 from tqflow.runtime.worker.attempt import Attempt
 from tqflow.runtime.worker.context import WorkerContext
 from tqflow.runtime.worker.runner import Runner
@@ -28,6 +30,10 @@ class Fetcher:
         self.context = context
         self.planner = planner
         self.streams = planner.all_streams
+        keys = context.keys
+        self.places = {
+            keys.stream(q, level): (q, level) for q in context.settings.queues for level in range(LEVELS)
+        }
         self.slots = slots
         self.runner = runner
         self.culprits: set[str] = set()  # the job whose start made the fetch loop fail
@@ -101,12 +107,19 @@ class Fetcher:
             count=1,
             block=settings.block_ms,
         )
-        read = [
-            (str((fields or {}).get("j", "")), stream, entry_id)
-            for stream, entries in reply or []
-            for entry_id, fields in entries
-        ]
-        if not read:
-            return []
-        call = calls.start_many(keys, now_ms(), settings.name, prefix, settings.lease_ms, read)
-        return list(await self.context.scripts.run(call))
+        started: list[Any] = []
+        read: list[tuple[str, str, str]] = []
+        for stream, entries in reply or []:
+            queue, level = self.places[stream]
+            for entry_id, fields in entries:
+                # A lean job's delivery started its first attempt (store/lean.py): no start script, so an
+                # idle worker runs it one round trip sooner. A limited one takes its slots at its start.
+                row = lean.first_attempt(queue, level, entry_id, fields)
+                if row is not None and not (row[5] and '"lim"' in row[5]):
+                    started.append(row)
+                else:
+                    read.append((str((fields or {}).get("j", "")), stream, entry_id))
+        if read:
+            call = calls.start_many(keys, now_ms(), settings.name, prefix, settings.lease_ms, read)
+            started += await self.context.scripts.run(call)
+        return started

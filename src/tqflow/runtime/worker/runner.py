@@ -52,6 +52,7 @@ class Runner:
         self.active: dict[str, Running] = {}  # job id -> the call in progress
         self.in_flight: set[asyncio.Task[None]] = set()  # every attempt's handler, until it returns
         self._handlers: dict[str, tuple[Attempt, asyncio.Task[None]]] = {}
+        self._cancel_asked: set[str] = set()  # handled here, cancelled before their body began
 
     # -- the attempts in progress ----------------------------------------------------------------
 
@@ -68,6 +69,7 @@ class Runner:
         self.in_flight.discard(job)
         if self._handlers.get(job_id, (None, None))[1] is job:
             del self._handlers[job_id]
+            self._cancel_asked.discard(job_id)
         self.slots.release(job_id)
         if not job.cancelled() and job.exception() is not None:
             log.error("job handler crashed", error=repr(job.exception()))
@@ -86,8 +88,12 @@ class Runner:
         return found
 
     def cancel(self, job_id: str) -> None:
-        """A running job was cancelled: stop its call (the handler then ends it as cancelled)."""
+        """A running job was cancelled: stop its call (the handler then ends it as cancelled). One handled
+        here whose body has not begun (a lean job's delivery started it, its arguments are being read) is
+        ended as cancelled before its body runs."""
         if job_id not in self.active:
+            if job_id in self._handlers:
+                self._cancel_asked.add(job_id)
             return
         handler = self._handlers.get(job_id)
         if handler is not None:
@@ -146,6 +152,9 @@ class Runner:
         timeout = attempt.time_left()
         if timeout is not None and timeout <= 0:
             await self._finish(attempt, "dead", _error("DeadlineExceeded", "the job's deadline passed"))
+            return
+        if attempt.job_id in self._cancel_asked:
+            await self._finish(attempt, "cancelled", "cancelled before it started")
             return
         running = Running()
         self.active[attempt.job_id] = running

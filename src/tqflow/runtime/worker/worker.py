@@ -104,6 +104,8 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let in-flight jobs finish."""
         await catalog.publish(self.redis, self.keys, self.tasks, self.settings.name)  # runtime/catalog.py
+        # skipped dependents and cancelled idle jobs end in scripts that no worker calls with a TTL
+        await self.redis.set(self.keys.keep_results, self.settings.result_ttl_ms)
         await self.fetcher.create_groups()
         await self.scripts.ensure_loaded()
         await self.cluster.start()

@@ -239,14 +239,14 @@ async function limitsPanel() {
 }
 
 async function queueView(params, name) {
-  const [queued, running, scheduled] = await Promise.all(["queued", "running", "scheduled"].map((s) =>
+  const [queued, running, scheduled, waiting] = await Promise.all(["queued", "running", "scheduled", "waiting"].map((s) =>
     api(`/api/jobs?state=${s}&queue=${encodeURIComponent(name)}&limit=100`)));
   const table = (title, page) => `<h2>${title} <span class="muted">${page.items.length}${page.next_offset != null ? "+" : ""}</span></h2>
     <table class="queue-jobs" data-list="${title.toLowerCase()}"><thead><tr><th>Job</th><th>Task</th><th>Priority</th><th>State</th><th class="num">Attempt</th><th>Enqueued</th><th class="num">Running for</th></tr></thead>
     <tbody>${page.items.map((j) => `<tr data-job-row="${esc(j.id)}"><td><a href="#/job/${esc(j.id)}">${esc(j.id)}</a></td><td>${esc(j.task)}</td><td>${esc(j.priority)}</td>
       <td>${state(j.state)}</td><td class="num">${j.attempt}</td><td>${when(j.enqueued)}</td><td class="num">${j.started && j.state === "running" ? ago(Date.now() - j.started) : ""}</td></tr>`).join("")
       || `<tr><td colspan="7" class="muted">None.</td></tr>`}</tbody></table>`;
-  return `<h1>Queue ${esc(name)}</h1>${table("Queued", queued)}${table("Running", running)}${table("Scheduled", scheduled)}`;
+  return `<h1>Queue ${esc(name)}</h1>${table("Queued", queued)}${table("Running", running)}${table("Scheduled", scheduled)}${table("Waiting", waiting)}`;
 }
 
 async function workersView() {

@@ -18,6 +18,15 @@ local wake_channel = prefix .. ':delayed:wake'
 local done_channel = prefix .. ':done'
 local GROUP = 'tqflow'
 local TERMINAL = {succeeded = true, dead = true, skipped = true, cancelled = true}
+local after_waiting_key = prefix .. ':after:waiting'  -- standalone dependents still waiting (Keys.after_waiting)
+
+-- How long a standalone job's record stays once it ended outside a finish (a skipped dependent, a cancelled
+-- idle job): the workers' --keep-results, which they write to Keys.keep_results (the finish scripts get
+-- theirs as ARGV); a day (the default) before any worker wrote it.
+local DEFAULT_KEEP_MS = 86400000
+local function keep_results_ms()
+  return tonumber(redis.call('GET', prefix .. ':keep-results') or '') or DEFAULT_KEEP_MS
+end
 
 -- A full Redis (maxmemory, policy noeviction) refuses a script's writes only at its first write, and only
 -- when that command may grow memory; once a script has written anything, the rest of it runs (F14: the
@@ -122,12 +131,28 @@ local function materialize(id)
   return rec
 end
 
--- A job's state, making a lean job's record first (callers that change a job need one).
+-- A job's state, making a lean job's record first (callers that change a job need one). A lean job's record
+-- made while it was queued (a dependent's, an older waiter's) whose entry, still in place, was delivered since
+-- says `running` from now on: the delivery started it (a worker's blocking read runs it without a start
+-- script), so nothing moves or cancels it as if it were still queued.
 local function state_of(id)
-  local state = redis.call('HGET', job_key(id), 'state')
+  local k = job_key(id)
+  local state = redis.call('HGET', k, 'state')
   if not state then
     local rec = materialize(id)
     if rec then state = rec.state end
+  elseif state == 'queued' then
+    local q, p, eid = lean_parts(id)
+    if q and redis.call('HGET', k, 'entry') == eid then
+      local stream = stream_key(q, p)
+      local holder, idle = holder_of(stream, eid)
+      if holder then
+        local rec = lean_record(q, p, eid, {'t', ''}, holder, idle)
+        redis.call('HSET', k, 'state', 'running', 'attempt', 1, 'token', lean_token(eid), 'worker', holder,
+          'started', rec.started, 'lease_until', rec.lease_until, 'stream', stream)
+        state = 'running'
+      end
+    end
   end
   return state
 end
@@ -260,20 +285,21 @@ end
 -- Standalone dependencies (`enqueue(..., depends_on=[ids])`): a dependent's record waits (state
 -- `waiting`, `deps_left` of its `after_deps` not ended yet); each dependency lists it in `dependent_jobs`
 -- (JSON ids). When the last one ends it is queued (or delayed), or skipped when one did not succeed and it
--- does not allow failures (`after_policy` = done). A skipped dependent is kept a day, like a finished job.
-local SKIPPED_KEEP_MS = 86400000
+-- does not allow failures (`after_policy` = done). A skipped dependent is kept as long as a finished job
+-- (keep_results_ms). While it waits its id is in after_waiting_key, so the inspector can list it.
 local function resolve_after(id, now)
   local k = job_key(id)
   local f = redis.call('HMGET', k, 'state', 'after_deps', 'after_policy', 'delay_ms', 'deadline_ms', 'queue', 'prio',
     'opts')
   if f[1] ~= 'waiting' then return false end
+  redis.call('ZREM', after_waiting_key, id)
   if f[3] ~= 'done' then
     for _, dep in ipairs(cjson.decode(f[2] or '[]')) do
       local state = redis.call('HGET', job_key(dep), 'state')
       if state ~= 'succeeded' then
         redis.call('HSET', k, 'state', 'skipped', 'finished', now,
           'reason', 'dependency ' .. dep .. ' did not succeed (' .. (state or 'gone') .. ')')
-        redis.call('PEXPIRE', k, SKIPPED_KEEP_MS)
+        redis.call('PEXPIRE', k, keep_results_ms())
         return true
       end
     end
@@ -329,6 +355,7 @@ local function wait_for_deps(k, id, fields, o, now)
   redis.call('HSET', k, 'state', 'waiting', 'enqueued', now, 'deps_left', left, 'after_deps', cjson.encode(o.dep),
     'delay_ms', o.d or 0, 'deadline_ms', o.dl or 0, unpack(fields))
   if o.da then redis.call('HSET', k, 'after_policy', o.da) end
+  redis.call('ZADD', after_waiting_key, now, id)
   if left == 0 then resolve_after(id, now) end
 end
 
@@ -447,9 +474,13 @@ local function cancel_idle(id, now, reason)
   elseif state ~= 'waiting' then
     return false
   end
+  if state == 'waiting' then redis.call('ZREM', after_waiting_key, id) end
   release_held(k, id, now, lh)  -- a grant's slot
   redis.call('HSET', k, 'state', 'cancelled', 'finished', now, 'reason', reason)
   on_terminal(id, now)
+  -- a standalone job is kept as long as a finished one (a run's jobs go with the run; an item with its parent)
+  local run_id, parent = unpack(redis.call('HMGET', k, 'run', 'parent'))
+  if (not run_id or run_id == '') and (not parent or parent == '') then redis.call('PEXPIRE', k, keep_results_ms()) end
   return true
 end
 
