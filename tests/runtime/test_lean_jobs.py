@@ -121,6 +121,8 @@ async def test_cancel_after_a_worker_read_the_entry_still_stops_it(client: Clien
     )
     assert started == []
     assert (await client.job(job_id)).state == "cancelled"
+    # it expires as other ended standalone jobs do (it had no expiry: kept forever)
+    assert 0 < await redis.pttl(client.keys.job(job_id)) <= 86_400_000
     assert await redis.xpending(stream, client.keys.group) == {
         "pending": 0,
         "min": None,

@@ -544,7 +544,7 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   if state == 'running' and current == entry and f[17] == lean_token(entry) then
     -- its delivered first attempt, whose record something made since the delivery (a cancel, recovery …)
     if f[18] == '1' then  -- cancelled before its body ran: it ends so, here
-      finish_attempt(now, 0, id, lean_token(entry), 'cancelled', 'cancelled', 0, '')
+      finish_attempt(now, keep_results_ms(), id, lean_token(entry), 'cancelled', 'cancelled', 0, '')
       return nil
     end
     return {id, lean_token(entry), 1, f[3], f[4], f[5], f[6], f[7], f[8], f[9], false}
