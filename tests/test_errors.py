@@ -85,3 +85,15 @@ def test_every_error_pickles(cls: type[BaseException]) -> None:
     assert type(again) is cls
     assert again.args == error.args and str(again) == str(error)
     assert {k: repr(v) for k, v in vars(again).items()} == {k: repr(v) for k, v in vars(error).items()}
+
+
+def test_a_bad_duration_joins_the_tree_and_keeps_its_old_types() -> None:
+    from tqflow.errors import DurationError, PlanError
+    from tqflow.plan.durations import parse_duration, to_ms
+
+    for bad, old in ((lambda: to_ms(True), TypeError), (lambda: to_ms("3x"), ValueError)):
+        with pytest.raises(DurationError) as caught:
+            bad()
+        assert isinstance(caught.value, PlanError) and isinstance(caught.value, old)
+    with pytest.raises(DurationError, match="not a duration: '30'"):
+        parse_duration("30")

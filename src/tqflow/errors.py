@@ -43,6 +43,11 @@ class PlanError(TqflowError):
     """A plan, or a value it describes (a run's parameters, an expression, a schedule), is not valid."""
 
 
+class DurationError(PlanError, ValueError, TypeError):
+    """A value that is not a duration (`30x`, a negative number, a boolean). Also a `ValueError` and a
+    `TypeError`, the two it was raised as before it joined the tree, so existing handlers still catch it."""
+
+
 class ClientError(TqflowError):
     """A producer's call failed: the job or run ended without a result, was refused, or does not exist."""
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
+from tqflow.errors import DurationError
+
 DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _ONE = re.compile(r"([0-9]+)(ms|s|m|h|d)")
 
@@ -18,7 +20,7 @@ def parse_duration(text: str) -> int:
     """One number and one unit: `30s` → 30000."""
     match = _ONE.fullmatch(text)
     if not match:
-        raise ValueError(f"not a duration: {text!r}")
+        raise DurationError(f"not a duration: {text!r}")
     return int(match.group(1)) * DURATION_UNITS_MS[match.group(2)]
 
 
@@ -28,7 +30,7 @@ def parse_compound(text: str, what: str = "duration") -> int:
     parts = _ONE.findall(rest)
     if not parts or "".join(n + u for n, u in parts) != rest.replace(" ", ""):
         units = ", ".join(DURATION_UNITS_MS)
-        raise ValueError(f"{what} {text!r} is not a duration (use a number and one of {units})")
+        raise DurationError(f"{what} {text!r} is not a duration (use a number and one of {units})")
     return sum(int(number) * DURATION_UNITS_MS[unit] for number, unit in parts)
 
 
@@ -37,15 +39,15 @@ def to_ms(value: Duration, what: str = "duration") -> int:
     if isinstance(value, dt.timedelta):
         ms = int(value.total_seconds() * 1000)
     elif isinstance(value, bool):
-        raise TypeError(f"{what} must be a duration, not a boolean")
+        raise DurationError(f"{what} must be a duration, not a boolean")
     elif isinstance(value, int | float):
         ms = int(value * 1000)
     elif isinstance(value, str):
         ms = parse_compound(value, what)
     else:
-        raise TypeError(f"{what} must be a duration like '30s', a number of seconds or a timedelta")
+        raise DurationError(f"{what} must be a duration like '30s', a number of seconds or a timedelta")
     if ms < 0:
-        raise ValueError(f"{what} must not be negative, got {value!r}")
+        raise DurationError(f"{what} must not be negative, got {value!r}")
     return ms
 
 
