@@ -125,14 +125,21 @@ async def test_msgpack_bodies_are_bytes_and_smaller_than_json(
 async def test_a_tasks_codec_holds_by_object_and_by_name(
     client: Client, redis: Redis, start_worker: WorkerFactory
 ) -> None:
-    await start_worker(TASKS)
+    # a worker on another queue publishes the catalog (what a job sent by name is encoded with) and runs
+    # nothing, so each entry is still in its stream when its stored bytes are read
+    await start_worker(TASKS, queues=["elsewhere"])
     await published(redis, client, ct.packed.name)
     data = rows(40)
     by_object = await client.enqueue(ct.packed, rows=data)
     by_name = await client.enqueue("codec_tasks.packed", rows=data)
+    # what the call says wins over the task's own
+    plain = await client.enqueue(ct.packed, rows=data[:10], codec="json", compression="none")
     compressed = zstandard.ZstdCompressor(level=3).compress(reference({"rows": data}))
     for job_id in (by_object, by_name):
         assert await stored_args(client, job_id) == expect(b"MS1|" + compressed)
+    assert await stored_args(client, plain) == expect(b"J-1|" + json_text({"rows": data[:10]}))
+    await start_worker(TASKS)
+    for job_id in (by_object, by_name):
         assert await client.result(job_id, timeout=10) == {"count": 40, "rows": data}
         sha, size = await stored(redis, client.keys.job(job_id), "result")
         result = await redis.hget(client.keys.job(job_id), "result")
@@ -140,9 +147,6 @@ async def test_a_tasks_codec_holds_by_object_and_by_name(
         raw = result[3:].encode("utf-8", "surrogateescape")
         assert (sha, size) == expect(b"MS|" + raw)  # what was read is exactly what Redis holds
         assert msgpack.unpackb(zstandard.ZstdDecompressor().decompress(raw)) == {"count": 40, "rows": data}
-    # what the call says wins over the task's own
-    plain = await client.enqueue(ct.packed, rows=data[:10], codec="json", compression="none")
-    assert await stored_args(client, plain) == expect(b"J-1|" + json_text({"rows": data[:10]}))
     assert await client.result(plain, timeout=10) == {"count": 10, "rows": data[:10]}
     result = await redis.hget(client.keys.job(plain), "result")
     assert result is not None and result.startswith("MS|")  # the result: the task's codec still
