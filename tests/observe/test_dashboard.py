@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from tqflow.compiler import compile_file
 from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
@@ -267,3 +268,59 @@ async def test_job_details_search_queues_named_dlqs_start_a_run_and_offline_docs
     for shot in ("docs", "queue-jobs", "job-result", "runs-search", "fan-out-items", "named-dlq"):
         data = (ARTIFACTS / f"dashboard-{shot}.png").read_bytes()
         assert data.startswith(b"\x89PNG") and len(data) > 10_000, shot  # a real page, not a blank one
+
+
+async def test_signal_forms_approve_reject_and_show_a_refused_payload(
+    page: Any, api_server: str, client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    example = Path(__file__).parents[2] / "examples" / "approval"
+    compiled = compile_file(example / "approval.tqflow")
+    assert compiled.plan is not None, [d.message for d in compiled.diagnostics]
+    await client.deploy(compiled.plan)
+    await start_worker(load_tasks(compiled.plan.flows["expense"].modules, [example]))
+    approved = await client.start_run("expense", {"claim": "dash-yes", "amount": 30})
+    rejected = await client.start_run("expense", {"claim": "dash-no"})
+    for run_id in (approved, rejected):
+        await awaiting(redis, client, run_id)
+
+    # the Signals page lists both; a payload that does not fit is refused with its reason, and nothing is sent
+    await page.goto(f"{api_server}/#/signals")
+    form = f'form.signal-form[data-run="{approved}"][data-name="approve"]'
+    await page.wait_for_selector(f'form.signal-form[data-run="{rejected}"]')
+    assert await page.locator(form).get_attribute("data-approvable") == "field"
+    await page.fill(f'{form} textarea[name="payload"]', '{"approved": "yes", "by": "ana"}')
+    await page.click(f'{form} button:text-is("Send")')
+    await page.wait_for_selector('#notice.error:has-text("signal approve refused")')
+    assert "payload.approved must be true or false" in await page.locator("#notice").inner_text()
+    assert await redis.hget(client.keys.job(f"{approved}.approve"), "state") == "awaiting"
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-signals.png"), full_page=True)
+
+    # Approve fills in the decision; the rest of the payload comes from the form
+    await page.fill(f'{form} textarea[name="payload"]', '{"approved": false, "by": "ana"}')
+    await page.click(f'{form} button[data-approve="true"]')
+    await page.wait_for_selector('#notice:not(.error):has-text("signal approve: delivered")')
+    done = await client.wait(approved, 30)
+    assert done.state == "succeeded" and done.outputs == {"approved": True, "by": "ana"}
+    assert done.jobs["pay"].result == "paid 30 EUR for dash-yes, approved by ana"
+
+    # Reject from the run's own page, in its "Waiting for signals" section
+    await page.goto(f"{api_server}/#/run/{rejected}")
+    form = f'form.signal-form[data-run="{rejected}"]'
+    await page.wait_for_selector(f'h2:text-is("Waiting for signals") ~ {form}')
+    await page.fill(f'{form} textarea[name="payload"]', '{"approved": true, "by": "bo", "comment": "no receipt"}')
+    await page.click(f'{form} button[data-approve="false"]')
+    await page.wait_for_selector('#notice:has-text("signal approve: delivered")')
+    done = await client.wait(rejected, 30)
+    assert done.state == "succeeded" and done.outputs == {"approved": False, "by": "bo"}
+    assert done.jobs["answer"].result == "dash-no rejected by bo: no receipt"
+    await page.goto(f"{api_server}/#/signals")
+    await page.wait_for_selector('p.muted:text-is("No signal job is waiting.")')
+
+
+async def awaiting(redis: Redis, client: Client, run_id: str) -> None:
+    """Until the run's `approve` job waits for its signal (its upstream `review` ran)."""
+    for _ in range(400):
+        if await redis.hget(client.keys.job(f"{run_id}.approve"), "state") == "awaiting":
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError(f"{run_id}.approve never awaited its signal")
