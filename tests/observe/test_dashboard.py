@@ -307,7 +307,8 @@ async def test_signal_forms_approve_reject_and_show_a_refused_payload(
     await page.goto(f"{api_server}/#/run/{rejected}")
     form = f'form.signal-form[data-run="{rejected}"]'
     await page.wait_for_selector(f'h2:text-is("Waiting for signals") ~ {form}')
-    await page.fill(f'{form} textarea[name="payload"]', '{"approved": true, "by": "bo", "comment": "no receipt"}')
+    payload = '{"approved": true, "by": "bo", "comment": "no receipt"}'
+    await page.fill(f'{form} textarea[name="payload"]', payload)
     await page.click(f'{form} button[data-approve="false"]')
     await page.wait_for_selector('#notice:has-text("signal approve: delivered")')
     done = await client.wait(rejected, 30)
