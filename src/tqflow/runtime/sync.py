@@ -28,6 +28,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 from redis import Redis
 from redis.client import PubSub
 
+from tqflow.runtime import channels
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect, connect_sync
 from tqflow.runtime.jobs import (
@@ -244,19 +245,28 @@ class SyncWaiter:
     def wait(self, job_id: str, timeout: float | None) -> str | None:
         """The job's end state once it is terminal; None on timeout; LookupError when there is no job."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        pubsub = self.redis.pubsub()  # type: ignore[no-untyped-call]
+        pubsub = self._subscribed()
         try:
-            pubsub.subscribe(self.keys.done_channel)
-            if not _woken(pubsub, None, 10.0):
-                raise TimeoutError("the done channel subscription was not confirmed within 10 s")
             while True:
                 state = self.scripts.run(calls.watch(self.keys, job_id))
                 ended, wait = after_watch(job_id, state, self.recheck, deadline, time.monotonic())
                 if ended is not None or wait <= 0:
                     return ended
-                _woken(pubsub, job_id, wait)
+                try:
+                    _woken(pubsub, job_id, wait)
+                except channels.SubscriptionDropped:  # subscribe again where the slot is, then re-check
+                    pubsub.close()
+                    pubsub = self._subscribed()
         finally:
             pubsub.close()
+
+    def _subscribed(self) -> PubSub:
+        pubsub: PubSub = self.redis.pubsub()  # type: ignore[no-untyped-call]
+        channels.subscribe_sync(self.redis, pubsub, self.keys.done_channel)
+        if not _woken(pubsub, None, 10.0):
+            pubsub.close()
+            raise TimeoutError("the done channel subscription was not confirmed within 10 s")
+        return pubsub
 
 
 def _woken(pubsub: PubSub, job_id: str | None, seconds: float) -> bool:
@@ -265,10 +275,13 @@ def _woken(pubsub: PubSub, job_id: str | None, seconds: float) -> bool:
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         message = pubsub.get_message(timeout=left)
-        if message is not None and (
-            message["type"] == "subscribe" or (message["type"] == "message" and message["data"] == job_id)
-        ):
+        if message is None:
+            continue
+        what = channels.kind(message)
+        if what == "confirmed" or (what == "message" and message["data"] == job_id):
             return True
+        if what == "dropped":  # the slot left the node (failover): the caller re-checks the job
+            raise channels.SubscriptionDropped(str(message["channel"]))
     return False
 
 

@@ -1,9 +1,10 @@
 """Waiting for jobs to end without polling: one pub/sub subscription per client, one future per job.
 
 `watch.lua` flags a job that someone waits for; the script that ends it publishes its id on the done
-channel only when flagged, so jobs nobody waits for cost nothing. The subscription is confirmed before
-the flag is set, so no end is missed; after a reconnect (messages may be lost then) every waiter
-re-checks, and each also re-checks every `recheck` seconds as a safety net.
+channel (a shard channel where the server has them: runtime/channels.py) only when flagged, so jobs nobody
+waits for cost nothing. The subscription is confirmed before the flag is set, so no end is missed; after a
+reconnect (messages may be lost then) every waiter re-checks, and each also re-checks every `recheck`
+seconds as a safety net.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import contextlib
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from tqflow.errors import JobNotFound
+from tqflow.runtime import channels
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
@@ -86,17 +88,21 @@ class Waiter:
         while True:
             pubsub = self.redis.pubsub()
             try:
-                await pubsub.subscribe(self.keys.done_channel)
+                await channels.subscribe(self.redis, pubsub, self.keys.done_channel)
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         continue
-                    if message["type"] == "subscribe":
+                    what = channels.kind(message)
+                    if what == "confirmed":
                         ready.set()
                         self._wake_all()  # after a reconnect: whatever ended meanwhile is re-checked
-                    elif message["type"] == "message":
+                    elif what == "message":
                         self._wake(str(message["data"]))
-            except (RedisConnectionError, OSError):
+                    elif what == "dropped":
+                        raise channels.SubscriptionDropped(self.keys.done_channel)
+            except (RedisError, OSError):
+                # A lost connection, a redirect (MOVED: the slot's node changed) or a dropped subscription.
                 ready.clear()
                 await asyncio.sleep(0.2)
             finally:

@@ -1,5 +1,6 @@
-"""The cancel listener: one pub/sub subscription for cancellations of running jobs and for the promoter's
-wake-ups, with a look at the cancel flags of the jobs running here as the safety net under the channel."""
+"""The cancel listener: one pub/sub subscription (shard channels where the server has them:
+runtime/channels.py) for cancellations of running jobs and for the promoter's wake-ups, with a look at the
+cancel flags of the jobs running here as the safety net under the channel."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 import structlog
 from redis.exceptions import RedisError
 
+from tqflow.runtime import channels
 from tqflow.runtime.worker.context import WorkerContext
 from tqflow.runtime.worker.runner import Runner
 
@@ -29,19 +31,24 @@ class CancelListener:
         while not stop.is_set():
             pubsub = self.context.redis.pubsub()
             try:
-                await pubsub.subscribe(keys.delayed_wake, keys.cancel_channel)
+                await channels.subscribe(self.context.redis, pubsub, keys.delayed_wake, keys.cancel_channel)
                 self.subscribed.set()
                 await self._check_cancel_flags()  # a cancellation sent while we were not subscribed
                 while not stop.is_set():
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    message = await pubsub.get_message(timeout=1.0)
                     if message is None:
                         await self._check_cancel_flags()
+                        continue
+                    what = channels.kind(message)
+                    if what == "dropped":  # the slot left the node: subscribe again where it is now
+                        raise channels.SubscriptionDropped(str(message["channel"]))
+                    if what != "message":
                         continue
                     if message["channel"] == keys.cancel_channel:
                         self.runner.cancel(str(message["data"]))
                     else:
                         self.wake_promoter()
-            except (RedisError, OSError) as err:
+            except (RedisError, OSError) as err:  # SubscriptionDropped is an OSError
                 log.warning("pub/sub connection lost", error=repr(err))
                 await asyncio.sleep(0.5)
             finally:

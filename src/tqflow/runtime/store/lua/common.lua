@@ -16,6 +16,12 @@ end
 local delayed_key = prefix .. ':delayed'
 local wake_channel = prefix .. ':delayed:wake'
 local done_channel = prefix .. ':done'
+-- The done, cancel and wake channels are shard channels where the server has them (Redis 7+, Valkey: SPUBLISH
+-- reaches only the subscribers of the slot's shard, not every node over the cluster bus); classic PUBLISH
+-- before 7.0. REDIS_VERSION_NUM exists from 7.0 on, as SPUBLISH does; runtime/channels.py subscribes by the
+-- same rule (redis_version), so both ends agree.
+local PUBLISH = redis.REDIS_VERSION_NUM and 'SPUBLISH' or 'PUBLISH'
+local function publish(channel, message) redis.call(PUBLISH, channel, message) end
 local GROUP = 'tqflow'
 local TERMINAL = {succeeded = true, dead = true, skipped = true, cancelled = true}
 local after_waiting_key = prefix .. ':after:waiting'  -- standalone dependents still waiting (Keys.after_waiting)
@@ -177,7 +183,7 @@ end
 -- Wait in the delayed set until `due`; wake the promoters when this is earlier than what they sleep for.
 local function delay_job(k, id, state, due)
   local first = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
-  if first[2] == nil or tonumber(first[2]) > due then redis.call('PUBLISH', wake_channel, due) end
+  if first[2] == nil or tonumber(first[2]) > due then publish(wake_channel, due) end
   redis.call('ZADD', delayed_key, due, id)
   redis.call('HSET', k, 'state', state, 'due', due)
 end
@@ -200,7 +206,7 @@ local function await_signal(k, id, now, timeout)
   redis.call('ZADD', awaiting_key, now, id)
   if timeout > 0 then
     local first = redis.call('ZRANGE', delayed_key, 0, 0, 'WITHSCORES')
-    if first[2] == nil or tonumber(first[2]) > now + timeout then redis.call('PUBLISH', wake_channel, now + timeout) end
+    if first[2] == nil or tonumber(first[2]) > now + timeout then publish(wake_channel, now + timeout) end
     redis.call('ZADD', delayed_key, now + timeout, id)
     redis.call('HSET', k, 'due', now + timeout)
   end
@@ -318,7 +324,7 @@ local function release_after(now, list)
       if redis.call('HGET', dk, 'state') == 'waiting' and redis.call('HINCRBY', dk, 'deps_left', -1) <= 0 then
         if resolve_after(dep, now) then
           local w, more = unpack(redis.call('HMGET', dk, 'w', 'dependent_jobs'))
-          if w then redis.call('PUBLISH', done_channel, dep) end
+          if w then publish(done_channel, dep) end
           if more and more ~= '' then work[#work + 1] = more end
         end
       end
@@ -419,7 +425,7 @@ on_terminal = function(id, now, known)
   if known then run_id, waiter, replayed, parent, after_me = known[1], known[2], known[3], known[4], known[7]
   else run_id, waiter, replayed, parent, after_me = unpack(redis.call('HMGET', k, 'run', 'w', 'replayed', 'parent',
     'dependent_jobs')) end
-  if waiter then redis.call('PUBLISH', done_channel, id) end
+  if waiter then publish(done_channel, id) end
   if after_me and after_me ~= '' then release_after(now, after_me) end
   if replayed == '1' then return end
   if parent and parent ~= '' then return child_done(parent, now) end
@@ -638,7 +644,7 @@ local function cancel_job(id, now, reason)
   if not state then return 'missing' end
   if state == 'running' then
     redis.call('HSET', k, 'cancel', '1')
-    redis.call('PUBLISH', prefix .. ':cancel', id)
+    publish(prefix .. ':cancel', id)
     return 'cancelling'
   end
   if state == 'fanout' then
@@ -649,7 +655,7 @@ local function cancel_job(id, now, reason)
       local ck = job_key(child)
       if redis.call('HGET', ck, 'state') == 'running' then
         redis.call('HSET', ck, 'cancel', '1')
-        redis.call('PUBLISH', prefix .. ':cancel', child)
+        publish(prefix .. ':cancel', child)
       else
         cancel_idle(child, now, reason)
       end
@@ -698,7 +704,7 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
   redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
     'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args)
   if opts then redis.call('HSET', k, 'opts', opts) end
-  if waiter then redis.call('PUBLISH', done_channel, id) end
+  if waiter then publish(done_channel, id) end
   expire_finished(k, 'succeeded', ttl, false)
   return 'succeeded'
 end

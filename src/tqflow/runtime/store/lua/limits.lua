@@ -61,7 +61,7 @@ end
 local function set_due(m, due)
   if not due then redis.call('ZREM', lim_due_key, m); return end
   local first = redis.call('ZRANGE', lim_due_key, 0, 0, 'WITHSCORES')
-  if first[2] == nil or tonumber(first[2]) > due then redis.call('PUBLISH', wake_channel, due) end
+  if first[2] == nil or tonumber(first[2]) > due then publish(wake_channel, due) end
   redis.call('ZADD', lim_due_key, due, m)
 end
 
