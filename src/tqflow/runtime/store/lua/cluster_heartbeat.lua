@@ -19,7 +19,7 @@ for i = 6, #ARGV do
   local state, worker, lh = unpack(redis.call('HMGET', k, 'state', 'worker', 'lh'))
   if not state then  -- a lean job's first attempt, running past a beat: it gets its record (and lease) now
     local rec = materialize(id)
-    if rec then state, worker = rec.state, rec.worker end
+    if rec then state, worker, lh = rec.state, rec.worker, rec.lh end
   end
   if state == 'running' and worker == name then
     redis.call('HSET', k, 'lease_until', now + lease)

@@ -93,10 +93,26 @@ local function clock_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- The concurrency slots (a record's `lh`, limits.lua) a lean job's delivered first attempt holds: its start
+-- took one of each concurrency limit in its options, or parked it (and a parked job's entry is gone). nil
+-- when it has none. Giving back a slot the attempt never took (read, then its worker died) is a no-op.
+local function lean_held(opts)
+  if not opts or not string.find(opts, '"lim"', 1, true) then return nil end
+  local held
+  for _, l in ipairs(cjson.decode(opts).lim or {}) do
+    if l.c then
+      local line = l.n .. '|' .. (l.k or '') .. '\t' .. l.c
+      held = held and (held .. '\n' .. line) or line
+    end
+  end
+  return held
+end
+
 -- What the record of a lean job made from its entry holds: state queued (its entry kept in place, so a start
 -- finds it as its own), or, when the entry was delivered, state running: its first attempt, under the worker
 -- it was delivered to since the delivery, with that worker's lease (its registry record's `lease`; none
--- when the worker is gone, so recovery takes it back). Returns the record's fields as a table, or nil.
+-- when the worker is gone, so recovery takes it back) and the slots its limits took (lean_held). Returns
+-- the record's fields as a table, or nil.
 local function lean_record(q, p, eid, fields, holder, idle)
   local f = {}
   for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
@@ -107,6 +123,7 @@ local function lean_record(q, p, eid, fields, holder, idle)
     local since = clock_ms() - (idle or 0)
     local lease = tonumber(redis.call('HGET', prefix .. ':worker:' .. holder, 'lease') or '') or 0
     rec.state, rec.worker, rec.started, rec.lease_until = 'running', holder, since, since + lease
+    rec.lh = lean_held(rec.opts)
   end
   return rec
 end
@@ -119,6 +136,7 @@ local function lean_fields(rec, more)
   if rec.worker then
     for _, v in ipairs({'attempt', 1, 'token', lean_token(rec.entry), 'worker', rec.worker, 'started', rec.started,
       'lease_until', rec.lease_until, 'stream', stream_key(rec.queue, rec.prio)}) do out[#out + 1] = v end
+    if rec.lh then out[#out + 1] = 'lh'; out[#out + 1] = rec.lh end
   end
   for i = 1, #more do out[#out + 1] = more[i] end
   return out
@@ -521,12 +539,19 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   end
   local k = job_key(id or '')
   -- A lean entry with a record (made while it was queued, entry in place: it has a dependent) starts as any
-  -- job, below; a waiter's flag (`w` alone) changes nothing. A limited job (limits.lua) takes its slots at
-  -- its start: it gets its record, below.
+  -- job, below; a waiter's flag (`w` alone) changes nothing. A limited one takes its slots and tokens here
+  -- and stays lean (its entry, pending, fences the attempt; a record made later lists the slots from its
+  -- options: lean_held), or it is parked, which writes its record (limits.lua).
   if fields and id ~= nil and id == lean_id_at(stream, entry) and redis.call('HEXISTS', k, 'state') == 0 then
     local q, p = lean_parts(id)
     local rec = lean_record(q, p, entry, fields)
-    if rec and not (rec.opts and string.find(rec.opts, '"lim"', 1, true)) then
+    if rec then
+      if rec.opts and string.find(rec.opts, '"lim"', 1, true) and not admit(k, id, rec.opts, nil, nil, now,
+        now + lease, rec) then
+        redis.call('XACK', stream, GROUP, entry)
+        redis.call('XDEL', stream, entry)
+        return nil
+      end
       return {id, lean_token(entry), 1, rec.task, rec.payload, rec.opts or false, q, p, rec.enqueued, false, false}
     end
   end
@@ -686,6 +711,8 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
     redis.call('HSET', k, unpack(lean_fields(rec, {})))
     return finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks, by)
   end
+  -- its arguments and options stay readable (job views); read before a lone finish deletes the entry
+  local e = redis.call('XRANGE', stream, eid, eid)[1]
   if acks then
     local list = acks.ack[stream]
     if not list then list = {}; acks.ack[stream] = list end
@@ -694,16 +721,20 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
     redis.call('XACK', stream, GROUP, eid)
     redis.call('XDEL', stream, eid)
   end
-  local e = redis.call('XRANGE', stream, eid, eid)[1]  -- its arguments and options stay readable (job views)
   local args, opts = '', nil
   if e then
     for i = 1, #e[2], 2 do
       if e[2][i] == 'p' then args = e[2][i + 1] elseif e[2][i] == 'o' then opts = e[2][i + 1] end
     end
   end
-  redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
-    'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args)
-  if opts then redis.call('HSET', k, 'opts', opts) end
+  if opts then
+    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
+      'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args, 'opts', opts)
+    if string.find(opts, '"lim"', 1, true) then release_lean(id, opts, now) end  -- the slots its start took
+  else
+    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
+      'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args)
+  end
   if waiter then publish(done_channel, id) end
   expire_finished(k, 'succeeded', ttl, false)
   return 'succeeded'

@@ -4,6 +4,7 @@
 -- that do not start (a limiter parks them, or stale ones) are read past, a few rounds at most.
 -- KEYS: the streams, in that order. ARGV: now, worker, token prefix, lease ms, wanted, then one count a stream.
 refuse_when_full()
+lim_batch = true  -- its starts' limits are read and written once (limits.lua)
 local now, worker, token, lease, wanted = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local started, got, n = {}, 0, 0
 fair_run.refill = false
@@ -49,4 +50,5 @@ for i = 1, #KEYS do
   end
 end
 for _, qp in pairs(fair_run.touched) do fair_feed(qp[1], qp[2], now, FAIR_WINDOW) end  -- for blocked readers
+lim_flush()
 return started

@@ -4,6 +4,7 @@
 --   (the last two, and the worker, are what a lean job's first attempt, which has no record, writes at its end).
 -- Returns one status an attempt: the outcome applied, or "stale" when the attempt is not the job's own.
 run_when_full()
+lim_batch = true  -- the slots its attempts give back are written once (limits.lua)
 local now, ttl, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local out, acks = {}, {ack = {}, del = {}}
 for i = 4, #ARGV, 8 do
@@ -12,4 +13,5 @@ for i = 4, #ARGV, 8 do
     ARGV[i + 5], acks, by)
 end
 ack_all(acks)
+lim_flush()
 return out

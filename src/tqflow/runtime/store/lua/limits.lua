@@ -25,10 +25,26 @@ local function lim_seen(m, l, now)
   if redis.call('ZADD', lim_keys_key, 'NX', now, m) == 1 then redis.call('HSET', lim_defs_key, l.n, cjson.encode(l)) end
 end
 
--- Redis' own clock in µs: every worker's rate check reads the same clock, so buckets are exact.
+-- Redis' own clock in µs: every worker's rate check reads the same clock, so buckets are exact. Read once a
+-- script call: a call is one instant of the bucket's history.
+local lim_call_us
 local function redis_us()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000000 + tonumber(t[2])
+  if not lim_call_us then
+    local t = redis.call('TIME')
+    lim_call_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return lim_call_us
+end
+
+-- A job's limits (`lim` of its options), decoded once per options text a call (a batch's jobs share it).
+local lim_specs = {}
+local function lim_specs_of(opts)
+  local specs = lim_specs[opts]
+  if specs == nil then
+    specs = cjson.decode(opts).lim or false
+    lim_specs[opts] = specs
+  end
+  return specs
 end
 
 -- The tokens of a rate bucket now (refilled since its last write), and whether it existed.
@@ -57,6 +73,36 @@ local function slots_free(base, l, now)
   return l.c - redis.call('ZCARD', h)
 end
 
+-- Batched limits (the cost of a limited job, issue 16). A script that sets `lim_batch = true` and calls
+-- lim_flush() before it returns (fetch, start, start_many, finish, finish_many) reads a member's semaphore
+-- or bucket once a call and writes it once a call: the slots its starts take are one ZADD, the slots its
+-- finishes give back one ZREM, a bucket's new level one SET. lim_cached[M] is what the call knows of M:
+--   {take = true, l, free, waiting, add = {lease end, id, ...}} (concurrency) or {take = true, l, n, waiting,
+--   dirty} (rate): starts, admitted from it while nobody waits and it has room;
+--   {give = true, rem = {id, ...}}: finishes, while nobody waits for M (nobody to let go).
+-- Anything else that reads or writes M's keys (a grant, a park, a refusal, the timer) first writes what is
+-- pending (lim_sync) and reads Redis again, as without the batch.
+local lim_batch = false
+local lim_cached = {}
+
+local function lim_write(cmd, key, items)
+  for i = 1, #items, 1000 do redis.call(cmd, key, unpack(items, i, math.min(i + 999, #items))) end
+end
+
+local function lim_sync(m)
+  local st = lim_cached[m]
+  if not st then return end
+  lim_cached[m] = nil
+  local base = lim_base(m)
+  if st.add and #st.add > 0 then lim_write('ZADD', base .. ':h', st.add) end
+  if st.rem and #st.rem > 0 then lim_write('ZREM', base .. ':h', st.rem) end
+  if st.dirty then bucket_write(base, st.l, st.n, redis_us()) end
+end
+
+local function lim_flush()
+  for m in pairs(lim_cached) do lim_sync(m) end
+end
+
 -- When the waiters of M may next be admitted (ms on the caller's clock `now`), or nil (nothing waits).
 local function set_due(m, due)
   if not due then redis.call('ZREM', lim_due_key, m); return end
@@ -73,6 +119,7 @@ end
 -- Let waiting jobs of M go, as many as its capacity admits now; then set its timer. `t_us`: Redis time
 -- (rate), read when nil.
 local function lim_release(m, l, now, t_us)
+  lim_sync(m)
   local base = lim_base(m)
   local w = base .. ':w'
   if redis.call('LLEN', w) == 0 then return end  -- nothing waits (its timer went when the list emptied)
@@ -118,18 +165,39 @@ end
 
 -- Give back the concurrency slots a job holds (its `lh`: one "MEMBER<tab>LIMIT" a line), letting the
 -- next waiters go. `lh`: the field as the caller read it.
+-- One slot of M (concurrency c) given back by job `id`, and the next waiter let go; batched while nobody
+-- waits for M (see lim_batch).
+local function lim_give(m, c, id, now)
+  if lim_batch then
+    local st = lim_cached[m]
+    if st and st.give then st.rem[#st.rem + 1] = id; return end
+    if not st and redis.call('LLEN', lim_base(m) .. ':w') == 0 then
+      lim_cached[m] = {give = true, rem = {id}}
+      return
+    end
+  end
+  lim_sync(m)
+  redis.call('ZREM', lim_base(m) .. ':h', id)
+  lim_release(m, {c = c}, now)
+end
+
 local function release_held(k, id, now, lh)
   if not lh or lh == '' then return end
-  for m, c in string.gmatch(lh, '([^\n\t]+)\t(%d+)') do
-    redis.call('ZREM', lim_base(m) .. ':h', id)
-    lim_release(m, {c = tonumber(c)}, now)
-  end
+  for m, c in string.gmatch(lh, '([^\n\t]+)\t(%d+)') do lim_give(m, tonumber(c), id, now) end
   redis.call('HDEL', k, 'lh', 'lg')
+end
+
+-- A lean job's first attempt ended with no record (finish_first): the slots its start took go back.
+local function release_lean(id, opts, now)
+  for _, l in ipairs(lim_specs_of(opts) or {}) do
+    if l.c then lim_give(lim_member(l), l.c, id, now) end
+  end
 end
 
 -- Park a job that is over limit M: it waits in M:w (state `limited`) until a grant lets it go.
 -- `fresh`: a lean job's record not written yet (lean_record), written now.
 local function park(k, id, m, l, now, fresh)
+  lim_sync(m)
   local base = lim_base(m)
   redis.call('RPUSH', base .. ':w', id)
   if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, {'state', 'limited', 'limited', m})))
@@ -148,9 +216,58 @@ end
 -- that refuses (a grant it holds on another limit is given back: no hold-and-wait between limits).
 -- Returns the record fields to write with the start (`lh`, `lg`), or nil when the job was parked.
 -- `lg`, `lh`: its grant and held fields; `lease_until`: the end of the attempt's lease (ms).
+-- What a batch knows of M for a start (see lim_batch): read from Redis at its first start of the call.
+local function lim_take_state(m, l, now)
+  local st = lim_cached[m]
+  if st and st.take then return st end
+  lim_sync(m)  -- a batch of finishes: written first
+  local base = lim_base(m)
+  if l.c then
+    local free = slots_free(base, l, now)
+    st = {take = true, l = l, free = free, waiting = free > 0 and redis.call('LLEN', base .. ':w') or 0, add = {}}
+    if free == l.c and st.waiting == 0 then lim_seen(m, l, now) end  -- an idle semaphore: maybe never seen
+  else
+    local n, existed = bucket_tokens(base, l, redis_us())
+    st = {take = true, l = l, n = n, waiting = redis.call('LLEN', base .. ':w'), dirty = false}
+    if not existed then lim_seen(m, l, now) end
+  end
+  lim_cached[m] = st
+  return st
+end
+
+-- admit() in a batch, for a job that holds no grant: every limit has room and nobody waits for it, so it
+-- takes one of each (written by lim_flush). Returns its `lh`, or nil when admit must look at Redis.
+local function admit_batched(id, lims, now, lease_until)
+  local states = {}
+  for i, l in ipairs(lims) do
+    local st = lim_take_state(lim_member(l), l, now)
+    if st.waiting > 0 or (l.c and st.free < 1) or (not l.c and st.n < 1) then return nil end
+    states[i] = st
+  end
+  local held = ''
+  for i, l in ipairs(lims) do
+    local st = states[i]
+    if l.c then
+      st.add[#st.add + 1] = lease_until
+      st.add[#st.add + 1] = id
+      st.free = st.free - 1
+      held = add_line(held, lim_member(l) .. '\t' .. l.c)
+    else
+      st.n = st.n - 1
+      st.dirty = true
+    end
+  end
+  return held
+end
+
 local function admit(k, id, opts, lg, lh, now, lease_until, fresh)
-  local lims = cjson.decode(opts).lim
+  local lims = lim_specs_of(opts)
   if not lims or #lims == 0 then return {} end
+  if lim_batch and (not lg or lg == '') then
+    local held = admit_batched(id, lims, now, lease_until)
+    if held then return {'lh', held, 'lg', ''} end
+    for _, l in ipairs(lims) do lim_sync(lim_member(l)) end
+  end
   local granted = {}
   for line in string.gmatch(lg or '', '[^\n]+') do granted[line] = true end
   local t_us

@@ -3,6 +3,7 @@
 -- entry, or a malformed one), entry id (of the stream KEYS names at the same place). Returns the started
 -- attempts (see start_entry).
 refuse_when_full()
+lim_batch = true  -- its starts' limits are read and written once (limits.lua)
 local now, worker, token, lease = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4])
 local started = {}
 for i = 1, #KEYS do
@@ -11,4 +12,5 @@ for i = 1, #KEYS do
   local job = start_guarded(id, KEYS[i], ARGV[4 + 2 * i], worker, token .. i, now, lease)
   if job then started[#started + 1] = job end
 end
+lim_flush()
 return started
