@@ -36,13 +36,22 @@ local function redis_us()
   return lim_call_us
 end
 
--- A job's limits (`lim` of its options), decoded once per options text a call (a batch's jobs share it).
+-- A job's limits (`lim` of its options), decoded once per options text a call (a batch's jobs share it),
+-- each limit's member (`m`) and the `lh` the limits make (`held`) worked out with them.
 local lim_specs = {}
 local function lim_specs_of(opts)
   local specs = lim_specs[opts]
   if specs == nil then
     specs = cjson.decode(opts).lim or false
     lim_specs[opts] = specs
+    if specs then
+      local members, held = {}, nil
+      for i, l in ipairs(specs) do
+        members[i] = lim_member(l)
+        if l.c then held = (held and (held .. '\n') or '') .. members[i] .. '\t' .. l.c end
+      end
+      lim_specs[specs] = {members = members, held = held or ''}
+    end
   end
   return specs
 end
@@ -189,8 +198,11 @@ end
 
 -- A lean job's first attempt ended with no record (finish_first): the slots its start took go back.
 local function release_lean(id, opts, now)
-  for _, l in ipairs(lim_specs_of(opts) or {}) do
-    if l.c then lim_give(lim_member(l), l.c, id, now) end
+  local lims = lim_specs_of(opts)
+  if not lims then return end
+  local members = lim_specs[lims].members
+  for i, l in ipairs(lims) do
+    if l.c then lim_give(members[i], l.c, id, now) end
   end
 end
 
@@ -238,26 +250,25 @@ end
 -- admit() in a batch, for a job that holds no grant: every limit has room and nobody waits for it, so it
 -- takes one of each (written by lim_flush). Returns its `lh`, or nil when admit must look at Redis.
 local function admit_batched(id, lims, now, lease_until)
+  local known = lim_specs[lims]
   local states = {}
   for i, l in ipairs(lims) do
-    local st = lim_take_state(lim_member(l), l, now)
+    local st = lim_take_state(known.members[i], l, now)
     if st.waiting > 0 or (l.c and st.free < 1) or (not l.c and st.n < 1) then return nil end
     states[i] = st
   end
-  local held = ''
   for i, l in ipairs(lims) do
     local st = states[i]
     if l.c then
       st.add[#st.add + 1] = lease_until
       st.add[#st.add + 1] = id
       st.free = st.free - 1
-      held = add_line(held, lim_member(l) .. '\t' .. l.c)
     else
       st.n = st.n - 1
       st.dirty = true
     end
   end
-  return held
+  return known.held
 end
 
 local function admit(k, id, opts, lg, lh, now, lease_until, fresh)
