@@ -61,8 +61,10 @@ async def test_every_view_shows_use_and_waiting_jobs(
 ) -> None:
     t = uuid.uuid4().hex[:8]
     db = Limiter(f"db-{t}", concurrency=1)
-    api_rate = Limiter(f"api-{t}", rate=Rate(2, per="m", burst=1))
-    held = [await client.enqueue(lt.hold, tag=t, seconds=20, limit=db.by("k1")) for _ in range(3)]
+    # the holder runs and the bucket refills far beyond what the test takes on a loaded machine (it once
+    # took over 30 s): the waiting jobs are still waiting when each view is read
+    api_rate = Limiter(f"api-{t}", rate=Rate(2, per="h", burst=1))
+    held = [await client.enqueue(lt.hold, tag=t, seconds=120, limit=db.by("k1")) for _ in range(3)]
     rated = [await client.enqueue(lt.hold, tag=t + "r", seconds=0, limit=api_rate) for _ in range(2)]
     # a loaded machine can stall this process's loop for seconds: no recovery of its own jobs meanwhile
     patient = ClusterSettings(dead_after_ms=120_000)
@@ -80,7 +82,7 @@ async def test_every_view_shows_use_and_waiting_jobs(
     assert (conc.kind, conc.definition, conc.capacity) == ("concurrency", "concurrency(1)", 1)
     assert [(k.key, k.in_use, k.waiting) for k in conc.keys] == [("k1", 1, 2)]
     rate = by_name[f"api-{t}"]
-    assert rate.kind == "rate" and rate.definition == "rate(2 per 60000 ms, burst=1)"
+    assert rate.kind == "rate" and rate.definition == "rate(2 per 3600000 ms, burst=1)"
     [bucket] = rate.keys
     assert bucket.key == "" and bucket.waiting == 1 and bucket.tokens is not None and bucket.tokens < 1
     assert bucket.next_admission_ms is not None
