@@ -190,6 +190,19 @@ flow f {
 """,
     "two keys": 'flow f {\n  schedule event "x" { key a; key b }\n}\n',
     "a signal that is a call": "flow f {\n  job a = signal.t()\n}\n",
+    "sub-flows and contextual keywords": """use tasks as signal
+flow f {
+  job a = signal.t(x=1)
+  job b = flow.t ()
+  job c = flow other(day=params.day, n=a.out) { retry fixed(1s), attempts=2; after a }
+  job d = flow lib.nightly()
+  job e = signal Approval { timeout 1h }
+  job g = signal (1)
+  output o = c.out.total
+}
+""",
+    "a sub-flow with a fan-out": "flow f {\n  job a = flow other() for x in y\n}\n",
+    "a sub-flow without a call": "flow f {\n  job a = flow other\n}\n",
     "a rate that is not one": "limiter api = rate(10/s + 1)\n",
     "windows newlines and no final newline": "use m\r\nflow f {\r\n  job a = m.t()\r\n}",
     "byte-order mark": "\ufeffuse m\nflow f {\n  job a = m.t()\n}\n",
@@ -224,6 +237,8 @@ def test_valid_hand_made_cases_take_the_fast_path() -> None:
         "every literal",
         "schedules and retries",
         "signals and events",
+        "a signal that is a call",
+        "sub-flows and contextual keywords",
     ]:
         assert agree(CASES[name]) is not None, name
 

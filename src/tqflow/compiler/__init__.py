@@ -13,6 +13,7 @@ from tqflow.compiler.limits import lower_limiters
 from tqflow.compiler.lower import lower_flows
 from tqflow.compiler.reachability import check_reachability
 from tqflow.compiler.resolve import check_duplicates, collect_policies, lower_policies, resolve_uses
+from tqflow.compiler.types import FlowTypes
 from tqflow.dsl.collector import collector_paused
 from tqflow.dsl.diagnostics import Diagnostics
 from tqflow.dsl.parser import parse_recovering
@@ -43,6 +44,7 @@ class CompileResult:
     plan: Plan | None  # None when there were errors
     policies: dict[str, RetryPlan] = field(default_factory=dict)  # named retry policies, lowered
     limiters: dict[str, LimiterPlan] = field(default_factory=dict)  # declared limiters, by local name
+    flow_types: dict[str, FlowTypes] = field(default_factory=dict)  # for sub-flow jobs of importing files
 
     @property
     def ok(self) -> bool:
@@ -86,9 +88,9 @@ def _compile(source: Source, import_stack: tuple[str, ...]) -> CompileResult:
     for check in PASSES:
         check(ctx)
     if diagnostics.has_errors:
-        return CompileResult(source, diagnostics, None, ctx.policy_plans, ctx.limiter_plans)
+        return CompileResult(source, diagnostics, None, ctx.policy_plans, ctx.limiter_plans, ctx.flow_types)
     plan = Plan(source=Path(source.path).name, flows=dict(ctx.flow_plans))
-    return CompileResult(source, diagnostics, plan, ctx.policy_plans, ctx.limiter_plans)
+    return CompileResult(source, diagnostics, plan, ctx.policy_plans, ctx.limiter_plans, ctx.flow_types)
 
 
 def compile_file(path: str | Path) -> CompileResult:

@@ -157,6 +157,14 @@ _CODES = [
         "`limiter api = rate(10/s, burst=20)` and `limiter db = concurrency(5)`.",
     ),
     Code(
+        "TQ0212",
+        "unknown flow",
+        "`job x = flow OTHER(p=…)` runs another flow as a child run: OTHER must be a flow of this file,\n"
+        'or `x.OTHER` a flow of a file imported with `import "other.tqflow" as x`. The child\'s\n'
+        "parameters are the job's arguments (checked as a task call's are: TQ0301-TQ0304) and its\n"
+        "outputs are the job's `.out` fields.",
+    ),
+    Code(
         "TQ0301",
         "unknown argument",
         "A job passes an argument that the task's Python signature does not have. Argo and others only\n"
@@ -210,7 +218,8 @@ _CODES = [
         "dependency cycle",
         "Jobs depend on each other in a circle, so none of them could ever start. Dependencies come\n"
         "from reading another job's `.out` and from `after` conditions; the message shows the whole\n"
-        "path. Break the cycle by removing one of the edges shown.",
+        "path. Break the cycle by removing one of the edges shown. A flow that starts itself through\n"
+        "sub-flow jobs (`job x = flow OTHER(…)`, directly or through other flows) is a cycle too.",
     ),
     Code(
         "TQ0402",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tqflow.compiler.python_tasks import ModuleInfo, TaskSignature
+from tqflow.compiler.types import FlowTypes
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Diagnostics
 from tqflow.dsl.source import Span
@@ -35,6 +36,11 @@ class Context:
     data_deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     after_deps: dict[str, dict[str, set[str]]] = field(default_factory=dict)
     dep_spans: dict[tuple[str, str, str], Span] = field(default_factory=dict)  # (flow, job, upstream)
+    # Sub-flows: each flow's parameter and output types (this file's, and imported ones as "x.flow"), the
+    # flows being typed now (a cycle is typed Any, reported as TQ0401) and those on a sub-flow cycle.
+    flow_types: dict[str, FlowTypes] = field(default_factory=dict)
+    typing_flows: set[str] = field(default_factory=set)
+    subflow_cycles: set[str] = field(default_factory=set)
     pytypes: Any = None  # compiler.pytypes.PyTypes, made on first use (names in task annotations)
 
     @property

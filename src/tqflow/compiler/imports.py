@@ -44,6 +44,8 @@ def resolve_imports(ctx: Context) -> None:
         if result.plan is not None:
             for name, flow in result.plan.flows.items():
                 ctx.imported_flows[f"{imp.alias}.{name}"] = flow
+        for name, types in result.flow_types.items():
+            ctx.flow_types[f"{imp.alias}.{name}"] = types  # `flow x.name(…)` jobs are checked against these
 
 
 def resolve_flow_aliases(ctx: Context) -> None:

@@ -7,15 +7,24 @@ from typing import Any
 from tqflow.compiler.calls import check_arguments, resolve_task
 from tqflow.compiler.context import Context
 from tqflow.compiler.expressions import Scope, lower, lower_condition
-from tqflow.compiler.graph import check_cycles, topological_order
+from tqflow.compiler.graph import check_cycles, stable_order, topological_order
 from tqflow.compiler.limits import lower_default_fair, lower_flow_control
 from tqflow.compiler.python_tasks import ModuleInfo, TaskSignature
 from tqflow.compiler.pytypes import PyTypes
 from tqflow.compiler.retry import lower_retry
 from tqflow.compiler.schedules import lower_schedules
 from tqflow.compiler.signals import check_signal_settings, register_imported_classes, signal_plan, signal_task
+from tqflow.compiler.subflows import (
+    bring_imported,
+    check_subflow_args,
+    check_subflow_cycles,
+    check_subflow_settings,
+    outputs_type,
+    subflow_task,
+    unknown_flow,
+)
 from tqflow.compiler.typecheck import TypeEnv, check_value, infer
-from tqflow.compiler.types import ANY, DECLARABLE, Ty, from_declared, list_of
+from tqflow.compiler.types import ANY, DECLARABLE, FlowTypes, Ty, from_declared, list_of
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Label, did_you_mean
 from tqflow.dsl.source import Span
@@ -31,17 +40,28 @@ from tqflow.plan import (
     UniquePlan,
 )
 from tqflow.plan.durations import format_duration
-from tqflow.plan.model import FairPlan, LimiterPlan
+from tqflow.plan.model import FairPlan, LimiterPlan, SubflowPlan
 
 CONFLICTS = ("skip", "reject", "replace")
 UNIQUE_OPTIONS = ("key", "within", "conflict")
 
 
 def lower_flows(ctx: Context) -> None:
-    for flow in ctx.module.flows:
+    ctx.subflow_cycles = check_subflow_cycles(ctx)
+    for flow in _children_first(ctx.module.flows):
         plan = lower_flow(ctx, flow)
         if plan is not None and flow.name not in ctx.flow_plans:
             ctx.flow_plans[flow.name] = plan
+
+
+def _children_first(flows: tuple[ast.Flow, ...]) -> list[ast.Flow]:
+    """The flows in declaration order, except that a flow another one starts as a sub-flow comes first
+    (its plan id and types are the caller's to know); with a cycle (TQ0401), declaration order."""
+    names = {f.name for f in flows}
+    starts = {f.name: {j.call.func for j in f.jobs if j.subflow and j.call.func in names} for f in flows}
+    order = stable_order(starts, [f.name for f in flows])
+    by_name = {f.name: f for f in flows}
+    return [by_name[n] for n in order] if order is not None and len(order) == len(by_name) else list(flows)
 
 
 def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
@@ -66,8 +86,11 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
         OutputPlan(name=o.name, value=lower(ctx, o.value, Scope(flow.name, params, job_names)))
         for o in flow.outputs
     ]
-    for output in flow.outputs:
-        infer(ctx, output.value, env)  # reports fields read from values that have none, bad arithmetic
+    output_types = {}
+    for output in flow.outputs:  # reports fields read from values that have none, bad arithmetic
+        output_types[output.name] = infer(ctx, output.value, env)
+    required = frozenset(p.name for p in flow.params if p.default is None)
+    ctx.flow_types.setdefault(flow.name, FlowTypes(dict(env.params), required, output_types))
     triggers = lower_schedules(ctx, flow, env)
     if not check_cycles(ctx, flow, waits_for) or len(jobs) != len(flow.jobs):
         return None
@@ -87,7 +110,7 @@ def lower_flow(ctx: Context, flow: ast.Flow) -> FlowPlan | None:
 def _signatures(ctx: Context, flow: ast.Flow) -> dict[str, TaskSignature]:
     result = {}
     for job in flow.jobs:
-        if job.signal is not None:
+        if job.signal is not None or job.subflow:
             continue  # runs no task
         signature = resolve_task(ctx, job.call)
         if signature is not None:
@@ -112,8 +135,16 @@ def _type_env(ctx: Context, flow: ast.Flow, signatures: dict[str, TaskSignature]
             )
         env.params[param.name] = declared or ANY
     types = pytypes(ctx)
-    env.fields = types.fields
+    records: dict[str, dict[str, Ty]] = {}  # a sub-flow job's `.out`: its flow's outputs
+    env.fields = lambda name: records[name] if name in records else types.fields(name)
     for job in flow.jobs:
+        if job.subflow:
+            called = ctx.flow_types.get(job.call.func)
+            env.jobs[job.name] = outputs_type(job.call.func) if called is not None else ANY
+            if called is not None:
+                records[outputs_type(job.call.func).name] = called.outputs
+            env.job_spans[job.name] = job.call.span
+            continue
         if job.signal is not None:
             env.jobs[job.name] = _signal_type(ctx, job.signal, classes)
             env.job_spans[job.name] = job.signal.span
@@ -176,6 +207,8 @@ def _lower_job(
     params, job_names = env.param_names, env.job_names
     if job.signal is not None:
         return _lower_signal_job(ctx, flow, job, env, waits_for)
+    if job.subflow:
+        return _lower_subflow_job(ctx, flow, job, env, waits_for)
     scope = Scope(flow.name, params, job_names)
     job_env = TypeEnv(env.params, env.jobs, env.job_spans, dict(env.variables), params, job_names, env.fields)
     fan_out = None
@@ -249,6 +282,44 @@ def _lower_signal_job(
         after=settings.get("after"),
         waits_for=sorted(waits_for[job.name]),
         signal=signal_plan(pytypes(ctx), env.jobs[job.name], settings.get("timeout")),
+    )
+
+
+def _lower_subflow_job(
+    ctx: Context, flow: ast.Flow, job: ast.Job, env: TypeEnv, waits_for: dict[str, set[str]]
+) -> JobPlan | None:
+    """A sub-flow job: its arguments are the child run's parameters; the flow's `defaults` do not apply
+    (they are for tasks; the child's jobs have their own)."""
+    ref = job.call.func
+    own = check_subflow_settings(ctx, job)
+    scope = Scope(flow.name, env.param_names, env.job_names)
+    called = ctx.flow_types.get(ref)
+    local = ref in {f.name for f in ctx.module.flows}
+    if called is not None:
+        check_subflow_args(ctx, job, called, env)
+    elif not local and ref.partition(".")[0] not in ctx.unresolved:
+        unknown_flow(ctx, job.call)
+    args = {a.name: lower(ctx, a.value, scope) for a in job.call.args if a.name is not None}
+    settings = _settings(ctx, own, job.name, flow.name, env.job_names, env.param_names, scope)
+    after_waits: dict[str, Span] = settings.pop("_after_waits", {})
+    for upstream, span in [*scope.reads.items(), *after_waits.items()]:
+        ctx.dep_spans.setdefault((flow.name, job.name, upstream), span)
+    waits_for[job.name] = set(scope.reads) | set(after_waits)
+    if local:
+        child = ctx.flow_plans.get(ref)
+        subflow = SubflowPlan(flow=ref, plan_id=child.id if child is not None else "")
+    else:
+        subflow = bring_imported(ctx, ref) or SubflowPlan(flow=ref, plan_id="")
+    return JobPlan(
+        name=job.name,
+        task=subflow_task(ref),
+        args=args,
+        queue=flow.queue or DEFAULT_QUEUE,
+        retry=settings.get("retry", RetryPlan()),
+        data_deps=sorted(scope.reads),
+        after=settings.get("after"),
+        waits_for=sorted(waits_for[job.name]),
+        subflow=subflow,
     )
 
 

@@ -47,6 +47,16 @@ class Ty:
         return self.args[0] if self.name == "list" and self.args else ANY
 
 
+@dataclass(frozen=True)
+class FlowTypes:
+    """What a caller of a flow (a sub-flow job) needs: its parameters' types, which of them have no
+    default, and its outputs' types."""
+
+    params: dict[str, Ty]
+    required: frozenset[str]
+    outputs: dict[str, Ty]
+
+
 ANY = Ty("Any")
 STR, INT, FLOAT, BOOL = Ty("Str"), Ty("Int"), Ty("Float"), Ty("Bool")
 DATE, DATETIME, DURATION, NONE = Ty("Date"), Ty("DateTime"), Ty("Duration"), Ty("None")

@@ -231,13 +231,15 @@ class SignalWait(Node):
 
 @dataclass(frozen=True, kw_only=True)
 class Job(Node):
-    """A job: a task call (`call`), or a signal wait (`signal`, with an empty `call`)."""
+    """A job: a task call (`call`), a signal wait (`signal`, with an empty `call`), or a sub-flow
+    (`subflow`: `call` names the flow, `other` or `x.other`, and passes its parameters)."""
 
     name: str
     call: Call
     fan_out: FanOut | None = None
     settings: tuple[Setting, ...] = ()
     signal: SignalWait | None = None
+    subflow: bool = False
     name_span: Span = field(default_factory=Span.unknown, compare=False, repr=False)
 
 

@@ -263,6 +263,17 @@ class Builder(Transformer[Token, Any]):
             settings=tuple(block or ()),
         )
 
+    def subflow_job(self, meta: Any, items: list[Any]) -> ast.Job:
+        name, call, block = items
+        return ast.Job(
+            span=meta_span(meta),
+            name=str(name),
+            name_span=token_span(name),
+            call=call,
+            subflow=True,
+            settings=tuple(block or ()),
+        )
+
     def fan_out(self, meta: Any, items: list[Any]) -> ast.FanOut:
         var, over = items
         return ast.FanOut(span=meta_span(meta), var=str(var), over=over)

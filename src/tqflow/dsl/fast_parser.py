@@ -511,8 +511,9 @@ class _Parser:
         first = self.expect("JOB")
         name = self._name()
         self.expect("EQUAL")
-        if self.kinds[self.i] == "SIGNAL":
-            return self._signal_job(first, name)
+        kind = self.kinds[self.i]
+        if (kind == "SIGNAL" or kind == "FLOW") and not self._before_call(self.i):
+            return self._signal_job(first, name) if kind == "SIGNAL" else self._subflow_job(first, name)
         start = self.i
         func = self._dotted()
         args, close = self._args()
@@ -535,6 +536,32 @@ class _Parser:
             name_span=self.token_span(name),
             call=call,
             fan_out=fan_out,
+            settings=tuple(settings),
+        )
+        self._check_nesting(first, job)
+        return job
+
+    def _before_call(self, i: int) -> bool:
+        """`signal` or `flow` followed on its line by `.` or `(`: a name (dsl/parser.py `_before_call`)."""
+        after = self.toks[i + 1]
+        return after[0] in ("DOT", "LPAR") and after[3] == self.toks[i][3]
+
+    def _subflow_job(self, first: int, name: int) -> ast.Job:
+        """`job NAME = flow OTHER(args) [{ settings }]` (dsl/builder.py `subflow_job`)."""
+        self.i += 1
+        start = self.i
+        func = self._dotted()
+        args, close = self._args()
+        settings: list[ast.Setting] = []
+        if self.kinds[self.i] == "LBRACE":
+            settings, _open, _close = self._block(self.setting)
+        end = self.expect("_NL")
+        job = ast.Job(
+            span=self.span(first, end),
+            name=self._text(name),
+            name_span=self.token_span(name),
+            call=ast.Call(span=self.span(start, close), func=func, args=args),
+            subflow=True,
             settings=tuple(settings),
         )
         self._check_nesting(first, job)

@@ -295,6 +295,8 @@ class _Printer:
         head = f"job {job.name} = {_call(job.call, 1)}"
         if job.signal is not None:
             head = f"job {job.name} = signal {job.signal.type}"
+        elif job.subflow:
+            head = f"job {job.name} = flow {_call(job.call, 1)}"
         if job.fan_out is not None:
             head += f" for {job.fan_out.var} in {expr(job.fan_out.over, 1)}"
         if not job.settings:

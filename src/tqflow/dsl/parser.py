@@ -113,10 +113,28 @@ def _parse_tree(text: str, start: str) -> Tree[Token]:
     interactive = _lark().parse_interactive(text, start=start)
     state = interactive.parser_state
     for token in interactive.lexer_thread.lex(state):  # type: ignore[no-untyped-call]
-        if token.type in _keyword_types() and not _accepts(state, token.type):
+        if _read_as_name(text, state, token):
             token = Token.new_borrow_pos("NAME", str(token), token)
         state.feed_token(token)
     return interactive.feed_eof()  # type: ignore[no-any-return,no-untyped-call]
+
+
+# `job x = signal T {…}` and `job x = flow other(…)` are constructs; `job x = signal.f()` and `flow.f()`
+# call a task of a module imported as `signal` or `flow`: these keywords before `.` or `(` are names there.
+CONTEXTUAL_KEYWORDS = frozenset({"SIGNAL", "FLOW"})
+_CALL_AFTER = re.compile(r"[\t \f]*[.(]")
+
+
+def _read_as_name(text: str, state: Any, token: Token) -> bool:
+    """A keyword the grammar does not accept here, or a contextual one a name can take the place of."""
+    if token.type in CONTEXTUAL_KEYWORDS and _before_call(text, token.end_pos) and _accepts(state, "NAME"):
+        return True
+    return token.type in _keyword_types() and not _accepts(state, token.type)
+
+
+def _before_call(text: str, end: int | None) -> bool:
+    """Whether the text after a token goes on with `.` or `(` (a name's attribute or call)."""
+    return end is not None and _CALL_AFTER.match(text, end) is not None
 
 
 def _accepts(state: Any, terminal: str) -> bool:

@@ -235,6 +235,16 @@ class SignalPlan(_Frozen):
 
 
 SIGNAL_TASK = "tqflow.signal"  # the TaskRef.name of a signal job (no worker runs it)
+SUBFLOW_TASK = "tqflow.subflow"  # the TaskRef.name of a sub-flow job (it starts a child run)
+
+
+class SubflowPlan(_Frozen):
+    """`job NAME = flow OTHER(p=…)`: the job starts a run of the deployed flow `flow` (deployed with this
+    plan; `plan_id` the version it was compiled against) with its arguments as parameters, and ends as
+    that child run ends; its result is the child's outputs."""
+
+    flow: str
+    plan_id: str
 
 
 class TaskRef(_Frozen):
@@ -264,6 +274,7 @@ class JobPlan(_Frozen):
     limits: list[LimitUse] = Field(default_factory=list)
     fair: FairPlan | None = None
     signal: SignalPlan | None = None  # a signal job: waits for a payload instead of running `task`
+    subflow: SubflowPlan | None = None  # a sub-flow job: a child run instead of `task`
 
     @field_validator("priority")
     @classmethod
