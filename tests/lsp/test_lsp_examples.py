@@ -39,8 +39,8 @@ async def test_example(editor: Editor, example: Path) -> None:
     calls = [
         line.split("=", 1)[1].split("(")[0].strip()
         for line in text.splitlines()
-        if line.strip().startswith("job ") and "= signal " not in line  # a signal job calls no task
-    ]
+        if line.strip().startswith("job ") and "= signal " not in line and "= flow " not in line
+    ]  # a signal job calls no task; a sub-flow job runs a flow (below)
     assert calls
     for func in calls:
         at = position(text, f"{func}(", at=len(func) - 1)
@@ -53,4 +53,16 @@ async def test_example(editor: Editor, example: Path) -> None:
             types.DefinitionParams(text_document=editor.doc(name), position=at)
         )
         assert isinstance(where, types.Location) and where.uri.endswith(".py"), func
+    flows = [line.split("= flow ", 1)[1].split("(")[0] for line in text.splitlines() if "= flow " in line]
+    for flow in flows:  # a sub-flow's hover shows its params and outputs; its definition is its declaration
+        at = position(text, f"{flow}(", at=len(flow) - 1)
+        hover = await editor.client.text_document_hover_async(
+            types.HoverParams(text_document=editor.doc(name), position=at)
+        )
+        assert hover is not None and isinstance(hover.contents, types.MarkupContent), flow
+        assert f"flow {flow}(" in hover.contents.value and "outputs (`.out` fields)" in hover.contents.value
+        where = await editor.client.text_document_definition_async(
+            types.DefinitionParams(text_document=editor.doc(name), position=at)
+        )
+        assert isinstance(where, types.Location) and where.uri.endswith(".tqflow"), flow
     editor.close(name)

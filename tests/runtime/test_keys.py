@@ -27,6 +27,7 @@ def test_key_layout_is_pinned() -> None:
     assert keys.run_done("r1") == "{prod}:run:r1:done"
     assert keys.run_signals("r1") == "{prod}:run:r1:signals"
     assert keys.awaiting == "{prod}:awaiting"
+    assert keys.subflows == "{prod}:subflows"  # lua/common.lua subflows_key
     assert keys.delayed == "{prod}:delayed"
     assert keys.dlq == "{prod}:dlq"
     assert keys.after_waiting == "{prod}:after:waiting"  # standalone jobs waiting for their depends_on

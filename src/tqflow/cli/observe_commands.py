@@ -29,6 +29,9 @@ STYLES = {
     "scheduled": "yellow",
     "retrying": "dark_orange",
     "awaiting": "magenta",
+    "child": "magenta",  # a sub-flow job waiting for its child run
+    "starting": "cyan",
+    "collecting": "cyan",
     "dead": "red",
     "failed": "red",
     "skipped": "bright_black",
@@ -137,6 +140,8 @@ def status(run_id: str, as_json: bool, redis_url: str | None, namespace: str) ->
         return
     console = make_console()
     console.print(Text.assemble(f"run {run.id}  flow {run.flow} v{run.version}  ", styled(run.state)))
+    if run.parent_job:
+        console.print(f"child run of job {run.parent_job} (tqc status {run.parent_run})", markup=False)
     console.print(graph_lines(run))
     console.print(jobs_table(run.jobs))
     for name, value in run.outputs.items():
@@ -178,6 +183,8 @@ def jobs_table(jobs: list[JobView]) -> Table:
             detail = f"{job.error.get('type', '')}: {job.error.get('message', '')}"
         elif job.reason:
             detail = job.reason
+        if job.child_run:  # a sub-flow job: where to look next
+            detail = f"child run {job.child_run}" + (f"; {detail}" if detail else "")
         table.add_row(
             job.name, styled(job.state), str(job.attempt), ", ".join(job.waits_for), job.task, detail
         )

@@ -20,6 +20,7 @@ from tqflow.runtime.observability import for_worker
 from tqflow.runtime.params import ParamError
 from tqflow.runtime.registry import TaskLoadError, load_tasks
 from tqflow.runtime.runs import RunInfo
+from tqflow.runtime.subflows import with_subflows
 from tqflow.runtime.worker import Worker, WorkerSettings
 
 STATE_MARKS = {"succeeded": "ok", "dead": "FAILED", "skipped": "skipped", "cancelled": "cancelled"}
@@ -44,15 +45,16 @@ async def run_flow(
     if flow_name not in plan.flows:
         click.echo(f"error: {file} has no flow `{flow_name}` (it has {', '.join(plan.flows)})", err=True)
         return exit_codes.NOT_FOUND
-    flow = plan.flows[flow_name]
+    flows = with_subflows(plan, flow_name)  # the child flows its sub-flow jobs start run here too
     try:
-        tasks = load_tasks(flow.modules, [file.resolve().parent])
+        modules = sorted({m for f in flows for m in f.modules})
+        tasks = load_tasks(modules, [file.resolve().parent])
     except TaskLoadError as err:
         click.echo(f"error: {err}", err=True)
         return exit_codes.IMPORT_ERROR
     async with open_client(redis_url, namespace, embedded_ok=True) as client:
         await client.deploy(plan)
-        queues = sorted({job.queue for job in flow.jobs.values()} | {flow.queue})
+        queues = sorted({job.queue for f in flows for job in f.jobs.values()} | {f.queue for f in flows})
         worker = Worker(
             client.redis,
             tasks,

@@ -35,7 +35,8 @@ class Ref:
     "job" (a job's name where it is declared or read), "arg" (an argument name of a task call),
     "param" (a flow parameter, declared or read as `params.x`), "var" (a fan-out variable),
     "policy" (a named retry policy, declared or used), "exception" (an exception class in a retry rule),
-    "limiter" (a limiter of this file or of an imported one, declared or named by `limit`).
+    "limiter" (a limiter of this file or of an imported one, declared or named by `limit`),
+    "subflow" (the flow a sub-flow job runs: `other` or `x.other` of `job j = flow other(…)`).
     """
 
     kind: str
@@ -54,6 +55,14 @@ class LimiterSite:
     decl: ast.LimiterDecl
 
 
+@dataclass(frozen=True)
+class FlowSite:
+    """A flow's declaration and the file it is in (this document, or a file it imports)."""
+
+    source: Source
+    decl: ast.Flow
+
+
 @dataclass
 class Model:
     source: Source
@@ -61,6 +70,7 @@ class Model:
     modules: dict[str, ModuleInfo] = field(default_factory=dict)  # `use` alias -> module read with ast
     refs: list[Ref] = field(default_factory=list)
     limiters: dict[str, LimiterSite] = field(default_factory=dict)  # `api`, `shared.db` -> declaration
+    flows: dict[str, FlowSite] = field(default_factory=dict)  # `other`, `x.other` -> declaration
 
     def at(self, line: int, column: int) -> Ref | None:
         """The innermost reference at a 1-based position (the end of a name counts, for a cursor)."""
@@ -139,6 +149,8 @@ def build(source: Source, errors: Diagnostics | None = None) -> Model | None:
             continue
     model.limiters = {d.name: LimiterSite(source, d) for d in module.limiters}
     model.limiters.update(_imported_limiters(source, module))
+    model.flows = {f.name: FlowSite(source, f) for f in module.flows}
+    model.flows.update(_imported_flows(source, module))
     model.refs = list(_refs(model))
     return model
 
@@ -154,6 +166,20 @@ def _imported_limiters(source: Source, module: ast.Module) -> dict[str, LimiterS
         parsed = parse(imported, Diagnostics())
         for decl in parsed.limiters if parsed is not None else ():
             found[f"{imp.alias}.{decl.name}"] = LimiterSite(imported, decl)
+    return found
+
+
+def _imported_flows(source: Source, module: ast.Module) -> dict[str, FlowSite]:
+    """The flows of the files `import` lines name, as `alias.name` (sub-flow jobs' hover and definition)."""
+    found: dict[str, FlowSite] = {}
+    for imp in module.imports:
+        try:
+            imported = Source.from_file(source.directory / imp.path)
+        except (OSError, ValueError):
+            continue
+        parsed = parse(imported, Diagnostics())
+        for flow in parsed.flows if parsed is not None else ():
+            found[f"{imp.alias}.{flow.name}"] = FlowSite(imported, flow)
     return found
 
 
@@ -248,6 +274,10 @@ def sub_span(span: Span, skip: int, length: int) -> Span:
 def _call_refs(source: Source, job: ast.Job, flow: str) -> Iterator[Ref]:
     call = job.call
     start = call.span.start
+    if job.subflow:
+        if source.text[start : start + len(call.func)] == call.func:
+            yield Ref("subflow", sub_span(call.span, 0, len(call.func)), call.func, flow, job.name)
+        return
     if source.text[start : start + len(call.func)] == call.func:
         alias, dot, _function = call.func.rpartition(".")
         if dot:

@@ -17,7 +17,7 @@ from tqflow.dsl.formatter import FormatError, format_source
 from tqflow.dsl.parser import parse
 from tqflow.dsl.source import Source, Span
 from tqflow.errors import LanguageError
-from tqflow.lsp.analysis import IDENTIFIER, LimiterSite, Model, Ref, module_path, sub_span
+from tqflow.lsp.analysis import IDENTIFIER, FlowSite, LimiterSite, Model, Ref, module_path, sub_span
 from tqflow.lsp.positions import LineIndex
 from tqflow.lsp.python_info import PyClass, PyFunction, PyModule, class_name, read_python
 
@@ -137,7 +137,20 @@ def _hover_text(model: Model, ref: Ref) -> str | None:
     if ref.kind == "limiter":
         site = model.limiters.get(ref.name)
         return _limiter_markdown(site) if site else None
+    if ref.kind == "subflow":
+        called = model.flows.get(ref.name)
+        return _flow_markdown(ref.name, called) if called else None
     return None
+
+
+def _flow_markdown(name: str, site: FlowSite) -> str:
+    """A sub-flow's header: its parameters, its outputs (the job's `.out` fields) and where it is."""
+    flow, text = site.decl, site.source.text
+    params = ", ".join(text[p.span.start : p.span.end].strip() for p in flow.params)
+    outputs = ", ".join(f"`{o.name}`" for o in flow.outputs) or "none"
+    where = f"{Path(site.source.path).name}:{flow.span.line}"
+    header = f"```tqflow\nflow {name}({params})\n```"
+    return f"{header}\n\nruns as a child run; outputs (`.out` fields): {outputs}\n\nin {where}"
 
 
 def _limiter_markdown(site: LimiterSite) -> str:
@@ -207,6 +220,14 @@ def definition(model: Model, index: LineIndex, position: types.Position, uri: st
             return types.Location(uri=uri, range=index.range(site.decl.name_span))
         where = LineIndex(site.source.text, index.encoding).range(site.decl.name_span)
         return types.Location(uri=Path(site.source.path).resolve().as_uri(), range=where)
+    if ref.kind == "subflow":
+        called = model.flows.get(ref.name)
+        if called is None:
+            return None
+        if called.source is model.source:
+            return types.Location(uri=uri, range=index.range(called.decl.name_span))
+        where = LineIndex(called.source.text, index.encoding).range(called.decl.name_span)
+        return types.Location(uri=Path(called.source.path).resolve().as_uri(), range=where)
     if ref.kind == "policy":
         decl = next(
             (r for r in model.refs if r.kind == ref.kind and r.name == ref.name and r.declaration), None

@@ -50,6 +50,7 @@ JOB_FIELDS = (
     "unique",
     "dead_letter",
     "signal",
+    "subflow",
     "limits",
     "fair",
 )

@@ -102,6 +102,8 @@ def run_summary(run_id: str, row: dict[str, Any]) -> RunSummary:
         finished=_int(row.get("finished")),
         open=_int(row.get("open")) or 0,
         failed=_int(row.get("failed")) or 0,
+        parent_job=row.get("parent_job") or None,
+        parent_run=row.get("parent_run") or None,
     )
 
 
@@ -171,6 +173,7 @@ def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None
         else None,
         children=record.children,
         children_left=record.children_left,
+        child_run=row.get("child") or None,
         attempts=views,
     )
 

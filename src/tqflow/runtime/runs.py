@@ -49,6 +49,7 @@ class JobInfo:
     started_ms: int | None = None
     finished_ms: int | None = None
     due_ms: int | None = None
+    child_run: str = ""  # a sub-flow job: its (latest) child run
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,7 @@ class RunInfo:
     jobs: dict[str, JobInfo]
     outputs: dict[str, Any] = field(default_factory=dict)
     output_errors: dict[str, str] = field(default_factory=dict)
+    parent_job: str = ""  # a sub-flow's child run: the job (RUN.JOB) that started it
 
     @property
     def finished(self) -> bool:
@@ -107,6 +109,8 @@ def job_records(flow: FlowPlan, env: Environment | None = None) -> list[dict[str
         )
         if job.signal is not None:  # waits for a payload instead of running a task (lua/common.lua)
             records[-1]["signal"] = job.signal.timeout_ms or 0
+        if job.subflow is not None:  # starts a child run instead of running a task (runtime/subflows.py)
+            records[-1]["subflow"] = job.subflow.model_dump_json()
     return records
 
 
@@ -128,24 +132,25 @@ async def start_run(
 ) -> str:
     run_id = run_id or new_run_id()
     created = now_ms()
+    run_fields, jobs = run_submission(flow, version, params or {}, run_id, created)
+    await scripts.run(calls.submit_run(keys, created, run_id, run_fields, jobs))
+    return run_id
+
+
+def run_submission(
+    flow: FlowPlan, version: int, params: Mapping[str, Any], run_id: str, created: int
+) -> tuple[str, str]:
+    """A new run's fields and job records (JSON), its parameters checked against the plan (ParamError)."""
     run_env = run_environment(run_id, created)
-    values = resolve_params(flow, params or {}, run_env)
+    values = resolve_params(flow, params, run_env)
     run_fields = {
         "flow": flow.name,
         "version": str(version),
         "plan_id": flow.id,
         "params": codec.encode(values),
     }
-    await scripts.run(
-        calls.submit_run(
-            keys,
-            created,
-            run_id,
-            json.dumps(run_fields),
-            json.dumps(job_records(flow, Environment(params=values, run=run_env))),
-        )
-    )
-    return run_id
+    jobs = job_records(flow, Environment(params=values, run=run_env))
+    return json.dumps(run_fields), json.dumps(jobs)
 
 
 async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None = None) -> RunInfo:
@@ -155,7 +160,7 @@ async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None 
     names = flow.order if flow is not None else []
     async with redis.pipeline(transaction=False) as pipe:
         for name in names:
-            pipe.hmget(keys.job(f"{run_id}.{name}"), "state", "attempt", "result", "error", "reason")
+            pipe.hmget(keys.job(f"{run_id}.{name}"), "state", "attempt", "result", "error", "reason", "child")
         rows = await pipe.execute()
     jobs = {
         name: JobInfo(
@@ -165,6 +170,7 @@ async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None 
             _result(row[2]),
             json.loads(row[3]) if row[3] else None,
             row[4],
+            child_run=row[5] or "",
         )
         for name, row in zip(names, rows, strict=True)
     }
@@ -182,7 +188,15 @@ async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None 
             except ExpressionError as err:
                 output_errors[output.name] = str(err)
     return RunInfo(
-        run_id, str(run["flow"]), int(run["version"]), str(run["state"]), params, jobs, outputs, output_errors
+        run_id,
+        str(run["flow"]),
+        int(run["version"]),
+        str(run["state"]),
+        params,
+        jobs,
+        outputs,
+        output_errors,
+        parent_job=str(run.get("parent_job") or ""),
     )
 
 

@@ -30,6 +30,8 @@ class RunSummary(BaseModel):
     finished: int | None = None
     open: int = 0  # jobs not terminal yet
     failed: int = 0  # jobs dead-lettered
+    parent_job: str | None = None  # a sub-flow's child run: the job (RUN.JOB) that started it
+    parent_run: str | None = None
 
 
 class AttemptView(BaseModel):
@@ -69,6 +71,7 @@ class JobView(BaseModel):
     duration_ms: int | None = None  # from its (last) start to its end
     children: int | None = None  # a fan-out job: how many child jobs it made (ids JOB_ID.0, JOB_ID.1, …)
     children_left: int | None = None  # … and how many have not ended
+    child_run: str | None = None  # a sub-flow job: its (latest) child run
     waits_for: list[str] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)  # a standalone job's dependencies (job ids)
     allow_failure: bool = False  # … it runs once they ended whatever their state (else: all must succeed)

@@ -39,6 +39,22 @@ def submit_run(keys: Keys, now: int, run_id: str, run_fields: str, jobs: str) ->
     return ScriptCall("submit_run", [keys.run(run_id), keys.runs], [now, run_id, run_fields, jobs])
 
 
+def subflow_start(
+    keys: Keys, now: int, job_id: str, launch: int, child: str, run_fields: str, jobs: str
+) -> ScriptCall:
+    return ScriptCall(
+        "subflow_start",
+        [keys.job(job_id), keys.run(child), keys.runs],
+        [now, job_id, launch, child, run_fields, jobs],
+    )
+
+
+def subflow_end(
+    keys: Keys, now: int, job_id: str, child: str, outcome: str, payload: str, due: int = 0
+) -> ScriptCall:
+    return ScriptCall("subflow_end", [keys.job(job_id)], [now, job_id, child, outcome, payload, due])
+
+
 def cancel(keys: Keys, now: int, reason: str, job_ids: Sequence[str]) -> ScriptCall:
     return ScriptCall("cancel", [keys.job(j) for j in job_ids], [now, reason, *job_ids])
 

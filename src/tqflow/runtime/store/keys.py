@@ -92,6 +92,12 @@ class Keys:
         """zset: signal job id -> since when (ms) it awaits its payload."""
         return f"{self.prefix}:awaiting"
 
+    @property
+    def subflows(self) -> str:
+        """zset: sub-flow job id -> since when (ms) it waits for a worker to start its child run or to read
+        the child's end (the outbox of runtime/subflows.py)."""
+        return f"{self.prefix}:subflows"
+
     def event_key(self, flow: str, trigger: str, digest: str) -> str:
         """string: the run an event trigger's key started, for the key's window (SET NX PX)."""
         return f"{self.prefix}:evkey:{flow}:{trigger}:{digest}"

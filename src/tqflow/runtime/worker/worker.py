@@ -4,7 +4,8 @@ cluster roles, and runs them until it is told to stop.
 - `Fetcher` (fetcher.py): reads and starts a batch of jobs by priority weights, one script call.
 - `Runner` (runner.py): runs each attempt in its own task, decides what a failure does next.
 - `Finisher` (finisher.py): writes the ends of attempts, batched, fenced by each attempt's token.
-- `Promoter` (promoter.py), `CancelListener` (cancels.py), `Aging` (aging.py): the background loops.
+- `Promoter` (promoter.py), `CancelListener` (cancels.py), `Aging` (aging.py): the background loops, with
+  `SubflowSteps` (runtime/subflows.py), which starts sub-flow jobs' child runs and reads their ends.
 - `Slots` (slots.py): which jobs hold a slot; `WorkerContext` (context.py): what the roles share.
 
 Every state change goes through a Lua script fenced by the attempt's token (see store/lua/).
@@ -32,6 +33,7 @@ from tqflow.runtime.hooks import WorkerHooks
 from tqflow.runtime.priorities import FetchPlanner
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
+from tqflow.runtime.subflows import SubflowSteps
 from tqflow.runtime.task import Task
 from tqflow.runtime.worker.aging import Aging
 from tqflow.runtime.worker.cancels import CancelListener
@@ -76,7 +78,8 @@ class Worker:
         self.runner = Runner(self.context, self.tasks, self.slots, self.finisher, self.executors)
         self.fetcher = Fetcher(self.context, self.planner, self.slots, self.runner)
         self.promoter = Promoter(self.context)
-        self.cancels = CancelListener(self.context, self.runner, self.promoter.wake)
+        self.subflows = SubflowSteps(redis, self.keys, self.scripts)  # sub-flow jobs' child runs
+        self.cancels = CancelListener(self.context, self.runner, self._wake_timers)
         self.aging = Aging(self.context)
         self.cluster = ClusterNode(
             redis,
@@ -90,6 +93,11 @@ class Worker:
             keep_runs_ms=self.settings.keep_runs_ms,
         )
         self.hooks.append(self.cluster.heartbeat)
+
+    def _wake_timers(self) -> None:
+        """The `delayed_wake` channel: a job fell due earlier, or a sub-flow job waits in the outbox."""
+        self.promoter.wake()
+        self.subflows.wake()
 
     @property
     def active(self) -> dict[str, Running]:
@@ -153,7 +161,7 @@ class Worker:
                 pause = min(pause * 2, 1.0)
 
     def background(self) -> list[Component]:
-        loops: list[Component] = [self.promoter.run, self.cancels.run, *self.components]
+        loops: list[Component] = [self.promoter.run, self.cancels.run, self.subflows.run, *self.components]
         if self.settings.aging_ms > 0:
             loops.append(self.aging.run)
         return loops

@@ -80,6 +80,7 @@ async function runView(params, runId) {
   const html = `<h1 data-sig="${esc(signature)}">Run ${esc(run.id)} ${state(run.state)}${cancel}</h1>
     <p class="muted">Flow <a href="#/flow/${esc(run.flow)}">${esc(run.flow)}</a> version ${run.version} · started ${when(run.created)}
       ${run.finished ? `· finished ${when(run.finished)}` : ""}</p>
+    ${run.parent_run ? `<p class="parent">Child run of job <a href="#/run/${esc(run.parent_run)}?job=${esc(run.parent_job.slice(run.parent_run.length + 1))}">${esc(run.parent_job)}</a></p>` : ""}
     <p class="legend" id="counts">${counts}</p>
     ${waiting.length ? `<h2>Waiting for signals</h2>${waiting.map(signalForm).join("")}` : ""}
     <div class="split"><div id="graph"></div><div id="job">${job ? jobDetail(job) : `<p class="muted">Click a job to see its attempts and errors.</p>`}</div></div>
@@ -158,6 +159,7 @@ function jobDetail(job) {
     ${job.children ? `<p class="children">Fan-out: ${job.children - (job.children_left || 0)} of ${job.children} child jobs ended.
       ${Array.from({ length: Math.min(job.children, 20) }, (_, i) => `<a href="#/job/${esc(job.id)}.${i}">${i}</a>`).join(" ")}${job.children > 20 ? " …" : ""}</p>` : ""}
     ${job.items ? itemsTable(job.items) : ""}
+    ${job.child_run ? `<p class="child-run">Sub-flow: child run <a href="#/run/${esc(job.child_run)}">${esc(job.child_run)}</a></p>` : ""}
     <h3>Arguments</h3><pre class="args">${json(job.args)}</pre>
     ${job.state === "succeeded" ? `<h3>Result</h3><pre class="result">${json(job.result)}</pre>` : ""}
     <table class="attempts"><thead><tr><th class="num">#</th><th>Outcome</th><th>Worker</th><th>Started</th><th class="num">Took</th><th>Error</th></tr></thead>

@@ -192,9 +192,22 @@ end
 --#include flow_keys
 --#include fair
 
+-- A sub-flow job (record field `subflow`) that became ready runs no task: it waits in state `starting`, in
+-- the :subflows outbox, until a worker's SubflowSteps (runtime/subflows.py) starts its child run
+-- (subflow_start.lua); when the child ends it waits there again in state `collecting` until the worker
+-- turns the child's end into its own (subflow_end.lua). Each step is fenced by the state, so repeating
+-- one is harmless; a worker that dies in between leaves the id in the outbox for another.
+local subflows_key = prefix .. ':subflows'
+local function start_subflow(k, id, now)
+  redis.call('HSET', k, 'state', 'starting', 'enqueued', now)
+  redis.call('ZADD', subflows_key, now, id)
+  publish(wake_channel, now)
+end
+
 local function push(id, now)
   local k = job_key(id)
-  local q, p, opts = unpack(redis.call('HMGET', k, 'queue', 'prio', 'opts'))
+  local q, p, opts, subflow = unpack(redis.call('HMGET', k, 'queue', 'prio', 'opts', 'subflow'))
+  if subflow then return start_subflow(k, id, now) end  -- a retry of a sub-flow job: a new child run
   make_ready(k, id, q, p, now, opts)
 end
 
@@ -242,8 +255,9 @@ end
 -- `known`: {delay_ms, deadline_ms, queue, prio, opts, signal} when the caller read them already (resolve).
 local function schedule(id, now, known)
   local k = job_key(id)
-  local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio', 'opts', 'signal')
+  local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio', 'opts', 'signal', 'subflow')
   if f[6] then return await_signal(k, id, now, tonumber(f[6]) or 0) end
+  if f[7] then start_subflow(k, id, now); return false end
   local delay = tonumber(f[1] or '0') or 0
   local deadline = tonumber(f[2] or '0') or 0
   if delay > 0 then
@@ -290,7 +304,7 @@ end
 local function resolve(id, now)
   local k = job_key(id)
   local f = redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after', 'delay_ms', 'deadline_ms', 'queue', 'prio',
-    'opts', 'signal')
+    'opts', 'signal', 'subflow')
   local state, run_id, data_deps, after = f[1], f[2], f[3], f[4]
   if state ~= 'waiting' then return false end  -- cancelled while it waited: already counted
   for _, dep in ipairs(cjson.decode(data_deps or '[]')) do
@@ -303,7 +317,7 @@ local function resolve(id, now)
     redis.call('HSET', k, 'state', 'skipped', 'finished', now, 'reason', 'after condition cannot hold')
     return true
   end
-  return schedule(id, now, {f[5], f[6], f[7], f[8], f[9], f[10]})
+  return schedule(id, now, {f[5], f[6], f[7], f[8], f[9], f[10], f[11]})
 end
 
 -- Standalone dependencies (`enqueue(..., depends_on=[ids])`): a dependent's record waits (state
@@ -383,6 +397,8 @@ local function wait_for_deps(k, id, fields, o, now)
   if left == 0 then resolve_after(id, now) end
 end
 
+local subflow_child_ended  -- (below) a child run's end hands over to its parent's sub-flow job
+
 local function finish_run(rk, now)
   local open, failed, cancelled, run_cancel, state = unpack(redis.call('HMGET', rk, 'open', 'failed', 'cancelled',
     'cancel', 'state'))
@@ -393,6 +409,8 @@ local function finish_run(rk, now)
   redis.call('HSET', rk, 'state', final, 'finished', now)
   redis.call('RPUSH', rk .. ':done', final)
   redis.call('EXPIRE', rk .. ':done', 86400)
+  local parent_job = redis.call('HGET', rk, 'parent_job')
+  if parent_job then subflow_child_ended(parent_job, string.sub(rk, #prefix + 6), final, now) end
 end
 
 local on_terminal
@@ -469,6 +487,49 @@ on_terminal = function(id, now, known)
   if open <= 0 then finish_run(rk, now) end  -- jobs still open: the run goes on
 end
 
+-- A child run ended (finish_run): its parent's sub-flow job, if it still waits for this child, ends
+-- cancelled when it was being cancelled, or goes back to the outbox (`collecting`) for a worker to read
+-- the child's outputs or apply the job's retry policy (subflow_end.lua).
+subflow_child_ended = function(parent_job, child_id, final, now)
+  local pk = job_key(parent_job)
+  local state, child, cancel = unpack(redis.call('HMGET', pk, 'state', 'child', 'cancel'))
+  if state ~= 'child' or child ~= child_id then return end
+  if cancel == '1' then
+    redis.call('HSET', pk, 'state', 'cancelled', 'finished', now, 'reason', 'cancelled', 'child_state', final)
+    return on_terminal(parent_job, now)
+  end
+  redis.call('HSET', pk, 'state', 'collecting', 'child_state', final)
+  redis.call('ZADD', subflows_key, now, parent_job)
+  publish(wake_channel, now)
+end
+
+-- Create a run and its jobs, and start the jobs that wait for nothing (submit_run.lua, subflow_start.lua).
+local function create_run(rk, runs_index, now, run_id, run, jobs)
+  local fields = {}
+  for name, value in pairs(run) do table.insert(fields, name); table.insert(fields, value) end
+  redis.call('HSET', rk, 'state', 'running', 'created', now, 'open', #jobs, 'failed', 0, unpack(fields))
+  redis.call('ZADD', runs_index, now, run_id)
+  local roots = {}
+  for _, job in ipairs(jobs) do
+    local id = run_id .. '.' .. job.name
+    local jf = {'id', id, 'run', run_id, 'state', 'waiting', 'attempt', 0, 'created', now}
+    for name, value in pairs(job) do table.insert(jf, name); table.insert(jf, value) end
+    redis.call('HSET', job_key(id), unpack(jf))
+    if tonumber(job.deps_left) == 0 then table.insert(roots, id) end
+  end
+  for _, id in ipairs(roots) do
+    if schedule(id, now) then on_terminal(id, now) end
+  end
+  if #jobs == 0 then
+    redis.call('HSET', rk, 'state', 'succeeded', 'finished', now)
+    redis.call('RPUSH', rk .. ':done', 'succeeded')
+    redis.call('EXPIRE', rk .. ':done', 86400)
+    local parent_job = run.parent_job
+    if parent_job then subflow_child_ended(parent_job, run_id, 'succeeded', now) end
+  end
+  return #roots
+end
+
 --#include limits
 
 -- Standalone jobs keep their record for a while after they end (dead ones stay for the dead-letter queue).
@@ -493,6 +554,8 @@ local function cancel_idle(id, now, reason)
     redis.call('ZREM', delayed_key, id)
   elseif state == 'awaiting' then
     stop_awaiting(id)
+  elseif state == 'starting' or state == 'collecting' then
+    redis.call('ZREM', subflows_key, id)
   elseif state == 'limited' then
     redis.call('LREM', lim_base(limited) .. ':w', 1, id)
   elseif state ~= 'waiting' then
@@ -663,7 +726,8 @@ end
 -- Cancel one job whatever its state: idle jobs end now; a running one (or a fan-out's running children)
 -- is flagged and announced on the cancel channel, and ends as cancelled when its worker stops it.
 -- Returns cancelled | cancelling | <its end state> | missing
-local function cancel_job(id, now, reason)
+local cancel_job
+cancel_job = function(id, now, reason)
   local k = job_key(id)
   local state = state_of(id)
   if not state then return 'missing' end
@@ -671,6 +735,19 @@ local function cancel_job(id, now, reason)
     redis.call('HSET', k, 'cancel', '1')
     publish(prefix .. ':cancel', id)
     return 'cancelling'
+  end
+  if state == 'child' then  -- a sub-flow job: cancel its child run; the child's end cancels the job
+    redis.call('HSET', k, 'cancel', '1')
+    local child = redis.call('HGET', k, 'child')
+    local ck = run_key(child)
+    if redis.call('HGET', ck, 'state') == 'running' then
+      redis.call('HSET', ck, 'cancel', '1')
+      for _, name in ipairs(cjson.decode(redis.call('HGET', ck, 'names') or '[]')) do
+        cancel_job(child .. '.' .. name, now, 'parent run cancelled')
+      end
+    end
+    if redis.call('HGET', k, 'state') == 'child' then return 'cancelling' end
+    return 'cancelled'
   end
   if state == 'fanout' then
     redis.call('HSET', k, 'cancel', '1')
