@@ -1,4 +1,5 @@
-"""`tqc workers`: the worker registry, with the leader and what each worker runs."""
+"""`tqc workers`: the worker registry, with the leader and what each worker runs; `tqc partitions`: how
+many partitions the namespace is made of (runtime/partitions.py), and making them."""
 
 from __future__ import annotations
 
@@ -64,5 +65,38 @@ def _table(records: list[WorkerRecord], leader: str | None, epoch: int) -> str:
     return "\n".join(lines)
 
 
+@click.command()
+@click.option(
+    "--create",
+    "count",
+    type=int,
+    default=None,
+    help="Make the namespace one of N partitions (fixed once made; before its first standalone job).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The count and each partition's hash tag as JSON.")
+@redis_option
+@namespace_option
+def partitions(count: int | None, as_json: bool, redis_url: str | None, namespace: str) -> None:
+    """Show the namespace's partitions (standalone jobs spread over them; docs/cluster.md), or --create N."""
+    from tqflow.runtime.partitions import PartitionError
+
+    async def go() -> int:
+        async with open_client(redis_url, namespace, embedded_ok=False) as client:
+            if count is None:
+                return await client.partition_count()
+            try:
+                return await client.create_partitions(count)
+            except PartitionError as err:
+                raise click.UsageError(str(err)) from err
+
+    made = asyncio.run(go())
+    tags = [f"{{{namespace}.{k}}}" for k in range(made)] if made > 1 else [f"{{{namespace}}}"]
+    if as_json:
+        click.echo(json.dumps({"namespace": namespace, "partitions": made, "tags": tags}))
+        return
+    click.echo(f"namespace {namespace}: {made} partition{'s' if made > 1 else ''} ({', '.join(tags)})")
+
+
 def register(group: click.Group) -> None:
     group.add_command(workers)
+    group.add_command(partitions)

@@ -13,6 +13,7 @@ from typing_extensions import TypeVar
 from tqflow.errors import RunNotFound
 from tqflow.plan import CatchupPlan, FlowPlan, Plan, Priority, RetryPlan
 from tqflow.plan.durations import Duration
+from tqflow.runtime import partitions
 from tqflow.runtime.connection import carry_bytes, connect, pin
 from tqflow.runtime.deployments import Deployed, Deployments
 from tqflow.runtime.events import EventRun, emit
@@ -38,6 +39,7 @@ from tqflow.runtime.jobs import (
 from tqflow.runtime.lifecycle import Backfilled, Lifecycle, Undeployed
 from tqflow.runtime.limit_inspect import waiting_jobs
 from tqflow.runtime.limits import LimitArg
+from tqflow.runtime.partitioned import Layout, Part, item_placement, submit_spread
 from tqflow.runtime.resume import Resumed, ResumeError, resume_run
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
 from tqflow.runtime.schedules import PREFIX as SCHEDULE_PREFIX
@@ -73,6 +75,41 @@ class Client:
         self.waiter = Waiter(redis, self.keys, self.scripts)
         self.policy_differences: list[dict[str, Any]] = []  # of the last deploy (see `deploy`)
         self.lifecycle = Lifecycle(redis, self.keys, self.scripts, self.deployments)
+        self.control = Part(None, redis, self.keys, self.scripts, self.payload_settings)
+        self.control.submitter, self.control.waiter = self.submitter, self.waiter
+        self._layout_cache: Layout | bool | None = None  # the namespace's partitions, read at first use
+
+    async def _layout(self) -> Layout | None:
+        """The namespace's data partitions (runtime/partitions.py), None for a namespace of one; read
+        once per client (make a namespace's partitions before its first job)."""
+        if self._layout_cache is None:
+            count = await partitions.count_of(self.redis, self.keys)
+            ns = self.keys.namespace
+            self._layout_cache = Layout(self.redis, ns, count, self.payload_settings) if count > 1 else False
+        return self._layout_cache if isinstance(self._layout_cache, Layout) else None
+
+    async def _parts(self) -> list[Part]:
+        """Every partition that holds jobs: the control slot, then the data partitions."""
+        layout = await self._layout()
+        return [self.control, *(layout.parts if layout else [])]
+
+    async def _at(self, job_id: str) -> tuple[Part, str]:
+        """The partition of a job id, and the id its scripts know (a run's job, or any job of a namespace
+        of one partition: the control slot and the id itself)."""
+        layout = await self._layout()
+        if layout is None or partitions.PARTITION_ID.match(job_id) is None:
+            return self.control, job_id
+        return layout.at(job_id)
+
+    async def create_partitions(self, count: int) -> int:
+        """Make this namespace one of `count` data partitions (docs/cluster.md); fixed once made (the same
+        count again is accepted). Do it before the namespace's first standalone job."""
+        made = await partitions.create(self.redis, self.keys, count)
+        self._layout_cache = None
+        return made
+
+    async def partition_count(self) -> int:
+        return await partitions.count_of(self.redis, self.keys)
 
     @classmethod
     def from_url(cls, url: str, namespace: str | None = None, **kwargs: Any) -> Client:
@@ -81,6 +118,8 @@ class Client:
 
     async def close(self) -> None:
         await self.waiter.close()
+        if isinstance(self._layout_cache, Layout):
+            await self._layout_cache.close()
         await self.redis.aclose()
 
     # -- flows and runs -------------------------------------------------------------------------
@@ -351,12 +390,17 @@ class Client:
         )
         if isinstance(task, str):  # sent by name: its workers' published policies and parameters
             await self.submitter.catalog.load(self.redis, (task,))
+        layout = await self._layout()
+        part = self.control
+        if layout is not None:  # a namespace of several partitions: the job's own (partitions.py)
+            part, options = layout.place(options, unique.key if unique is not None else None)
         job = self.submitter.prepare(task, kwargs, options)
         try:
-            [result] = await self.submitter.submit([job], atomic=True)
+            [result] = await part.submitter.submit([job], atomic=True)
         except BulkRejected as err:
+            err.results = [part.rename(r) for r in err.results]
             raise refusal(err) from None
-        return result
+        return part.rename(result)
 
     async def enqueue_many(
         self,
@@ -403,7 +447,12 @@ class Client:
             allow_failure,
         )
         await self.submitter.catalog.load(self.redis, self.submitter.names(None, calls))
-        return await self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
+        layout = await self._layout()
+        if layout is None:
+            return await self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
+        placed = [item_placement(item, options, layout.count) for item in calls]
+        jobs = self.submitter.prepare_many([item for _, item in placed], options, atomic)
+        return await submit_spread(layout, jobs, [home for home, _ in placed], atomic)
 
     @overload
     async def result(self, job_id: JobId[R], timeout: float | None = None) -> R: ...
@@ -414,23 +463,26 @@ class Client:
     async def result(self, job_id: str, timeout: float | None = None) -> Any:
         """Wait for a job to end and return its result; JobFailed (with the error and traceback) when it
         was dead-lettered, JobCancelled / JobSkipped, TimeoutError after `timeout` seconds."""
-        state = await self.waiter.wait(job_id, timeout)
+        part, local = await self._at(job_id)
+        state = await part.waiter.wait(local, timeout)
         if state is None:
             raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
         return outcome(job_id, await self.job(job_id))
 
     async def job(self, job_id: str) -> JobInfo:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            is_lean = queue_job_read(pipe, self.keys, job_id)
+        part, local = await self._at(job_id)
+        async with part.redis.pipeline(transaction=False) as pipe:
+            is_lean = queue_job_read(pipe, part.keys, local)
             replies = await pipe.execute(raise_on_error=False)
-        return job_info(job_id, job_row(job_id, replies, is_lean), self.payload_settings)
+        return job_info(job_id, job_row(local, replies, is_lean), self.payload_settings)
 
     # -- operations: cancel, reprioritize, dead-letter queues ---------------------------------------
 
     async def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
         """Cancel a job: `cancelled` (it had not started), `cancelling` (its worker is told to stop it;
         it ends as cancelled), or the state it had already ended in. Its dependents follow the skip rules."""
-        reply = await self.scripts.run(calls.cancel(self.keys, now_ms(), reason, [job_id]))
+        part, local = await self._at(job_id)
+        reply = await part.scripts.run(calls.cancel(part.keys, now_ms(), reason, [local]))
         return cancel_status(job_id, reply)
 
     async def cancel_run(self, run_id: str) -> str:
@@ -456,7 +508,12 @@ class Client:
         self, queue: str | None = None, limit: int = 100, task: str | None = None
     ) -> list[JobInfo]:
         """Dead-lettered jobs, newest first (optionally only those of one task)."""
-        ids = await self.redis.zrevrange(self.keys.dead_letter(queue), 0, max(0, limit * 10 - 1))
+        rows: list[tuple[float, str]] = []
+        for part in await self._parts():  # newest first over every partition
+            key = part.keys.dead_letter(queue)
+            found_ids: Any = await part.redis.zrevrange(key, 0, max(0, limit * 10 - 1), withscores=True)
+            rows += [(float(score), part.shown(str(job_id))) for job_id, score in found_ids]
+        ids = [job_id for _, job_id in sorted(rows, key=lambda row: -row[0])]
         found: list[JobInfo] = []
         for job_id in ids:
             try:
@@ -473,14 +530,29 @@ class Client:
         """Take dead-lettered jobs out of a dead-letter queue for good (all of it when no ids are given):
         a standalone job is deleted, a flow job leaves with its run when retention prunes it. Returns how
         many."""
-        ids, purged = list(job_ids), 0
-        for start in range(0, max(1, len(ids)), 500):
-            page = ids[start : start + 500]
-            purged += int(await self.scripts.run(calls.purge_dlq(self.keys, queue, page)))
+        purged = 0
+        for part, ids in await self._by_part(job_ids):
+            if job_ids and not ids:
+                continue
+            for start in range(0, max(1, len(ids)), 500):
+                page = ids[start : start + 500]
+                purged += int(await part.scripts.run(calls.purge_dlq(part.keys, queue, page)))
         return purged
 
+    async def _by_part(self, job_ids: Sequence[str]) -> list[tuple[Part, list[str]]]:
+        """Every partition with the ids (theirs) of `job_ids` in it, in partition order."""
+        parts = await self._parts()
+        grouped: dict[int, list[str]] = {id(p): [] for p in parts}
+        for job_id in job_ids:
+            part, local = await self._at(job_id)
+            grouped[id(part)].append(local)
+        return [(p, grouped[id(p)]) for p in parts]
+
     async def dead_letter_queues(self) -> list[str]:
-        return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
+        names: set[str] = set()
+        for part in await self._parts():
+            names |= {str(n) for n in await part.redis.smembers(part.keys.dlqs)}
+        return sorted(names)
 
     async def replay(
         self, job_ids: Sequence[str], queue: str | None = None, seen: Mapping[str, int | str] | None = None
@@ -505,10 +577,16 @@ class Client:
                 except (ResumeError, LookupError) as err:
                     resumed[run_id] = f"not-resumed: {err}"
             out[job_id] = resumed[run_id]
-        for start in range(0, len(ids), 500):
-            page = ids[start : start + 500]
-            statuses = await self.scripts.run(calls.replay(self.keys, now_ms(), queue or "", page, seen))
-            out.update(zip(page, (str(s) for s in statuses), strict=True))
+        for part, own in await self._by_part(ids):
+            local_seen: dict[str, int | str] | None = None if seen is None else {}
+            for local in own:
+                if seen is not None and local_seen is not None and part.shown(local) in seen:
+                    local_seen[local] = seen[part.shown(local)]
+            for start in range(0, len(own), 500):
+                page = own[start : start + 500]
+                call = calls.replay(part.keys, now_ms(), queue or "", page, local_seen)
+                statuses = await part.scripts.run(call)
+                out.update(zip((part.shown(i) for i in page), (str(s) for s in statuses), strict=True))
         return out
 
     async def _runs_of(self, job_ids: Sequence[str]) -> list[str | None]:
@@ -526,10 +604,12 @@ class Client:
 
     async def replay_all(self, queue: str | None = None, task: str | None = None) -> dict[str, str]:
         """Replay every job of a dead-letter queue (or only one task's)."""
-        key = self.keys.dead_letter(queue)
-        ids = [str(i) for i in await self.redis.zrange(key, 0, -1)]
-        if task is not None:
-            ids = [i for i in ids if await self.redis.hget(self.keys.job(i), "task") == task]
+        ids: list[str] = []
+        for part in await self._parts():
+            own = [str(i) for i in await part.redis.zrange(part.keys.dead_letter(queue), 0, -1)]
+            if task is not None:
+                own = [i for i in own if await part.redis.hget(part.keys.job(i), "task") == task]
+            ids += [part.shown(i) for i in own]
         return await self.replay(ids, queue)
 
     async def list_jobs(
@@ -540,21 +620,8 @@ class Client:
         dead-lettered (dead); filtered by queue and
         state, up to `limit`."""
         ids: list[str] = []
-        if state in (None, "queued", "running"):
-            queues = [queue] if queue else sorted(str(q) for q in await self.redis.smembers(self.keys.queues))
-            for name in queues:
-                for level, stream in enumerate(self.keys.streams(name)):
-                    entries: Any = await self.redis.xrange(stream, count=limit * 4)
-                    ids += [lean.entry_job(name, level, eid, fields) for eid, fields in entries or []]
-            ids = [i for i in ids if i]
-        if state in (None, "scheduled", "retrying"):
-            ids += [str(i) for i in await self.redis.zrange(self.keys.delayed, 0, limit * 4)]
-        if state in (None, "limited"):
-            ids += await waiting_jobs(self.redis, self.keys, limit * 4)
-        if state in (None, "waiting"):  # standalone jobs waiting for their depends_on
-            ids += [str(i) for i in await self.redis.zrange(self.keys.after_waiting, 0, limit * 4)]
-        if state in (None, "dead"):
-            ids += [str(i) for i in await self.redis.zrevrange(self.keys.dlq, 0, limit * 4)]
+        for part in await self._parts():  # partition by partition (the control slot first)
+            ids += [part.shown(i) for i in await _listed(part, queue, state, limit)]
         found: list[JobInfo] = []
         for job_id in dict.fromkeys(ids):
             try:
@@ -566,6 +633,29 @@ class Client:
             if len(found) >= limit:
                 break
         return found
+
+
+async def _listed(part: Part, queue: str | None, state: str | None, limit: int) -> list[str]:
+    """`list_jobs`' candidates in one partition: ids on its streams, delayed, limited, waiting, dead."""
+    redis, keys = part.redis, part.keys
+    ids: list[str] = []
+    if state in (None, "queued", "running"):
+        known: Any = await redis.smembers(keys.queues)
+        queues = [queue] if queue else sorted(str(q) for q in known)
+        for name in queues:
+            for level, stream in enumerate(keys.streams(name)):
+                entries: Any = await redis.xrange(stream, count=limit * 4)
+                ids += [lean.entry_job(name, level, eid, fields) for eid, fields in entries or []]
+        ids = [i for i in ids if i]
+    if state in (None, "scheduled", "retrying"):
+        ids += [str(i) for i in await redis.zrange(keys.delayed, 0, limit * 4)]
+    if state in (None, "limited"):
+        ids += await waiting_jobs(redis, keys, limit * 4)
+    if state in (None, "waiting"):  # standalone jobs waiting for their depends_on
+        ids += [str(i) for i in await redis.zrange(keys.after_waiting, 0, limit * 4)]
+    if state in (None, "dead"):
+        ids += [str(i) for i in await redis.zrevrange(keys.dlq, 0, limit * 4)]
+    return ids
 
 
 __all__ = ["Client", "JobCancelled", "JobFailed", "JobNotFound", "JobRejected", "JobSkipped", "Unique"]

@@ -474,6 +474,27 @@ def pin(client: Redis | redis.Redis, namespace: str, partition: str | None = Non
         cls.namespaces.append(namespace)
 
 
+def for_partition(client: Any, namespace: str, partition: int) -> Any:
+    """A client for one partition of a namespace (runtime/partitions.py): the same client for one server
+    or a Sentinel master (every partition is there); for a Redis Cluster, a new client, with the same
+    options, whose pool is routed to the node serving that partition's slot (its owner closes it)."""
+    cls: Any = client.connection_pool.connection_class
+    topology = getattr(cls, "topology", None)
+    if not isinstance(topology, Topology) or topology.kind != "cluster":
+        return client
+    routed = Topology(topology.target, dict(topology.kwargs))
+    routed.nodes = list(topology.nodes)
+    made = type(cls.__name__, cls.__bases__, {"topology": routed})
+    pool = client.connection_pool
+    options = dict(pool.connection_kwargs)
+    new_pool = type(pool)(
+        connection_class=made, max_connections=pool.max_connections, timeout=pool.timeout, **options
+    )
+    sibling = type(client).from_pool(new_pool)
+    pin(sibling, namespace, str(partition))
+    return sibling
+
+
 def topology_of(client: Redis | redis.Redis) -> Topology | None:
     return getattr(client.connection_pool.connection_class, "topology", None)
 

@@ -17,8 +17,10 @@ from redis.exceptions import ResponseError
 
 from tqflow.errors import JobNotFound, RunNotFound
 from tqflow.plan import LEVELS, FlowPlan, Priority
+from tqflow.runtime import partitions
 from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import list_workers
+from tqflow.runtime.connection import for_partition
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.limit_inspect import LimitsOverview, read_limits, waiting_jobs
 from tqflow.runtime.runs import now_ms, read_run
@@ -201,10 +203,44 @@ def plan_edges(flow: FlowPlan) -> list[Edge]:
 
 
 class Inspector:
-    def __init__(self, redis: Redis, namespace: str = "tqflow") -> None:
+    """Read-only views of a namespace. In a namespace of several partitions (runtime/partitions.py) the
+    job, queue and dead-letter views gather over every partition (the control slot's inspector asks one
+    of its own per data partition, `parts()`), and a data partition's job ids are shown as `pK:ID`."""
+
+    def __init__(self, redis: Redis, namespace: str = "tqflow", partition: int | None = None) -> None:
         self.redis: Any = redis  # redis-py's reply types are unions too wide to be useful here
-        self.keys = Keys(namespace)
+        self.partition = partition
+        self.keys = Keys(namespace, partition)
         self.deployments = Deployments(redis, self.keys)
+        self._parts: list[Inspector] | None = None
+
+    async def parts(self) -> list[Inspector]:
+        """The control slot's inspector (this one), then one per data partition."""
+        if self._parts is None:
+            count = await partitions.count_of(self.redis, self.keys)
+            ns = self.keys.namespace
+            data = (
+                [Inspector(for_partition(self.redis, ns, k), ns, k) for k in range(count)]
+                if count > 1
+                else []
+            )
+            self._parts = [self, *data]
+        return self._parts
+
+    async def _at(self, job_id: str) -> tuple[Inspector, str]:
+        parts = await self.parts()
+        found = partitions.PARTITION_ID.match(job_id) if len(parts) > 1 else None
+        if found is None:
+            return self, job_id
+        index, local = partitions.split_id(job_id, len(parts) - 1)
+        assert index is not None
+        return parts[index + 1], local
+
+    def _shown(self, views: list[JobView]) -> list[JobView]:
+        if self.partition is not None:
+            for view in views:
+                view.id = partitions.external_id(self.partition, view.id)
+        return views
 
     # ---- runs -------------------------------------------------------------------------------
     async def runs(
@@ -350,7 +386,8 @@ class Inspector:
 
     # ---- jobs -------------------------------------------------------------------------------
     async def job(self, job_id: str) -> JobView:
-        jobs = await self._jobs([job_id], with_attempts=True)
+        part, local = await self._at(job_id)
+        jobs = part._shown(await part._jobs([local], with_attempts=True))
         if not jobs:
             raise JobNotFound(f"no job {job_id}")
         return jobs[0]
@@ -409,7 +446,10 @@ class Inspector:
         if run is not None:
             jobs = (await self.run(run)).jobs
         elif state in JOB_STATE_SOURCES:
-            jobs = await self._jobs(await self._ids_in_state(state, queue, offset + limit + 1))
+            jobs = []
+            for part in await self.parts():  # partition by partition (the control slot first)
+                found = await part._jobs(await part._ids_in_state(state, queue, offset + limit + 1))
+                jobs += part._shown(found)
         else:
             raise ValueError(f"filter jobs by run, or by state: one of {', '.join(JOB_STATE_SOURCES)}")
         jobs = [
@@ -494,6 +534,8 @@ class Inspector:
     async def queue_names(self) -> list[str]:
         """Queues workers have served, and those the deployed flows' jobs use (before any worker came)."""
         names = {str(q) for q in await self.redis.smembers(self.keys.queues)}
+        if self.partition is not None:  # a data partition: no flows here (they are the control slot's)
+            return sorted(names)
         for flow in await self.deployments.names():
             with contextlib.suppress(LookupError, ValueError):
                 plan = (await self.deployments.get(flow))[1]
@@ -505,13 +547,32 @@ class Inspector:
         return await read_limits(self.redis, self.keys, limiter)
 
     async def queues(self) -> QueuesOverview:
-        stats = [await self.queue(name) for name in await self.queue_names()]
-        delayed = await self.redis.zcard(self.keys.delayed)
-        dead = sum([await self.redis.zcard(key) for key in await self.dlq_keys()])
+        """Every queue's depth, summed over the partitions, and the delayed and dead-lettered jobs."""
+        parts = await self.parts()
+        names = set(await self.queue_names())
+        for part in parts[1:]:
+            names |= {str(q) for q in await part.redis.smembers(part.keys.queues)}
+        stats = [await self.queue(name) for name in sorted(names)]
+        delayed = dead = 0
+        for part in parts:
+            delayed += await part.redis.zcard(part.keys.delayed)
+            dead += sum([await part.redis.zcard(key) for key in await part.dlq_keys()])
         return QueuesOverview(queues=stats, delayed=delayed, dead=dead)
 
     async def queue(self, name: str) -> QueueStats:
-        levels = [await self._level(name, level) for level in range(LEVELS)]
+        levels = []
+        for level in range(LEVELS):
+            each = [await part._level(name, level) for part in await self.parts()]
+            ages = [lv.oldest_age_ms for lv in each if lv.oldest_age_ms is not None]
+            levels.append(
+                each[0].model_copy(
+                    update={
+                        "waiting": sum(lv.waiting for lv in each),
+                        "running": sum(lv.running for lv in each),
+                        "oldest_age_ms": max(ages) if ages else None,
+                    }
+                )
+            )
         ages = [lv.oldest_age_ms for lv in levels if lv.oldest_age_ms is not None]
         return QueueStats(
             queue=name,
@@ -613,8 +674,11 @@ class Inspector:
 
     # ---- dead-letter queue ------------------------------------------------------------------
     async def dlq_names(self) -> list[str]:
-        """The named dead-letter queues (the default one has no name)."""
-        return sorted(str(n) for n in await self.redis.smembers(self.keys.dlqs))
+        """The named dead-letter queues (the default one has no name), of every partition."""
+        names: set[str] = set()
+        for part in [self] if self.partition is not None else await self.parts():
+            names |= {str(n) for n in await part.redis.smembers(part.keys.dlqs)}
+        return sorted(names)
 
     async def dlq_keys(self) -> list[str]:
         return [self.keys.dead_letter(None), *(self.keys.dead_letter(n) for n in await self.dlq_names())]
@@ -623,21 +687,27 @@ class Inspector:
         """One dead-letter queue (the default, or a named one), newest first."""
         limit = max(1, min(limit, MAX_LIMIT))
         offset = max(0, offset)
-        key = self.keys.dead_letter(name)
-        rows = await self.redis.zrevrange(key, offset, offset + limit - 1, withscores=True)
-        total = await self.redis.zcard(key)
-        jobs = {j.id: j for j in await self._jobs([str(r[0]) for r in rows])}
-        items = [
-            DeadJob(dead_at=int(score), job=jobs.get(str(job_id)) or JobView(id=str(job_id)))
-            for job_id, score in rows
-        ]
+        rows: list[tuple[float, Inspector, str]] = []
+        total = 0
+        for part in await self.parts():  # each partition's newest, merged by the time they were dead-lettered
+            key = part.keys.dead_letter(name)
+            found = await part.redis.zrevrange(key, 0, offset + limit - 1, withscores=True)
+            rows += [(float(score), part, str(job_id)) for job_id, score in found]
+            total += await part.redis.zcard(key)
+        rows = sorted(rows, key=lambda row: -row[0])[offset : offset + limit]
+        items = []
+        for score, part, job_id in rows:
+            jobs = part._shown(await part._jobs([job_id]))
+            shown = partitions.external_id(part.partition, job_id)
+            items.append(DeadJob(dead_at=int(score), job=jobs[0] if jobs else JobView(id=shown)))
         more = offset + limit < total
         return Page(
             items=items, offset=offset, limit=limit, next_offset=offset + limit if more else None, total=total
         )
 
     async def attempts(self, job_id: str) -> list[AttemptView]:
+        part, local = await self._at(job_id)
         return [
             AttemptView.model_validate(json.loads(a))
-            for a in await self.redis.lrange(self.keys.attempts(job_id), 0, -1)
+            for a in await part.redis.lrange(part.keys.attempts(local), 0, -1)
         ]

@@ -269,24 +269,29 @@ class RedisCollector(Collector):
 
     async def _dead(self) -> dict[str, int]:
         names = await self.inspector.dlq_names()
-        keys = self.inspector.keys
-        async with self.inspector.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(keys.dead_letter(None))
-            for name in names:
-                pipe.zcard(keys.dead_letter(name))
-            sizes = await pipe.execute()
-        return dict(zip([DEFAULT_DLQ_LABEL, *names], (int(n) for n in sizes), strict=True))
+        found = dict.fromkeys([DEFAULT_DLQ_LABEL, *names], 0)
+        for part in await self.inspector.parts():  # summed over the namespace's partitions
+            keys = part.keys
+            async with part.redis.pipeline(transaction=False) as pipe:
+                pipe.zcard(keys.dead_letter(None))
+                for name in names:
+                    pipe.zcard(keys.dead_letter(name))
+                sizes = await pipe.execute()
+            for label, size in zip([DEFAULT_DLQ_LABEL, *names], sizes, strict=True):
+                found[label] += int(size)
+        return found
 
     async def _enqueued(self, overview: QueuesOverview) -> dict[tuple[str, str], int]:
         """Entries ever added per stream (Redis 7+ reports it; older servers leave it out)."""
         added: dict[tuple[str, str], int] = {}
-        keys = self.inspector.keys
-        for queue in overview.queues:
-            for level in queue.levels:
-                with contextlib.suppress(Exception):
-                    info = await self.inspector.redis.xinfo_stream(keys.stream(queue.queue, level.level))
-                    if "entries-added" in info:
-                        added[(queue.queue, level.priority)] = int(info["entries-added"])
+        for part in await self.inspector.parts():  # summed over the namespace's partitions
+            for queue in overview.queues:
+                for level in queue.levels:
+                    with contextlib.suppress(Exception):
+                        info = await part.redis.xinfo_stream(part.keys.stream(queue.queue, level.level))
+                        if "entries-added" in info:
+                            where = (queue.queue, level.priority)
+                            added[where] = added.get(where, 0) + int(info["entries-added"])
         return added
 
     def collect(self) -> Iterator[Metric]:

@@ -28,7 +28,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 from redis import Redis
 from redis.client import PubSub
 
-from tqflow.runtime import channels
+from tqflow.runtime import channels, partitions
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect, connect_sync
 from tqflow.runtime.jobs import (
@@ -105,6 +105,7 @@ class SyncClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._partitioned: bool | None = None  # a namespace of several partitions: read at first use
 
     @classmethod
     def from_url(
@@ -114,11 +115,21 @@ class SyncClient:
 
     # -- native: standalone jobs (plain redis-py calls) ---------------------------------------------
 
+    def partitioned(self) -> bool:
+        """Whether the namespace has several partitions (runtime/partitions.py): then the standalone job
+        calls go through the asyncio client, which knows where each job is."""
+        if self._partitioned is None:
+            self._partitioned = partitions.parse_count(self.redis.get(self.keys.partitions), self.keys) > 1
+        return self._partitioned
+
     def _enqueue(self, task: Task[Any, Any] | str | Call[Any], /, **kwargs: Any) -> JobId[Any]:
         """`Client.enqueue`, synchronously: one EVALSHA."""
         if isinstance(task, str):  # sent by name: its workers' published policies and parameters
             self.submitter.catalog.load_sync(self.redis, (task,))
+        given = dict(kwargs)
         job = self.submitter.prepare(task, kwargs, _pop_options(kwargs))
+        if self.partitioned():  # checked above the same way; the asyncio client knows the partitions
+            return self._run(self.client.enqueue(task, **given))
         try:
             [result] = self.submitter.submit([job], atomic=True)
         except BulkRejected as err:
@@ -129,10 +140,13 @@ class SyncClient:
         self, calls: Sequence[BulkItem], /, *, atomic: bool = True, **kwargs: Any
     ) -> list[JobId[Any]]:
         """`Client.enqueue_many`, synchronously: one script call or one pipeline of them."""
+        given = dict(kwargs)
         options = _pop_options(kwargs)
         if kwargs or options.unique is not None:
             unexpected = sorted(kwargs) or ["unique"]
             raise TypeError(f"enqueue_many() got unexpected keyword arguments: {', '.join(unexpected)}")
+        if self.partitioned():
+            return self._run(self.client.enqueue_many(calls, atomic=atomic, **given))
         self.submitter.catalog.load_sync(self.redis, self.submitter.names(None, calls))
         return self.submitter.submit(self.submitter.prepare_many(calls, options, atomic), atomic)
 
@@ -147,6 +161,8 @@ class SyncClient:
 
     def result(self, job_id: str, timeout: float | None = None) -> Any:
         """`Client.result`, synchronously (a pub/sub subscription for the wait, no polling)."""
+        if self.partitioned():
+            return self._run(self.client.result(job_id, timeout))
         state = self.waiter.wait(job_id, timeout)
         if state is None:
             raise TimeoutError(f"job {job_id} did not finish within {timeout} s")
@@ -154,6 +170,8 @@ class SyncClient:
 
     def job(self, job_id: str) -> JobInfo:
         """`Client.job`, synchronously: the record, or a queued lean job's entry (one round trip)."""
+        if self.partitioned():
+            return self._run(self.client.job(job_id))
         with self.redis.pipeline(transaction=False) as pipe:
             is_lean = queue_job_read(pipe, self.keys, job_id)
             replies = pipe.execute(raise_on_error=False)
@@ -161,12 +179,16 @@ class SyncClient:
 
     def cancel(self, job_id: str, reason: str = "cancelled by request") -> str:
         """`Client.cancel`, synchronously."""
+        if self.partitioned():
+            return self._run(self.client.cancel(job_id, reason))
         reply = self.scripts.run(calls.cancel(self.keys, now_ms(), reason, [job_id]))
         return cancel_status(job_id, reply)
 
     # -- everything else: the asyncio client's methods on a private loop ----------------------------
 
     deploy = _on_loop(Client.deploy)
+    create_partitions = _on_loop(Client.create_partitions)
+    partition_count = _on_loop(Client.partition_count)
     purge_dead_letters = _on_loop(Client.purge_dead_letters)
     start_run = _on_loop(Client.start_run)
     wait = _on_loop(Client.wait)

@@ -173,7 +173,25 @@ async def list_limits(
 
 @router.get("/queues", tags=["queues"])
 async def list_queues(svc: Svc) -> QueuesOverview:
+    """Every queue's depth, summed over the namespace's partitions."""
     return await svc.inspector.queues()
+
+
+class Partitions(BaseModel):
+    namespace: str
+    partitions: int  # 1: the namespace is its control slot alone, as every namespace made without them
+    tags: list[str]  # each partition's hash tag (the slot a Redis Cluster places it by)
+
+
+@router.get("/partitions", tags=["queues"])
+async def partitions(svc: Svc) -> Partitions:
+    """How many partitions the namespace is made of (`tqc partitions --create N` makes them)."""
+    parts = await svc.inspector.parts()
+    return Partitions(
+        namespace=svc.inspector.keys.namespace,
+        partitions=max(1, len(parts) - 1),
+        tags=[p.keys.prefix for p in parts[1:]] or [svc.inspector.keys.prefix],
+    )
 
 
 @router.get("/queues/{name}", tags=["queues"])

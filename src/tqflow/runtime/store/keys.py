@@ -53,6 +53,7 @@ class Keys:
         self.dlq = f"{self.prefix}:dlq"
         self.runs = f"{self.prefix}:runs"
         self.flows = f"{self.control}:flows"
+        self.partitions = f"{self.control}:partitions"  # string: N, when made of N partitions (partitions.py)
         self.tasks = f"{self.control}:tasks"  # hash: task name -> what its workers published (catalog.py)
         self.queues = f"{self.prefix}:queues"
         self.dlqs = f"{self.prefix}:dlqs"  # names of the named dead-letter queues

@@ -63,6 +63,8 @@ class Fetcher:
             batch += 1
             prefix = f"{token}.{batch}."
             plan = self.planner.plan(free)
+            self.slots.reserve(free)  # other partitions' fetchers of this worker leave them (slots.py)
+            held = free
             try:
                 jobs = await self.context.scripts.run(
                     calls.fetch(
@@ -71,10 +73,20 @@ class Fetcher:
                 )
                 woken = False
                 if not jobs:
-                    jobs = await self._block_for_work(prefix)
-                    woken = bool(jobs)
+                    self.slots.unreserve(held)
+                    held = 0
+                    # Block on the streams holding one slot, unless other fetchers of this worker (its
+                    # other partitions) wait for a slot: then wait behind them (slots.py).
+                    if self.slots.free() > self.slots.waiting:
+                        self.slots.reserve(1)
+                        held = 1
+                        jobs = await self._block_for_work(prefix)
+                        woken = bool(jobs)
+                    else:
+                        await self.slots.wait_for_room(settings.block_ms / 1000)
                 failures = 0
             except (RedisError, OSError) as err:
+                self.slots.unreserve(held)
                 # Redis unreachable or refusing: back off and retry. Attempts started by a reply we lost
                 # are reclaimed when their lease runs out (at-least-once).
                 failures += 1
@@ -88,6 +100,7 @@ class Fetcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), min(2.0, 0.05 * 2**failures))
                 continue
+            self.slots.unreserve(held)  # then at once (no await between) the jobs take their slots
             for job in jobs:
                 try:
                     self.runner.spawn(Attempt(job, settings.name))

@@ -9,6 +9,12 @@ cluster roles, and runs them until it is told to stop.
 - `Slots` (slots.py): which jobs hold a slot; `WorkerContext` (context.py): what the roles share.
 
 Every state change goes through a Lua script fenced by the attempt's token (see store/lua/).
+
+In a namespace of several partitions (runtime/partitions.py) the worker also runs one partition worker
+per data partition: a `Worker` of that partition's keys and connection with the same roles, sharing this
+worker's slots and executors (so the concurrency holds over all of them), registered in its partition
+and with its partition's recovery; the control slot's worker alone publishes the catalog and fires
+schedules.
 `Worker.run` starts the background loops (`background()`) and any `components` added by other
 subsystems, the finisher and the cluster node, then the fetcher; at the stop, the cluster node's grace
 period, then the rest.
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
@@ -25,9 +32,9 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
-from tqflow.runtime import catalog
+from tqflow.runtime import catalog, partitions
 from tqflow.runtime.cluster.node import ClusterNode
-from tqflow.runtime.connection import carry_bytes, pin
+from tqflow.runtime.connection import carry_bytes, for_partition, pin
 from tqflow.runtime.executors import Executors, Running
 from tqflow.runtime.hooks import WorkerHooks
 from tqflow.runtime.priorities import FetchPlanner
@@ -58,22 +65,37 @@ class Worker:
         namespace: str = "tqflow",
         settings: WorkerSettings | None = None,
         hooks: Sequence[WorkerHooks] = (),
+        *,
+        partition: int | None = None,
+        shared: tuple[Slots, Executors] | None = None,
     ) -> None:
         self.hooks = list(hooks)
+        self.given_hooks = tuple(hooks)
         refuse_bytes_replies(redis)
         carry_bytes(redis)  # binary payload bodies (store/payloads.py)
         self.redis = redis
         self.tasks = dict(tasks)
-        self.keys = Keys(namespace)
-        pin(redis, namespace)  # a cluster connection goes to the node of this namespace's slot
+        self.partition = partition
+        self.keys = Keys(namespace, partition)
+        # a cluster connection goes to the node of this namespace's (or partition's) slot
+        pin(redis, namespace, None if partition is None else str(partition))
         self.scripts = Scripts(redis)
         self.settings = settings or WorkerSettings()
+        if partition is not None:  # triggers live in the control slot: its worker fires them
+            self.settings = dataclasses.replace(
+                self.settings, cluster=dataclasses.replace(self.settings.cluster, scheduler=False)
+            )
         self.context = WorkerContext(redis, self.keys, self.scripts, self.settings, self.hooks)
         self.planner = FetchPlanner(self.keys, self.settings.queues, self.settings.weights)
         self.streams = self.planner.all_streams
-        self.executors = Executors(self.settings.concurrency, self.settings.process_pool)
         self.components: list[Component] = []  # more background loops (cluster: heartbeats, recovery …)
-        self.slots = Slots(self.settings.concurrency)
+        self.shared = shared is not None
+        if shared is None:
+            self.slots = Slots(self.settings.concurrency)
+            self.executors = Executors(self.settings.concurrency, self.settings.process_pool)
+        else:
+            self.slots, self.executors = shared
+        self.partition_workers: list[Worker] = []  # one per data partition, made by `run`
         self.finisher = Finisher(self.context, self.slots)
         self.runner = Runner(self.context, self.tasks, self.slots, self.finisher, self.executors)
         self.fetcher = Fetcher(self.context, self.planner, self.slots, self.runner)
@@ -101,17 +123,62 @@ class Worker:
 
     @property
     def active(self) -> dict[str, Running]:
-        """Job id -> the call in progress, for every job whose body runs here now."""
-        return self.runner.active
+        """Job id -> the call in progress, for every job whose body runs here now (a partition's job by
+        its id in its partition)."""
+        found = dict(self.runner.active)
+        for worker in self.partition_workers:
+            found.update(worker.active)
+        return found
 
     @property
     def completed(self) -> int:
         """How many attempts this worker ended (a stale end, one no longer ours, not counted)."""
-        return self.finisher.completed
+        return self.finisher.completed + sum(w.completed for w in self.partition_workers)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Work until `stop` is set, then let in-flight jobs finish."""
+        if self.partition is not None:
+            await self._work(stop)
+            return
         await catalog.publish(self.redis, self.keys, self.tasks, self.settings.name)  # runtime/catalog.py
+        count = await partitions.count_of(self.redis, self.keys)
+        if count <= 1:
+            await self._work(stop)
+            return
+        self.partition_workers = [
+            Worker(
+                for_partition(self.redis, self.keys.namespace, k),
+                self.tasks,
+                self.keys.namespace,
+                self.settings,
+                self.given_hooks,
+                partition=k,
+                shared=(self.slots, self.executors),
+            )
+            for k in range(count)
+        ]
+        ending = asyncio.Event()  # the partition workers stop when this one does (grace periods together)
+        others = [asyncio.create_task(w.run(ending)) for w in self.partition_workers]
+        # A partition worker that fails stops the whole worker: a process serving only some partitions
+        # would look alive while jobs wait in the others.
+        halt = asyncio.Event()
+        watch = asyncio.create_task(_first_of(stop, others, halt))
+        try:
+            await self._work(halt, before_stop=ending)
+        finally:
+            ending.set()
+            watch.cancel()
+            ended = await asyncio.gather(*others, return_exceptions=True)
+            self.executors.shutdown()
+            for worker in self.partition_workers:
+                if worker.redis is not self.redis:
+                    await worker.redis.aclose()
+        failed = [e for e in ended if isinstance(e, BaseException)]
+        if failed:
+            raise failed[0]
+
+    async def _work(self, stop: asyncio.Event, before_stop: asyncio.Event | None = None) -> None:
+        """This partition's part: set up, run the roles until `stop`, then the grace period."""
         # skipped dependents and cancelled idle jobs end in scripts that no worker calls with a TTL
         await self.redis.set(self.keys.keep_results, self.settings.result_ttl_ms)
         await self.fetcher.create_groups()
@@ -125,7 +192,11 @@ class Worker:
         with contextlib.suppress(TimeoutError):  # cancellations sent from now on reach this worker
             await asyncio.wait_for(self.cancels.subscribed.wait(), 5)
         log.info(
-            "worker started", worker=self.settings.name, queues=self.settings.queues, tasks=len(self.tasks)
+            "worker started",
+            worker=self.settings.name,
+            queues=self.settings.queues,
+            tasks=len(self.tasks),
+            **({} if self.partition is None else {"partition": self.partition}),
         )
         blamed: set[str] = set()
         try:
@@ -135,6 +206,8 @@ class Worker:
             blamed = self.fetcher.culprits or self.runner.handled()
             raise
         finally:
+            if before_stop is not None:  # the partition workers' grace periods run beside this one's
+                before_stop.set()
             # grace period, then hand back the rest
             await self.cluster.shutdown(self.runner.in_flight, blamed, self.runner.thread_jobs)
             self.finisher.close()
@@ -142,8 +215,9 @@ class Worker:
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-            self.executors.shutdown()
-            log.info("worker stopped", worker=self.settings.name, completed=self.completed)
+            if not self.shared and not self.partition_workers:
+                self.executors.shutdown()
+            log.info("worker stopped", worker=self.settings.name, completed=self.finisher.completed)
 
     async def _resilient(self, loop: Component, stop: asyncio.Event) -> None:
         """Run one loop; while Redis is unreachable (restarting, a network cut), wait and start it again.
@@ -165,6 +239,16 @@ class Worker:
         if self.settings.aging_ms > 0:
             loops.append(self.aging.run)
         return loops
+
+
+async def _first_of(stop: asyncio.Event, tasks: list[asyncio.Task[None]], halt: asyncio.Event) -> None:
+    """Set `halt` once `stop` is set or any of `tasks` ends."""
+    stopped = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        halt.set()
 
 
 def refuse_bytes_replies(redis: Any) -> None:
