@@ -69,6 +69,8 @@ async def test_one_workers_concurrency_holds_over_its_partitions(redis_url: str,
         await client.create_partitions(3)
         ids = [await client.enqueue(jt.sleeper, seconds=0.3) for _ in range(12)]
         assert {i.split(":")[0] for i in ids} == {"p0", "p1", "p2"}
+        assert await client.reprioritize(ids[1], "critical") == "moved"  # in its own partition
+        assert (await client.job(ids[1])).priority == "critical"
         async with running_worker(redis_url, namespace, concurrency=2) as worker:
             most = 0
             results = asyncio.gather(*(client.result(i, timeout=60) for i in ids))

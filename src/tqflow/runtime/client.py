@@ -497,7 +497,8 @@ class Client:
         """Change the priority of a job that has not started: `moved` (a queued job, to the end of its new
         level) or `updated` (scheduled, retrying or waiting); ValueError for a job that started or ended."""
         level = int(Priority.parse(priority))
-        [status] = await self.scripts.run(calls.reprioritize(self.keys, now_ms(), level, [job_id]))
+        part, local = await self._at(job_id)
+        [status] = await part.scripts.run(calls.reprioritize(part.keys, now_ms(), level, [local]))
         if status == "missing":
             raise JobNotFound(f"no job {job_id}")
         if status not in ("moved", "updated"):
