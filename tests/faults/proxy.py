@@ -1,5 +1,8 @@
 """A TCP proxy on 127.0.0.1 that a test controls: pass bytes, stall them (a network partition: the
-connections stay open and nothing arrives, like dropped packets), or delay every chunk (latency)."""
+connections stay open and nothing arrives, like dropped packets), delay every chunk (latency), or lose
+the reply of a request: `cut_replies(marker, n)` passes the next `n` requests containing `marker` to
+Redis, drops what Redis answers and closes that connection, as a network that dies after the request
+was sent (the client cannot tell whether it landed)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,12 @@ class Proxy:
         self.port = 0
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.cut_marker = b""
+        self.cuts_left = 0
+        self.cut = 0  # requests whose reply was dropped
+
+    def cut_replies(self, marker: bytes, count: int = 1) -> None:
+        self.cut_marker, self.cuts_left = marker, count
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -38,7 +47,10 @@ class Proxy:
             writer.close()
             return
         try:
-            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+            muted: list[bool] = [False]  # this connection's replies are dropped (its request was cut)
+            await asyncio.gather(
+                self._pump(reader, up_writer, muted, upstream=True), self._pump(up_reader, writer, muted)
+            )
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -47,12 +59,28 @@ class Proxy:
                     w.close()
             self.tasks.discard(task)
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        muted: list[bool],
+        upstream: bool = False,
+    ) -> None:
         while data := await reader.read(65536):
             while self.stalled:
                 await asyncio.sleep(0.02)
             if self.latency:
                 await asyncio.sleep(self.latency)
+            cutting = upstream and self.cuts_left > 0 and self.cut_marker in data
+            if cutting:
+                self.cuts_left -= 1
+                muted[0] = True  # before the request goes: its reply must not reach the client
+            if muted[0] and not upstream:
+                continue
             writer.write(data)
             await writer.drain()
+            if cutting:
+                await asyncio.sleep(0.2)  # Redis runs the request and answers; the answer is dropped
+                self.cut += 1
+                raise ConnectionResetError("reply cut")
         writer.close()

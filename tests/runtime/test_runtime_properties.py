@@ -23,6 +23,7 @@ from tqflow.plan import RetryPlan
 from tqflow.runtime.backoff import MAX_DELAY_MS, attempts_left, delay_ms
 from tqflow.runtime.connection import connect_sync
 from tqflow.runtime.jobs import new_job_id
+from tqflow.runtime.resend import new_nonce
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import script_text
@@ -119,7 +120,11 @@ class JobMachine(RuleBasedStateMachine):
         opts = '{"r":{"kind":"fixed","attempts":3,"delay_ms":10}}'
         reply = self.call(
             calls.enqueue(
-                self.keys, [self.now, "each", 1000], [4, "t.task", "default", 2, opts, f"{job_id}0|J-|{{}}"]
+                self.keys,
+                "lane",
+                new_nonce(),
+                [self.now, "each", 1000],
+                [4, "t.task", "default", 2, opts, f"{job_id}0|J-|{{}}"],
             )
         )
         assert reply == ["done", "ok"]

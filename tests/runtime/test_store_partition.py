@@ -6,6 +6,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from tqflow.runtime.connection import ForeignSlotError, connect, pin
+from tqflow.runtime.resend import new_nonce
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
@@ -27,7 +28,11 @@ async def partition_2_job(redis: Redis, keys: Keys, namespace: str) -> None:
     await redis.xgroup_create(stream, keys.group, id="0", mkstream=True)
     reply = await scripts.run(
         calls.enqueue(
-            keys, [1000, "each", 1_000_000], [4, "t.noop", "default", 2, "", "0123456789abcdef0|J-|{}"]
+            keys,
+            "lane",
+            new_nonce(),
+            [1000, "each", 1_000_000],
+            [4, "t.noop", "default", 2, "", "0123456789abcdef0|J-|{}"],
         )
     )
     assert reply == ["done", "ok"]

@@ -26,6 +26,7 @@ from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
 from tqflow.runtime.limits import Limit, LimitArg, fair_share, limits_of, wire_of
+from tqflow.runtime.resend import Lanes, new_nonce, resend, resend_sync
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import calls as script_calls
 from tqflow.runtime.store import lean, payloads, records
@@ -289,7 +290,7 @@ class Batch:
     fields go to a staging list (pages of 1,000), then one script call checks and writes every job. A
     client that dies before the last call leaves only the staging list, which expires."""
 
-    __slots__ = ("calls", "jobs", "stage", "staged")
+    __slots__ = ("calls", "jobs", "lanes", "stage", "staged")
 
     def __init__(
         self,
@@ -297,8 +298,10 @@ class Batch:
         calls: list[ScriptCall],
         stage: str | None = None,
         staged: list[str | int] | None = None,
+        lanes: list[int] | None = None,
     ) -> None:
         self.jobs, self.calls, self.stage, self.staged = jobs, calls, stage, staged
+        self.lanes = lanes or []  # the client's lanes its calls use (runtime/resend.py), given back after
 
     @property
     def single(self) -> ScriptCall | None:
@@ -311,6 +314,7 @@ class Batch:
             for call in self.calls:
                 queue_script(pipe, call)
             return
+        pipe.delete(self.stage)  # a re-send (runtime/resend.py) must not stage its fields twice
         for start in range(0, len(self.staged), MAX_SCRIPT_ARGS):
             pipe.rpush(self.stage, *self.staged[start : start + MAX_SCRIPT_ARGS])
         pipe.pexpire(self.stage, 60_000)
@@ -331,6 +335,7 @@ class JobBuilder:
 
     def __init__(self, keys: Keys, settings: PayloadSettings) -> None:
         self.keys, self.settings = keys, settings
+        self.lanes = Lanes()
         self._known: dict[tuple[object, JobOptions, Published | None], Known] = {}
         # tasks sent by name take the policies their workers published (runtime/catalog.py); the client
         # loads the names it is about to send (`catalog.load`) before it prepares them
@@ -458,15 +463,22 @@ class JobBuilder:
             return Batch(jobs, [])
         mode = "all" if atomic else "each"
         if len(jobs) == 1:
-            return Batch(jobs, [script_calls.enqueue(self.keys, self._head(mode), _page_args(jobs))])
-        pages = _pages(jobs, MAX_SCRIPT_ARGS - 6)
+            lanes = self.lanes.take(1)
+            return Batch(jobs, [self._call(lanes[0], self._head(mode), _page_args(jobs))], lanes=lanes)
+        pages = _pages(jobs, MAX_SCRIPT_ARGS - 7)
         if atomic and len(pages) > 1:
             fields = _page_args(jobs)
             stage = self.keys.staging(uuid.uuid4().hex)
-            call = script_calls.enqueue(self.keys, self._head(mode), [len(fields)], stage)
-            return Batch(jobs, [call], stage, fields)
+            lanes = self.lanes.take(1)
+            call = self._call(lanes[0], self._head(mode), [len(fields)], stage)
+            return Batch(jobs, [call], stage, fields, lanes)
         head = self._head(mode)
-        return Batch(jobs, [script_calls.enqueue(self.keys, head, _page_args(page)) for page in pages])
+        lanes = self.lanes.take(len(pages))
+        calls = [self._call(lane, head, _page_args(page)) for lane, page in zip(lanes, pages, strict=True)]
+        return Batch(jobs, calls, lanes=lanes)
+
+    def _call(self, lane: int, head: list[Arg], fields: list[Arg], stage: str | None = None) -> ScriptCall:
+        return script_calls.enqueue(self.keys, self.lanes.name(lane), new_nonce(), head, fields, stage)
 
     def _head(self, mode: str) -> list[Arg]:
         return [now_ms(), mode, self.settings.max_bytes]
@@ -489,10 +501,16 @@ class Submitter(JobBuilder):
         return with_refused(jobs, lambda _: results)
 
     async def _send(self, batch: Batch) -> list[list[str]]:
-        if batch.single is not None:
-            return [await self.scripts.run(batch.single)]
         if not batch.calls:
             return []
+        try:  # each call's nonce makes a re-send safe
+            return await resend(lambda: self._send_once(batch))
+        finally:
+            self.lanes.give(batch.lanes)
+
+    async def _send_once(self, batch: Batch) -> list[list[str]]:
+        if batch.single is not None:
+            return [await self.scripts.run(batch.single)]
         await self.scripts.ensure_loaded()
         async with self.redis.pipeline(transaction=False) as pipe:
             batch.fill(pipe)
@@ -516,10 +534,16 @@ class SyncSubmitter(JobBuilder):
         return with_refused(jobs, send)
 
     def _send(self, batch: Batch) -> list[list[str]]:
-        if batch.single is not None:
-            return [self.scripts.run(batch.single)]
         if not batch.calls:
             return []
+        try:
+            return resend_sync(lambda: self._send_once(batch))
+        finally:
+            self.lanes.give(batch.lanes)
+
+    def _send_once(self, batch: Batch) -> list[list[str]]:
+        if batch.single is not None:
+            return [self.scripts.run(batch.single)]
         self.scripts.ensure_loaded()
         with self.redis.pipeline(transaction=False) as pipe:
             batch.fill(pipe)

@@ -18,6 +18,7 @@ from tqflow.runtime.clock import now_ms as now_ms  # re-exported: most of the ru
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.flow_controls import check_flow, job_controls, with_controls
 from tqflow.runtime.params import resolve_params
+from tqflow.runtime.resend import new_nonce, resend
 from tqflow.runtime.store import calls, codec, payloads, records
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
@@ -133,7 +134,8 @@ async def start_run(
     run_id = run_id or new_run_id()
     created = now_ms()
     run_fields, jobs = run_submission(flow, version, params or {}, run_id, created)
-    await scripts.run(calls.submit_run(keys, created, run_id, run_fields, jobs))
+    call = calls.submit_run(keys, created, run_id, run_fields, jobs)
+    await resend(lambda: scripts.run(call))  # its nonce (`sub`) makes a re-send safe
     return run_id
 
 
@@ -148,6 +150,7 @@ def run_submission(
         "version": str(version),
         "plan_id": flow.id,
         "params": codec.encode(values),
+        "sub": new_nonce(),  # a re-send of this submit finds its run by it (submit_run.lua)
     }
     jobs = job_records(flow, Environment(params=values, run=run_env))
     return json.dumps(run_fields), json.dumps(jobs)

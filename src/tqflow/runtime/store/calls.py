@@ -28,11 +28,19 @@ class ScriptCall(NamedTuple):
 # -- producers ---------------------------------------------------------------------------------------
 
 
-def enqueue(keys: Keys, head: Sequence[Arg], fields: Sequence[Arg], stage: str | None = None) -> ScriptCall:
+def enqueue(
+    keys: Keys,
+    lane: str,
+    nonce: str,
+    head: Sequence[Arg],
+    fields: Sequence[Arg],
+    stage: str | None = None,
+) -> ScriptCall:
     """`head` is (now, mode, max payload bytes); `fields` the page's spec and job fields, or (staged) the
-    staged field count."""
-    declared = [keys.queues, keys.delayed] if stage is None else [keys.queues, keys.delayed, stage]
-    return ScriptCall("enqueue", declared, [*head, *fields])
+    staged field count; `lane` (the client's, for this call: runtime/resend.py) keeps the reply under
+    `nonce`, so that a re-send of the call answers the first send's reply."""
+    declared = [keys.queues, keys.delayed, keys.submitted(lane)]
+    return ScriptCall("enqueue", declared if stage is None else [*declared, stage], [*head, nonce, *fields])
 
 
 def submit_run(keys: Keys, now: int, run_id: str, run_fields: str, jobs: str) -> ScriptCall:

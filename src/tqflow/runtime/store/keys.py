@@ -112,6 +112,11 @@ class Keys:
     def staging(self, token: str) -> str:
         return f"{self.prefix}:stage:{token}"
 
+    def submitted(self, lane: str) -> str:
+        """The last submit of a client's lane and its reply, kept briefly so that a re-send of that submit
+        answers the same (enqueue.lua, runtime/resend.py)."""
+        return f"{self.prefix}:sub:{lane}"
+
     def dead_letter(self, name: str | None) -> str:
         return f"{self.dlq}:{name}" if name else self.dlq
 

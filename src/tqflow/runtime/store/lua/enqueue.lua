@@ -3,37 +3,50 @@
 -- level, options JSON or ''); each job is then one field: <16-character id><spec number>|<payload>, or for a
 -- lean job (no delay, deadline or unique key: only its stream entry is written, see common.lua)
 -- .<spec number>|<payload>; a lean job's status "ok:<entry id>" gives its id (QUEUE.LEVEL.ENTRY_ID).
--- ARGV: now, mode, max payload bytes, then either
+-- ARGV: now, mode, max payload bytes, nonce, then either
 --   spec field count, spec fields…, job fields…   (the client pages this under ~1,000 arguments)
---   or, with KEYS[3] a staging list holding those fields, the list's length.
--- KEYS[1] the queues set, KEYS[2] the delayed set[, KEYS[3] the staging list].
+--   or, with KEYS[4] a staging list holding those fields, the list's length.
+-- KEYS[1] the queues set, KEYS[2] the delayed set, KEYS[3] the client's lane key[, KEYS[4] the staging list].
+-- The nonce makes a re-sent submit idempotent: a client whose connection died after its request was sent
+-- cannot tell whether it landed and sends it again (runtime/resend.py); the first send left
+-- "<nonce>|<its reply>" in the lane key (one a call in flight per client, kept 2 minutes), so the
+-- re-send answers that reply and writes nothing. A lean job's id is the entry XADD made: without it, the
+-- jobs of a send could not be found again.
 -- Options read here: d (delay ms), dl (deadline ms), uk/ut/uc (unique key, ttl ms, conflict), dep/da (the
 -- job ids it depends on; da=done: it runs whatever they ended in).
 -- Returns {"done"|"aborted", one status a job: "ok" | "ok:<entry>" | "skip:<id>" | "reject:<id>" | "error:<why>"}.
 -- The common one-by-one case first: one lean job of one spec without options, no staging list (no tables
--- to build). ARGV: now, mode, max payload, 4, task, queue, level, '', '.0|<payload>'.
-if #KEYS == 2 and #ARGV == 9 and ARGV[4] == '4' and ARGV[8] == '' and string.sub(ARGV[9], 1, 3) == '.0|' then
-  local payload = string.sub(ARGV[9], 4)
+-- to build). ARGV: now, mode, max payload, nonce, 4, task, queue, level, '', '.0|<payload>'.
+local nonce = ARGV[4]
+local landed = redis.call('GET', KEYS[3])
+if landed and string.sub(landed, 1, #nonce + 1) == nonce .. '|' then
+  if #KEYS > 3 then redis.call('DEL', KEYS[4]) end  -- the re-sent pipeline staged its fields again
+  return cjson.decode(string.sub(landed, #nonce + 2))
+end
+local SEEN_MS = 120000  -- longer than any re-send (runtime/resend.py; a cluster client's own ~60 s)
+if #KEYS == 3 and #ARGV == 10 and ARGV[5] == '4' and ARGV[9] == '' and string.sub(ARGV[10], 1, 3) == '.0|' then
+  local payload = string.sub(ARGV[10], 4)
   if #payload > tonumber(ARGV[3]) then
     local verdict = 'done'
     if ARGV[2] == 'all' then verdict = 'aborted' end
     return {verdict, 'error:payload of ' .. #payload .. ' bytes is over the limit'}
   end
-  local eid = redis.call('XADD', stream_key(ARGV[6], ARGV[7]), '*', 't', ARGV[5], 'p', payload)
-  redis.call('SADD', KEYS[1], ARGV[6])
+  local eid = redis.call('XADD', stream_key(ARGV[7], ARGV[8]), '*', 't', ARGV[6], 'p', payload)
+  redis.call('SADD', KEYS[1], ARGV[7])
+  redis.call('SET', KEYS[3], nonce .. '|["done","ok:' .. eid .. '"]', 'PX', SEEN_MS)
   return {'done', 'ok:' .. eid}
 end
 local now = tonumber(ARGV[1])
 local mode, max_payload = ARGV[2], tonumber(ARGV[3])
-local items, first = ARGV, 4
-if #KEYS > 2 then
+local items, first = ARGV, 5
+if #KEYS > 3 then
   items, first = {}, 1
-  local n = redis.call('LLEN', KEYS[3])
-  if n ~= tonumber(ARGV[4]) then return redis.error_reply('staged ' .. n .. ' fields, expected ' .. ARGV[4]) end
+  local n = redis.call('LLEN', KEYS[4])
+  if n ~= tonumber(ARGV[5]) then return redis.error_reply('staged ' .. n .. ' fields, expected ' .. ARGV[5]) end
   for start = 0, n - 1, 1000 do
-    for _, v in ipairs(redis.call('LRANGE', KEYS[3], start, start + 999)) do items[#items + 1] = v end
+    for _, v in ipairs(redis.call('LRANGE', KEYS[4], start, start + 999)) do items[#items + 1] = v end
   end
-  redis.call('DEL', KEYS[3])
+  redis.call('DEL', KEYS[4])
 end
 local nspec = tonumber(items[first])
 local specs = {}
@@ -151,4 +164,5 @@ else
   end
 end
 for q, _ in pairs(queues) do redis.call('SADD', KEYS[1], q) end
+redis.call('SET', KEYS[3], nonce .. '|' .. cjson.encode(statuses), 'PX', SEEN_MS)
 return statuses

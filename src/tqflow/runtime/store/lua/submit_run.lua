@@ -2,5 +2,10 @@
 -- KEYS[1] run key, KEYS[2] the runs index. ARGV: now, run id, run fields (JSON object), jobs (JSON list of objects)
 local now = tonumber(ARGV[1])
 local run_id = ARGV[2]
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('run ' .. run_id .. ' already exists') end
-return create_run(KEYS[1], KEYS[2], now, run_id, cjson.decode(ARGV[3]), cjson.decode(ARGV[4]))
+local run = cjson.decode(ARGV[3])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  -- a re-sent submit whose first send landed (runtime/resend.py): its nonce, `sub`, is the run's
+  if run.sub ~= nil and redis.call('HGET', KEYS[1], 'sub') == run.sub then return 0 end
+  return redis.error_reply('run ' .. run_id .. ' already exists')
+end
+return create_run(KEYS[1], KEYS[2], now, run_id, run, cjson.decode(ARGV[4]))
