@@ -42,7 +42,14 @@ class ClusterNode:
         self.heartbeat = Heartbeat(redis, self.keys, name, queues, concurrency, lease_ms, settings)
         self.leader = Leader(redis, self.keys, name, settings.leader_lease_ms)
         self.reclaimer = Reclaimer(
-            redis, self.keys, name, queues, settings, self.leader.is_leader, lambda: running() < concurrency
+            redis,
+            self.keys,
+            name,
+            queues,
+            settings,
+            self.leader.is_leader,
+            lambda: running() < concurrency,
+            self.heartbeat.contact,
         )
         self.scheduler = Scheduler(redis, self.keys, settings, self._holder)
         self.pruner = Pruner(redis, keys, keep_runs_ms, self.leader.is_leader)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError, ResponseError
 
+from tqflow.runtime.cluster.contact import Contact, silence_limit_ms
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import calls
@@ -56,11 +58,33 @@ class Reclaimer:
         settings: ClusterSettings,
         is_leader: Callable[[], bool],
         is_idle: Callable[[], bool],
+        contact: Contact | None = None,
     ) -> None:
         self.redis, self.keys, self.name, self.settings = redis, keys, name, settings
         self.queues = queues
         self.scripts = Scripts(redis)
         self.is_leader, self.is_idle = is_leader, is_idle
+        # F22: fed by this node's heartbeats, so no worker is judged dead on a silence this node shared;
+        # None for a reclaimer without heartbeats of its own (tests, tools): the scripts' age check only
+        self.contact = contact
+        # at least a second: a busy host's own round trips must not void its calls (a refused pass only
+        # waits for the next one), and the outages this guards against last seconds
+        self.max_age_ms = max(1000, silence_limit_ms(settings.dead_after_ms, settings.heartbeat_ms))
+        self._redis_clock = (0, 0.0)  # Redis's TIME (ms) and this host's monotonic clock at one reading
+
+    async def read_clock(self) -> None:
+        """Read Redis's clock, so each recovery call can say when it was made by that clock (the
+        scripts refuse one an outage held up), whatever this host's clock says."""
+        try:
+            seconds, micros = await self.redis.time()
+            redis_ms = int(seconds) * 1000 + int(micros) // 1000
+        except ResponseError:  # a topology that does not route TIME: the corrected clock (F18)
+            redis_ms = now_ms()
+        self._redis_clock = (redis_ms, time.monotonic())
+
+    def sent_ms(self) -> int:
+        redis_ms, at = self._redis_clock
+        return redis_ms + int((time.monotonic() - at) * 1000)
 
     async def all_streams(self) -> list[str]:
         queues = sorted({str(q) for q in await self.redis.smembers(self.keys.base.queues)} | set(self.queues))
@@ -83,6 +107,8 @@ class Reclaimer:
                         self.settings.max_deliveries,
                         steal_ms,
                         self.name,
+                        self.sent_ms(),
+                        self.max_age_ms,
                     )
                     reply = await self.scripts.run(call)
                 except ResponseError as err:  # NOGROUP: nobody reads this stream yet
@@ -97,7 +123,9 @@ class Reclaimer:
         counts = ReclaimCounts()
         while True:
             reply = await self.scripts.run(
-                calls.leases(self.keys, now_ms(), PAGE, self.settings.max_deliveries)
+                calls.leases(
+                    self.keys, now_ms(), PAGE, self.settings.max_deliveries, self.sent_ms(), self.max_age_ms
+                )
             )
             counts.add([*reply, 0, 0])
             if int(reply[0]) + int(reply[1]) < PAGE:
@@ -115,14 +143,20 @@ class Reclaimer:
 
     async def once(self) -> ReclaimCounts:
         counts = ReclaimCounts()
-        if self.is_leader():
+        if self.contact is not None and not self.contact.may_judge():  # the live workers beat first
+            return counts
+        leading = self.is_leader()
+        stealing = self.settings.steal_after_ms > 0 and self.is_idle()
+        if leading or stealing:
+            await self.read_clock()
+        if leading:
             streams = await self.all_streams()
             counts = await self.sweep(streams)
             lease_counts = await self.expired_leases()
             counts.reclaimed += lease_counts.reclaimed
             counts.dead += lease_counts.dead
             await self.reap_registry(streams)
-        if self.settings.steal_after_ms > 0 and self.is_idle():
+        if stealing:
             own = [s for q in self.queues for s in self.keys.base.streams(q)]
             stolen = await self.sweep(own, steal_ms=self.settings.steal_after_ms)
             counts.stolen += stolen.stolen

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from tqflow.runtime import clock
 from tqflow.runtime.clock import now_ms, sync_clock
+from tqflow.runtime.cluster.contact import Contact
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
 from tqflow.runtime.store import calls, lean
@@ -64,6 +65,7 @@ class Heartbeat:
         self.lease_ms = lease_ms
         self.scripts = Scripts(redis)
         self.held: dict[str, float] = {}  # job id -> when its attempt started here (loop clock, s)
+        self.contact = Contact(settings.dead_after_ms, settings.heartbeat_ms)  # what recovery may judge
         self._soon = asyncio.Event()
         self._static = {
             "name": name,
@@ -107,6 +109,7 @@ class Heartbeat:
                 ids[start : start + PAGE],
             )
             lost += await self.scripts.run(call)
+        self.contact.heard()
         for job_id in lost:
             if job_id in self.held:
                 del self.held[job_id]

@@ -236,16 +236,24 @@ def reclaim(
     max_deliveries: int,
     steal_idle_ms: int,
     me: str,
+    sent_ms: int,
+    max_age_ms: int,
 ) -> ScriptCall:
+    """`sent_ms`: when the call was made, by Redis's clock; one that reaches Redis more than `max_age_ms`
+    later changes nothing (an outage held it: the silences it would judge were shared by its caller)."""
     return ScriptCall(
         "cluster_reclaim",
         [stream, keys.leases],
-        [now, min_idle_ms, count, start_id, max_deliveries, steal_idle_ms, me],
+        [now, min_idle_ms, count, start_id, max_deliveries, steal_idle_ms, me, sent_ms, max_age_ms],
     )
 
 
-def leases(keys: ClusterKeys, now: int, count: int, max_deliveries: int) -> ScriptCall:
-    return ScriptCall("cluster_leases", [keys.leases, keys.base.dlq], [now, count, max_deliveries])
+def leases(
+    keys: ClusterKeys, now: int, count: int, max_deliveries: int, sent_ms: int, max_age_ms: int
+) -> ScriptCall:
+    return ScriptCall(
+        "cluster_leases", [keys.leases, keys.base.dlq], [now, count, max_deliveries, sent_ms, max_age_ms]
+    )
 
 
 def hand_back(

@@ -1,8 +1,11 @@
 -- Recovery of running jobs whose lease ran out, found by the leases index rather than the pending list
 -- (a job whose entry was acked by someone else is still found here).
--- KEYS[1] leases zset. ARGV: now, count, max deliveries. Returns {reclaimed, dead-lettered}.
+-- KEYS[1] leases zset. ARGV: now, count, max deliveries, sent (Redis's clock, ms), max age ms.
+-- Returns {reclaimed, dead-lettered}.
 -- The default dead-letter queue (common.lua's `dlq_key` is a key or a function of the queue name).
 refuse_when_full()
+-- held up by an outage past its max age: it changes nothing (as cluster_reclaim.lua)
+if clock_ms() - tonumber(ARGV[4]) > tonumber(ARGV[5]) then return {0, 0} end
 local function default_dlq() if type(dlq_key) == 'function' then return dlq_key('') end return dlq_key end
 local now, count, max_lost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local reclaimed, dead = 0, 0

@@ -1,6 +1,7 @@
 -- Recovery and work stealing over one page of a stream's pending list (XPENDING … IDLE).
 -- KEYS[1] stream, KEYS[2] leases zset. ARGV: now, min idle ms, count, start id,
--- max deliveries, steal idle ms (0 = do not steal), this worker's name.
+-- max deliveries, steal idle ms (0 = do not steal), this worker's name, when it was sent (Redis's clock,
+-- ms), max age ms.
 -- A pending entry is given back to the stream (a new entry, the old one acked and deleted) when
 --   * its job runs under a worker that is dead (no registry record) or whose lease ran out: the attempt
 --     is void (token cleared, so its late finish is refused); after `max deliveries` lost attempts the job
@@ -10,6 +11,9 @@
 -- Returns {reclaimed, dead-lettered, stolen, cleaned, last entry id seen or ''}.
 -- The default dead-letter queue (common.lua's `dlq_key` is a key or a function of the queue name).
 refuse_when_full()
+-- A call that reaches Redis long after it was made (held up by an outage: Redis stopped, then resumed)
+-- judges workers by a silence its caller shared: it changes nothing (F22, cluster/contact.py).
+if clock_ms() - tonumber(ARGV[8]) > tonumber(ARGV[9]) then return {0, 0, 0, 0, ''} end
 local function default_dlq() if type(dlq_key) == 'function' then return dlq_key('') end return dlq_key end
 local now, min_idle, count = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local max_lost, steal_idle, me = tonumber(ARGV[5]), tonumber(ARGV[6]), ARGV[7]
