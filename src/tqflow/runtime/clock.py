@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
@@ -39,6 +39,15 @@ CLOCK_TOLERANCE_MS = 50  # closer than this to Redis's clock: left alone (hosts 
 _skew_ms = 0  # Redis's clock minus this host's, as last measured (0 within the tolerance)
 _moved_ms = 0  # how far tests moved the clock (`advance`)
 _sleepers: set[asyncio.Future[None]] = set()  # the waits in progress, woken when the clock moves
+# A client reads Redis's clock too before it computes a due time (a delay, a deadline), so a host whose clock
+# is skewed delays jobs by Redis's clock; a worker's heartbeats keep the reading fresh in its process.
+SYNC_EVERY_S = 30.0
+_synced_at = float("-inf")  # monotonic time of the last good reading
+
+
+def clock_stale() -> bool:
+    """No good reading of Redis's clock in this process for SYNC_EVERY_S."""
+    return time.monotonic() - _synced_at > SYNC_EVERY_S
 
 
 def now_ms() -> int:
@@ -67,11 +76,27 @@ async def sync_clock(redis: Redis) -> int:
         seconds, micros = await redis.time()
     except Exception:  # Redis away, or a topology without TIME routing: keep the last correction
         return _skew_ms
+    return _reading(before, int(seconds), int(micros))
+
+
+def sync_clock_sync(redis: Any) -> int:
+    """`sync_clock` for redis-py's sync client (runtime/sync.py)."""
+    before = time.time()
+    try:
+        seconds, micros = redis.time()
+    except Exception:
+        return _skew_ms
+    return _reading(before, int(seconds), int(micros))
+
+
+def _reading(before: float, seconds: int, micros: int) -> int:
+    global _synced_at
     after = time.time()
     rtt = (after - before) * 1000
     if rtt > 4 * CLOCK_TOLERANCE_MS:  # the reading is worth less than the tolerance
         return _skew_ms
-    return correct_clock(int(seconds) * 1000 + int(micros) / 1000, (before + after) / 2 * 1000, rtt)
+    _synced_at = time.monotonic()
+    return correct_clock(seconds * 1000 + micros / 1000, (before + after) / 2 * 1000, rtt)
 
 
 # -- moving it (tests) ---------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from tqflow.errors import JobNotFound as JobNotFound  # its home is the error tr
 from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
+from tqflow.runtime.clock import clock_stale, sync_clock, sync_clock_sync
 from tqflow.runtime.limits import Limit, LimitArg, fair_share, limits_of, wire_of
 from tqflow.runtime.resend import Lanes, new_nonce, resend, resend_sync
 from tqflow.runtime.runs import JobInfo, now_ms
@@ -492,6 +493,8 @@ class Submitter(JobBuilder):
         self.redis, self.scripts = redis, scripts
 
     async def submit(self, jobs: Sequence[Prepared | Refused], atomic: bool) -> list[JobId[Any]]:
+        if clock_stale():  # due times by Redis's clock, not this host's (F23)
+            await sync_clock(self.redis)
         if all(isinstance(job, Prepared) for job in jobs):
             batch = self.batch(typing.cast(Sequence[Prepared], jobs), atomic)
             return batch.results(await self._send(batch))
@@ -525,6 +528,9 @@ class SyncSubmitter(JobBuilder):
         self.redis, self.scripts = redis, scripts
 
     def submit(self, jobs: Sequence[Prepared | Refused], atomic: bool) -> list[JobId[Any]]:
+        if clock_stale():
+            sync_clock_sync(self.redis)
+
         def send(good: list[Prepared]) -> list[JobId[Any]]:
             batch = self.batch(good, atomic)
             return batch.results(self._send(batch))

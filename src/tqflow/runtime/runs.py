@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from tqflow.errors import RunNotFound
 from tqflow.plan import FlowPlan, JobPlan, Priority, canonical_json
+from tqflow.runtime.clock import clock_stale, sync_clock
 from tqflow.runtime.clock import now_ms as now_ms  # re-exported: most of the runtime imports it from here
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.flow_controls import check_flow, job_controls, with_controls
@@ -131,6 +132,8 @@ async def start_run(
     params: Mapping[str, Any] | None = None,
     run_id: str | None = None,
 ) -> str:
+    if clock_stale():  # its delays and deadlines by Redis's clock (F23)
+        await sync_clock(redis)
     run_id = run_id or new_run_id()
     created = now_ms()
     run_fields, jobs = run_submission(flow, version, params or {}, run_id, created)
