@@ -28,6 +28,7 @@ def test_key_layout_is_pinned() -> None:
     assert keys.run_signals("r1") == "{prod}:run:r1:signals"
     assert keys.awaiting == "{prod}:awaiting"
     assert keys.subflows == "{prod}:subflows"  # lua/common.lua subflows_key
+    assert keys.event_listeners("order.paid") == "{prod}:event:order.paid"  # deployments.py
     assert keys.delayed == "{prod}:delayed"
     assert keys.dlq == "{prod}:dlq"
     assert keys.after_waiting == "{prod}:after:waiting"  # standalone jobs waiting for their depends_on

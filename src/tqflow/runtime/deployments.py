@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -29,6 +30,11 @@ class Deployed:
     version: int
     plan_id: str
     changed: bool  # False when the same plan was already the current version
+
+
+def events_of(flow: FlowPlan) -> list[str]:
+    """The event names a flow's triggers listen for."""
+    return sorted({t.event for t in flow.triggers if t.kind == "event" and t.event})
 
 
 class FlowNotDeployed(NotFound):
@@ -177,7 +183,12 @@ class Deployments:
             return Deployed(flow.name, int(current), plan_id, changed=False)
         version = await self.redis.hincrby(key, "latest", 1)
         history = await self.history(flow.name)
+        indexed = json.loads(await self._get(key, "events") or "[]")
+        first = not await self.redis.exists(self.keys.flows)  # nothing deployed yet: the index is whole
         async with self.redis.pipeline(transaction=True) as pipe:
+            self._index(pipe, flow.name, indexed, events_of(flow))
+            if first:
+                pipe.set(self.keys.events_indexed, "1")
             pipe.hset(
                 key,
                 mapping={
@@ -209,7 +220,12 @@ class Deployments:
             raise FlowNotDeployed(f"flow `{name}` has no earlier version to roll back to")
         previous = history[-2]
         key = self.keys.flow(name)
-        await self.redis.hset(key, mapping={"current": previous, "history": json.dumps(history[:-1])})
+        _version, plan = await self.get(name, previous)
+        indexed = json.loads(await self._get(key, "events") or "[]")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping={"current": previous, "history": json.dumps(history[:-1])})
+            self._index(pipe, name, indexed, events_of(plan))
+            await pipe.execute()
         return Deployed(name, previous, str(await self._get(key, f"id:{previous}")), changed=True)
 
     async def get(self, name: str, version: int | None = None) -> tuple[int, FlowPlan]:
@@ -226,6 +242,41 @@ class Deployments:
 
     async def names(self) -> list[str]:
         return sorted(str(n) for n in await self.redis.smembers(self.keys.flows))
+
+    async def listeners(self, event: str) -> list[str]:
+        """The deployed flows whose current version listens for `event`, from the index by event name (a
+        hint: `emit` still reads each one's trigger). Flows deployed before the index existed are indexed
+        on the first call."""
+        if not await self.redis.exists(self.keys.events_indexed):
+            await self._index_deployed()
+        return sorted(str(n) for n in await self.redis.smembers(self.keys.event_listeners(event)))
+
+    async def _index_deployed(self) -> None:
+        for name in await self.names():
+            try:
+                _version, flow = await self.get(name)
+            except FlowNotDeployed:
+                continue
+            key = self.keys.flow(name)
+            indexed = json.loads(await self._get(key, "events") or "[]")
+            async with self.redis.pipeline(transaction=True) as pipe:
+                self._index(pipe, name, indexed, events_of(flow))
+                await pipe.execute()
+        await self.redis.set(self.keys.events_indexed, "1")
+
+    def _index(self, pipe: Any, name: str, before: list[str], after: list[str]) -> None:
+        """Queue on `pipe` the index changes of flow `name` moving from events `before` to `after`."""
+        for event in sorted(set(before) - set(after)):
+            pipe.srem(self.keys.event_listeners(event), name)
+        for event in after:
+            pipe.sadd(self.keys.event_listeners(event), name)
+        pipe.hset(self.keys.flow(name), "events", json.dumps(after))
+
+    def unindex(self, pipe: Any, name: str, indexed: list[str]) -> None:
+        """Queue on `pipe` the removal of flow `name` (undeployed) from the index."""
+        for event in indexed:
+            pipe.srem(self.keys.event_listeners(event), name)
+        pipe.hdel(self.keys.flow(name), "events")
 
     async def _get(self, key: str, field: str) -> str | None:
         value = await self.redis.hget(key, field)

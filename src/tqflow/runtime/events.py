@@ -66,7 +66,7 @@ async def emit(
     cannot read starts nothing (EventError)."""
     check_event_name(name)
     planned: list[tuple[str, int, FlowPlan, TriggerPlan, bool]] = []
-    for flow_name in sorted(await deployments.names()):
+    for flow_name in await deployments.listeners(name):  # the index by event name (deployments.py)
         try:
             version, flow = await deployments.get(flow_name)
         except FlowNotDeployed:  # undeployed: listens no more

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -128,7 +129,9 @@ class Lifecycle:
     async def undeploy(self, flow: str) -> Undeployed:
         """Remove the current version; the runs in progress are listed (the caller may cancel them)."""
         version, _ = await self.deployments.get(flow)
+        indexed = json.loads(await self.redis.hget(self.keys.flow(flow), "events") or "[]")
         async with self.redis.pipeline(transaction=True) as pipe:
+            self.deployments.unindex(pipe, flow, indexed)  # emit finds it no more
             pipe.hdel(self.keys.flow(flow), "current", "paused")
             pipe.hset(self.keys.flow(flow), "undeployed", now_ms())
             pipe.srem(self.keys.flows, flow)

@@ -106,6 +106,16 @@ class Keys:
     def flow(self, name: str) -> str:
         return f"{self.control}:flow:{name}"
 
+    def event_listeners(self, event: str) -> str:
+        """set: the deployed flows whose current version has a trigger for `event` (kept by deploy, rollback
+        and undeploy; read by emit)."""
+        return f"{self.control}:event:{event}"
+
+    @property
+    def events_indexed(self) -> str:
+        """string: set once the event index holds the flows deployed before it existed."""
+        return f"{self.control}:events:indexed"
+
     def unique(self, key: str) -> str:
         return f"{self.prefix}:u:{key}"
 
