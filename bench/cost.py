@@ -12,6 +12,11 @@ the work, and reads `INFO cpu` (used_cpu_sys + used_cpu_user) and `INFO commands
 - `streams`: the reference, a bare queue on Streams doing the same work with redis-py: XADD (pipelined pages),
   then XREADGROUP COUNT 100, XACK + XDEL per batch; no job record at all.
 
+With `--drain scripts` the standalone jobs are drained by the worker's two calls alone (fetch.lua up to
+--concurrency jobs, then one finish_many.lua for them), with no worker process around them: the same Redis
+work per job, without the heartbeat, the hooks and the worker's own CPU competing with the server, so the
+per-job figures vary less on a busy machine.
+
 With `--rounds R` the chosen scenarios run R times, interleaved (a round runs each once, in order, in one
 process and one server), and the medians are printed, with the median of each round's difference to `bulk`
 (what a limit adds to a job: `--only bulk,concurrency,rate --rounds 5`).
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
 import statistics
@@ -46,6 +52,10 @@ from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.limits import Limiter, Rate
 from tqflow.runtime.logging import configure_logging
 from tqflow.runtime.observability import for_worker
+from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.sync import SyncClient
 from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker, WorkerSettings
@@ -131,6 +141,30 @@ async def drain(r: Redis, namespace: str, expected: int, concurrency: int) -> fl
     return cpu
 
 
+async def drain_scripts(r: Redis, namespace: str, expected: int, batch: int) -> float:
+    """`--drain scripts`: the worker's two calls alone, no worker around them (no heartbeat, hooks or
+    event loop of its own): fetch up to `batch` jobs, then end them all in one finish_many, until
+    `expected` ended; its process CPU seconds. What Redis does per job is the worker's, with less noise."""
+    keys = Keys(namespace)
+    scripts = Scripts(r)
+    stream = keys.stream("default", 2)
+    with contextlib.suppress(redis.ResponseError):  # the group exists
+        await r.xgroup_create(stream, keys.group, id="0", mkstream=True)
+    cpu0 = time.process_time()
+    done = 0
+    while done < expected:
+        rows = await scripts.run(calls.fetch(keys, now_ms(), "drain", "t", 30_000, batch, [(stream, batch)]))
+        if not rows:
+            raise RuntimeError(f"nothing left to fetch after {done} of {expected} jobs")
+        attempts = [(row[0], row[1], "succeeded", "J-|0", 0, "", now_ms(), row[3]) for row in rows]
+        await scripts.run(calls.finish_many(keys, now_ms(), 86_400_000, attempts, "drain"))
+        done += len(rows)
+    return time.process_time() - cpu0
+
+
+DRAIN = "worker"  # or "scripts" (--drain)
+
+
 async def standalone(
     url: str, meter: Meter, n: int, one_by_one: bool, concurrency: int, limit: Limiter | None = None
 ) -> Figures:
@@ -150,7 +184,10 @@ async def standalone(
             )
         await client.close()
     producer = time.process_time() - cpu0
-    worker = await drain(r, namespace, n, concurrency)
+    if DRAIN == "scripts":
+        worker = await drain_scripts(r, namespace, n, concurrency)
+    else:
+        worker = await drain(r, namespace, n, concurrency)
     await r.aclose()
     name = "one-by-one" if one_by_one else "bulk"
     if limit is not None:
@@ -253,7 +290,15 @@ async def main() -> None:
     parser.add_argument("--top", type=int, default=8, help="commands shown per scenario")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians printed")
     parser.add_argument("--url", default="", help="a Redis to use instead of a private one (it is FLUSHed!)")
+    parser.add_argument(
+        "--drain",
+        choices=("worker", "scripts"),
+        default="worker",
+        help="standalone jobs drained by an in-process worker, or by its fetch/finish_many calls alone",
+    )
     args = parser.parse_args()
+    global DRAIN
+    DRAIN = args.drain
     configure_logging("warning")  # as `tqrun worker --log-level warning`: no per-job log lines measured
     thresholds = getattr(supervisor, "GC_THRESHOLDS", None)
     if thresholds:  # what `tqrun worker` sets in its processes

@@ -16,3 +16,21 @@ def test_cost_prints_every_scenario() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     rows = {line.split()[0] for line in done.stdout.splitlines() if line.strip()}
     assert {"streams", "bulk", "one-by-one", "flow", "load"} <= rows, done.stdout
+
+
+def test_cost_rounds_print_the_medians_and_what_a_limit_adds() -> None:
+    args = [sys.executable, str(BENCH / "cost.py"), "--n", "200", "--only", "bulk,concurrency,rate"]
+    args += ["--rounds", "2", "--drain", "scripts"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=BENCH)
+    assert done.returncode == 0, done.stderr[-2000:]
+    medians = done.stdout.split("medians of 2 interleaved rounds", 1)[1].splitlines()[1:]
+    assert [line.split()[0] for line in medians] == ["bulk", "bulk+concurrency", "bulk+rate"], done.stdout
+    assert all("extra over bulk: median" in line for line in medians[1:]), done.stdout
+
+
+def test_the_limit_profile_prints_each_command() -> None:
+    args = [sys.executable, str(BENCH / "limit_profile.py"), "--jobs", "400", "--reps", "1"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=BENCH)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.endswith(" µs")]
+    assert len(rows) == 9 and rows[0].startswith("zset holders, 10 a call"), done.stdout
