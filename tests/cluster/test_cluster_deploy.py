@@ -19,15 +19,16 @@ from tqflow.runtime.cluster.registry import list_workers
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 
+from cli_runner import Ran
+from cli_runner import tqc as run_tqc
 from helpers import WorkerFactory
 
 CRON = TriggerPlan(name="cron:0", kind="cron", cron="30 2 * * *", timezone="Europe/Paris")
 
 
-def tqc(redis_url: str, namespace: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TQFLOW_REDIS_URL": redis_url, "TQFLOW_NAMESPACE": namespace}
-    command = [sys.executable, "-m", "tqflow.cli.tqc", *args]
-    return subprocess.run(command, input=stdin, capture_output=True, text=True, env=env, timeout=60)
+def tqc(redis_url: str, namespace: str, *args: str, stdin: str = "") -> Ran:
+    """Through the environment variables, as a user who set them runs it."""
+    return run_tqc(*args, stdin=stdin, env={"TQFLOW_REDIS_URL": redis_url, "TQFLOW_NAMESPACE": namespace})
 
 
 async def test_preview_lists_jobs_edges_policies_and_next_fires(client: Client) -> None:
@@ -74,17 +75,17 @@ async def test_tqc_deploy_shows_the_diff_asks_and_rolls_back(
     redis_url: str, namespace: str, client: Client
 ) -> None:
     file = FLOWS / "nap.tqflow"
-    declined = tqc(redis_url, namespace, "deploy", str(file), stdin="n\n")
+    declined = await asyncio.to_thread(tqc, redis_url, namespace, "deploy", str(file), stdin="n\n")
     assert "flow nap: new flow" in declined.stdout and "+ job sleep" in declined.stdout
     assert declined.returncode == 1 and await client.deployments.names() == []
-    accepted = tqc(redis_url, namespace, "deploy", str(file), "--yes")
+    accepted = await asyncio.to_thread(tqc, redis_url, namespace, "deploy", str(file), "--yes")
     assert accepted.returncode == 0 and "deployed: flow nap version 1" in accepted.stdout
-    again = tqc(redis_url, namespace, "deploy", str(file))
+    again = await asyncio.to_thread(tqc, redis_url, namespace, "deploy", str(file))
     assert again.returncode == 0 and "nothing to deploy" in again.stdout
     await client.deploy(nap_plan(CRON))
-    back = tqc(redis_url, namespace, "deploy", "--rollback", "nap")
+    back = await asyncio.to_thread(tqc, redis_url, namespace, "deploy", "--rollback", "nap")
     assert back.returncode == 0 and "version 2 -> 1" in back.stdout, back.stderr
-    none_left = tqc(redis_url, namespace, "deploy", "--rollback", "nap")
+    none_left = await asyncio.to_thread(tqc, redis_url, namespace, "deploy", "--rollback", "nap")
     assert none_left.returncode == 5 and "no earlier version" in none_left.stderr
 
 

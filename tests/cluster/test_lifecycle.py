@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 
 import httpx
 import pytest
@@ -26,6 +24,7 @@ from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.sync import SyncClient
 
+from cli_runner import tqc_on
 from helpers import WorkerFactory
 
 MINUTELY = TriggerPlan(
@@ -35,15 +34,6 @@ MINUTELY = TriggerPlan(
     catchup=CatchupPlan(kind="all", within_ms=3_600_000),
     overlap="allow",  # so caught-up ticks are not skipped as overlapping the first of them
 )
-
-
-def tqc(redis_url: str, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tqflow.cli.tqc", *args, "--redis", redis_url, "--namespace", namespace],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 async def run_ids(client: Client, redis: Redis) -> list[str]:
@@ -56,28 +46,21 @@ async def test_tqc_start_runs_the_deployed_version_on_the_cluster_workers(
     _, tasks = nap_tasks()
     await client.deploy(nap_plan())
     await start_worker(tasks)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tqflow.cli.tqc", "start", "nap", "--param", "key=from-cli", "--wait", "--json",
-        "--redis", redis_url, "--namespace", namespace,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, err.decode()
-    run = json.loads(out)
+    waited = await asyncio.to_thread(
+        tqc_on, redis_url, namespace, "start", "nap", "--param", "key=from-cli", "--wait", "--json"
+    )
+    assert waited.returncode == 0, waited.stderr
+    run = json.loads(waited.stdout)
     assert run["state"] == "succeeded" and run["finished"] is True
     assert run["params"]["key"] == "from-cli"
     assert run["jobs"]["sleep"]["result"] == "from-cli"
     # Without --wait: the id at once; an unknown flow is exit 5 with a message, a bad param exit 2.
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tqflow.cli.tqc", "start", "nap",
-        "--redis", redis_url, "--namespace", namespace, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0
-    assert (await client.wait(out.decode().strip(), 30)).state == "succeeded"
-    missing = await asyncio.to_thread(tqc, redis_url, namespace, "start", "nope")
+    started = await asyncio.to_thread(tqc_on, redis_url, namespace, "start", "nap")
+    assert started.returncode == 0
+    assert (await client.wait(started.stdout.strip(), 30)).state == "succeeded"
+    missing = await asyncio.to_thread(tqc_on, redis_url, namespace, "start", "nope")
     assert missing.returncode == 5 and "not deployed" in missing.stderr
-    bad = await asyncio.to_thread(tqc, redis_url, namespace, "start", "nap", "--param", "ms=soon")
+    bad = await asyncio.to_thread(tqc_on, redis_url, namespace, "start", "nap", "--param", "ms=soon")
     assert bad.returncode == 2 and "ms" in bad.stderr
 
 
@@ -141,7 +124,7 @@ async def test_backfill_starts_each_tick_once_even_when_repeated(
     assert {i.status for i in first} == {"started"}
     # The CLI, over an overlapping window: the five are known, two are new.
     cli = await asyncio.to_thread(
-        tqc, redis_url, namespace, "backfill", "nap", "--from", "2026-01-01T00:02:00Z",
+        tqc_on, redis_url, namespace, "backfill", "nap", "--from", "2026-01-01T00:02:00Z",
         "--to", "2026-01-01T01:06:00+01:00", "--rate", "1000", "--json",
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
@@ -157,7 +140,7 @@ async def test_backfill_starts_each_tick_once_even_when_repeated(
     tick = await redis.hget(client.keys.run(ids[0]), "tick")
     assert tick == str(start)
     no_schedule = await asyncio.to_thread(
-        tqc, redis_url, namespace, "backfill", "nap", "--from", "x", "--to", "y"
+        tqc_on, redis_url, namespace, "backfill", "nap", "--from", "x", "--to", "y"
     )
     assert no_schedule.returncode == 2
 

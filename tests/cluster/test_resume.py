@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -24,6 +23,7 @@ from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.resume import ResumeError
 from tqflow.runtime.task import Task
 
+from cli_runner import tqc_on
 from helpers import WorkerFactory
 
 
@@ -112,27 +112,12 @@ async def test_resume_from_the_cli_and_the_api(
     run_id = await client.start_run("squares", {"n": 3})
     assert (await client.wait(run_id, 30)).state == "failed"
     module.broken.clear()
-    cli = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "tqflow.cli.tqc", "resume", run_id, "--wait", "--json",
-         "--redis", redis_url, "--namespace", namespace],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    cli = await asyncio.to_thread(tqc_on, redis_url, namespace, "resume", run_id, "--wait", "--json")
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout)["outputs"] == {"total": 5}
-    status = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "tqflow.cli.tqc", "status", run_id, "--json",
-         "--redis", redis_url, "--namespace", namespace],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    status = await asyncio.to_thread(tqc_on, redis_url, namespace, "status", run_id, "--json")
     assert status.returncode == 0 and json.loads(status.stdout)["outputs"] == {"total": 5}
-    table = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "tqflow.cli.tqc", "status", run_id,
-         "--redis", redis_url, "--namespace", namespace],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    table = await asyncio.to_thread(tqc_on, redis_url, namespace, "status", run_id)
     assert "output total = 5" in table.stdout
     module.broken.add("total")
     app = create_app(ApiSettings(redis_url=redis_url, namespace=namespace))
@@ -166,10 +151,7 @@ async def test_deploy_says_what_happens_to_runs_that_have_not_reached_a_changed_
     )
     (tmp_path / "resume.tqflow").write_text(changed)
     shown = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "tqflow.cli.tqc", "deploy", str(tmp_path / "resume.tqflow"),
-         "--redis", redis_url, "--namespace", namespace],
-        input="n\n", capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        tqc_on, redis_url, namespace, "deploy", str(tmp_path / "resume.tqflow"), stdin="n\n"
+    )
     assert "~ sum: priority" in shown.stdout, shown.stdout + shown.stderr
     assert f"! run {run_id} has not reached sum: it keeps version 1" in shown.stdout

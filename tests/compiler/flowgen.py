@@ -5,49 +5,11 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from tqflow.dsl import ast
+from tqflow.dsl.fast_lexer import grammar_keywords
 from tqflow.dsl.formatter import duration
 
-KEYWORDS = {
-    "use",
-    "as",
-    "import",
-    "retry",
-    "flow",
-    "queue",
-    "params",
-    "defaults",
-    "job",
-    "output",
-    "for",
-    "in",
-    "priority",
-    "after",
-    "when",
-    "timeout",
-    "deadline",
-    "delay",
-    "unique",
-    "dead_letter",
-    "schedule",
-    "cron",
-    "tz",
-    "every",
-    "at",
-    "on",
-    "never",
-    "else",
-    "and",
-    "or",
-    "not",
-    "true",
-    "false",
-    "none",
-    "limiter",
-    "limit",
-    "by",
-    "fair",
-    "weight",
-}
+# Names are never keywords: the grammar's own list (dsl/fast_lexer.py reads it from tqflow.lark).
+KEYWORDS = frozenset(grammar_keywords())
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(lambda n: n not in KEYWORDS)
 text = st.text(alphabet=st.sampled_from(list('ab z"\\\n\t{}#é€')), max_size=8)

@@ -11,8 +11,6 @@ import base64
 import hashlib
 import json
 import os
-import subprocess
-import sys
 import zlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,6 +33,7 @@ from tqflow.runtime.store import lean, payloads
 from tqflow.runtime.store.payloads import PayloadError, PayloadSettings
 from tqflow.runtime.sync import SyncClient
 
+from cli_runner import Ran, tqc_on
 from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["codec_tasks"], [FLOWS])
@@ -283,15 +282,8 @@ async def test_post_jobs_takes_a_codec(
     assert (tasks[ct.packed.name]["codec"], tasks[ct.packed.name]["compression"]) == ("msgpack", "zstd")
 
 
-def tqc(redis_url: str, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{FLOWS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run(
-        [sys.executable, "-m", "tqflow.cli.tqc", *args, "--redis", redis_url, "--namespace", namespace],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+def tqc(redis_url: str, namespace: str, *args: str) -> Ran:
+    return tqc_on(redis_url, namespace, *args, path=[FLOWS])
 
 
 async def test_tqc_jobs_submit_and_show_the_codec(client: Client, redis_url: str, namespace: str) -> None:

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 
 import httpx
@@ -24,21 +21,15 @@ from tqflow.runtime.jobs import JobFailed, JobSkipped
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.sync import SyncClient
 
+from cli_runner import Ran, tqc_on
 from helpers import FLOWS, WorkerFactory, plan_of
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
 
 
-def tqc(redis_url: str, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{FLOWS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run(
-        [sys.executable, "-m", "tqflow.cli.tqc", *args, "--redis", redis_url, "--namespace", namespace],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+def tqc(redis_url: str, namespace: str, *args: str) -> Ran:
+    return tqc_on(redis_url, namespace, *args, path=[FLOWS])
 
 
 async def times(redis: Redis, client: Client, job_id: str) -> tuple[int, int]:

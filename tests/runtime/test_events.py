@@ -5,8 +5,6 @@ events within its window; a paused flow starts none; data its trigger cannot rea
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -21,6 +19,7 @@ from tqflow.runtime.events import EventError
 from tqflow.runtime.lifecycle import BackfillError
 from tqflow.runtime.sync import SyncClient
 
+from cli_runner import tqc
 from helpers import FLOWS, WorkerFactory, sample_tasks
 
 
@@ -91,12 +90,6 @@ async def test_a_paused_flow_starts_no_run_and_bad_data_starts_nothing(client: C
         await client.emit("bad name", {})
     with pytest.raises(BackfillError, match="has no schedule to backfill"):  # an event has no ticks
         [i async for i in client.backfill("ship", 0, 3_600_000)]
-
-
-def tqc(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tqflow.cli.tqc", *args], capture_output=True, text=True, timeout=60
-    )
 
 
 async def test_events_from_the_api_the_cli_and_the_sync_client(

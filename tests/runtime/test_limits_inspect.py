@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 
@@ -25,6 +23,7 @@ from tqflow.runtime.limits import Limiter, Rate
 from tqflow.runtime.metrics import RedisCollector
 from tqflow.runtime.registry import load_tasks
 
+from cli_runner import Ran, tqc_on
 from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["limit_tasks"], [FLOWS])
@@ -39,10 +38,9 @@ async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient
     await app.state.services.close()
 
 
-async def tqc(redis_url: str, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
+async def tqc(redis_url: str, namespace: str, *args: str) -> Ran:
     """`tqc …` in a thread: the in-process worker's loop keeps beating meanwhile."""
-    command = [sys.executable, "-m", "tqflow.cli.tqc", *args, "--redis", redis_url, "--namespace", namespace]
-    return await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True, timeout=60)
+    return await asyncio.to_thread(tqc_on, redis_url, namespace, *args)
 
 
 async def until(check: object, timeout: float = 10) -> None:

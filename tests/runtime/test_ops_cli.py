@@ -16,19 +16,11 @@ from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 
+from cli_runner import tqc_on
 from helpers import FLOWS
 
 load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
-
-
-def tqc(redis_url: str, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tqflow.cli.tqc", *args, "--redis", redis_url, "--namespace", namespace],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 async def test_worker_processes_and_the_ops_commands(client: Client, redis_url: str, namespace: str) -> None:
@@ -71,17 +63,19 @@ async def test_worker_processes_and_the_ops_commands(client: Client, redis_url: 
                 break
             await asyncio.sleep(0.1)
         assert len(registered) == 2, registered
-        listing = await asyncio.to_thread(tqc, redis_url, namespace, "jobs", "list", "--state", "scheduled")
+        listing = await asyncio.to_thread(
+            tqc_on, redis_url, namespace, "jobs", "list", "--state", "scheduled"
+        )
         assert queued in listing.stdout, listing
-        moved = await asyncio.to_thread(tqc, redis_url, namespace, "jobs", "reprioritize", queued, "high")
+        moved = await asyncio.to_thread(tqc_on, redis_url, namespace, "jobs", "reprioritize", queued, "high")
         assert moved.returncode == 0 and "updated" in moved.stdout, moved
-        shown = await asyncio.to_thread(tqc, redis_url, namespace, "dlq", "list")
+        shown = await asyncio.to_thread(tqc_on, redis_url, namespace, "dlq", "list")
         assert all(d in shown.stdout for d in dead) and "ValueError: m0" in shown.stdout, shown
-        replayed = await asyncio.to_thread(tqc, redis_url, namespace, "dlq", "replay", "--all")
+        replayed = await asyncio.to_thread(tqc_on, redis_url, namespace, "dlq", "replay", "--all")
         assert "replayed 2 of 2" in replayed.stdout, replayed
-        cancelled = await asyncio.to_thread(tqc, redis_url, namespace, "cancel", queued)
+        cancelled = await asyncio.to_thread(tqc_on, redis_url, namespace, "cancel", queued)
         assert "cancelled" in cancelled.stdout, cancelled
-        missing = await asyncio.to_thread(tqc, redis_url, namespace, "jobs", "show", "nope")
+        missing = await asyncio.to_thread(tqc_on, redis_url, namespace, "jobs", "show", "nope")
         assert missing.returncode == 5
     finally:
         os.killpg(worker.pid, signal.SIGTERM)

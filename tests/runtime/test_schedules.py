@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
@@ -29,6 +26,7 @@ from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.sync import SyncClient
 from tqflow.runtime.validation import ArgumentError
 
+from cli_runner import Ran, tqc_on
 from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
@@ -37,15 +35,8 @@ import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
 FAST = ClusterSettings(heartbeat_ms=100, dead_after_ms=400, leader_lease_ms=600)
 
 
-def tqc(redis_url: str, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{FLOWS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run(
-        [sys.executable, "-m", "tqflow.cli.tqc", *args, "--redis", redis_url, "--namespace", namespace],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+def tqc(redis_url: str, namespace: str, *args: str) -> Ran:
+    return tqc_on(redis_url, namespace, *args, path=[FLOWS])
 
 
 async def runs_of(redis: Redis, client: Client, flow: str) -> list[tuple[int, str]]:

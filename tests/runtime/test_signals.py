@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from tqflow.runtime.runs import RunInfo
 from tqflow.runtime.signals import SignalNotFound, SignalPayloadError, SignalRefused
 from tqflow.runtime.sync import SyncClient
 
+from cli_runner import tqc
 from helpers import FLOWS, WorkerFactory
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "approval"
@@ -248,16 +247,6 @@ async def test_signals_over_the_api(
         again = await http.post(url, json=YES)
         assert again.status_code == 409 and "has ended" in again.json()["detail"]
         assert (await http.get("/api/signals")).json() == []
-
-
-def tqc(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tqflow.cli.tqc", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 async def test_signals_from_the_command_line(

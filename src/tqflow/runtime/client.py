@@ -371,23 +371,7 @@ class Client:
         waits for; it runs once they all succeeded and is skipped when one did not (dead-lettered,
         cancelled, skipped), or with allow_failure=True runs once they ended, whatever their state.
         """
-        options = job_options(
-            queue,
-            priority,
-            delay,
-            retry,
-            unique,
-            timeout,
-            deadline,
-            dead_letter,
-            limit,
-            fair_key,
-            weight,
-            codec,
-            compression,
-            depends_on,
-            allow_failure,
-        )
+        options = job_options(locals())
         if isinstance(task, str):  # sent by name: its workers' published policies and parameters
             await self.submitter.catalog.load(self.redis, (task,))
         layout = await self._layout()
@@ -429,23 +413,7 @@ class Client:
         atomic=True: all or nothing in one atomic step (BulkRejected says which job failed and why).
         atomic=False: each job on its own; each result has a `status` (ok, skipped, rejected, error).
         """
-        options = job_options(
-            queue,
-            priority,
-            delay,
-            retry,
-            None,
-            timeout,
-            deadline,
-            dead_letter,
-            limit,
-            fair_key,
-            weight,
-            codec,
-            compression,
-            depends_on,
-            allow_failure,
-        )
+        options = job_options(locals())
         await self.submitter.catalog.load(self.redis, self.submitter.names(None, calls))
         layout = await self._layout()
         if layout is None:

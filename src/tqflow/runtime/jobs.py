@@ -26,7 +26,7 @@ from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.catalog import CatalogCache, Published
 from tqflow.runtime.clock import clock_stale, sync_clock, sync_clock_sync
-from tqflow.runtime.limits import Limit, LimitArg, fair_share, limits_of, wire_of
+from tqflow.runtime.limits import Limit, fair_share, limits_of, wire_of
 from tqflow.runtime.resend import Lanes, new_nonce, resend, resend_sync
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import calls as script_calls
@@ -150,50 +150,25 @@ class JobOptions:
 
 
 NO_OPTIONS = JobOptions()
-_NONE = (None,) * 15
+OPTION_NAMES = tuple(field.name for field in dataclasses.fields(JobOptions))  # enqueue's keyword options
 MAX_DEPENDENCIES = 100
 
 
-def job_options(
-    queue: str | None,
-    priority: str | None,
-    delay: Duration | None,
-    retry: RetryPlan | None,
-    unique: Unique | None,
-    timeout: Duration | None,
-    deadline: Duration | None,
-    dead_letter: str | None,
-    limit: LimitArg | None = None,
-    fair_key: str | int | None = None,
-    weight: float | None = None,
-    codec: str | None = None,
-    compression: str | None = None,
-    depends_on: Sequence[str] | None = None,
-    allow_failure: bool | None = None,
-) -> JobOptions:
-    """The options of one call; the shared `NO_OPTIONS` when none is given (most calls: no new object)."""
-    key, weight = fair_share(fair_key, weight)
-    deps = dependencies(depends_on) if depends_on is not None else None
-    if allow_failure and deps is None:
+def job_options(given: Mapping[str, Any]) -> JobOptions:
+    """The job options among a call's arguments, each `JobOptions` field by its name (None when absent):
+    `locals()` of `Client.enqueue`, or a SyncClient call's keywords. So an option is added in one place
+    (a field here, and its parameter on the signatures). The shared `NO_OPTIONS` when none is given
+    (most calls: no new object)."""
+    values = {name: given.get(name) for name in OPTION_NAMES}
+    values["fair_key"], values["weight"] = fair_share(values["fair_key"], values["weight"])
+    values["limit"] = limits_of(values["limit"])
+    if values["depends_on"] is not None:
+        values["depends_on"] = dependencies(values["depends_on"])
+    elif values["allow_failure"]:
         raise ValueError("allow_failure applies to depends_on: give the jobs it waits for")
-    values = (
-        queue,
-        priority,
-        delay,
-        retry,
-        unique,
-        timeout,
-        deadline,
-        dead_letter,
-        limits_of(limit),
-        key,
-        weight,
-        codec,
-        compression,
-        deps,
-        allow_failure,
-    )
-    return NO_OPTIONS if values == _NONE else JobOptions(*values)
+    if all(value is None for value in values.values()):
+        return NO_OPTIONS
+    return JobOptions(**values)
 
 
 def dependencies(ids: Sequence[str] | str) -> tuple[str, ...]:

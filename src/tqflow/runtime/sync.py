@@ -22,7 +22,6 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import fields
 from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 
 from redis import Redis
@@ -32,6 +31,7 @@ from tqflow.runtime import channels, partitions
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect, connect_sync
 from tqflow.runtime.jobs import (
+    OPTION_NAMES,
     BulkItem,
     BulkRejected,
     JobId,
@@ -82,12 +82,12 @@ def _on_loop(
     return call
 
 
-OPTION_NAMES = tuple(field.name for field in fields(JobOptions))  # Client.enqueue's keyword-only options
-
-
 def _pop_options(kwargs: dict[str, Any]) -> JobOptions:
     """Take the job options out of a call's keywords (what is left are the task's arguments)."""
-    return job_options(*(kwargs.pop(name, None) for name in OPTION_NAMES))
+    options = job_options(kwargs)
+    for name in OPTION_NAMES:
+        kwargs.pop(name, None)
+    return options
 
 
 class SyncClient:
