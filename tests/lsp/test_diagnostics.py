@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from typing import Any
 
 import pytest
 from lsprotocol import types
 
-from conftest import HELLO, TQC, Editor, dedent, position
+from cli_runner import tqc
+from conftest import HELLO, Editor, dedent, position
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -33,12 +33,7 @@ BROKEN = dedent(
 
 
 def tqc_check(editor: Editor, name: str) -> list[dict[str, Any]]:
-    done = subprocess.run(
-        [str(TQC), "check", "--format", "json", str(editor.path(name))],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = tqc("check", "--format", "json", str(editor.path(name)))
     assert done.returncode in (0, 1), done.stderr
     items: list[dict[str, Any]] = json.loads(done.stdout)
     return items

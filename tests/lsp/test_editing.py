@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 
-from conftest import HELLO, TQC, Editor, position
+from cli_runner import tqc
+from conftest import HELLO, Editor, position
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -49,7 +48,7 @@ async def test_formatting_gives_what_tqc_fmt_writes(
     assert edits
     copy = tmp_path_factory.mktemp("fmt") / "messy.tqflow"
     copy.write_text(messy, encoding="utf-8")
-    done = subprocess.run([str(TQC), "fmt", str(copy)], capture_output=True, text=True, timeout=120)
+    done = tqc("fmt", str(copy))
     assert done.returncode == 0, done.stderr
     formatted = apply(messy, edits)
     assert formatted == copy.read_text(encoding="utf-8")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from lsprotocol import types
 
-from conftest import TQC, Editor, position
+from cli_runner import tqc
+from conftest import Editor, position
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -26,12 +26,7 @@ async def test_example(editor: Editor, example: Path) -> None:
     text = example.read_text(encoding="utf-8")
     uri = editor.open(name, text)
     got = await editor.diagnostics(uri, 1)
-    done = subprocess.run(
-        [str(TQC), "check", "--format", "json", str(folder / example.name)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = tqc("check", "--format", "json", str(folder / example.name))
     want = json.loads(done.stdout)
     assert [(d.code, d.message, d.range.start.line + 1) for d in got] == [
         (w["code"], w["message"], w["line"]) for w in want

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 from click.testing import CliRunner, Result
@@ -19,6 +16,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.task import Task
 
 from .conftest import WATCH, watch_plan
+from cli_runner import tqc as run_tqc
 from helpers import WorkerFactory
 
 
@@ -71,14 +69,8 @@ async def test_runs_status_and_queues(
 
 
 def test_tqc_run_shows_live_progress(redis_url: str, namespace: str) -> None:
-    env = {**os.environ, "TQFLOW_REDIS_URL": redis_url, "TQFLOW_NAMESPACE": namespace}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tqflow.cli.tqc", "run", str(WATCH), "--flow", "watch", "--param", "ms=250"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    env = {"TQFLOW_REDIS_URL": redis_url, "TQFLOW_NAMESPACE": namespace}
+    proc = run_tqc("run", str(WATCH), "--flow", "watch", "--param", "ms=250", env=env)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert (

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -13,36 +11,20 @@ import pytest
 
 from tqflow.runtime.connection import redact
 
+from cli_runner import Ran, tqc
 from servers import ServerFactory, answers
 
 HELLO = Path(__file__).parents[2] / "examples" / "hello" / "hello.tqflow"
 PASSWORD = "s3cret-" + uuid.uuid4().hex[:8]
 
 
-def run_hello(url: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "TQFLOW_LOG_LEVEL": "debug"}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tqflow.cli.tqc",
-            "run",
-            str(HELLO),
-            "--redis",
-            url,
-            "--timeout",
-            "30",
-            "--namespace",
-            f"sec-{uuid.uuid4().hex[:8]}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env=env,
-    )
+def run_hello(url: str) -> Ran:
+    namespace = f"sec-{uuid.uuid4().hex[:8]}"
+    env = {"TQFLOW_LOG_LEVEL": "debug"}  # every log line is checked for the secret too
+    return tqc("run", str(HELLO), "--redis", url, "--timeout", "30", "--namespace", namespace, env=env)
 
 
-def assert_ran_without_leaking(proc: subprocess.CompletedProcess[str]) -> None:
+def assert_ran_without_leaking(proc: Ran) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert 'output message = "HELLO, WORLD!"' in proc.stdout
     assert PASSWORD not in proc.stdout + proc.stderr

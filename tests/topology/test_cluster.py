@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,13 +19,13 @@ from tqflow.runtime.servers import HOST, LocalCluster
 from tqflow.runtime.sync import SyncClient
 from tqflow.runtime.worker import Worker, WorkerSettings
 
+from cli_runner import tqc
 from helpers import FLOWS
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
 
 ROOT = Path(__file__).parents[2]
-TQC = [sys.executable, "-m", "tqflow.cli.tqc"]
 
 
 def slot(namespace: str) -> int:
@@ -38,13 +36,7 @@ def test_hello_runs_through_a_node_that_does_not_own_the_namespace(cluster3: Loc
     namespace = f"hello-{uuid.uuid4().hex[:8]}"
     other = cluster3.not_owner(slot(namespace))
     url = f"redis+cluster://{other.address}"
-    done = subprocess.run(
-        [*TQC, "run", str(ROOT / "examples/hello/hello.tqflow"), "--redis", url, "--namespace", namespace],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        cwd=ROOT,
-    )
+    done = tqc("run", str(ROOT / "examples/hello/hello.tqflow"), "--redis", url, "--namespace", namespace)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "succeeded" in done.stdout and 'message = "HELLO, WORLD!"' in done.stdout, done.stdout
 
@@ -52,13 +44,7 @@ def test_hello_runs_through_a_node_that_does_not_own_the_namespace(cluster3: Loc
 def test_a_plain_url_into_the_cluster_is_refused_in_one_line(cluster3: LocalCluster) -> None:
     namespace = f"plain-{uuid.uuid4().hex[:8]}"
     owner, other = cluster3.owner(slot(namespace)), cluster3.not_owner(slot(namespace))
-    done = subprocess.run(
-        [*TQC, "runs", "--redis", f"redis://{other.address}", "--namespace", namespace],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    done = tqc("runs", "--redis", f"redis://{other.address}", "--namespace", namespace)
     assert done.returncode == 4, (done.stdout, done.stderr)
     expected = (
         f"error: slot {slot(namespace)} of namespace {namespace} is on {owner.address}; "
