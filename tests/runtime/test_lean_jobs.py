@@ -4,7 +4,6 @@ found, waited for, cancelled, moved and run by its id — against a real Redis."
 from __future__ import annotations
 
 import asyncio
-from importlib import resources
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import calls, lean
 from tqflow.runtime.store.keys import Keys
-from tqflow.runtime.store.scripts import Scripts
+from tqflow.runtime.store.scripts import Scripts, prelude
 from tqflow.runtime.sync import SyncClient
 
 from helpers import FLOWS, WorkerFactory
@@ -186,8 +185,7 @@ async def test_a_lean_id_names_its_queue(client: Client, start_worker: WorkerFac
 
 
 async def test_lua_and_python_agree_on_lean_ids(client: Client, redis: Redis) -> None:
-    common = resources.files("tqflow.runtime.store").joinpath("lua", "common.lua").read_text()
-    probe = common + "\nreturn {lean_id_at(KEYS[1], ARGV[1]), lean_parts(ARGV[2])}"
+    probe = prelude() + "\nreturn {lean_id_at(KEYS[1], ARGV[1]), lean_parts(ARGV[2])}"
     for queue, level in (("default", 2), ("a.b:c-d", 0), ("x.1.2-3", 4)):
         entry = "1732751234567-12"
         job_id = lean.lean_id(queue, level, entry)

@@ -21,9 +21,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from tqflow.plan import LEVELS
 from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import level_pattern
 
-LEAN_ID = re.compile(r"^(.+)\.([0-4])\.(\d+-\d+)$")  # mirrors lean_parts in lua/common.lua
+LEAN_ID = re.compile(rf"^(.+)\.({level_pattern(LEVELS)})\.(\d+-\d+)$")  # mirrors lean_parts in lua/common.lua
 URL_SAFE = re.compile(r"^[A-Za-z0-9_.:-]+$")  # queues whose jobs may be lean: the REST API's id characters
 
 

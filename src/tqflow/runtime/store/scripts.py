@@ -30,6 +30,8 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from tqflow.errors import StoreError
+from tqflow.plan import LEVELS
 from tqflow.runtime.store.calls import Arg, ScriptCall
 
 pack_command: Callable[[tuple[Any, ...]], bytes] | None
@@ -72,24 +74,42 @@ def lua_file(name: str) -> str:
 
 
 @cache
-def script_text(name: str) -> str:
+def script_text(name: str, levels: int = LEVELS) -> str:
+    """A script as Redis runs it: the prelude for `levels` priority levels (`Priority`'s), then its file."""
     if name == "cluster_fire":
         # Firing a cron tick is the leader's fence followed by the runtime's own submit_run, so a run is
         # created only by the current leader, once per tick, in one atomic script.
-        return script_text("cluster_fire_fence") + "\n" + lua_file("submit_run")
+        return script_text("cluster_fire_fence", levels) + "\n" + lua_file("submit_run")
     if name == "event_run":  # an event's run, once per key within its window (runtime/events.py)
-        return prelude() + "\n" + lua_file("event_fence") + "\n" + lua_file("submit_run")
-    return prelude() + "\n" + lua_file(name)
+        return prelude(levels) + "\n" + lua_file("event_fence") + "\n" + lua_file("submit_run")
+    return prelude(levels) + "\n" + lua_file(name)
 
 
 @cache
-def prelude() -> str:
-    """lua/common.lua with the sections it includes (`--#include NAME` lines: lua/NAME.lua)."""
+def prelude(levels: int = LEVELS) -> str:
+    """The constants taken from Python (the priority levels), then lua/common.lua with the sections it
+    includes (`--#include NAME` lines: lua/NAME.lua)."""
     lines = lua_file("common").split("\n")
     return "\n".join(
-        lua_file(line.removeprefix("--#include ").strip()) if line.startswith("--#include ") else line
-        for line in lines
+        [
+            f"local LEVEL = '{level_pattern(levels)}'  -- a priority level in a stream key or a lean id",
+            *(
+                lua_file(line.removeprefix("--#include ").strip()) if line.startswith("--#include ") else line
+                for line in lines
+            ),
+        ]
     )
+
+
+def level_pattern(levels: int) -> str:
+    """A priority level as stream keys and lean job ids spell it, one digit: `[0-4]` for five levels (a
+    Lua pattern and a regular expression alike)."""
+    if not 1 <= levels <= 10:
+        raise StoreError(
+            f"{levels} priority levels in tqflow.plan.Priority: stream keys and lean job ids spell a level"
+            " as one digit, so there must be 1 to 10"
+        )
+    return f"[0-{levels - 1}]"
 
 
 @cache

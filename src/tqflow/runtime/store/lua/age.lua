@@ -7,7 +7,7 @@ local now, aging, top = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local moved = 0
 for i = 1, #KEYS do
   local s = KEYS[i]
-  local q, level = string.match(s, ':q:(.+):([0-4])$')
+  local q, level = string.match(s, ':q:(.+):(' .. LEVEL .. ')$')
   if q and redis.call('EXISTS', s) == 1 then
       local last = '0-0'
       for _, g in ipairs(redis.call('XINFO', 'GROUPS', s)) do

@@ -60,10 +60,10 @@ local function run_when_full() redis.call('DEL', oom_guard) end
 -- job). Someone waiting for it (watch.lua) only flags it: a record with `w` and no state.
 local function lean_id(q, p, eid) return q .. '.' .. p .. '.' .. eid end
 local function lean_parts(id)
-  return string.match(id, '^(.+)%.([0-4])%.(%d+%-%d+)$')
+  return string.match(id, '^(.+)%.(' .. LEVEL .. ')%.(%d+%-%d+)$')
 end
 local function lean_id_at(stream, eid)
-  local q, p = string.match(string.sub(stream, #prefix + 4), '^(.+):([0-4])$')
+  local q, p = string.match(string.sub(stream, #prefix + 4), '^(.+):(' .. LEVEL .. ')$')
   if not q then return nil end
   return lean_id(q, p, eid)
 end

@@ -26,7 +26,7 @@ local function read(stream, count)
       if job then started[#started + 1] = job; total = total + 1 end
     end
     if #entries < want then  -- the stream ran dry: a fair share feeds it from its keys' lists
-      local q, p = string.match(stream, ':q:(.+):([0-4])$')
+      local q, p = string.match(stream, ':q:(.+):(' .. LEVEL .. ')$')
       if round == ROUNDS or not q or redis.call('EXISTS', fair_base(q, p)) == 0 then break end
       redis.call('HSET', fair_base(q, p) .. ':s', 'fed', 0)  -- nothing of it is left unread on the stream
       fair_run.touched[q .. '\0' .. p] = {q, p}
