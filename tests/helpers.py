@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from tqflow.compiler import compile_file
 from tqflow.dsl.source import Source
-from tqflow.plan import Plan
+from tqflow.plan import FlowPlan, JobPlan, Plan, TaskRef
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker
@@ -34,3 +34,37 @@ def sample_tasks() -> tuple[ModuleType, dict[str, Task[Any, Any]]]:
 
 def source(text: str, name: str = "test.tqflow", folder: Path = FLOWS) -> Source:
     return Source(str(folder / name), text)
+
+
+# Plans built in Python, as the compiler would emit them (the flow runtime tests).
+
+
+def task_ref(name: str) -> TaskRef:
+    module, _, function = name.rpartition(".")
+    return TaskRef(name=name, module=module, function=function, signature_hash="test")
+
+
+def job_plan(
+    name: str,
+    task: str,
+    args: dict[str, Any],
+    deps: Sequence[str] = (),
+    *,
+    queue: str = "default",
+    **extra: Any,
+) -> JobPlan:
+    """A flow job calling `task` (`module.function`) that waits for and takes data from `deps`."""
+    return JobPlan(
+        name=name,
+        task=task_ref(task),
+        args=args,
+        queue=queue,
+        data_deps=list(deps),
+        waits_for=list(deps),
+        **extra,
+    )
+
+
+def plan_with(flow: FlowPlan) -> Plan:
+    """A plan of this one flow."""
+    return Plan(source="test", flows={flow.name: flow})

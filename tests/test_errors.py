@@ -97,3 +97,31 @@ def test_a_bad_duration_joins_the_tree_and_keeps_its_old_types() -> None:
         assert isinstance(caught.value, PlanError) and isinstance(caught.value, old)
     with pytest.raises(DurationError, match="not a duration: '30'"):
         parse_duration("30")
+
+
+def test_messages_say_what_was_wrong_and_where() -> None:
+    """A message names the value and the place it came from (the cron field, the unique key, the option)."""
+    from tqflow.plan.durations import parse_duration
+    from tqflow.plan.firetimes import CronError, parse_cron
+    from tqflow.runtime.jobs import Unique
+    from tqflow.runtime.schedules import trigger_plan
+
+    with pytest.raises(CronError, match=r"^minute field `61`: 61 is out of range 0-59$"):
+        parse_cron("61 * * * *")
+    with pytest.raises(CronError, match=r"^day of week field `mon-sun/0`: step `0` is not a whole number"):
+        parse_cron("0 0 * * mon-sun/0")
+    with pytest.raises(ValueError, match=r"^unique key 'nightly': `within` must be longer than 0, got 0$"):
+        Unique("nightly", 0)
+    with pytest.raises(ValueError, match=r"^a schedule's `every` must be longer than 0, got '0s'$"):
+        trigger_plan(
+            cron=None,
+            every="0s",
+            at=None,
+            tz="UTC",
+            catchup="none",
+            overlap="skip",
+            on_dst_gap="shift",
+            on_dst_repeat="first",
+        )
+    with pytest.raises(ValueError, match=r"\(a number and one of ms, s, m, h, d\)$"):
+        parse_duration("30")

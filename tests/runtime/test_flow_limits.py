@@ -3,42 +3,24 @@ run's parameters, or from an upstream output once the job is ready (runtime/flow
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
 import pytest
 
-from tqflow.plan import FlowPlan, JobPlan, ParamPlan, Plan, TaskRef
+from tqflow.plan import FlowPlan, ParamPlan, Plan
 from tqflow.plan.model import FairPlan, LimiterPlan, LimitUse
 from tqflow.runtime.client import Client
 from tqflow.runtime.limits import LimiterConflict
 from tqflow.runtime.registry import load_tasks
 
-from helpers import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory, job_plan, plan_with
 
 TASKS = load_tasks(["limit_tasks"], [FLOWS])
 import limit_tasks as lt  # noqa: E402 - loaded from tests/flows above
 
-
-def ref(name: str) -> TaskRef:
-    module, _, function = name.rpartition(".")
-    return TaskRef(name=name, module=module, function=function, signature_hash="test")
-
-
-def job(name: str, task: str, args: dict[str, Any], deps: list[str] = (), **extra: Any) -> JobPlan:  # type: ignore[assignment]
-    return JobPlan(
-        name=name,
-        task=ref(task),
-        args=args,
-        queue="limits",
-        data_deps=list(deps),
-        waits_for=list(deps),
-        **extra,
-    )
-
-
-def plan(flow: FlowPlan) -> Plan:
-    return Plan(source="test", flows={flow.name: flow})
+job = functools.partial(job_plan, queue="limits")
 
 
 def throttled(limiter: str, by: dict[str, Any]) -> FlowPlan:
@@ -72,7 +54,7 @@ async def test_a_flow_job_is_limited_per_key(
 ) -> None:
     t = uuid.uuid4().hex[:10]
     flow = throttled(f"per-customer-{t}", by)
-    await client.deploy(plan(flow))
+    await client.deploy(plan_with(flow))
     runs = []
     for i in range(6):
         customer = "a" if i % 2 else "b"
@@ -88,7 +70,7 @@ async def test_a_limit_key_that_cannot_be_evaluated_dead_letters_the_job(
 ) -> None:
     t = uuid.uuid4().hex[:10]
     flow = throttled(f"bad-{t}", {"attr": [{"out": "who"}, "no_such_field"]})
-    await client.deploy(plan(flow))
+    await client.deploy(plan_with(flow))
     run = await client.start_run(flow.name, {"tag": t, "customer": "a"})
     await start_worker(TASKS, queues=["limits"], concurrency=2)
     info = await client.wait(run, timeout=20)
@@ -115,7 +97,7 @@ async def test_a_fan_outs_items_each_take_the_limit(client: Client, start_worker
         order=["src", "each"],
         limiters={name: LimiterPlan(name=name, kind="concurrency", limit=3)},
     )
-    await client.deploy(plan(flow))
+    await client.deploy(plan_with(flow))
     run = await client.start_run(name)
     await start_worker(TASKS, queues=["limits"], concurrency=10)
     assert (await client.wait(run, timeout=30)).state == "succeeded"
@@ -138,7 +120,7 @@ async def test_fair_by_a_parameter_interleaves_runs_of_two_tenants(
         jobs={"work": work},
         order=["work"],
     )
-    await client.deploy(plan(flow))
+    await client.deploy(plan_with(flow))
     runs = [await client.start_run(flow.name, {"tenant": "big"}) for _ in range(40)]
     runs += [await client.start_run(flow.name, {"tenant": "small"}) for _ in range(10)]
     await start_worker(TASKS, queues=["limits"], concurrency=1, fetch_batch=1)
@@ -183,7 +165,7 @@ async def test_a_fan_out_item_is_limited_and_served_fairly_by_its_own_value(
         order=["src", "each"],
         limiters={name: LimiterPlan(name=name, kind="concurrency", limit=1)},
     )
-    await client.deploy(plan(flow))
+    await client.deploy(plan_with(flow))
     run = await client.start_run(name)
     await start_worker(TASKS, queues=["limits"], concurrency=10)
     assert (await client.wait(run, timeout=30)).state == "succeeded"

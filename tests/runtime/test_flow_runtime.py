@@ -8,32 +8,16 @@ from typing import Any
 
 import pytest
 
-from tqflow.plan import FlowPlan, JobPlan, OutputPlan, Plan, RetryPlan, TaskRef
+from tqflow.plan import FlowPlan, OutputPlan, Plan, RetryPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
 
-from helpers import FLOWS, WorkerFactory
+from helpers import FLOWS, WorkerFactory, task_ref
+from helpers import job_plan as job
 
 TASKS = {**load_tasks(["job_tasks", "sample_tasks"], [FLOWS])}
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
-
-
-def ref(name: str) -> TaskRef:
-    module, _, function = name.rpartition(".")
-    return TaskRef(name=name, module=module, function=function, signature_hash="test")
-
-
-def job(name: str, task: str, args: dict[str, Any], deps: list[str] = (), **extra: Any) -> JobPlan:  # type: ignore[assignment]
-    return JobPlan(
-        name=name,
-        task=ref(task),
-        args=args,
-        queue="default",
-        data_deps=list(deps),
-        waits_for=list(deps),
-        **extra,
-    )
 
 
 def fan_flow(n: int) -> Plan:
@@ -86,7 +70,10 @@ async def test_a_failed_fan_out_item_fails_the_fan_in(client: Client, start_work
     plan = fan_flow(3)
     flow = plan.flows["fan"]
     each = flow.jobs["each"].model_copy(
-        update={"task": ref("job_tasks.always_fails"), "args": {"message": {"fstr": ["item ", {"var": "v"}]}}}
+        update={
+            "task": task_ref("job_tasks.always_fails"),
+            "args": {"message": {"fstr": ["item ", {"var": "v"}]}},
+        }
     )
     flow = flow.model_copy(update={"jobs": {**flow.jobs, "each": each}})
     await client.deploy(Plan(source="t", flows={"fan": flow}))
@@ -244,7 +231,10 @@ async def test_fan_out_items_carry_their_run_and_flow(client: Client, start_work
     plan = fan_flow(2)
     flow = plan.flows["fan"]
     each = flow.jobs["each"].model_copy(
-        update={"task": ref("job_tasks.always_fails"), "args": {"message": {"fstr": ["item ", {"var": "v"}]}}}
+        update={
+            "task": task_ref("job_tasks.always_fails"),
+            "args": {"message": {"fstr": ["item ", {"var": "v"}]}},
+        }
     )
     flow = flow.model_copy(update={"jobs": {**flow.jobs, "each": each}})
     await client.deploy(Plan(source="t", flows={"fan": flow}))

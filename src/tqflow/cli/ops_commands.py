@@ -13,6 +13,7 @@ import click
 
 from tqflow.cli import exit_codes
 from tqflow.cli.common import namespace_option, open_client, redis_option
+from tqflow.cli.listing import json_option, print_items
 from tqflow.plan import PRIORITIES
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
@@ -51,20 +52,11 @@ def _row(info: JobInfo) -> str:
 
 
 def _print_jobs(jobs: list[JobInfo], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps([_as_dict(j) for j in jobs], indent=2, default=str))
-    elif not jobs:
-        click.echo("no jobs")
-    else:
-        for info in jobs:
-            click.echo(_row(info))
+    print_items(jobs, as_json, line=_row, as_dict=_as_dict, none="no jobs")
 
 
 def _as_dict(info: JobInfo) -> dict[str, Any]:
     return {k: getattr(info, k) for k in info.__dataclass_fields__}
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
 @click.group()

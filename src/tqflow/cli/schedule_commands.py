@@ -10,7 +10,8 @@ import click
 
 from tqflow.cli import exit_codes
 from tqflow.cli.common import namespace_option, redis_option
-from tqflow.cli.ops_commands import _arguments, _with_client, json_option
+from tqflow.cli.listing import json_option, print_item, print_items
+from tqflow.cli.ops_commands import _arguments, _with_client
 from tqflow.plan import PRIORITIES
 from tqflow.runtime.client import Client
 from tqflow.runtime.schedules import Schedule
@@ -59,13 +60,9 @@ def schedules(ctx: click.Context, as_json: bool, redis_url: str | None, namespac
 
 def _list(as_json: bool, redis_url: str | None, namespace: str) -> None:
     async def act(client: Client) -> int:
-        found = await client.schedules()
-        if as_json:
-            click.echo(json.dumps([dataclasses.asdict(s) for s in found], indent=2))
-        elif not found:
-            click.echo("no schedules")
-        for item in [] if as_json else found:
-            click.echo(_line(item))
+        print_items(
+            await client.schedules(), as_json, line=_line, as_dict=dataclasses.asdict, none="no schedules"
+        )
         return exit_codes.OK
 
     _with_client(redis_url, namespace, act)
@@ -147,11 +144,7 @@ def schedules_show(name: str, as_json: bool, redis_url: str | None, namespace: s
     """One schedule: its rule, policies, next tick and the last run it started."""
 
     async def act(client: Client) -> int:
-        found = await client.schedule_info(name)
-        if as_json:
-            click.echo(json.dumps(dataclasses.asdict(found), indent=2))
-        else:
-            _print(found)
+        print_item(await client.schedule_info(name), as_json, show=_print, as_dict=dataclasses.asdict)
         return exit_codes.OK
 
     _with_client(redis_url, namespace, act)

@@ -70,7 +70,9 @@ def topological_order(waits_for: dict[str, set[str]], declared: list[str]) -> li
     """A topological order that keeps declaration order where the graph allows (stable output)."""
     order = stable_order(waits_for, declared)
     if order is None:
-        raise ValueError("the job graph has a cycle")  # check_cycles reported it first
+        raise ValueError(
+            f"the job graph of {sorted(waits_for)} has a cycle"
+        )  # check_cycles reported it first
     return order
 
 

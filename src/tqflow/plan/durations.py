@@ -20,7 +20,7 @@ def parse_duration(text: str) -> int:
     """One number and one unit: `30s` → 30000."""
     match = _ONE.fullmatch(text)
     if not match:
-        raise DurationError(f"not a duration: {text!r}")
+        raise DurationError(f"not a duration: {text!r} (a number and one of {', '.join(DURATION_UNITS_MS)})")
     return int(match.group(1)) * DURATION_UNITS_MS[match.group(2)]
 
 

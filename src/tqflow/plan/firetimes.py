@@ -128,7 +128,7 @@ def parse_cron(expr: str) -> Cron:
             f"this has {len(fields)}"
         )
     names = ("second", "minute", "hour", "day of month", "month", "day of week")
-    values = [_parse_field(field, name) for field, name in zip(fields, names, strict=True)]
+    values = [_named_field(field, name) for field, name in zip(fields, names, strict=True)]
     dom, dow = fields[3], fields[5]
     star = dom[:1] in ("*", "?") or dow[:1] in ("*", "?")
     return Cron(
@@ -149,6 +149,14 @@ def field_problem(field: str, name: str) -> str | None:
     except CronError as err:
         return str(err)
     return None
+
+
+def _named_field(field: str, name: str) -> set[int]:
+    """A field's values; an error names the field (the cron expression's reader names the expression)."""
+    try:
+        return _parse_field(field, name)
+    except CronError as err:
+        raise CronError(f"{name} field `{field}`: {err}") from None
 
 
 def _parse_field(field: str, name: str) -> set[int]:

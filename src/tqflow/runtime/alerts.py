@@ -60,7 +60,9 @@ class RateLimit:
 
     def __init__(self, burst: int = 10, window: float = 60.0) -> None:
         if burst < 1 or window <= 0:
-            raise ValueError("a rate limit needs burst >= 1 and window > 0")
+            raise ValueError(
+                f"an alert rate limit needs burst >= 1 and window > 0, got burst={burst!r} window={window!r}"
+            )
         self.burst, self.window = burst, window
         self.started, self.sent = 0.0, 0
         self.suppressed: list[Alert] = []

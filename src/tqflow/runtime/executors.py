@@ -179,7 +179,10 @@ class ProcessPool:
             self.idle.put_nowait(await asyncio.to_thread(_Slot, self.context))
             if stopped:
                 raise asyncio.CancelledError() from None
-            raise RuntimeError("the pool process running the task died") from None
+            code = slot.process.exitcode
+            raise RuntimeError(
+                f"the pool process running the task died (task `{task.name}`, exit code {code})"
+            ) from None
         finally:
             running.stop_process = None
         self.idle.put_nowait(slot)

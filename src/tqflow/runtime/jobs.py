@@ -127,7 +127,7 @@ class Unique:
         if self.conflict not in CONFLICTS:
             raise ValueError(f"conflict {self.conflict!r} is not one of {', '.join(CONFLICTS)}")
         if to_ms(self.within, "unique within") <= 0:
-            raise ValueError("unique `within` must be longer than 0")
+            raise ValueError(f"unique key {self.key!r}: `within` must be longer than 0, got {self.within!r}")
 
 
 @dataclass(frozen=True)

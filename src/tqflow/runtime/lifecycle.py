@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import json
 from collections.abc import AsyncIterator
@@ -63,12 +64,19 @@ def backfill_run_id(flow: str, trigger: str, tick: int) -> str:
     return f"{tick:011x}{digest[:10]}"
 
 
+def _utc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
+
+
 def window_ticks(
     trigger: TriggerPlan, from_ms: int, to_ms: int, limit: int = MAX_BACKFILL_TICKS
 ) -> list[int]:
     """The trigger's ticks in [from_ms, to_ms], oldest first."""
     if to_ms < from_ms:
-        raise BackfillError("the backfill window ends before it starts")
+        raise BackfillError(
+            f"the backfill window ends ({_utc(to_ms)}) before it starts ({_utc(from_ms)}):"
+            " give --from before --to"
+        )
     ticks: list[int] = []
     after = from_ms - 1
     while True:
@@ -181,7 +189,9 @@ class Lifecycle:
     ) -> AsyncIterator[Backfilled]:
         """Start the runs of the ticks in [from_ms, to_ms] that never ran, at most `rate` a second."""
         if rate <= 0:
-            raise BackfillError("the backfill rate must be positive")
+            raise BackfillError(
+                f"backfill of flow `{flow_name}`: the rate must be positive (runs a second), got {rate!r}"
+            )
         version, flow = await self.deployments.get(flow_name)
         trigger = pick_trigger(flow, schedule)
         for tick in window_ticks(trigger, from_ms, to_ms):

@@ -128,7 +128,7 @@ def trigger_plan(
     kind = given[0]
     every_ms = to_ms(every, "every") if every is not None else None
     if every_ms is not None and every_ms <= 0:
-        raise ValueError("every must be longer than 0")
+        raise ValueError(f"a schedule's `every` must be longer than 0, got {every!r}")
     trigger = TriggerPlan.model_validate(
         {
             "name": TRIGGER,

@@ -400,7 +400,10 @@ class LocalSentinel(_Topology):
             except (redis.RedisError, OSError):
                 pass
             time.sleep(0.05)
-        raise RuntimeError("sentinel set: replicas or sentinels not ready")
+        raise RuntimeError(
+            f"sentinel set {self.master_name}: {self.replicas_count} replicas or"
+            f" {len(self.sentinels)} sentinels not ready"
+        )
 
     def _sentinel_sees(self, sentinel: ServerProcess) -> bool:
         with sentinel.client() as client:
@@ -419,7 +422,9 @@ class LocalSentinel(_Topology):
             with contextlib.suppress(redis.RedisError, OSError), sentinel.client() as client:
                 _host, port = command(client, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
                 return next(s for s in self.data if s.port == int(port))
-        raise RuntimeError("no sentinel answers")
+        raise RuntimeError(
+            f"no sentinel of {self.master_name} answers (ports {[s.port for s in self.sentinels]})"
+        )
 
     def __enter__(self) -> LocalSentinel:
         self.start()

@@ -18,7 +18,7 @@ from tqflow.runtime import task
 async def sleep(seconds: float) -> float:
     """Sleep, then return the number of seconds slept."""
     if seconds < 0:
-        raise ValueError("cannot sleep a negative time")
+        raise ValueError(f"time.sleep: cannot sleep a negative time, got {seconds!r} s")
     await asyncio.sleep(seconds)
     return seconds
 

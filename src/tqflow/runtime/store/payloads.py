@@ -165,7 +165,9 @@ def decode(text: str | None, settings: PayloadSettings = DEFAULT) -> tuple[int |
         try:
             return version, json.loads(body) if body else None
         except RecursionError as err:
-            raise PayloadError("payload nested too deeply") from err
+            raise PayloadError(
+                f"payload of {len(body)} characters nested too deeply (past the recursion limit)"
+            ) from err
     raw = _body(tag, form, body, settings)
     try:
         if tag == "J":
@@ -173,7 +175,9 @@ def decode(text: str | None, settings: PayloadSettings = DEFAULT) -> tuple[int |
         if tag == "M":
             return version, msgpack.unpackb(raw, raw=False)
     except RecursionError as err:  # `[[[[…` nested past the interpreter's limit
-        raise PayloadError("payload nested too deeply") from err
+        raise PayloadError(
+            f"payload of {len(body)} characters nested too deeply (past the recursion limit)"
+        ) from err
     return version, pickle.loads(raw)  # signature verified in _body
 
 

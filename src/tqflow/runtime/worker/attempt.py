@@ -56,7 +56,7 @@ class Attempt:
             waited_from = int(enqueued) if enqueued else None
             self.run = json.loads(run) if run else None
             if self.run is not None and not isinstance(self.run, dict):
-                raise ValueError("run info is not an object")
+                raise ValueError(f"run info is a {type(self.run).__name__}, not an object")
         except Exception as err:  # anything a garbage field raises
             self.malformed = f"the job's record does not parse: {type(err).__name__}: {str(err)[:200]}"
             self.opts, self.retry, self.timeout_ms, self.deadline_at, self.run = (

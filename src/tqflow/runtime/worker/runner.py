@@ -183,7 +183,7 @@ class Runner:
         except JobInterrupted as err:
             if running.handing_back:  # a stopping worker interrupted it: the job goes back, not failed
                 raise asyncio.CancelledError() from err
-            raise TimeoutError("interrupted") from err  # a thread stopped by its timeout
+            raise TimeoutError(f"task `{task.name}` interrupted at its timeout") from err  # a thread job
 
     def _result_settings(self, attempt: Attempt, task: Task[Any, Any]) -> PayloadSettings:
         """A result is encoded with its task's codec and compression; a task without a codec gives its
