@@ -48,6 +48,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
 from tqflow.errors import StoreError
+from tqflow.runtime.packing import packing_class
 
 URL_ENV = "TQFLOW_REDIS_URL"
 MAX_CONNECTIONS_ENV = "TQFLOW_REDIS_MAX_CONNECTIONS"
@@ -420,7 +421,7 @@ def connect(url: str, max_connections: int | None = None, *, namespace: str | No
     target = parse_url(url)
     kwargs: dict[str, Any] = dict(async_connection.parse_url(target.url))
     kwargs.update(_pool_options(max_connections))
-    base = kwargs.pop("connection_class", async_connection.Connection)
+    base = packing_class(kwargs.pop("connection_class", async_connection.Connection))  # runtime/packing.py
     if target.kind == "plain":
         kwargs["connection_class"] = type(
             f"Checked{base.__name__}", (_AsyncClusterCheck, base), {"namespaces": [], "checked": [False]}

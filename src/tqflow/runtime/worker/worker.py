@@ -37,6 +37,7 @@ from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.connection import carry_bytes, for_partition, pin
 from tqflow.runtime.executors import Executors, Running
 from tqflow.runtime.hooks import WorkerHooks
+from tqflow.runtime.packing import pack_with_hiredis
 from tqflow.runtime.priorities import FetchPlanner
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
@@ -73,6 +74,7 @@ class Worker:
         self.given_hooks = tuple(hooks)
         refuse_bytes_replies(redis)
         carry_bytes(redis)  # binary payload bodies (store/payloads.py)
+        pack_with_hiredis(redis)  # a caller's client packs as `connect`'s do (runtime/packing.py)
         self.redis = redis
         self.tasks = dict(tasks)
         self.partition = partition
