@@ -33,6 +33,38 @@ def test_shares_follow_the_weights_one_slot_at_a_time() -> None:
     assert picks == {0: 128, 1: 32, 2: 16, 3: 8, 4: 4}
 
 
+def reference_shares(weights: list[tuple[int, int]], credits: dict[int, int], free: int) -> dict[int, int]:
+    """The smooth weighted round-robin slot by slot, its credits carried over (what shares() computes)."""
+    total = sum(w for _, w in weights)
+    counts = {level: 0 for level, _ in weights}
+    for _ in range(free):
+        for level, weight in weights:
+            credits[level] += weight
+        best = max(credits, key=lambda level: (credits[level], -level))
+        credits[best] -= total
+        counts[best] += 1
+    return counts
+
+
+def test_shares_are_the_round_robins_whatever_the_fetch_sizes() -> None:
+    """shares() reads the next picks off one computed period; the same counts as running the round-robin
+    slot by slot, over fetches of every size (below, at and past a period)."""
+    rng = random.Random(12)
+    for weights in (
+        {},
+        {"critical": 0, "high": 8, "normal": 4, "low": 2, "batch": 1},
+        {"critical": 1, "high": 3, "batch": 7},
+        {"normal": 1, "low": 1},
+        {"high": 100},
+        {"high": 5000, "batch": 3},  # past PERIOD_CAP: run slot by slot
+    ):
+        planner = FetchPlanner(Keys("t"), ["q"], weights)
+        credits = {level: 0 for level, _ in planner.weights}
+        for _ in range(2000):
+            free = rng.choice([0, 1, 2, 3, 5, 46, 47, 48, 94, 100, 250])
+            assert planner.shares(free) == reference_shares(planner.weights, credits, free), weights
+
+
 async def test_observed_shares_match_the_weights(client: Client, start_worker: WorkerFactory) -> None:
     tag = client.keys.namespace
     levels = ["critical", "high", "normal", "low", "batch"]

@@ -18,6 +18,7 @@ from tqflow.plan import LEVELS, PRIORITIES, Priority
 from tqflow.runtime.store.keys import Keys, check_part
 
 CRITICAL_WEIGHT = 32  # critical's share when the weights do not say: 32 of 47 slots under full load
+PERIOD_CAP = 4096  # weights summing past this are run slot by slot rather than kept as a period
 
 
 class FetchPlanner:
@@ -36,7 +37,9 @@ class FetchPlanner:
         self.strict = named[int(Priority.CRITICAL)] == 0  # critical first, always
         self.weights = sorted((level, w) for level, w in named.items() if w > 0)
         self.total = sum(w for _, w in self.weights)
-        self.credits = {level: 0 for level, _ in self.weights}
+        self.credits = {level: 0 for level, _ in self.weights}  # the round-robin slot by slot (huge weights)
+        self._prefix = self._period() if self.total <= PERIOD_CAP else []
+        self.step = 0  # where the next fetch's picks start in the period
         self.turn = 0
 
     def bound(self, level: int) -> int | None:
@@ -65,7 +68,22 @@ class FetchPlanner:
         return [self.keys.stream(q, level) for level in range(LEVELS) for q in self.queues]
 
     def shares(self, free: int) -> dict[int, int]:
-        """How many of `free` slots each weighted level gets this time."""
+        """How many of `free` slots each weighted level gets this time: the next `free` picks of the
+        round-robin. It is periodic (each level picked `w` times in every `S` picks, the credits back where
+        they started), so one period is computed once and a fetch costs a few lookups, not a loop a slot."""
+        if not self.weights:
+            return {}
+        if not self._prefix:
+            return self._one_by_one(free)
+        cycles, rest = divmod(free, self.total)
+        start, end = self.step, self.step + rest
+        self.step = end % self.total
+        return {
+            level: cycles * weight + (prefix[end] - prefix[start])
+            for (level, weight), prefix in zip(self.weights, self._prefix, strict=True)
+        }
+
+    def _one_by_one(self, free: int) -> dict[int, int]:
         counts = {level: 0 for level, _ in self.weights}
         for _ in range(free):
             for level, weight in self.weights:
@@ -74,6 +92,20 @@ class FetchPlanner:
             self.credits[best] -= self.total
             counts[best] += 1
         return counts
+
+    def _period(self) -> list[list[int]]:
+        """For each weighted level (in `weights` order), how many of the first `i` picks of two periods
+        of the round-robin chose it."""
+        credits = {level: 0 for level, _ in self.weights}
+        prefix = [[0] for _ in self.weights]
+        for _ in range(2 * self.total):
+            for level, weight in self.weights:
+                credits[level] += weight
+            best = max(credits, key=lambda level: (credits[level], -level))
+            credits[best] -= self.total
+            for (level, _), counts in zip(self.weights, prefix, strict=True):
+                counts.append(counts[-1] + (level == best))
+        return prefix
 
     def plan(self, free: int) -> list[tuple[str, int]]:
         """(stream, count) pairs for fetch.lua: the levels in level order with their shares (critical takes
