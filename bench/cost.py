@@ -8,6 +8,7 @@ the work, and reads `INFO cpu` (used_cpu_sys + used_cpu_user) and `INFO commands
 
 - `bulk`: standalone no-op jobs enqueued with `enqueue_many`, then drained by one in-process worker;
 - `one-by-one`: the same jobs enqueued one at a time (the sync client), then drained;
+- `no-result`, `one-by-one-no-result`: the same with `keep_result=False` (no end record);
 - `flow`: runs of a flow `root -> c1..cK -> join` (K = --flow-width), per flow job;
 - `streams`: the reference, a bare queue on Streams doing the same work with redis-py: XADD (pipelined pages),
   then XREADGROUP COUNT 100, XACK + XDEL per batch; no job record at all.
@@ -20,6 +21,14 @@ per-job figures vary less on a busy machine.
 With `--rounds R` the chosen scenarios run R times, interleaved (a round runs each once, in order, in one
 process and one server), and the medians are printed, with the median of each round's difference to `bulk`
 (what a limit adds to a job: `--only bulk,concurrency,rate --rounds 5`).
+
+Redis CPU is split into the enqueue and the drain (`INFO cpu` read between them). Then each scenario runs a
+second time with SLOWLOG at a threshold of 0 (`--no-scripts`: not), which logs every command with its
+duration, a script's own commands (client `?:0`) just before the script's call: per script (EVALSHA or
+FCALL) the calls a job, µs a job, the µs of the commands it ran, and the rest, which is the Lua interpreter,
+argument and reply marshalling and the call's dispatch (for EVALSHA also the prelude). These are wall times
+inside Redis (as commandstats' usec; inflated on a loaded box), from the second pass, so SLOWLOG's own cost
+does not touch the first pass's CPU figures. `TQFLOW_SCRIPTS=eval` measures EVALSHA instead of FCALL.
 
 Worker CPU is the process CPU time (`time.process_time`) spent while only the worker runs (the drain), per
 job; the producer's CPU is printed beside it. Per-job CPU is steady on a busy machine (it counts CPU, not
@@ -55,7 +64,7 @@ from tqflow.runtime.observability import for_worker
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
-from tqflow.runtime.store.scripts import Scripts
+from tqflow.runtime.store.scripts import LIBRARY_SCRIPTS, Scripts, function_name, script_sha
 from tqflow.runtime.sync import SyncClient
 from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker, WorkerSettings
@@ -77,6 +86,19 @@ def flow_plan(width: int) -> Plan:
 
 
 @dataclass
+class ScriptCost:
+    """One script's share of a job (SLOWLOG; wall µs inside Redis)."""
+
+    calls: float = 0.0
+    usec: float = 0.0
+    commands: dict[str, float] = field(default_factory=dict)  # µs a job of the commands it ran, by command
+
+    @property
+    def lua(self) -> float:
+        return self.usec - sum(self.commands.values())
+
+
+@dataclass
 class Figures:
     name: str
     jobs: int
@@ -85,6 +107,8 @@ class Figures:
     command_us: dict[str, float] = field(default_factory=dict)  # usec per job, by command
     worker_us: float = 0.0
     producer_us: float = 0.0
+    enqueue_redis_us: float = 0.0  # INFO cpu until the drain began, per job
+    scripts: dict[str, ScriptCost] = field(default_factory=dict)  # by script name (the SLOWLOG pass)
 
 
 def redis_cpu(r: redis.Redis) -> float:
@@ -99,22 +123,68 @@ def commandstats(r: redis.Redis) -> dict[str, tuple[int, int]]:
     return stats
 
 
-class Meter:
-    """Redis CPU and commandstats from `start()` to `stop()` (INFO and CONFIG themselves left out)."""
+def script_names() -> dict[str, str]:
+    """What identifies a script in a call (its SHA for EVALSHA, its function name for FCALL) -> its name."""
+    names = {script_sha(n): n for n in LIBRARY_SCRIPTS}
+    names.update({function_name(n): n for n in LIBRARY_SCRIPTS})
+    return names
 
-    def __init__(self, r: redis.Redis) -> None:
-        self.r = r
+
+class Meter:
+    """Redis CPU, commandstats and (with `scripts`) SLOWLOG from `start()` to `stop()` (INFO, CONFIG and
+    SLOWLOG themselves left out); `mark()` notes where the enqueue ends."""
+
+    def __init__(self, r: redis.Redis, scripts: bool = False) -> None:
+        self.r, self.scripts, self.names = r, scripts, script_names()
 
     def start(self) -> None:
+        if self.scripts:
+            self.r.config_set("slowlog-max-len", 1_000_000)
+            self.r.slowlog_reset()
+            self.r.config_set("slowlog-log-slower-than", 0)
         self.r.config_resetstat()
         self.cpu = redis_cpu(self.r)
+        self.marked = self.cpu
+
+    def by_script(self, jobs: int) -> dict[str, ScriptCost]:
+        """SLOWLOG, oldest first: the commands a script ran come just before its own entry."""
+        out: dict[str, ScriptCost] = {}
+        inner: dict[str, int] = {}
+        entries = sorted(self.r.slowlog_get(1_000_000), key=lambda e: int(e["id"]))
+        for entry in entries:
+            raw = entry["command"]  # bytes, whatever the client decodes
+            words = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).split()
+            if not words:
+                continue
+            verb, usec = words[0].lower(), int(entry["duration"])
+            if entry["client_address"] in (b"?:0", "?:0"):  # run by a script
+                inner[verb] = inner.get(verb, 0) + usec
+                continue
+            if verb in ("evalsha", "fcall") and len(words) > 1:
+                cost = out.setdefault(self.names.get(words[1], words[1][:12]), ScriptCost())
+                cost.calls += 1 / jobs
+                cost.usec += usec / jobs
+                for name, u in inner.items():
+                    cost.commands[name] = cost.commands.get(name, 0.0) + u / jobs
+            inner = {}
+        return out
+
+    def mark(self) -> None:
+        self.marked = redis_cpu(self.r)
 
     def stop(self, name: str, jobs: int) -> Figures:
-        cpu = redis_cpu(self.r) - self.cpu
-        stats = {k: v for k, v in commandstats(self.r).items() if k not in ("info", "config|resetstat")}
-        calls = {k: c / jobs for k, (c, _) in stats.items()}
-        usec = {k: u / jobs for k, (_, u) in stats.items()}
-        return Figures(name, jobs, cpu * 1e6 / jobs, calls, usec)
+        now = redis_cpu(self.r)
+        cpu = now - self.cpu
+        figures = Figures(name, jobs, cpu * 1e6 / jobs)
+        figures.enqueue_redis_us = (self.marked - self.cpu) * 1e6 / jobs
+        if self.scripts:
+            self.r.config_set("slowlog-log-slower-than", 10_000)
+            figures.scripts = self.by_script(jobs)
+        skip = ("info", "config|resetstat", "config|set", "slowlog|reset", "slowlog|get")
+        stats = {k: v for k, v in commandstats(self.r).items() if k not in skip}
+        figures.calls = {k: c / jobs for k, (c, _) in stats.items()}
+        figures.command_us = {k: u / jobs for k, (_, u) in stats.items()}
+        return figures
 
 
 async def drain(r: Redis, namespace: str, expected: int, concurrency: int) -> float:
@@ -166,24 +236,33 @@ DRAIN = "worker"  # or "scripts" (--drain)
 
 
 async def standalone(
-    url: str, meter: Meter, n: int, one_by_one: bool, concurrency: int, limit: Limiter | None = None
+    url: str,
+    meter: Meter,
+    n: int,
+    one_by_one: bool,
+    concurrency: int,
+    limit: Limiter | None = None,
+    keep_result: bool | None = None,
 ) -> Figures:
-    namespace = "cost1" if one_by_one else "costb"
+    namespace = ("cost1" if one_by_one else "costb") + ("n" if keep_result is False else "")
     r = Redis.from_url(url, decode_responses=True)
     meter.start()
     cpu0 = time.process_time()
     if one_by_one:
         with SyncClient.from_url(url, namespace) as sync:
             for i in range(n):
-                sync.enqueue(noop, x=i, limit=limit)
+                sync.enqueue(noop, x=i, limit=limit, keep_result=keep_result)
     else:
         client = Client.from_url(url, namespace)
         for start in range(0, n, 10_000):
             await client.enqueue_many(
-                [(noop, {"x": i}) for i in range(start, min(n, start + 10_000))], limit=limit
+                [(noop, {"x": i}) for i in range(start, min(n, start + 10_000))],
+                limit=limit,
+                keep_result=keep_result,
             )
         await client.close()
     producer = time.process_time() - cpu0
+    meter.mark()
     if DRAIN == "scripts":
         worker = await drain_scripts(r, namespace, n, concurrency)
     else:
@@ -192,6 +271,8 @@ async def standalone(
     name = "one-by-one" if one_by_one else "bulk"
     if limit is not None:
         name = f"bulk+{'concurrency' if limit.concurrency else 'rate'}"
+    if keep_result is False:
+        name += ",no-result"
     figures = meter.stop(name, n)
     figures.worker_us, figures.producer_us = worker * 1e6 / n, producer * 1e6 / n
     return figures
@@ -209,6 +290,7 @@ async def flows(url: str, meter: Meter, runs: int, width: int, concurrency: int)
     for _ in range(runs):
         await client.start_run("wide")
     producer = time.process_time() - cpu0
+    meter.mark()
     worker = await drain(r, namespace, jobs, concurrency)
     await r.aclose()
     await client.close()
@@ -231,6 +313,7 @@ async def streams(url: str, meter: Meter, n: int) -> Figures:
                 pipe.xadd(stream, {"t": "cost.noop", "p": f'J-|{{"x":{i}}}'})
             await pipe.execute()
     producer = time.process_time() - cpu0
+    meter.mark()
     cpu0 = time.process_time()
     done = 0
     while done < n:
@@ -268,14 +351,40 @@ def medians(rounds: list[list[Figures]]) -> None:
 def report(rows: list[Figures], top: int) -> None:
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
-    print(f"{'scenario':<14} {'jobs':>7} {'redis µs/job':>13} {'worker µs/job':>14} {'producer µs/job':>16}")
+    head = f"{'scenario':<14} {'jobs':>7} {'redis µs/job':>13} {'(enqueue':>9} {'drain)':>7}"
+    print(f"{head} {'worker µs/job':>14} {'producer µs/job':>16}")
     for f in rows:
-        print(f"{f.name:<14} {f.jobs:>7} {f.redis_us:>13.1f} {f.worker_us:>14.1f} {f.producer_us:>16.1f}")
-    print("per job, by command (commandstats; a script's own commands are counted inside evalsha too):")
+        drain = f.redis_us - f.enqueue_redis_us
+        print(
+            f"{f.name:<14} {f.jobs:>7} {f.redis_us:>13.1f} {f.enqueue_redis_us:>9.1f} {drain:>7.1f}"
+            f" {f.worker_us:>14.1f} {f.producer_us:>16.1f}"
+        )
+    print("per job, by command (commandstats; a script's own commands are counted inside evalsha/fcall too):")
     for f in rows:
         busiest = sorted(f.command_us.items(), key=lambda kv: -kv[1])[:top]
         parts = [f"{name} {f.calls[name]:.2f}x {us:.1f}µs" for name, us in busiest]
         print(f"  {f.name}: " + ", ".join(parts))
+    if not any(f.scripts for f in rows):
+        return
+    print(
+        "per job, by script (second pass, SLOWLOG: calls, µs, of which its commands and the rest: Lua,"
+        " marshalling, dispatch; wall µs inside Redis):"
+    )
+    for f in rows:
+        if not f.scripts:
+            continue
+        total = sum(c.usec for c in f.scripts.values())
+        lua = sum(c.lua for c in f.scripts.values())
+        print(f"  {f.name}: scripts {total:.1f}µs a job, commands {total - lua:.1f}, the rest {lua:.1f}")
+        for name, c in sorted(f.scripts.items(), key=lambda kv: -kv[1].usec):
+            if c.usec < 0.05:
+                continue
+            busiest = sorted(c.commands.items(), key=lambda kv: -kv[1])[:top]
+            commands = ", ".join(f"{k} {u:.1f}" for k, u in busiest)
+            print(
+                f"    {name:<14} {c.calls:.3f}x {c.usec:6.1f}µs ({c.usec / c.calls:.0f}/call):"
+                f" commands {c.usec - c.lua:.1f} [{commands}], the rest {c.lua:.1f}"
+            )
 
 
 async def main() -> None:
@@ -285,10 +394,13 @@ async def main() -> None:
     parser.add_argument("--flow-width", type=int, default=20, help="parallel jobs in the flow")
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument(
-        "--only", default="", help="comma-separated: bulk,one-by-one,flow,streams,concurrency,rate"
+        "--only",
+        default="",
+        help="comma-separated: streams,bulk,one-by-one,no-result,one-by-one-no-result,flow,concurrency,rate",
     )
     parser.add_argument("--top", type=int, default=8, help="commands shown per scenario")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians printed")
+    parser.add_argument("--no-scripts", action="store_true", help="no SLOWLOG per-script figures")
     parser.add_argument("--url", default="", help="a Redis to use instead of a private one (it is FLUSHed!)")
     parser.add_argument(
         "--drain",
@@ -316,6 +428,12 @@ async def main() -> None:
             ("streams", lambda: streams(url, meter, args.n)),
             ("bulk", lambda: standalone(url, meter, args.n, False, args.concurrency)),
             ("one-by-one", lambda: standalone(url, meter, args.n, True, args.concurrency)),
+            # keep_result=False: a first-attempt success writes no end record
+            ("no-result", lambda: standalone(url, meter, args.n, False, args.concurrency, None, False)),
+            (
+                "one-by-one-no-result",
+                lambda: standalone(url, meter, args.n, True, args.concurrency, None, False),
+            ),
             ("flow", lambda: flows(url, meter, args.runs, args.flow_width, args.concurrency)),
             # a limit that always admits: what taking a slot or a token costs (issue 16)
             ("concurrency", lambda: standalone(url, meter, args.n, False, args.concurrency, ALWAYS_SLOT)),
@@ -327,8 +445,13 @@ async def main() -> None:
             for name, run in scenarios:
                 if only and name not in only:
                     continue
+                meter.scripts = False
                 rows.append(await run())
                 sync_r.flushall()
+                if not args.no_scripts:  # the same again, SLOWLOG on: where each script's µs go
+                    meter.scripts = True
+                    rows[-1].scripts = (await run()).scripts
+                    sync_r.flushall()
             rounds.append(rows)
             report(rows, args.top)
         if args.rounds > 1:

@@ -114,3 +114,10 @@ def _v1_to_v2(kwargs: dict[str, object]) -> dict[str, object]:
 @task(version=2, upgraders={1: _v1_to_v2})
 def greet(full_name: str) -> str:
     return f"hello {full_name}"
+
+
+@task(keep_result=False)
+def forgetful(tag: str) -> str:
+    """Nobody reads its result: a first-attempt success leaves no record."""
+    seen.append(tag)
+    return tag

@@ -90,6 +90,12 @@ def _arguments(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--compression", type=click.Choice(["none", "zlib", "zstd"]), default=None)
 @click.option("--depends-on", "depends_on", multiple=True, help="A job id it waits for (repeatable).")
 @click.option("--allow-failure", is_flag=True, help="Run once the dependencies ended, whatever their state.")
+@click.option(
+    "--keep-result/--no-keep-result",
+    "keep_result",
+    default=None,
+    help="--no-keep-result: a success at the first attempt leaves no record (default: the task's).",
+)
 @redis_option
 @namespace_option
 def jobs_submit(
@@ -103,6 +109,7 @@ def jobs_submit(
     compression: str | None,
     depends_on: tuple[str, ...],
     allow_failure: bool,
+    keep_result: bool | None,
     redis_url: str | None,
     namespace: str,
 ) -> None:
@@ -123,6 +130,7 @@ def jobs_submit(
             compression=compression,
             depends_on=list(depends_on) or None,
             allow_failure=allow_failure or None,
+            keep_result=keep_result,
             **kwargs,
         )
         click.echo(job)

@@ -87,6 +87,7 @@ def describe(task: Task[Any, Any], worker: str = "") -> dict[str, Any]:
         "executor": o.executor,
         "codec": o.codec,
         "compression": o.compression,
+        "keep_result": o.keep_result,
         "params": params,
         "any_keyword": any_keyword,
         "worker": worker,
@@ -123,6 +124,7 @@ class Published:
     params: list[dict[str, Any]] = field(default_factory=list)
     any_keyword: bool = False
     limits: list[dict[str, Any]] = field(default_factory=list)  # the `lim` option its jobs carry
+    keep_result: bool = True
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -147,6 +149,7 @@ class Published:
             params=list(data.get("params") or []),
             any_keyword=bool(data.get("any_keyword")),
             limits=list(data.get("limits") or []),
+            keep_result=data.get("keep_result") is not False,
             raw=data,
         )
 

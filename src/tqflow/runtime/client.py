@@ -355,6 +355,7 @@ class Client:
         compression: str | None = None,
         depends_on: Sequence[str] | None = None,
         allow_failure: bool | None = None,
+        keep_result: bool | None = None,
         **kwargs: Any,
     ) -> JobId[R]:
         """Submit one job of a task (a Task, `task.call(...)`, or a registered task name); its id, typed
@@ -370,6 +371,8 @@ class Client:
         (none, zlib, zstd) of the arguments; each overrides the task's own. depends_on: job ids this job
         waits for; it runs once they all succeeded and is skipped when one did not (dead-lettered,
         cancelled, skipped), or with allow_failure=True runs once they ended, whatever their state.
+        keep_result=False: nobody reads the result, so a success at the first attempt that no one waits for
+        writes no end record (the job then reads as not found); default: the task's (`@task(keep_result=…)`).
         """
         options = job_options(locals())
         if isinstance(task, str):  # sent by name: its workers' published policies and parameters
@@ -405,6 +408,7 @@ class Client:
         compression: str | None = None,
         depends_on: Sequence[str] | None = None,
         allow_failure: bool | None = None,
+        keep_result: bool | None = None,
     ) -> list[JobId[Any]]:
         """Submit many jobs: `task.call(...)` values, `(task_or_name, kwargs)` pairs, or triples whose third
         item overrides options for that job (`{"unique": Unique(...), "priority": "high"}`); the options

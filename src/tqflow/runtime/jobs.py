@@ -35,7 +35,7 @@ from tqflow.runtime.store.calls import Arg, ScriptCall
 from tqflow.runtime.store.keys import Keys, check_part
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.store.records import JOB_FIELDS, JobRecord, needs_record
-from tqflow.runtime.store.scripts import Scripts, SyncScripts, queue_script
+from tqflow.runtime.store.scripts import Scripts, SyncScripts
 from tqflow.runtime.task import Call, Task, TaskOptions
 from tqflow.runtime.validation import validator
 
@@ -147,6 +147,7 @@ class JobOptions:
     compression: str | None = None  # none, zlib or zstd
     depends_on: tuple[str, ...] | None = None  # job ids that must end first (see `dependencies`)
     allow_failure: bool | None = None  # True: run once they ended, whatever their state
+    keep_result: bool | None = None  # False: a first-attempt success leaves no end record (None: the task's)
 
 
 NO_OPTIONS = JobOptions()
@@ -160,6 +161,8 @@ def job_options(given: Mapping[str, Any]) -> JobOptions:
     (a field here, and its parameter on the signatures). The shared `NO_OPTIONS` when none is given
     (most calls: no new object)."""
     values = {name: given.get(name) for name in OPTION_NAMES}
+    if values["keep_result"] is not None and not isinstance(values["keep_result"], bool):
+        raise TypeError(f"keep_result must be True or False, got {values['keep_result']!r}")
     values["fair_key"], values["weight"] = fair_share(values["fair_key"], values["weight"])
     values["limit"] = limits_of(values["limit"])
     if values["depends_on"] is not None:
@@ -284,17 +287,17 @@ class Batch:
         """The call when the batch is one script call (sent alone: no pipeline, no script check)."""
         return self.calls[0] if self.stage is None and len(self.calls) == 1 else None
 
-    def fill(self, pipe: Any) -> None:
+    def fill(self, pipe: Any, scripts: Scripts | SyncScripts) -> None:
         """Queue the batch on a pipeline (sync or asyncio: queueing is the same)."""
         if self.stage is None or self.staged is None:
             for call in self.calls:
-                queue_script(pipe, call)
+                scripts.queue(pipe, call)
             return
         pipe.delete(self.stage)  # a re-send (runtime/resend.py) must not stage its fields twice
         for start in range(0, len(self.staged), MAX_SCRIPT_ARGS):
             pipe.rpush(self.stage, *self.staged[start : start + MAX_SCRIPT_ARGS])
         pipe.pexpire(self.stage, 60_000)
-        queue_script(pipe, self.calls[0])
+        scripts.queue(pipe, self.calls[0])
 
     def replies(self, executed: Sequence[Any]) -> list[list[str]]:
         """The script replies among a pipeline's replies."""
@@ -491,7 +494,7 @@ class Submitter(JobBuilder):
             return [await self.scripts.run(batch.single)]
         await self.scripts.ensure_loaded()
         async with self.redis.pipeline(transaction=False) as pipe:
-            batch.fill(pipe)
+            batch.fill(pipe, self.scripts)
             return batch.replies(await pipe.execute())
 
 
@@ -527,7 +530,7 @@ class SyncSubmitter(JobBuilder):
             return [self.scripts.run(batch.single)]
         self.scripts.ensure_loaded()
         with self.redis.pipeline(transaction=False) as pipe:
-            batch.fill(pipe)
+            batch.fill(pipe, self.scripts)
             return batch.replies(pipe.execute())
 
 
@@ -582,6 +585,7 @@ def opts_json(options: JobOptions, policy: Policy | None) -> str:
         allow_failure=bool(options.allow_failure),
         limits=wire_of(options.limit) if options.limit is not None else (t.limit_wire if t else None),
         fair=(options.fair_key, options.weight) if options.fair_key is not None else None,
+        keep_result=(t.keep_result if t else True) if options.keep_result is None else options.keep_result,
     )
 
 

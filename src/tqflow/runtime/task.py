@@ -39,6 +39,7 @@ class TaskOptions:
     codec: str | None = None  # json, msgpack or pickle: its jobs' arguments and its results
     compression: str | None = None  # none, zlib or zstd
     limits: tuple[Limit, ...] = ()  # the limiters every job of it takes (runtime/limits.py)
+    keep_result: bool = True  # False: a job that succeeds at its first attempt leaves no end record
 
     @property
     def limit_wire(self) -> list[dict[str, Any]]:
@@ -118,6 +119,7 @@ def task(
     limit: LimitArg | None = None,
     codec: str | None = None,
     compression: str | None = None,
+    keep_result: bool = True,
     **extra: Any,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
@@ -139,14 +141,19 @@ def task(
     limit: LimitArg | None = None,
     codec: str | None = None,
     compression: str | None = None,
+    keep_result: bool = True,
     **extra: Any,
 ) -> Task[P, R] | Callable[[Callable[P, R]], Task[P, R]]:
     """Mark a function as a task. Its name defaults to `module.function` (what the compiler sees).
     `limit`: a `Limiter`, `limiter.by(key)` or a list of them, taken by every job of the task.
     `codec` (json, msgpack, pickle) and `compression` (none, zlib, zstd): how its jobs' arguments and
     its results are encoded, whoever sends them (a call's own `codec=` wins); unset, the client's and
-    the worker's settings."""
+    the worker's settings. `keep_result=False`: nobody reads its results, so a job of it that succeeds at
+    its first attempt (and that no one waits for) leaves no record at all, only its stream entry acked
+    and deleted (docs/runtime.md); its status then reads as not found."""
     limits = limits_of(limit) or ()
+    if not isinstance(keep_result, bool):
+        raise TypeError(f"keep_result must be True or False, got {keep_result!r}")
     if priority is not None:
         Priority.parse(priority)  # ValueError for a name that is not a level
     if executor not in EXECUTORS:
@@ -171,6 +178,7 @@ def task(
             limits=limits,
             codec=codec,
             compression=compression,
+            keep_result=keep_result,
         )
         return Task(f, options)
 

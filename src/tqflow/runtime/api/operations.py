@@ -52,6 +52,11 @@ class SubmitJob(BaseModel):
     allow_failure: bool = Field(
         default=False, description="Run once the dependencies ended, whatever their state"
     )
+    keep_result: bool | None = Field(
+        default=None,
+        description="false: a success at the first attempt that no one waits for leaves no record"
+        " (the job then reads as not found); default: the task's",
+    )
     limit: list[LimitBody] | None = Field(
         default=None,
         max_length=8,
@@ -145,6 +150,7 @@ async def submit_job(svc: Svc, body: SubmitJob) -> Submitted:
             compression=body.compression,
             depends_on=body.depends_on,
             allow_failure=body.allow_failure or None,
+            keep_result=body.keep_result,
             **body.kwargs,
         )
     except ValueError as err:  # refused by the enqueue script: a dependency that does not exist, …

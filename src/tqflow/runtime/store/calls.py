@@ -147,11 +147,12 @@ def finish_many(
     keys: Keys, now: int, ttl_ms: int, attempts: Sequence[Sequence[Arg]], worker: str = ""
 ) -> ScriptCall:
     """`attempts`: (job id, token, outcome, payload, retry due ms, dead-letter queue name[, started ms,
-    task]) each; the started time and task (and `worker`) are what a lean job's first attempt, which has no
-    record, writes at its end (lua/common.lua finish_first)."""
+    task[, arguments, options]]) each; the started time, task, arguments and options (and `worker`) are
+    what a lean job's first attempt, which has no record, writes at its end (lua/common.lua finish_first;
+    arguments '' when not sent: the script reads them from the entry)."""
     args: list[Arg] = [now, ttl_ms, worker]
     for a in attempts:
-        args += [*a[:8], *("", "")[: max(0, 8 - len(a))]]
+        args += [*a[:10], *("", "", "", "")[: max(0, 10 - len(a))]]
     return ScriptCall("finish_many", [keys.job(str(a[0])) for a in attempts], args)
 
 

@@ -5,9 +5,9 @@ writer of a job's options JSON, and the one place that decides whether a job nee
 client's `JobInfo` (jobs.py) and the inspector's `JobView` (inspect.py) are both built from it.
 `options_json` writes the options a job carries (`d` delay ms, `dl` deadline ms, `t` timeout ms, `r` retry
 plan, `dlq` dead-letter queue, `uk`/`ut`/`uc` unique key, ttl ms, conflict, `lim` limiters: see
-runtime/limits.py, `fk`/`fw` fair key and weight: lua/fair.lua), for standalone and flow jobs
-alike; `job_options` reads them back (the worker). `needs_record` is the enqueue's decision; enqueue.lua
-trusts it (a row with no id is lean).
+runtime/limits.py, `fk`/`fw` fair key and weight: lua/fair.lua, `nr` no result kept: keep_result=False),
+for standalone and flow jobs alike; `job_options` reads them back (the worker). `needs_record` is the
+enqueue's decision; enqueue.lua trusts it (a row with no id is lean).
 """
 
 from __future__ import annotations
@@ -143,6 +143,7 @@ def options_json(
     fair: tuple[str, float | None] | None = None,
     depends_on: tuple[str, ...] = (),
     allow_failure: bool = False,
+    keep_result: bool = True,
 ) -> str:
     """The options a job carries, compactly (most jobs carry none: an empty string). `retry_off`: the job
     was given a plan that retries nothing (`r: {}`), so the worker must not apply the task's own."""
@@ -171,6 +172,8 @@ def options_json(
         o["dep"] = list(depends_on)
         if allow_failure:
             o["da"] = "done"
+    if not keep_result:
+        o["nr"] = 1  # no result kept (lua/common.lua finish_first)
     return json.dumps(o, separators=(",", ":")) if o else ""
 
 

@@ -38,6 +38,7 @@ class Attempt:
         self.number = int(attempt)  # HINCRBY's reply: always an integer
         self.task_name = str(task or "")
         self.payload = payload
+        self.raw_opts = opts if isinstance(opts, str) else ""  # as the entry or record held them
         self.opts: dict[str, Any] = {}
         self.retry = RetryPlan()
         self.timeout_ms: int | None = None

@@ -3,19 +3,35 @@
 -- (store/calls.py lays each call out), and builds the keys it reaches through a record (a run's other jobs,
 -- a fan-out's children, a lean job's record) from the same prefix, so they are in KEYS[1]'s slot.
 -- The key suffixes mirror store/keys.py, and tests/runtime/test_keys.py pins both.
-local prefix = string.match(KEYS[1] or '', '^{[^}]*}')
-if not prefix then return redis.error_reply('KEYS[1] must be a tqflow key ({namespace}:...)') end
+--
+-- The names derived from the prefix, and the state one call keeps (fair_run), are set by bind() at the start
+-- of every call: as an EVALSHA script the prelude runs on every call (the line below binds KEYS); as a
+-- function library (store/scripts.py, FUNCTION LOAD) it runs once at load, and each function binds its keys.
+local prefix, dlq_key, delayed_key, wake_channel, done_channel, after_waiting_key, oom_guard, awaiting_key
+local lim_due_key, lim_keys_key, lim_defs_key  -- limits.lua
+local lim_call_us, lim_specs, lim_batch, lim_cached  -- limits.lua: what one call reads once and batches
+local subflows_key  -- sub-flow jobs waiting for their child runs
+local fair_run  -- fair.lua: fetch.lua refills as it reads (no refill at each start) and once at its end (`touched`)
+local BAD_KEYS = 'KEYS[1] must be a tqflow key ({namespace}:...)'
+local function bind(keys)
+  prefix = string.match(keys[1] or '', '^{[^}]*}')
+  if not prefix then return false end
+  dlq_key, delayed_key, wake_channel = prefix .. ':dlq', prefix .. ':delayed', prefix .. ':delayed:wake'
+  done_channel, after_waiting_key = prefix .. ':done', prefix .. ':after:waiting'
+  oom_guard, awaiting_key, subflows_key = prefix .. ':oom-guard', prefix .. ':awaiting', prefix .. ':subflows'
+  lim_due_key, lim_keys_key, lim_defs_key = prefix .. ':limit:due', prefix .. ':limit:keys', prefix .. ':limit:defs'
+  fair_run = {refill = true, touched = {}}
+  lim_call_us, lim_specs, lim_batch, lim_cached = nil, {}, false, {}
+  return true
+end
+if KEYS and not bind(KEYS) then return redis.error_reply(BAD_KEYS) end
 local function job_key(id) return prefix .. ':job:' .. id end
 local function run_key(id) return prefix .. ':run:' .. id end
 local function stream_key(queue, prio) return prefix .. ':q:' .. queue .. ':' .. prio end
-local dlq_key = prefix .. ':dlq'
 local function dlq_of(name)
   if name and name ~= '' then return prefix .. ':dlq:' .. name end
   return prefix .. ':dlq'
 end
-local delayed_key = prefix .. ':delayed'
-local wake_channel = prefix .. ':delayed:wake'
-local done_channel = prefix .. ':done'
 -- The done, cancel and wake channels are shard channels where the server has them (Redis 7+, Valkey: SPUBLISH
 -- reaches only the subscribers of the slot's shard, not every node over the cluster bus); classic PUBLISH
 -- before 7.0. REDIS_VERSION_NUM exists from 7.0 on, as SPUBLISH does; runtime/channels.py subscribes by the
@@ -24,7 +40,7 @@ local PUBLISH = redis.REDIS_VERSION_NUM and 'SPUBLISH' or 'PUBLISH'
 local function publish(channel, message) redis.call(PUBLISH, channel, message) end
 local GROUP = 'tqflow'
 local TERMINAL = {succeeded = true, dead = true, skipped = true, cancelled = true}
-local after_waiting_key = prefix .. ':after:waiting'  -- standalone dependents still waiting (Keys.after_waiting)
+-- after_waiting_key: standalone dependents still waiting (Keys.after_waiting)
 
 -- How long a standalone job's record stays once it ended outside a finish (a skipped dependent, a cancelled
 -- idle job): the workers' --keep-results, which they write to Keys.keep_results (the finish scripts get
@@ -43,7 +59,6 @@ end
 --   on a key that never exists: a write Redis refuses when full, that changes nothing otherwise);
 -- run_when_full(): heartbeats and the ends of running attempts, which must go on (DEL of a key that never
 --   exists: a write Redis never refuses, that changes nothing).
-local oom_guard = prefix .. ':oom-guard'
 local function refuse_when_full() redis.call('SETRANGE', oom_guard, 0, '') end
 local function run_when_full() redis.call('DEL', oom_guard) end
 
@@ -197,7 +212,7 @@ end
 -- (subflow_start.lua); when the child ends it waits there again in state `collecting` until the worker
 -- turns the child's end into its own (subflow_end.lua). Each step is fenced by the state, so repeating
 -- one is harmless; a worker that dies in between leaves the id in the outbox for another.
-local subflows_key = prefix .. ':subflows'
+-- (subflows_key, :subflows: bound per call, see bind)
 local function start_subflow(k, id, now)
   redis.call('HSET', k, 'state', 'starting', 'enqueued', now)
   redis.call('ZADD', subflows_key, now, id)
@@ -223,7 +238,6 @@ end
 -- sent before it was reached (kept in the run's :signals hash) is its result at once; else it waits in
 -- state `awaiting`, holding no worker, listed in the :awaiting index and, with a timeout, in the delayed
 -- set until then (promote.lua fails it when due). Returns true when it ended at once.
-local awaiting_key = prefix .. ':awaiting'
 local function await_signal(k, id, now, timeout)
   local run_id, name = unpack(redis.call('HMGET', k, 'run', 'name'))
   local sk = run_key(run_id) .. ':signals'
@@ -590,6 +604,7 @@ end
 -- are read here. A lean entry just delivered to this worker is its job's first attempt, and nothing is
 -- written (see lean_id): the attempt is the entry's, the row is made from the fields.
 local function start_entry(id, stream, entry, worker, token, now, lease, fields)
+  local read_here = fields ~= nil  -- delivered by this script's own XREADGROUP (fetch.lua), not before it
   if id == nil then
     local e = redis.call('XRANGE', stream, entry, entry)[1]
     if not e then  -- deleted since it was read: nothing to start
@@ -601,11 +616,17 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     if id == '' then id = nil end
   end
   local k = job_key(id or '')
-  -- A lean entry with a record (made while it was queued, entry in place: it has a dependent) starts as any
-  -- job, below; a waiter's flag (`w` alone) changes nothing. A limited one takes its slots and tokens here
-  -- and stays lean (its entry, pending, fences the attempt; a record made later lists the slots from its
-  -- options: lean_held), or it is parked, which writes its record (limits.lua).
-  if fields and id ~= nil and id == lean_id_at(stream, entry) and redis.call('HEXISTS', k, 'state') == 0 then
+  -- A lean entry read by this script (XREADGROUP '>': delivered for the first time, every re-queue writes a
+  -- `j` entry) is its job's first attempt, with or without a record: a record it may have was made while it
+  -- was queued with its entry in place (a waiter's flag, a dependent's record in state queued), and the paths
+  -- that meet it later (state_of, finish_attempt) read the delivery as the start, as for an idle worker's
+  -- hand-off (worker/fetcher.py), so nothing here reads it. An entry a worker read before this script
+  -- (start_many) may have met a cancel or recovery since: it starts so only with no record (HEXISTS). A
+  -- limited one takes its slots and tokens here and stays lean (its entry, pending, fences the attempt; a
+  -- record made later lists the slots from its options: lean_held), or it is parked, which writes its
+  -- record (limits.lua).
+  if fields and id ~= nil and id == lean_id_at(stream, entry)
+    and (read_here or redis.call('HEXISTS', k, 'state') == 0) then
     local q, p = lean_parts(id)
     local rec = lean_record(q, p, entry, fields)
     if rec then
@@ -788,8 +809,20 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
     redis.call('HSET', k, unpack(lean_fields(rec, {})))
     return finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks, by)
   end
-  -- its arguments and options stay readable (job views); read before a lone finish deletes the entry
-  local e = redis.call('XRANGE', stream, eid, eid)[1]
+  -- its arguments and options stay readable (job views): the worker sends them back (by.args, by.opts: what
+  -- the entry held), or, when it did not (a large payload, finish.lua), they are read from the entry, before
+  -- a lone finish deletes it; keep_result=False (options `nr`) with nobody waiting keeps nothing
+  local args, opts = by.args or '', by.opts
+  if opts == '' then opts = nil end
+  local forget = not waiter and opts and string.find(opts, '"nr":1', 1, true)
+  if args == '' and not forget then
+    local e = redis.call('XRANGE', stream, eid, eid)[1]
+    if e then
+      for i = 1, #e[2], 2 do
+        if e[2][i] == 'p' then args = e[2][i + 1] elseif e[2][i] == 'o' then opts = e[2][i + 1] end
+      end
+    end
+  end
   if acks then
     local list = acks.ack[stream]
     if not list then list = {}; acks.ack[stream] = list end
@@ -798,16 +831,11 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
     redis.call('XACK', stream, GROUP, eid)
     redis.call('XDEL', stream, eid)
   end
-  local args, opts = '', nil
-  if e then
-    for i = 1, #e[2], 2 do
-      if e[2][i] == 'p' then args = e[2][i + 1] elseif e[2][i] == 'o' then opts = e[2][i + 1] end
-    end
-  end
+  if opts and string.find(opts, '"lim"', 1, true) then release_lean(id, opts, now) end  -- the slots its start took
+  if forget then return 'succeeded' end  -- the entry's ack is the whole end
   if opts then
     redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
       'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args, 'opts', opts)
-    if string.find(opts, '"lim"', 1, true) then release_lean(id, opts, now) end  -- the slots its start took
   else
     redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
       'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args)
@@ -822,7 +850,8 @@ local NOBODY = {worker = '', task = ''}
 -- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
 -- `acks`: {ack = {stream -> entry ids to ack and delete}, del = {stream -> entry ids to delete}}, sent in one
 -- XACK and one XDEL a stream after all the caller's attempts (finish_many); without it each is done here.
--- `by`: {worker, started (ms), task} of the attempt: what a lean job's first attempt writes at its end.
+-- `by`: {worker, started (ms), task[, args, opts]} of the attempt: what a lean job's first attempt writes at
+-- its end (args '' or nil: read from the entry).
 finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks, by)
   by = by or NOBODY
   local k = job_key(id)

@@ -10,8 +10,7 @@
 -- level it was fed at. The stream stays the only way to a worker, so starts, recovery, aging and priorities
 -- work unchanged: fairness only chooses the order in which entries reach the stream.
 local FAIR_WINDOW = 8
--- fetch.lua refills as it reads (no refill at each start) and once at its end (`touched`)
-local fair_run = {refill = true, touched = {}}
+-- fair_run (what one fetch refills): bound per call (common.lua)
 local function fair_base(q, p) return prefix .. ':fair:' .. q .. ':' .. p end
 
 local function fair_key_of(opts)

@@ -1,14 +1,16 @@
 -- The ends of attempts, each fenced by its token: succeeded, retry, dead, skipped or cancelled.
--- ARGV: now, ttl ms of finished standalone records, worker name, then 8 fields an attempt: job id, token,
---   outcome, payload (result, error JSON or reason), retry due ms, dead-letter queue name, started ms, task
---   (the last two, and the worker, are what a lean job's first attempt, which has no record, writes at its end).
+-- ARGV: now, ttl ms of finished standalone records, worker name, then 10 fields an attempt: job id, token,
+--   outcome, payload (result, error JSON or reason), retry due ms, dead-letter queue name, started ms, task,
+--   arguments, options (the last four, and the worker, are what a lean job's first attempt, which has no
+--   record, writes at its end: the arguments and options the entry held, '' when not sent).
 -- Returns one status an attempt: the outcome applied, or "stale" when the attempt is not the job's own.
 run_when_full()
 lim_batch = true  -- the slots its attempts give back are written once (limits.lua)
 local now, ttl, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local out, acks = {}, {ack = {}, del = {}}
-for i = 4, #ARGV, 8 do
-  local by = {worker = worker, started = tonumber(ARGV[i + 6]), task = ARGV[i + 7]}
+for i = 4, #ARGV, 10 do
+  local by = {worker = worker, started = tonumber(ARGV[i + 6]), task = ARGV[i + 7], args = ARGV[i + 8],
+    opts = ARGV[i + 9]}
   out[#out + 1] = finish_attempt(now, ttl, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]),
     ARGV[i + 5], acks, by)
 end

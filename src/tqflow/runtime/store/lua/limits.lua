@@ -13,9 +13,7 @@
 -- slot (concurrency) or token (rate) is taken for it then, recorded in its `lg` field, and it goes back to
 -- its stream; its start honours the grant. `granted` (ms) records when the last grant let it go. The concurrency slots a job holds are listed in its `lh` field
 -- and come back when its attempt ends, is reclaimed or handed back, or when its lease runs out.
-local lim_due_key = prefix .. ':limit:due'
-local lim_keys_key = prefix .. ':limit:keys'
-local lim_defs_key = prefix .. ':limit:defs'
+-- lim_due_key, lim_keys_key, lim_defs_key (:limit:due, :limit:keys, :limit:defs): bound per call (common.lua)
 local GRANT_MS = 30000  -- a granted job not started within this gives its slot back (its start re-checks)
 local function lim_base(member) return prefix .. ':limit:' .. member end
 local function lim_member(l) return l.n .. '|' .. (l.k or '') end
@@ -27,7 +25,7 @@ end
 
 -- Redis' own clock in µs: every worker's rate check reads the same clock, so buckets are exact. Read once a
 -- script call: a call is one instant of the bucket's history.
-local lim_call_us
+-- (lim_call_us: bound per call, common.lua)
 local function redis_us()
   if not lim_call_us then
     local t = redis.call('TIME')
@@ -38,7 +36,7 @@ end
 
 -- A job's limits (`lim` of its options), decoded once per options text a call (a batch's jobs share it),
 -- each limit's member (`m`) and the `lh` the limits make (`held`) worked out with them.
-local lim_specs = {}
+-- (lim_specs: bound per call, common.lua)
 local function lim_specs_of(opts)
   local specs = lim_specs[opts]
   if specs == nil then
@@ -91,8 +89,7 @@ end
 --   {give = true, rem = {id, ...}}: finishes, while nobody waits for M (nobody to let go).
 -- Anything else that reads or writes M's keys (a grant, a park, a refusal, the timer) first writes what is
 -- pending (lim_sync) and reads Redis again, as without the batch.
-local lim_batch = false
-local lim_cached = {}
+-- (lim_batch, lim_cached: bound per call, common.lua: a function library keeps its top level between calls)
 
 local function lim_write(cmd, key, items)
   for i = 1, #items, 1000 do redis.call(cmd, key, unpack(items, i, math.min(i + 999, #items))) end

@@ -1,0 +1,108 @@
+"""The scripts as one function library (FCALL) and as EVALSHA scripts (store/scripts.py): the library holds
+every script, a server that lost it gets it again, and `TQFLOW_SCRIPTS=eval` keeps EVALSHA with the same
+answers."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+import pytest
+from redis.asyncio import Redis
+
+from tqflow.runtime.store import calls
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import (
+    LIBRARY_SCRIPTS,
+    Scripts,
+    allows_oom,
+    function_name,
+    library_name,
+    prelude,
+)
+
+INCLUDED = {"common", "flow_keys", "fair", "limits", "cluster_fire_fence", "event_fence"}
+
+
+def test_the_library_holds_every_script() -> None:
+    files = {
+        path.name.removesuffix(".lua")
+        for path in resources.files("tqflow.runtime.store").joinpath("lua").iterdir()
+        if path.name.endswith(".lua")
+    }
+    assert files - INCLUDED <= set(LIBRARY_SCRIPTS)
+    assert {"cluster_fire", "event_run"} <= set(LIBRARY_SCRIPTS)
+
+
+def test_what_runs_when_redis_is_full() -> None:
+    # F14: heartbeats and the ends of attempts run when full; new work is refused whole
+    assert {n for n in ("finish", "finish_many", "cluster_heartbeat", "cancel") if allows_oom(n)} == {
+        "finish",
+        "finish_many",
+        "cluster_heartbeat",
+        "cancel",
+    }
+    assert not any(allows_oom(n) for n in ("enqueue", "fetch", "start_many", "submit_run", "cluster_reclaim"))
+
+
+async def server_major(redis: Redis) -> int:
+    return int(str((await redis.info("server"))["redis_version"]).split(".")[0])
+
+
+async def test_functions_are_loaded_once_and_again_when_lost(redis: Redis, namespace: str) -> None:
+    if await server_major(redis) < 7:
+        pytest.fail("this suite's Redis must have functions (Redis 7+ or Valkey)")
+    keys = Keys(namespace)
+    scripts = Scripts(redis)
+    call = calls.enqueue(keys, [1, "each", 1000], [4, "t.noop", "default", 2, "", ".0|J-|1"])
+    first = await scripts.run(call)
+    assert scripts.functions is True and first[0] == "done" and first[1].startswith("ok:")
+    listed = await redis.function_list(library=library_name())
+    library = dict(zip(listed[0][::2], listed[0][1::2], strict=True))  # RESP2: name, value, …
+    names = {dict(zip(f[::2], f[1::2], strict=True))["name"] for f in library["functions"]}
+    assert {function_name(n) for n in LIBRARY_SCRIPTS} <= names
+    await redis.execute_command("FUNCTION", "DELETE", library_name())  # as a restart without persistence
+    second = await scripts.run(call)
+    assert second[0] == "done" and second[1] > first[1]
+    bad = calls.enqueue(Keys(namespace), [1, "each", 1000], [4, "t.noop", "default", 2, "", ".0|J-|1"])
+    bad.keys[0] = "no-hash-tag"
+    with pytest.raises(Exception, match=r"KEYS\[1\] must be a tqflow key"):
+        await scripts.run(bad)
+    assert await redis.xlen(keys.stream("default", 2)) == 2
+
+
+async def test_eval_mode_gives_the_same_answers(
+    redis: Redis, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TQFLOW_SCRIPTS", "eval")
+    keys = Keys(namespace)
+    scripts = Scripts(redis)
+    assert scripts.functions is False
+    await scripts.ensure_loaded()
+    spec = [4, "t.noop", "default", 2, ""]
+    reply = await scripts.run(calls.enqueue(keys, [1, "each", 3], [*spec, ".0|J-|1234"]))
+    assert reply == ["done", "error:payload of 7 bytes is over the limit"]  # "J-|1234"
+    reply = await scripts.run(calls.enqueue(keys, [1, "each", 1000], [*spec, ".0|J-|1"]))
+    assert reply[1].startswith("ok:")
+    assert await redis.xlen(keys.stream("default", 2)) == 1
+
+
+# The prelude's top level runs once per library load, not once per call: what it keeps must be constant.
+CONSTANTS = {"BAD_KEYS", "PUBLISH", "GROUP", "TERMINAL", "DEFAULT_KEEP_MS", "TRANSIENT", "NOBODY"}
+CONSTANTS |= {"FAIR_WINDOW", "GRANT_MS"}
+
+
+def test_the_prelude_keeps_no_state_between_calls() -> None:
+    """A top-level `local x = prefix .. …` or a table a call fills would leak from one call (and namespace)
+    to the next once loaded as a function library: such names are declared bare and set by bind()."""
+    problems = []
+    for line in prelude().split("\n"):
+        match = re.match(r"^local ([A-Za-z_][\w, ]*?)\s*=\s*(.*)$", line)
+        if not match or line.startswith("local function"):
+            continue
+        names, value = match.group(1), match.group(2)
+        if "prefix" in value or ("{" in value and names not in CONSTANTS) or names not in CONSTANTS:
+            problems.append(line)
+    assert problems == []
+    bind = prelude().split("local function bind")[1].split("\nend\n")[0]
+    assert "lim_specs, lim_batch" in bind and "fair_run =" in bind
