@@ -5,6 +5,7 @@ answers."""
 from __future__ import annotations
 
 import re
+import uuid
 from importlib import resources
 
 import pytest
@@ -45,6 +46,11 @@ def test_what_runs_when_redis_is_full() -> None:
     assert not any(allows_oom(n) for n in ("enqueue", "fetch", "start_many", "submit_run", "cluster_reclaim"))
 
 
+def enqueue_call(keys: Keys, head: list[object], fields: list[object]) -> calls.ScriptCall:
+    """One enqueue call (its own nonce: a call sent again would answer the first one's reply)."""
+    return calls.enqueue(keys, "test", uuid.uuid4().hex, head, fields)
+
+
 async def server_major(redis: Redis) -> int:
     return int(str((await redis.info("server"))["redis_version"]).split(".")[0])
 
@@ -54,7 +60,7 @@ async def test_functions_are_loaded_once_and_again_when_lost(redis: Redis, names
         pytest.fail("this suite's Redis must have functions (Redis 7+ or Valkey)")
     keys = Keys(namespace)
     scripts = Scripts(redis)
-    call = calls.enqueue(keys, [1, "each", 1000], [4, "t.noop", "default", 2, "", ".0|J-|1"])
+    call = enqueue_call(keys, [1, "each", 1000], [4, "t.noop", "default", 2, "", ".0|J-|1"])
     first = await scripts.run(call)
     assert scripts.functions is True and first[0] == "done" and first[1].startswith("ok:")
     listed = await redis.function_list(library=library_name())
@@ -62,9 +68,11 @@ async def test_functions_are_loaded_once_and_again_when_lost(redis: Redis, names
     names = {dict(zip(f[::2], f[1::2], strict=True))["name"] for f in library["functions"]}
     assert {function_name(n) for n in LIBRARY_SCRIPTS} <= names
     await redis.execute_command("FUNCTION", "DELETE", library_name())  # as a restart without persistence
-    second = await scripts.run(call)
+    second = await scripts.run(
+        enqueue_call(keys, [1, "each", 1000], [4, "t.noop", "default", 2, "", ".0|J-|1"])
+    )
     assert second[0] == "done" and second[1] > first[1]
-    bad = calls.enqueue(Keys(namespace), [1, "each", 1000], [4, "t.noop", "default", 2, "", ".0|J-|1"])
+    bad = enqueue_call(Keys(namespace), [1, "each", 1000], [4, "t.noop", "default", 2, "", ".0|J-|1"])
     bad.keys[0] = "no-hash-tag"
     # refused by the function's bind, or (a cluster) by Redis before it runs: the keys span two slots
     with pytest.raises(Exception, match=r"KEYS\[1\] must be a tqflow key|don't hash to the same slot"):
@@ -81,9 +89,9 @@ async def test_eval_mode_gives_the_same_answers(
     assert scripts.functions is False
     await scripts.ensure_loaded()
     spec = [4, "t.noop", "default", 2, ""]
-    reply = await scripts.run(calls.enqueue(keys, [1, "each", 3], [*spec, ".0|J-|1234"]))
+    reply = await scripts.run(enqueue_call(keys, [1, "each", 3], [*spec, ".0|J-|1234"]))
     assert reply == ["done", "error:payload of 7 bytes is over the limit"]  # "J-|1234"
-    reply = await scripts.run(calls.enqueue(keys, [1, "each", 1000], [*spec, ".0|J-|1"]))
+    reply = await scripts.run(enqueue_call(keys, [1, "each", 1000], [*spec, ".0|J-|1"]))
     assert reply[1].startswith("ok:")
     assert await redis.xlen(keys.stream("default", 2)) == 1
 
