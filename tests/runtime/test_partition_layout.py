@@ -16,6 +16,7 @@ from tqflow.runtime.connection import connect
 from tqflow.runtime.partitions import PartitionError, Spread, external_id, split_id, unique_partition
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.worker import Worker, WorkerSettings
+from tqflow.runtime.worker.slots import Slots
 
 from helpers import FLOWS
 
@@ -83,3 +84,17 @@ async def test_one_workers_concurrency_holds_over_its_partitions(redis_url: str,
         assert most == 2  # never more than the concurrency at once, and it was used
     finally:
         await client.close()
+
+
+def test_the_same_lean_id_in_two_partitions_holds_two_slots() -> None:
+    # two partitions' streams can hand out the same entry id, so the same lean id, at once
+    slots = Slots(4)
+    same = "default.2.1733140000000-0"
+    slots.take(same, 0)
+    slots.take(same, 1)
+    assert (slots.held(), slots.free()) == (2, 2)
+    slots.release(same, 0)
+    slots.release(same, 0)  # released again (its end, then its handler): frees nothing more
+    assert (slots.held(), slots.free()) == (1, 3)
+    slots.release(same, 1)
+    assert not slots.any_held()

@@ -37,7 +37,8 @@ class Finisher:
 
     async def finish(self, attempt: Attempt, outcome: str, payload: Any, due: int = 0) -> str:
         """End `attempt` as `outcome`; the script's answer ("stale": the attempt was no longer ours)."""
-        self.slots.release(attempt.job_id)  # the body is over: its slot can take the next job now
+        # the body is over: its slot can take the next job now
+        self.slots.release(attempt.job_id, self.context.keys.partition)
         text = payload if isinstance(payload, str) else json.dumps(payload)
         fields: list[str | int] = [
             *(attempt.job_id, attempt.token, outcome, text, due, attempt.dead_letter),

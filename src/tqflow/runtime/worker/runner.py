@@ -60,7 +60,7 @@ class Runner:
         """Start handling `attempt` in its own task; it holds a slot until its body ends."""
         job = asyncio.create_task(self._handle(attempt))
         self.in_flight.add(job)
-        self.slots.take(attempt.job_id)
+        self.slots.take(attempt.job_id, self.context.keys.partition)
         self._handlers[attempt.job_id] = (attempt, job)
         job_id = attempt.job_id
         job.add_done_callback(lambda done: self._done(done, job_id))
@@ -70,7 +70,7 @@ class Runner:
         if self._handlers.get(job_id, (None, None))[1] is job:
             del self._handlers[job_id]
             self._cancel_asked.discard(job_id)
-        self.slots.release(job_id)
+        self.slots.release(job_id, self.context.keys.partition)
         if not job.cancelled() and job.exception() is not None:
             log.error("job handler crashed", error=repr(job.exception()))
 

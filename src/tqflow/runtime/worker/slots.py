@@ -19,7 +19,7 @@ import contextlib
 class Slots:
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
-        self._held: set[str] = set()
+        self._held: set[tuple[int | None, str]] = set()
         self.reserved = 0  # asked for by fetches in flight
         self.waiting = 0  # fetchers waiting for a free slot (an idle one leaves the slots to them)
         self._room = asyncio.Event()
@@ -43,11 +43,13 @@ class Slots:
     def any_held(self) -> bool:
         return bool(self._held)
 
-    def take(self, job_id: str) -> None:
-        self._held.add(job_id)
+    def take(self, job_id: str, partition: int | None = None) -> None:
+        """`partition`: the job's data partition. A lean id is unique only within its partition (two
+        partitions' streams can hand out the same entry id), and the partition workers share these slots."""
+        self._held.add((partition, job_id))
 
-    def release(self, job_id: str) -> None:
-        self._held.discard(job_id)
+    def release(self, job_id: str, partition: int | None = None) -> None:
+        self._held.discard((partition, job_id))
         self._room.set()
 
     async def wait_for_room(self, timeout: float) -> None:
