@@ -18,12 +18,13 @@ class Proxy:
         self.port = 0
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
-        self.cut_marker = b""
+        self.cut_markers: tuple[bytes, ...] = ()
         self.cuts_left = 0
         self.cut = 0  # requests whose reply was dropped
 
-    def cut_replies(self, marker: bytes, count: int = 1) -> None:
-        self.cut_marker, self.cuts_left = marker, count
+    def cut_replies(self, markers: tuple[bytes, ...], count: int = 1) -> None:
+        """Cut the next `count` requests that contain any of `markers`."""
+        self.cut_markers, self.cuts_left = markers, count
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -71,7 +72,7 @@ class Proxy:
                 await asyncio.sleep(0.02)
             if self.latency:
                 await asyncio.sleep(self.latency)
-            cutting = upstream and self.cuts_left > 0 and self.cut_marker in data
+            cutting = upstream and self.cuts_left > 0 and any(m in data for m in self.cut_markers)
             if cutting:
                 self.cuts_left -= 1
                 muted[0] = True  # before the request goes: its reply must not reach the client
