@@ -147,40 +147,35 @@ def build(source: Source, errors: Diagnostics | None = None) -> Model | None:
             model.modules[use.bound_name] = read_module(use.module, search)
         except Exception:  # not found, unreadable, a syntax error: `tqc check` says which
             continue
-    model.limiters = {d.name: LimiterSite(source, d) for d in module.limiters}
-    model.limiters.update(_imported_limiters(source, module))
-    model.flows = {f.name: FlowSite(source, f) for f in module.flows}
-    model.flows.update(_imported_flows(source, module))
+    imported_limiters, imported_flows = _imported_sites(source, module)
+    model.limiters = {d.name: LimiterSite(source, d) for d in module.limiters} | imported_limiters
+    model.flows = {f.name: FlowSite(source, f) for f in module.flows} | imported_flows
     model.refs = list(_refs(model))
     return model
 
 
-def _imported_limiters(source: Source, module: ast.Module) -> dict[str, LimiterSite]:
-    """The limiters of the files `import` lines name, as `alias.name` (files that do not parse: none)."""
-    found: dict[str, LimiterSite] = {}
+def _imported_modules(source: Source, module: ast.Module) -> Iterator[tuple[str, Source, ast.Module]]:
+    """Each file an `import` line names, read and parsed once: (alias, its source, its module); a file that
+    cannot be read or does not parse is left out."""
     for imp in module.imports:
         try:
             imported = Source.from_file(source.directory / imp.path)
         except (OSError, ValueError):
             continue
         parsed = parse(imported, Diagnostics())
-        for decl in parsed.limiters if parsed is not None else ():
-            found[f"{imp.alias}.{decl.name}"] = LimiterSite(imported, decl)
-    return found
+        if parsed is not None:
+            yield imp.alias, imported, parsed
 
 
-def _imported_flows(source: Source, module: ast.Module) -> dict[str, FlowSite]:
-    """The flows of the files `import` lines name, as `alias.name` (sub-flow jobs' hover and definition)."""
-    found: dict[str, FlowSite] = {}
-    for imp in module.imports:
-        try:
-            imported = Source.from_file(source.directory / imp.path)
-        except (OSError, ValueError):
-            continue
-        parsed = parse(imported, Diagnostics())
-        for flow in parsed.flows if parsed is not None else ():
-            found[f"{imp.alias}.{flow.name}"] = FlowSite(imported, flow)
-    return found
+def _imported_sites(source: Source, module: ast.Module) -> tuple[dict[str, LimiterSite], dict[str, FlowSite]]:
+    """The limiters and the flows of the imported files, as `alias.name` (sub-flow jobs' hover and
+    definition use the flows)."""
+    limiters: dict[str, LimiterSite] = {}
+    flows: dict[str, FlowSite] = {}
+    for alias, imported, parsed in _imported_modules(source, module):
+        limiters.update({f"{alias}.{d.name}": LimiterSite(imported, d) for d in parsed.limiters})
+        flows.update({f"{alias}.{f.name}": FlowSite(imported, f) for f in parsed.flows})
+    return limiters, flows
 
 
 def build_lenient(source: Source, line: int) -> Model | None:
