@@ -158,3 +158,32 @@ async def test_cancelling_a_running_lean_job_gives_its_slot_to_the_next(
     assert (await client.job(long)).state == "cancelled"
     assert lt.peak[t] == 1
     assert await client.redis.zcard(holders) == 0
+
+
+async def test_a_record_made_between_a_blocking_read_and_its_start_does_not_skip_the_slot(
+    client: Client,
+) -> None:
+    """An idle worker's blocking read delivers entries and start_many starts them a moment later. If the
+    job's record is made in between (here: a dependent naming it, as `depends_on` does), the record says
+    `running` (the delivery started it); its start must still take its slot, or one job more than the limit
+    runs."""
+    t = tag()
+    lim = Limiter(f"race-{t}", concurrency=1)
+    first = str(await client.enqueue(lt.hold, tag=t, label="first", limit=lim))
+    second = str(await client.enqueue(lt.hold, tag=t, label="second", limit=lim))
+    scripts = Scripts(client.redis)
+    await group(client)
+    stream = client.keys.stream("limits", 2)
+    reply = await client.redis.xreadgroup("tqflow", "w1", {stream: ">"}, count=2)  # the blocking read
+    entries = [str(e[0]) for e in reply[0][1]]
+    assert len(entries) == 2
+    await client.enqueue(lt.hold, tag=t, label="after", depends_on=[first])  # makes first's record
+    assert await client.redis.hget(client.keys.job(first), "state") == "running"
+    call = calls.start_many(client.keys, now_ms(), "w1", "tok", LEASE_MS, [("", stream, e) for e in entries])
+    started: list[list[object]] = await scripts.run(call)
+    holders = client.keys.limit(f"race-{t}|", "h")
+    assert [row[0] for row in started] == [first]  # one slot: the second waits
+    assert set(await client.redis.zrange(holders, 0, -1)) == {first}
+    assert await client.redis.hget(client.keys.job(second), "state") == "limited"
+    assert await succeed(client, scripts, started, "w1") == ["succeeded"]
+    assert set(await client.redis.zrange(holders, 0, -1)) == {second}  # its slot went to the second

@@ -662,6 +662,12 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
       finish_attempt(now, keep_results_ms(), id, lean_token(entry), 'cancelled', 'cancelled', 0, '')
       return nil
     end
+    -- read before this script (start_many): nothing took its slots yet, the record's `lh` notwithstanding
+    if not read_here and f[5] and string.find(f[5], '"lim"', 1, true) and not admit_delivered(k, id, f, now, lease) then
+      redis.call('XACK', stream, GROUP, entry)
+      redis.call('XDEL', stream, entry)
+      return nil
+    end
     return {id, lean_token(entry), 1, f[3], f[4], f[5], f[6], f[7], f[8], f[9], false}
   end
   if id == nil or state ~= 'queued' or current ~= entry then

@@ -340,6 +340,20 @@ local function admit(k, id, opts, lg, lh, now, lease_until, fresh)
   return {'lh', held, 'lg', ''}
 end
 
+-- A lean job's delivered first attempt whose record was made between the worker's blocking read and its
+-- start (start_many): the record says `running` and lists the slots (lean_held), but none was taken. They
+-- are taken now; refused, the attempt is undone (no attempt counted) and the job parked. `f`: the record's
+-- fields as start_entry read them (f[5] opts, f[12] lg, f[13] lh). Returns false when it was parked.
+local function admit_delivered(k, id, f, now, lease)
+  local taken = admit(k, id, f[5], f[12], nil, now, now + lease, nil)
+  if taken then
+    redis.call('HSET', k, 'lease_until', now + lease, unpack(taken))
+    return true
+  end
+  redis.call('HDEL', k, 'attempt', 'token', 'worker', 'started', 'lease_until', 'stream', 'lh')
+  return false
+end
+
 -- The limiter timer (promote.lua): admit the waiters of every member due by `now`. Returns how many
 -- members it looked at. It also drops from the index a few members idle for an hour (no bucket, no
 -- holder, nobody waiting: the same as never seen); the others are looked at again an hour later.
