@@ -30,6 +30,13 @@ argument and reply marshalling and the call's dispatch (for EVALSHA also the pre
 inside Redis (as commandstats' usec; inflated on a loaded box), from the second pass, so SLOWLOG's own cost
 does not touch the first pass's CPU figures. `TQFLOW_SCRIPTS=eval` measures EVALSHA instead of FCALL.
 
+With `--callgrind` the private server runs under valgrind's callgrind (`valgrind` and `callgrind_control` on
+PATH), and each scenario also prints the instructions redis-server executed per job (`callgrind_control -z`
+at the start, `-d` where the enqueue ends and at the end; each dump's `summary:`): a load-independent figure,
+the same on a busy box as on a quiet one, for comparing two trees where µs of CPU swing by ±30 %. The server
+is ~50 times slower under valgrind, so use a small --n (2,000) and --no-scripts; the CPU figures of such a run
+are meaningless, its instruction counts are not.
+
 Worker CPU is the process CPU time (`time.process_time`) spent while only the worker runs (the drain), per
 job; the producer's CPU is printed beside it. Per-job CPU is steady on a busy machine (it counts CPU, not
 wall time), but the load average is printed with the figures anyway.
@@ -42,10 +49,14 @@ import asyncio
 import contextlib
 import gc
 import os
+import shutil
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -57,7 +68,7 @@ from tqflow.dsl.source import Source
 from tqflow.plan import Plan
 from tqflow.runtime import supervisor
 from tqflow.runtime.client import Client
-from tqflow.runtime.embedded import EmbeddedRedis
+from tqflow.runtime.embedded import EmbeddedRedis, find_redis_server
 from tqflow.runtime.limits import Limiter, Rate
 from tqflow.runtime.logging import configure_logging
 from tqflow.runtime.observability import for_worker
@@ -109,6 +120,47 @@ class Figures:
     producer_us: float = 0.0
     enqueue_redis_us: float = 0.0  # INFO cpu until the drain began, per job
     scripts: dict[str, ScriptCost] = field(default_factory=dict)  # by script name (the SLOWLOG pass)
+    instructions: float = 0.0  # --callgrind: redis-server's instructions per job
+    enqueue_instructions: float = 0.0  # … until the drain began
+
+
+class Callgrind:
+    """`--callgrind`: the private redis-server under callgrind; instruction counts between marks."""
+
+    def __init__(self, keep: str = "") -> None:
+        for tool in ("valgrind", "callgrind_control"):
+            if shutil.which(tool) is None:
+                raise SystemExit(f"--callgrind needs {tool} on PATH")
+        self.keep = bool(keep)  # the dumps stay there, for callgrind_annotate
+        self.dir = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="tqflow-cg-"))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        server = find_redis_server()
+        self.wrapper = self.dir / "redis-server"
+        out = self.dir / "cg.out.%p"
+        self.wrapper.write_text(
+            f'#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={out} "{server}" "$@"\n'
+        )
+        self.wrapper.chmod(0o700)
+        self.pid = 0
+
+    def control(self, flag: str) -> None:
+        subprocess.run(["callgrind_control", flag, str(self.pid)], check=True, capture_output=True)
+
+    def zero(self) -> None:
+        self.control("-z")
+
+    def dump(self) -> int:
+        """Instructions since the last zero or dump (a dump zeroes the counters)."""
+        before = set(self.dir.glob(f"cg.out.{self.pid}.*"))
+        self.control("-d")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for path in set(self.dir.glob(f"cg.out.{self.pid}.*")) - before:
+                for line in path.read_text(errors="replace").splitlines():
+                    if line.startswith("summary:"):
+                        return int(line.split()[1])
+            time.sleep(0.05)
+        raise RuntimeError("callgrind wrote no dump within 60 s")
 
 
 def redis_cpu(r: redis.Redis) -> float:
@@ -134,8 +186,10 @@ class Meter:
     """Redis CPU, commandstats and (with `scripts`) SLOWLOG from `start()` to `stop()` (INFO, CONFIG and
     SLOWLOG themselves left out); `mark()` notes where the enqueue ends."""
 
-    def __init__(self, r: redis.Redis, scripts: bool = False) -> None:
+    def __init__(self, r: redis.Redis, scripts: bool = False, callgrind: Callgrind | None = None) -> None:
         self.r, self.scripts, self.names = r, scripts, script_names()
+        self.callgrind = callgrind
+        self.enqueue_instructions = 0
 
     def start(self) -> None:
         if self.scripts:
@@ -145,6 +199,8 @@ class Meter:
         self.r.config_resetstat()
         self.cpu = redis_cpu(self.r)
         self.marked = self.cpu
+        if self.callgrind is not None:
+            self.callgrind.zero()
 
     def by_script(self, jobs: int) -> dict[str, ScriptCost]:
         """SLOWLOG, oldest first: the commands a script ran come just before its own entry."""
@@ -171,11 +227,17 @@ class Meter:
 
     def mark(self) -> None:
         self.marked = redis_cpu(self.r)
+        if self.callgrind is not None:
+            self.enqueue_instructions = self.callgrind.dump()
 
     def stop(self, name: str, jobs: int) -> Figures:
         now = redis_cpu(self.r)
         cpu = now - self.cpu
         figures = Figures(name, jobs, cpu * 1e6 / jobs)
+        if self.callgrind is not None:
+            drain = self.callgrind.dump()
+            figures.enqueue_instructions = self.enqueue_instructions / jobs
+            figures.instructions = (self.enqueue_instructions + drain) / jobs
         figures.enqueue_redis_us = (self.marked - self.cpu) * 1e6 / jobs
         if self.scripts:
             self.r.config_set("slowlog-log-slower-than", 10_000)
@@ -226,7 +288,11 @@ async def drain_scripts(r: Redis, namespace: str, expected: int, batch: int) -> 
         rows = await scripts.run(calls.fetch(keys, now_ms(), "drain", "t", 30_000, batch, [(stream, batch)]))
         if not rows:
             raise RuntimeError(f"nothing left to fetch after {done} of {expected} jobs")
-        attempts = [(row[0], row[1], "succeeded", "J-|0", 0, "", now_ms(), row[3]) for row in rows]
+        # as worker/finisher.py sends them: a lean first attempt also sends its arguments and options
+        attempts = [
+            (row[0], row[1], "succeeded", "J-|0", 0, "", now_ms(), row[3], row[4], row[5] or "")
+            for row in rows
+        ]
         await scripts.run(calls.finish_many(keys, now_ms(), 86_400_000, attempts, "drain"))
         done += len(rows)
     return time.process_time() - cpu0
@@ -346,6 +412,12 @@ def medians(rounds: list[list[Figures]]) -> None:
             line += f"  extra over bulk: median {statistics.median(extra):+.1f}"
             line += f" ({', '.join(f'{v:+.1f}' for v in extra)})"
         print(line)
+    if rounds[0] and rounds[0][0].instructions:
+        print("medians of the instructions per job (callgrind):")
+        for i, first in enumerate(rounds[0]):
+            own = [r[i].instructions for r in rounds]
+            each = ", ".join(f"{v:,.0f}" for v in own)
+            print(f"  {first.name:<17} {statistics.median(own):10,.0f}  ({each})")
 
 
 def report(rows: list[Figures], top: int) -> None:
@@ -359,6 +431,14 @@ def report(rows: list[Figures], top: int) -> None:
             f"{f.name:<14} {f.jobs:>7} {f.redis_us:>13.1f} {f.enqueue_redis_us:>9.1f} {drain:>7.1f}"
             f" {f.worker_us:>14.1f} {f.producer_us:>16.1f}"
         )
+    if any(f.instructions for f in rows):
+        print("redis-server instructions per job (callgrind; independent of the load):")
+        for f in rows:
+            drain_i = f.instructions - f.enqueue_instructions
+            print(
+                f"  {f.name:<20} {f.instructions:>10,.0f}  (enqueue {f.enqueue_instructions:,.0f},"
+                f" drain {drain_i:,.0f})"
+            )
     print("per job, by command (commandstats; a script's own commands are counted inside evalsha/fcall too):")
     for f in rows:
         busiest = sorted(f.command_us.items(), key=lambda kv: -kv[1])[:top]
@@ -403,6 +483,10 @@ async def main() -> None:
     parser.add_argument("--no-scripts", action="store_true", help="no SLOWLOG per-script figures")
     parser.add_argument("--url", default="", help="a Redis to use instead of a private one (it is FLUSHed!)")
     parser.add_argument(
+        "--callgrind", action="store_true", help="the private server under callgrind: instructions per job"
+    )
+    parser.add_argument("--callgrind-out", default="", help="keep callgrind's dumps in this directory")
+    parser.add_argument(
         "--drain",
         choices=("worker", "scripts"),
         default="worker",
@@ -416,12 +500,20 @@ async def main() -> None:
     if thresholds:  # what `tqrun worker` sets in its processes
         gc.set_threshold(*thresholds)
     only = set(filter(None, args.only.split(",")))
+    if args.callgrind and args.url:
+        raise SystemExit("--callgrind runs its own server: no --url")
+    callgrind = Callgrind(args.callgrind_out) if args.callgrind else None
+    if callgrind is not None:
+        os.environ["TQFLOW_REDIS_SERVER"] = str(callgrind.wrapper)
     server = None if args.url else EmbeddedRedis()
-    url = args.url or server.start()  # type: ignore[union-attr]
+    url = args.url or server.start(timeout=120 if callgrind else 10)  # type: ignore[union-attr]
     try:
+        if callgrind is not None:
+            assert server is not None and server.process is not None
+            callgrind.pid = server.process.pid  # the wrapper exec's valgrind: the same process
         sync_r = redis.Redis.from_url(url, decode_responses=True)
         sync_r.flushall()
-        meter = Meter(sync_r)
+        meter = Meter(sync_r, callgrind=callgrind)
         await standalone(url, meter, 500, False, args.concurrency)  # warm-up: scripts loaded, imports done
         sync_r.flushall()
         scenarios: list[tuple[str, Callable[[], Awaitable[Figures]]]] = [
@@ -459,6 +551,8 @@ async def main() -> None:
     finally:
         if server is not None:
             server.stop()
+        if callgrind is not None and not callgrind.keep:
+            shutil.rmtree(callgrind.dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -98,7 +98,7 @@ async def test_eval_mode_gives_the_same_answers(
 
 # The prelude's top level runs once per library load, not once per call: what it keeps must be constant.
 CONSTANTS = {"BAD_KEYS", "PUBLISH", "GROUP", "TERMINAL", "DEFAULT_KEEP_MS", "TRANSIENT", "NOBODY"}
-CONSTANTS |= {"FAIR_WINDOW", "GRANT_MS", "LEVEL"}
+CONSTANTS |= {"FAIR_WINDOW", "GRANT_MS", "LEVEL", "LEAN_ID"}
 
 
 def test_the_prelude_keeps_no_state_between_calls() -> None:

@@ -74,8 +74,9 @@ local function run_when_full() redis.call('DEL', oom_guard) end
 -- is queued with a dependent (depends_on: the record lists it; the start then writes the record as for any
 -- job). Someone waiting for it (watch.lua) only flags it: a record with `w` and no state.
 local function lean_id(q, p, eid) return q .. '.' .. p .. '.' .. eid end
+local LEAN_ID = '^(.+)%.(' .. LEVEL .. ')%.(%d+%-%d+)$'  -- a constant: built once, not at every parse
 local function lean_parts(id)
-  return string.match(id, '^(.+)%.(' .. LEVEL .. ')%.(%d+%-%d+)$')
+  return string.match(id, LEAN_ID)
 end
 local function lean_id_at(stream, eid)
   local q, p = string.match(string.sub(stream, #prefix + 4), '^(.+):(' .. LEVEL .. ')$')
@@ -547,9 +548,11 @@ end
 --#include limits
 
 -- Standalone jobs keep their record for a while after they end (dead ones stay for the dead-letter queue).
-local function expire_finished(k, state, ttl, in_run)
+-- `ttl_text`: the same ttl as the caller's ARGV string, when it has one: a Lua number passed to redis.call is
+-- formatted with sprintf (~2,000 instructions; callgrind), a string is passed as it is.
+local function expire_finished(k, state, ttl, in_run, ttl_text)
   if state ~= 'dead' and ttl and ttl > 0 and not in_run then
-    redis.call('PEXPIRE', k, ttl)
+    redis.call('PEXPIRE', k, ttl_text or ttl)
   end
 end
 
@@ -801,10 +804,10 @@ end
 -- on the token of the record decides. A success writes the end (result, times, worker, task, and the
 -- arguments and options from the entry; the queue, level and enqueue time are the id's); any other end first
 -- makes the running record from the entry (still pending here), then ends as any attempt does.
-local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter)
+local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter, k)
   local q, p, eid = lean_parts(id)
   if not q or token ~= lean_token(eid) then return 'stale' end
-  local stream, k = stream_key(q, p), job_key(id)
+  local stream = stream_key(q, p)
   if outcome ~= 'succeeded' then
     local e = redis.call('XRANGE', stream, eid, eid)[1]
     local holder, idle = holder_of(stream, eid)
@@ -839,15 +842,18 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
   end
   if opts and string.find(opts, '"lim"', 1, true) then release_lean(id, opts, now) end  -- the slots its start took
   if forget then return 'succeeded' end  -- the entry's ack is the whole end
+  -- the times as the caller's strings where it sent them (by.now, by.ttl: no number formatting, see
+  -- expire_finished)
+  local finished = by.now or now
   if opts then
-    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
-      'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args, 'opts', opts)
+    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', '1', 'started', by.started or finished,
+      'finished', finished, 'worker', by.worker, 'task', by.task, 'payload', args, 'opts', opts)
   else
-    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', 1, 'started', by.started or now,
-      'finished', now, 'worker', by.worker, 'task', by.task, 'payload', args)
+    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', '1', 'started', by.started or finished,
+      'finished', finished, 'worker', by.worker, 'task', by.task, 'payload', args)
   end
   if waiter then publish(done_channel, id) end
-  expire_finished(k, 'succeeded', ttl, false)
+  expire_finished(k, 'succeeded', ttl, false, by.ttl)
   return 'succeeded'
 end
 
@@ -856,14 +862,17 @@ local NOBODY = {worker = '', task = ''}
 -- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
 -- `acks`: {ack = {stream -> entry ids to ack and delete}, del = {stream -> entry ids to delete}}, sent in one
 -- XACK and one XDEL a stream after all the caller's attempts (finish_many); without it each is done here.
--- `by`: {worker, started (ms), task[, args, opts]} of the attempt: what a lean job's first attempt writes at
--- its end (args '' or nil: read from the entry).
+-- `by`: {worker, started (ms), task[, args, opts][, now, ttl]} of the attempt: what a lean job's first attempt
+-- writes at its end (args '' or nil: read from the entry; now and ttl: the same as the arguments, as text).
 finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks, by)
   by = by or NOBODY
   local k = job_key(id)
-  if string.sub(token, 1, 1) == '@' then  -- a lean job's first attempt: most have no record (two fields tell)
+  if string.byte(token, 1) == 64 then  -- '@': a lean job's first attempt, which most often has no record
+    if redis.call('EXISTS', k) == 0 then  -- (a record with `w` alone, a waiter's flag, has no state)
+      return finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, nil, k)
+    end
     local has, flag = unpack(redis.call('HMGET', k, 'state', 'w'))
-    if not has then return finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, flag) end
+    if not has then return finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, flag, k) end
   end
   local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh, after_me = unpack(
     redis.call('HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent',

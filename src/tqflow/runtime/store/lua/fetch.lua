@@ -14,15 +14,29 @@ fair_run.refill = false
 local ROUNDS = 8
 local function read(stream, count)
   local total = 0
+  -- the stream's queue and level, which name its lean entries' jobs (lean_id_at), parsed once a stream
+  local q, p = string.match(string.sub(stream, #prefix + 4), '^(.+):(' .. LEVEL .. ')$')
+  local lean = q and (q .. '.' .. p .. '.')
   for round = 1, ROUNDS do
     local want = count - total
     if want <= 0 then break end
     local reply = redis.call('XREADGROUP', 'GROUP', GROUP, worker, 'COUNT', want, 'STREAMS', stream, '>')
     local entries = reply and reply[1][2] or {}
     for _, e in ipairs(entries) do
-      local id = entry_job(stream, e[1], e[2])
+      local eid, f = e[1], e[2]
       n = n + 1
-      local job = start_guarded(id, stream, e[1], worker, token .. n, now, lease, e[2])
+      local job
+      -- The common entry, as enqueue.lua writes a lean job (t, p[, o] with no limits), read here for the
+      -- first time: its first attempt, nothing written, the row start_entry's lean case returns, built
+      -- without its parsing, tables and pcall (nothing on this path can raise). Anything else (a `j`
+      -- entry, a limited job, another shape) goes through start_guarded as before.
+      if lean and f[1] == 't' and f[3] == 'p' and (f[5] == nil or (f[5] == 'o' and f[7] == nil
+        and not string.find(f[6], '"lim"', 1, true))) then
+        job = {lean .. eid, '@' .. eid, 1, f[2], f[4], f[6] or false, q, p, string.match(eid, '^(%d+)'), false,
+          false}
+      else
+        job = start_guarded(entry_job(stream, eid, f), stream, eid, worker, token .. n, now, lease, f)
+      end
       if job then started[#started + 1] = job; total = total + 1 end
     end
     if #entries < want then  -- the stream ran dry: a fair share feeds it from its keys' lists

@@ -8,9 +8,13 @@ run_when_full()
 lim_batch = true  -- the slots its attempts give back are written once (limits.lua)
 local now, ttl, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
 local out, acks = {}, {ack = {}, del = {}}
+-- one `by` for every attempt (finish_attempt reads it and keeps nothing); the times stay the strings they came
+-- as (a started time that is not an integer counts as none, as tonumber made it)
+local by = {worker = worker, now = ARGV[1], ttl = ARGV[2]}
 for i = 4, #ARGV, 10 do
-  local by = {worker = worker, started = tonumber(ARGV[i + 6]), task = ARGV[i + 7], args = ARGV[i + 8],
-    opts = ARGV[i + 9]}
+  local started = ARGV[i + 6]
+  if not string.find(started, '^%d+$') then started = nil end
+  by.started, by.task, by.args, by.opts = started, ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
   out[#out + 1] = finish_attempt(now, ttl, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]),
     ARGV[i + 5], acks, by)
 end
