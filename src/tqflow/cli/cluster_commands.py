@@ -13,6 +13,7 @@ from tqflow.runtime.cluster.leader import current_leader
 from tqflow.runtime.cluster.registry import WorkerRecord, list_workers
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store.cluster_keys import ClusterKeys
+from tqflow.runtime.store.keys import hash_tag
 
 
 @click.command()
@@ -90,7 +91,7 @@ def partitions(count: int | None, as_json: bool, redis_url: str | None, namespac
                 raise click.UsageError(str(err)) from err
 
     made = asyncio.run(go())
-    tags = [f"{{{namespace}.{k}}}" for k in range(made)] if made > 1 else [f"{{{namespace}}}"]
+    tags = [hash_tag(namespace, k) for k in range(made)] if made > 1 else [hash_tag(namespace)]
     if as_json:
         click.echo(json.dumps({"namespace": namespace, "partitions": made, "tags": tags}))
         return

@@ -48,7 +48,7 @@ from tqflow.runtime.schedules import Schedule, ScheduleNotFound, schedule_flow, 
 from tqflow.runtime.schedules import describe as describe_schedule
 from tqflow.runtime.schedules import flow_name as schedule_flow_name
 from tqflow.runtime.signals import Signalled, WaitingSignal, send_signal, waiting_signals
-from tqflow.runtime.store import calls, lean
+from tqflow.runtime.store import calls, jobrows, lean
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
@@ -564,16 +564,7 @@ class Client:
 
     async def _runs_of(self, job_ids: Sequence[str]) -> list[str | None]:
         """The run each job belongs to (through its fan-out parent for an item), None for a standalone job."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hmget(self.keys.job(job_id), "state", "run", "parent")
-            rows = await pipe.execute()
-        runs: list[str | None] = []
-        for state, run_id, parent in rows:
-            if state == "dead" and not run_id and parent:
-                run_id = await self.redis.hget(self.keys.job(str(parent)), "run")
-            runs.append(str(run_id) if state == "dead" and run_id else None)
-        return runs
+        return await jobrows.dead_runs(self.redis, self.keys, job_ids)
 
     async def replay_all(self, queue: str | None = None, task: str | None = None) -> dict[str, str]:
         """Replay every job of a dead-letter queue (or only one task's)."""
@@ -581,7 +572,8 @@ class Client:
         for part in await self._parts():
             own = [str(i) for i in await part.redis.zrange(part.keys.dead_letter(queue), 0, -1)]
             if task is not None:
-                own = [i for i in own if await part.redis.hget(part.keys.job(i), "task") == task]
+                names = await jobrows.tasks(part.redis, part.keys, own)
+                own = [i for i, name in zip(own, names, strict=True) if name == task]
             ids += [part.shown(i) for i in own]
         return await self.replay(ids, queue)
 

@@ -49,6 +49,7 @@ from redis.retry import Retry as SyncRetry
 
 from tqflow.errors import StoreError
 from tqflow.runtime.packing import packing_class
+from tqflow.runtime.store.keys import hash_tag
 
 URL_ENV = "TQFLOW_REDIS_URL"
 MAX_CONNECTIONS_ENV = "TQFLOW_REDIS_MAX_CONNECTIONS"
@@ -166,7 +167,7 @@ class Topology:
 
     def pin(self, namespace: str, partition: str | None = None) -> None:
         tag = namespace if partition is None else f"{namespace}.{partition}"
-        slot = key_slot(f"{{{tag}}}".encode())
+        slot = key_slot(hash_tag(namespace, partition).encode())
         if slot not in self.slots:
             self.slots[slot] = tag
             self.stale = True
@@ -355,7 +356,7 @@ class _ClusterCheck:
         if not self.namespaces:
             return RedisUrlError(f"{here} is a Redis Cluster node; use redis+cluster://{here}")
         namespace = self.namespaces[0]
-        slot = key_slot(f"{{{namespace}}}".encode())
+        slot = key_slot(hash_tag(namespace).encode())
         owner = "no node (the cluster is down)"
         for low, high, master, *_ in slots or []:
             if int(low) <= slot <= int(high):

@@ -24,7 +24,7 @@ from tqflow.runtime.connection import for_partition
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.limit_inspect import LimitsOverview, read_limits, waiting_jobs
 from tqflow.runtime.runs import now_ms, read_run
-from tqflow.runtime.store import codec, lean, payloads
+from tqflow.runtime.store import codec, jobrows, lean, payloads
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.records import JobRecord
@@ -396,7 +396,7 @@ class Inspector:
         async with self.redis.pipeline(transaction=False) as pipe:
             lean_ids = [lean.queue_lookup(pipe, self.keys, job_id) for job_id in ids]
             for job_id in ids:
-                pipe.hgetall(self.keys.job(job_id))
+                jobrows.queue_record(pipe, self.keys, job_id)
                 if with_attempts:
                     pipe.lrange(self.keys.attempts(job_id), 0, -1)
             replies = await pipe.execute(raise_on_error=False)

@@ -30,7 +30,7 @@ from tqflow.runtime.limits import Limit, fair_share, limits_of, wire_of
 from tqflow.runtime.resend import Lanes, new_nonce, resend, resend_sync
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import calls as script_calls
-from tqflow.runtime.store import lean, payloads, records
+from tqflow.runtime.store import jobrows, lean, payloads, records
 from tqflow.runtime.store.calls import Arg, ScriptCall
 from tqflow.runtime.store.keys import Keys, check_part
 from tqflow.runtime.store.payloads import PayloadSettings
@@ -631,7 +631,7 @@ def queue_job_read(pipe: Any, keys: Keys, job_id: str) -> bool:
     """Queue the reads `job_row` needs on a pipeline (sync or asyncio; execute it with
     `raise_on_error=False`, job_row raises what failed); True when the id is a lean one."""
     is_lean = lean.queue_lookup(pipe, keys, job_id)
-    pipe.hmget(keys.job(job_id), *JOB_FIELDS)
+    jobrows.queue_row(pipe, keys, job_id)
     return is_lean
 
 

@@ -30,6 +30,7 @@ from tqflow.runtime.cluster.schedule import next_ticks
 from tqflow.runtime.cluster.scheduler import TICK_KEY_TTL_MS, tick_run_call
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, now_ms
+from tqflow.runtime.store import jobrows
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
@@ -170,10 +171,7 @@ class Lifecycle:
             return {}
         found: dict[str, list[str]] = {}
         async for run_id in self.running_runs(flow):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for name in jobs:
-                    pipe.hget(self.keys.job(f"{run_id}.{name}"), "state")
-                states = await pipe.execute()
+            states = await jobrows.states(self.redis, self.keys, [f"{run_id}.{name}" for name in jobs])
             pending = [name for name, state in zip(jobs, states, strict=True) if state in NOT_STARTED]
             if pending:
                 found[run_id] = pending

@@ -167,7 +167,7 @@ class RedisJobCounters:
 
     def __init__(self, redis: Any, namespace: str, tasks: Collection[str] | None = None) -> None:
         self.redis = redis
-        self.key = stats_key(Keys(namespace))
+        self.key = Keys(namespace).stats_jobs
         self.tasks = set(tasks) if tasks is not None else None
         self.labels = TaskLabels()
         self.counts: Tally[str] = Tally()
@@ -221,11 +221,6 @@ class RedisJobCounters:
             await self.flush()
 
 
-def stats_key(keys: Keys) -> str:
-    """`{ns}:stats:jobs`: the deployment's job counters, added to by every worker."""
-    return f"{keys.prefix}:stats:jobs"
-
-
 @dataclass
 class Snapshot:
     queues: QueuesOverview | None = None
@@ -261,7 +256,7 @@ class RedisCollector(Collector):
             enqueued=await self._enqueued(overview),
             dead=await self._dead(),
             leader=any(w.state == "leader" for w in workers),
-            jobs=await self.inspector.redis.hgetall(stats_key(self.inspector.keys)) if self.jobs else {},
+            jobs=await self.inspector.redis.hgetall(self.inspector.keys.stats_jobs) if self.jobs else {},
             limits=await self.inspector.limits(),
         )
         with self._lock:

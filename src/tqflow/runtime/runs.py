@@ -20,7 +20,7 @@ from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.flow_controls import check_flow, job_controls, with_controls
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.resend import new_nonce, resend
-from tqflow.runtime.store import calls, codec, payloads, records
+from tqflow.runtime.store import calls, codec, jobrows, payloads, records
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -164,19 +164,16 @@ async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None 
     if not run:
         raise RunNotFound(f"no run {run_id}")
     names = flow.order if flow is not None else []
-    async with redis.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.hmget(keys.job(f"{run_id}.{name}"), "state", "attempt", "result", "error", "reason", "child")
-        rows = await pipe.execute()
+    rows = await jobrows.flow_job_rows(redis, keys, run_id, names)
     jobs = {
         name: JobInfo(
             name,
-            row[0] or "unknown",
-            int(row[1] or 0),
-            _result(row[2]),
-            json.loads(row[3]) if row[3] else None,
-            row[4],
-            child_run=row[5] or "",
+            row.state or "unknown",
+            row.attempt,
+            _result(row.result),
+            row.error,
+            row.reason,
+            child_run=row.child_run,
         )
         for name, row in zip(names, rows, strict=True)
     }

@@ -22,7 +22,7 @@ from tqflow.plan import FlowPlan
 from tqflow.plan.model import ValueType
 from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import calls, payloads
+from tqflow.runtime.store import calls, jobrows, payloads
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -256,9 +256,9 @@ async def waiting_signals(
     out: list[WaitingSignal] = []
     plans: dict[tuple[str, int], FlowPlan | None] = {}
     for job_id, since in rows:
-        record = await redis.hmget(keys.job(str(job_id)), "run", "name", "flow", "due", "state")
-        run, name, flow_name, due, state = record
-        if state != "awaiting" or run is None or name is None:
+        row = await jobrows.signal_job(redis, keys, str(job_id))
+        run, name, flow_name, due = row.run, row.name, row.flow, row.due
+        if row.state != "awaiting" or run is None or name is None:
             continue
         version = await redis.hget(keys.run(str(run)), "version")
         spec = await _spec(deployments, plans, str(flow_name), int(version or 0), str(name))
@@ -269,7 +269,7 @@ async def waiting_signals(
                 name=str(name),
                 type=str(spec) if spec else "",
                 since_ms=int(since),
-                timeout_at_ms=int(due) if due else None,
+                timeout_at_ms=due,
                 schema=spec.model_dump(mode="json", exclude_defaults=True) if spec else {},
             )
         )

@@ -35,7 +35,7 @@ from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.retries import decide
 from tqflow.runtime.runs import read_run, run_environment, run_submission
-from tqflow.runtime.store import calls, codec, payloads
+from tqflow.runtime.store import calls, codec, jobrows, payloads
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -102,7 +102,7 @@ class SubflowSteps:
         return len(ids)
 
     async def step(self, job_id: str) -> str:
-        record = {str(k): str(v) for k, v in (await self.redis.hgetall(self.keys.job(job_id))).items()}
+        record = await jobrows.record(self.redis, self.keys, job_id)
         state = record.get("state")
         if state == "starting":
             return await self._start(job_id, record)
@@ -169,10 +169,8 @@ class SubflowSteps:
         """The job's arguments evaluated against its run: the child's parameters."""
         run = await self.redis.hmget(self.keys.run(run_id), "params", "created")
         deps = json.loads(record.get("data_deps") or "[]")
-        outputs = {}
-        for dep in deps:
-            results = await self.redis.hmget(self.keys.job(f"{run_id}.{dep}"), "result")
-            outputs[dep] = payloads.value(None if results[0] is None else str(results[0]))
+        results = await jobrows.results(self.redis, self.keys, [f"{run_id}.{dep}" for dep in deps])
+        outputs = {dep: payloads.value(result) for dep, result in zip(deps, results, strict=True)}
         env = Environment(
             params=codec.decode(run[0]) or {},
             outputs=outputs,

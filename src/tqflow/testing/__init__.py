@@ -32,6 +32,7 @@ from tqflow.runtime.connection import connect
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import RunInfo
+from tqflow.runtime.store.keys import scan_patterns
 from tqflow.runtime.task import Call, Task
 from tqflow.runtime.worker import Worker, WorkerSettings
 
@@ -158,8 +159,11 @@ class FlowTestEnv:
                 await asyncio.wait_for(running, 10)
             await connection.aclose()
         self._workers.clear()
-        keys = [k async for k in self.redis.scan_iter(match=f"{{{self.namespace}}}*", count=1000)]
-        keys += [k async for k in self.redis.scan_iter(match=f"{{{self.namespace}.*}}*", count=1000)]
+        keys = [
+            k
+            for pattern in scan_patterns(self.namespace)
+            async for k in self.redis.scan_iter(match=pattern, count=1000)
+        ]
         for start in range(0, len(keys), 500):
             await self.redis.unlink(*keys[start : start + 500])
         await self.client.close()

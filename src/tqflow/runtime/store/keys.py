@@ -36,6 +36,17 @@ def check_part(what: str, value: str, max_len: int = MAX_KEY_PART) -> str:
     return value
 
 
+def hash_tag(namespace: str, partition: int | str | None = None) -> str:
+    """`{ns}`, or `{ns.k}` for partition k: the hash tag every key of that partition starts with (so its
+    keys share one Redis Cluster slot)."""
+    return "{" + (namespace if partition is None else f"{namespace}.{partition}") + "}"
+
+
+def scan_patterns(namespace: str) -> tuple[str, str]:
+    """SCAN MATCH patterns for every key of a namespace: its control slot and all its partitions."""
+    return hash_tag(namespace) + "*", hash_tag(namespace, "*") + "*"
+
+
 class Keys:
     def __init__(self, namespace: str = "tqflow", partition: int | None = None) -> None:
         if not NAMESPACE_RE.match(namespace):
@@ -46,8 +57,8 @@ class Keys:
             raise ValueError(f"partition {partition} must be 0 or more")
         self.namespace = namespace
         self.partition = partition
-        self.control = "{" + namespace + "}"  # the control slot: deploys, registry, leader, triggers
-        self.prefix = self.control if partition is None else "{" + f"{namespace}.{partition}" + "}"
+        self.control = hash_tag(namespace)  # the control slot: deploys, registry, leader, triggers
+        self.prefix = hash_tag(namespace, partition)
         self.delayed = f"{self.prefix}:delayed"
         self.delayed_wake = f"{self.prefix}:delayed:wake"
         self.dlq = f"{self.prefix}:dlq"
@@ -61,6 +72,8 @@ class Keys:
         self.after_waiting = f"{self.prefix}:after:waiting"
         # the workers' --keep-results (ms): for jobs that end outside a finish (skips, cancels)
         self.keep_results = f"{self.prefix}:keep-results"
+        # hash: the deployment's job counters and histogram buckets, added to by every worker (metrics.py)
+        self.stats_jobs = f"{self.prefix}:stats:jobs"
         self.done_channel = f"{self.prefix}:done"  # job ids that someone waits for, when they end
         self.cancel_channel = f"{self.prefix}:cancel"  # running job ids to stop
         self.group = GROUP

@@ -12,6 +12,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from tqflow.runtime import channels
+from tqflow.runtime.store import jobrows
 from tqflow.runtime.worker.context import WorkerContext
 from tqflow.runtime.worker.runner import Runner
 
@@ -60,10 +61,7 @@ class CancelListener:
         ids = list(self.runner.active)
         if not ids:
             return
-        async with self.context.redis.pipeline(transaction=False) as pipe:
-            for job_id in ids:
-                pipe.hget(self.context.keys.job(job_id), "cancel")
-            flags = await pipe.execute()
+        flags = await jobrows.cancel_flags(self.context.redis, self.context.keys, ids)
         for job_id, flag in zip(ids, flags, strict=True):
-            if flag == "1":
+            if flag:
                 self.runner.cancel(job_id)
