@@ -27,6 +27,7 @@ from tqflow.runtime.validation import ArgumentError
 from tqflow.runtime.worker import Worker
 
 from .conftest import OBS_FLOWS
+from cli_runner import tqc_on
 from helpers import WorkerFactory
 
 TASKS = load_tasks(["policy_tasks"], [OBS_FLOWS])
@@ -131,6 +132,35 @@ async def test_post_jobs_by_name_gets_the_policies_and_checks_the_arguments(
     listed_tasks = {t["name"]: t for t in (await api.get("/api/tasks")).json()}
     assert listed_tasks["pol.flaky"]["retry"]["attempts"] == 3
     assert listed_tasks["pol.doomed"]["dead_letter"] == "pol-dead"
+
+
+async def test_a_name_no_worker_registered_is_refused_with_the_closest_one(
+    api: httpx.AsyncClient, client: Client, redis_url: str, namespace: str
+) -> None:
+    await catalog.publish(client.redis, client.keys, TASKS)  # as a worker does when it starts
+    typo = await asyncio.to_thread(tqc_on, redis_url, namespace, "jobs", "submit", "pol.flaki", "-a", "key=k")
+    assert typo.returncode == 2, typo.stdout
+    assert "no worker has registered a task `pol.flaki`; did you mean `pol.flaky`?" in typo.stderr
+    assert "--unregistered" in typo.stderr
+    assert await client.list_jobs(queue="default") == []  # nothing queued
+    reply = await api.post("/jobs", json={"task": "pol.flaki", "kwargs": {"key": "k"}})
+    assert reply.status_code == 422
+    assert reply.json()["detail"][0]["loc"] == ["body", "task"]
+    assert "did you mean `pol.flaky`?" in reply.json()["detail"][0]["msg"]
+    # a name far from every published one gets no guess
+    far = await asyncio.to_thread(tqc_on, redis_url, namespace, "jobs", "submit", "billing.charge")
+    assert far.returncode == 2
+    assert far.stderr.startswith("error: no worker has registered a task `billing.charge` (")
+    # queued anyway on request (a worker for it may come later): the job waits on the default queue
+    anyway = await asyncio.to_thread(
+        tqc_on, redis_url, namespace, "jobs", "submit", "billing.charge", "--unregistered"
+    )
+    assert anyway.returncode == 0, anyway.stderr
+    assert (await client.job(anyway.stdout.strip())).state == "queued"
+    # a registered name goes through, with the task's published queue
+    fine = await asyncio.to_thread(tqc_on, redis_url, namespace, "jobs", "submit", "pol.flaky", "-a", "key=k")
+    assert fine.returncode == 0, fine.stderr
+    assert (await client.job(fine.stdout.strip())).queue == "pol"
 
 
 async def test_by_name_arguments_are_checked_and_best_effort_bulk_says_per_job(

@@ -300,6 +300,7 @@ async def test_tqc_jobs_submit_and_show_the_codec(client: Client, redis_url: str
         "msgpack",
         "--priority",
         "high",
+        "--unregistered",  # no worker has published it (its published codec would be its own)
     )
     assert made.returncode == 0, made.stderr
     job_id = made.stdout.strip()

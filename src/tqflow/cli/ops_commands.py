@@ -15,6 +15,7 @@ from tqflow.cli import exit_codes
 from tqflow.cli.common import namespace_option, open_client, redis_option
 from tqflow.cli.listing import json_option, print_items
 from tqflow.plan import PRIORITIES
+from tqflow.runtime import catalog
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.runs import JobInfo
@@ -96,6 +97,11 @@ def _arguments(pairs: tuple[str, ...]) -> dict[str, Any]:
     default=None,
     help="--no-keep-result: a success at the first attempt leaves no record (default: the task's).",
 )
+@click.option(
+    "--unregistered",
+    is_flag=True,
+    help="Queue it even if no worker has registered TASK yet (its policies then are the defaults).",
+)
 @redis_option
 @namespace_option
 def jobs_submit(
@@ -110,16 +116,22 @@ def jobs_submit(
     depends_on: tuple[str, ...],
     allow_failure: bool,
     keep_result: bool | None,
+    unregistered: bool,
     redis_url: str | None,
     namespace: str,
 ) -> None:
     """Submit a standalone job of TASK (`module.function`, as the workers registered it); prints its id.
     The job takes the task's own queue, priority, retry, timeout and codec unless an option sets them.
     With --depends-on it waits for those jobs, and is skipped if one does not succeed (unless
-    --allow-failure)."""
+    --allow-failure). A TASK no worker has registered is refused (a typo would be dead-lettered), unless
+    --unregistered."""
     kwargs = _arguments(pairs)
 
     async def act(client: Client) -> int:
+        problem = None if unregistered else await catalog.unregistered(client.redis, client.keys, task)
+        if problem is not None:
+            click.echo(f"error: {problem} (start a worker for it, or pass --unregistered)", err=True)
+            return exit_codes.USAGE
         job = await client.enqueue(
             task,
             queue=queue,

@@ -8,7 +8,8 @@ and its parameters
 (`client.enqueue("mod.fn", …)`, `SyncClient`, `POST /jobs`) takes from there every policy the call does not
 set, exactly as a job sent with the `Task` object does; its arguments are checked against the published
 parameters (names, required ones, and the JSON types of the schema). A name no worker published is sent as
-before (a worker may come later); the REST API refuses it (422).
+before by the Python clients (a worker may come later); the REST API refuses it (422) and so does `tqc jobs
+submit` (exit 2, unless `--unregistered`), naming the closest published task.
 
 Readers cache an entry for `CatalogCache.ttl` seconds (an unknown name for 1 s), so a producer sees a
 redeployed worker's policies within that time, at one HGET per task and period.
@@ -16,6 +17,7 @@ redeployed worker's policies within that time, at one HGET per task and period.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 import time
@@ -313,3 +315,22 @@ async def read_all(redis: Any, keys: Keys) -> dict[str, Published]:
         except (ValueError, KeyError, TypeError):
             continue
     return out
+
+
+def unregistered_message(name: str, published: Iterable[str]) -> str:
+    """What to say of a task name no worker published: the closest published name, if one is close."""
+    close = difflib.get_close_matches(name, sorted(published), n=1, cutoff=0.6)
+    hint = f"; did you mean `{close[0]}`?" if close else ""
+    return f"no worker has registered a task `{name}`{hint}"
+
+
+async def unregistered(redis: Any, keys: Keys, name: str) -> str | None:
+    """None when some worker published `name`; else why not (see `unregistered_message`)."""
+    if await redis.hexists(catalog_key(keys), name):
+        return None
+    return unregistered_message(name, await published_names(redis, keys))
+
+
+async def published_names(redis: Any, keys: Keys) -> list[str]:
+    """The names of every published task."""
+    return [str(n) for n in await redis.hkeys(catalog_key(keys))]

@@ -10,6 +10,7 @@ from pydantic import AfterValidator, BaseModel, Field
 
 from tqflow.plan import PRIORITIES
 from tqflow.runtime.api.routes import ID, NAME, JobId, RunId, Svc, well_formed
+from tqflow.runtime.catalog import published_names, unregistered_message
 from tqflow.runtime.limits import Limit, Limiter, Rate, fair_share, limits_of
 from tqflow.runtime.views import DeadJob, Page
 
@@ -118,7 +119,8 @@ async def submit_job(svc: Svc, body: SubmitJob) -> Submitted:
     await catalog.load(svc.redis, (body.task,))
     published = catalog.cached(body.task)
     if published is None:
-        raise _invalid(["task"], f"no worker has registered a task `{body.task}`")
+        known = await published_names(svc.redis, svc.client.keys)
+        raise _invalid(["task"], unregistered_message(body.task, known))
     problem = published.problem(body.kwargs)
     if problem is not None:
         field, message = problem
