@@ -138,6 +138,8 @@ async def test_bad_schedules_say_what_is_wrong(client: Client) -> None:
         await client.schedule(jt.add, cron="* * * * *", tz="Mars/Olympus", args={"x": 1})
     with pytest.raises(ScheduleError, match="invalid cron expression '61 \\* \\* \\* \\*'"):
         await client.schedule(jt.add, cron="61 * * * *", args={"x": 1})
+    with pytest.raises(ScheduleError, match=r"cron '0 12 30 2 \*' can never fire: .*February has at most 29"):
+        await client.schedule(jt.add, cron="0 12 30 2 *", args={"x": 1})  # accepted, never fired before
     with pytest.raises(ArgumentError):
         await client.schedule(jt.add, every="1h", args={"x": "not a number"})
     with pytest.raises(ArgumentError, match="x"):
@@ -213,5 +215,12 @@ async def test_the_rest_api_and_tqc_manage_schedules(
     assert missing.returncode == 5 and "no schedule 'hourly'" in missing.stderr
     wrong = await asyncio.to_thread(tqc, redis_url, namespace, "schedules", "add", jt.add.name, "--cron", "x")
     assert wrong.returncode == 2 and "invalid cron expression 'x'" in wrong.stderr
+    never = await asyncio.to_thread(
+        tqc, redis_url, namespace, "schedules", "add", jt.add.name, "--cron", "0 0 31 4 *", "-a", "x=1"
+    )
+    assert never.returncode == 2 and "cron '0 0 31 4 *' can never fire" in never.stderr, never.stderr
+    never_body = {"task": jt.add.name, "cron": "0 0 30 2 *", "args": {"x": 3}}
+    refused = await api.post("/api/schedules", json=never_body)
+    assert refused.status_code == 422 and "can never fire" in refused.json()["detail"][0]["msg"]
     assert (await api.delete("/api/schedules/nightly")).json()["name"] == "nightly"
     assert await client.schedules() == []

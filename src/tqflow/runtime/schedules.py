@@ -23,6 +23,7 @@ from typing import Any
 from tqflow.errors import ClientError
 from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, CatchupPlan, FlowPlan, JobPlan, Priority, TriggerPlan
 from tqflow.plan.durations import Duration, to_ms
+from tqflow.plan.firetimes import parse_cron
 from tqflow.plan.model import RetryPlan, TaskRef
 from tqflow.runtime.catalog import Published
 from tqflow.runtime.cluster.schedule import ScheduleError, at_ms, next_ticks, zone
@@ -111,7 +112,7 @@ def trigger_plan(
     on_dst_gap: str,
     on_dst_repeat: str,
 ) -> TriggerPlan:
-    """The trigger, checked: one of cron, every or at; a known time zone; a cron that parses."""
+    """The trigger, checked: one of cron, every or at; a known time zone; a cron that parses and fires."""
     given = [k for k, v in (("cron", cron), ("every", every), ("at", at)) if v is not None]
     if len(given) != 1:
         raise ValueError(
@@ -147,6 +148,11 @@ def trigger_plan(
         at_ms(trigger)
     else:
         next_ticks(trigger, 0, 1)  # ScheduleError for a cron that does not parse
+    if cron is not None and not parse_cron(cron).can_fire():  # as the language's TQ0601
+        raise ScheduleError(
+            f"cron {cron!r} can never fire: no date has that day of month in those months "
+            "(February has at most 29 days; April, June, September and November have 30)"
+        )
     return trigger
 
 
