@@ -7,6 +7,8 @@ import asyncio
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 
 from tqflow.plan import FlowPlan, OutputPlan, Plan, RetryPlan
 from tqflow.runtime.client import Client
@@ -213,19 +215,29 @@ async def test_fan_out_items_carry_their_run_and_flow(client: Client, start_work
     from tqflow.runtime.alert_sinks import CallbackSink
     from tqflow.runtime.alerts import AlertMonitor, AlertSettings, Route
     from tqflow.runtime.inspect import Inspector
+    from tqflow.runtime.logging import JobLogHooks
     from tqflow.runtime.store.payloads import PayloadSettings
 
     events = Events()
     # a worker that writes msgpack and zstd: items' results stay JSON, or the fan-in could not join them
     await start_worker(
-        TASKS, hooks=[events], concurrency=8, payloads=PayloadSettings(codec="msgpack", compression="zstd")
+        TASKS,
+        hooks=[events, JobLogHooks()],
+        concurrency=8,
+        payloads=PayloadSettings(codec="msgpack", compression="zstd"),
     )
     await client.deploy(fan_flow(3))
-    run_id = await client.start_run("fan", {"n": 3})
-    info = await client.wait(run_id, timeout=30)
+    with structlog.testing.capture_logs() as logged:
+        run_id = await client.start_run("fan", {"n": 3})
+        info = await client.wait(run_id, timeout=30)
     assert info.state == "succeeded" and info.outputs["items"] == [100, 101, 102]
     items = [e for e in events.started if e.job_id.startswith(f"{run_id}.each.")]
     assert len(items) == 3 and {(e.run_id, e.flow) for e in items} == {(run_id, "fan")}
+    # the items' log lines name their run and flow too (the worker's "job finished" line)
+    item_lines = [line for line in logged if str(line.get("job", "")).startswith(f"{run_id}.each.")]
+    finished = [line for line in item_lines if line["event"] == "job finished"]
+    assert len(finished) == 3, item_lines
+    assert {(line["run"], line["flow"]) for line in finished} == {(run_id, "fan")}
 
     # a dead item alerts a route scoped to its flow (and not one scoped to another flow)
     plan = fan_flow(2)

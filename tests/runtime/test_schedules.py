@@ -203,6 +203,7 @@ async def test_the_rest_api_and_tqc_manage_schedules(
     )
     assert added.returncode == 0, added.stderr
     assert "schedule  hourly (flow schedule.hourly, version 1)" in added.stdout
+    assert "when      every 1h  catchup none" in added.stdout, added.stdout  # not `every 3600000 ms`
     listed = await asyncio.to_thread(tqc, redis_url, namespace, "schedules")
     assert [line.split()[0] for line in listed.stdout.splitlines()] == ["hourly", "nightly"], listed.stdout
     shown = json.loads(

@@ -13,6 +13,7 @@ from tqflow.cli.common import namespace_option, redis_option
 from tqflow.cli.listing import json_option, print_item, print_items
 from tqflow.cli.ops_commands import _arguments, _with_client
 from tqflow.plan import PRIORITIES
+from tqflow.plan.durations import format_duration
 from tqflow.runtime.client import Client
 from tqflow.runtime.schedules import Schedule
 
@@ -27,7 +28,7 @@ def _rule(found: Schedule) -> str:
     if found.kind == "cron":
         return f"cron {found.cron!r} tz {found.timezone}"
     if found.kind == "every":
-        return f"every {found.every_ms} ms"
+        return f"every {format_duration(found.every_ms or 0)}"  # as written: `every 2s`, not `2000 ms`
     return f"at {found.at}"
 
 
