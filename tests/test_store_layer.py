@@ -1,14 +1,14 @@
 """The store layer's contract (issue 12): no module outside `runtime/store/` builds a Redis key or reads a
-job's record by its hash fields.
+job's (or a run's) record by its hash fields.
 
 Every module that can reach Redis (the runtime, the command lines, tqflow.testing, the stdlib; dsl,
 compiler, plan and lsp cannot import the runtime, tests/test_layers.py) is read with `ast`:
 - a key is built when a string puts a hash tag's brace in (`f"{{{ns}}}"`) or puts `:suffix` after a key
   or key part (`f"{keys.prefix}:stats"`, `f"{self.keys.dlq}:{name}"`, `prefix + ":x"`);
-- a job record is read or written by its fields when a Redis hash command (HGET, HMGET, HGETALL, HSET …)
-  is given `….job(…)`, the key of a job (store/keys.py `Keys.job`).
+- a job or run record is read or written by its fields when a Redis hash command (HGET, HMGET, HGETALL,
+  HSET …) is given `….job(…)` or `….run(…)`, the key of a job or a run (store/keys.py `Keys.job`, `Keys.run`).
 Keys come from `Keys`/`ClusterKeys` (store/keys.py, store/cluster_keys.py), job records are read by
-store/records.py and store/jobrows.py.
+store/records.py and store/jobrows.py, run records by store/runrows.py.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ STORE = PACKAGE / "runtime" / "store"
 # the layers that may import the runtime, hence reach Redis
 SCANNED = ("runtime", "cli", "testing", "stdlib")
 HASH_COMMANDS = {"hget", "hmget", "hgetall", "hset", "hsetnx", "hdel", "hexists", "hincrby", "hkeys", "hvals"}
+# the Keys methods that name a record's hash: a job's, a run's
+RECORDS = ("job", "run")
 # what a key or a key part is called where it is held
 KEY_WORDS = ("keys", "prefix", "control", "namespace", "key")
 
@@ -99,17 +101,16 @@ def record_reads(tree: ast.AST) -> list[tuple[int, str]]:
             and node.args
         ):
             key = node.args[0]
-            if isinstance(key, ast.Call) and isinstance(key.func, ast.Attribute) and key.func.attr == "job":
-                found.append(
-                    (node.lineno, f"{node.func.attr.upper()} of a job record ({ast.unparse(node)[:80]})")
-                )
+            if isinstance(key, ast.Call) and isinstance(key.func, ast.Attribute) and key.func.attr in RECORDS:
+                what = f"{node.func.attr.upper()} of a {key.func.attr} record"
+                found.append((node.lineno, f"{what} ({ast.unparse(node)[:80]})"))
     return found
 
 
 def violations(source: str, module: str) -> list[str]:
     tree = ast.parse(source)
     out = [f"{module}:{line} builds a Redis key: {why}" for line, why in key_builds(tree)]
-    return out + [f"{module}:{line} reads a job record's fields: {why}" for line, why in record_reads(tree)]
+    return out + [f"{module}:{line} reads a record's fields: {why}" for line, why in record_reads(tree)]
 
 
 def scanned_modules() -> list[Path]:
@@ -123,7 +124,8 @@ def test_no_module_outside_the_store_builds_a_key_or_reads_a_job_record() -> Non
     for path in scanned_modules():
         module = path.relative_to(PACKAGE.parent).as_posix()
         problems += violations(path.read_text(encoding="utf-8"), module)
-    assert not problems, "move these into runtime/store/ (Keys, records, jobrows):\n" + "\n".join(problems)
+    where = "runtime/store/ (Keys, records, jobrows, runrows)"
+    assert not problems, f"move these into {where}:\n" + "\n".join(problems)
 
 
 def test_the_scan_sees_the_whole_runtime_and_not_the_store() -> None:
@@ -146,9 +148,11 @@ def test_the_scan_sees_the_whole_runtime_and_not_the_store() -> None:
         ('tag = "{" + namespace + "}"', "builds a Redis key"),
         ('key = prefix + ":tasks"', "builds a Redis key"),
         ('key = f"{ns_key}:x"', "builds a Redis key"),
-        ('state = await redis.hget(keys.job(job_id), "state")', "reads a job record"),
-        ('pipe.hmget(self.context.keys.job(i), "state", "run")', "reads a job record"),
-        ("row = await self.redis.hgetall(part.keys.job(i))", "reads a job record"),
+        ('state = await redis.hget(keys.job(job_id), "state")', "of a job record"),
+        ('pipe.hmget(self.context.keys.job(i), "state", "run")', "of a job record"),
+        ("row = await self.redis.hgetall(part.keys.job(i))", "of a job record"),
+        ('state = await redis.hget(keys.run(run_id), "state")', "of a run record"),
+        ('pipe.hmget(self.keys.base.run(run_id), "flow", "version")', "of a run record"),
     ],
 )
 def test_a_violation_is_reported(source: str, what: str) -> None:
@@ -163,7 +167,7 @@ def test_a_violation_is_reported(source: str, what: str) -> None:
         'where = f"{host}:{port}"',  # an address
         "key = keys.stats_jobs",  # a key the store made
         "await redis.hgetall(keys.stats_jobs)",  # a hash that is not a job record
-        'await redis.hget(keys.run(run_id), "state")',  # a run's record (store/jobrows.py is for jobs)
+        'await redis.hget(keys.flow(name), "current")',  # a deployment's hash, not a job or run record
     ],
 )
 def test_what_is_not_a_violation(source: str) -> None:

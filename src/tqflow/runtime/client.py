@@ -48,7 +48,7 @@ from tqflow.runtime.schedules import Schedule, ScheduleNotFound, schedule_flow, 
 from tqflow.runtime.schedules import describe as describe_schedule
 from tqflow.runtime.schedules import flow_name as schedule_flow_name
 from tqflow.runtime.signals import Signalled, WaitingSignal, send_signal, waiting_signals
-from tqflow.runtime.store import calls, jobrows, lean
+from tqflow.runtime.store import calls, jobrows, lean, runrows
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
@@ -177,10 +177,10 @@ class Client:
         return await self.run_info(run_id)
 
     async def run_info(self, run_id: str) -> RunInfo:
-        run = await self.redis.hmget(self.keys.run(run_id), "flow", "version")
-        if run[0] is None:
+        found = await runrows.flow_version(self.redis, self.keys, run_id)
+        if found is None:
             raise RunNotFound(f"no run {run_id} in namespace {self.keys.namespace}")
-        _, plan = await self.deployments.get(str(run[0]), int(str(run[1])))
+        _, plan = await self.deployments.get(*found)
         return await read_run(self.redis, self.keys, run_id, plan)
 
     async def flow(self, name: str, version: int | None = None) -> tuple[int, FlowPlan]:

@@ -24,7 +24,7 @@ from tqflow.runtime.connection import for_partition
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.limit_inspect import LimitsOverview, read_limits, waiting_jobs
 from tqflow.runtime.runs import now_ms, read_run
-from tqflow.runtime.store import codec, jobrows, lean, payloads
+from tqflow.runtime.store import codec, jobrows, lean, payloads, runrows
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.records import JobRecord
@@ -321,7 +321,7 @@ class Inspector:
             position += len(ids)
             async with self.redis.pipeline(transaction=False) as pipe:
                 for run_id in ids:
-                    pipe.hget(self.keys.run(run_id), "params")
+                    runrows.queue_params(pipe, self.keys, run_id)
                 params = dict(zip(ids, await pipe.execute(), strict=True))
             for run in await self._run_summaries(ids):
                 text = params.get(run.id)
@@ -342,19 +342,13 @@ class Inspector:
     async def _run_summaries(self, ids: list[str]) -> list[RunSummary]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for run_id in ids:
-                pipe.hmget(
-                    self.keys.run(run_id), "flow", "version", "state", "created", "finished", "open", "failed"
-                )
+                runrows.queue_summary(pipe, self.keys, run_id)
             rows = await pipe.execute()
-        fields = ("flow", "version", "state", "created", "finished", "open", "failed")
-        return [
-            run_summary(run_id, dict(zip(fields, row, strict=True)))
-            for run_id, row in zip(ids, rows, strict=True)
-            if row[0] is not None
-        ]
+        found = [(run_id, runrows.summary(row)) for run_id, row in zip(ids, rows, strict=True)]
+        return [run_summary(run_id, row) for run_id, row in found if row is not None]
 
     async def run(self, run_id: str) -> RunDetail:
-        row = await self.redis.hgetall(self.keys.run(run_id))
+        row = await runrows.record(self.redis, self.keys, run_id)
         if not row:
             raise RunNotFound(f"no run {run_id}")
         summary = run_summary(run_id, row)

@@ -30,7 +30,7 @@ from tqflow.runtime.cluster.schedule import next_ticks
 from tqflow.runtime.cluster.scheduler import TICK_KEY_TTL_MS, tick_run_call
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, now_ms
-from tqflow.runtime.store import jobrows
+from tqflow.runtime.store import jobrows, runrows
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
@@ -156,7 +156,7 @@ class Lifecycle:
                 return
             async with self.redis.pipeline(transaction=False) as pipe:
                 for run_id in ids:
-                    pipe.hmget(self.keys.run(run_id), "flow", "state")
+                    runrows.queue_flow_state(pipe, self.keys, run_id)
                 rows = await pipe.execute()
             for run_id, (name, state) in zip(ids, rows, strict=True):
                 if name == flow and state is not None and state not in TERMINAL_RUN_STATES:

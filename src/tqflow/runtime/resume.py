@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from tqflow.errors import ClientError, RunNotFound
 from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import calls
+from tqflow.runtime.store import calls, runrows
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -34,10 +34,10 @@ async def resume_run(
     run_id: str,
     from_job: str | None = None,
 ) -> Resumed:
-    flow_name, version = await redis.hmget(keys.run(run_id), "flow", "version")
-    if flow_name is None or version is None:
+    found = await runrows.flow_version(redis, keys, run_id)
+    if found is None:
         raise RunNotFound(f"no run {run_id}")
-    _, flow = await deployments.get(str(flow_name), int(str(version)))  # the run's own version
+    _, flow = await deployments.get(*found)  # the run's own version
     if from_job is not None and from_job not in flow.jobs:
         known = ", ".join(flow.order)
         raise ResumeError(f"run {run_id} (flow {flow.name}) has no job `{from_job}`; its jobs are {known}")

@@ -20,7 +20,7 @@ from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.flow_controls import check_flow, job_controls, with_controls
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.resend import new_nonce, resend
-from tqflow.runtime.store import calls, codec, jobrows, payloads, records
+from tqflow.runtime.store import calls, codec, jobrows, payloads, records, runrows
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -160,7 +160,7 @@ def run_submission(
 
 
 async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None = None) -> RunInfo:
-    run = await redis.hgetall(keys.run(run_id))
+    run = await runrows.record(redis, keys, run_id)
     if not run:
         raise RunNotFound(f"no run {run_id}")
     names = flow.order if flow is not None else []
@@ -207,7 +207,7 @@ async def wait_run(redis: Redis, keys: Keys, run_id: str, timeout: float | None 
     """Block until the run is terminal; returns its state ('' on timeout)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        state = await redis.hget(keys.run(run_id), "state")
+        state = await runrows.state(redis, keys, run_id)
         if state in TERMINAL_RUN_STATES:
             return str(state)
         wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())

@@ -22,7 +22,7 @@ from tqflow.plan import FlowPlan
 from tqflow.plan.model import ValueType
 from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import calls, jobrows, payloads
+from tqflow.runtime.store import calls, jobrows, payloads, runrows
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -209,10 +209,10 @@ async def send_signal(
     payload: Any,
     max_bytes: int = payloads.DEFAULT_MAX_BYTES,
 ) -> Signalled:
-    flow_name, version = await redis.hmget(keys.run(run_id), "flow", "version")
-    if flow_name is None or version is None:
+    found = await runrows.flow_version(redis, keys, run_id)
+    if found is None:
         raise RunNotFound(f"no run {run_id}")
-    _, flow = await deployments.get(str(flow_name), int(str(version)))  # the run's own version
+    _, flow = await deployments.get(*found)  # the run's own version
     jobs = signal_jobs(flow)
     if name not in jobs:
         known = ", ".join(jobs) or "none"
@@ -260,8 +260,8 @@ async def waiting_signals(
         run, name, flow_name, due = row.run, row.name, row.flow, row.due
         if row.state != "awaiting" or run is None or name is None:
             continue
-        version = await redis.hget(keys.run(str(run)), "version")
-        spec = await _spec(deployments, plans, str(flow_name), int(version or 0), str(name))
+        version = await runrows.version(redis, keys, str(run))
+        spec = await _spec(deployments, plans, str(flow_name), version, str(name))
         out.append(
             WaitingSignal(
                 run_id=str(run),

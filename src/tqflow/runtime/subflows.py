@@ -35,7 +35,7 @@ from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.retries import decide
 from tqflow.runtime.runs import read_run, run_environment, run_submission
-from tqflow.runtime.store import calls, codec, jobrows, payloads
+from tqflow.runtime.store import calls, codec, jobrows, payloads, runrows
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -167,14 +167,14 @@ class SubflowSteps:
 
     async def _arguments(self, run_id: str, record: Mapping[str, str]) -> dict[str, Any]:
         """The job's arguments evaluated against its run: the child's parameters."""
-        run = await self.redis.hmget(self.keys.run(run_id), "params", "created")
+        params, created = await runrows.params_created(self.redis, self.keys, run_id)
         deps = json.loads(record.get("data_deps") or "[]")
         results = await jobrows.results(self.redis, self.keys, [f"{run_id}.{dep}" for dep in deps])
         outputs = {dep: payloads.value(result) for dep, result in zip(deps, results, strict=True)}
         env = Environment(
-            params=codec.decode(run[0]) or {},
+            params=codec.decode(params) or {},
             outputs=outputs,
-            run=run_environment(run_id, int(run[1] or now_ms())),
+            run=run_environment(run_id, created or now_ms()),
         )
         try:
             trees = json.loads(record.get("args") or "{}")
@@ -183,8 +183,8 @@ class SubflowSteps:
             raise SubflowArgumentError(str(err)) from err
 
     async def _outputs(self, child: str) -> dict[str, Any]:
-        flow, version = await self.redis.hmget(self.keys.run(child), "flow", "version")
-        _version, plan = await self.deployments.get(str(flow), int(version or 0))
+        flow, version = await runrows.flow_version(self.redis, self.keys, child) or ("", 0)
+        _version, plan = await self.deployments.get(flow, version)
         info = await read_run(self.redis, self.keys, child, plan)
         if info.output_errors:
             raise SubflowOutputError("; ".join(f"output {k}: {v}" for k, v in info.output_errors.items()))

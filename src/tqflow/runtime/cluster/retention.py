@@ -24,7 +24,7 @@ from redis.exceptions import RedisError
 from tqflow.plan.durations import parse_compound
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import calls
+from tqflow.runtime.store import calls, runrows
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
@@ -115,7 +115,7 @@ class Pruner:
                 break
             async with self.redis.pipeline(transaction=False) as pipe:
                 for run_id in ids:
-                    pipe.hmget(self.keys.run(run_id), "state", "finished", "flow", "version")
+                    runrows.queue_retention(pipe, self.keys, run_id)
                 rows = await pipe.execute()
             due: list[tuple[str, list[str]]] = []
             for run_id, (state, finished, flow, version) in zip(ids, rows, strict=True):

@@ -23,7 +23,7 @@ from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.expressions import Environment, evaluate
 from tqflow.runtime.params import resolve_params
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, job_records, new_run_id, now_ms, run_environment
-from tqflow.runtime.store import calls, codec
+from tqflow.runtime.store import calls, codec, runrows
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
@@ -120,7 +120,7 @@ class Scheduler:
         return upcoming[0] if upcoming else None
 
     async def _running(self, run_id: str) -> bool:
-        state = await self.redis.hget(self.keys.base.run(run_id), "state")
+        state = await runrows.state(self.redis, self.keys.base, run_id)
         return state is not None and state not in TERMINAL_RUN_STATES
 
     async def _fire(
