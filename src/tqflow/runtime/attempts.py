@@ -13,6 +13,7 @@ import structlog
 from redis.asyncio import Redis
 
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
+from tqflow.runtime.partitions import Place, RunPlaces, run_places
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store.keys import Keys
 
@@ -41,6 +42,7 @@ class AttemptRecorder:
         self.interval = interval
         self._buffer: list[tuple[str, str]] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._places: RunPlaces | None = None  # a `pK:` job's history goes to its partition
 
     def attempt_started(self, event: AttemptEvent) -> None:
         pass  # recorded once it ends, with its outcome
@@ -72,13 +74,20 @@ class AttemptRecorder:
 
     async def _write(self, batch: list[tuple[str, str]]) -> None:
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_id, entry in batch:
-                    key = self.keys.attempts(job_id)
-                    pipe.rpush(key, entry)
-                    pipe.ltrim(key, -KEEP, -1)
-                    pipe.expire(key, self.ttl_s)
-                await pipe.execute()
+            if self._places is None:
+                self._places = await run_places(self.redis, self.keys)
+            grouped: dict[int, tuple[Place, list[tuple[str, str]]]] = {}
+            for job_id, entry in batch:  # one pipeline per partition (a cluster serves each elsewhere)
+                place, local = self._places.at(job_id)
+                grouped.setdefault(id(place), (place, []))[1].append((local, entry))
+            for place, entries in grouped.values():
+                async with place.redis.pipeline(transaction=False) as pipe:
+                    for local, entry in entries:
+                        key = place.keys.attempts(local)
+                        pipe.rpush(key, entry)
+                        pipe.ltrim(key, -KEEP, -1)
+                        pipe.expire(key, self.ttl_s)
+                    await pipe.execute()
         except Exception as err:  # history is best effort; the jobs themselves are already recorded
             log.warning("could not record attempts", jobs=len(batch), error=repr(err))
 
@@ -86,3 +95,10 @@ class AttemptRecorder:
         """Wait until every buffered attempt is written (tests, and a worker shutting down)."""
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
+
+    async def close(self) -> None:
+        """Write what is buffered, then end the partitions' own connections."""
+        await self.flush()
+        if self._places is not None:
+            await self._places.close()
+            self._places = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, overload
@@ -39,7 +40,8 @@ from tqflow.runtime.jobs import (
 from tqflow.runtime.lifecycle import Backfilled, Lifecycle, Undeployed
 from tqflow.runtime.limit_inspect import waiting_jobs
 from tqflow.runtime.limits import LimitArg
-from tqflow.runtime.partitioned import Layout, Part, item_placement, submit_spread
+from tqflow.runtime.partitioned import Layout, Part, item_placement, shown_run, submit_spread
+from tqflow.runtime.partitions import RunPlaces
 from tqflow.runtime.resume import Resumed, ResumeError, resume_run
 from tqflow.runtime.runs import JobInfo, RunInfo, now_ms, read_run, start_run, wait_run
 from tqflow.runtime.schedules import PREFIX as SCHEDULE_PREFIX
@@ -75,9 +77,11 @@ class Client:
         self.waiter = Waiter(redis, self.keys, self.scripts)
         self.policy_differences: list[dict[str, Any]] = []  # of the last deploy (see `deploy`)
         self.lifecycle = Lifecycle(redis, self.keys, self.scripts, self.deployments)
+        self.lifecycle.places = self._runs
         self.control = Part(None, redis, self.keys, self.scripts, self.payload_settings)
         self.control.submitter, self.control.waiter = self.submitter, self.waiter
         self._layout_cache: Layout | bool | None = None  # the namespace's partitions, read at first use
+        self._run_places: RunPlaces | None = None
 
     async def _layout(self) -> Layout | None:
         """The namespace's data partitions (runtime/partitions.py), None for a namespace of one; read
@@ -87,6 +91,14 @@ class Client:
             ns = self.keys.namespace
             self._layout_cache = Layout(self.redis, ns, count, self.payload_settings) if count > 1 else False
         return self._layout_cache if isinstance(self._layout_cache, Layout) else None
+
+    async def _runs(self) -> RunPlaces:
+        """Where this namespace's runs live (runtime/partitions.py `RunPlaces`); one per client, so its
+        runs go round robin."""
+        if self._run_places is None:
+            layout = await self._layout()
+            self._run_places = RunPlaces(self.control, layout.parts if layout else ())
+        return self._run_places
 
     async def _parts(self) -> list[Part]:
         """Every partition that holds jobs: the control slot, then the data partitions."""
@@ -105,7 +117,7 @@ class Client:
         """Make this namespace one of `count` data partitions (docs/cluster.md); fixed once made (the same
         count again is accepted). Do it before the namespace's first standalone job."""
         made = await partitions.create(self.redis, self.keys, count)
-        self._layout_cache = None
+        self._layout_cache = self._run_places = None
         return made
 
     async def partition_count(self) -> int:
@@ -169,19 +181,25 @@ class Client:
     async def start_run(
         self, flow: str, params: Mapping[str, Any] | None = None, version: int | None = None
     ) -> str:
+        """Start a run; in a namespace of several partitions it is pinned to the next data partition
+        (round robin) and its id names it (`pK:…`)."""
         version_number, plan = await self.deployments.get(flow, version)
-        return await start_run(self.redis, self.keys, self.scripts, plan, version_number, params)
+        place = (await self._runs()).pick()
+        local = await start_run(place.redis, place.keys, place.scripts, plan, version_number, params)
+        return place.shown(local)
 
     async def wait(self, run_id: str, timeout: float | None = None) -> RunInfo:
-        await wait_run(self.redis, self.keys, run_id, timeout)
+        place, local = (await self._runs()).at(run_id)
+        await wait_run(place.redis, place.keys, local, timeout)
         return await self.run_info(run_id)
 
     async def run_info(self, run_id: str) -> RunInfo:
-        found = await runrows.flow_version(self.redis, self.keys, run_id)
+        place, local = (await self._runs()).at(run_id)
+        found = await runrows.flow_version(place.redis, place.keys, local)
         if found is None:
             raise RunNotFound(f"no run {run_id} in namespace {self.keys.namespace}")
         _, plan = await self.deployments.get(*found)
-        return await read_run(self.redis, self.keys, run_id, plan)
+        return shown_run(place, await read_run(place.redis, place.keys, local, plan))
 
     async def flow(self, name: str, version: int | None = None) -> tuple[int, FlowPlan]:
         return await self.deployments.get(name, version)
@@ -189,33 +207,46 @@ class Client:
     async def resume(self, run_id: str, from_job: str | None = None) -> Resumed:
         """Re-run an ended run's jobs that did not succeed (or `from_job` and everything downstream of it)
         on the run's own version, keeping the others' outputs; the run is running again."""
-        return await resume_run(self.redis, self.keys, self.scripts, self.deployments, run_id, from_job)
+        place, local = (await self._runs()).at(run_id)
+        done = await resume_run(place.redis, place.keys, place.scripts, self.deployments, local, from_job)
+        return dataclasses.replace(done, run_id=run_id)
 
     async def signal(self, run_id: str, name: str, payload: Any) -> Signalled:
         """Send `payload` to the run's signal job `name`: it becomes the job's result (`name.out`). Checked
         against the job's type first (SignalPayloadError, the job keeps waiting); sent before the run
         reaches the job, it is kept and delivered when it does (status `kept`). A job that received one,
         timed out or was skipped refuses it (SignalRefused)."""
-        return await send_signal(
-            self.redis,
-            self.keys,
-            self.scripts,
+        place, local = (await self._runs()).at(run_id)
+        sent = await send_signal(
+            place.redis,
+            place.keys,
+            place.scripts,
             self.deployments,
-            run_id,
+            local,
             name,
             payload,
             self.payload_settings.max_bytes,
         )
+        return dataclasses.replace(sent, run_id=run_id)
 
     async def emit(self, name: str, data: Any = None) -> list[EventRun]:
         """Send event `name`: each deployed flow with `schedule event "NAME"` starts a run, with `event` =
         `data` in the trigger's params and key (EventError when one cannot read it: nothing starts). A
         trigger's `key` seen within its window starts none (status `duplicate`, the first run's id)."""
-        return await emit(self.redis, self.keys, self.scripts, self.deployments, name, data)
+        return await emit(self.redis, self.keys, self.deployments, name, data, await self._runs())
 
     async def waiting_signals(self, run_id: str | None = None, limit: int = 100) -> list[WaitingSignal]:
         """Signal jobs awaiting their payload now, oldest first (one run's with `run_id`)."""
-        return await waiting_signals(self.redis, self.keys, self.deployments, run_id, limit)
+        places = await self._runs()
+        if run_id is not None:
+            place, local = places.at(run_id)
+            found = await waiting_signals(place.redis, place.keys, self.deployments, local, limit)
+            return [dataclasses.replace(w, run_id=place.shown(w.run_id)) for w in found]
+        out: list[WaitingSignal] = []
+        for place in places.all:  # oldest first over every partition
+            found = await waiting_signals(place.redis, place.keys, self.deployments, None, limit)
+            out += [dataclasses.replace(w, run_id=place.shown(w.run_id)) for w in found]
+        return sorted(out, key=lambda w: w.since_ms)[:limit]
 
     async def pause(self, flow: str) -> int:
         """Stop the flow's schedules (runs can still be started by hand); returns its current version."""
@@ -462,7 +493,8 @@ class Client:
         `cancelled`, `cancelling` (jobs still running are being stopped; the run ends cancelled when they
         have) or the state the run had already ended in."""
         info = await self.run_info(run_id)
-        state = await self.scripts.run(calls.cancel_run(self.keys, now_ms(), run_id, list(info.jobs)))
+        place, local = (await self._runs()).at(run_id)
+        state = await place.scripts.run(calls.cancel_run(place.keys, now_ms(), local, list(info.jobs)))
         return "cancelling" if state == "running" else str(state)
 
     async def reprioritize(self, job_id: str, priority: str) -> str:
@@ -563,8 +595,14 @@ class Client:
         return out
 
     async def _runs_of(self, job_ids: Sequence[str]) -> list[str | None]:
-        """The run each job belongs to (through its fan-out parent for an item), None for a standalone job."""
-        return await jobrows.dead_runs(self.redis, self.keys, job_ids)
+        """The run each job belongs to (through its fan-out parent for an item), None for a standalone job;
+        a run of a data partition by its `pK:` id (a run's jobs are in its partition)."""
+        found: dict[str, str | None] = {}
+        for part, own in await self._by_part(job_ids):  # one pipeline per partition
+            runs = await jobrows.dead_runs(part.redis, part.keys, own) if own else []
+            for local, run_id in zip(own, runs, strict=True):
+                found[part.shown(local)] = part.shown(run_id) if run_id else None
+        return [found.get(job_id) for job_id in job_ids]
 
     async def replay_all(self, queue: str | None = None, task: str | None = None) -> dict[str, str]:
         """Replay every job of a dead-letter queue (or only one task's)."""

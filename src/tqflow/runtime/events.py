@@ -20,10 +20,10 @@ from tqflow.plan import FlowPlan, TriggerPlan
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.params import ParamError, resolve_params
+from tqflow.runtime.partitions import RunPlaces
 from tqflow.runtime.runs import job_records, new_run_id, now_ms, run_environment
 from tqflow.runtime.store import calls, codec
 from tqflow.runtime.store.keys import Keys
-from tqflow.runtime.store.scripts import Scripts
 
 EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")  # the language checks the same (compiler/schedules.py)
 DEFAULT_KEY_WINDOW_MS = 24 * 3_600_000
@@ -59,11 +59,13 @@ def _key_text(value: Any) -> str:
 
 
 async def emit(
-    redis: Redis, keys: Keys, scripts: Scripts, deployments: Deployments, name: str, data: Any
+    redis: Redis, keys: Keys, deployments: Deployments, name: str, data: Any, places: RunPlaces
 ) -> list[EventRun]:
     """Start a run of every deployed flow whose event trigger listens for `name` (paused flows start none).
     Every listening trigger's params and key are evaluated before any run starts, so data one of them
-    cannot read starts nothing (EventError)."""
+    cannot read starts nothing (EventError). In a namespace of several partitions a keyed trigger's run
+    goes to the partition of its key's hash, where the key's marker is kept beside the run (one script,
+    as with one partition); a run without a key to the next partition."""
     check_event_name(name)
     planned: list[tuple[str, int, FlowPlan, TriggerPlan, bool]] = []
     for flow_name in await deployments.listeners(name):  # the index by event name (deployments.py)
@@ -98,16 +100,19 @@ async def emit(
             "trigger": trigger.name,
             "event": name,
         }
-        submit = calls.submit_run(keys, created, run_id, json.dumps(fields), json.dumps(job_records(flow)))
-        if key is not None:
-            digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32] if key is not None else None
+        place = places.pick() if digest is None else places.hashed(f"{flow_name}:{trigger.name}:{digest}")
+        jobs = json.dumps(job_records(flow))
+        submit = calls.submit_run(place.keys, created, run_id, json.dumps(fields), jobs)
+        if digest is not None:
             window = trigger.key_within_ms or DEFAULT_KEY_WINDOW_MS
-            submit = calls.event_run(submit, keys.event_key(flow_name, trigger.name, digest), window)
-        calls_to_make.append((flow_name, trigger.name, run_id, submit))
-    for flow_name, trigger_name, run_id, submit in calls_to_make:
-        reply = await scripts.run(submit)
+            submit = calls.event_run(submit, place.keys.event_key(flow_name, trigger.name, digest), window)
+        calls_to_make.append((flow_name, trigger.name, run_id, submit, place))
+    for flow_name, trigger_name, run_id, submit, place in calls_to_make:
+        reply = await place.scripts.run(submit)
         if isinstance(reply, str) and reply.startswith("duplicate:"):
-            results.append(EventRun(flow_name, trigger_name, reply.removeprefix("duplicate:"), "duplicate"))
+            first = place.shown(reply.removeprefix("duplicate:"))
+            results.append(EventRun(flow_name, trigger_name, first, "duplicate"))
         else:
-            results.append(EventRun(flow_name, trigger_name, run_id, "started"))
+            results.append(EventRun(flow_name, trigger_name, place.shown(run_id), "started"))
     return results

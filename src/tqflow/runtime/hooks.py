@@ -11,7 +11,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class AttemptEvent:
-    job_id: str
+    job_id: str  # as callers see it: `pK:ID` for a job of data partition K (runtime/partitions.py)
     task: str
     queue: str
     priority: str  # critical | high | normal | low | batch
@@ -20,6 +20,7 @@ class AttemptEvent:
     run_id: str = ""
     flow: str = ""
     waited_ms: int = 0  # from enqueue (or due time) to start
+    local_id: str = ""  # the id in its partition (what that partition's scripts know); "" = job_id
 
 
 @dataclass(frozen=True)

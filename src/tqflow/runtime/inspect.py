@@ -204,8 +204,9 @@ def plan_edges(flow: FlowPlan) -> list[Edge]:
 
 class Inspector:
     """Read-only views of a namespace. In a namespace of several partitions (runtime/partitions.py) the
-    job, queue and dead-letter views gather over every partition (the control slot's inspector asks one
-    of its own per data partition, `parts()`), and a data partition's job ids are shown as `pK:ID`."""
+    run, job, queue and dead-letter views gather over every partition (the control slot's inspector asks
+    one of its own per data partition, `parts()`), and a data partition's job and run ids are shown as
+    `pK:ID`."""
 
     def __init__(self, redis: Redis, namespace: str = "tqflow", partition: int | None = None) -> None:
         self.redis: Any = redis  # redis-py's reply types are unions too wide to be useful here
@@ -224,6 +225,9 @@ class Inspector:
                 if count > 1
                 else []
             )
+            for part in data:  # deploys are in the control slot: read them over its connection
+                part.deployments = self.deployments
+                part._parts = [part]  # a data partition's own reads stay in it
             self._parts = [self, *data]
         return self._parts
 
@@ -237,10 +241,17 @@ class Inspector:
         return parts[index + 1], local
 
     def _shown(self, views: list[JobView]) -> list[JobView]:
+        """Views read in a data partition, with the ids callers see (the job's, its run's, its child
+        run's: a run's jobs and sub-flow children are in the run's partition)."""
         if self.partition is not None:
             for view in views:
-                view.id = partitions.external_id(self.partition, view.id)
+                view.id = self._shown_id(view.id)
+                view.run = self._shown_id(view.run)
+                view.child_run = self._shown_id(view.child_run) if view.child_run else view.child_run
         return views
+
+    def _shown_id(self, local: str) -> str:
+        return partitions.external_id(self.partition, local)
 
     # ---- runs -------------------------------------------------------------------------------
     async def runs(
@@ -258,6 +269,33 @@ class Inspector:
         `until` (ms), or whose id or parameters contain `search`."""
         limit = max(1, min(limit, MAX_LIMIT))
         offset = max(0, offset)
+        parts = await self.parts()
+        if len(parts) == 1:
+            return await self._runs_here(flow, state, offset, limit, since, until, search)
+        # gathered: each partition's newest offset+limit, merged newest first (runs are pinned to one)
+        pages = [await p._runs_here(flow, state, 0, offset + limit, since, until, search) for p in parts]
+        merged = sorted((r for page in pages for r in page.items), key=lambda r: r.created, reverse=True)
+        more = len(merged) > offset + limit or any(page.next_offset is not None for page in pages)
+        counted = [page.total for page in pages]
+        return Page(
+            items=merged[offset : offset + limit],
+            offset=offset,
+            limit=limit,
+            next_offset=offset + limit if more else None,
+            total=None if None in counted else sum(t or 0 for t in counted),
+        )
+
+    async def _runs_here(
+        self,
+        flow: str | None,
+        state: str | None,
+        offset: int,
+        limit: int,
+        since: int | None,
+        until: int | None,
+        search: str | None,
+    ) -> Page[RunSummary]:
+        """`runs` in this partition alone."""
         if since is not None or until is not None or search:
             return await self._searched_runs(flow, state, offset, limit, since, until, search)
         if flow is None and state is None:
@@ -275,8 +313,13 @@ class Inspector:
         return await self._filtered_runs(flow, state, offset, limit)
 
     async def recent_runs(self, count: int) -> list[RunSummary]:
-        """The `count` latest runs (for gauges and alerts; not paged)."""
-        return await self._run_summaries(await self.redis.zrevrange(self.keys.runs, 0, max(0, count - 1)))
+        """The `count` latest runs (for gauges and alerts; not paged), over every partition."""
+        found: list[RunSummary] = []
+        for part in await self.parts():
+            found += await part._run_summaries(
+                await part.redis.zrevrange(part.keys.runs, 0, max(0, count - 1))
+            )
+        return sorted(found, key=lambda r: r.created, reverse=True)[:count]
 
     async def _filtered_runs(
         self, flow: str | None, state: str | None, offset: int, limit: int
@@ -322,7 +365,7 @@ class Inspector:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for run_id in ids:
                     runrows.queue_params(pipe, self.keys, run_id)
-                params = dict(zip(ids, await pipe.execute(), strict=True))
+                params = dict(zip(map(self._shown_id, ids), await pipe.execute(), strict=True))
             for run in await self._run_summaries(ids):
                 text = params.get(run.id)
                 if (flow is not None and run.flow != flow) or (state is not None and run.state != state):
@@ -345,16 +388,27 @@ class Inspector:
                 runrows.queue_summary(pipe, self.keys, run_id)
             rows = await pipe.execute()
         found = [(run_id, runrows.summary(row)) for run_id, row in zip(ids, rows, strict=True)]
-        return [run_summary(run_id, row) for run_id, row in found if row is not None]
+        return [self._shown_run(run_summary(run_id, row)) for run_id, row in found if row is not None]
+
+    def _shown_run(self, summary: RunSummary) -> RunSummary:
+        """A summary read in a data partition with the ids callers see (a sub-flow's parent is there too)."""
+        if self.partition is not None:
+            summary.id = self._shown_id(summary.id)
+            summary.parent_job = self._shown_id(summary.parent_job) if summary.parent_job else None
+            summary.parent_run = self._shown_id(summary.parent_run) if summary.parent_run else None
+        return summary
 
     async def run(self, run_id: str) -> RunDetail:
+        part, local = await self._at(run_id)
+        if part is not self:  # a run of a data partition: read there, shown with its ids
+            return await part.run(local)
         row = await runrows.record(self.redis, self.keys, run_id)
         if not row:
             raise RunNotFound(f"no run {run_id}")
-        summary = run_summary(run_id, row)
+        summary = self._shown_run(run_summary(run_id, row))
         flow = await self._plan_or_none(summary.flow, summary.version)
         names = flow.order if flow is not None else []
-        jobs = await self._jobs([f"{run_id}.{name}" for name in names], with_attempts=True)
+        jobs = self._shown(await self._jobs([f"{run_id}.{name}" for name in names], with_attempts=True))
         for job in jobs:
             if flow is not None and job.name in flow.jobs:
                 job.waits_for = list(flow.jobs[job.name].waits_for)

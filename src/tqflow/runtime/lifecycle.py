@@ -18,7 +18,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -29,6 +29,7 @@ from tqflow.plan import FlowPlan, TriggerPlan
 from tqflow.runtime.cluster.schedule import next_ticks
 from tqflow.runtime.cluster.scheduler import TICK_KEY_TTL_MS, tick_run_call
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
+from tqflow.runtime.partitions import Place, RunPlaces
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, now_ms
 from tqflow.runtime.store import jobrows, runrows
 from tqflow.runtime.store.cluster_keys import ClusterKeys
@@ -120,6 +121,11 @@ class Lifecycle:
     def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, deployments: Deployments) -> None:
         self.redis, self.keys, self.scripts, self.deployments = redis, keys, scripts, deployments
         self.cluster_keys = ClusterKeys(keys)
+        # where the namespace's runs live (the client sets its own, which knows the partitions)
+        self.places: Callable[[], Awaitable[RunPlaces]] = self._control_only
+
+    async def _control_only(self) -> RunPlaces:
+        return RunPlaces(Place(None, self.redis, self.keys, self.scripts))
 
     async def pause(self, flow: str) -> int:
         """Stop the flow's schedules; returns the current version."""
@@ -149,19 +155,21 @@ class Lifecycle:
 
     async def running_runs(self, flow: str) -> AsyncIterator[str]:
         """The ids of the flow's runs that have not ended, oldest first."""
-        start = 0
-        while True:
-            ids = [str(r) for r in await self.redis.zrange(self.keys.runs, start, start + RUN_PAGE - 1)]
-            if not ids:
-                return
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for run_id in ids:
-                    runrows.queue_flow_state(pipe, self.keys, run_id)
-                rows = await pipe.execute()
-            for run_id, (name, state) in zip(ids, rows, strict=True):
-                if name == flow and state is not None and state not in TERMINAL_RUN_STATES:
-                    yield run_id
-            start += RUN_PAGE
+        for place in (await self.places()).all:  # partition by partition (the control slot first)
+            start = 0
+            while True:
+                page = await place.redis.zrange(place.keys.runs, start, start + RUN_PAGE - 1)
+                ids = [str(r) for r in page]
+                if not ids:
+                    break
+                async with place.redis.pipeline(transaction=False) as pipe:
+                    for run_id in ids:
+                        runrows.queue_flow_state(pipe, place.keys, run_id)
+                    rows = await pipe.execute()
+                for run_id, (name, state) in zip(ids, rows, strict=True):
+                    if name == flow and state is not None and state not in TERMINAL_RUN_STATES:
+                        yield place.shown(run_id)
+                start += RUN_PAGE
 
     async def not_reached(self, flow: str, jobs: list[str]) -> dict[str, list[str]]:
         """For each run of `flow` in progress, which of `jobs` it has not started yet (run id -> jobs).
@@ -170,8 +178,10 @@ class Lifecycle:
         if not jobs:
             return {}
         found: dict[str, list[str]] = {}
+        places = await self.places()
         async for run_id in self.running_runs(flow):
-            states = await jobrows.states(self.redis, self.keys, [f"{run_id}.{name}" for name in jobs])
+            place, local = places.at(run_id)
+            states = await jobrows.states(place.redis, place.keys, [f"{local}.{name}" for name in jobs])
             pending = [name for name, state in zip(jobs, states, strict=True) if state in NOT_STARTED]
             if pending:
                 found[run_id] = pending
@@ -200,15 +210,18 @@ class Lifecycle:
     async def _backfill_tick(
         self, version: int, flow: FlowPlan, trigger: TriggerPlan, tick: int
     ) -> Backfilled:
-        run_id = backfill_run_id(flow.name, trigger.name, tick)
+        local = backfill_run_id(flow.name, trigger.name, tick)
+        # a derived id has one place (its hash): a repeated backfill of the tick finds its run there
+        place = (await self.places()).hashed(local)
+        run_id = place.shown(local)
         tick_key = self.cluster_keys.tick(flow.name, trigger.name, tick)
         fired = await self.redis.get(tick_key)
         if fired is not None and str(fired) != run_id:
             return Backfilled(tick, str(fired), "fired")
         status = "started"
         try:
-            await self.scripts.run(
-                tick_run_call(self.keys, run_id, tick, trigger, version, flow, backfill="1")
+            await place.scripts.run(
+                tick_run_call(place.keys, local, tick, trigger, version, flow, backfill="1")
             )
         except ResponseError as err:
             if "already exists" not in str(err):

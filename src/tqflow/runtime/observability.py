@@ -44,7 +44,7 @@ class WorkerObservability:
             stop.set()
             await asyncio.gather(*helpers, return_exceptions=True)
             for hook in self.hooks:  # write what hooks still buffer (the attempt history) before exiting
-                flush = getattr(hook, "flush", None)
+                flush = getattr(hook, "close", None) or getattr(hook, "flush", None)
                 if flush is not None:
                     await flush()
             for server in self.servers:

@@ -1,7 +1,7 @@
 """The client's view of a namespace's partitions (runtime/partitions.py): one `Part` per partition (its
 keys, connection, scripts, submitter and waiter), where each job goes, and the ids callers see.
 
-The control slot is a `Part` too (index None): flow runs and, in a namespace of one partition, every job.
+The control slot is a `Part` too (index None): in a namespace of one partition, every job and run.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from tqflow.runtime.jobs import (
     Submitter,
     dependencies,
 )
-from tqflow.runtime.partitions import PartitionError, Spread, external_id, split_id, unique_partition
+from tqflow.runtime.partitions import PartitionError, Place, Spread, split_id, unique_partition
+from tqflow.runtime.runs import RunInfo
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.store.scripts import Scripts
@@ -32,18 +33,15 @@ from tqflow.runtime.task import Call
 from tqflow.runtime.waiter import Waiter
 
 
-class Part:
+class Part(Place):
     """One partition as a client reaches it."""
 
     def __init__(
         self, index: int | None, redis: Redis, keys: Keys, scripts: Scripts, settings: PayloadSettings
     ) -> None:
-        self.index, self.redis, self.keys, self.scripts = index, redis, keys, scripts
+        super().__init__(index, redis, keys, scripts)
         self.submitter = Submitter(redis, keys, scripts, settings)
         self.waiter = Waiter(redis, keys, scripts)
-
-    def shown(self, local: str) -> str:
-        return external_id(self.index, local)
 
     def rename(self, result: JobId[Any]) -> JobId[Any]:
         """A submission's result with the ids callers see (the job's, and the holder of a unique key)."""
@@ -139,3 +137,14 @@ async def submit_spread(
 
     await asyncio.gather(*(send(k, items) for k, items in groups.items()))
     return [r if r is not None else JobId("", "error", "not sent") for r in results]
+
+
+def shown_run(place: Place, info: RunInfo) -> RunInfo:
+    """A run read in its partition, with the ids callers see (the run's, its parent job's, its jobs' child
+    runs'): a sub-flow's child run lives in its parent's partition."""
+    jobs = {
+        name: dataclasses.replace(job, child_run=place.shown(job.child_run)) if job.child_run else job
+        for name, job in info.jobs.items()
+    }
+    parent = place.shown(info.parent_job) if info.parent_job else ""
+    return dataclasses.replace(info, id=place.shown(info.id), jobs=jobs, parent_job=parent)

@@ -5,11 +5,16 @@ each a hash tag of its own (`{ns.0}` … `{ns.N-1}`, store/keys.py), which a Red
 shards; the count is kept in the control slot (`{ns}:partitions`) and never changes. A namespace without
 it has one partition, the control slot `{ns}` itself: exactly the layout of every namespace so far.
 
-What goes where (this step): standalone jobs go to the data partitions, round robin per producer, or by
-the hash of their unique key (so a key is checked in one place and uniqueness stays global), or to the
-partition of the jobs they depend on; flow runs, deploys, schedules, the registry and the leader stay in
-the control slot. A job's id names its partition, `pK:LOCAL` (LOCAL is the id the partition's scripts
-know), so finding a job needs no index. Workers serve every partition of their queues (worker/worker.py).
+What goes where: standalone jobs go to the data partitions, round robin per producer, or by the hash of
+their unique key (so a key is checked in one place and uniqueness stays global), or to the partition of
+the jobs they depend on. A flow run is pinned to one data partition when it starts (`RunPlaces`): round
+robin per client for `start_run`, the hash of its event key for a keyed event, the hash of its run id for
+a cron tick or a backfill; its jobs, fan-out children, sub-flow children, signals, done list and its entry
+in the partition's runs index all live there, so every script of the run is atomic in one slot. Deploys,
+schedules, triggers and ticks, the registry and the leader stay in the control slot. A job's or run's id
+names its partition, `pK:LOCAL` (LOCAL is the id the partition's scripts know), so finding one needs no
+index; an id without the prefix is the control slot's (runs started before partitions held runs).
+Workers serve every partition of their queues (worker/worker.py).
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
+from redis.asyncio import Redis
+
 from tqflow.errors import StoreError
+from tqflow.runtime.connection import for_partition
 from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import Scripts
 
 MAX_PARTITIONS = 256
 PARTITION_ID = re.compile(r"^p(\d{1,3}):(.+)$")
@@ -127,3 +136,63 @@ class Spread:
         if unique_key is not None:
             return unique_partition(unique_key, self.count), local
         return self.next(), local
+
+
+class Place:
+    """One partition as a caller reaches it: its index (None: the control slot), keys, connection and
+    scripts."""
+
+    def __init__(self, index: int | None, redis: Redis, keys: Keys, scripts: Scripts) -> None:
+        self.index, self.redis, self.keys, self.scripts = index, redis, keys, scripts
+
+    def shown(self, local: str) -> str:
+        return external_id(self.index, local)
+
+
+class RunPlaces:
+    """Where a namespace's runs live: the control slot alone in a namespace of one partition; else each
+    new run in one data partition (its id `pK:LOCAL`), and runs without the prefix in the control slot."""
+
+    def __init__(self, control: Place, data: Sequence[Place] = ()) -> None:
+        self.control, self.data = control, list(data)
+        self._spread = Spread(len(self.data)) if self.data else None
+
+    @property
+    def all(self) -> list[Place]:
+        """Every place that can hold runs: the control slot first, then the data partitions."""
+        return [self.control, *self.data]
+
+    def at(self, run_id: str) -> tuple[Place, str]:
+        """The place of a caller's run (or run job) id, and the id its scripts know."""
+        if not self.data or PARTITION_ID.match(run_id) is None:
+            return self.control, run_id
+        index, local = split_id(run_id, len(self.data))
+        assert index is not None
+        return self.data[index], local
+
+    def pick(self) -> Place:
+        """A new run's place: the next data partition, round robin from a random start."""
+        return self.data[self._spread.next()] if self._spread is not None else self.control
+
+    def hashed(self, text: str) -> Place:
+        """The place that owns `text` (an event key, a derived run id): the same for every caller."""
+        return self.data[unique_partition(text, len(self.data))] if self.data else self.control
+
+    async def close(self) -> None:
+        for place in self.data:
+            if place.redis is not self.control.redis:
+                await place.redis.aclose()
+
+
+async def run_places(redis: Redis, keys: Keys, scripts: Scripts | None = None) -> RunPlaces:
+    """The run places of `keys`' namespace, read now (data partitions get their own routed connection on a
+    cluster: `close()` ends them)."""
+    control = Place(None, redis, Keys(keys.namespace), scripts or Scripts(redis))
+    count = await count_of(redis, keys)
+    if count <= 1:
+        return RunPlaces(control)
+    data = []
+    for k in range(count):
+        client = for_partition(redis, keys.namespace, k)
+        data.append(Place(k, client, Keys(keys.namespace, k), Scripts(client)))
+    return RunPlaces(control, data)

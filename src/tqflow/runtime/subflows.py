@@ -70,9 +70,11 @@ def child_run_id(run_id: str, job: str, launch: int) -> str:
 class SubflowSteps:
     """The worker role that moves sub-flow jobs through the outbox (see the module's docstring)."""
 
-    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts) -> None:
+    def __init__(self, redis: Redis, keys: Keys, scripts: Scripts, control: Redis | None = None) -> None:
         self.redis, self.keys, self.scripts = redis, keys, scripts
-        self.deployments = Deployments(redis, keys)
+        # deploys are in the control slot: a data partition's worker reads them over the control's connection
+        self.control = control if control is not None else redis
+        self.deployments = Deployments(self.control, keys)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -158,7 +160,7 @@ class SubflowSteps:
         """The deployed version of the child flow whose plan is the one compiled with the parent (the
         newest such), else the current version (the child was redeployed on its own since)."""
         key = self.keys.flow(spec.flow)
-        fields = {str(k): str(v) for k, v in (await self.redis.hgetall(key)).items()}
+        fields = {str(k): str(v) for k, v in (await self.control.hgetall(key)).items()}
         if not fields:
             raise SubflowNotDeployed(f"flow `{spec.flow}` is not deployed (deploy the file that starts it)")
         matching = [int(f[3:]) for f, v in fields.items() if f.startswith("id:") and v == spec.plan_id]

@@ -36,6 +36,7 @@ class ClusterNode:
         settings: ClusterSettings,
         running: Callable[[], int],
         keep_runs_ms: int = 7 * DAY_MS,
+        control: Redis | None = None,
     ) -> None:
         self.redis, self.name, self.queues, self.settings = redis, name, queues, settings
         self.keys = ClusterKeys(keys)
@@ -52,7 +53,7 @@ class ClusterNode:
             self.heartbeat.contact,
         )
         self.scheduler = Scheduler(redis, self.keys, settings, self._holder)
-        self.pruner = Pruner(redis, keys, keep_runs_ms, self.leader.is_leader)
+        self.pruner = Pruner(redis, keys, keep_runs_ms, self.leader.is_leader, control=control)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -83,12 +83,13 @@ class Heartbeat:
     # pending here, is the attempt, and this worker's registry record its lease) and gets one only then;
     # a later attempt's start gave it a lease of lease_ms already.
     def attempt_started(self, event: AttemptEvent) -> None:
-        self.held[event.job_id] = time.monotonic()
-        if not lean.parse(event.job_id):
+        local = event.local_id or event.job_id  # this partition's own id: its scripts renew its lease
+        self.held[local] = time.monotonic()
+        if not lean.parse(local):
             self._soon.set()
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
-        self.held.pop(event.attempt.job_id, None)
+        self.held.pop(event.attempt.local_id or event.attempt.job_id, None)
 
     async def beat(self) -> list[str]:
         """One heartbeat; returns the job ids this worker no longer holds (their attempts are void)."""

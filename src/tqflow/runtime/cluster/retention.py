@@ -75,6 +75,7 @@ class Pruner:
         keep_runs_ms: int,
         is_leader: Callable[[], bool],
         every_s: float = 10.0,
+        control: Redis | None = None,
     ) -> None:
         self.redis, self.keys, self.keep_ms, self.is_leader, self.every_s = (
             redis,
@@ -84,7 +85,8 @@ class Pruner:
             every_s,
         )
         self.scripts = Scripts(redis)
-        self.deployments = Deployments(redis, keys)
+        # the plans are in the control slot (a data partition's pruner reads them over its connection)
+        self.deployments = Deployments(control if control is not None else redis, keys)
         self._names: dict[tuple[str, int], list[str]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -3,7 +3,8 @@
 Each (trigger, tick) is fired once: the fire script checks the leader's epoch, moves the trigger's
 `last` tick forward only, SET NXes the tick key and creates the run, all in one script. A new leader
 continues from `last`, so nothing is fired twice or dropped in a failover; ticks missed while no
-leader ran follow the trigger's catch-up policy and are counted when skipped.
+leader ran follow the trigger's catch-up policy and are counted when skipped. In a namespace of several
+partitions the run goes to a data partition (the hash of its id) through the outbox (cluster/outbox.py).
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from redis.asyncio import Redis
 
 from tqflow.plan import FlowPlan, TriggerPlan
 from tqflow.runtime import clock
+from tqflow.runtime.cluster import outbox
 from tqflow.runtime.cluster.schedule import ScheduleError, next_ticks, plan_ticks
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.deployments import Deployments
 from tqflow.runtime.expressions import Environment, evaluate
 from tqflow.runtime.params import resolve_params
+from tqflow.runtime.partitions import RunPlaces, run_places
 from tqflow.runtime.runs import TERMINAL_RUN_STATES, job_records, new_run_id, now_ms, run_environment
 from tqflow.runtime.store import calls, codec, runrows
 from tqflow.runtime.store.cluster_keys import ClusterKeys
@@ -47,6 +50,12 @@ class Scheduler:
         self.deployments = Deployments(redis, keys.base)
         self._plans: dict[str, tuple[int, FlowPlan]] = {}
         self.fired = 0
+        self.places: RunPlaces | None = None  # where runs go, read at the first pass
+
+    async def _places(self) -> RunPlaces:
+        if self.places is None:
+            self.places = await run_places(self.redis, self.keys.base, self.scripts)
+        return self.places
 
     async def flows(self) -> list[tuple[int, FlowPlan]]:
         """The current version of every deployed flow that has triggers and is not paused (re-read each
@@ -72,6 +81,9 @@ class Scheduler:
         """One pass over every trigger; returns seconds until the next tick is due (capped)."""
         now = now_ms()
         soonest = now + int(MAX_SLEEP * 1000)
+        places = await self._places()
+        if places.data:  # hand-offs a leader left between their two steps, first (cluster/outbox.py)
+            await outbox.deliver_all(self.redis, self.keys, places)
         for version, flow in await self.flows():
             for trigger in flow.triggers:
                 if trigger.kind == "event":
@@ -120,7 +132,8 @@ class Scheduler:
         return upcoming[0] if upcoming else None
 
     async def _running(self, run_id: str) -> bool:
-        state = await runrows.state(self.redis, self.keys.base, run_id)
+        place, local = (await self._places()).at(run_id)
+        state = await runrows.state(place.redis, place.keys, local)
         return state is not None and state not in TERMINAL_RUN_STATES
 
     async def _fire(
@@ -133,6 +146,9 @@ class Scheduler:
         detail: str,
         run: tuple[int, FlowPlan] | None,
     ) -> str | None:
+        places = await self._places()
+        if places.data:
+            return await self._hand_off(places, holder, flow, trigger, tick, action, detail, run)
         run_id = new_run_id()
         submit = self._run_call(run_id, tick, trigger, run) if run else None
         submit = submit or calls.submit_run(self.keys.base, now_ms(), run_id, "{}", "[]")
@@ -157,6 +173,41 @@ class Scheduler:
             log.warning("not the leader any more; tick left to the new leader", tick=tick)
         return None
 
+    async def _hand_off(
+        self,
+        places: RunPlaces,
+        holder: str,
+        flow: FlowPlan,
+        trigger: TriggerPlan,
+        tick: int,
+        action: str,
+        detail: str,
+        run: tuple[int, FlowPlan] | None,
+    ) -> str | None:
+        """`_fire` in a namespace of several partitions: the tick and the run's submission in the control
+        slot (step 1), then the run in the partition of its id's hash (step 2; cluster/outbox.py)."""
+        local = new_run_id()
+        place = places.hashed(local)
+        run_id = place.shown(local)
+        kept = ""
+        if run is not None:
+            version, plan = run
+            kept = outbox.submission(tick_run_call(place.keys, local, tick, trigger, version, plan))
+        call = calls.fire_handoff(
+            self.keys, flow.name, trigger.name, tick, holder, TICK_KEY_TTL_MS, action, run_id, kept
+        )
+        if action == "skip":
+            call = call._replace(args=[*call.args[:-1], detail])
+        result = str(await self.scripts.run(call))
+        if result != "handed":
+            if result == "fenced":
+                log.warning("not the leader any more; tick left to the new leader", tick=tick)
+            return None
+        self.fired += 1
+        await outbox.deliver(self.redis, self.keys, places, run_id, kept)
+        log.info("trigger fired", flow=flow.name, trigger=trigger.name, tick=tick, run=run_id)
+        return run_id
+
     def _run_call(
         self, run_id: str, tick: int, trigger: TriggerPlan, run: tuple[int, FlowPlan]
     ) -> calls.ScriptCall:
@@ -173,6 +224,9 @@ class Scheduler:
                     log.warning("scheduler pass failed", error=repr(err))
             leader_changed.clear()
             await clock.wait((stop, leader_changed), max(sleep, 0.01))  # a moved clock wakes it too
+        if self.places is not None:
+            await self.places.close()
+            self.places = None
 
 
 def tick_run_call(

@@ -294,6 +294,27 @@ def fire(
     )
 
 
+def fire_handoff(
+    keys: ClusterKeys,
+    flow: str,
+    trigger: str,
+    tick_ms: int,
+    holder: str,
+    tick_ttl_ms: int,
+    action: str,
+    run_id: str,
+    submission: str,
+) -> ScriptCall:
+    """A cron tick whose run goes to a data partition: the leader's fence, then the run's submission put
+    in the control slot's outbox under its id (`run_id` is also the tick key's value)."""
+    fence_keys = [keys.leader, keys.tick(flow, trigger, tick_ms), keys.trigger(flow, trigger)]
+    return ScriptCall(
+        "cluster_fire_handoff",
+        [keys.outbox, *fence_keys],
+        [run_id, submission, holder, tick_ms, tick_ttl_ms, action, run_id],
+    )
+
+
 # -- retention (cluster/retention.py, `tqc dlq purge`) ------------------------------------------------------
 
 

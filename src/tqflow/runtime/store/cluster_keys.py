@@ -19,6 +19,9 @@ class ClusterKeys:
         self.leases = keys.leases  # zset: job id -> lease deadline (ms) of its running attempt
         self.leader = f"{prefix}:leader"  # string "worker:epoch", expires with the lease
         self.leader_epoch = f"{prefix}:leader:epoch"  # counter: one more per new leader
+        # hash: a tick's run id (pK:LOCAL) -> its submission, until it is made in its data partition (the
+        # hand-off of cluster/outbox.py)
+        self.outbox = f"{keys.control}:outbox"
 
     def worker(self, name: str) -> str:
         return f"{self.base.prefix}:worker:{name}"

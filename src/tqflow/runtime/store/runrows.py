@@ -16,7 +16,17 @@ from redis.asyncio import Redis
 from tqflow.runtime.store.keys import Keys
 
 # what a run list shows of each run (inspect.py run_summary), in this order
-SUMMARY_FIELDS = ("flow", "version", "state", "created", "finished", "open", "failed")
+SUMMARY_FIELDS = (
+    "flow",
+    "version",
+    "state",
+    "created",
+    "finished",
+    "open",
+    "failed",
+    "parent_job",
+    "parent_run",
+)
 # what retention needs to decide whether a finished run may go
 RETENTION_FIELDS = ("state", "finished", "flow", "version")
 

@@ -73,6 +73,7 @@ SCRIPT_NAMES = (
     "cluster_handback",
     "cluster_leader",
     "cluster_fire",
+    "cluster_fire_handoff",
     "resume_run",
 )
 
@@ -90,6 +91,11 @@ def script_body(name: str) -> str:
         # Firing a cron tick is the leader's fence followed by the runtime's own submit_run, so a run is
         # created only by the current leader, once per tick, in one atomic script.
         return lua_file("cluster_fire_fence") + "\n" + lua_file("submit_run")
+    if name == "cluster_fire_handoff":
+        # In a namespace of several partitions a tick's run is made in a data partition: the fence and the
+        # first step of the hand-off, the run's submission put in the control slot's outbox under the
+        # run's id, in one script; the scheduler then submits it in its partition (cluster/outbox.py).
+        return lua_file("cluster_fire_fence") + "\n" + OUTBOX_PUT
     if name == "event_run":  # an event's run, once per key within its window (runtime/events.py)
         return lua_file("event_fence") + "\n" + lua_file("submit_run")
     return lua_file(name)
@@ -133,6 +139,9 @@ def script_sha(name: str) -> str:
     return hashlib.sha1(script_text(name).encode()).hexdigest()
 
 
+# KEYS[1] the outbox hash; ARGV[1] the run's id (pK:LOCAL), ARGV[2] its submission (JSON).
+OUTBOX_PUT = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])\nreturn 'handed'\n"
+
 # The lua/ files that are not scripts of their own: the prelude's sections and the fences of composites.
 PARTS = ("common", "flow_keys", "fair", "limits", "cluster_fire_fence", "event_fence")
 
@@ -140,7 +149,7 @@ PARTS = ("common", "flow_keys", "fair", "limits", "cluster_fire_fence", "event_f
 def _library_scripts() -> tuple[str, ...]:
     files = (f.name for f in resources.files("tqflow.runtime.store").joinpath("lua").iterdir())
     own = sorted(name.removesuffix(".lua") for name in files if name.endswith(".lua"))
-    return (*(n for n in own if n not in PARTS), "cluster_fire", "event_run")
+    return (*(n for n in own if n not in PARTS), "cluster_fire", "cluster_fire_handoff", "event_run")
 
 
 # Every script the library holds: each lua/ file that is a script, and the composites (script_body).

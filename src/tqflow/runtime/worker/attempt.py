@@ -8,6 +8,7 @@ from typing import Any
 
 from tqflow.plan import Priority, RetryPlan
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
+from tqflow.runtime.partitions import external_id
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import payloads
 from tqflow.runtime.store.payloads import PayloadSettings
@@ -30,7 +31,7 @@ class Attempt:
     that does not parse leaves its default and sets `malformed` to the reason, and the worker dead-letters
     the attempt with it (`MalformedRecord`) instead of running it."""
 
-    def __init__(self, row: Sequence[Any], worker: str) -> None:
+    def __init__(self, row: Sequence[Any], worker: str, partition: int | None = None) -> None:
         job_id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run = row
         self.job_id = str(job_id)
         self.token = str(token)
@@ -75,16 +76,18 @@ class Attempt:
         if of is not None:
             self.run = None
         self.started_ms = now_ms()
+        run_id = str((of or self.run or {}).get("of_run" if of else "run") or "")
         self.event = AttemptEvent(
-            job_id=self.job_id,
+            job_id=external_id(partition, self.job_id),  # hooks and logs show the id callers know
             task=self.task_name,
             queue=str(queue or ""),
             priority=Priority.label_of(level),
             attempt=self.number,
             worker=worker,
-            run_id=str((of or self.run or {}).get("of_run" if of else "run") or ""),
+            run_id=external_id(partition, run_id),
             flow=str((of or self.run or {}).get("flow") or ""),
             waited_ms=max(0, self.started_ms - (waited_from or self.started_ms)),
+            local_id=self.job_id,
         )
 
     def outcome(self, result: str, payload: Any) -> OutcomeEvent:

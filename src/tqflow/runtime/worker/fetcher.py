@@ -103,7 +103,7 @@ class Fetcher:
             self.slots.unreserve(held)  # then at once (no await between) the jobs take their slots
             for job in jobs:
                 try:
-                    self.runner.spawn(Attempt(job, settings.name))
+                    self.runner.spawn(Attempt(job, settings.name, self.context.keys.partition))
                 except Exception:
                     self.culprits.add(str(job[0]))
                     raise

@@ -61,7 +61,9 @@ class Finisher:
         ended = attempt.outcome("stale" if result == "stale" else outcome, payload)
         self.context.emit("attempt_finished", ended)
         if result == "stale":
-            log.warning("attempt no longer ours; result dropped", job=attempt.job_id, attempt=attempt.number)
+            log.warning(
+                "attempt no longer ours; result dropped", job=attempt.event.job_id, attempt=attempt.number
+            )
         else:
             self.completed += 1
         return result

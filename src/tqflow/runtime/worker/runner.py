@@ -117,14 +117,16 @@ class Runner:
                 # Redis refused or was unreachable before the body ran (a full Redis refusing a fan-out's
                 # children or a unique claim, F14): the job goes back, it is not the job's fault.
                 log.warning(
-                    "redis refused a job's start; it runs again later", job=attempt.job_id, error=repr(err)
+                    "redis refused a job's start; it runs again later",
+                    job=attempt.event.job_id,
+                    error=repr(err),
                 )
                 error = _error("RedisUnavailable", f"{type(err).__name__}: {err}"[:500])
                 await self._finish(attempt, "retry", error, due=now_ms() + 1000)
                 return
             # Whatever a bad record makes the worker raise ends the attempt here, dead-lettered with the
             # reason: an attempt nobody finishes keeps its lease renewed forever (F15).
-            log.error("job handler crashed", job=attempt.job_id, error=repr(err))
+            log.error("job handler crashed", job=attempt.event.job_id, error=repr(err))
             await self._finish(attempt, "dead", _error("WorkerError", f"{type(err).__name__}: {err}"[:500]))
 
     async def _attempt(self, attempt: Attempt) -> None:
@@ -267,6 +269,9 @@ class Runner:
             if decision.why:
                 error["final"] = decision.why
             log.warning(
-                "job failed for good", job=attempt.job_id, task=attempt.task_name, error=error["message"]
+                "job failed for good",
+                job=attempt.event.job_id,
+                task=attempt.task_name,
+                error=error["message"],
             )
             await self._finish(attempt, "dead", error)

@@ -69,6 +69,7 @@ class Worker:
         *,
         partition: int | None = None,
         shared: tuple[Slots, Executors] | None = None,
+        control: Redis | None = None,
     ) -> None:
         self.hooks = list(hooks)
         self.given_hooks = tuple(hooks)
@@ -102,7 +103,8 @@ class Worker:
         self.runner = Runner(self.context, self.tasks, self.slots, self.finisher, self.executors)
         self.fetcher = Fetcher(self.context, self.planner, self.slots, self.runner)
         self.promoter = Promoter(self.context)
-        self.subflows = SubflowSteps(redis, self.keys, self.scripts)  # sub-flow jobs' child runs
+        # sub-flow jobs' child runs; deploys are read over the control slot's connection
+        self.subflows = SubflowSteps(redis, self.keys, self.scripts, control)
         self.cancels = CancelListener(self.context, self.runner, self._wake_timers)
         self.aging = Aging(self.context)
         self.cluster = ClusterNode(
@@ -115,6 +117,7 @@ class Worker:
             self.settings.cluster,
             lambda: len(self.runner.in_flight),
             keep_runs_ms=self.settings.keep_runs_ms,
+            control=control,
         )
         self.hooks.append(self.cluster.heartbeat)
 
@@ -156,6 +159,7 @@ class Worker:
                 self.given_hooks,
                 partition=k,
                 shared=(self.slots, self.executors),
+                control=self.redis,
             )
             for k in range(count)
         ]
