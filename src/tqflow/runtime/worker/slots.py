@@ -13,6 +13,7 @@ else it waits its turn too, so idle partitions never keep the slots from busy on
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 
 
@@ -22,7 +23,12 @@ class Slots:
         self._held: set[tuple[int | None, str]] = set()
         self.reserved = 0  # asked for by fetches in flight
         self.waiting = 0  # fetchers waiting for a free slot (an idle one leaves the slots to them)
-        self._room = asyncio.Event()
+        # The waiting fetchers, oldest first. A freed slot wakes the oldest, and only as many as there are
+        # free slots: one event waking them all let the fetchers of empty partitions, woken first and
+        # fetching nothing in turn, keep the slots reserved every time a busy one looked (it then waited
+        # again, forever: tests/runtime/test_partition_layout.py).
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._wake_soon = False
 
     def free(self) -> int:
         return self.concurrency - len(self._held) - self.reserved
@@ -34,7 +40,7 @@ class Slots:
         """Give back reserved slots (the jobs a fetch brought take theirs with `take`, at once after)."""
         self.reserved -= count
         if count > 0:
-            self._room.set()
+            self._room()
 
     def held(self) -> int:
         """How many jobs hold a slot (their body has not ended)."""
@@ -50,14 +56,36 @@ class Slots:
 
     def release(self, job_id: str, partition: int | None = None) -> None:
         self._held.discard((partition, job_id))
-        self._room.set()
+        self._room()
+
+    def _room(self) -> None:
+        """Slots may be free: wake waiters once this step is over (a fetch's jobs take their slots right
+        after it gives its reservation back, in the same step)."""
+        if self._waiters and not self._wake_soon:
+            self._wake_soon = True
+            asyncio.get_running_loop().call_soon(self._wake)
+
+    def _wake(self) -> None:
+        self._wake_soon = False
+        room = self.free()
+        while room > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                room -= 1
 
     async def wait_for_room(self, timeout: float) -> None:
-        """Until a slot is released, or `timeout` seconds (the caller looks again either way)."""
-        self._room.clear()
+        """Until a slot is free for this caller (waiters take turns, oldest first), or `timeout` seconds
+        (the caller looks again either way)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         self.waiting += 1
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._room.wait(), timeout)
+                await asyncio.wait_for(waiter, timeout)
         finally:
             self.waiting -= 1
+            if not waiter.done() or waiter.cancelled():  # timed out (or cancelled): out of the line
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
