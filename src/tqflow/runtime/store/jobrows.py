@@ -105,7 +105,7 @@ async def flow_job_rows(redis: Redis, keys: Keys, run_id: str, names: Sequence[s
             state=_text(row[0]),
             attempt=int(row[1] or 0),
             result=_text(row[2]),
-            error=error_of(row[3]),
+            error=None if _text(row[0]) == "succeeded" else error_of(row[3]),  # an earlier attempt's
             reason=_text(row[4]),
             child_run=str(row[5] or ""),
         )

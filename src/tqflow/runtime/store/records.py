@@ -110,7 +110,9 @@ class JobRecord:
             flow=str(row.get("flow") or ""),
             worker=str(row.get("worker") or ""),
             reason=row.get("reason") or None,
-            error=error_of(row.get("error")),
+            # a success after retries keeps its last error in the hash; it belongs to an earlier attempt
+            # (the attempt history has it), not to the job
+            error=None if state == "succeeded" else error_of(row.get("error")),
             result=None if result is None else str(result),
             created=_int(row.get("created")),
             enqueued=_int(row.get("enqueued")),
