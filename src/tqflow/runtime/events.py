@@ -84,12 +84,18 @@ async def emit(
             results.append(EventRun(flow_name, trigger.name, "", "paused"))
             continue
         run_id, created = new_run_id(), now_ms()
-        env = Environment(run=run_environment(run_id, created), variables={"event": data})
         where = f"flow {flow_name}, schedule {trigger.name}"
         try:
+            # the key picks the run's partition, so it is read before `run.id` (which names the partition)
+            # is known: a key sees the run's id in its partition, never a useful part of a key anyway
+            early = Environment(run=run_environment(run_id, created), variables={"event": data})
+            key = _key_text(evaluate(trigger.key, early)) if trigger.key is not None else None
+            digest = hashlib.sha256(key.encode()).hexdigest()[:32] if key is not None else None
+            place = places.pick() if digest is None else places.hashed(f"{flow_name}:{trigger.name}:{digest}")
+            run_env = run_environment(run_id, created, place.keys.partition)
+            env = Environment(run=run_env, variables={"event": data})
             given = {param: evaluate(tree, env) for param, tree in trigger.params.items()}
-            values = resolve_params(flow, given, run_environment(run_id, created))
-            key = _key_text(evaluate(trigger.key, env)) if trigger.key is not None else None
+            values = resolve_params(flow, given, run_env)
         except (ExpressionError, ParamError) as err:
             raise EventError(f"event {name} cannot start a run of {where}: {err}") from err
         fields = {
@@ -100,8 +106,6 @@ async def emit(
             "trigger": trigger.name,
             "event": name,
         }
-        digest = hashlib.sha256(key.encode()).hexdigest()[:32] if key is not None else None
-        place = places.pick() if digest is None else places.hashed(f"{flow_name}:{trigger.name}:{digest}")
         jobs = json.dumps(job_records(flow))
         submit = calls.submit_run(place.keys, created, run_id, json.dumps(fields), jobs)
         if digest is not None:

@@ -19,6 +19,7 @@ from tqflow.runtime.clock import now_ms as now_ms  # re-exported: most of the ru
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.flow_controls import check_flow, job_controls, with_controls
 from tqflow.runtime.params import resolve_params
+from tqflow.runtime.partitions import external_id
 from tqflow.runtime.resend import new_nonce, resend
 from tqflow.runtime.store import calls, codec, jobrows, payloads, records, runrows
 from tqflow.runtime.store.keys import Keys
@@ -71,9 +72,12 @@ class RunInfo:
         return self.state in TERMINAL_RUN_STATES
 
 
-def run_environment(run_id: str, created_ms: int) -> dict[str, Any]:
+def run_environment(run_id: str, created_ms: int, partition: int | None = None) -> dict[str, Any]:
+    """`run.*` in expressions. `run_id` is the id in the run's partition; `run.id` is the one callers know
+    (`pK:RUN` in a namespace of several partitions), so a task handed it can look its run up."""
     moment = dt.datetime.fromtimestamp(created_ms / 1000, dt.UTC)
-    return {"id": run_id, "date": moment.date().isoformat(), "time": moment.isoformat()}
+    shown = external_id(partition, run_id)
+    return {"id": shown, "date": moment.date().isoformat(), "time": moment.isoformat()}
 
 
 def job_records(flow: FlowPlan, env: Environment | None = None) -> list[dict[str, Any]]:
@@ -136,17 +140,18 @@ async def start_run(
         await sync_clock(redis)
     run_id = run_id or new_run_id()
     created = now_ms()
-    run_fields, jobs = run_submission(flow, version, params or {}, run_id, created)
+    run_fields, jobs = run_submission(flow, version, params or {}, run_id, created, keys.partition)
     call = calls.submit_run(keys, created, run_id, run_fields, jobs)
     await resend(lambda: scripts.run(call))  # its nonce (`sub`) makes a re-send safe
     return run_id
 
 
 def run_submission(
-    flow: FlowPlan, version: int, params: Mapping[str, Any], run_id: str, created: int
+    flow: FlowPlan, version: int, params: Mapping[str, Any], run_id: str, created: int, partition: int | None
 ) -> tuple[str, str]:
-    """A new run's fields and job records (JSON), its parameters checked against the plan (ParamError)."""
-    run_env = run_environment(run_id, created)
+    """A new run's fields and job records (JSON), its parameters checked against the plan (ParamError).
+    `partition`: the run's (None in a namespace of one), for `run.id`."""
+    run_env = run_environment(run_id, created, partition)
     values = resolve_params(flow, params, run_env)
     run_fields = {
         "flow": flow.name,
@@ -183,7 +188,7 @@ async def read_run(redis: Redis, keys: Keys, run_id: str, flow: FlowPlan | None 
         env = Environment(
             params=params,
             outputs={n: j.result for n, j in jobs.items() if j.state == "succeeded"},
-            run=run_environment(run_id, int(run.get("created", 0))),
+            run=run_environment(run_id, int(run.get("created", 0)), keys.partition),
         )
         for output in flow.outputs:
             try:

@@ -122,7 +122,7 @@ class SubflowSteps:
             params = await self._arguments(run_id, record)
             child = child_run_id(run_id, name, launch)
             created = now_ms()
-            fields, jobs = run_submission(child_plan, version, params, child, created)
+            fields, jobs = run_submission(child_plan, version, params, child, created, self.keys.partition)
         except TqflowError as err:
             return await self._end(job_id, "", "dead", _error(type(err).__name__, str(err)))
         run = {**json.loads(fields), "names": json.dumps(child_plan.order), "parent_run": run_id}
@@ -176,7 +176,7 @@ class SubflowSteps:
         env = Environment(
             params=codec.decode(params) or {},
             outputs=outputs,
-            run=run_environment(run_id, created or now_ms()),
+            run=run_environment(run_id, created or now_ms(), self.keys.partition),
         )
         try:
             trees = json.loads(record.get("args") or "{}")

@@ -234,9 +234,10 @@ def tick_run_call(
 ) -> calls.ScriptCall:
     """The submit of the run a trigger's tick starts: its params evaluated as of the tick (the scheduler
     fires it; a backfill starts it later with the same fields, plus `extra`)."""
-    env = Environment(run=run_environment(run_id, tick))
+    run_env = run_environment(run_id, tick, keys.partition)
+    env = Environment(run=run_env)
     given = {name: evaluate(tree, env) for name, tree in trigger.params.items()}
-    values = resolve_params(flow, given, run_environment(run_id, tick))
+    values = resolve_params(flow, given, run_env)
     fields = {
         "flow": flow.name,
         "version": str(version),
@@ -246,5 +247,5 @@ def tick_run_call(
         "tick": str(tick),
         **extra,
     }
-    records = job_records(flow, Environment(params=values, run=run_environment(run_id, tick)))
+    records = job_records(flow, Environment(params=values, run=run_env))
     return calls.submit_run(keys, now_ms(), run_id, json.dumps(fields), json.dumps(records))

@@ -34,6 +34,7 @@ class Attempt:
     def __init__(self, row: Sequence[Any], worker: str, partition: int | None = None) -> None:
         job_id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run = row
         self.job_id = str(job_id)
+        self.partition = partition
         self.token = str(token)
         self.malformed: str | None = None
         self.number = int(attempt)  # HINCRBY's reply: always an integer
@@ -138,4 +139,6 @@ class Attempt:
         outputs = {name: payloads.value(v, settings) for name, v in (run.get("outputs") or {}).items() if v}
         params = json.loads(run["params"]) if run.get("params") else {}
         created = int(run.get("created") or now_ms())
-        return Environment(params=params, outputs=outputs, run=run_environment(str(run.get("run")), created))
+        return Environment(
+            params=params, outputs=outputs, run=run_environment(str(run.get("run")), created, self.partition)
+        )
