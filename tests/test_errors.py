@@ -3,9 +3,12 @@ and every one survives pickling (errors cross process boundaries: pool processes
 
 from __future__ import annotations
 
+import ast
 import importlib
+import importlib.util
 import pickle
 import pkgutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -125,3 +128,75 @@ def test_messages_say_what_was_wrong_and_where() -> None:
         )
     with pytest.raises(ValueError, match=r"\(a number and one of ms, s, m, h, d\)$"):
         parse_duration("30")
+
+
+# Built-in exceptions raised on purpose, each for a reason outside the tree's reach: (module, function).
+BUILTIN_RAISES_ALLOWED = {
+    # parsed values rewrapped by the caller (ParamError, MalformedRecord) with the parameter or field named
+    ("tqflow.runtime.params", "_coerce"),
+    ("tqflow.runtime.worker.attempt", "_options"),
+    ("tqflow.runtime.worker.attempt", "__init__"),
+    # a source file that does not decode: Python's own error for it, as `compile()` raises
+    ("tqflow.compiler.python_tasks", "decode_module"),
+}
+# Raised anywhere on purpose: a wait that timed out (`result(timeout=…)`, as asyncio.wait_for) and a
+# connection that failed (stdlib http): callers and retry rules match them by these classes.
+PROTOCOL_ERRORS = {"TimeoutError", "ConnectionError"}
+BUILTIN_ERRORS = {
+    name
+    for name, value in vars(__import__("builtins")).items()
+    if isinstance(value, type) and issubclass(value, Exception)
+} - {"NotImplementedError", "StopIteration", "StopAsyncIteration", "AssertionError", *PROTOCOL_ERRORS}
+
+
+def builtin_raises(module: str, tree: ast.AST) -> list[tuple[str, str, int]]:
+    """(function, exception, line) of each `raise ValueError(...)`-like statement of a built-in error."""
+    found = []
+    for func in ast.walk(tree):
+        if not isinstance(func, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, ast.Raise) and node.exc is not None:
+                target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
+                if isinstance(target, ast.Name) and target.id in BUILTIN_ERRORS:
+                    found.append((func.name, target.id, node.lineno))
+    return sorted(set(found), key=lambda f: f[2])
+
+
+def test_no_builtin_error_is_raised_outside_the_tree() -> None:
+    offenders = []
+    for name in every_module():
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None
+        tree = ast.parse(Path(spec.origin).read_text(), spec.origin)
+        for func, error, line in builtin_raises(name, tree):
+            if (name, func) not in BUILTIN_RAISES_ALLOWED:
+                offenders.append(f"{name}:{line} {func}() raises {error}")
+    assert offenders == [], "raise a TqflowError (errors.py: UsageError, SettingError, …) instead"
+
+
+def test_the_check_finds_a_builtin_raise() -> None:
+    tree = ast.parse("def f(x):\n    if x:\n        raise ValueError('bad')\n    raise KeyError\n")
+    assert builtin_raises("m", tree) == [("f", "ValueError", 3), ("f", "KeyError", 4)]
+
+
+@pytest.mark.parametrize(
+    ("cls", "old"),
+    [
+        (errors.PlanValueError, ValueError),
+        (errors.UsageError, ValueError),
+        (errors.UsageTypeError, TypeError),
+        (errors.SettingError, ValueError),
+        (errors.ServerError, RuntimeError),
+    ],
+)
+def test_the_value_errors_keep_their_old_types(cls: type[errors.TqflowError], old: type[Exception]) -> None:
+    assert issubclass(cls, old) and issubclass(cls, BRANCHES)
+
+
+def test_a_bad_call_raises_a_usage_error_that_is_still_a_value_error() -> None:
+    from tqflow.runtime.jobs import Unique
+
+    with pytest.raises(errors.UsageError, match="`within` must be longer than 0") as caught:
+        Unique("k", within=0)
+    assert isinstance(caught.value, ValueError)

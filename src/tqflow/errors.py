@@ -60,6 +60,32 @@ class StoreError(TqflowError):
     """The Redis side: a name that cannot be part of a key, a payload that cannot be read, no server."""
 
 
+class PlanValueError(PlanError, ValueError):
+    """A value a plan describes is out of its range: a negative delay, a priority that does not exist, a
+    limiter no job could ever pass, a job graph with a cycle (a `ValueError`: pydantic reports it per
+    field)."""
+
+
+class UsageError(ClientError, ValueError):
+    """A call to tqflow's Python API with a value it does not take: a job option, a task's settings, a
+    limiter, a schedule, a codec name (a `ValueError`, as it was raised before it joined the tree)."""
+
+
+class UsageTypeError(ClientError, TypeError):
+    """A call to tqflow's Python API with a value of the wrong kind: a string where a list goes, an object
+    that cannot be stored as JSON (a `TypeError`, as it was raised before it joined the tree)."""
+
+
+class SettingError(WorkerError, ValueError):
+    """A setting a worker, the API or an alert route starts with is not valid: refused at start, before
+    any job runs (a `ValueError`, as it was raised before it joined the tree)."""
+
+
+class ServerError(StoreError, RuntimeError):
+    """A Redis server tqflow starts itself (the embedded one, the test topologies) did not start or did not
+    answer (a `RuntimeError`, as it was raised before it joined the tree)."""
+
+
 class NotFound(ClientError, LookupError):
     """Something named by id or name does not exist (a `LookupError`: the API answers 404)."""
 
@@ -86,10 +112,15 @@ __all__ = [
     "LanguageError",
     "NotFound",
     "PlanError",
+    "PlanValueError",
     "QueueNotFound",
     "RunNotFound",
+    "ServerError",
+    "SettingError",
     "StoreError",
     "TaskNotFound",
     "TqflowError",
+    "UsageError",
+    "UsageTypeError",
     "WorkerError",
 ]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from tqflow.compiler.context import Context
 from tqflow.dsl import ast
 from tqflow.dsl.diagnostics import Label
+from tqflow.errors import PlanValueError
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -70,7 +71,7 @@ def topological_order(waits_for: dict[str, set[str]], declared: list[str]) -> li
     """A topological order that keeps declaration order where the graph allows (stable output)."""
     order = stable_order(waits_for, declared)
     if order is None:
-        raise ValueError(
+        raise PlanValueError(
             f"the job graph of {sorted(waits_for)} has a cycle"
         )  # check_cycles reported it first
     return order

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tqflow.errors import PlanValueError
 from tqflow.plan.priorities import Priority
 
 PLAN_SCHEMA = "tqflow.plan/1"
@@ -25,7 +26,7 @@ JITTERS = ("none", "full", "equal")  # or a percentage, "10%"
 def check_attempts(attempts: int) -> int:
     """`attempts` counts every try, the first included: at least 1."""
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
-        raise ValueError(
+        raise PlanValueError(
             f"attempts counts every try including the first: it must be at least 1, got {attempts!r}"
         )
     return attempts
@@ -40,15 +41,15 @@ def check_jitter(jitter: str) -> str:
     except ValueError:
         percent = None
     if percent is None:
-        raise ValueError(f"jitter {jitter!r} must be none, full, equal or a percentage like '10%'")
+        raise PlanValueError(f"jitter {jitter!r} must be none, full, equal or a percentage like '10%'")
     if not 0 <= percent <= 100:
-        raise ValueError(f"jitter {jitter!r}: a jitter percentage is between 0% and 100%")
+        raise PlanValueError(f"jitter {jitter!r}: a jitter percentage is between 0% and 100%")
     return jitter
 
 
 def check_ms(value: int, what: str) -> int:
     if value < 0:
-        raise ValueError(f"{what} must not be negative, got {value} ms")
+        raise PlanValueError(f"{what} must not be negative, got {value} ms")
     return value
 
 
@@ -101,13 +102,13 @@ class RetryPlan(_Frozen):
     @classmethod
     def _factor(cls, value: float) -> float:
         if not value > 0:
-            raise ValueError(f"an exponential factor must be greater than 0, got {value}")
+            raise PlanValueError(f"an exponential factor must be greater than 0, got {value}")
         return value
 
     @model_validator(mode="after")
     def _schedule_has_delays(self) -> RetryPlan:
         if self.kind == "schedule" and not self.schedule_ms:
-            raise ValueError("a schedule retry needs at least one delay, like schedule([1s, 5s, 1m])")
+            raise PlanValueError("a schedule retry needs at least one delay, like schedule([1s, 5s, 1m])")
         return self
 
 
@@ -127,7 +128,7 @@ class UniquePlan(_Frozen):
     @classmethod
     def _within(cls, value: int) -> int:
         if value <= 0:
-            raise ValueError(f"unique `within` must be longer than 0, got {value} ms")
+            raise PlanValueError(f"unique `within` must be longer than 0, got {value} ms")
         return value
 
 
@@ -142,7 +143,7 @@ class CatchupPlan(_Frozen):
     @classmethod
     def _count(cls, value: int) -> int:
         if value < 0:
-            raise ValueError(f"catchup last(N) needs N >= 0, got {value}")
+            raise PlanValueError(f"catchup last(N) needs N >= 0, got {value}")
         return value
 
 
@@ -230,7 +231,7 @@ class SignalPlan(_Frozen):
     @classmethod
     def _timeout(cls, value: int | None) -> int | None:
         if value is not None and value <= 0:
-            raise ValueError(f"a signal's timeout must be longer than 0, got {value} ms")
+            raise PlanValueError(f"a signal's timeout must be longer than 0, got {value} ms")
         return value
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import enum
 
+from tqflow.errors import PlanValueError
+
 
 class Priority(enum.IntEnum):
     CRITICAL = 0
@@ -24,13 +26,13 @@ class Priority(enum.IntEnum):
         if isinstance(value, Priority):
             return value
         if isinstance(value, bool):
-            raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {value!r}")
+            raise PlanValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {value!r}")
         if isinstance(value, int):
             if 0 <= value < len(cls):
                 return cls(value)
         elif isinstance(value, str) and value.lower() in PRIORITIES:
             return cls[value.upper()]
-        raise ValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {value!r}")
+        raise PlanValueError(f"priority must be one of {', '.join(PRIORITIES)}, got {value!r}")
 
     @classmethod
     def label_of(cls, level: object) -> str:

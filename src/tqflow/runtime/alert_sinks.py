@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from tqflow.errors import SettingError
+
 log = structlog.get_logger("tqflow.alerts")
 
 
@@ -24,7 +26,7 @@ class WebhookSink:
 
     def __init__(self, url: str, timeout: float = 5.0, headers: dict[str, str] | None = None) -> None:
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook URL {url!r} must start with http:// or https://")
+            raise SettingError(f"webhook URL {url!r} must start with http:// or https://")
         self.url = url
         self.timeout = timeout
         self.headers = {"content-type": "application/json", **(headers or {})}
@@ -52,10 +54,10 @@ class CallbackSink:
         """`package.module:function`, imported when the monitor starts."""
         module_name, sep, attribute = path.partition(":")
         if not sep or not module_name or not attribute:
-            raise ValueError(f"callback {path!r} must look like `package.module:function`")
+            raise SettingError(f"callback {path!r} must look like `package.module:function`")
         function = getattr(importlib.import_module(module_name), attribute, None)
         if not callable(function):
-            raise ValueError(f"callback {path!r}: `{attribute}` is not a function of `{module_name}`")
+            raise SettingError(f"callback {path!r}: `{attribute}` is not a function of `{module_name}`")
         return cls(function)
 
     async def send(self, payload: dict[str, Any]) -> None:
@@ -69,7 +71,7 @@ class LogSink:
 
     def __init__(self, level: str = "error") -> None:
         if level not in ("debug", "info", "warning", "error", "critical"):
-            raise ValueError(f"log level {level!r} must be debug, info, warning, error or critical")
+            raise SettingError(f"log level {level!r} must be debug, info, warning, error or critical")
         self.level = level
 
     async def send(self, payload: dict[str, Any]) -> None:

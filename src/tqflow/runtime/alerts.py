@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from tqflow.errors import SettingError
 from tqflow.runtime.alert_sinks import CallbackSink, LogSink, Sink, WebhookSink
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.runs import now_ms
@@ -60,7 +61,7 @@ class RateLimit:
 
     def __init__(self, burst: int = 10, window: float = 60.0) -> None:
         if burst < 1 or window <= 0:
-            raise ValueError(
+            raise SettingError(
                 f"an alert rate limit needs burst >= 1 and window > 0, got burst={burst!r} window={window!r}"
             )
         self.burst, self.window = burst, window
@@ -274,13 +275,13 @@ def load_alert_settings(path: Path) -> AlertSettings:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ValueError(f"{path}: {err}") from err
+        raise SettingError(f"{path}: {err}") from err
     section = data.get("alerts")
     if not isinstance(section, dict):
-        raise ValueError(f"{path}: no [alerts] table")
+        raise SettingError(f"{path}: no [alerts] table")
     routes = [_route(raw, f"{path}: alerts.route[{i}]") for i, raw in enumerate(section.get("route", []))]
     if not routes:
-        raise ValueError(f"{path}: no [[alerts.route]] (say where alerts go: webhook, callback or log)")
+        raise SettingError(f"{path}: no [[alerts.route]] (say where alerts go: webhook, callback or log)")
     return AlertSettings(
         routes=routes,
         poll=float(section.get("poll_seconds", 2.0)),
@@ -291,10 +292,10 @@ def load_alert_settings(path: Path) -> AlertSettings:
 
 def _route(raw: Any, where: str) -> Route:
     if not isinstance(raw, dict):
-        raise ValueError(f"{where} must be a table")
+        raise SettingError(f"{where} must be a table")
     targets = [k for k in ("webhook", "callback", "log") if k in raw]
     if len(targets) != 1:
-        raise ValueError(f"{where}: give exactly one of webhook, callback or log")
+        raise SettingError(f"{where}: give exactly one of webhook, callback or log")
     sink: Sink
     if "webhook" in raw:
         sink = WebhookSink(str(raw["webhook"]), headers=raw.get("headers"))
@@ -305,7 +306,7 @@ def _route(raw: Any, where: str) -> Route:
     kinds = frozenset(raw.get("on", KINDS))
     unknown = kinds - set(KINDS)
     if unknown:
-        raise ValueError(f"{where}: unknown alert kind(s) {sorted(unknown)}; known: {', '.join(KINDS)}")
+        raise SettingError(f"{where}: unknown alert kind(s) {sorted(unknown)}; known: {', '.join(KINDS)}")
     flows = frozenset(raw["flows"]) if "flows" in raw else None
     limit = RateLimit(int(raw.get("burst", 10)), float(raw.get("window_seconds", 60)))
     return Route(sink, kinds, flows, limit)

@@ -11,7 +11,7 @@ import structlog
 from redis.asyncio import Redis
 from typing_extensions import TypeVar
 
-from tqflow.errors import RunNotFound
+from tqflow.errors import RunNotFound, UsageError
 from tqflow.plan import CatchupPlan, FlowPlan, Plan, Priority, RetryPlan
 from tqflow.plan.durations import Duration
 from tqflow.runtime import partitions
@@ -506,7 +506,7 @@ class Client:
         if status == "missing":
             raise JobNotFound(f"no job {job_id}")
         if status not in ("moved", "updated"):
-            raise ValueError(f"job {job_id} is {status}: only a job that has not started can change priority")
+            raise UsageError(f"job {job_id} is {status}: only a job that has not started can change priority")
         return str(status)
 
     async def dead_letters(

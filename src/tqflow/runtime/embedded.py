@@ -16,7 +16,7 @@ from types import TracebackType
 
 import redis
 
-from tqflow.errors import StoreError
+from tqflow.errors import ServerError, StoreError
 
 MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux; keep a margin
 
@@ -106,7 +106,7 @@ class EmbeddedRedis:
                 err = self.process.stderr.read().decode() if self.process.stderr else ""
                 log = self.state_dir / "redis.log"
                 detail = err or (log.read_text()[-2000:] if log.exists() else "")
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}: {detail}")
+                raise ServerError(f"redis-server exited with {self.process.returncode}: {detail}")
             try:
                 client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)
                 if client.ping():
@@ -115,7 +115,7 @@ class EmbeddedRedis:
             except (redis.ConnectionError, FileNotFoundError, redis.TimeoutError):
                 time.sleep(0.01)
         self.stop()
-        raise RuntimeError(f"redis-server did not answer on {self.socket_path} within {timeout}s")
+        raise ServerError(f"redis-server did not answer on {self.socket_path} within {timeout}s")
 
     def stop(self) -> None:
         if self.process is None:

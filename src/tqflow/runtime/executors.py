@@ -137,6 +137,10 @@ class ProcessFailure(WorkerError):
         self.qualified_name, self.remote_traceback, self.mro = qualified_name, tb, mro
 
 
+class PoolProcessDied(WorkerError, RuntimeError):
+    """The pool process running a task died (a crash, an OOM kill, os._exit): the attempt fails with it."""
+
+
 class _Slot:
     def __init__(self, context: Any) -> None:
         self.conn, child = multiprocessing.Pipe()
@@ -180,7 +184,7 @@ class ProcessPool:
             if stopped:
                 raise asyncio.CancelledError() from None
             code = slot.process.exitcode
-            raise RuntimeError(
+            raise PoolProcessDied(
                 f"the pool process running the task died (task `{task.name}`, exit code {code})"
             ) from None
         finally:

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from tqflow.errors import PlanValueError
 from tqflow.plan.model import ExprTree, FlowPlan, JobPlan
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.limits import check_consistent, definition, fair_share, key_text
@@ -52,7 +53,7 @@ def check_flow(flow: FlowPlan) -> None:
     for name, job in flow.jobs.items():
         for use in job.limits:
             if use.limiter not in flow.limiters:
-                raise ValueError(
+                raise PlanValueError(
                     f"job `{name}` of flow `{flow.name}` uses limiter `{use.limiter}`, not defined"
                 )
 

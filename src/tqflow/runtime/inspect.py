@@ -15,7 +15,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from tqflow.errors import JobNotFound, RunNotFound
+from tqflow.errors import JobNotFound, RunNotFound, UsageError
 from tqflow.plan import LEVELS, FlowPlan, Priority
 from tqflow.runtime import partitions
 from tqflow.runtime.cluster.leader import current_leader
@@ -499,7 +499,7 @@ class Inspector:
                 found = await part._jobs(await part._ids_in_state(state, queue, offset + limit + 1))
                 jobs += part._shown(found)
         else:
-            raise ValueError(f"filter jobs by run, or by state: one of {', '.join(JOB_STATE_SOURCES)}")
+            raise UsageError(f"filter jobs by run, or by state: one of {', '.join(JOB_STATE_SOURCES)}")
         jobs = [
             j for j in jobs if (state is None or j.state == state) and (queue is None or j.queue == queue)
         ]

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from tqflow.errors import ClientError
+from tqflow.errors import ClientError, UsageError, UsageTypeError
 from tqflow.errors import JobNotFound as JobNotFound  # its home is the error tree; importable from here too
 from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
@@ -125,9 +125,9 @@ class Unique:
     def __post_init__(self) -> None:
         check_part("unique key", self.key)
         if self.conflict not in CONFLICTS:
-            raise ValueError(f"conflict {self.conflict!r} is not one of {', '.join(CONFLICTS)}")
+            raise UsageError(f"conflict {self.conflict!r} is not one of {', '.join(CONFLICTS)}")
         if to_ms(self.within, "unique within") <= 0:
-            raise ValueError(f"unique key {self.key!r}: `within` must be longer than 0, got {self.within!r}")
+            raise UsageError(f"unique key {self.key!r}: `within` must be longer than 0, got {self.within!r}")
 
 
 @dataclass(frozen=True)
@@ -162,13 +162,13 @@ def job_options(given: Mapping[str, Any]) -> JobOptions:
     (most calls: no new object)."""
     values = {name: given.get(name) for name in OPTION_NAMES}
     if values["keep_result"] is not None and not isinstance(values["keep_result"], bool):
-        raise TypeError(f"keep_result must be True or False, got {values['keep_result']!r}")
+        raise UsageTypeError(f"keep_result must be True or False, got {values['keep_result']!r}")
     values["fair_key"], values["weight"] = fair_share(values["fair_key"], values["weight"])
     values["limit"] = limits_of(values["limit"])
     if values["depends_on"] is not None:
         values["depends_on"] = dependencies(values["depends_on"])
     elif values["allow_failure"]:
-        raise ValueError("allow_failure applies to depends_on: give the jobs it waits for")
+        raise UsageError("allow_failure applies to depends_on: give the jobs it waits for")
     if all(value is None for value in values.values()):
         return NO_OPTIONS
     return JobOptions(**values)
@@ -179,12 +179,12 @@ def dependencies(ids: Sequence[str] | str) -> tuple[str, ...]:
     all ended; it is skipped when one did not succeed (dead-lettered, cancelled, skipped) unless it
     allows failures. Its dependencies must exist when it is sent (an earlier call, or a flow's job)."""
     if isinstance(ids, str):
-        raise TypeError("depends_on takes a list of job ids, not one string")
+        raise UsageTypeError("depends_on takes a list of job ids, not one string")
     found = tuple(dict.fromkeys(check_part("dependency job id", str(i)) for i in ids))
     if not found:
-        raise ValueError("depends_on is empty: give the ids of the jobs it waits for, or leave it out")
+        raise UsageError("depends_on is empty: give the ids of the jobs it waits for, or leave it out")
     if len(found) > MAX_DEPENDENCIES:
-        raise ValueError(f"{len(found)} dependencies; a job may have at most {MAX_DEPENDENCIES}")
+        raise UsageError(f"{len(found)} dependencies; a job may have at most {MAX_DEPENDENCIES}")
     return found
 
 
@@ -338,7 +338,9 @@ class JobBuilder:
         elif isinstance(target, str):
             task = None
         else:
-            raise TypeError(f"expected a task, a task name or task.call(...), got {type(target).__name__}")
+            raise UsageTypeError(
+                f"expected a task, a task name or task.call(...), got {type(target).__name__}"
+            )
         published = self.catalog.cached(target) if task is None and isinstance(target, str) else None
         known = self._known_for(task, target, options, specs, published)
         if known.validate is not None:
@@ -437,7 +439,7 @@ class JobBuilder:
 
     def batch(self, jobs: Sequence[Prepared], atomic: bool) -> Batch:
         if len(jobs) > MAX_BULK:
-            raise ValueError(f"{len(jobs)} jobs in one call; the limit is {MAX_BULK}")
+            raise UsageError(f"{len(jobs)} jobs in one call; the limit is {MAX_BULK}")
         if not jobs:
             return Batch(jobs, [])
         mode = "all" if atomic else "each"

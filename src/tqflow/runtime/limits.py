@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tqflow.errors import ClientError
+from tqflow.errors import ClientError, UsageError, UsageTypeError
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.plan.model import LimiterPlan
 from tqflow.runtime.store.keys import check_part
@@ -46,13 +46,13 @@ class Rate:
 
     def __post_init__(self) -> None:
         if isinstance(self.count, bool) or not isinstance(self.count, int) or self.count < 1:
-            raise ValueError(f"a rate's count must be a positive integer, got {self.count!r}")
+            raise UsageError(f"a rate's count must be a positive integer, got {self.count!r}")
         if self.burst is not None and (
             isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 1
         ):
-            raise ValueError(f"a rate's burst must be a positive integer, got {self.burst!r}")
+            raise UsageError(f"a rate's burst must be a positive integer, got {self.burst!r}")
         if self.period_ms <= 0:
-            raise ValueError(f"a rate's period must be longer than 0, got {self.per!r}")
+            raise UsageError(f"a rate's period must be longer than 0, got {self.per!r}")
 
     @property
     def period_ms(self) -> int:
@@ -72,15 +72,15 @@ class Limiter:
     def __post_init__(self) -> None:
         check_part("limiter name", self.name)
         if "|" in self.name:
-            raise ValueError(f"limiter name {self.name!r} must not contain '|'")
+            raise UsageError(f"limiter name {self.name!r} must not contain '|'")
         if (self.rate is None) == (self.concurrency is None):
-            raise ValueError(f"limiter {self.name!r} needs exactly one of rate=Rate(...) or concurrency=N")
+            raise UsageError(f"limiter {self.name!r} needs exactly one of rate=Rate(...) or concurrency=N")
         if self.concurrency is not None and (
             isinstance(self.concurrency, bool)
             or not isinstance(self.concurrency, int)
             or self.concurrency < 1
         ):
-            raise ValueError(
+            raise UsageError(
                 f"limiter {self.name!r}: concurrency must be a positive integer, got {self.concurrency!r}"
             )
 
@@ -122,10 +122,10 @@ LimitArg = LimitLike | Sequence[LimitLike]
 def key_text(key: object, limiter: str) -> str:
     """A limit key as stored: a string or an integer, at most 200 characters."""
     if isinstance(key, bool) or not isinstance(key, str | int):
-        raise ValueError(f"the key of limiter {limiter!r} must be a string or an integer, got {key!r}")
+        raise UsageError(f"the key of limiter {limiter!r} must be a string or an integer, got {key!r}")
     text = str(key)
     if len(text) > MAX_KEY:
-        raise ValueError(
+        raise UsageError(
             f"the key of limiter {limiter!r} is {len(text)} characters long; the limit is {MAX_KEY}"
         )
     return text
@@ -142,13 +142,13 @@ def limits_of(value: LimitArg | None) -> tuple[Limit, ...] | None:
         if isinstance(item, Limiter):
             item = Limit(item)
         if not isinstance(item, Limit):
-            raise TypeError(f"limit= takes Limiter or Limiter.by(key) values, got {type(item).__name__}")
+            raise UsageTypeError(f"limit= takes Limiter or Limiter.by(key) values, got {type(item).__name__}")
         out.append(item)
     check_consistent(item.limiter.plan for item in out)
     names = [item.limiter.name for item in out]
     for name in names:
         if names.count(name) > 1:
-            raise ValueError(f"limiter {name!r} is given twice to one job")
+            raise UsageError(f"limiter {name!r} is given twice to one job")
     return tuple(out)
 
 
@@ -157,17 +157,17 @@ def fair_share(key: object, weight: object) -> tuple[str | None, float | None]:
     number; a weight without a key is refused (it would weigh nothing)."""
     if key is None:
         if weight is not None:
-            raise ValueError("weight= is the weight of a fair_key=; give both")
+            raise UsageError("weight= is the weight of a fair_key=; give both")
         return None, None
     if isinstance(key, bool) or not isinstance(key, str | int):
-        raise ValueError(f"fair_key must be a string or an integer, got {key!r}")
+        raise UsageError(f"fair_key must be a string or an integer, got {key!r}")
     text = str(key)
     if not text or len(text) > MAX_KEY:
-        raise ValueError(f"fair_key must be 1-{MAX_KEY} characters, got {len(text)}")
+        raise UsageError(f"fair_key must be 1-{MAX_KEY} characters, got {len(text)}")
     if weight is None:
         return text, None
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0 or weight > 1e6:
-        raise ValueError(f"weight must be a positive number (at most 1e6), got {weight!r}")
+        raise UsageError(f"weight must be a positive number (at most 1e6), got {weight!r}")
     return text, float(weight)
 
 
@@ -175,10 +175,10 @@ def definition(plan: LimiterPlan) -> dict[str, Any]:
     """A limiter's definition as the Lua scripts read it (without the key)."""
     if plan.kind == "concurrency":
         if plan.limit < 1:
-            raise ValueError(f"limiter {plan.name!r}: concurrency({plan.limit}) can never admit a job")
+            raise UsageError(f"limiter {plan.name!r}: concurrency({plan.limit}) can never admit a job")
         return {"n": plan.name, "c": plan.limit}
     if plan.rate < 1 or plan.period_ms < 1 or (plan.burst is not None and plan.burst < 1):
-        raise ValueError(
+        raise UsageError(
             f"limiter {plan.name!r}: a rate of {plan.rate} (burst {plan.burst}) can never admit a job"
         )
     d: dict[str, Any] = {"n": plan.name, "r": plan.rate, "p": plan.period_ms}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from tqflow.errors import SettingError
 from tqflow.plan import LEVELS, PRIORITIES, Priority
 from tqflow.runtime.store.keys import Keys, check_part
 
@@ -25,11 +26,11 @@ class FetchPlanner:
     def __init__(self, keys: Keys, queues: Sequence[str], weights: Mapping[str, int]) -> None:
         for name, weight in weights.items():
             if name not in PRIORITIES:
-                raise ValueError(f"weights are for {', '.join(PRIORITIES)}; got {name!r}")
+                raise SettingError(f"weights are for {', '.join(PRIORITIES)}; got {name!r}")
             critical = Priority.parse(name) is Priority.CRITICAL
             if isinstance(weight, bool) or not isinstance(weight, int) or weight < (0 if critical else 1):
                 least = "0 (always first) or more" if critical else "a positive integer"
-                raise ValueError(f"the weight of {name} must be {least}, got {weight!r}")
+                raise SettingError(f"the weight of {name} must be {least}, got {weight!r}")
         self.keys = keys
         self.queues = [check_part("queue name", q) for q in queues]
         named = {int(Priority.parse(n)): w for n, w in weights.items()}

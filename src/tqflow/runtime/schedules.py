@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tqflow.errors import ClientError
+from tqflow.errors import ClientError, UsageError, UsageTypeError
 from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, CatchupPlan, FlowPlan, JobPlan, Priority, TriggerPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.plan.firetimes import parse_cron
@@ -73,7 +73,7 @@ class Schedule:
 
 def flow_name(name: str) -> str:
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ValueError(
+        raise UsageError(
             f"schedule name {name!r} must be 1-100 characters of letters, digits, '_', '.' or '-'"
         )
     return PREFIX + name
@@ -85,7 +85,7 @@ def catchup_plan(value: str | CatchupPlan) -> CatchupPlan:
         return value
     found = CATCHUP_RE.match(str(value).strip())
     if not found:
-        raise ValueError(f"catchup {value!r} must be none, all, last(N) or all(within=DURATION)")
+        raise UsageError(f"catchup {value!r} must be none, all, last(N) or all(within=DURATION)")
     if found[2] is not None:
         return CatchupPlan(kind="last", count=int(found[2]))
     if found[3] is not None:
@@ -115,7 +115,7 @@ def trigger_plan(
     """The trigger, checked: one of cron, every or at; a known time zone; a cron that parses and fires."""
     given = [k for k, v in (("cron", cron), ("every", every), ("at", at)) if v is not None]
     if len(given) != 1:
-        raise ValueError(
+        raise UsageError(
             f"a schedule needs exactly one of cron, every or at (got {', '.join(given) or 'none'})"
         )
     zone(tz)  # ScheduleError naming the zone
@@ -125,11 +125,11 @@ def trigger_plan(
         ("on_dst_repeat", on_dst_repeat, ("first", "both")),
     ):
         if value not in allowed:
-            raise ValueError(f"{what} {value!r} is not one of {', '.join(allowed)}")
+            raise UsageError(f"{what} {value!r} is not one of {', '.join(allowed)}")
     kind = given[0]
     every_ms = to_ms(every, "every") if every is not None else None
     if every_ms is not None and every_ms <= 0:
-        raise ValueError(f"a schedule's `every` must be longer than 0, got {every!r}")
+        raise UsageError(f"a schedule's `every` must be longer than 0, got {every!r}")
     trigger = TriggerPlan.model_validate(
         {
             "name": TRIGGER,
@@ -178,7 +178,7 @@ def schedule_flow(
     elif isinstance(target, Task):
         task = target
     elif not isinstance(target, str):
-        raise TypeError(f"expected a task, a task name or task.call(...), got {type(target).__name__}")
+        raise UsageTypeError(f"expected a task, a task name or task.call(...), got {type(target).__name__}")
     task_name = task.name if task is not None else check_part("task name", target)  # type: ignore[arg-type]
     if task is not None:
         validator(task).validate(dict(args))
@@ -187,7 +187,7 @@ def schedule_flow(
     try:
         values = json.loads(codec.encode(dict(args)))  # dates, decimals, models: JSON values, as a payload
     except TypeError as err:
-        raise TypeError(f"schedule {name!r}: an argument cannot be stored: {err}") from err
+        raise UsageTypeError(f"schedule {name!r}: an argument cannot be stored: {err}") from err
     own = task.options if task is not None else published
     module, _, function = task_name.rpartition(".")
     signature = str(task.signature) if task is not None else json.dumps(published.params if published else [])

@@ -32,6 +32,7 @@ from typing import Any
 
 import redis
 
+from tqflow.errors import ServerError, UsageError
 from tqflow.runtime.embedded import RedisServerNotFound, find_redis_server
 
 HOST = "127.0.0.1"
@@ -148,14 +149,14 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
+                raise ServerError(
                     f"server on port {self.port} exited with {self.process.returncode}: {self.log()}"
                 )
             with contextlib.suppress(redis.RedisError, OSError), self.client() as client:
                 if client.ping():
                     return
             time.sleep(0.02)
-        raise RuntimeError(f"server on port {self.port} did not answer within {timeout} s: {self.log()}")
+        raise ServerError(f"server on port {self.port} did not answer within {timeout} s: {self.log()}")
 
     def log(self) -> str:
         path = self.folder / "server.log"
@@ -296,7 +297,7 @@ class LocalCluster(_Topology):
             if done:
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"cluster: timed out waiting for {what}")
+        raise ServerError(f"cluster: timed out waiting for {what}")
 
     def _wait_replicas_synced(self, timeout: float) -> None:
         def synced(client: redis.Redis) -> bool:
@@ -320,7 +321,7 @@ class LocalCluster(_Topology):
                     if int(low) <= slot <= int(high):
                         port = int(master[1])
                         return next(s for s in self.servers if s.port == port)
-        raise RuntimeError(f"no node serves slot {slot}")
+        raise ServerError(f"no node serves slot {slot}")
 
     def not_owner(self, slot: int) -> ServerProcess:
         owner = self.owner(slot)
@@ -400,7 +401,7 @@ class LocalSentinel(_Topology):
             except (redis.RedisError, OSError):
                 pass
             time.sleep(0.05)
-        raise RuntimeError(
+        raise ServerError(
             f"sentinel set {self.master_name}: {self.replicas_count} replicas or"
             f" {len(self.sentinels)} sentinels not ready"
         )
@@ -422,7 +423,7 @@ class LocalSentinel(_Topology):
             with contextlib.suppress(redis.RedisError, OSError), sentinel.client() as client:
                 _host, port = command(client, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.master_name)
                 return next(s for s in self.data if s.port == int(port))
-        raise RuntimeError(
+        raise ServerError(
             f"no sentinel of {self.master_name} answers (ports {[s.port for s in self.sentinels]})"
         )
 
@@ -491,7 +492,7 @@ def start_topology(kind: str) -> LocalCluster | LocalSentinel | LocalServer:
     elif kind == "sentinel":
         made = LocalSentinel()
     else:
-        raise ValueError(
+        raise UsageError(
             f"unknown topology {kind!r}: cluster, cluster-replicas, sentinel, valkey, valkey-cluster"
         )
     made.start()

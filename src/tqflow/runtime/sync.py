@@ -27,6 +27,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, overload
 from redis import Redis
 from redis.client import PubSub
 
+from tqflow.errors import UsageTypeError
 from tqflow.runtime import channels, partitions
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect, connect_sync
@@ -144,7 +145,7 @@ class SyncClient:
         options = _pop_options(kwargs)
         if kwargs or options.unique is not None:
             unexpected = sorted(kwargs) or ["unique"]
-            raise TypeError(f"enqueue_many() got unexpected keyword arguments: {', '.join(unexpected)}")
+            raise UsageTypeError(f"enqueue_many() got unexpected keyword arguments: {', '.join(unexpected)}")
         if self.partitioned():
             return self._run(self.client.enqueue_many(calls, atomic=atomic, **given))
         self.submitter.catalog.load_sync(self.redis, self.submitter.names(None, calls))

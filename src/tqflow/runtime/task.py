@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
+from tqflow.errors import UsageError, UsageTypeError
 from tqflow.plan import Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime.limits import Limit, LimitArg, limits_of, wire_of
@@ -69,7 +70,7 @@ class Task(Generic[P, R]):
         try:
             bound = self.signature.bind(*args, **kwargs)
         except TypeError as err:
-            raise TypeError(f"task `{self.name}`: {err}") from err
+            raise UsageTypeError(f"task `{self.name}`: {err}") from err
         return Call(self, dict(bound.arguments))
 
     def upgrade(self, version: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -77,13 +78,13 @@ class Task(Generic[P, R]):
         if version is None or version == self.options.version:
             return kwargs
         if version > self.options.version:
-            raise ValueError(
+            raise UsageError(
                 f"payload version {version} is newer than task `{self.name}` (version {self.options.version})"
             )
         for step in range(version, self.options.version):
             upgrader = self.options.upgraders.get(step)
             if upgrader is None:
-                raise ValueError(f"task `{self.name}` has no upgrader from payload version {step}")
+                raise UsageError(f"task `{self.name}` has no upgrader from payload version {step}")
             kwargs = upgrader(kwargs)
         return kwargs
 
@@ -153,13 +154,13 @@ def task(
     and deleted (docs/runtime.md); its status then reads as not found."""
     limits = limits_of(limit) or ()
     if not isinstance(keep_result, bool):
-        raise TypeError(f"keep_result must be True or False, got {keep_result!r}")
+        raise UsageTypeError(f"keep_result must be True or False, got {keep_result!r}")
     if priority is not None:
         Priority.parse(priority)  # ValueError for a name that is not a level
     if executor not in EXECUTORS:
-        raise ValueError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
+        raise UsageError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     if not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer, got {version!r}")
+        raise UsageError(f"version must be a positive integer, got {version!r}")
     check_choice(codec, compression, "@task")
 
     def wrap(f: Callable[P, R]) -> Task[P, R]:

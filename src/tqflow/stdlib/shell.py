@@ -14,7 +14,7 @@ import shlex
 import subprocess
 from typing import Any
 
-from tqflow.errors import WorkerError
+from tqflow.errors import UsageError, WorkerError
 from tqflow.runtime import task
 
 
@@ -34,7 +34,7 @@ def run(
 ) -> dict[str, Any]:
     argv = shlex.split(command) if isinstance(command, str) else list(command)
     if not argv:
-        raise ValueError(f"shell.run needs a command, got {command!r}")
+        raise UsageError(f"shell.run needs a command, got {command!r}")
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
     except subprocess.TimeoutExpired as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from tqflow.errors import UsageError
 from tqflow.runtime import task
 
 
@@ -18,7 +19,7 @@ from tqflow.runtime import task
 async def sleep(seconds: float) -> float:
     """Sleep, then return the number of seconds slept."""
     if seconds < 0:
-        raise ValueError(f"time.sleep: cannot sleep a negative time, got {seconds!r} s")
+        raise UsageError(f"time.sleep: cannot sleep a negative time, got {seconds!r} s")
     await asyncio.sleep(seconds)
     return seconds
 

@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from tqflow.compiler import compile_file
 from tqflow.dsl.diagnostics import render_all
+from tqflow.errors import UsageError
 from tqflow.plan import Plan
 from tqflow.plan.durations import Duration, to_ms
 from tqflow.runtime import clock
@@ -213,7 +214,7 @@ def assert_run(
 
 def _only_flow(plan: Plan) -> str:
     if len(plan.flows) != 1:
-        raise ValueError(f"the plan has flows {sorted(plan.flows)}: name the one to run (flow=...)")
+        raise UsageError(f"the plan has flows {sorted(plan.flows)}: name the one to run (flow=...)")
     return next(iter(plan.flows))
 
 

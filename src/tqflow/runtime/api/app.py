@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from tqflow.errors import ClientError
 from tqflow.runtime.alerts import AlertMonitor, AlertSettings
 from tqflow.runtime.api import events, lifecycle, operations, schedules, signals, spec
 from tqflow.runtime.api.guards import BearerToken, BodyLimit, SameOrigin
@@ -28,12 +29,16 @@ from tqflow.runtime.params import ParamError
 STATIC = Path(str(resources.files("tqflow.runtime.api").joinpath("static")))
 
 
+class ApiAssetsMissing(ClientError, RuntimeError):
+    """The API's documentation pages cannot be served: the package that ships their files is missing."""
+
+
 def swagger_ui_files() -> Path:
     """Swagger UI 5's files (OpenAPI 3.1) as the swagger-ui-py package ships them, found without importing
     it (its module needs jinja2 and PyYAML, which the API does not use)."""
     spec = importlib.util.find_spec("swagger_ui")
     if spec is None or spec.origin is None:
-        raise RuntimeError("the swagger-ui-py package is missing: pip install swagger-ui-py")
+        raise ApiAssetsMissing("the swagger-ui-py package is missing: pip install swagger-ui-py")
     return Path(spec.origin).parent / "static"
 
 

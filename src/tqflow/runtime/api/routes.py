@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import AfterValidator, BaseModel, Field
 
-from tqflow.errors import QueueNotFound
+from tqflow.errors import QueueNotFound, UsageError
 from tqflow.runtime.api.services import Services
 from tqflow.runtime.limit_inspect import LimitsOverview
 from tqflow.runtime.store import lean
@@ -35,7 +35,7 @@ def well_formed(job_id: str) -> str:
     if where is not None:
         ms, _, seq = where[2].partition("-")
         if int(ms) >= U64 or int(seq) >= U64:
-            raise ValueError(f"`{where[2]}` is not a stream entry id (two 64-bit numbers)")
+            raise UsageError(f"`{where[2]}` is not a stream entry id (two 64-bit numbers)")
     return job_id
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from tqflow.errors import SettingError
+
 DEFAULT_MAX_BODY = 1024 * 1024  # bytes
 TOKEN_ENV = "TQFLOW_API_TOKEN"
 
@@ -30,6 +32,6 @@ class ApiSettings:
     def check_binding(self, host: str) -> None:
         """Refuse to serve beyond loopback without a token: anyone on the network could drive the queue."""
         if not is_loopback(host) and not self.token:
-            raise ValueError(
+            raise SettingError(
                 f"the API binds to {host}, beyond loopback: give a bearer token with --token or ${TOKEN_ENV}"
             )

@@ -21,6 +21,7 @@ import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from tqflow.errors import SettingError
 from tqflow.plan.durations import parse_compound
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.runs import now_ms
@@ -59,7 +60,7 @@ def retention_from(
             return None
         value = parse_compound(text, f"--keep-{name}")
         if value <= 0:
-            raise ValueError(f"--keep-{name} must be longer than 0 (got {text!r})")
+            raise SettingError(f"--keep-{name} must be longer than 0 (got {text!r})")
         return value
 
     return Retention(ms(results, "results") or DAY_MS, ms(history, "history"), ms(runs, "runs") or 7 * DAY_MS)

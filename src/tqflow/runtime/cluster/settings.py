@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
+from tqflow.errors import SettingError
+
 
 @dataclass
 class ClusterSettings:
@@ -22,8 +24,8 @@ class ClusterSettings:
 
     def __post_init__(self) -> None:
         if self.heartbeat_ms <= 0 or self.dead_after_ms <= self.heartbeat_ms:
-            raise ValueError(
+            raise SettingError(
                 f"dead_after_ms ({self.dead_after_ms}) must exceed heartbeat_ms ({self.heartbeat_ms}) > 0"
             )
         if self.max_deliveries < 1:
-            raise ValueError(f"max_deliveries must be at least 1, not {self.max_deliveries}")
+            raise SettingError(f"max_deliveries must be at least 1, not {self.max_deliveries}")

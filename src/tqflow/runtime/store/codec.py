@@ -9,6 +9,8 @@ import decimal
 import json
 from typing import Any
 
+from tqflow.errors import UsageTypeError
+
 
 def to_json_type(value: Any) -> Any:
     """A JSON type for a value `json` cannot encode itself."""
@@ -25,7 +27,7 @@ def to_json_type(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)
     if callable(dump):
         return dump(mode="json")
-    raise TypeError(f"cannot encode a {type(value).__name__} as JSON")
+    raise UsageTypeError(f"cannot encode a {type(value).__name__} as JSON")
 
 
 _ENCODER = json.JSONEncoder(default=to_json_type, separators=(",", ":"), ensure_ascii=False)

@@ -50,11 +50,11 @@ def scan_patterns(namespace: str) -> tuple[str, str]:
 class Keys:
     def __init__(self, namespace: str = "tqflow", partition: int | None = None) -> None:
         if not NAMESPACE_RE.match(namespace):
-            raise ValueError(
+            raise KeyPartError(
                 f"namespace {namespace!r} must be 1-64 characters of letters, digits, '_', '.', ':' or '-'"
             )
         if partition is not None and partition < 0:
-            raise ValueError(f"partition {partition} must be 0 or more")
+            raise KeyPartError(f"partition {partition} must be 0 or more")
         self.namespace = namespace
         self.partition = partition
         self.control = hash_tag(namespace)  # the control slot: deploys, registry, leader, triggers

@@ -37,7 +37,7 @@ from typing import Any
 import msgpack
 import zstandard
 
-from tqflow.errors import StoreError
+from tqflow.errors import StoreError, UsageError
 from tqflow.runtime.store import codec
 
 CODECS = {"json": "J", "msgpack": "M", "pickle": "P"}
@@ -61,9 +61,9 @@ def check_choice(codec_name: str | None, compression: str | None, where: str = "
     """ValueError naming the bad value when a codec or compression is not one tqflow has."""
     at = f"{where}: " if where else ""
     if codec_name is not None and codec_name not in CODECS:
-        raise ValueError(f"{at}codec {codec_name!r} is not one of {', '.join(CODECS)}")
+        raise UsageError(f"{at}codec {codec_name!r} is not one of {', '.join(CODECS)}")
     if compression is not None and compression not in COMPRESSIONS:
-        raise ValueError(f"{at}compression {compression!r} is not one of {', '.join(COMPRESSIONS)}")
+        raise UsageError(f"{at}compression {compression!r} is not one of {', '.join(COMPRESSIONS)}")
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class PayloadSettings:
     def __post_init__(self) -> None:
         check_choice(self.codec, self.compression)
         if self.codec == "pickle" and not self.signing_key:
-            raise ValueError("the pickle codec needs a signing key (TQFLOW_SIGNING_KEY)")
+            raise UsageError("the pickle codec needs a signing key (TQFLOW_SIGNING_KEY)")
 
     @property
     def method(self) -> str | None:

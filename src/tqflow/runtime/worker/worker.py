@@ -32,6 +32,7 @@ from typing import Any
 import structlog
 from redis.asyncio import Redis
 
+from tqflow.errors import SettingError
 from tqflow.runtime import catalog, partitions
 from tqflow.runtime.cluster.node import ClusterNode
 from tqflow.runtime.connection import carry_bytes, for_partition, pin
@@ -263,7 +264,7 @@ def refuse_bytes_replies(redis: Any) -> None:
     pool = getattr(redis, "connection_pool", None)
     kwargs = getattr(pool, "connection_kwargs", None)
     if isinstance(kwargs, dict) and not kwargs.get("decode_responses", False):
-        raise ValueError(
+        raise SettingError(
             "the worker's Redis client answers bytes: create it with decode_responses=True, "
             "or use tqflow.runtime.connection.connect(url)"
         )
