@@ -20,6 +20,7 @@ from redis.crc import key_slot
 
 from tqflow.errors import JobNotFound
 from tqflow.runtime.client import Client
+from tqflow.runtime.replication import NotReplicated
 from tqflow.runtime.servers import LocalCluster, LocalSentinel, ServerProcess
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
@@ -34,19 +35,32 @@ REPLICATION_WINDOW_S = (
 
 
 async def submit_jobs(
-    client: Client, total: int, seconds: float, rng: random.Random, acked: dict[str, float]
+    client: Client,
+    total: int,
+    seconds: float,
+    rng: random.Random,
+    acked: dict[str, float],
+    unconfirmed: set[str] | None = None,
 ) -> dict[str, str]:
     """Enqueue `total` lean jobs (keys j0…) in batches spread over `seconds`; returns id -> key. An id is
-    acknowledged once enqueue_many returned it (`acked`: id -> monotonic time of that)."""
+    acknowledged once enqueue_many returned it (`acked`: id -> monotonic time of that). With
+    `?wait_replicas=1`, a batch the replicas did not confirm (NotReplicated: after the failover no replica
+    is left) is queued but unconfirmed: its ids go to `unconfirmed`, not `acked`."""
     jobs: dict[str, str] = {}
     batches = max(1, int(seconds * 4))
     for batch in range(batches):
         size = total // batches + (1 if batch < total % batches else 0)
         keys = [f"j{len(jobs) + i}" for i in range(size)]
         calls = [("fault_tasks.work", {"key": k, "ms": rng.randint(20, 200)}) for k in keys]
-        ids = await client.enqueue_many(calls)
-        jobs.update(zip((str(i) for i in ids), keys, strict=True))
-        acked.update(dict.fromkeys((str(i) for i in ids), time.monotonic()))
+        try:
+            ids = [str(i) for i in await client.enqueue_many(calls)]
+        except NotReplicated as err:
+            assert unconfirmed is not None and len(err.ids) == len(keys), err
+            jobs.update(zip(err.ids, keys, strict=True))
+            unconfirmed.update(err.ids)
+        else:
+            jobs.update(zip(ids, keys, strict=True))
+            acked.update(dict.fromkeys(ids, time.monotonic()))
         await asyncio.sleep(seconds / batches)
     return jobs
 
@@ -70,17 +84,27 @@ async def end_states(client: Client, ids: list[str], timeout: float) -> dict[str
 
 
 async def failover_under_load(
-    url: str, namespace: str, tmp_path: Path, master: Callable[[], ServerProcess], label: str
+    url: str,
+    namespace: str,
+    tmp_path: Path,
+    master: Callable[[], ServerProcess],
+    label: str,
+    wait_replicas: bool = False,
 ) -> None:
+    """`wait_replicas`: the producer submits with `?wait_replicas=1`; then no acknowledged job may be lost,
+    not even one acknowledged just before the kill."""
     rng = random.Random(int(uuid.uuid4().hex[:8], 16))
-    client = Client.from_url(url, namespace)
+    client = Client.from_url(
+        url + ("?wait_replicas=1&wait_timeout_ms=2000" if wait_replicas else ""), namespace
+    )
+    unconfirmed: set[str] = set()
     workers = Workers(url, namespace, tmp_path / "ledger", stderr=tmp_path / "workers.err")
     try:
         for _ in range(WORKERS):
             workers.start()
         await workers.ready(client.redis, client.keys, WORKERS)
         acked: dict[str, float] = {}
-        submitter = asyncio.create_task(submit_jobs(client, JOBS, SECONDS, rng, acked))
+        submitter = asyncio.create_task(submit_jobs(client, JOBS, SECONDS, rng, acked, unconfirmed))
         await asyncio.sleep(SECONDS / 3)
         old = master()
         old.kill()
@@ -95,8 +119,13 @@ async def failover_under_load(
         unreplicated = {  # acknowledged by the old master just before it died, never replicated
             i
             for i, s in states.items()
-            if s == "missing" and killed - REPLICATION_WINDOW_S <= acked[i] <= killed + 0.5
+            if s == "missing" and i in acked and killed - REPLICATION_WINDOW_S <= acked[i] <= killed + 0.5
         }
+        if wait_replicas:  # an acknowledged job was on a replica: none may be missing
+            assert unreplicated == set(), (
+                f"acknowledged and replicated, then lost: {sorted(unreplicated)[:5]}"
+            )
+            unreplicated = {i for i in unconfirmed if states[i] == "missing"}  # never promised
         jobs = {i: k for i, k in jobs.items() if i not in unreplicated}
         ledger = Ledger.read(workers.ledger)
         figures = await check(client.redis, client.keys, jobs, ledger, workers.killed, states)
@@ -109,23 +138,31 @@ async def failover_under_load(
     print(
         f"\n[{label}] {figures.line()} promoted_after_s={promoted:.1f} "
         f"workers={len(pids)} alive={len(alive)} working_after_failover={len(working_after & pids)} "
-        f"lost_to_async_replication={len(unreplicated)}"
+        f"lost_to_async_replication={len(unreplicated)} unconfirmed={len(unconfirmed)}"
     )
     assert figures.lost == 0 and figures.pending_left == 0, figures
     assert alive == pids, "a worker exited"
     assert working_after >= pids, f"stuck workers: {pids - working_after}"
 
 
-async def test_cluster_failover_under_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wait_replicas", [False, True], ids=["async-replication", "wait-replicas"])
+async def test_cluster_failover_under_load(tmp_path: Path, wait_replicas: bool) -> None:
     namespace = f"fo-{uuid.uuid4().hex[:8]}"
     slot = key_slot(f"{{{namespace}}}".encode())
     with LocalCluster(masters=3, replicas=1) as cluster:
         url = f"redis+cluster://{cluster.not_owner(slot).address}"
-        await failover_under_load(url, namespace, tmp_path, lambda: cluster.owner(slot), "cluster failover")
+        label = f"cluster failover{' (wait_replicas=1)' if wait_replicas else ''}"
+        await failover_under_load(url, namespace, tmp_path, lambda: cluster.owner(slot), label, wait_replicas)
 
 
-async def test_sentinel_failover_under_load(tmp_path: Path) -> None:
+@pytest.mark.parametrize("wait_replicas", [False, True], ids=["async-replication", "wait-replicas"])
+async def test_sentinel_failover_under_load(tmp_path: Path, wait_replicas: bool) -> None:
     with LocalSentinel(replicas=1, sentinels=3) as sentinel:
         await failover_under_load(
-            sentinel.url, f"so-{uuid.uuid4().hex[:8]}", tmp_path, sentinel.master, "sentinel failover"
+            sentinel.url,
+            f"so-{uuid.uuid4().hex[:8]}",
+            tmp_path,
+            sentinel.master,
+            f"sentinel failover{' (wait_replicas=1)' if wait_replicas else ''}",
+            wait_replicas,
         )

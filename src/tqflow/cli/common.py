@@ -53,6 +53,7 @@ async def open_client(redis_url: str | None, namespace: str, *, embedded_ok: boo
     from tqflow.runtime.client import Client
     from tqflow.runtime.connection import RedisUrlError, redact, resolve_url
     from tqflow.runtime.embedded import EmbeddedRedis, RedisServerNotFound
+    from tqflow.runtime.replication import NotReplicated
 
     try:
         url = resolve_url(redis_url, os.environ)
@@ -83,6 +84,11 @@ async def open_client(redis_url: str | None, namespace: str, *, embedded_ok: boo
         sys.exit(exit_codes.CONNECT_ERROR)
     try:
         yield client
+    except NotReplicated as err:  # done, not known to be replicated: the ids, and what to do
+        click.echo(f"error: {err}", err=True)
+        for job_id in err.ids:
+            click.echo(job_id)
+        sys.exit(exit_codes.NOT_REPLICATED)
     finally:
         await client.close()
         if server:

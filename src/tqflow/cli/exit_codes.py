@@ -8,3 +8,4 @@ CONNECT_ERROR = 4  # Redis could not be reached or started
 NOT_FOUND = 5  # a flow, run or job that does not exist
 TIMEOUT = 6  # the run did not finish within --timeout
 IMPORT_ERROR = 7  # a task module could not be imported by the worker
+NOT_REPLICATED = 8  # submitted on the master, but fewer replicas than ?wait_replicas=N acknowledged it

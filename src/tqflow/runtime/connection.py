@@ -25,7 +25,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio.connection as async_connection
@@ -47,8 +47,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry as SyncRetry
 
-from tqflow.errors import StoreError
+from tqflow.errors import StoreError, UsageError
+from tqflow.runtime import replication
 from tqflow.runtime.packing import packing_class
+from tqflow.runtime.replication import NONE as NO_WAIT
+from tqflow.runtime.replication import Replication
 from tqflow.runtime.store.keys import hash_tag
 
 URL_ENV = "TQFLOW_REDIS_URL"
@@ -71,6 +74,7 @@ RETRIES = 128
 REDIRECTS = (MovedError, AskError, TryAgainError, ClusterDownError, ReadOnlyError)
 RETRIED = (RedisConnectionError, RedisTimeoutError, *REDIRECTS)
 PROBE_TIMEOUT_S = 2.0
+REPLICATION_OPTIONS = ("wait_replicas", "wait_timeout_ms")  # ours, taken out of the URL's query
 REFRESH_EVERY_S = 0.05  # at most one topology query per this interval, however many connections fail
 
 
@@ -99,18 +103,28 @@ class Target:
     url: str  # a plain redis://, rediss:// or unix:// URL with the options (the first seed's, for topologies)
     seeds: list[tuple[str, int]] = field(default_factory=list)
     master: str = ""
+    replication: Replication = NO_WAIT  # `?wait_replicas=N&wait_timeout_ms=T` (runtime/replication.py)
 
 
 def parse_url(url: str) -> Target:
     parts = urlsplit(url)
     scheme = parts.scheme
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = {k: v for k, v in query if k in REPLICATION_OPTIONS}
+    try:
+        wait = replication.from_options(ours.get("wait_replicas"), ours.get("wait_timeout_ms"))
+    except UsageError as err:
+        raise RedisUrlError(f"Redis URL {redact(url)!r}: {err}") from None
+    if ours:  # redis-py refuses query options it does not know
+        parts = parts._replace(query=urlencode([(k, v) for k, v in query if k not in REPLICATION_OPTIONS]))
+        url = urlunsplit(parts)
     if scheme not in SCHEMES:
         raise RedisUrlError(
             f"Redis URL {redact(url)!r} must start with redis://, rediss://, unix://, redis+cluster://, "
             "rediss+cluster://, redis+sentinel:// or rediss+sentinel://"
         )
     if "+" not in scheme:
-        return Target("plain", url)
+        return Target("plain", url, replication=wait)
     base, kind = scheme.split("+")
     userinfo, _, hosts = parts.netloc.rpartition("@")
     seeds = []
@@ -138,7 +152,7 @@ def parse_url(url: str) -> Target:
         raise RedisUrlError(f"Redis URL {redact(url)!r}: a Redis Cluster has only db 0 (got db {db})")
     netloc = (userinfo + "@" if userinfo else "") + f"{seeds[0][0]}:{seeds[0][1]}"
     plain = urlunsplit((base, netloc, f"/{db}", parts.query, ""))
-    return Target(kind, plain, seeds, master)
+    return Target(kind, plain, seeds, master, wait)
 
 
 # -- topologies ------------------------------------------------------------------------------------------
@@ -434,6 +448,7 @@ def connect(url: str, max_connections: int | None = None, *, namespace: str | No
         )
         kwargs["retry"] = AsyncRetry(ExponentialBackoff(cap=0.5, base=0.01), RETRIES, RETRIED)
     client = Redis.from_pool(BlockingConnectionPool(**kwargs))
+    replication.attach(client, target.replication)
     if namespace is not None:
         pin(client, namespace)
     return client
@@ -460,6 +475,7 @@ def connect_sync(
         kwargs["retry"] = SyncRetry(ExponentialBackoff(cap=0.5, base=0.01), RETRIES, RETRIED)
     pool_class: Any = redis.BlockingConnectionPool
     client = redis.Redis.from_pool(pool_class(**kwargs))  # owns the pool: close() disconnects it
+    replication.attach(client, target.replication)
     if namespace is not None:
         pin(client, namespace)
     return client
@@ -493,6 +509,7 @@ def for_partition(client: Any, namespace: str, partition: int) -> Any:
         connection_class=made, max_connections=pool.max_connections, timeout=pool.timeout, **options
     )
     sibling = type(client).from_pool(new_pool)
+    replication.attach(sibling, replication.of(client))
     pin(sibling, namespace, str(partition))
     return sibling
 

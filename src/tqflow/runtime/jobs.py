@@ -24,9 +24,11 @@ from tqflow.errors import ClientError, UsageError, UsageTypeError
 from tqflow.errors import JobNotFound as JobNotFound  # its home is the error tree; importable from here too
 from tqflow.plan import DEFAULT_PRIORITY, DEFAULT_QUEUE, Priority, RetryPlan
 from tqflow.plan.durations import Duration, to_ms
+from tqflow.runtime import replication
 from tqflow.runtime.catalog import CatalogCache, Published
 from tqflow.runtime.clock import clock_stale, sync_clock, sync_clock_sync
 from tqflow.runtime.limits import Limit, fair_share, limits_of, wire_of
+from tqflow.runtime.replication import Replication
 from tqflow.runtime.resend import Lanes, new_nonce, resend, resend_sync
 from tqflow.runtime.runs import JobInfo, now_ms
 from tqflow.runtime.store import calls as script_calls
@@ -306,6 +308,21 @@ class Batch:
     def results(self, replies: Sequence[Sequence[str]]) -> list[JobId[Any]]:
         return parse_replies(self.jobs, replies)
 
+    def split(self, executed: list[Any], wait: Replication) -> tuple[list[list[str]], Any]:
+        """(the script replies, WAIT's reply or None) of a pipeline's replies."""
+        if wait.replicas:
+            return self.replies(executed[:-1]), executed[-1]
+        return self.replies(executed), None
+
+    def checked(
+        self, wait: Replication, replies: Sequence[Sequence[str]], acknowledged: Any
+    ) -> list[JobId[Any]]:
+        """The jobs' ids; NotReplicated (with them) when fewer replicas than asked acknowledged the submit."""
+        results = self.results(replies)
+        if acknowledged is not None:
+            replication.check(wait, acknowledged, [str(r) for r in results if r.accepted])
+        return results
+
 
 class JobBuilder:
     """The I/O-free half of submitting, shared by the asyncio `Submitter` and the sync client
@@ -477,27 +494,32 @@ class Submitter(JobBuilder):
             await sync_clock(self.redis)
         if all(isinstance(job, Prepared) for job in jobs):
             batch = self.batch(typing.cast(Sequence[Prepared], jobs), atomic)
-            return batch.results(await self._send(batch))
+            return await self._send(batch)
         good = [job for job in jobs if isinstance(job, Prepared)]
         batch = self.batch(good, atomic)
-        results = batch.results(await self._send(batch)) if good else []
+        results = await self._send(batch) if good else []
         return with_refused(jobs, lambda _: results)
 
-    async def _send(self, batch: Batch) -> list[list[str]]:
+    async def _send(self, batch: Batch) -> list[JobId[Any]]:
         if not batch.calls:
             return []
         try:  # each call's nonce makes a re-send safe
-            return await resend(lambda: self._send_once(batch))
+            replies, acknowledged = await resend(lambda: self._send_once(batch))
         finally:
             self.lanes.give(batch.lanes)
+        return batch.checked(replication.of(self.redis), replies, acknowledged)
 
-    async def _send_once(self, batch: Batch) -> list[list[str]]:
-        if batch.single is not None:
-            return [await self.scripts.run(batch.single)]
+    async def _send_once(self, batch: Batch) -> tuple[list[list[str]], Any]:
+        wait = replication.of(self.redis)
+        if batch.single is not None and not wait.replicas:
+            return [await self.scripts.run(batch.single)], None
         await self.scripts.ensure_loaded()
         async with self.redis.pipeline(transaction=False) as pipe:
             batch.fill(pipe, self.scripts)
-            return batch.replies(await pipe.execute())
+            if wait.replicas:  # on the same connection as the scripts: WAIT counts this client's writes
+                pipe.execute_command(*wait.command())
+            executed = await pipe.execute()
+        return batch.split(executed, wait)
 
 
 class SyncSubmitter(JobBuilder):
@@ -512,28 +534,31 @@ class SyncSubmitter(JobBuilder):
             sync_clock_sync(self.redis)
 
         def send(good: list[Prepared]) -> list[JobId[Any]]:
-            batch = self.batch(good, atomic)
-            return batch.results(self._send(batch))
+            return self._send(self.batch(good, atomic))
 
         if all(isinstance(job, Prepared) for job in jobs):
             return send(typing.cast(list[Prepared], list(jobs)))
         return with_refused(jobs, send)
 
-    def _send(self, batch: Batch) -> list[list[str]]:
+    def _send(self, batch: Batch) -> list[JobId[Any]]:
         if not batch.calls:
             return []
         try:
-            return resend_sync(lambda: self._send_once(batch))
+            replies, acknowledged = resend_sync(lambda: self._send_once(batch))
         finally:
             self.lanes.give(batch.lanes)
+        return batch.checked(replication.of(self.redis), replies, acknowledged)
 
-    def _send_once(self, batch: Batch) -> list[list[str]]:
-        if batch.single is not None:
-            return [self.scripts.run(batch.single)]
+    def _send_once(self, batch: Batch) -> tuple[list[list[str]], Any]:
+        wait = replication.of(self.redis)
+        if batch.single is not None and not wait.replicas:
+            return [self.scripts.run(batch.single)], None
         self.scripts.ensure_loaded()
         with self.redis.pipeline(transaction=False) as pipe:
             batch.fill(pipe, self.scripts)
-            return batch.replies(pipe.execute())
+            if wait.replicas:
+                pipe.execute_command(*wait.command())  # type: ignore[no-untyped-call]
+            return batch.split(pipe.execute(), wait)
 
 
 def _pages(jobs: Sequence[Prepared], limit: int) -> list[Sequence[Prepared]]:

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from tqflow.errors import RunNotFound
 from tqflow.plan import FlowPlan, JobPlan, Priority, canonical_json
+from tqflow.runtime import replication
 from tqflow.runtime.clock import clock_stale, sync_clock
 from tqflow.runtime.clock import now_ms as now_ms  # re-exported: most of the runtime imports it from here
 from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
@@ -142,7 +143,19 @@ async def start_run(
     created = now_ms()
     run_fields, jobs = run_submission(flow, version, params or {}, run_id, created, keys.partition)
     call = calls.submit_run(keys, created, run_id, run_fields, jobs)
-    await resend(lambda: scripts.run(call))  # its nonce (`sub`) makes a re-send safe
+    wait = replication.of(redis)
+    if not wait.replicas:
+        await resend(lambda: scripts.run(call))  # its nonce (`sub`) makes a re-send safe
+        return run_id
+
+    async def with_wait() -> Any:  # WAIT on the script's own connection: it counts that client's writes
+        await scripts.ensure_loaded()
+        async with redis.pipeline(transaction=False) as pipe:
+            scripts.queue(pipe, call)
+            pipe.execute_command(*wait.command())
+            return (await pipe.execute())[-1]
+
+    replication.check(wait, await resend(with_wait), [external_id(keys.partition, run_id)])
     return run_id
 
 

@@ -25,6 +25,7 @@ from tqflow.runtime.api.routes import router
 from tqflow.runtime.api.services import Services
 from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.params import ParamError
+from tqflow.runtime.replication import NotReplicated
 
 STATIC = Path(str(resources.files("tqflow.runtime.api").joinpath("static")))
 
@@ -128,7 +129,13 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def unprocessable(_request: Request, err: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=422)
 
+    async def not_replicated(_request: Request, err: Exception) -> JSONResponse:
+        # done on the master, not known to survive a failover: the ids say what to check before re-sending
+        assert isinstance(err, NotReplicated)
+        return JSONResponse({"detail": str(err), "ids": err.ids}, status_code=503)
+
     app.add_exception_handler(LookupError, not_found)
+    app.add_exception_handler(NotReplicated, not_replicated)
     for error in (ParamError, ValueError, TypeError):
         app.add_exception_handler(error, unprocessable)
 
