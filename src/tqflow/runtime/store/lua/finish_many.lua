@@ -7,7 +7,7 @@
 run_when_full()
 lim_batch = true  -- the slots its attempts give back are written once (limits.lua)
 local now, ttl, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local out, acks = {}, {ack = {}, del = {}}
+local out, acks = {}, {ack = {}}
 -- one `by` for every attempt (finish_attempt reads it and keeps nothing); the times stay the strings they came
 -- as (a started time that is not an integer counts as none, as tonumber made it)
 local by = {worker = worker, now = ARGV[1], ttl = ARGV[2]}
