@@ -6,9 +6,9 @@ Usage: .venv/bin/python bench/limit_profile.py [--jobs 100000] [--reps 3]
 On a private redis-server (runtime/embedded.py), a Lua loop does what the start and finish scripts do for
 the jobs of one call, batch after batch, and `INFO cpu` (used_cpu_sys + used_cpu_user) divided by the jobs
 gives µs a job: the holders' zset (one ZADD and one ZREM for a call's jobs, all with one lease end, as
-lim_flush writes them), with 10 and 100 jobs a call; the same in a hash and in a set (the layouts not
-used, for comparison); and the once-a-call reads (ZCARD, LLEN, TIME, GET, SET PX) each on its own, per
-call. Prints the best of `--reps` for each.
+lim_flush wrote them before the holders became a set), with 10 and 100 jobs a call; the same in a hash and
+in a set (the set is the layout used now: SADD and SREM); and the once-a-call reads (ZCARD, LLEN, TIME,
+GET, SET PX) each on its own, per call. Prints the best of `--reps` for each.
 """
 
 from __future__ import annotations

@@ -34,3 +34,15 @@ def test_the_limit_profile_prints_each_command() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line for line in done.stdout.splitlines() if line.endswith(" µs")]
     assert len(rows) == 9 and rows[0].startswith("zset holders, 10 a call"), done.stdout
+
+
+def test_the_limit_instructions_tool_prints_what_each_limit_adds() -> None:
+    """bench/limit_instructions.py under callgrind, on a few jobs (valgrind is needed, as for the tool)."""
+    args = [sys.executable, str(BENCH / "limit_instructions.py"), "--small", "20", "--large", "60"]
+    args += ["--ipus", "8000"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=BENCH.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ")}
+    assert set(rows) == {"unlimited", "concurrency", "rate"}, done.stdout
+    assert all(" extra " in rows[name] and " µs " in rows[name] for name in ("concurrency", "rate"))
+    assert "(µs at 8,000 instructions per µs, given)" in done.stdout

@@ -111,3 +111,24 @@ async def test_a_lean_success_someone_waits_for_is_announced(redis: Redis, names
     again = (row[0], "@0-1", "succeeded", "J-|6", 0, "", 900, "t.one", "J-|1", "")
     assert await scripts.run(calls.finish_many(keys, 3_000, 60_000, [again], "w1")) == ["stale"]
     assert (await redis.hgetall(keys.job(row[0])))["result"] == "J-|5"
+
+
+async def test_limited_lean_entries_start_inline_after_the_first_and_bad_options_still_dead_letter(
+    redis: Redis, namespace: str
+) -> None:
+    """A limited lean entry starts inline once the call decoded its options (the first of them goes
+    through the guarded start): the same rows and slots as the guarded start gives. Options that are not
+    JSON never reach the inline start: each such entry is dead-lettered on its own (F15); the fetch goes
+    on."""
+    keys, scripts, stream = await setup(redis, namespace)
+    opts = '{"lim":[{"n":"inl","c":3}]}'
+    eids = [await redis.xadd(stream, {"t": "t.lim", "p": f"J-|{i}", "o": opts}) for i in range(5)]
+    bad = [await redis.xadd(stream, {"t": "t.bad", "p": "J-|9", "o": '{"lim": ['}) for _ in range(2)]
+    rows = await scripts.run(calls.fetch(keys, 1_000, "w1", "tok.", 30_000, 10, [(stream, 10)]))
+    assert rows == [expected_row(e, "t.lim", f"J-|{i}", opts) for i, e in enumerate(eids[:3])]
+    assert await redis.smembers(keys.limit("inl|", "s")) == {f"{QUEUE}.{LEVEL}.{e}" for e in eids[:3]}
+    assert await redis.zscore(keys.limit("inl|", "e"), "lease") == 31_000  # the start's lease
+    parked = [await redis.hget(keys.job(f"{QUEUE}.{LEVEL}.{e}"), "state") for e in eids[3:]]
+    assert parked == ["limited", "limited"]
+    dead = set(await redis.zrange(keys.dlq, 0, -1))  # no record: under the entry's own name
+    assert dead == {f"malformed-{QUEUE}-{LEVEL}-{e}" for e in bad}

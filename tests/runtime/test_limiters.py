@@ -121,7 +121,7 @@ async def test_a_job_with_two_limits_takes_both_or_neither(
     assert lt.peak[f"{t}-one"] == 1
     assert lt.peak[f"{t}-one"] + lt.peak[f"{t}-two"] <= 3
     keys = client.keys
-    assert await client.redis.zcard(keys.limit(f"two-{t}|", "h")) == 0  # every slot came back
+    assert await client.redis.scard(keys.limit(f"two-{t}|", "s")) == 0  # every slot came back
 
 
 async def test_retries_release_the_slot_and_count_only_real_attempts(
@@ -178,8 +178,8 @@ async def test_a_dead_workers_slot_comes_back_when_its_lease_ends(
         )
     )
     assert [row[0] for row in started] == [str(lost)]
-    holders = await client.redis.zrange(client.keys.limit(f"lease-{t}|", "h"), 0, -1)
-    assert holders == [str(lost)]  # the dead attempt holds the one slot
+    holders = await client.redis.smembers(client.keys.limit(f"lease-{t}|", "s"))
+    assert holders == {str(lost)}  # the dead attempt holds the one slot
     queued = await client.enqueue(lt.hold, tag=t, seconds=0.01, label="next", limit=lim)
     fast = ClusterSettings(heartbeat_ms=200, dead_after_ms=1000)
     await start_worker(TASKS, queues=["limits"], concurrency=4, cluster=fast)
@@ -190,7 +190,7 @@ async def test_a_dead_workers_slot_comes_back_when_its_lease_ends(
     info = await client.job(lost)
     assert info.attempt == 2 and await client.redis.hget(client.keys.job(lost), "lost") == "1"
     assert lt.peak[t] == 1  # never two at once (the ledger)
-    assert await client.redis.zcard(client.keys.limit(f"lease-{t}|", "h")) == 0  # nothing leaked
+    assert await client.redis.scard(client.keys.limit(f"lease-{t}|", "s")) == 0  # nothing leaked
 
 
 def test_bad_limiters_say_what_is_wrong() -> None:
@@ -245,7 +245,7 @@ async def test_a_job_sent_by_name_takes_the_published_tasks_limit(
 def test_the_limit_and_fair_keys_are_pinned() -> None:
     keys = Keys("prod")
     assert keys.limit("api|c7", "b") == "{prod}:limit:api|c7:b"
-    assert keys.limit("db|", "h") == "{prod}:limit:db|:h"
+    assert keys.limit("db|", "s") == "{prod}:limit:db|:s"
     assert keys.limit("db|", "w") == "{prod}:limit:db|:w"
     assert (keys.limit_due, keys.limit_keys, keys.limit_defs) == (
         "{prod}:limit:due",

@@ -17,6 +17,7 @@ from tqflow.runtime.limits import Limiter, Rate
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import calls
+from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.scripts import Scripts
 
 from helpers import FLOWS, WorkerFactory
@@ -57,11 +58,11 @@ async def test_one_fetch_admits_up_to_the_limit_parks_the_rest_and_writes_no_rec
     scripts = Scripts(client.redis)
     await group(client)
     rows = await fetch(client, scripts, "w1", 10)
-    holders = client.keys.limit(f"batch-{t}|", "h")
+    holders = client.keys.limit(f"batch-{t}|", "s")
     waiting = client.keys.limit(f"batch-{t}|", "w")
     assert [row[0] for row in rows] == ids[:3]  # first come, first served
     assert [row[1] for row in rows] == [f"@{i.rsplit('.', 1)[1]}" for i in ids[:3]]  # lean attempts
-    assert sorted(await client.redis.zrange(holders, 0, -1)) == sorted(ids[:3])
+    assert sorted(await client.redis.smembers(holders)) == sorted(ids[:3])
     assert await client.redis.lrange(waiting, 0, -1) == ids[3:]
     for i in ids[:3]:  # started from their entries: no record
         assert await client.redis.exists(client.keys.job(i)) == 0
@@ -69,7 +70,7 @@ async def test_one_fetch_admits_up_to_the_limit_parks_the_rest_and_writes_no_rec
         assert await client.redis.hmget(client.keys.job(i), ["state", "attempt"]) == ["limited", None]
     # the three end in one finish: their slots go back and the next three are let go
     assert await succeed(client, scripts, rows, "w1") == ["succeeded"] * 3
-    assert await client.redis.zcard(holders) == 3  # held by the grants now
+    assert await client.redis.scard(holders) == 3  # held by the grants now
     assert await client.redis.lrange(waiting, 0, -1) == ids[6:]
     assert [await client.redis.hget(client.keys.job(i), "state") for i in ids[3:6]] == ["queued"] * 3
 
@@ -81,12 +82,12 @@ async def test_ends_with_nobody_waiting_give_every_slot_back_in_one_call(client:
     scripts = Scripts(client.redis)
     await group(client)
     rows = await fetch(client, scripts, "w1", 10)
-    holders = client.keys.limit(f"give-{t}|", "h")
-    scores = dict(await client.redis.zrange(holders, 0, -1, withscores=True))
-    assert sorted(scores) == sorted(ids)
-    assert all(s >= now_ms() + LEASE_MS - 5_000 for s in scores.values())  # leased with the attempt
+    holders = client.keys.limit(f"give-{t}|", "s")
+    assert sorted(await client.redis.smembers(holders)) == sorted(ids)
+    floor = await client.redis.zscore(client.keys.limit(f"give-{t}|", "e"), "lease")
+    assert floor is not None and floor >= now_ms() + LEASE_MS - 5_000  # the lease bound: the attempts' lease
     assert await succeed(client, scripts, rows, "w1") == ["succeeded"] * 4
-    assert await client.redis.zcard(holders) == 0
+    assert await client.redis.scard(holders) == 0
     for i in ids:
         info = await client.job(i)
         assert info.state == "succeeded" and info.attempt == 1
@@ -117,24 +118,26 @@ async def test_a_job_past_a_heartbeat_gets_its_record_with_its_slot_and_the_slot
 ) -> None:
     t = tag()
     lim = Limiter(f"beat-{t}", concurrency=1)
-    holders = client.keys.limit(f"beat-{t}|", "h")
+    holders = client.keys.limit(f"beat-{t}|", "s")
     job = str(await client.enqueue(lt.hold, tag=t, seconds=1.5, label="long", limit=lim))
     fast = ClusterSettings(heartbeat_ms=200, dead_after_ms=1000)
     await start_worker(TASKS, queues=["limits"], concurrency=4, cluster=fast, lease_ms=2_000)
-    first = None
+    held = False
     for _ in range(200):
-        first = await client.redis.zscore(holders, job)
-        if first is not None:
+        held = bool(await client.redis.sismember(holders, job))
+        if held:
             break
         await asyncio.sleep(0.01)
-    assert first is not None
+    assert held
+    started = now_ms()
     await asyncio.sleep(0.8)
-    record = await client.redis.hmget(client.keys.job(job), ["state", "token", "lh"])
-    assert record == ["running", f"@{job.rsplit('.', 1)[1]}", f"beat-{t}|\t1"]
-    renewed = await client.redis.zscore(holders, job)
-    assert renewed is not None and renewed > first  # the slot's lease follows the attempt's
+    record = await client.redis.hmget(client.keys.job(job), ["state", "token", "lh", "lease_until"])
+    assert record[:3] == ["running", f"@{job.rsplit('.', 1)[1]}", f"beat-{t}|\t1"]
+    # the slot's lease is the attempt's: the beat renewed the record's, past the first lease's end
+    assert int(record[3]) > started + 2_000
+    assert await client.redis.sismember(holders, job)
     assert await client.result(job, timeout=10) == "long"
-    assert await client.redis.zcard(holders) == 0
+    assert await client.redis.scard(holders) == 0
     assert await client.redis.hget(client.keys.job(job), "lh") is None
 
 
@@ -143,12 +146,12 @@ async def test_cancelling_a_running_lean_job_gives_its_slot_to_the_next(
 ) -> None:
     t = tag()
     lim = Limiter(f"stop-{t}", concurrency=1)
-    holders = client.keys.limit(f"stop-{t}|", "h")
+    holders = client.keys.limit(f"stop-{t}|", "s")
     long = str(await client.enqueue(lt.hold, tag=t, seconds=30, label="long", limit=lim))
     after = str(await client.enqueue(lt.hold, tag=t, seconds=0.01, label="after", limit=lim))
     await start_worker(TASKS, queues=["limits"], concurrency=4)
     for _ in range(500):
-        held = await client.redis.zscore(holders, long) is not None
+        held = bool(await client.redis.sismember(holders, long))
         if held and (await client.job(after)).state == "limited":
             break
         await asyncio.sleep(0.01)
@@ -157,7 +160,7 @@ async def test_cancelling_a_running_lean_job_gives_its_slot_to_the_next(
     assert await client.result(after, timeout=10) == "after"
     assert (await client.job(long)).state == "cancelled"
     assert lt.peak[t] == 1
-    assert await client.redis.zcard(holders) == 0
+    assert await client.redis.scard(holders) == 0
 
 
 async def test_a_record_made_between_a_blocking_read_and_its_start_does_not_skip_the_slot(
@@ -181,9 +184,48 @@ async def test_a_record_made_between_a_blocking_read_and_its_start_does_not_skip
     assert await client.redis.hget(client.keys.job(first), "state") == "running"
     call = calls.start_many(client.keys, now_ms(), "w1", "tok", LEASE_MS, [("", stream, e) for e in entries])
     started: list[list[object]] = await scripts.run(call)
-    holders = client.keys.limit(f"race-{t}|", "h")
+    holders = client.keys.limit(f"race-{t}|", "s")
     assert [row[0] for row in started] == [first]  # one slot: the second waits
-    assert set(await client.redis.zrange(holders, 0, -1)) == {first}
+    assert await client.redis.smembers(holders) == {first}
     assert await client.redis.hget(client.keys.job(second), "state") == "limited"
     assert await succeed(client, scripts, started, "w1") == ["succeeded"]
-    assert set(await client.redis.zrange(holders, 0, -1)) == {second}  # its slot went to the second
+    assert await client.redis.smembers(holders) == {second}  # its slot went to the second
+
+
+async def test_a_record_made_while_queued_gives_back_the_slot_its_fetched_start_took(client: Client) -> None:
+    """The fetch script's own read starts a lean entry whose record was made while it was queued (a
+    dependent naming it): the start takes the slot and leaves the record `queued`; the end must give the
+    slot back, or the next job waits for the scan after the lease ends."""
+    t = tag()
+    lim = Limiter(f"rec-{t}", concurrency=1)
+    first = str(await client.enqueue(lt.hold, tag=t, label="first", limit=lim))
+    await client.enqueue(lt.hold, tag=t, label="after", depends_on=[first])  # makes first's record
+    assert await client.redis.hget(client.keys.job(first), "state") == "queued"
+    scripts = Scripts(client.redis)
+    await group(client)
+    rows = await fetch(client, scripts, "w1", 1)
+    holders = client.keys.limit(f"rec-{t}|", "s")
+    assert [row[0] for row in rows] == [first]
+    assert await client.redis.smembers(holders) == {first}
+    assert await succeed(client, scripts, rows, "w1") == ["succeeded"]
+    assert await client.redis.scard(holders) == 0
+
+
+async def test_a_heartbeat_renews_a_fetched_lean_attempt_whose_record_was_made_while_queued(
+    client: Client,
+) -> None:
+    """The same record (a dependent's, made while the job was queued) on an attempt running past a beat:
+    the beat renews its lease (and so its slots'); it reported the attempt lost, and recovery would have
+    run it a second time beside the first once its lease ended."""
+    t = tag()
+    lim = Limiter(f"beatrec-{t}", concurrency=1)
+    first = str(await client.enqueue(lt.hold, tag=t, label="first", limit=lim))
+    await client.enqueue(lt.hold, tag=t, label="after", depends_on=[first])
+    scripts = Scripts(client.redis)
+    await group(client)
+    assert [row[0] for row in await fetch(client, scripts, "w1", 1)] == [first]
+    now = now_ms()
+    beat = calls.heartbeat(ClusterKeys(client.keys), now, "w1", 10_000, LEASE_MS, "{}", [first])
+    assert await scripts.run(beat) == []  # not lost
+    record = await client.redis.hmget(client.keys.job(first), ["state", "worker", "lease_until", "lh"])
+    assert record == ["running", "w1", str(now + LEASE_MS), f"beatrec-{t}|\t1"]

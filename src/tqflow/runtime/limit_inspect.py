@@ -49,11 +49,10 @@ async def read_limits(redis: Any, keys: Keys, limiter: str | None = None) -> Lim
     defs = {str(k): json.loads(v) for k, v in (await redis.hgetall(keys.limit_defs)).items()}
     seconds, micros = await redis.time()
     now_us = int(seconds) * 1_000_000 + int(micros)
-    now = now_us // 1000
     async with redis.pipeline(transaction=False) as pipe:
         for m in members:
             pipe.get(keys.limit(m, "b"))
-            pipe.zcount(keys.limit(m, "h"), now, "+inf")
+            pipe.scard(keys.limit(m, "s"))  # holders (a dead worker's until its lease is reclaimed)
             pipe.llen(keys.limit(m, "w"))
             pipe.zscore(keys.limit_due, m)
         replies = await pipe.execute()

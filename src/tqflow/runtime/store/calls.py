@@ -182,6 +182,11 @@ def promote(keys: Keys, now: int, limit: int) -> ScriptCall:
     return ScriptCall("promote", [keys.delayed, keys.limit_due], [now, limit])
 
 
+def limit_holders(keys: Keys, now: int) -> ScriptCall:
+    """The semaphores of the zset layout folded into sets, once a namespace (a worker's start)."""
+    return ScriptCall("limit_holders", [keys.limit_layout, keys.limit_keys], [now])
+
+
 def age(keys: Keys, now: int, aging_ms: int, top: int, queues: Sequence[str]) -> ScriptCall:
     """The streams of the levels below `top` that aging may move from (normal and lower)."""
     levels = range(max(2, top + 1), len(PRIORITIES))

@@ -159,8 +159,14 @@ class Keys:
         """hash: limiter name -> the definition (JSON) a job waiting for it carried."""
         return f"{self.prefix}:limit:defs"
 
+    @property
+    def limit_layout(self) -> str:
+        """string: `set` once the semaphores' holders of the old layout were folded in (limit_holders.lua)."""
+        return f"{self.prefix}:limit:layout"
+
     def limit(self, member: str, part: str) -> str:
-        """`member` is NAME|KEY; `part` b (a rate bucket, "TOKENS TIME_US"), h (holders) or w (waiting)."""
+        """`member` is NAME|KEY; `part` b (a rate bucket, "TOKENS TIME_US"), s (a semaphore's holders: a
+        set of job ids), e (a lower bound of their lease ends: a zset of one member) or w (waiting)."""
         return f"{self.prefix}:limit:{member}:{part}"
 
     # Fair share (lua/fair.lua): per queue and level, the keys' passes, one list a key, the window's state.

@@ -40,6 +40,8 @@ from tqflow.runtime.executors import Executors, Running
 from tqflow.runtime.hooks import WorkerHooks
 from tqflow.runtime.packing import pack_with_hiredis
 from tqflow.runtime.priorities import FetchPlanner
+from tqflow.runtime.runs import now_ms
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.subflows import SubflowSteps
@@ -190,6 +192,7 @@ class Worker:
         await self.redis.set(self.keys.keep_results, self.settings.result_ttl_ms)
         await self.fetcher.create_groups()
         await self.scripts.ensure_loaded()
+        await self.scripts.run(calls.limit_holders(self.keys, now_ms()))  # once a namespace: an older layout
         await self.cluster.start()
         # What start-up made (modules, tasks, plans, pydantic models) stays for the process's life: leave it
         # out of every later collection, so the collector's passes scan only what jobs allocate.

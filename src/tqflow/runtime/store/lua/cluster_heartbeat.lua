@@ -16,17 +16,17 @@ local lost = {}
 for i = 6, #ARGV do
   local id = ARGV[i]
   local k = job_key(id)
-  local state, worker, lh = unpack(redis.call('HMGET', k, 'state', 'worker', 'lh'))
-  if not state then  -- a lean job's first attempt, running past a beat: it gets its record (and lease) now
-    local rec = materialize(id)
-    if rec then state, worker, lh = rec.state, rec.worker, rec.lh end
+  local state, worker = unpack(redis.call('HMGET', k, 'state', 'worker'))
+  -- a lean job's first attempt, running past a beat: it gets its record (and lease) now, or the record made
+  -- while it was queued (a dependent's) says `running` now (state_of: the delivery started it)
+  if not state or state == 'queued' then
+    state_of(id)
+    state, worker = unpack(redis.call('HMGET', k, 'state', 'worker'))
   end
   if state == 'running' and worker == name then
+    -- its concurrency slots are leased with it: a full semaphore reads this lease_until (limits.lua)
     redis.call('HSET', k, 'lease_until', now + lease)
     redis.call('ZADD', KEYS[3], now + lease, id)
-    if lh then  -- its concurrency slots are leased with it (limits.lua)
-      for m in string.gmatch(lh, '([^\n\t]+)\t%d+') do redis.call('ZADD', lim_base(m) .. ':h', 'XX', now + lease, id) end
-    end
   elseif worker ~= name then
     table.insert(lost, id)
   end

@@ -190,6 +190,8 @@ local function state_of(id)
         local rec = lean_record(q, p, eid, {'t', ''}, holder, idle)
         redis.call('HSET', k, 'state', 'running', 'attempt', 1, 'token', lean_token(eid), 'worker', holder,
           'started', rec.started, 'lease_until', rec.lease_until, 'stream', stream)
+        local lh = lean_held(redis.call('HGET', k, 'opts'))  -- the slots its start took, as materialize lists
+        if lh then redis.call('HSET', k, 'lh', lh) end
         state = 'running'
       end
     end
@@ -885,6 +887,7 @@ finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks,
     redis.call('HSET', k, 'state', 'running', 'attempt', 1, 'token', token, 'stream', stream, 'worker', by.worker,
       'started', by.started or now)
     state, current = 'running', token
+    lh = lh or lean_held(redis.call('HGET', k, 'opts'))  -- the slots the fetch that started it took
   end
   if state ~= 'running' or current ~= token then return 'stale' end
   if lh then release_held(k, id, now, lh) end

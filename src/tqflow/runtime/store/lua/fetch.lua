@@ -26,12 +26,19 @@ local function read(stream, count)
       local eid, f = e[1], e[2]
       n = n + 1
       local job
-      -- The common entry, as enqueue.lua writes a lean job (t, p[, o] with no limits), read here for the
-      -- first time: its first attempt, nothing written, the row start_entry's lean case returns, built
-      -- without its parsing, tables and pcall (nothing on this path can raise). Anything else (a `j`
-      -- entry, a limited job, another shape) goes through start_guarded as before.
-      if lean and f[1] == 't' and f[3] == 'p' and (f[5] == nil or (f[5] == 'o' and f[7] == nil
-        and not string.find(f[6], '"lim"', 1, true))) then
+      -- The common entry, as enqueue.lua writes a lean job (t, p[, o]), read here for the first time: its
+      -- first attempt, nothing written, the row start_entry's lean case returns, built without its parsing,
+      -- tables and pcall (nothing on this path can raise). Anything else (a `j` entry, another shape) goes
+      -- through start_guarded as before.
+      local shape = lean and f[1] == 't' and f[3] == 'p' and (f[5] == nil or (f[5] == 'o' and f[7] == nil))
+      local limited = shape and f[5] and string.find(f[6], '"lim"', 1, true)
+      -- A limited one of that shape whose options this call decoded already (lim_specs: the first of a
+      -- batch's jobs goes through start_guarded, which decodes them under its pcall) takes its slots and
+      -- tokens here while every limit has room and nobody waits (admit_batched, as start_entry's lean case
+      -- would); otherwise start_entry parks it or honours what is there.
+      local specs = limited and lim_specs[f[6]]
+      if shape and (not limited or (specs ~= nil and (not specs or #specs == 0
+        or admit_batched(lean .. eid, specs, now, now + lease)))) then
         job = {lean .. eid, '@' .. eid, 1, f[2], f[4], f[6] or false, q, p, string.match(eid, '^(%d+)'), false,
           false}
       else

@@ -3,7 +3,10 @@
 -- {n, k, r = rate, p = period ms, b = burst}), so no registry is read. One bucket or semaphore per
 -- NAME|KEY ("member"); its keys (store/keys.py LimitKeys mirrors them), all in the namespace's slot:
 --   :limit:M:b  string  a rate bucket: "N T" (N tokens as of T, Redis TIME in µs)
---   :limit:M:h  zset  a concurrency semaphore's holders: job id -> lease end (ms, the job's own lease)
+--   :limit:M:s  set   a concurrency semaphore's holders (job ids). No lease is stored per holder: a slot's
+--                     lease is its attempt's (holder_lease_end), read only when the semaphore is full
+--   :limit:M:e  zset  one member, `lease`: a lower bound of the holders' lease ends (ms), lowered by every
+--                     grant and start (ZADD LT), set by each scan of a full semaphore (slots_free)
 --   :limit:M:w  list  job ids waiting for M, first come first served
 --   :limit:due  zset  M -> ms when its waiters may next be admitted (the promoter's timer)
 --   :limit:keys zset  M -> ms it was first seen (inspection)
@@ -16,6 +19,7 @@
 -- lim_due_key, lim_keys_key, lim_defs_key (:limit:due, :limit:keys, :limit:defs): bound per call (common.lua)
 local GRANT_MS = 30000  -- a granted job not started within this gives its slot back (its start re-checks)
 local function lim_base(member) return prefix .. ':limit:' .. member end
+-- (the holders' keys before the set: `:limit:M:h`, a zset of id -> lease end; migrate_holders folds them in)
 local function lim_member(l) return l.n .. '|' .. (l.k or '') end
 
 -- A member seen for the first time: indexed for inspection, with its definition.
@@ -71,21 +75,71 @@ local function bucket_write(base, l, n, t_us)
   redis.call('SET', base .. ':b', string.format('%.6f %.0f', n, t_us), 'PX', math.ceil((cap - n) * l.p / l.r) + 1000)
 end
 
--- Free slots of a semaphore; holders whose lease ran out are dropped first (a SIGKILLed worker's jobs).
-local function slots_free(base, l, now)
-  local h = base .. ':h'
-  local free = l.c - redis.call('ZCARD', h)
+-- When the slot job `id` holds on M runs out (ms, the caller's clock), read from what carries its attempt's
+-- lease; nil when it holds none any more (its attempt ended, was reclaimed or was parked, and nothing gave
+-- the slot back). A granted job not started yet: its grant's GRANT_MS. A running one: its record's
+-- `lease_until` (the heartbeat renews it). A lean job's delivered first attempt with no record (or one made
+-- while it was queued): its delivery plus its worker's lease (none once the worker's registry record is
+-- gone: recovery takes that attempt back too, see lean_record).
+local function holder_lease_end(id, m, now)
+  local state, lease_until, lg, granted, entry = unpack(redis.call('HMGET', job_key(id), 'state', 'lease_until', 'lg',
+    'granted', 'entry'))
+  if state == 'running' then return tonumber(lease_until or '') or 0 end
+  if state == 'queued' and lg and string.find('\n' .. lg .. '\n', '\n' .. m .. '\n', 1, true) then
+    return (tonumber(granted or '') or 0) + GRANT_MS
+  end
+  if state and state ~= 'queued' then return nil end
+  local q, p, eid = lean_parts(id)
+  if not q or (state and entry ~= eid) then return nil end
+  local holder, idle = holder_of(stream_key(q, p), eid)
+  if not holder then return nil end
+  local lease = tonumber(redis.call('HGET', prefix .. ':worker:' .. holder, 'lease') or '') or 0
+  return now - (idle or 0) + lease
+end
+
+-- The lower bound of M's holders' lease ends (its `:e`), or nil when there is none.
+local function lease_floor(base)
+  local e = redis.call('ZSCORE', base .. ':e', 'lease')
+  return e and tonumber(e)
+end
+
+-- Free slots of a semaphore. A full one drops the holders whose lease ran out first (a SIGKILLed worker's
+-- jobs): it reads every holder's lease (holder_lease_end), but only once the earliest lease end it last saw
+-- has passed, so a full semaphore is not rescanned at every look.
+local function slots_free(m, l, now)
+  local base = lim_base(m)
+  local s = base .. ':s'
+  local free = l.c - redis.call('SCARD', s)
   if free > 0 then return free end  -- expired holders only matter to a full semaphore
-  if redis.call('ZREMRANGEBYSCORE', h, '-inf', '(' .. now) == 0 then return free end
-  return l.c - redis.call('ZCARD', h)
+  local floor = lease_floor(base)
+  if floor and floor >= now then return free end  -- no lease can have run out yet
+  local earliest
+  for _, id in ipairs(redis.call('SMEMBERS', s)) do
+    local ends = holder_lease_end(id, m, now)
+    if not ends or ends < now then redis.call('SREM', s, id)
+    elseif not earliest or ends < earliest then earliest = ends end
+  end
+  if earliest then redis.call('ZADD', base .. ':e', earliest, 'lease') else redis.call('DEL', base .. ':e') end
+  return l.c - redis.call('SCARD', s)
+end
+
+-- A slot of M taken for job(s) whose lease ends at `ends`: the lower bound follows (one ZADD LT).
+local function lease_taken(base, ends) redis.call('ZADD', base .. ':e', 'LT', ends, 'lease') end
+
+-- When waiters of a full M may next find a slot: just after the earliest lease end (now: not known).
+local function next_reclaim(base, now)
+  local floor = lease_floor(base)
+  return floor and math.max(floor + 1, now) or now
 end
 
 -- Batched limits (the cost of a limited job, issue 16). A script that sets `lim_batch = true` and calls
 -- lim_flush() before it returns (fetch, start, start_many, finish, finish_many) reads a member's semaphore
--- or bucket once a call and writes it once a call: the slots its starts take are one ZADD, the slots its
--- finishes give back one ZREM, a bucket's new level one SET. lim_cached[M] is what the call knows of M:
---   {take = true, l, free, waiting, add = {lease end, id, ...}} (concurrency) or {take = true, l, n, waiting,
---   dirty} (rate): starts, admitted from it while nobody waits and it has room;
+-- or bucket once a call and writes it once a call: the slots its starts take are one SADD (and one ZADD LT of
+-- the lease bound), the slots its finishes give back one SREM (a set: ~0.2 µs a job for 100 holders, where
+-- a zset's listpack scanned and moved, 3.3 µs), a bucket's new level one SET. lim_cached[M] is what the
+-- call knows of M:
+--   {take = true, l, free, waiting, add = {id, ...}, ends = the earliest lease end} (concurrency) or
+--   {take = true, l, n, waiting, dirty} (rate): starts, admitted from it while nobody waits and it has room;
 --   {give = true, rem = {id, ...}}: finishes, while nobody waits for M (nobody to let go).
 -- Anything else that reads or writes M's keys (a grant, a park, a refusal, the timer) first writes what is
 -- pending (lim_sync) and reads Redis again, as without the batch.
@@ -100,8 +154,11 @@ local function lim_sync(m)
   if not st then return end
   lim_cached[m] = nil
   local base = lim_base(m)
-  if st.add and #st.add > 0 then lim_write('ZADD', base .. ':h', st.add) end
-  if st.rem and #st.rem > 0 then lim_write('ZREM', base .. ':h', st.rem) end
+  if st.add and #st.add > 0 then
+    lim_write('SADD', base .. ':s', st.add)
+    lease_taken(base, st.ends)
+  end
+  if st.rem and #st.rem > 0 then lim_write('SREM', base .. ':s', st.rem) end
   if st.dirty then bucket_write(base, st.l, st.n, redis_us()) end
 end
 
@@ -130,22 +187,22 @@ local function lim_release(m, l, now, t_us)
   local w = base .. ':w'
   if redis.call('LLEN', w) == 0 then return end  -- nothing waits (its timer went when the list emptied)
   if l.c then
-    local free = slots_free(base, l, now)
+    local free = slots_free(m, l, now)
     while free > 0 do
       local id = redis.call('LPOP', w)
       if not id then break end
       local k = job_key(id)
       local state, lg, lh = unpack(redis.call('HMGET', k, 'state', 'lg', 'lh'))
       if state == 'limited' then
-        redis.call('ZADD', base .. ':h', now + GRANT_MS, id)
+        redis.call('SADD', base .. ':s', id)
+        lease_taken(base, now + GRANT_MS)
         redis.call('HSET', k, 'lg', add_line(lg, m), 'lh', add_line(lh, m .. '\t' .. l.c), 'granted', now)
         push(id, now)
         free = free - 1
       end
     end
     if redis.call('LLEN', w) == 0 then set_due(m, nil); return end
-    local first = redis.call('ZRANGE', base .. ':h', 0, 0, 'WITHSCORES')
-    set_due(m, first[2] and tonumber(first[2]) or now)
+    set_due(m, next_reclaim(base, now))
     return
   end
   t_us = t_us or redis_us()
@@ -183,7 +240,7 @@ local function lim_give(m, c, id, now)
     end
   end
   lim_sync(m)
-  redis.call('ZREM', lim_base(m) .. ':h', id)
+  redis.call('SREM', lim_base(m) .. ':s', id)
   lim_release(m, {c = c}, now)
 end
 
@@ -214,8 +271,7 @@ local function park(k, id, m, l, now, fresh)
   redis.call('HSET', lim_defs_key, l.n, cjson.encode(l))
   redis.call('ZADD', lim_keys_key, 'NX', now, m)  -- the timer reads that definition
   if l.c then
-    local first = redis.call('ZRANGE', base .. ':h', 0, 0, 'WITHSCORES')
-    set_due(m, first[2] and tonumber(first[2]) or now)
+    set_due(m, next_reclaim(base, now))
   elseif not redis.call('ZSCORE', lim_due_key, m) then
     set_due(m, now + math.max(1, math.ceil(l.p / l.r)))
   end
@@ -232,7 +288,7 @@ local function lim_take_state(m, l, now)
   lim_sync(m)  -- a batch of finishes: written first
   local base = lim_base(m)
   if l.c then
-    local free = slots_free(base, l, now)
+    local free = slots_free(m, l, now)
     st = {take = true, l = l, free = free, waiting = free > 0 and redis.call('LLEN', base .. ':w') or 0, add = {}}
     if free == l.c and st.waiting == 0 then lim_seen(m, l, now) end  -- an idle semaphore: maybe never seen
   else
@@ -257,8 +313,8 @@ local function admit_batched(id, lims, now, lease_until)
   for i, l in ipairs(lims) do
     local st = states[i]
     if l.c then
-      st.add[#st.add + 1] = lease_until
       st.add[#st.add + 1] = id
+      if not st.ends or lease_until < st.ends then st.ends = lease_until end
       st.free = st.free - 1
     else
       st.n = st.n - 1
@@ -287,14 +343,13 @@ local function admit(k, id, opts, lg, lh, now, lease_until, fresh)
     local w = base .. ':w'
     local ok
     if l.c then
-      local free = slots_free(base, l, now)
-      local score = granted[m] and redis.call('ZSCORE', base .. ':h', id)
-      if score then ok = true  -- its grant still holds the slot
+      local free = slots_free(m, l, now)
+      if granted[m] and redis.call('SISMEMBER', base .. ':s', id) == 1 then ok = true  -- its grant holds the slot
       else
         local waiting = free > 0 and redis.call('LLEN', w) or 0
         if waiting > 0 then
           lim_release(m, l, now)
-          free = slots_free(base, l, now)
+          free = slots_free(m, l, now)
           waiting = redis.call('LLEN', w)
         end
         ok = free > 0 and waiting == 0
@@ -320,7 +375,7 @@ local function admit(k, id, opts, lg, lh, now, lease_until, fresh)
     for _, other in ipairs(lims) do  -- the slots its grants hold on other limits go back
       local om = lim_member(other)
       if other.c and granted[om] and om ~= m then
-        redis.call('ZREM', lim_base(om) .. ':h', id)
+        redis.call('SREM', lim_base(om) .. ':s', id)
         lim_release(om, other, now)
       end
     end
@@ -331,7 +386,8 @@ local function admit(k, id, opts, lg, lh, now, lease_until, fresh)
   local held = ''
   for _, p in ipairs(plan) do
     if p.l.c then
-      redis.call('ZADD', lim_base(p.m) .. ':h', lease_until, id)
+      redis.call('SADD', lim_base(p.m) .. ':s', id)
+      lease_taken(lim_base(p.m), lease_until)
       held = add_line(held, p.m .. '\t' .. p.l.c)
     elseif p.n then
       bucket_write(lim_base(p.m), p.l, p.n - 1, t_us)
@@ -366,7 +422,9 @@ local function release_due(now, count)
   end
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', lim_keys_key, '-inf', now - 3600000, 'LIMIT', 0, 10)) do
     local base = lim_base(m)
-    if redis.call('EXISTS', base .. ':b', base .. ':h', base .. ':w') == 0 then redis.call('ZREM', lim_keys_key, m)
+    if redis.call('EXISTS', base .. ':b', base .. ':s', base .. ':w') == 0 then
+      redis.call('ZREM', lim_keys_key, m)
+      redis.call('DEL', base .. ':e')
     else redis.call('ZADD', lim_keys_key, now, m) end
   end
   return #due
