@@ -6,11 +6,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 import pytest
+
+
+def cache_bytecode_outside_the_tree() -> None:
+    """With PYTHONDONTWRITEBYTECODE=1 (set on the development machine and likely in CI) every pytest
+    process and every Python a test starts (workers, `tqrun`, `tqc lsp`) compiled tqflow from source again
+    and pytest re-rewrote every test module: ~7 s CPU per collecting process and ~0.15 s per subprocess.
+    That setting keeps `__pycache__` out of the tree; a cache under .pytest_cache keeps it out too. Set
+    before tqflow is imported below (xdist workers and subprocesses inherit the environment)."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return  # bytecode is written already (beside the sources or under the user's prefix)
+    prefix = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".pytest_cache", "pycache"
+    )
+    os.environ["PYTHONPYCACHEPREFIX"] = prefix
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    sys.pycache_prefix = prefix
+    sys.dont_write_bytecode = False
+
+
+cache_bytecode_outside_the_tree()
+
 from redis.asyncio import Redis
 
 from tqflow.runtime.client import Client
