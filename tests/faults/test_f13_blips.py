@@ -1,9 +1,10 @@
 """F13: Redis blips while jobs finish (RELIABILITY.md). Redis SIGKILLed and restarted on its AOF
 (`appendfsync always`: with `everysec` Redis may postpone the AOF write by up to 2 s while a slow fsync runs,
 and answers meanwhile, so a SIGKILL loses acknowledged submits — Redis's own window, docs/guarantees.md, and
-not what this test is about; it failed once that way at load 8), and `CLIENT KILL` of every worker connection, while two live workers finish
-jobs. No worker dies, so no job may run twice: a finish that meets a dead pooled connection is retried
-with its token (safe: finishes are fenced), not dropped as "not ours" to run again after its lease.
+not what this test is about; it failed once that way at load 8), and `CLIENT KILL` of every worker
+connection, while two live workers finish jobs. No worker dies, so no job may run twice: a finish that
+meets a dead pooled connection is retried with its token (safe: finishes are fenced), not dropped as "not
+ours" to run again after its lease.
 
 Slice by default; `TQFLOW_FAULT_SCALE=full pytest -m faults tests/faults/test_f13_blips.py -s`.
 """
