@@ -1,13 +1,20 @@
 """structlog set-up: readable console lines on a terminal, JSON lines otherwise; always stderr.
 
 Every line logged while a job runs carries job, run, flow, task, attempt and worker: `JobLogHooks`
-binds them as context variables when the attempt starts, inside the asyncio task that handles it, so
-the worker's own lines and the task's lines (threads copy the context) get them too. Arguments,
-results and parameters are dropped from log lines unless asked for (`TQFLOW_LOG_PAYLOADS=1`).
+sets them as context when the attempt starts, inside the asyncio task that handles it, so the worker's
+own lines and the task's lines (threads copy the context) get them too. Arguments, results and
+parameters are dropped from log lines unless asked for (`TQFLOW_LOG_PAYLOADS=1`).
+
+What a job costs the log when nothing is logged (a worker at `warning` logs no line for a job that went
+well): under `configure_logging`'s set-up the context is one context variable holding the attempt's
+event, turned into fields only when a line is written (`add_job_context`); under any other structlog
+set-up it is bound field by field, as structlog's own `bind_contextvars` does. A line below the level
+the current set-up filters at is not built at all.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import sys
@@ -21,6 +28,9 @@ from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
 PAYLOAD_KEYS = ("args", "kwargs", "result", "params", "payload", "outputs")
 PAYLOADS_ENV = "TQFLOW_LOG_PAYLOADS"
 log = structlog.get_logger("tqflow.jobs")
+# The attempt whose handler (or a thread it runs) logs a line now, for `add_job_context`.
+_attempt: contextvars.ContextVar[AttemptEvent | None] = contextvars.ContextVar("tqflow_job", default=None)
+LEVELS = logging.getLevelNamesMapping()
 
 
 def configure_logging(
@@ -35,6 +45,7 @@ def configure_logging(
     )
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        add_job_context,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
@@ -59,6 +70,15 @@ def drop_payloads(_logger: Any, _method: str, event: MutableMapping[str, Any]) -
     return event
 
 
+def add_job_context(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """The running attempt's job, run, flow, task, attempt and worker (a line's own fields win)."""
+    attempt = _attempt.get()
+    if attempt is not None:
+        for key, value in job_context(attempt).items():
+            event.setdefault(key, value)
+    return event
+
+
 def job_context(event: AttemptEvent) -> dict[str, Any]:
     return {
         "job": event.job_id,
@@ -70,18 +90,48 @@ def job_context(event: AttemptEvent) -> dict[str, Any]:
     }
 
 
+class _SetUp:
+    """What structlog's current configuration does with a job's lines, looked at again when it changes."""
+
+    def __init__(self) -> None:
+        self.seen: tuple[Any, Any] | None = None
+        self.lazy = False  # add_job_context is among its processors
+        self.threshold = 0  # the lowest level it logs (0: all, an unfiltered wrapper)
+
+    def look(self) -> _SetUp:
+        config = structlog.get_config()
+        wrapper, processors = config["wrapper_class"], config["processors"]
+        if self.seen is None or self.seen[0] is not wrapper or self.seen[1] is not processors:
+            self.seen = (wrapper, processors)
+            self.lazy = add_job_context in processors
+            effective = getattr(wrapper, "get_effective_level", None)  # a filtering bound logger's
+            self.threshold = int(effective(None)) if callable(effective) else 0
+        return self
+
+
+_set_up = _SetUp()
+FINISHED_LEVELS = {"dead": "error", "retry": "warning", "stale": "warning"}
+
+
 class JobLogHooks:
     """A `WorkerHooks` that logs each attempt's start (debug) and end, with the job's context."""
 
     def attempt_started(self, event: AttemptEvent) -> None:
-        structlog.contextvars.bind_contextvars(**job_context(event))
-        log.debug("job started", queue=event.queue, priority=event.priority, waited_ms=event.waited_ms)
+        set_up = _set_up.look()
+        if set_up.lazy:
+            _attempt.set(event)
+        else:
+            structlog.contextvars.bind_contextvars(**job_context(event))
+        if set_up.threshold <= logging.DEBUG:
+            log.debug("job started", queue=event.queue, priority=event.priority, waited_ms=event.waited_ms)
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
+        level = FINISHED_LEVELS.get(event.outcome, "info")
+        if LEVELS[level.upper()] < _set_up.look().threshold:
+            return  # the line would be filtered out: not built
         fields: dict[str, Any] = {**job_context(event.attempt), "outcome": event.outcome}
         fields["duration_ms"] = event.duration_ms
         if event.error_type:
             fields["error_type"] = event.error_type
             fields["error"] = event.error_message
-        level = {"dead": "error", "retry": "warning", "stale": "warning"}.get(event.outcome, "info")
         getattr(log, level)("job finished", **fields)

@@ -21,6 +21,7 @@ whatever names producers send.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import os
 from collections import Counter as Tally
@@ -75,11 +76,16 @@ class TaskLabels:
         return "other"
 
 
-def _bucket(buckets: tuple[float, ...], seconds: float) -> str:
-    for bound in buckets:
-        if seconds <= bound:
-            return repr(float(bound))
-    return "+Inf"
+def _labels(buckets: tuple[float, ...]) -> tuple[str, ...]:
+    return (*(repr(float(bound)) for bound in buckets), "+Inf")
+
+
+WAIT_LABELS, RUN_LABELS = _labels(WAIT_BUCKETS), _labels(RUN_BUCKETS)
+
+
+def _bucket(buckets: tuple[float, ...], labels: tuple[str, ...], seconds: float) -> str:
+    """The `le` label of the first bucket that holds `seconds`."""
+    return labels[bisect.bisect_left(buckets, seconds)]
 
 
 class WorkerMetrics:
@@ -163,15 +169,16 @@ class WorkerMetrics:
 class RedisJobCounters:
     """A worker hook that adds the worker's counts to `{ns}:stats:jobs` in Redis (one pipeline of HINCRBY
     a second, and at shutdown): fields `started|QUEUE|PRIORITY|TASK`, `<outcome>|…`, and the histograms
-    `wait|QUEUE|PRIORITY|<le>` / `run|QUEUE|TASK|<le>` with their `_sum` fields (HINCRBYFLOAT)."""
+    `wait|QUEUE|PRIORITY|<le>` / `run|QUEUE|TASK|<le>` with their `_sum` fields (HINCRBYFLOAT). Counted
+    by the fields' parts (a tuple per job is cheaper than its joined name), joined at the flush."""
 
     def __init__(self, redis: Any, namespace: str, tasks: Collection[str] | None = None) -> None:
         self.redis = redis
         self.key = Keys(namespace).stats_jobs
         self.tasks = set(tasks) if tasks is not None else None
         self.labels = TaskLabels()
-        self.counts: Tally[str] = Tally()
-        self.sums: dict[str, float] = {}
+        self.counts: Tally[tuple[str, ...]] = Tally()
+        self.sums: dict[tuple[str, ...], float] = {}
 
     def _task(self, task: str, error_type: str | None = None) -> str:
         if error_type in UNKNOWN_TASK_ERRORS or (self.tasks is not None and task not in self.tasks):
@@ -180,10 +187,11 @@ class RedisJobCounters:
 
     def attempt_started(self, event: AttemptEvent) -> None:
         task = self._task(event.task)
-        self.counts[f"started|{event.queue}|{event.priority}|{task}"] += 1
+        queue, priority, counts = event.queue, event.priority, self.counts
+        counts["started", queue, priority, task] += 1
         seconds = event.waited_ms / 1000
-        self.counts[f"wait|{event.queue}|{event.priority}|{_bucket(WAIT_BUCKETS, seconds)}"] += 1
-        where = f"wait_sum|{event.queue}|{event.priority}"
+        counts["wait", queue, priority, _bucket(WAIT_BUCKETS, WAIT_LABELS, seconds)] += 1
+        where = ("wait_sum", queue, priority)
         self.sums[where] = self.sums.get(where, 0.0) + seconds
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
@@ -191,10 +199,10 @@ class RedisJobCounters:
         task = self._task(attempt.task, event.error_type)
         name = OUTCOME_COUNTERS.get(event.outcome)
         if name is not None:
-            self.counts[f"{name}|{attempt.queue}|{attempt.priority}|{task}"] += 1
+            self.counts[name, attempt.queue, attempt.priority, task] += 1
         seconds = event.duration_ms / 1000
-        self.counts[f"run|{attempt.queue}|{task}|{_bucket(RUN_BUCKETS, seconds)}"] += 1
-        where = f"run_sum|{attempt.queue}|{task}"
+        self.counts["run", attempt.queue, task, _bucket(RUN_BUCKETS, RUN_LABELS, seconds)] += 1
+        where = ("run_sum", attempt.queue, task)
         self.sums[where] = self.sums.get(where, 0.0) + seconds
 
     async def flush(self) -> None:
@@ -204,10 +212,10 @@ class RedisJobCounters:
         self.counts, self.sums = Tally(), {}
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for name, n in counts.items():
-                    pipe.hincrby(self.key, name, n)
-                for name, value in sums.items():
-                    pipe.hincrbyfloat(self.key, name, value)
+                for parts, n in counts.items():
+                    pipe.hincrby(self.key, "|".join(parts), n)
+                for parts, value in sums.items():
+                    pipe.hincrbyfloat(self.key, "|".join(parts), value)
                 await pipe.execute()
         except Exception:  # Redis away: keep the counts for the next flush
             self.counts.update(counts)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -22,10 +24,20 @@ class WorkerContext:
     scripts: Scripts
     settings: WorkerSettings
     hooks: list[WorkerHooks]  # the worker's own list: hooks added after the roles were made count too
+    # each hook's bound method, by name, for the hooks as they were (`_methods_of`, compared by identity)
+    _methods: dict[str, list[Callable[[Any], None]]] = field(default_factory=dict, repr=False)
+    _methods_of: list[WorkerHooks] = field(default_factory=list, repr=False)
 
     def emit(self, name: str, event: AttemptEvent | OutcomeEvent) -> None:
-        for hook in self.hooks:
+        if self._methods_of != self.hooks:
+            self._methods = {}
+            self._methods_of = list(self.hooks)
+        methods = self._methods.get(name)
+        if methods is None:
+            methods = self._methods[name] = [getattr(hook, name) for hook in self.hooks]
+        for method in methods:
             try:
-                getattr(hook, name)(event)
+                method(event)
             except Exception as err:  # a broken hook must not break job processing
+                hook = getattr(method, "__self__", method)
                 log.error("worker hook failed", hook=type(hook).__name__, error=repr(err))
