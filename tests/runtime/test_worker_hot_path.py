@@ -1,10 +1,13 @@
 """The worker's per-job fast paths give what the slow paths gave: a job's log context set lazily, job lines
-below the level never built, hook dispatch from cached methods."""
+below the level never built, hook dispatch from cached methods; handlers that post their end and return,
+whose ends a stopping worker still writes before it hands anything back."""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
+import time
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -12,9 +15,19 @@ import pytest
 import structlog
 import structlog.testing
 
+from tqflow.runtime.client import Client
+from tqflow.runtime.connection import connect
 from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
 from tqflow.runtime.logging import JobLogHooks, configure_logging, job_context
+from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.worker import Worker, WorkerSettings
 from tqflow.runtime.worker.context import WorkerContext
+from tqflow.runtime.worker.finisher import Finisher
+
+from helpers import FLOWS
+
+TASKS = load_tasks(["job_tasks"], [FLOWS])
+import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
 
 EVENT = AttemptEvent(
     job_id="p1:default.2.1733140000000-0",
@@ -124,3 +137,38 @@ def test_hooks_added_or_replaced_after_the_first_job_are_called_and_a_broken_one
         context.emit("attempt_started", EVENT)
     assert (len(first.started), len(later.started), len(replacing.started)) == (2, 2, 1)
     assert [line["hook"] for line in logged if line["event"] == "worker hook failed"] == ["Broken"] * 3
+
+
+async def test_a_stopping_worker_writes_the_ends_its_handlers_posted_before_it_hands_anything_back(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = Finisher._send
+
+    async def slow_write(self: Finisher, batch: Any) -> list[Any]:
+        await asyncio.sleep(0.4)  # the ends are on their way when the worker is told to stop
+        return await written(self, batch)
+
+    monkeypatch.setattr(Finisher, "_send", slow_write)
+    client = Client.from_url(redis_url, namespace)
+    redis = connect(redis_url)
+    seen = Seen()
+    worker = Worker(redis, TASKS, namespace, WorkerSettings(block_ms=100, concurrency=10), [seen])
+    stop = asyncio.Event()
+    try:
+        ids = [await client.enqueue(jt.sleeper, seconds=0.01) for _ in range(6)]
+        running = asyncio.create_task(worker.run(stop))
+        deadline = time.monotonic() + 20
+        while len(seen.started) < 6 or worker.runner.in_flight:  # every body over, its handler returned
+            assert time.monotonic() < deadline and not running.done()
+            await asyncio.sleep(0.005)
+        assert worker.completed < 6  # some ends were still being written
+        stop.set()
+        await asyncio.wait_for(running, 20)
+        assert worker.completed == 6
+        # none was handed back (no worker is left to run it again): each succeeded, once
+        assert [await client.result(i, timeout=5) for i in ids] == ["woke"] * 6
+        assert [(await client.job(i)).attempt for i in ids] == [1] * 6
+    finally:
+        stop.set()
+        await client.close()
+        await redis.aclose()

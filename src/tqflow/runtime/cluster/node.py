@@ -4,7 +4,7 @@ graceful shutdown. The worker stays unaware of the details: it calls `start`, th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import structlog
@@ -76,6 +76,7 @@ class ClusterNode:
         in_flight: set[asyncio.Task[Any]],
         blamed: Collection[str] = (),
         threads: Callable[[], Mapping[asyncio.Task[Any], Running]] | None = None,
+        landed: Callable[[], Awaitable[None]] | None = None,
     ) -> int:
         """Let in-flight jobs finish within the grace period, hand back the rest, leave the cluster.
         Returns how many jobs were handed back. `blamed`: the worker stops because it failed, and these
@@ -85,7 +86,10 @@ class ClusterNode:
         A job in a thread cannot be cancelled, only interrupted at its next bytecode: one blocked in a C
         call runs on. Handing it back then ran it twice at once, here and elsewhere (1.8 s in the fault run),
         so such a job is not handed back: the worker waits for it (heartbeats go on, so its lease holds)
-        and its attempt ends as usual."""
+        and its attempt ends as usual. `landed`: awaited once the handlers are over, before the heartbeat
+        stops and anything is handed back: the ends they posted are written first (a handler does not
+        wait for its end's write, worker/finisher.py), else a job that ran to its end would be handed
+        back and run again."""
         if in_flight:
             await asyncio.wait(set(in_flight), timeout=self.settings.grace_s)
         unfinished = [t for t in in_flight if not t.done()]
@@ -112,6 +116,8 @@ class ClusterNode:
                 )
                 await asyncio.wait(stuck)
         await asyncio.gather(*unfinished, return_exceptions=True)
+        if landed is not None:
+            await landed()
         self._stop.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         streams = [s for q in self.queues for s in self.keys.base.streams(q)]

@@ -25,20 +25,30 @@ BATCH = 90
 # an XRANGE, ≈ 5 µs a job), read there when large (or not plain ASCII: their bytes stay as the entry has them)
 ARGS_SENT_BACK = 4096
 
-Pending = tuple[list[str | int], asyncio.Future[str]]
+# an attempt's end on its way: the finish_many row, the attempt, its outcome and what it ended with
+Pending = tuple[list[str | int], Attempt, str, Any]
 
 
 class Finisher:
+    """Handlers post their attempts' ends here and return (they do not wait for the write): the end is
+    written by the next finish_many call, and only once it landed do the hooks hear of it
+    (`attempt_finished`: the heartbeat renews the attempt's lease until then, so it stays fenced and
+    covered) and does `completed` count it. A stopping worker waits for `landed()` before it hands
+    anything back (cluster/node.py), so every end posted is written, or retried as `_send` says, first."""
+
     def __init__(self, context: WorkerContext, slots: Slots) -> None:
         self.context = context
         self.slots = slots
         self.completed = 0
         self._pending: list[Pending] = []
+        self._unlanded = 0  # ends posted and not yet answered by Redis
+        self._all_landed = asyncio.Event()
+        self._all_landed.set()
         self._ready = asyncio.Event()
         self._closing = asyncio.Event()
 
-    async def finish(self, attempt: Attempt, outcome: str, payload: Any, due: int = 0) -> str:
-        """End `attempt` as `outcome`; the script's answer ("stale": the attempt was no longer ours)."""
+    def post(self, attempt: Attempt, outcome: str, payload: Any, due: int = 0) -> None:
+        """End `attempt` as `outcome` (written by the next batch; the handler need not wait)."""
         # the body is over: its slot can take the next job now
         self.slots.release(attempt.job_id, self.context.keys.partition)
         text = payload if isinstance(payload, str) else json.dumps(payload)
@@ -50,25 +60,27 @@ class Finisher:
             args = attempt.payload
             sent = isinstance(args, str) and len(args) <= ARGS_SENT_BACK and args.isascii()
             fields += [args if sent else "", attempt.raw_opts]
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append((fields, future))
+        self._pending.append((fields, attempt, outcome, payload))
+        self._unlanded += 1
+        self._all_landed.clear()
         self._ready.set()
-        try:
-            result = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # Stopped while its end is on the way (shutdown): let it land first, so the job is not handed
-            # back and run again after its body already ran to the end.
-            await future
-            raise
-        ended = attempt.outcome("stale" if result == "stale" else outcome, payload)
-        self.context.emit("attempt_finished", ended)
+
+    async def landed(self) -> None:
+        """Until every end posted so far was answered (written, refused as stale, or given up on)."""
+        while self._unlanded:
+            await self._all_landed.wait()
+
+    def _answered(self, attempt: Attempt, outcome: str, payload: Any, result: str) -> None:
+        """Redis answered an end ("stale": the attempt was no longer ours)."""
+        if self.context.hooks:
+            ended = attempt.outcome("stale" if result == "stale" else outcome, payload)
+            self.context.emit("attempt_finished", ended)
         if result == "stale":
             log.warning(
                 "attempt no longer ours; result dropped", job=attempt.event.job_id, attempt=attempt.number
             )
         else:
             self.completed += 1
-        return result
 
     def close(self) -> None:
         """The worker stops: send what is pending, then end `run` (giving up after `FINISH_RETRY_S`)."""
@@ -82,10 +94,14 @@ class Finisher:
             self._ready.clear()
             while self._pending:
                 batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
-                results = await self._send(batch)
-                for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(str(result))
+                try:
+                    results = await self._send(batch)
+                finally:
+                    self._unlanded -= len(batch)
+                    if not self._unlanded:
+                        self._all_landed.set()
+                for (_, attempt, outcome, payload), result in zip(batch, results, strict=True):
+                    self._answered(attempt, outcome, payload, str(result))
             if self._closing.is_set() and not self._pending:
                 return
 
@@ -96,7 +112,7 @@ class Finisher:
         finish is fenced by its attempt's token, so a retry of one that did land, or one whose lease ran
         out meanwhile, is refused ("stale") and changes nothing. Only a stopping worker gives up, after
         `FINISH_RETRY_S` of failures (its attempts then stay pending: lease recovery runs them again)."""
-        attempts = [fields for fields, _ in batch]
+        attempts = [pending[0] for pending in batch]
         ttl = self.context.settings.result_ttl_ms
         pause, gave_up_at = 0.05, None
         while True:

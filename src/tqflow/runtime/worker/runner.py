@@ -102,8 +102,9 @@ class Runner:
 
     # -- one attempt -----------------------------------------------------------------------------
 
-    async def _finish(self, attempt: Attempt, outcome: str, payload: Any, due: int = 0) -> str:
-        return await self.finisher.finish(attempt, outcome, payload, due)
+    def _finish(self, attempt: Attempt, outcome: str, payload: Any, due: int = 0) -> None:
+        """Post the attempt's end to the finisher (its slot frees now; the write follows, batched)."""
+        self.finisher.post(attempt, outcome, payload, due)
 
     async def _handle(self, attempt: Attempt) -> None:
         self.context.emit("attempt_started", attempt.event)
@@ -122,20 +123,20 @@ class Runner:
                     error=repr(err),
                 )
                 error = _error("RedisUnavailable", f"{type(err).__name__}: {err}"[:500])
-                await self._finish(attempt, "retry", error, due=now_ms() + 1000)
+                self._finish(attempt, "retry", error, due=now_ms() + 1000)
                 return
             # Whatever a bad record makes the worker raise ends the attempt here, dead-lettered with the
             # reason: an attempt nobody finishes keeps its lease renewed forever (F15).
             log.error("job handler crashed", job=attempt.event.job_id, error=repr(err))
-            await self._finish(attempt, "dead", _error("WorkerError", f"{type(err).__name__}: {err}"[:500]))
+            self._finish(attempt, "dead", _error("WorkerError", f"{type(err).__name__}: {err}"[:500]))
 
     async def _attempt(self, attempt: Attempt) -> None:
         if attempt.malformed:
-            await self._finish(attempt, "dead", _error("MalformedRecord", attempt.malformed))
+            self._finish(attempt, "dead", _error("MalformedRecord", attempt.malformed))
             return
         task = self.tasks.get(attempt.task_name)
         if task is None:
-            await self._finish(
+            self._finish(
                 attempt, "dead", _error("UnknownTask", f"this worker has no task `{attempt.task_name}`")
             )
             return
@@ -149,14 +150,14 @@ class Runner:
                 version, raw = payloads.decode(attempt.payload, self.context.settings.payloads)
                 kwargs = validator(task).validate(task.upgrade(version, raw or {}))
         except (PayloadError, ArgumentError, ValueError, TypeError) as err:
-            await self._finish(attempt, "dead", _error(type(err).__name__, str(err)))
+            self._finish(attempt, "dead", _error(type(err).__name__, str(err)))
             return
         timeout = attempt.time_left()
         if timeout is not None and timeout <= 0:
-            await self._finish(attempt, "dead", _error("DeadlineExceeded", "the job's deadline passed"))
+            self._finish(attempt, "dead", _error("DeadlineExceeded", "the job's deadline passed"))
             return
         if attempt.job_id in self._cancel_asked:
-            await self._finish(attempt, "cancelled", "cancelled before it started")
+            self._finish(attempt, "cancelled", "cancelled before it started")
             return
         running = Running()
         self.active[attempt.job_id] = running
@@ -165,7 +166,7 @@ class Runner:
         except asyncio.CancelledError:
             if not attempt.cancelled:
                 raise
-            await self._finish(attempt, "cancelled", "cancelled while running")
+            self._finish(attempt, "cancelled", "cancelled while running")
             return
         except Exception as err:  # the task failed (or timed out): retry or dead-letter
             await self._failed(attempt, err)
@@ -175,9 +176,9 @@ class Runner:
         try:
             payload = payloads.encode(result, self._result_settings(attempt, task), None)
         except (TypeError, ValueError) as err:
-            await self._finish(attempt, "dead", _error("ResultError", str(err)))
+            self._finish(attempt, "dead", _error("ResultError", str(err)))
             return
-        await self._finish(attempt, "succeeded", payload)
+        self._finish(attempt, "succeeded", payload)
 
     async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], running: Running) -> Any:
         try:
@@ -209,7 +210,7 @@ class Runner:
 
         try:
             if run.get("when") and not evaluate(json.loads(run["when"]), env):
-                await self._finish(attempt, "skipped", "`when` condition is false")
+                self._finish(attempt, "skipped", "`when` condition is false")
                 return None
             if run.get("unique") and attempt.number == 1 and not await self._claim_unique(attempt, env):
                 return None
@@ -219,7 +220,7 @@ class Runner:
                 return None
             kwargs = {name: evaluate(tree, env) for name, tree in json.loads(run["args"]).items()}
         except ExpressionError as err:
-            await self._finish(attempt, "dead", _error("ArgumentError", str(err)))
+            self._finish(attempt, "dead", _error("ArgumentError", str(err)))
             return None
         return validator(task).validate(kwargs)
 
@@ -238,11 +239,9 @@ class Runner:
         status = str(await self.context.scripts.run(call))
         kind, _, holder = status.partition(":")
         if kind == "skip":
-            await self._finish(attempt, "skipped", f"job {holder} holds its unique key")
+            self._finish(attempt, "skipped", f"job {holder} holds its unique key")
         elif kind == "reject":
-            await self._finish(
-                attempt, "dead", _error("UniqueRejected", f"job {holder} holds its unique key")
-            )
+            self._finish(attempt, "dead", _error("UniqueRejected", f"job {holder} holds its unique key"))
         return kind in ("ok", "stale")
 
     async def _failed(self, attempt: Attempt, err: BaseException) -> None:
@@ -264,7 +263,7 @@ class Runner:
         decision = decide(attempt.retry, err, attempt.number, requested)
         due = now_ms() + decision.delay_ms
         if decision.retry and not (attempt.deadline_at and due >= attempt.deadline_at):
-            await self._finish(attempt, "retry", error, due=due)
+            self._finish(attempt, "retry", error, due=due)
         else:
             if decision.why:
                 error["final"] = decision.why
@@ -274,4 +273,4 @@ class Runner:
                 task=attempt.task_name,
                 error=error["message"],
             )
-            await self._finish(attempt, "dead", error)
+            self._finish(attempt, "dead", error)

@@ -219,7 +219,9 @@ class Worker:
             if before_stop is not None:  # the partition workers' grace periods run beside this one's
                 before_stop.set()
             # grace period, then hand back the rest
-            await self.cluster.shutdown(self.runner.in_flight, blamed, self.runner.thread_jobs)
+            await self.cluster.shutdown(
+                self.runner.in_flight, blamed, self.runner.thread_jobs, self._ends_landed
+            )
             self.finisher.close()
             await asyncio.gather(finishing, return_exceptions=True)
             for helper in helpers:
@@ -228,6 +230,12 @@ class Worker:
             if not self.shared and not self.partition_workers:
                 self.executors.shutdown()
             log.info("worker stopped", worker=self.settings.name, completed=self.finisher.completed)
+
+    async def _ends_landed(self) -> None:
+        """The handlers are over: write the ends they posted (the finisher retries a Redis away for
+        `FINISH_RETRY_S`, then leaves those attempts to lease recovery) before anything is handed back."""
+        self.finisher.close()
+        await self.finisher.landed()
 
     async def _resilient(self, loop: Component, stop: asyncio.Event) -> None:
         """Run one loop; while Redis is unreachable (restarting, a network cut), wait and start it again.
