@@ -3,6 +3,7 @@ per-job CPU it measures is read by people, on a quiet machine)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,22 @@ def test_the_limit_instructions_tool_prints_what_each_limit_adds() -> None:
     assert set(rows) == {"unlimited", "concurrency", "rate"}, done.stdout
     assert all(" extra " in rows[name] and " µs " in rows[name] for name in ("concurrency", "rate"))
     assert "(µs at 8,000 instructions per µs, given)" in done.stdout
+
+
+def test_callgrind_counts_the_servers_instructions_per_job() -> None:
+    """`--callgrind` runs the private redis-server under valgrind and prints its instructions per job,
+    split into enqueue and drain (the load-independent figure docs/benchmarks.md quotes)."""
+    args = [sys.executable, str(BENCH / "cost.py"), "--callgrind", "--n", "100", "--no-scripts"]
+    args += ["--drain", "scripts", "--only", "streams,bulk"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=240, cwd=BENCH)
+    assert done.returncode == 0, done.stderr[-2000:]
+    section = done.stdout.split("redis-server instructions per job", 1)[1].splitlines()[1:3]
+    counts = {}
+    for line in section:
+        found = re.fullmatch(r"\s+(.+?)\s+([\d,]+)\s+\(enqueue ([\d,]+), drain ([\d,]+)\)", line)
+        assert found is not None, done.stdout
+        whole, enqueue, drain = (int(v.replace(",", "")) for v in found.groups()[1:])
+        assert 0 < enqueue < whole and abs(enqueue + drain - whole) <= 1, line
+        counts[found[1]] = whole
+    # a job through the scripts costs the server more than a bare Streams entry doing the same work
+    assert counts["bulk"] > counts["streams (ref)"] > 0, done.stdout

@@ -642,9 +642,11 @@ def refusal(err: BulkRejected) -> ValueError:
 
 
 def _result(job: Prepared, status: str) -> JobId[Any]:
+    if status[:1].isdigit():  # a lean job: its status is the id of the entry it got, which names it
+        return JobId(lean.lean_id(job.spec[1], job.spec[2], status), task=job.task)
     kind, _, detail = status.partition(":")
     if kind == "ok":
-        if detail:  # a lean job: its id names the entry it got
+        if detail:  # "ok:<entry id>": a lean status as an older library wrote it (a lane key a re-send reads)
             return JobId(lean.lean_id(job.spec[1], job.spec[2], detail), task=job.task)
         return JobId(job.job_id, task=job.task)
     if kind == "skip":

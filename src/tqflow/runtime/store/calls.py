@@ -131,6 +131,35 @@ def fetch(
     )
 
 
+def fetched_rows(call: ScriptCall, reply: Sequence[Any]) -> list[list[Any]]:
+    """fetch.lua's reply as one start row an attempt (lua/common.lua start_entry: id, token, attempt, task,
+    payload, options, queue, level, enqueue ms, deadline, run info). A number n in the reply says the lean
+    rows after it were read from the call's KEYS[n]; a lean row (entry id, task, payload, options or None)
+    is a lean job's first attempt, whose id, token and enqueue time its entry id and stream give
+    (store/lean.py)."""
+    rows: list[list[Any]] = []
+    queue = level = ""
+    for item in reply:
+        if isinstance(item, int):
+            queue, level = Keys.stream_place(call.keys[item - 1])
+        elif len(item) == 4:
+            entry, task, payload, opts = item
+            job_id, enqueued = f"{queue}.{level}.{entry}", entry.partition("-")[0]
+            rows.append([job_id, f"@{entry}", 1, task, payload, opts, queue, level, enqueued, None, None])
+        else:
+            rows.append(item)
+    return rows
+
+
+def read_reply(call: ScriptCall, reply: Any) -> Any:
+    """What a call's script answered, as its caller reads it: the few scripts whose replies are packed for
+    Redis's sake (fetch) unpacked here, the others as they came. `Scripts.run` applies it; a pipeline's
+    replies (`Scripts.queue`) come raw."""
+    if call.name == "fetch":
+        return fetched_rows(call, reply)
+    return reply
+
+
 def start_many(
     keys: Keys, now: int, worker: str, token: str, lease_ms: int, entries: Iterable[tuple[str, str, str]]
 ) -> ScriptCall:

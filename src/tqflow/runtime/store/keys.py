@@ -85,6 +85,12 @@ class Keys:
     def stream(self, queue: str, priority: int) -> str:
         return f"{self.prefix}:q:{queue}:{priority}"
 
+    @staticmethod
+    def stream_place(stream: str) -> tuple[str, str]:
+        """The queue and level a stream key names (`stream`'s inverse; the level as the key spells it)."""
+        queue, _, level = stream[stream.index("}:q:") + 4 :].rpartition(":")
+        return queue, level
+
     def streams(self, queue: str) -> list[str]:
         return [self.stream(queue, level) for level in range(LEVELS)]
 

@@ -42,7 +42,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tqflow.errors import StoreError
 from tqflow.plan import LEVELS
-from tqflow.runtime.store.calls import Arg, ScriptCall
+from tqflow.runtime.store.calls import Arg, ScriptCall, read_reply
 
 pack_command: Callable[[tuple[Any, ...]], bytes] | None
 try:
@@ -229,7 +229,7 @@ class Scripts:
         self.functions: bool | None = None if functions_wanted() else False
 
     async def run(self, call: ScriptCall) -> Any:
-        return await self.call(call.name, call.keys, call.args)
+        return read_reply(call, await self.call(call.name, call.keys, call.args))
 
     async def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         if self.functions is None:
@@ -305,7 +305,7 @@ class SyncScripts:
         self.functions: bool | None = None if functions_wanted() else False  # as Scripts.functions
 
     def run(self, call: ScriptCall) -> Any:
-        return self.call(call.name, call.keys, call.args)
+        return read_reply(call, self.call(call.name, call.keys, call.args))
 
     def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         if self.functions is None:

@@ -2,7 +2,7 @@
 -- Jobs that share a task, queue, priority and options share one "spec" (4 fields: task, queue, priority
 -- level, options JSON or ''); each job is then one field: <16-character id><spec number>|<payload>, or for a
 -- lean job (no delay, deadline or unique key: only its stream entry is written, see common.lua)
--- .<spec number>|<payload>; a lean job's status "ok:<entry id>" gives its id (QUEUE.LEVEL.ENTRY_ID).
+-- .<spec number>|<payload>; a lean job's status is the id of its entry (its job id is QUEUE.LEVEL.ENTRY_ID).
 -- ARGV: now, mode, max payload bytes, nonce, then either
 --   spec field count, spec fields…, job fields…   (the client pages this under ~1,000 arguments)
 --   or, with KEYS[4] a staging list holding those fields, the list's length.
@@ -14,7 +14,8 @@
 -- jobs of a send could not be found again.
 -- Options read here: d (delay ms), dl (deadline ms), uk/ut/uc (unique key, ttl ms, conflict), dep/da (the
 -- job ids it depends on; da=done: it runs whatever they ended in).
--- Returns {"done"|"aborted", one status a job: "ok" | "ok:<entry>" | "skip:<id>" | "reject:<id>" | "error:<why>"}.
+-- Returns {"done"|"aborted", one status a job: "ok" | "<entry id>" (a lean job) | "skip:<id>" | "reject:<id>"
+-- | "error:<why>"}. A lean job's status is the entry id alone, as XADD gave it: no string made a job.
 -- The common one-by-one case first: one lean job of one spec without options, no staging list (no tables
 -- to build). ARGV: now, mode, max payload, nonce, 4, task, queue, level, '', '.0|<payload>'.
 local nonce = ARGV[4]
@@ -33,8 +34,8 @@ if #KEYS == 3 and #ARGV == 10 and ARGV[5] == '4' and ARGV[9] == '' and string.su
   end
   local eid = redis.call('XADD', stream_key(ARGV[7], ARGV[8]), '*', 't', ARGV[6], 'p', payload)
   redis.call('SADD', KEYS[1], ARGV[7])
-  redis.call('SET', KEYS[3], nonce .. '|["done","ok:' .. eid .. '"]', 'PX', SEEN_MS)
-  return {'done', 'ok:' .. eid}
+  redis.call('SET', KEYS[3], nonce .. '|["done","' .. eid .. '"]', 'PX', SEEN_MS)
+  return {'done', eid}
 end
 local now = tonumber(ARGV[1])
 local mode, max_payload = ARGV[2], tonumber(ARGV[3])
@@ -48,67 +49,70 @@ if #KEYS > 3 then
   end
   redis.call('DEL', KEYS[4])
 end
+-- A spec: its task, queue, level, options as sent (raw) and decoded (o), and its stream's key, built once.
 local nspec = tonumber(items[first])
 local specs = {}
 for s = 0, nspec / 4 - 1 do
   local b = first + s * 4
   local raw = items[b + 4]
   specs[s] = {task = items[b + 1], q = items[b + 2], p = items[b + 3], raw = raw,
-    o = (raw ~= nil and raw ~= '') and cjson.decode(raw) or nil}
+    o = (raw ~= nil and raw ~= '') and cjson.decode(raw) or nil, stream = stream_key(items[b + 2], items[b + 3])}
 end
 local rows_from = first + nspec + 1
 local count = #items - rows_from + 1
 if count > 100000 then return redis.error_reply('over 100,000 jobs in one submission') end
-local jobs = {}
-for i = 0, count - 1 do
-  local row = items[rows_from + i]
-  local lean = string.sub(row, 1, 1) == '.'
+-- The jobs as three flat lists (a table a job would cost an allocation and three stores a job): id (false for a
+-- lean job), payload, spec. Lean or not is the client's decision (store/records.py needs_record): a row with
+-- no id is lean.
+local ids, payloads, spec_of = {}, {}, {}
+for i = 1, count do
+  local row = items[rows_from + i - 1]
+  local lean = string.byte(row, 1) == 46  -- '.'
   local from = lean and 2 or 17
   local bar = string.find(row, '|', from, true)
-  if not bar then return redis.error_reply('malformed job field ' .. i) end
+  if not bar then return redis.error_reply('malformed job field ' .. (i - 1)) end
   local spec = specs[tonumber(string.sub(row, from, bar - 1))]
-  if spec == nil then return redis.error_reply('job ' .. i .. ' names an unknown spec') end
-  -- lean or not is the client's decision (store/records.py needs_record): a row with no id is lean
-  jobs[i] = {id = (not lean) and string.sub(row, 1, 16) or nil, payload = string.sub(row, bar + 1), spec = spec}
+  if spec == nil then return redis.error_reply('job ' .. (i - 1) .. ' names an unknown spec') end
+  ids[i] = (not lean) and string.sub(row, 1, 16)
+  payloads[i] = string.sub(row, bar + 1)
+  spec_of[i] = spec
 end
 local claimed = {}  -- unique keys taken earlier in this batch
+local WRITE, SKIP, FAIL = 1, 2, 3
 
--- What would happen to a job: "ok", "replace:<id>" (unique replace), or a final status.
-local function check(job)
-  if #job.payload > max_payload then return 'error:payload of ' .. #job.payload .. ' bytes is over the limit' end
-  if job.id == nil then return 'ok' end  -- lean: a new entry, no id to clash and no unique key
-  if string.find(job.id, '[{}]') then return 'error:bad job id' end
-  if redis.call('EXISTS', job_key(job.id)) == 1 then return 'error:job ' .. job.id .. ' already exists' end
-  local o = job.spec.o
+-- What would happen to job i: "ok", "replace:<id>" (unique replace), or a final status; and its verdict:
+-- WRITE (accepted), SKIP (a final status that aborts nothing) or FAIL (what aborts an all-or-nothing call).
+local function check(i)
+  local payload, id = payloads[i], ids[i]
+  if #payload > max_payload then return 'error:payload of ' .. #payload .. ' bytes is over the limit', FAIL end
+  if not id then return 'ok', WRITE end  -- lean: a new entry, no id to clash and no unique key
+  if string.find(id, '[{}]') then return 'error:bad job id', FAIL end
+  if redis.call('EXISTS', job_key(id)) == 1 then return 'error:job ' .. id .. ' already exists', FAIL end
+  local o = spec_of[i].o
   if o ~= nil and o.dep ~= nil then
-    local why = deps_problem(o.dep, job.id)
-    if why then return 'error:' .. why end
+    local why = deps_problem(o.dep, id)
+    if why then return 'error:' .. why, FAIL end
   end
-  if o == nil or o.uk == nil then return 'ok' end
+  if o == nil or o.uk == nil then return 'ok', WRITE end
   local holder = claimed[o.uk] or redis.call('GET', prefix .. ':u:' .. o.uk)
-  if not holder then return 'ok' end
-  if o.uc == 'reject' then return 'reject:' .. holder end
-  if o.uc == 'replace' then return 'replace:' .. holder end
-  return 'skip:' .. holder
+  if not holder then return 'ok', WRITE end
+  if o.uc == 'replace' then return 'replace:' .. holder, WRITE end
+  if o.uc == 'reject' then return 'reject:' .. holder, FAIL end
+  return 'skip:' .. holder, SKIP
 end
 
 local queues = {}
--- Returns the job's status: "ok", or "ok:<entry id>" for a lean job.
-local function write(job, status)
-  local id, spec, o = job.id, job.spec, job.spec.o
-  if id == nil then
-    queues[spec.q] = true
-    local eid
-    if o == nil then
-      eid = redis.call('XADD', stream_key(spec.q, spec.p), '*', 't', spec.task, 'p', job.payload)
-    else
-      eid = redis.call('XADD', stream_key(spec.q, spec.p), '*', 't', spec.task, 'p', job.payload, 'o', spec.raw)
-    end
-    return 'ok:' .. eid
+-- Write job i; returns its status: "ok", or the entry id for a lean job.
+local function write(i, status)
+  local id, spec = ids[i], spec_of[i]
+  local o = spec.o
+  queues[spec.q] = true
+  if not id then
+    if o == nil then return redis.call('XADD', spec.stream, '*', 't', spec.task, 'p', payloads[i]) end
+    return redis.call('XADD', spec.stream, '*', 't', spec.task, 'p', payloads[i], 'o', spec.raw)
   end
   local k = job_key(id)
-  local fields = {'task', spec.task, 'payload', job.payload, 'queue', spec.q, 'prio', spec.p}
-  queues[spec.q] = true
+  local fields = {'task', spec.task, 'payload', payloads[i], 'queue', spec.q, 'prio', spec.p}
   if o ~= nil then
     fields[#fields + 1] = 'opts'; fields[#fields + 1] = spec.raw
     if o.dl then fields[#fields + 1] = 'deadline_at'; fields[#fields + 1] = now + (o.d or 0) + o.dl end
@@ -127,40 +131,42 @@ local function write(job, status)
       delay_job(k, id, 'scheduled', now + o.d)
       return 'ok'
     end
+    if o.fk ~= nil then  -- fair share: its key's list first (fair.lua)
+      redis.call('HSET', k, unpack(fields))
+      fair_add(k, id, spec.q, spec.p, now, tostring(o.fk))
+      return 'ok'
+    end
   end
-  if o ~= nil and o.fk ~= nil then  -- fair share: its key's list first (fair.lua)
-    redis.call('HSET', k, unpack(fields))
-    fair_add(k, id, spec.q, spec.p, now, tostring(o.fk))
-    return 'ok'
-  end
-  local eid = redis.call('XADD', stream_key(spec.q, spec.p), '*', 'j', id)
+  local eid = redis.call('XADD', spec.stream, '*', 'j', id)
   redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid, unpack(fields))
   return 'ok'
 end
-
-local function accepted(status) return status == 'ok' or string.sub(status, 1, 8) == 'replace:' end
 
 -- statuses[1] is the verdict; never unpack() long tables (Lua's stack holds ~8,000 values)
 local statuses = {'done'}
 if mode == 'all' then
   local failed = false
-  for i = 0, count - 1 do
-    local status = check(jobs[i])
-    statuses[i + 2] = status
-    if string.sub(status, 1, 6) == 'error:' or string.sub(status, 1, 7) == 'reject:' then failed = true end
-    local o = jobs[i].spec.o
-    if o ~= nil and o.uk ~= nil and accepted(status) then claimed[o.uk] = jobs[i].id end
+  local verdicts = {}
+  for i = 1, count do
+    local status, verdict = check(i)
+    statuses[i + 1], verdicts[i] = status, verdict
+    if verdict == FAIL then
+      failed = true
+    elseif verdict == WRITE then
+      local o = spec_of[i].o
+      if o ~= nil and o.uk ~= nil then claimed[o.uk] = ids[i] end
+    end
   end
   if failed then statuses[1] = 'aborted'; return statuses end
   claimed = {}
-  for i = 0, count - 1 do
-    if accepted(statuses[i + 2]) then statuses[i + 2] = write(jobs[i], statuses[i + 2]) end
+  for i = 1, count do
+    if verdicts[i] == WRITE then statuses[i + 1] = write(i, statuses[i + 1]) end
   end
 else
-  for i = 0, count - 1 do
-    local status = check(jobs[i])
-    if accepted(status) then status = write(jobs[i], status) end
-    statuses[i + 2] = status
+  for i = 1, count do
+    local status, verdict = check(i)
+    if verdict == WRITE then status = write(i, status) end
+    statuses[i + 1] = status
   end
 end
 for q, _ in pairs(queues) do redis.call('SADD', KEYS[1], q) end

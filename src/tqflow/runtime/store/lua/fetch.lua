@@ -3,6 +3,11 @@
 -- A stream with a fair share (fair.lua) that runs dry is fed from its keys' lists and read again; entries
 -- that do not start (a limiter parks them, or stale ones) are read past, a few rounds at most.
 -- KEYS: the streams, in that order. ARGV: now, worker, token prefix, lease ms, wanted, then one count a stream.
+-- Returns the started attempts as rows: a start row (see start_entry) or, for the common lean entry, the lean
+-- row {entry id, task, payload, options or false}, after a number n that says which stream (KEYS[n]) the lean
+-- rows that follow it were read from (store/calls.py fetched_rows makes them start rows): the queue, level,
+-- job id, token and times are the stream's and the entry id's, and 4 fields a job instead of 11 cost Redis
+-- less to make and send.
 refuse_when_full()
 lim_batch = true  -- its starts' limits are read and written once (limits.lua)
 local now, worker, token, lease, wanted = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -12,11 +17,12 @@ fair_run.refill = false
 -- make it read again, a few rounds at most, so a backlog of jobs over their limit is parked many a call
 -- instead of one call (and one blocking read) per entry.
 local ROUNDS = 8
-local function read(stream, count)
+local function read(stream, count, index)
   local total = 0
   -- the stream's queue and level, which name its lean entries' jobs (lean_id_at), parsed once a stream
   local q, p = string.match(string.sub(stream, #prefix + 4), '^(.+):(' .. LEVEL .. ')$')
   local lean = q and (q .. '.' .. p .. '.')
+  local marked = false  -- its index precedes its first lean row of this read
   for round = 1, ROUNDS do
     local want = count - total
     if want <= 0 then break end
@@ -25,11 +31,10 @@ local function read(stream, count)
     for _, e in ipairs(entries) do
       local eid, f = e[1], e[2]
       n = n + 1
-      local job
       -- The common entry, as enqueue.lua writes a lean job (t, p[, o]), read here for the first time: its
-      -- first attempt, nothing written, the row start_entry's lean case returns, built without its parsing,
-      -- tables and pcall (nothing on this path can raise). Anything else (a `j` entry, another shape) goes
-      -- through start_guarded as before.
+      -- first attempt, nothing written, the lean row of what start_entry's lean case returns, made without
+      -- its parsing, tables and pcall (nothing on this path can raise). Anything else (a `j` entry, another
+      -- shape) goes through start_guarded as before.
       local shape = lean and f[1] == 't' and f[3] == 'p' and (f[5] == nil or (f[5] == 'o' and f[7] == nil))
       local limited = shape and f[5] and string.find(f[6], '"lim"', 1, true)
       -- A limited one of that shape whose options this call decoded already (lim_specs: the first of a
@@ -39,12 +44,13 @@ local function read(stream, count)
       local specs = limited and lim_specs[f[6]]
       if shape and (not limited or (specs ~= nil and (not specs or #specs == 0
         or admit_batched(lean .. eid, specs, now, now + lease)))) then
-        job = {lean .. eid, '@' .. eid, 1, f[2], f[4], f[6] or false, q, p, string.match(eid, '^(%d+)'), false,
-          false}
+        if not marked then started[#started + 1] = index; marked = true end
+        started[#started + 1] = {eid, f[2], f[4], f[6] or false}
+        total = total + 1
       else
-        job = start_guarded(entry_job(stream, eid, f), stream, eid, worker, token .. n, now, lease, f)
+        local job = start_guarded(entry_job(stream, eid, f), stream, eid, worker, token .. n, now, lease, f)
+        if job then started[#started + 1] = job; total = total + 1 end
       end
-      if job then started[#started + 1] = job; total = total + 1 end
     end
     if #entries < want then  -- the stream ran dry: a fair share feeds it from its keys' lists
       local q, p = string.match(stream, ':q:(.+):(' .. LEVEL .. ')$')
@@ -59,14 +65,14 @@ end
 local empty = {}
 for i = 1, #KEYS do
   local count = tonumber(ARGV[i + 5])
-  local read_n = read(KEYS[i], math.min(count, wanted - got))
+  local read_n = read(KEYS[i], math.min(count, wanted - got), i)
   got = got + read_n
   if read_n < count then empty[KEYS[i]] = true end
 end
 for i = 1, #KEYS do
   if got >= wanted then break end
   if not empty[KEYS[i]] then
-    local read_n = read(KEYS[i], wanted - got)
+    local read_n = read(KEYS[i], wanted - got, i)
     got = got + read_n
   end
 end

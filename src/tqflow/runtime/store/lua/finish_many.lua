@@ -16,7 +16,7 @@ for i = 4, #ARGV, 10 do
   if not string.find(started, '^%d+$') then started = nil end
   by.started, by.task, by.args, by.opts = started, ARGV[i + 7], ARGV[i + 8], ARGV[i + 9]
   out[#out + 1] = finish_attempt(now, ttl, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], tonumber(ARGV[i + 4]),
-    ARGV[i + 5], acks, by)
+    ARGV[i + 5], acks, by, KEYS[(i - 4) / 10 + 1])  -- KEYS: each attempt's job key (store/calls.py)
 end
 ack_all(acks)
 lim_flush()
