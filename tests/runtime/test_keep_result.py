@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 
 import httpx
@@ -25,6 +22,7 @@ from tqflow.runtime.store import lean, records
 from tqflow.runtime.sync import SyncClient
 from tqflow.runtime.task import task
 
+from cli_runner import Ran, tqc_on
 from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
@@ -110,15 +108,8 @@ async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient
     await app.state.services.close()
 
 
-def tqc(redis_url: str, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": f"{FLOWS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run(
-        [sys.executable, "-m", "tqflow.cli.tqc", *args, "--redis", redis_url, "--namespace", namespace],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
+def tqc(redis_url: str, namespace: str, *args: str) -> Ran:
+    return tqc_on(redis_url, namespace, *args, path=[FLOWS])
 
 
 async def test_post_jobs_and_tqc_take_it(

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import RunInfo
 from tqflow.runtime.subflows import SubflowSteps, child_run_id
 
+from cli_runner import tqc
 from helpers import FLOWS, WorkerFactory
 
 
@@ -148,11 +147,6 @@ async def test_a_repeated_start_starts_one_child(
     info = await finished(client, run_id)
     assert info.state == "succeeded" and info.jobs["sum"].result == {"total": 3, "count": 2}
     assert json.loads(await redis.hget(client.keys.job(job_id), "subflow"))["flow"] == "sum_up"
-
-
-def tqc(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "tqflow.cli.tqc", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
 async def test_the_child_run_shows_on_its_parent_job_and_links_back(
