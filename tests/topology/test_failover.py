@@ -1,148 +1,18 @@
-"""Failovers under load: the master that holds the namespace is SIGKILLed while jobs are enqueued and
-run; its replica is promoted (by the cluster, or by the sentinels). Counted from a ledger outside Redis
-(tests/faults): no acknowledged job lost, no worker stuck (every worker starts attempts after the
-failover), nothing left pending. Replication is asynchronous: a job acknowledged in the last moment
-before the kill may not have reached the replica (docs/guarantees.md says so); such a job is counted apart,
-and only jobs acknowledged within REPLICATION_WINDOW_S before the kill may be lost that way."""
+"""Failover of a Redis Cluster under load (failover_load.py): the master that holds the namespace is
+SIGKILLed while jobs are enqueued and run, its replica promoted by the cluster."""
 
 from __future__ import annotations
 
-import asyncio
-import random
-import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from failover_load import failover_under_load
 from redis.crc import key_slot
 
-from tqflow.errors import JobNotFound
-from tqflow.runtime.client import Client
-from tqflow.runtime.replication import NotReplicated
-from tqflow.runtime.servers import LocalCluster, LocalSentinel, ServerProcess
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
-from harness import Ledger, Workers, check
+from tqflow.runtime.servers import LocalCluster
 
 pytestmark = pytest.mark.faults
-
-JOBS, SECONDS, WORKERS = 600, 6.0, 3
-REPLICATION_WINDOW_S = (
-    1.0  # how far before the kill an acknowledged write may still be missing on the replica
-)
-
-
-async def submit_jobs(
-    client: Client,
-    total: int,
-    seconds: float,
-    rng: random.Random,
-    acked: dict[str, float],
-    unconfirmed: set[str] | None = None,
-) -> dict[str, str]:
-    """Enqueue `total` lean jobs (keys j0…) in batches spread over `seconds`; returns id -> key. An id is
-    acknowledged once enqueue_many returned it (`acked`: id -> monotonic time of that). With
-    `?wait_replicas=1`, a batch the replicas did not confirm (NotReplicated: after the failover no replica
-    is left) is queued but unconfirmed: its ids go to `unconfirmed`, not `acked`."""
-    jobs: dict[str, str] = {}
-    batches = max(1, int(seconds * 4))
-    for batch in range(batches):
-        size = total // batches + (1 if batch < total % batches else 0)
-        keys = [f"j{len(jobs) + i}" for i in range(size)]
-        calls = [("fault_tasks.work", {"key": k, "ms": rng.randint(20, 200)}) for k in keys]
-        try:
-            ids = [str(i) for i in await client.enqueue_many(calls)]
-        except NotReplicated as err:
-            assert unconfirmed is not None and len(err.ids) == len(keys), err
-            jobs.update(zip(err.ids, keys, strict=True))
-            unconfirmed.update(err.ids)
-        else:
-            jobs.update(zip(ids, keys, strict=True))
-            acked.update(dict.fromkeys(ids, time.monotonic()))
-        await asyncio.sleep(seconds / batches)
-    return jobs
-
-
-async def state_of(client: Client, job_id: str) -> str:
-    try:
-        return (await client.job(job_id)).state
-    except JobNotFound:
-        return "missing"  # its record or entry is not on the (new) master
-
-
-async def end_states(client: Client, ids: list[str], timeout: float) -> dict[str, str]:
-    deadline = time.monotonic() + timeout
-    states: dict[str, str] = {}
-    while time.monotonic() < deadline:
-        states = {i: await state_of(client, i) for i in ids}
-        if all(s in ("succeeded", "dead", "cancelled", "skipped", "missing") for s in states.values()):
-            break
-        await asyncio.sleep(0.2)
-    return states
-
-
-async def failover_under_load(
-    url: str,
-    namespace: str,
-    tmp_path: Path,
-    master: Callable[[], ServerProcess],
-    label: str,
-    wait_replicas: bool = False,
-) -> None:
-    """`wait_replicas`: the producer submits with `?wait_replicas=1`; then no acknowledged job may be lost,
-    not even one acknowledged just before the kill."""
-    rng = random.Random(int(uuid.uuid4().hex[:8], 16))
-    client = Client.from_url(
-        url + ("?wait_replicas=1&wait_timeout_ms=2000" if wait_replicas else ""), namespace
-    )
-    unconfirmed: set[str] = set()
-    workers = Workers(url, namespace, tmp_path / "ledger", stderr=tmp_path / "workers.err")
-    try:
-        for _ in range(WORKERS):
-            workers.start()
-        await workers.ready(client.redis, client.keys, WORKERS)
-        acked: dict[str, float] = {}
-        submitter = asyncio.create_task(submit_jobs(client, JOBS, SECONDS, rng, acked, unconfirmed))
-        await asyncio.sleep(SECONDS / 3)
-        old = master()
-        old.kill()
-        killed = time.monotonic()
-        killed_at = time.time()
-        while await asyncio.to_thread(master) is old:  # until the replica is promoted
-            assert time.monotonic() - killed < 50, "no replica was promoted within 50 s"
-            await asyncio.sleep(0.05)
-        promoted = time.monotonic() - killed
-        jobs = await submitter
-        states = await end_states(client, list(jobs), timeout=120)
-        unreplicated = {  # acknowledged by the old master just before it died, never replicated
-            i
-            for i, s in states.items()
-            if s == "missing" and i in acked and killed - REPLICATION_WINDOW_S <= acked[i] <= killed + 0.5
-        }
-        if wait_replicas:  # an acknowledged job was on a replica: none may be missing
-            assert unreplicated == set(), (
-                f"acknowledged and replicated, then lost: {sorted(unreplicated)[:5]}"
-            )
-            unreplicated = {i for i in unconfirmed if states[i] == "missing"}  # never promised
-        jobs = {i: k for i, k in jobs.items() if i not in unreplicated}
-        ledger = Ledger.read(workers.ledger)
-        figures = await check(client.redis, client.keys, jobs, ledger, workers.killed, states)
-        pids = {p.pid for p in workers.procs.values()}
-        working_after = {pid for pid, at in ledger.begins.values() if at > killed_at + promoted}
-        alive = {p.pid for p in workers.alive()}
-    finally:
-        workers.stop_all()
-        await client.close()
-    print(
-        f"\n[{label}] {figures.line()} promoted_after_s={promoted:.1f} "
-        f"workers={len(pids)} alive={len(alive)} working_after_failover={len(working_after & pids)} "
-        f"lost_to_async_replication={len(unreplicated)} unconfirmed={len(unconfirmed)}"
-    )
-    assert figures.lost == 0 and figures.pending_left == 0, figures
-    assert alive == pids, "a worker exited"
-    assert working_after >= pids, f"stuck workers: {pids - working_after}"
 
 
 @pytest.mark.parametrize("wait_replicas", [False, True], ids=["async-replication", "wait-replicas"])
@@ -153,16 +23,3 @@ async def test_cluster_failover_under_load(tmp_path: Path, wait_replicas: bool) 
         url = f"redis+cluster://{cluster.not_owner(slot).address}"
         label = f"cluster failover{' (wait_replicas=1)' if wait_replicas else ''}"
         await failover_under_load(url, namespace, tmp_path, lambda: cluster.owner(slot), label, wait_replicas)
-
-
-@pytest.mark.parametrize("wait_replicas", [False, True], ids=["async-replication", "wait-replicas"])
-async def test_sentinel_failover_under_load(tmp_path: Path, wait_replicas: bool) -> None:
-    with LocalSentinel(replicas=1, sentinels=3) as sentinel:
-        await failover_under_load(
-            sentinel.url,
-            f"so-{uuid.uuid4().hex[:8]}",
-            tmp_path,
-            sentinel.master,
-            f"sentinel failover{' (wait_replicas=1)' if wait_replicas else ''}",
-            wait_replicas,
-        )
