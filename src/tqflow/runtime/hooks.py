@@ -5,8 +5,10 @@ Hooks must be cheap and must not raise; the worker logs and ignores a hook's exc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, fields
+from typing import Any, Protocol, TypeVar
+
+from tqflow.errors import UsageTypeError
 
 
 @dataclass(frozen=True)
@@ -36,3 +38,18 @@ class WorkerHooks(Protocol):
     def attempt_started(self, event: AttemptEvent) -> None: ...
 
     def attempt_finished(self, event: OutcomeEvent) -> None: ...
+
+
+Event = TypeVar("Event", AttemptEvent, OutcomeEvent)
+_FIELDS = {kind: frozenset(f.name for f in fields(kind)) for kind in (AttemptEvent, OutcomeEvent)}
+
+
+def made(kind: type[Event], **values: Any) -> Event:
+    """An event with every field given, made as the dataclass makes it but in one step: its frozen
+    `__init__` sets each field through `object.__setattr__`, and the worker makes two events a job.
+    The object is the same (equality, hash, repr); a missing or unknown field is refused."""
+    if values.keys() != _FIELDS[kind]:
+        raise UsageTypeError(f"{kind.__name__} takes exactly {sorted(_FIELDS[kind])}")
+    event = object.__new__(kind)
+    event.__dict__.update(values)
+    return event

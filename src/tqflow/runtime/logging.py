@@ -30,7 +30,7 @@ PAYLOADS_ENV = "TQFLOW_LOG_PAYLOADS"
 log = structlog.get_logger("tqflow.jobs")
 # The attempt whose handler (or a thread it runs) logs a line now, for `add_job_context`.
 _attempt: contextvars.ContextVar[AttemptEvent | None] = contextvars.ContextVar("tqflow_job", default=None)
-LEVELS = logging.getLevelNamesMapping()
+LEVELS = {name.lower(): number for name, number in logging.getLevelNamesMapping().items()}
 
 
 def configure_logging(
@@ -99,8 +99,12 @@ class _SetUp:
         self.threshold = 0  # the lowest level it logs (0: all, an unfiltered wrapper)
 
     def look(self) -> _SetUp:
-        config = structlog.get_config()
-        wrapper, processors = config["wrapper_class"], config["processors"]
+        config = _CONFIG
+        if config is not None:  # structlog's own settings object: two attribute reads a job
+            wrapper, processors = config.default_wrapper_class, config.default_processors
+        else:  # a structlog without it: its public copy of them, a dict a call
+            public = structlog.get_config()
+            wrapper, processors = public["wrapper_class"], public["processors"]
         if self.seen is None or self.seen[0] is not wrapper or self.seen[1] is not processors:
             self.seen = (wrapper, processors)
             self.lazy = add_job_context in processors
@@ -109,6 +113,10 @@ class _SetUp:
         return self
 
 
+# What structlog.get_config() copies into a new dict on every call (read twice a job); None if it moved.
+_CONFIG = getattr(getattr(structlog, "_config", None), "_CONFIG", None)
+if not all(hasattr(_CONFIG, name) for name in ("default_wrapper_class", "default_processors")):
+    _CONFIG = None
 _set_up = _SetUp()
 FINISHED_LEVELS = {"dead": "error", "retry": "warning", "stale": "warning"}
 
@@ -127,7 +135,7 @@ class JobLogHooks:
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
         level = FINISHED_LEVELS.get(event.outcome, "info")
-        if LEVELS[level.upper()] < _set_up.look().threshold:
+        if LEVELS[level] < _set_up.look().threshold:
             return  # the line would be filtered out: not built
         fields: dict[str, Any] = {**job_context(event.attempt), "outcome": event.outcome}
         fields["duration_ms"] = event.duration_ms

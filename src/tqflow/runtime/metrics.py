@@ -83,11 +83,6 @@ def _labels(buckets: tuple[float, ...]) -> tuple[str, ...]:
 WAIT_LABELS, RUN_LABELS = _labels(WAIT_BUCKETS), _labels(RUN_BUCKETS)
 
 
-def _bucket(buckets: tuple[float, ...], labels: tuple[str, ...], seconds: float) -> str:
-    """The `le` label of the first bucket that holds `seconds`."""
-    return labels[bisect.bisect_left(buckets, seconds)]
-
-
 class WorkerMetrics:
     """Counters, histograms and gauges of one worker process; pass it as `Worker(..., hooks=[it])`."""
 
@@ -169,58 +164,92 @@ class WorkerMetrics:
 class RedisJobCounters:
     """A worker hook that adds the worker's counts to `{ns}:stats:jobs` in Redis (one pipeline of HINCRBY
     a second, and at shutdown): fields `started|QUEUE|PRIORITY|TASK`, `<outcome>|…`, and the histograms
-    `wait|QUEUE|PRIORITY|<le>` / `run|QUEUE|TASK|<le>` with their `_sum` fields (HINCRBYFLOAT). Counted
-    by the fields' parts (a tuple per job is cheaper than its joined name), joined at the flush."""
+    `wait|QUEUE|PRIORITY|<le>` / `run|QUEUE|TASK|<le>` with their `_sum` fields (HINCRBYFLOAT).
+
+    A job adds one to one tally per event, by what its fields need (queue, priority, task, outcome, the
+    histogram bucket) and its milliseconds to one sum; the fields are made from them at the flush, task
+    labels included (`TaskLabels`, in the order the tasks were first seen)."""
 
     def __init__(self, redis: Any, namespace: str, tasks: Collection[str] | None = None) -> None:
         self.redis = redis
         self.key = Keys(namespace).stats_jobs
         self.tasks = set(tasks) if tasks is not None else None
         self.labels = TaskLabels()
-        self.counts: Tally[tuple[str, ...]] = Tally()
-        self.sums: dict[tuple[str, ...], float] = {}
+        self._started: Tally[tuple[str, str, str, int]] = Tally()  # queue, priority, task, wait bucket
+        self._ended: Tally[tuple[str, str, str, str, bool, int]] = Tally()  # … outcome, unknown, run bucket
+        self._waited: dict[tuple[str, str], int] = {}  # ms, by queue and priority
+        self._ran: dict[tuple[str, str, bool], int] = {}  # ms, by queue, task and unknown
 
-    def _task(self, task: str, error_type: str | None = None) -> str:
-        if error_type in UNKNOWN_TASK_ERRORS or (self.tasks is not None and task not in self.tasks):
+    def _task(self, task: str, unknown: bool = False) -> str:
+        if unknown or (self.tasks is not None and task not in self.tasks):
             return "unknown"
         return self.labels.of(task)
 
     def attempt_started(self, event: AttemptEvent) -> None:
-        task = self._task(event.task)
-        queue, priority, counts = event.queue, event.priority, self.counts
-        counts["started", queue, priority, task] += 1
-        seconds = event.waited_ms / 1000
-        counts["wait", queue, priority, _bucket(WAIT_BUCKETS, WAIT_LABELS, seconds)] += 1
-        where = ("wait_sum", queue, priority)
-        self.sums[where] = self.sums.get(where, 0.0) + seconds
+        queue, priority = event.queue, event.priority
+        bucket = bisect.bisect_left(WAIT_BUCKETS, event.waited_ms / 1000)
+        self._started[queue, priority, event.task, bucket] += 1
+        waited = self._waited
+        waited[queue, priority] = waited.get((queue, priority), 0) + event.waited_ms
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
         attempt = event.attempt
-        task = self._task(attempt.task, event.error_type)
-        name = OUTCOME_COUNTERS.get(event.outcome)
-        if name is not None:
-            self.counts[name, attempt.queue, attempt.priority, task] += 1
-        seconds = event.duration_ms / 1000
-        self.counts["run", attempt.queue, task, _bucket(RUN_BUCKETS, RUN_LABELS, seconds)] += 1
-        where = ("run_sum", attempt.queue, task)
-        self.sums[where] = self.sums.get(where, 0.0) + seconds
+        unknown = event.error_type in UNKNOWN_TASK_ERRORS
+        bucket = bisect.bisect_left(RUN_BUCKETS, event.duration_ms / 1000)
+        self._ended[event.outcome, attempt.queue, attempt.priority, attempt.task, unknown, bucket] += 1
+        ran, where = self._ran, (attempt.queue, attempt.task, unknown)
+        ran[where] = ran.get(where, 0) + event.duration_ms
+
+    @property
+    def counts(self) -> Tally[str]:
+        """The HINCRBY fields and amounts of what was counted since the last flush."""
+        counts: Tally[str] = Tally()
+        for (queue, priority, task, bucket), n in self._started.items():
+            counts[f"started|{queue}|{priority}|{self._task(task)}"] += n
+            counts[f"wait|{queue}|{priority}|{WAIT_LABELS[bucket]}"] += n
+        for (outcome, queue, priority, task, unknown, bucket), n in self._ended.items():
+            label = self._task(task, unknown)
+            name = OUTCOME_COUNTERS.get(outcome)
+            if name is not None:
+                counts[f"{name}|{queue}|{priority}|{label}"] += n
+            counts[f"run|{queue}|{label}|{RUN_LABELS[bucket]}"] += n
+        return counts
+
+    @property
+    def sums(self) -> dict[str, float]:
+        """The HINCRBYFLOAT fields and seconds since the last flush."""
+        sums: dict[str, float] = {}
+        for (queue, priority), ms in self._waited.items():
+            sums[f"wait_sum|{queue}|{priority}"] = ms / 1000
+        for (queue, task, unknown), ms in self._ran.items():
+            where = f"run_sum|{queue}|{self._task(task, unknown)}"
+            sums[where] = sums.get(where, 0.0) + ms / 1000
+        return sums
+
+    def _forget(self) -> None:
+        self._started, self._ended, self._waited, self._ran = Tally(), Tally(), {}, {}
 
     async def flush(self) -> None:
-        counts, sums = self.counts, self.sums
-        if not counts and not sums:
+        if not self._started and not self._ended:
             return
-        self.counts, self.sums = Tally(), {}
+        counts, sums = self.counts, self.sums
+        kept = (self._started, self._ended, self._waited, self._ran)
+        self._forget()
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
-                for parts, n in counts.items():
-                    pipe.hincrby(self.key, "|".join(parts), n)
-                for parts, value in sums.items():
-                    pipe.hincrbyfloat(self.key, "|".join(parts), value)
+                for name, n in counts.items():
+                    pipe.hincrby(self.key, name, n)
+                for name, value in sums.items():
+                    pipe.hincrbyfloat(self.key, name, value)
                 await pipe.execute()
         except Exception:  # Redis away: keep the counts for the next flush
-            self.counts.update(counts)
-            for name, value in sums.items():
-                self.sums[name] = self.sums.get(name, 0.0) + value
+            started, ended, waited, ran = kept
+            self._started.update(started)
+            self._ended.update(ended)
+            for queue_priority, ms in waited.items():
+                self._waited[queue_priority] = self._waited.get(queue_priority, 0) + ms
+            for where, ms in ran.items():
+                self._ran[where] = self._ran.get(where, 0) + ms
 
     async def run(self, stop: asyncio.Event, every: float = 1.0) -> None:
         while not stop.is_set():

@@ -16,6 +16,8 @@ from pydantic import TypeAdapter, ValidationError
 from tqflow.errors import ClientError
 from tqflow.runtime.task import Task
 
+EXACT = (int, str, bool, float)
+
 
 class ArgumentError(ClientError, ValueError):
     """A job's arguments do not fit its task's signature."""
@@ -29,6 +31,9 @@ class Validator:
         except Exception:  # unresolvable forward references: check names only
             hints = {}
         self.adapters: dict[str, TypeAdapter[Any] | None] = {}
+        # parameters annotated with a plain int, str, bool or float: a value of exactly that type is what
+        # pydantic would give back, so it is not validated again (a job's JSON arguments mostly are)
+        self.exact: dict[str, type] = {}
         self.required: set[str] = set()
         self.any_keyword = False
         for name, param in task.signature.parameters.items():
@@ -39,6 +44,8 @@ class Validator:
                 continue
             hint = hints.get(name, Any)
             self.adapters[name] = None if hint is Any else TypeAdapter(hint)
+            if hint in EXACT:
+                self.exact[name] = hint
             if param.default is inspect.Parameter.empty:
                 self.required.add(name)
         result = hints.get("return", Any)
@@ -61,7 +68,7 @@ class Validator:
                 out[name] = value
                 continue
             adapter = self.adapters[name]
-            if adapter is None:
+            if adapter is None or type(value) is self.exact.get(name):
                 out[name] = value
                 continue
             try:

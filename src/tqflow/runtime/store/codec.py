@@ -34,6 +34,15 @@ _ENCODER = json.JSONEncoder(default=to_json_type, separators=(",", ":"), ensure_
 
 
 def encode(value: Any) -> str:
+    """JSON text. An int, a bool or None (what no-op and counting tasks return) skip the encoder's set-up:
+    the text is the one it writes (an int's repr; past the interpreter's digit limit both raise)."""
+    kind = type(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
     return _ENCODER.encode(value)
 
 

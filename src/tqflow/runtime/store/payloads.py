@@ -30,6 +30,7 @@ import json
 import pickle
 import threading
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -154,20 +155,12 @@ def decode(text: str | None, settings: PayloadSettings = DEFAULT) -> tuple[int |
     if len(text) > settings.max_bytes:  # F8: a record written past the client's cap is refused here too
         raise PayloadError(f"payload of {len(text)} bytes is over the limit of {settings.max_bytes}")
     head, sep, body = text.partition("|")
-    if not sep or len(head) < 2 or head[0] not in CODEC_NAMES or head[1] not in FORMS:
-        raise PayloadError(f"not a tqflow payload (header {head[:12]!r})")
-    tag, form = head[0], head[1]
-    try:
-        version = int(head[2:]) if len(head) > 2 else None
-    except ValueError as err:
-        raise PayloadError(f"bad payload version {head[2:]!r}") from err
+    known = _heads.get(head) if sep else None
+    if known is None:
+        known = _head(head, sep)
+    tag, form, version = known
     if tag == "J" and form == "-":
-        try:
-            return version, json.loads(body) if body else None
-        except RecursionError as err:
-            raise PayloadError(
-                f"payload of {len(body)} characters nested too deeply (past the recursion limit)"
-            ) from err
+        return version, _json(body)
     raw = _body(tag, form, body, settings)
     try:
         if tag == "J":
@@ -179,6 +172,44 @@ def decode(text: str | None, settings: PayloadSettings = DEFAULT) -> tuple[int |
             f"payload of {len(body)} characters nested too deeply (past the recursion limit)"
         ) from err
     return version, pickle.loads(raw)  # signature verified in _body
+
+
+_heads: dict[str, tuple[str, str, int | None]] = {}  # the few headers a deployment writes, read once each
+HEADS_KEPT = 256
+
+
+def _head(head: str, sep: str) -> tuple[str, str, int | None]:
+    """A header's codec tag, form and version. Raises PayloadError."""
+    if not sep or len(head) < 2 or head[0] not in CODEC_NAMES or head[1] not in FORMS:
+        raise PayloadError(f"not a tqflow payload (header {head[:12]!r})")
+    try:
+        version = int(head[2:]) if len(head) > 2 else None
+    except ValueError as err:
+        raise PayloadError(f"bad payload version {head[2:]!r}") from err
+    if len(_heads) < HEADS_KEPT:
+        _heads[head] = (head[0], head[1], version)
+    return head[0], head[1], version
+
+
+# the C scanner json.loads ends in, without its two whitespace scans (typeshed does not declare the attribute)
+_scan: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _json(body: str) -> Any:
+    """A JSON body's value (an empty body: None). What the scanner does not read whole (spaces around
+    the value, text after it, no value) goes to json.loads, which accepts or refuses it as it always did."""
+    try:
+        if not body:
+            return None
+        try:
+            value, end = _scan(body, 0)
+        except StopIteration:
+            return json.loads(body)
+        return value if end == len(body) else json.loads(body)
+    except RecursionError as err:
+        raise PayloadError(
+            f"payload of {len(body)} characters nested too deeply (past the recursion limit)"
+        ) from err
 
 
 def _body(tag: str, form: str, body: str, settings: PayloadSettings) -> bytes:

@@ -2,26 +2,52 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from tqflow.plan import Priority, RetryPlan
-from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
+from tqflow.plan import LEVELS, PRIORITIES, RetryPlan
+from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, made
 from tqflow.runtime.partitions import external_id
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import payloads
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.task import TaskOptions
 
+NO_RETRY = RetryPlan()  # frozen: every attempt without a retry of its own shares it
+OPTIONS_CACHED = 256  # distinct options texts kept parsed (a queue's jobs mostly share a few)
+Options = tuple[dict[str, Any], RetryPlan, int | None]
 
-def _options(raw: Any) -> dict[str, Any]:
-    if not raw:
-        return {}
+
+@functools.lru_cache(maxsize=OPTIONS_CACHED)
+def _options(raw: str) -> Options:
+    """An options text, parsed once per distinct text: the object (shared: never written to, `adopt`
+    makes its own), its retry plan and its timeout. What a bad text raises is not cached."""
     opts = json.loads(raw)
     if not isinstance(opts, dict):
         raise ValueError(f"options are a {type(opts).__name__}, not an object")
-    return opts
+    raw_retry = opts.get("r")
+    retry = RetryPlan.model_validate(raw_retry) if raw_retry else NO_RETRY
+    return opts, retry, int(opts["t"]) if opts.get("t") else None
+
+
+def _options_of(raw: Any) -> Options:
+    if not raw:
+        return {}, NO_RETRY, None
+    return _options(raw) if isinstance(raw, str) else _options.__wrapped__(raw)
+
+
+_retry_texts: dict[int, tuple[RetryPlan, dict[str, Any]]] = {}  # by id: a task's retry, dumped once
+
+
+def _retry_text(retry: RetryPlan) -> dict[str, Any]:
+    found = _retry_texts.get(id(retry))
+    if found is None or found[0] is not retry:
+        if len(_retry_texts) > OPTIONS_CACHED:
+            _retry_texts.clear()
+        found = _retry_texts[id(retry)] = (retry, retry.model_dump(mode="json", exclude_defaults=True))
+    return dict(found[1])
 
 
 class Attempt:
@@ -41,20 +67,17 @@ class Attempt:
         self.task_name = str(task or "")
         self.payload = payload
         self.raw_opts = opts if isinstance(opts, str) else ""  # as the entry or record held them
-        self.opts: dict[str, Any] = {}
-        self.retry = RetryPlan()
+        self.opts: dict[str, Any] = {}  # may be shared with other attempts (_options): never written to
+        self.retry = NO_RETRY
         self.timeout_ms: int | None = None
         self.deadline_at: int | None = None
         self.run: dict[str, Any] | None = None
         level, waited_from = 2, None
         try:
-            self.opts = _options(opts)
-            raw_retry = self.opts.get("r")
-            self.retry = RetryPlan.model_validate(raw_retry) if raw_retry else RetryPlan()
-            self.timeout_ms = int(self.opts["t"]) if self.opts.get("t") else None
+            self.opts, self.retry, self.timeout_ms = _options_of(opts)
             self.deadline_at = int(deadline_at) if deadline_at else None
             level = int(prio or 2)
-            if not 0 <= level < len(Priority):
+            if not 0 <= level < LEVELS:
                 raise ValueError(f"priority level {level} out of range")
             waited_from = int(enqueued) if enqueued else None
             self.run = json.loads(run) if run else None
@@ -62,14 +85,9 @@ class Attempt:
                 raise ValueError(f"run info is a {type(self.run).__name__}, not an object")
         except Exception as err:  # anything a garbage field raises
             self.malformed = f"the job's record does not parse: {type(err).__name__}: {str(err)[:200]}"
-            self.opts, self.retry, self.timeout_ms, self.deadline_at, self.run = (
-                {},
-                RetryPlan(),
-                None,
-                None,
-                None,
-            )
-            level = level if 0 <= level < len(Priority) else 2
+            self.opts, self.retry, self.timeout_ms = {}, NO_RETRY, None
+            self.deadline_at, self.run = None, None
+            level = level if 0 <= level < LEVELS else 2
         self.cancelled = False
         # a fan-out item runs as a plain job (no run context); the start names its parent, run and flow
         self.is_child = self.run is not None and "parent" in self.run
@@ -77,23 +95,26 @@ class Attempt:
         if of is not None:
             self.run = None
         self.started_ms = now_ms()
-        run_id = str((of or self.run or {}).get("of_run" if of else "run") or "")
-        self.event = AttemptEvent(
+        context = of or self.run
+        run_id = str(context.get("of_run" if of else "run") or "") if context else ""
+        self.event = made(
+            AttemptEvent,
             job_id=external_id(partition, self.job_id),  # hooks and logs show the id callers know
             task=self.task_name,
             queue=str(queue or ""),
-            priority=Priority.label_of(level),
+            priority=PRIORITIES[level],
             attempt=self.number,
             worker=worker,
             run_id=external_id(partition, run_id),
-            flow=str((of or self.run or {}).get("flow") or ""),
+            flow=str(context.get("flow") or "") if context else "",
             waited_ms=max(0, self.started_ms - (waited_from or self.started_ms)),
             local_id=self.job_id,
         )
 
     def outcome(self, result: str, payload: Any) -> OutcomeEvent:
         error = payload if isinstance(payload, dict) else {}
-        return OutcomeEvent(
+        return made(
+            OutcomeEvent,
             attempt=self.event,
             outcome=result,
             duration_ms=now_ms() - self.started_ms,
@@ -105,14 +126,18 @@ class Attempt:
         """The task's own retry, timeout and dead-letter queue where the job sets none: a flow job whose
         plan gives none, a job sent by name before any worker published the task (runtime/catalog.py).
         A job that turned a retry off says so (`"r": {}`), so this never turns it back on."""
-        if "r" not in self.opts and options.retry is not None:
-            self.opts["r"] = options.retry.model_dump(mode="json", exclude_defaults=True)
+        opts = self.opts
+        own: dict[str, Any] = {}
+        if "r" not in opts and options.retry is not None:
+            own["r"] = _retry_text(options.retry)
             self.retry = options.retry
-        if not self.opts.get("t") and options.timeout_ms:
-            self.opts["t"] = options.timeout_ms
+        if not opts.get("t") and options.timeout_ms:
+            own["t"] = options.timeout_ms
             self.timeout_ms = int(options.timeout_ms)
-        if not self.opts.get("dlq") and options.dead_letter:
-            self.opts["dlq"] = options.dead_letter
+        if not opts.get("dlq") and options.dead_letter:
+            own["dlq"] = options.dead_letter
+        if own:  # its own copy: self.opts may be shared
+            self.opts = {**opts, **own}
 
     @property
     def dead_letter(self) -> str:
