@@ -111,7 +111,7 @@ def test_built_in_payloads_and_what_a_signal_job_does_not_take(tmp_path: Path) -
 def test_the_run_records_mark_signal_jobs_with_their_timeout(tmp_path: Path) -> None:
     flow = compiled(tmp_path)["flow"]
     records = {r["name"]: r for r in job_records(flow)}  # type: ignore[arg-type]
-    assert records["decide"]["signal"] == 172_800_000 and records["yes"]["signal"] == 0
+    assert records["decide"]["signal"] == "172800000" and records["yes"]["signal"] == "0"
     assert "signal" not in records["go"]
 
 

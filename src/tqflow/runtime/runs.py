@@ -83,7 +83,9 @@ def run_environment(run_id: str, created_ms: int, partition: int | None = None) 
 
 def job_records(flow: FlowPlan, env: Environment | None = None) -> list[dict[str, Any]]:
     """What each job's hash holds for a run: the plan's job, flattened for the Lua scripts. `env`: the
-    run's parameters and run fields, which its jobs' limit and fair keys are evaluated from."""
+    run's parameters and run fields, which its jobs' limit and fair keys are evaluated from. Numbers are
+    sent as the strings the hash holds: a Lua number passed to redis.call is formatted with sprintf
+    (~2,200 instructions of Redis a number, five a job: callgrind)."""
     dependents = flow.dependents()
     records = []
     controlled = any(job.limits or job.fair for job in flow.jobs.values())
@@ -101,21 +103,21 @@ def job_records(flow: FlowPlan, env: Environment | None = None) -> list[dict[str
                 "task": job.task.name,
                 "args": canonical_json(job.args),
                 "queue": job.queue,
-                "prio": int(Priority.parse(job.priority)),
+                "prio": str(int(Priority.parse(job.priority))),
                 "opts": opts,
-                "delay_ms": job.delay_ms,
-                "deadline_ms": job.deadline_ms or 0,
+                "delay_ms": str(job.delay_ms),
+                "deadline_ms": str(job.deadline_ms or 0),
                 "fan_out": canonical_json(job.fan_out) if job.fan_out else "",
                 "unique": job.unique.model_dump_json() if job.unique else "",
                 "when": canonical_json(job.when) if job.when else "",
                 "after": canonical_json(job.after) if job.after else "",
                 "data_deps": canonical_json(job.data_deps),
                 "dependents": canonical_json(dependents[name]),
-                "deps_left": len(job.waits_for),
+                "deps_left": str(len(job.waits_for)),
             }
         )
         if job.signal is not None:  # waits for a payload instead of running a task (lua/common.lua)
-            records[-1]["signal"] = job.signal.timeout_ms or 0
+            records[-1]["signal"] = str(job.signal.timeout_ms or 0)
         if job.subflow is not None:  # starts a child run instead of running a task (runtime/subflows.py)
             records[-1]["subflow"] = job.subflow.model_dump_json()
     return records

@@ -15,5 +15,5 @@ redis.call('HSET', KEYS[1], 'state', 'child', 'child', child, 'launches', launch
 redis.call('HDEL', KEYS[1], 'child_state')
 local run = cjson.decode(ARGV[5])
 run.parent_job = id
-create_run(KEYS[2], KEYS[3], now, child, run, cjson.decode(ARGV[6]))
+create_run(KEYS[2], KEYS[3], now, child, run, cjson.decode(ARGV[6]), ARGV[1])
 return 'started'

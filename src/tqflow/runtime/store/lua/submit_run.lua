@@ -8,4 +8,4 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if run.sub ~= nil and redis.call('HGET', KEYS[1], 'sub') == run.sub then return 0 end
   return redis.error_reply('run ' .. run_id .. ' already exists')
 end
-return create_run(KEYS[1], KEYS[2], now, run_id, run, cjson.decode(ARGV[4]))
+return create_run(KEYS[1], KEYS[2], now, run_id, run, cjson.decode(ARGV[4]), ARGV[1])
