@@ -11,7 +11,10 @@ call's allocations) cancels. Scenarios:
 - `unlimited`: plain lean jobs;
 - `concurrency`: each with a concurrency limit of `--batch` slots, so every fetch fills the semaphore
   (`--batch` holders at once, the layout's worst case below a zset's 128-member listpack);
-- `rate`: each with a rate limit that always has a token.
+- `rate`: each with a rate limit that always has a token;
+- `options`: unlimited, each with options about as long as a limit's (a dead-letter queue's name): what
+  carrying options costs (the entry's `o`, sent back at the end and kept in the record), apart from the
+  limit's own work.
 It prints each scenario's instructions per job and what a limit adds over `unlimited`, and an estimate in
 µs: the instructions divided by `--ipus` (redis-server's instructions per µs of its CPU), which by default
 is measured here, on a second private redis-server not under valgrind, from the `unlimited` scenario's
@@ -28,17 +31,23 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
+from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # cost.py and its tasks, run from anywhere
 
 import cost
 
+from tqflow.runtime.client import Client
 from tqflow.runtime.embedded import EmbeddedRedis
 from tqflow.runtime.limits import Limiter, Rate
 
-SCENARIOS = ("unlimited", "concurrency", "rate")
+SCENARIOS = ("unlimited", "options", "concurrency", "rate")
+# `options`: an unlimited job carrying options about as long as a limit's (the entry's `o`, sent back at its
+# end and kept in its record), so what a limit adds splits into carrying options and the limit itself
+DEAD_LETTER = "instr-dead-letters"
 
 
 @dataclass
@@ -65,7 +74,23 @@ def limit_of(name: str, batch: int) -> Limiter | None:
 
 
 async def run(url: str, meter: cost.Meter, n: int, batch: int, name: str) -> cost.Figures:
-    figures = await cost.standalone(url, meter, n, False, batch, limit_of(name, batch))
+    """cost.py's `bulk` scenario (enqueue_many, then fetch + finish_many), with this scenario's options."""
+    namespace = "instr"
+    options: dict[str, Any] = {"limit": limit_of(name, batch)}
+    if name == "options":
+        options = {"dead_letter": DEAD_LETTER}
+    meter.start()
+    client = Client.from_url(url, namespace)
+    for start in range(0, n, 10_000):
+        await client.enqueue_many(
+            [(cost.noop, {"x": i}) for i in range(start, min(n, start + 10_000))], **options
+        )
+    await client.close()
+    meter.mark()
+    r = Redis.from_url(url, decode_responses=True)
+    await cost.drain_scripts(r, namespace, n, batch)
+    await r.aclose()
+    figures = meter.stop(name, n)
     redis.Redis.from_url(url).flushall()
     return figures
 

@@ -12,6 +12,7 @@ refuse_when_full()
 lim_batch = true  -- its starts' limits are read and written once (limits.lua)
 local now, worker, token, lease, wanted = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local started, got, n = {}, 0, 0
+local lease_until = now + lease  -- of every attempt this call starts
 fair_run.refill = false
 -- Jobs started from one stream, up to `count`. Entries that did not start (parked by a limiter, stale)
 -- make it read again, a few rounds at most, so a backlog of jobs over their limit is parked many a call
@@ -43,7 +44,7 @@ local function read(stream, count, index)
       -- would); otherwise start_entry parks it or honours what is there.
       local specs = limited and lim_specs[f[6]]
       if shape and (not limited or (specs ~= nil and (not specs or #specs == 0
-        or admit_batched(lean .. eid, specs, now, now + lease)))) then
+        or admit_batched(lean .. eid, specs, now, lease_until)))) then
         if not marked then started[#started + 1] = index; marked = true end
         started[#started + 1] = {eid, f[2], f[4], f[6] or false}
         total = total + 1

@@ -304,16 +304,20 @@ end
 -- takes one of each (written by lim_flush). Returns its `lh`, or nil when admit must look at Redis.
 local function admit_batched(id, lims, now, lease_until)
   local known = lim_specs[lims]
-  local states = {}
-  for i, l in ipairs(lims) do
-    local st = lim_take_state(known.members[i], l, now)
+  local members = known.members
+  local n = #lims
+  -- no table a job (the states are lim_cached's, found again in the second loop): this runs for every
+  -- limited job fetch starts
+  for i = 1, n do
+    local l = lims[i]
+    local st = lim_take_state(members[i], l, now)
     if st.waiting > 0 or (l.c and st.free < 1) or (not l.c and st.n < 1) then return nil end
-    states[i] = st
   end
-  for i, l in ipairs(lims) do
-    local st = states[i]
-    if l.c then
-      st.add[#st.add + 1] = id
+  for i = 1, n do
+    local st = lim_cached[members[i]]
+    if lims[i].c then
+      local add = st.add
+      add[#add + 1] = id
       if not st.ends or lease_until < st.ends then st.ends = lease_until end
       st.free = st.free - 1
     else
