@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import ctypes
 import importlib
 import multiprocessing
@@ -88,7 +89,9 @@ class Executors:
                 running.thread_id = None
                 done.set()
 
-        future = loop.run_in_executor(self.threads, in_thread)
+        # run_in_executor does not carry context variables (asyncio.to_thread does): the job's log
+        # context (runtime/logging.py) must reach the lines the task logs in its thread
+        future = loop.run_in_executor(self.threads, contextvars.copy_context().run, in_thread)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
