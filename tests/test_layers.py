@@ -6,6 +6,9 @@ is read with `ast`, so a lazy import inside a function cannot hide a broken rule
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,39 @@ def test_a_broken_rule_is_reported(module: str, source: str) -> None:
 def test_allowed_imports_pass() -> None:
     assert not violations("from tqflow.plan import Plan\nfrom . import keys\n", "tqflow.runtime.worker")
     assert not violations("from tqflow.errors import PlanError\n", "tqflow.plan.model")
+
+
+# Each Python a user (or a test) starts pays for what it imports: a worker process does not load the API
+# (FastAPI, uvicorn), the language server (pygls) or the compiler (lark), and `tqrun` loads the API only for
+# `tqrun api` (it imports it in that command). One process checks both, in the order a worker starts.
+NOT_IMPORTED = {
+    "tqflow.runtime.worker": [
+        "fastapi",
+        "starlette",
+        "uvicorn",
+        "pygls",
+        "lsprotocol",
+        "lark",
+        "tqflow.compiler",
+    ],
+    "tqflow.cli.tqrun": ["fastapi", "starlette", "uvicorn", "pygls", "lsprotocol", "tqflow.runtime.api"],
+}
+REPORT_IMPORTED = """\
+import json, sys
+found = {}
+for module, heavy in json.loads(sys.argv[1]).items():
+    __import__(module)
+    found[module] = [name for name in heavy if name in sys.modules]
+print(json.dumps(found))
+"""
+
+
+def test_a_worker_and_tqrun_import_no_stack_they_do_not_run() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", REPORT_IMPORTED, json.dumps(NOT_IMPORTED)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {module: [] for module in NOT_IMPORTED}, done.stdout
