@@ -11,6 +11,7 @@ local prefix, dlq_key, delayed_key, wake_channel, done_channel, after_waiting_ke
 local lim_due_key, lim_keys_key, lim_defs_key  -- limits.lua
 local lim_call_us, lim_specs, lim_batch, lim_cached  -- limits.lua: what one call reads once and batches
 local subflows_key  -- sub-flow jobs waiting for their child runs
+local num_texts  -- txt: number -> its text, one call's
 local lean_places  -- lean_first: QUEUE.LEVEL -> {queue, level, stream key} (false: not one), one call's
 local fair_run  -- fair.lua: fetch.lua refills as it reads (no refill at each start) and once at its end (`touched`)
 local BAD_KEYS = 'KEYS[1] must be a tqflow key ({namespace}:...)'
@@ -33,11 +34,22 @@ local function bind(keys)
   end
   fair_run = {refill = true, touched = {}}
   lean_places = {}
+  num_texts = {}
   lim_call_us, lim_specs, lim_batch, lim_cached = nil, {}, false, {}
   return true
 end
 if KEYS and not bind(KEYS) then return redis.error_reply(BAD_KEYS) end
 local function job_key(id) return prefix .. ':job:' .. id end
+-- A number as redis.call's argument, formatted once a call (a Lua number passed to redis.call is formatted
+-- with sprintf, ~2,200 instructions, callgrind; the same text: "%.14g"): now, a lease's end, an attempt.
+local function txt(x)
+  local t = num_texts[x]
+  if not t then
+    t = tostring(x)
+    num_texts[x] = t
+  end
+  return t
+end
 local function run_key(id) return prefix .. ':run:' .. id end
 local function stream_key(queue, prio) return prefix .. ':q:' .. queue .. ':' .. prio end
 local function dlq_of(name)
@@ -234,8 +246,8 @@ end
 -- `extra`: more record fields to write in the same HSET (field, value, …), or nil.
 local function push_to(k, id, q, p, now, extra)
   local eid = redis.call('XADD', stream_key(q, p), '*', 'j', id)
-  if extra then redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid, unpack(extra))
-  else redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', eid) end
+  if extra then redis.call('HSET', k, 'state', 'queued', 'enqueued', txt(now), 'entry', eid, unpack(extra))
+  else redis.call('HSET', k, 'state', 'queued', 'enqueued', txt(now), 'entry', eid) end
 end
 
 --#include flow_keys
@@ -401,7 +413,7 @@ local function release_after(now, list)
   while #work > 0 do
     for _, dep in ipairs(cjson.decode(table.remove(work))) do
       local dk = job_key(dep)
-      if redis.call('HGET', dk, 'state') == 'waiting' and redis.call('HINCRBY', dk, 'deps_left', -1) <= 0 then
+      if redis.call('HGET', dk, 'state') == 'waiting' and redis.call('HINCRBY', dk, 'deps_left', '-1') <= 0 then
         if resolve_after(dep, now) then
           local w, more = unpack(redis.call('HMGET', dk, 'w', 'dependent_jobs'))
           if w then publish(done_channel, dep) end
@@ -522,12 +534,12 @@ on_terminal = function(id, now, known)
     local state, dependents
     if current == id and known and known[6] then state, dependents = known[6], known[5]
     else state, dependents = unpack(redis.call('HMGET', job_key(current), 'state', 'dependents')) end
-    open = redis.call('HINCRBY', rk, 'open', -1)
+    open = redis.call('HINCRBY', rk, 'open', '-1')
     if state == 'dead' then redis.call('HINCRBY', rk, 'failed', 1) end
     if state == 'cancelled' then redis.call('HINCRBY', rk, 'cancelled', 1) end
     for _, name in ipairs(cjson.decode(dependents or '[]')) do
       local dep = run_id .. '.' .. name
-      if redis.call('HINCRBY', job_key(dep), 'deps_left', -1) == 0 then
+      if redis.call('HINCRBY', job_key(dep), 'deps_left', '-1') == 0 then
         if resolve(dep, now) then table.insert(worklist, dep) end
       end
     end
@@ -718,8 +730,8 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   local attempt = tonumber(f[11] or '0')
   if not attempt then error('hash value is not an integer (attempt)') end  -- start_guarded dead-letters it
   attempt = attempt + 1
-  local running = {'state', 'running', 'attempt', attempt, 'token', token, 'worker', worker, 'started', now,
-    'lease_until', now + lease, 'stream', stream}
+  local running = {'state', 'running', 'attempt', txt(attempt), 'token', token, 'worker', worker,
+    'started', txt(now), 'lease_until', txt(now + lease), 'stream', stream}
   local fed = f[14] and f[14] ~= ''
   if fed then  -- fed by the fair share (fair.lua): its key's next job may take its place on the stream
     fair_taken(f[6], f[14], now)
@@ -941,7 +953,7 @@ finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks,
     return outcome
   end
   if outcome == 'succeeded' then
-    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'finished', now, 'token', '')
+    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'finished', txt(now), 'token', '')
   elseif outcome == 'dead' then
     redis.call('HSET', k, 'state', 'dead', 'error', payload, 'finished', now, 'token', '')
     redis.call('ZADD', dlq_of(dlq), now, id)
