@@ -1,5 +1,5 @@
-"""The failover under load that tests/topology/test_failover.py runs, on a Redis Cluster and on a Sentinel
-set (one file: run at once, the two overloaded the box; see its docstring).
+"""The failover under load that tests/topology/test_failover.py (a Redis Cluster) and
+test_failover_sentinel.py (a Sentinel set) run; two files so the two xdist processes can take one each.
 
 Failovers under load: the master that holds the namespace is SIGKILLed while jobs are enqueued and
 run; its replica is promoted (by the cluster, or by the sentinels). Counted from a ledger outside Redis
