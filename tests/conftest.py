@@ -11,7 +11,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-import httpx
 import pytest
 
 
@@ -43,7 +42,7 @@ from tqflow.runtime.servers import start_topology
 from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker, WorkerSettings
 
-from helpers import WorkerFactory, api_client
+from helpers import WorkerFactory
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -93,13 +92,6 @@ async def redis(redis_url: str, namespace: str) -> AsyncIterator[Redis]:
     for start in range(0, len(keys), 500):
         await client.unlink(*keys[start : start + 500])
     await client.aclose()
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The REST API on the test's Redis and namespace, and an HTTP client for it."""
-    async with api_client(redis_url, namespace) as http:
-        yield http
 
 
 @pytest.fixture

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-
-import httpx
 
 from tqflow.compiler import compile_file
 from tqflow.dsl.source import Source
@@ -19,23 +16,6 @@ from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker
 
 FLOWS = Path(__file__).parent / "flows"
-
-
-@contextlib.asynccontextmanager
-async def api_client(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    """The REST API on `redis_url`, served in-process (no port), and an HTTP client for it."""
-    from tqflow.runtime.api.app import create_app  # the API stack only for the tests that use it
-    from tqflow.runtime.api.settings import ApiSettings
-
-    app = create_app(ApiSettings(redis_url, namespace))
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
-        ) as http:
-            yield http
-    finally:
-        await app.state.services.close()
-
 
 # `await start_worker(tasks, hooks=[...], **WorkerSettings fields)` (the conftest fixture).
 WorkerFactory = Callable[..., Awaitable[Worker]]

@@ -10,11 +10,15 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 import redis
 
 from tqflow.runtime import catalog
+from tqflow.runtime.api.app import create_app
+from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import RedisUrlError, parse_url
 from tqflow.runtime.registry import load_tasks
@@ -23,7 +27,7 @@ from tqflow.runtime.servers import LocalServer, ServerProcess, free_ports
 from tqflow.runtime.sync import SyncClient
 
 from cli_runner import tqc_on
-from helpers import FLOWS, api_client, plan_of
+from helpers import FLOWS, plan_of
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
@@ -142,11 +146,12 @@ async def test_tqc_and_post_jobs_wait_too(pair: Pair, namespace: str) -> None:
     made = await asyncio.to_thread(tqc_on, waits, namespace, *submit)
     assert made.returncode == 0, made.stderr
     client = Client.from_url(pair.url, namespace)
+    app, late_app = create_app(ApiSettings(waits, namespace)), create_app(ApiSettings(short, namespace))
     try:
         assert pair.replica_client.xlen(client.keys.stream("default", 2)) == 1
         await catalog.publish(client.redis, client.keys, TASKS)  # as a worker does: POST /jobs checks names
         body = {"task": jt.add.name, "kwargs": {"x": 1}}
-        async with api_client(waits, namespace) as http, api_client(short, namespace) as late_http:
+        async with api(app) as http, api(late_app) as late_http:
             ok = await http.post("/jobs", json=body)
             assert ok.status_code == 201, ok.text
             assert pair.replica_client.xlen(client.keys.stream("default", 2)) == 2
@@ -157,4 +162,10 @@ async def test_tqc_and_post_jobs_wait_too(pair: Pair, namespace: str) -> None:
         assert "replicas acknowledged" in late.json()["detail"]
         assert refused.returncode == 8 and "replicas acknowledged" in refused.stderr, refused
     finally:
+        await app.state.services.close()
+        await late_app.state.services.close()
         await client.close()
+
+
+def api(app: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1")

@@ -503,14 +503,14 @@ class Submitter(JobBuilder):
     async def _send(self, batch: Batch) -> list[JobId[Any]]:
         if not batch.calls:
             return []
-        wait = replication.of(self.redis)
         try:  # each call's nonce makes a re-send safe
-            replies, acknowledged = await resend(lambda: self._send_once(batch, wait))
+            replies, acknowledged = await resend(lambda: self._send_once(batch))
         finally:
             self.lanes.give(batch.lanes)
-        return batch.checked(wait, replies, acknowledged)
+        return batch.checked(replication.of(self.redis), replies, acknowledged)
 
-    async def _send_once(self, batch: Batch, wait: Replication) -> tuple[list[list[str]], Any]:
+    async def _send_once(self, batch: Batch) -> tuple[list[list[str]], Any]:
+        wait = replication.of(self.redis)
         if batch.single is not None and not wait.replicas:
             return [await self.scripts.run(batch.single)], None
         await self.scripts.ensure_loaded()
@@ -543,14 +543,14 @@ class SyncSubmitter(JobBuilder):
     def _send(self, batch: Batch) -> list[JobId[Any]]:
         if not batch.calls:
             return []
-        wait = replication.of(self.redis)
         try:
-            replies, acknowledged = resend_sync(lambda: self._send_once(batch, wait))
+            replies, acknowledged = resend_sync(lambda: self._send_once(batch))
         finally:
             self.lanes.give(batch.lanes)
-        return batch.checked(wait, replies, acknowledged)
+        return batch.checked(replication.of(self.redis), replies, acknowledged)
 
-    def _send_once(self, batch: Batch, wait: Replication) -> tuple[list[list[str]], Any]:
+    def _send_once(self, batch: Batch) -> tuple[list[list[str]], Any]:
+        wait = replication.of(self.redis)
         if batch.single is not None and not wait.replicas:
             return [self.scripts.run(batch.single)], None
         self.scripts.ensure_loaded()
