@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -50,6 +52,57 @@ def pytest_configure(config: pytest.Config) -> None:
     (tests/faults/harness.py reads TQFLOW_FAULT_SCALE when it is imported, after this)."""
     if config.getoption("markexpr", "") == "faults":
         os.environ.setdefault("TQFLOW_FAULT_SCALE", "full")
+
+
+# The longest files (wall time, from `--durations`), sent out first so that none of them starts near the end
+# of the run and keeps it waiting: with 4 processes the run ends when its last file does. The sentinel
+# failover file is later in the list: it waits for the cluster's (see `one_replicated_set_at_a_time`).
+LONGEST_FIRST = (
+    "tests/topology/test_failover.py",
+    "tests/faults/test_f22_long_outage.py",
+    "tests/observe/test_dashboard.py",
+    "tests/faults/test_faults.py",
+    "tests/test_quality.py",
+    "tests/faults/test_f18_clock_skew.py",
+    "tests/bench/test_worker_cost_smoke.py",
+    "tests/bench/test_cost_smoke.py",
+    "tests/topology/test_failover_sentinel.py",
+    "tests/observe/test_api_fuzz.py",
+    "tests/faults/test_f1_lean.py",
+    "tests/faults/test_f4_leader_partition.py",
+    "tests/faults/test_f10_dag_churn.py",
+    "tests/faults/test_f13_blips.py",
+    "tests/compiler/test_fast_parser.py",
+    "tests/faults/test_f14_full_redis.py",
+    "tests/faults/test_f7_poison.py",
+    "tests/faults/test_f4_partition.py",
+    "tests/test_user_types.py",
+)
+# Files that run a replicated set under load and count what a failover loses: two at once (six workers
+# and two replicas on 2 cores) let a replica fall behind its master by more than the excused window.
+ONE_AT_A_TIME = ("tests/topology/test_failover.py", "tests/topology/test_failover_sentinel.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest files first (a stable sort: a file's tests stay together and in order)."""
+    rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_replicated_set_at_a_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A lock across the xdist processes (and any other pytest run on this machine) around the modules in
+    ONE_AT_A_TIME; the others pass straight through."""
+    path = os.path.relpath(str(request.path), os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if path not in ONE_AT_A_TIME:
+        yield
+        return
+    with open(os.path.join(tempfile.gettempdir(), "tqflow-tests-replicated-set.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
