@@ -4,6 +4,10 @@ long jobs; one of them is SIGKILLed during the outage. The leader must not judge
 from a silence it shared: none of their jobs may be reclaimed or run twice; the dead worker's jobs still
 run again, after a grace that lets the live ones heartbeat first.
 
+The jobs hold until the test has seen the dead worker's jobs run again and one more `dead_after` of the
+leader's passes, in which a live job reclaimed would show (they used to sleep through the outage and four
+`dead_after`s, and the dead worker's jobs that long again after their recovery).
+
 Slice by default; `TQFLOW_FAULT_SCALE=full pytest -m faults tests/faults/test_f22_long_outage.py -s`.
 """
 
@@ -34,6 +38,9 @@ from tqflow.runtime.store.scripts import Scripts
 
 pytestmark = pytest.mark.faults
 DEAD_AFTER_S = 2.0  # fault_worker.py's
+# Not shorter: with a 3.5 s outage (past every lease and record) the SIGSTOP case saw the dead worker's
+# jobs reclaimed 0.05-0.1 s after SIGCONT, without the grace; with 8 s, 2.1-2.2 s after (the grace).
+OUTAGE_S = 8.0
 TERMINAL = ("succeeded", "dead", "cancelled", "skipped")
 
 
@@ -45,6 +52,16 @@ async def started(ledger_path: Path, count: int, timeout: float) -> Ledger:
             return ledger
         await asyncio.sleep(0.1)
     raise TimeoutError(f"{count} jobs did not start within {timeout}s")
+
+
+async def recovered(ledger_path: Path, keys: list[str], dead: set[int], timeout: float) -> None:
+    """Until each of `keys` was started again by a worker not in `dead` (or `timeout`: the asserts say)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        starts = Ledger.read(ledger_path).starts
+        if all(any(pid not in dead for pid, _ in starts.get(k, [])) for k in keys):
+            return
+        await asyncio.sleep(0.1)
 
 
 async def end_states(client: Client, ids: list[str], timeout: float) -> dict[str, str | None]:
@@ -62,9 +79,9 @@ async def end_states(client: Client, ids: list[str], timeout: float) -> dict[str
 async def test_f22_an_outage_longer_than_dead_after_reclaims_no_live_worker(
     outage: str, tmp_path: Path
 ) -> None:
-    rng = seeded(f"F22-{outage}")
-    outage_s, rounds, per_worker = (8.0, 3, 4) if FULL else (8.0, 1, 3)  # past the 5 s socket timeout
-    job_ms = int((outage_s + 4 * DEAD_AFTER_S) * 1000)  # running through the outage and the grace
+    seeded(f"F22-{outage}")
+    outage_s, rounds, per_worker = (OUTAGE_S, 3, 4) if FULL else (OUTAGE_S, 1, 3)
+    hold_ms = 120_000  # a bound only: the jobs run until the test releases them (fault_tasks.hold)
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True, extra_args=("--appendfsync", "always"))
     server.start()
     assert server.process is not None
@@ -81,8 +98,9 @@ async def test_f22_an_outage_longer_than_dead_after_reclaims_no_live_worker(
             procs = [workers.start() for _ in range(3)]
             await workers.ready(redis, keys, len(workers.alive()))
             keys_now = [f"r{round_}j{i}" for i in range(3 * per_worker)]
+            release = tmp_path / f"release{round_}"
             for key in keys_now:
-                job = await client.enqueue("fault_tasks.work", key=key, ms=job_ms + rng.randint(0, 500))
+                job = await client.enqueue("fault_tasks.hold", key=key, release=str(release), max_ms=hold_ms)
                 jobs[str(job)] = key
             ledger = await started(workers.ledger, len(jobs), timeout=30)
             doomed = next(
@@ -105,7 +123,13 @@ async def test_f22_an_outage_longer_than_dead_after_reclaims_no_live_worker(
                 else:
                     await asyncio.to_thread(server.start, 30)
             resumed = time.time()
-            states = await end_states(client, list(jobs), timeout=job_ms / 1000 + 60)
+            doomed_keys = [k for k in keys_now if any(pid == doomed.pid for pid, _ in ledger.starts[k])]
+            await recovered(workers.ledger, doomed_keys, doomed_pids, timeout=60)
+            # the leader has judged (its grace is over): one more dead_after of its passes, the live
+            # jobs still running, in which a live worker's job reclaimed would start a second time
+            await asyncio.sleep(DEAD_AFTER_S)
+            release.touch()
+            states = await end_states(client, list(jobs), timeout=60)
             for proc in workers.alive():
                 workers.signal(proc, signal.SIGTERM)
             for proc in list(workers.procs.values()):
