@@ -28,6 +28,7 @@ from tqflow.runtime.store.keys import Keys
 pytestmark = pytest.mark.faults
 MAXMEMORY = 16 * 1024 * 1024
 JUNK = b"x" * 32_000
+DEAD_AFTER_S = 2.0  # fault_worker.py's
 
 
 async def fill(redis: Redis, start: int) -> int:
@@ -39,6 +40,11 @@ async def fill(redis: Redis, start: int) -> int:
         except OutOfMemoryError:
             return n
         n += 1
+
+
+async def ended(client: Client, ids: list[str]) -> bool:
+    states = [(await client.job(i)).state for i in ids]
+    return all(s in ("succeeded", "dead") for s in states)
 
 
 async def test_f14_full_redis_refuses_new_work_and_reclaims_no_live_worker(tmp_path: Path) -> None:
@@ -68,7 +74,14 @@ async def test_f14_full_redis_refuses_new_work_and_reclaims_no_live_worker(tmp_p
             await asyncio.sleep(0.05)
         junk = await fill(redis, 0)
         began = time.monotonic()
-        while time.monotonic() - began < seconds + 6:  # past the jobs' end, dead_after and the lease
+        # Full for the jobs' whole run (each longer than the 2 s dead_after and the 3 s lease, so a refused
+        # heartbeat would have had them reclaimed) and one dead_after more, idle: until then, not for a
+        # fixed `seconds + 6` (the jobs ended 6 s before it did, on a quiet machine)
+        ended_at: float | None = None
+        while ended_at is None or time.monotonic() - ended_at < DEAD_AFTER_S:
+            assert time.monotonic() - began < seconds + 60, "the jobs did not end while Redis was full"
+            if ended_at is None and await ended(client, list(jobs)):
+                ended_at = time.monotonic()
             junk = await fill(redis, junk)  # keep it full
             try:
                 await client.enqueue("fault_tasks.work", key="late", ms=1)
