@@ -26,7 +26,8 @@ from tqflow.runtime.servers import ServerProcess
 sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
 from harness import Ledger, Workers, check
 
-JOBS, SECONDS, WORKERS = 600, 6.0, 3
+# 4 s of submissions (6 before): the kill at 1.3 s, the promotion 2-4 s later, batches on either side
+JOBS, SECONDS, WORKERS = 600, 4.0, 3
 REPLICATION_WINDOW_S = (
     1.0  # how far before the kill an acknowledged write may still be missing on the replica
 )
@@ -94,7 +95,7 @@ async def failover_under_load(
     not even one acknowledged just before the kill."""
     rng = random.Random(int(uuid.uuid4().hex[:8], 16))
     client = Client.from_url(
-        url + ("?wait_replicas=1&wait_timeout_ms=2000" if wait_replicas else ""), namespace
+        url + ("?wait_replicas=1&wait_timeout_ms=1000" if wait_replicas else ""), namespace
     )
     unconfirmed: set[str] = set()
     workers = Workers(url, namespace, tmp_path / "ledger", stderr=tmp_path / "workers.err")
@@ -104,7 +105,8 @@ async def failover_under_load(
         await workers.ready(client.redis, client.keys, WORKERS)
         acked: dict[str, float] = {}
         # With wait_replicas every batch sent after the promotion waits out wait_timeout_ms (no replica is
-        # left): 1 batch a second, not 4, makes that ~4 waits of 2 s, not ~16 (the case took ~53 s, now ~25)
+        # left): 1 batch a second, not 4, and a 1 s timeout (a local replica confirms in milliseconds)
+        # make that ~2 waits of 1 s (the case took ~53 s with 16 waits of 2 s, ~24 s with 4)
         per_second = 1 if wait_replicas else 4
         submitter = asyncio.create_task(
             submit_jobs(client, JOBS, SECONDS, rng, acked, unconfirmed, per_second)
@@ -119,7 +121,9 @@ async def failover_under_load(
             await asyncio.sleep(0.05)
         promoted = time.monotonic() - killed
         jobs = await submitter
+        submitted = time.monotonic() - killed
         states = await end_states(client, list(jobs), timeout=120)
+        drained = time.monotonic() - killed
         unreplicated = {  # acknowledged by the old master just before it died, never replicated
             i
             for i, s in states.items()
@@ -140,7 +144,8 @@ async def failover_under_load(
         workers.stop_all()
         await client.close()
     print(
-        f"\n[{label}] {figures.line()} promoted_after_s={promoted:.1f} "
+        f"\n[{label}] {figures.line()} promoted_after_s={promoted:.1f} submitted_after_s={submitted:.1f} "
+        f"drained_after_s={drained:.1f} "
         f"workers={len(pids)} alive={len(alive)} working_after_failover={len(working_after & pids)} "
         f"lost_to_async_replication={len(unreplicated)} unconfirmed={len(unconfirmed)}"
     )
