@@ -394,3 +394,70 @@ def test_events_made_in_one_step_are_the_dataclasses_own() -> None:
         event.job_id = "other"  # type: ignore[misc]
     with pytest.raises(UsageTypeError, match="takes exactly"):
         made(OutcomeEvent, attempt=event, outcome="dead", duration_ms=4)  # a field missing
+
+
+def test_the_hot_path_events_are_the_dataclasses_own() -> None:
+    import dataclasses
+
+    from tqflow.runtime.hooks import attempt_event, outcome_event
+
+    values = [getattr(EVENT, f.name) for f in dataclasses.fields(AttemptEvent)]
+    event = attempt_event(*values)
+    assert event == EVENT and hash(event) == hash(EVENT) and repr(event) == repr(EVENT)
+    assert vars(event) == vars(AttemptEvent(*values))
+    ended = outcome_event(event, "dead", 4, "X", "")
+    assert ended == OutcomeEvent(EVENT, "dead", 4, "X", "") and repr(ended) == repr(
+        OutcomeEvent(EVENT, "dead", 4, "X", "")
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ended.outcome = "other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    [
+        "default.2.1733140000000-0",
+        "a.b.c.0.1-2",
+        "q.4.12-3\n",
+        "q.5.1-2",
+        ".2.1-0",
+        "q.2.1-",
+        "q.2.-1",
+        "q.2.1-0x",
+        "q\n.2.1-0",
+        "q.2.\u0661-\u0662",  # Unicode digits, which \d takes
+        "3f2a9c0d1e",
+        "",
+    ],
+)
+def test_is_lean_answers_as_parse_does(job_id: str) -> None:
+    from tqflow.runtime.store import lean
+
+    assert lean.is_lean(job_id) is (lean.parse(job_id) is not None)
+
+
+def test_a_finish_batch_reaches_each_hook_in_order_and_a_broken_call_skips_one_event() -> None:
+    from tqflow.runtime.hooks import no_op
+
+    class Ends:
+        attempt_started = no_op
+
+        def __init__(self) -> None:
+            self.ended: list[str] = []
+
+        def attempt_finished(self, event: OutcomeEvent) -> None:
+            if event.outcome == "boom":
+                raise RuntimeError("a broken hook")
+            self.ended.append(event.outcome)
+
+    first, second = Ends(), Ends()
+    context = WorkerContext(
+        cast(Any, None), cast(Any, None), cast(Any, None), cast(Any, None), [first, second]
+    )
+    events = [outcome(r) for r in ("succeeded", "boom", "retry")]
+    with structlog.testing.capture_logs() as logged:
+        context.emit_all("attempt_finished", events)
+        context.emit("attempt_started", EVENT)  # a no-op method is not called (nothing to call)
+    assert first.ended == second.ended == ["succeeded", "retry"]
+    assert [line["hook"] for line in logged if line["event"] == "worker hook failed"] == ["Ends"] * 2
+    assert context._methods["attempt_started"] == []

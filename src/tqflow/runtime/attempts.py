@@ -12,7 +12,7 @@ import json
 import structlog
 from redis.asyncio import Redis
 
-from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent
+from tqflow.runtime.hooks import OutcomeEvent, no_op
 from tqflow.runtime.partitions import Place, RunPlaces, run_places
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store.keys import Keys
@@ -44,8 +44,7 @@ class AttemptRecorder:
         self._flusher: asyncio.Task[None] | None = None
         self._places: RunPlaces | None = None  # a `pK:` job's history goes to its partition
 
-    def attempt_started(self, event: AttemptEvent) -> None:
-        pass  # recorded once it ends, with its outcome
+    attempt_started = no_op  # recorded once it ends, with its outcome
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
         if event.outcome == "stale":

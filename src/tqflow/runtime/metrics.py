@@ -81,6 +81,8 @@ def _labels(buckets: tuple[float, ...]) -> tuple[str, ...]:
 
 
 WAIT_LABELS, RUN_LABELS = _labels(WAIT_BUCKETS), _labels(RUN_BUCKETS)
+# the first buckets' bounds in ms: an integer ms at or below one is in bucket 0 (no bisect a job)
+FIRST_WAIT_MS, FIRST_RUN_MS = WAIT_BUCKETS[0] * 1000, RUN_BUCKETS[0] * 1000
 
 
 class WorkerMetrics:
@@ -177,8 +179,9 @@ class RedisJobCounters:
         self.labels = TaskLabels()
         self._started: Tally[tuple[str, str, str, int]] = Tally()  # queue, priority, task, wait bucket
         self._ended: Tally[tuple[str, str, str, str, bool, int]] = Tally()  # … outcome, unknown, run bucket
-        self._waited: dict[tuple[str, str], int] = {}  # ms, by queue and priority
-        self._ran: dict[tuple[str, str, bool], int] = {}  # ms, by queue, task and unknown
+        # ms, by the same keys (one tuple a job for both), summed by queue and priority / task at the flush
+        self._waited: dict[tuple[str, str, str, int], int] = {}
+        self._ran: dict[tuple[str, str, str, str, bool, int], int] = {}
 
     def _task(self, task: str, unknown: bool = False) -> str:
         if unknown or (self.tasks is not None and task not in self.tasks):
@@ -186,19 +189,21 @@ class RedisJobCounters:
         return self.labels.of(task)
 
     def attempt_started(self, event: AttemptEvent) -> None:
-        queue, priority = event.queue, event.priority
-        bucket = bisect.bisect_left(WAIT_BUCKETS, event.waited_ms / 1000)
-        self._started[queue, priority, event.task, bucket] += 1
-        waited = self._waited
-        waited[queue, priority] = waited.get((queue, priority), 0) + event.waited_ms
+        ms = event.waited_ms
+        bucket = 0 if ms <= FIRST_WAIT_MS else bisect.bisect_left(WAIT_BUCKETS, ms / 1000)
+        key = (event.queue, event.priority, event.task, bucket)
+        started, waited = self._started, self._waited
+        started[key] = started.get(key, 0) + 1
+        waited[key] = waited.get(key, 0) + ms
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
-        attempt = event.attempt
+        attempt, ms = event.attempt, event.duration_ms
         unknown = event.error_type in UNKNOWN_TASK_ERRORS
-        bucket = bisect.bisect_left(RUN_BUCKETS, event.duration_ms / 1000)
-        self._ended[event.outcome, attempt.queue, attempt.priority, attempt.task, unknown, bucket] += 1
-        ran, where = self._ran, (attempt.queue, attempt.task, unknown)
-        ran[where] = ran.get(where, 0) + event.duration_ms
+        bucket = 0 if ms <= FIRST_RUN_MS else bisect.bisect_left(RUN_BUCKETS, ms / 1000)
+        key = (event.outcome, attempt.queue, attempt.priority, attempt.task, unknown, bucket)
+        ended, ran = self._ended, self._ran
+        ended[key] = ended.get(key, 0) + 1
+        ran[key] = ran.get(key, 0) + ms
 
     @property
     def counts(self) -> Tally[str]:
@@ -218,10 +223,16 @@ class RedisJobCounters:
     @property
     def sums(self) -> dict[str, float]:
         """The HINCRBYFLOAT fields and seconds since the last flush."""
+        waited: dict[tuple[str, str], int] = {}
+        for (queue, priority, _, _), ms in self._waited.items():
+            waited[queue, priority] = waited.get((queue, priority), 0) + ms
+        ran: dict[tuple[str, str, bool], int] = {}
+        for (_, queue, _, task, unknown, _), ms in self._ran.items():
+            ran[queue, task, unknown] = ran.get((queue, task, unknown), 0) + ms
         sums: dict[str, float] = {}
-        for (queue, priority), ms in self._waited.items():
+        for (queue, priority), ms in waited.items():
             sums[f"wait_sum|{queue}|{priority}"] = ms / 1000
-        for (queue, task, unknown), ms in self._ran.items():
+        for (queue, task, unknown), ms in ran.items():
             where = f"run_sum|{queue}|{self._task(task, unknown)}"
             sums[where] = sums.get(where, 0.0) + ms / 1000
         return sums

@@ -85,7 +85,7 @@ class Heartbeat:
     def attempt_started(self, event: AttemptEvent) -> None:
         local = event.local_id or event.job_id  # this partition's own id: its scripts renew its lease
         self.held[local] = time.monotonic()
-        if not lean.parse(local):
+        if not lean.is_lean(local):
             self._soon.set()
 
     def attempt_finished(self, event: OutcomeEvent) -> None:
@@ -97,7 +97,7 @@ class Heartbeat:
         ids = list(self.held)
         record = {**self._static, "jobs": json.dumps(ids[:100]), "running": str(len(ids))}
         young = time.monotonic() - self.settings.heartbeat_ms / 1000
-        ids = [i for i, since in self.held.items() if since <= young or not lean.parse(i)]
+        ids = [i for i, since in self.held.items() if since <= young or not lean.is_lean(i)]
         lost: list[str] = []
         for start in range(0, max(len(ids), 1), PAGE):
             call = calls.heartbeat(

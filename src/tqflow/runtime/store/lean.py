@@ -26,6 +26,8 @@ from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import level_pattern
 
 LEAN_ID = re.compile(rf"^(.+)\.({level_pattern(LEVELS)})\.(\d+-\d+)$")  # mirrors lean_parts in lua/common.lua
+# the same shape without groups: a yes/no asked per started job (the worker's heartbeat hook)
+LEAN_SHAPE = re.compile(rf"^.+\.(?:{level_pattern(LEVELS)})\.\d+-\d+$")
 URL_SAFE = re.compile(r"^[A-Za-z0-9_.:-]+$")  # queues whose jobs may be lean: the REST API's id characters
 
 
@@ -37,6 +39,11 @@ def parse(job_id: str) -> tuple[str, int, str] | None:
     """(queue, level, entry id) when the id has a lean job's shape (its entry may be gone)."""
     found = LEAN_ID.match(job_id)
     return (found[1], int(found[2]), found[3]) if found else None
+
+
+def is_lean(job_id: str) -> bool:
+    """Whether the id has a lean job's shape: `parse(job_id) is not None`, without building its parts."""
+    return LEAN_SHAPE.match(job_id) is not None
 
 
 def entry_job(queue: str, level: int, entry: str, fields: Mapping[str, Any] | None) -> str:

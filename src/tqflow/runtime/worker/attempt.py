@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tqflow.plan import LEVELS, PRIORITIES, RetryPlan
-from tqflow.runtime.hooks import AttemptEvent, OutcomeEvent, made
+from tqflow.runtime.hooks import OutcomeEvent, attempt_event, outcome_event
 from tqflow.runtime.partitions import external_id
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import payloads
@@ -97,29 +97,28 @@ class Attempt:
         self.started_ms = now_ms()
         context = of or self.run
         run_id = str(context.get("of_run" if of else "run") or "") if context else ""
-        self.event = made(
-            AttemptEvent,
-            job_id=external_id(partition, self.job_id),  # hooks and logs show the id callers know
-            task=self.task_name,
-            queue=str(queue or ""),
-            priority=PRIORITIES[level],
-            attempt=self.number,
-            worker=worker,
-            run_id=external_id(partition, run_id),
-            flow=str(context.get("flow") or "") if context else "",
-            waited_ms=max(0, self.started_ms - (waited_from or self.started_ms)),
-            local_id=self.job_id,
+        one = partition is None  # one partition: the ids are the callers' already (no call to make them)
+        self.event = attempt_event(
+            self.job_id if one else external_id(partition, self.job_id),  # the id callers know
+            self.task_name,
+            str(queue or ""),
+            PRIORITIES[level],
+            self.number,
+            worker,
+            run_id if one else external_id(partition, run_id),
+            str(context.get("flow") or "") if context else "",
+            max(0, self.started_ms - (waited_from or self.started_ms)),
+            self.job_id,
         )
 
     def outcome(self, result: str, payload: Any) -> OutcomeEvent:
         error = payload if isinstance(payload, dict) else {}
-        return made(
-            OutcomeEvent,
-            attempt=self.event,
-            outcome=result,
-            duration_ms=now_ms() - self.started_ms,
-            error_type=error.get("type"),
-            error_message=error.get("message"),
+        return outcome_event(
+            self.event,
+            result,
+            now_ms() - self.started_ms,
+            error.get("type"),
+            error.get("message"),
         )
 
     def adopt(self, options: TaskOptions) -> None:

@@ -60,27 +60,36 @@ class Finisher:
             args = attempt.payload
             sent = isinstance(args, str) and len(args) <= ARGS_SENT_BACK and args.isascii()
             fields += [args if sent else "", attempt.raw_opts]
-        self._pending.append((fields, attempt, outcome, payload))
+        pending = self._pending
+        pending.append((fields, attempt, outcome, payload))
+        if not self._unlanded:  # the first end not yet landed (the events' calls only when they change)
+            self._all_landed.clear()
         self._unlanded += 1
-        self._all_landed.clear()
-        self._ready.set()
+        if len(pending) == 1:  # `run` waits only with nothing pending: the first end posted wakes it
+            self._ready.set()
 
     async def landed(self) -> None:
         """Until every end posted so far was answered (written, refused as stale, or given up on)."""
         while self._unlanded:
             await self._all_landed.wait()
 
-    def _answered(self, attempt: Attempt, outcome: str, payload: Any, result: str) -> None:
-        """Redis answered an end ("stale": the attempt was no longer ours)."""
-        if self.context.hooks:
-            ended = attempt.outcome("stale" if result == "stale" else outcome, payload)
-            self.context.emit("attempt_finished", ended)
-        if result == "stale":
-            log.warning(
-                "attempt no longer ours; result dropped", job=attempt.event.job_id, attempt=attempt.number
-            )
-        else:
-            self.completed += 1
+    def _answered(self, batch: list[Pending], results: list[Any]) -> None:
+        """Redis answered a batch's ends ("stale": the attempt was no longer ours); the hooks hear them
+        together, one dispatch a batch."""
+        hooks = bool(self.context.hooks)
+        ended = []
+        for (_, attempt, outcome, payload), answer in zip(batch, results, strict=True):
+            stale = str(answer) == "stale"
+            if hooks:
+                ended.append(attempt.outcome("stale" if stale else outcome, payload))
+            if stale:
+                log.warning(
+                    "attempt no longer ours; result dropped", job=attempt.event.job_id, attempt=attempt.number
+                )
+            else:
+                self.completed += 1
+        if ended:
+            self.context.emit_all("attempt_finished", ended)
 
     def close(self) -> None:
         """The worker stops: send what is pending, then end `run` (giving up after `FINISH_RETRY_S`)."""
@@ -100,8 +109,7 @@ class Finisher:
                     self._unlanded -= len(batch)
                     if not self._unlanded:
                         self._all_landed.set()
-                for (_, attempt, outcome, payload), result in zip(batch, results, strict=True):
-                    self._answered(attempt, outcome, payload, str(result))
+                self._answered(batch, results)
             if self._closing.is_set() and not self._pending:
                 return
 

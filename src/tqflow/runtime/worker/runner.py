@@ -5,6 +5,7 @@ A failure asks `retries.decide` whether and when the job runs again."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import traceback
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from tqflow.runtime.worker.slots import Slots
 from tqflow.runtime.worker.transient import is_transient
 
 log = structlog.get_logger("tqflow.worker")
+JSON_TAG = payloads.CODECS["json"]  # a stored payload's first character when its codec is JSON
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:
@@ -60,10 +62,10 @@ class Runner:
         """Start handling `attempt` in its own task; it holds a slot until its body ends."""
         job = asyncio.create_task(self._handle(attempt))
         self.in_flight.add(job)
-        self.slots.take(attempt.job_id, self.context.keys.partition)
-        self._handlers[attempt.job_id] = (attempt, job)
         job_id = attempt.job_id
-        job.add_done_callback(lambda done: self._done(done, job_id))
+        self.slots.take(job_id, self.context.keys.partition)
+        self._handlers[job_id] = (attempt, job)
+        job.add_done_callback(functools.partial(self._done, job_id=job_id))  # no Python frame of its own
 
     def _done(self, job: asyncio.Task[None], job_id: str) -> None:
         self.in_flight.discard(job)
@@ -152,7 +154,8 @@ class Runner:
         except (PayloadError, ArgumentError, ValueError, TypeError) as err:
             self._finish(attempt, "dead", _error(type(err).__name__, str(err)))
             return
-        timeout = attempt.time_left()
+        # without a timeout or a deadline there is no limit (time_left's answer, without its call)
+        timeout = attempt.time_left() if attempt.timeout_ms or attempt.deadline_at else None
         if timeout is not None and timeout <= 0:
             self._finish(attempt, "dead", _error("DeadlineExceeded", "the job's deadline passed"))
             return
@@ -162,7 +165,10 @@ class Runner:
         running = Running()
         self.active[attempt.job_id] = running
         try:
-            result = await clock.within(self._call(task, kwargs, running), timeout)  # a test may move it
+            if timeout is None:  # what clock.within does without a limit, one coroutine fewer a job
+                result = await self._call(task, kwargs, running)
+            else:
+                result = await clock.within(self._call(task, kwargs, running), timeout)  # a test may move it
         except asyncio.CancelledError:
             if not attempt.cancelled:
                 raise
@@ -178,10 +184,12 @@ class Runner:
         except (TypeError, ValueError) as err:
             self._finish(attempt, "dead", _error("ResultError", str(err)))
             return
-        self._finish(attempt, "succeeded", payload)
+        self.finisher.post(attempt, "succeeded", payload)  # as _finish does, one call fewer a job
 
     async def _call(self, task: Task[Any, Any], kwargs: dict[str, Any], running: Running) -> Any:
         try:
+            if self.executors.kind(task) == "async":  # as Executors.call runs it, one coroutine fewer
+                return await task.fn(**kwargs)
             return await self.executors.call(task, kwargs, running)
         except JobInterrupted as err:
             if running.handing_back:  # a stopping worker interrupted it: the job goes back, not failed
@@ -196,7 +204,13 @@ class Runner:
         ):  # fan-out items' results are plain JSON: the parent's list is their bodies joined
             return payloads.DEFAULT
         chosen = task.options.codec
-        if chosen is None and attempt.run is None:
+        payload = attempt.payload
+        # arguments in JSON (their first character says so) leave the choice to the worker's settings
+        if (
+            chosen is None
+            and attempt.run is None
+            and not (isinstance(payload, str) and payload[:1] == JSON_TAG)
+        ):
             form = payloads.form_of(attempt.payload)
             chosen = form[0] if form is not None and form[0] != "json" else None
         return self.context.settings.payloads.choose(chosen, task.options.compression)

@@ -55,8 +55,12 @@ class Slots:
         self._held.add((partition, job_id))
 
     def release(self, job_id: str, partition: int | None = None) -> None:
-        self._held.discard((partition, job_id))
-        self._room()
+        """Free the job's slot; nothing for one not held (the finisher freed it when the body ended, and
+        the handler's end asks again)."""
+        held, key = self._held, (partition, job_id)
+        if key in held:
+            held.discard(key)
+            self._room()
 
     def _room(self) -> None:
         """Slots may be free: wake waiters once this step is over (a fetch's jobs take their slots right
