@@ -101,9 +101,10 @@ class Fetcher:
                     await asyncio.wait_for(stop.wait(), min(2.0, 0.05 * 2**failures))
                 continue
             self.slots.unreserve(held)  # then at once (no await between) the jobs take their slots
+            spawn, name, partition = self.runner.spawn, settings.name, self.context.keys.partition
             for job in jobs:
                 try:
-                    self.runner.spawn(Attempt(job, settings.name, self.context.keys.partition))
+                    spawn(Attempt(job, name, partition))
                 except Exception:
                     self.culprits.add(str(job[0]))
                     raise

@@ -142,7 +142,9 @@ class Runner:
                 attempt, "dead", _error("UnknownTask", f"this worker has no task `{attempt.task_name}`")
             )
             return
-        attempt.adopt(task.options)
+        options = task.options
+        if options.retry is not None or options.timeout_ms or options.dead_letter:  # else adopt adds nothing
+            attempt.adopt(options)
         try:
             if attempt.run is not None:
                 kwargs = await self._run_arguments(attempt, task)
@@ -150,7 +152,10 @@ class Runner:
                     return
             else:
                 version, raw = payloads.decode(attempt.payload, self.context.settings.payloads)
-                kwargs = validator(task).validate(task.upgrade(version, raw or {}))
+                given = raw or {}
+                if version is not None:  # an unversioned payload is upgraded to nothing (Task.upgrade)
+                    given = task.upgrade(version, given)
+                kwargs = validator(task).validate(given)
         except (PayloadError, ArgumentError, ValueError, TypeError) as err:
             self._finish(attempt, "dead", _error(type(err).__name__, str(err)))
             return
