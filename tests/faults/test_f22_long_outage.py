@@ -38,8 +38,10 @@ from tqflow.runtime.store.scripts import Scripts
 
 pytestmark = pytest.mark.faults
 DEAD_AFTER_S = 2.0  # fault_worker.py's
-# Not shorter: with a 3.5 s outage (past every lease and record) the SIGSTOP case saw the dead worker's
-# jobs reclaimed 0.05-0.1 s after SIGCONT, without the grace; with 8 s, 2.1-2.2 s after (the grace).
+# Past every lease (3 s) and record (dead_after), and past the clients' 5 s socket timeout (their calls fail
+# and reconnect). A shorter one, 3.5 s, answers the calls it held up late instead: before the leader's
+# passes stopped on a held-up reply (test_f22_a_pass_held_up_by_an_outage_judges_nobody) it let the SIGSTOP
+# case reclaim the dead worker's jobs 0.05-0.1 s after SIGCONT, without the grace; now 2.0-2.2 s after.
 OUTAGE_S = 8.0
 TERMINAL = ("succeeded", "dead", "cancelled", "skipped")
 
@@ -164,6 +166,8 @@ async def test_f22_an_outage_longer_than_dead_after_reclaims_no_live_worker(
     assert reclaimed_live == [], reclaimed_live
     assert sum(ledger.stale.values()) == 0
     assert len(recovered_after) == len(dead_jobs)  # the dead worker's jobs still ran again
+    # ... after the grace the leader keeps once it hears Redis again (dead_after; 0.2 s for the clocks)
+    assert min(recovered_after) >= DEAD_AFTER_S - 0.2, recovered_after
     assert not not_succeeded, not_succeeded
     assert all(len(ledger.done.get(k, [])) == 1 for k in live_jobs)
 
@@ -220,3 +224,40 @@ async def test_f22_recovery_judges_nobody_on_a_silence_it_shared(redis: Redis, n
     assert counts.reclaimed == 1  # the worker that stayed silent after Redis came back
     states = {w: await redis.hmget(keys.job(j), "state", "worker") for w, j in held.items()}
     assert states == {"live": ["running", "live"], "gone": ["queued", ""]}, states
+
+
+@pytest.mark.parametrize("held_up", ["read_clock", "all_streams"])
+async def test_f22_a_pass_held_up_by_an_outage_judges_nobody(
+    redis: Redis, namespace: str, held_up: str
+) -> None:
+    """The leader's pass checked its contact before the outage (all well then) and one of its calls was
+    held up by it: Redis answers after every record and lease ran out, and before the leader's own
+    heartbeat reply starts the grace. Its later calls would carry a fresh `sent` (the clock reading is
+    extrapolated), so the scripts' age check cannot refuse them: the pass itself must stop. Before the
+    fix it reclaimed the live worker's job."""
+    keys, scripts = Keys(namespace), Scripts(redis)
+    cluster = ClusterKeys(keys)
+    settings = ClusterSettings(heartbeat_ms=250, dead_after_ms=1000)  # a pass may wait 1 s on a reply
+    stream = keys.stream("default", 2)
+    await redis.xgroup_create(stream, keys.group, id="0", mkstream=True)
+    job = await Client(redis, namespace).enqueue("t.noop", timeout=60)
+    [row] = await scripts.run(calls.fetch(keys, now_ms(), "live", "tok-live-", 60_000, 1, [(stream, 1)]))
+    assert row[0] == str(job)
+    await scripts.run(calls.heartbeat(cluster, now_ms(), "live", 300, 300, "{}", [str(job)]))
+    await asyncio.sleep(0.5)  # the outage: the live worker's record and lease are gone
+    assert not await redis.exists(cluster.worker("live"))
+    contact = Contact(settings.dead_after_ms, settings.heartbeat_ms, FakeClock())  # heard from just now
+    reclaimer = Reclaimer(
+        redis, cluster, "leader", ["default"], settings, lambda: True, lambda: False, contact
+    )
+    step = getattr(reclaimer, held_up)
+
+    async def late() -> object:
+        await asyncio.sleep(1.2)  # the reply comes once Redis is back
+        return await step()
+
+    setattr(reclaimer, held_up, late)
+    assert not await reclaimer.once()
+    assert await redis.hmget(keys.job(str(job)), "state", "worker") == ["running", "live"]
+    setattr(reclaimer, held_up, step)  # a pass that nothing held up judges as before
+    assert (await reclaimer.once()).reclaimed == 1

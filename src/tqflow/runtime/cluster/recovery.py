@@ -71,6 +71,8 @@ class Reclaimer:
         # waits for the next one), and the outages this guards against last seconds
         self.max_age_ms = max(1000, silence_limit_ms(settings.dead_after_ms, settings.heartbeat_ms))
         self._redis_clock = (0, 0.0)  # Redis's TIME (ms) and this host's monotonic clock at one reading
+        self._asked = 0.0  # monotonic: when this pass's last step began (see `_quick`)
+        self._held_up = False  # this pass stopped on a reply that came too late
 
     async def read_clock(self) -> None:
         """Read Redis's clock, so each recovery call can say when it was made by that clock (the
@@ -81,6 +83,18 @@ class Reclaimer:
         except ResponseError:  # a topology that does not route TIME: the corrected clock (F18)
             redis_ms = now_ms()
         self._redis_clock = (redis_ms, time.monotonic())
+
+    def _quick(self) -> bool:
+        """Before each call of a pass: whether the last step (its Redis reply included) took no longer than
+        a worker may be silent. A reply held up longer (Redis stopped, or this host stalled) came after
+        a silence this node shared, so the judgement made before it is void (F22): `sent_ms` would read
+        fresh again, and the heartbeat that starts the contact's grace may not have been heard yet. The
+        pass stops; the next one judges again, after that grace."""
+        now = time.monotonic()
+        if (now - self._asked) * 1000 > self.max_age_ms:
+            self._held_up = True
+        self._asked = now
+        return not self._held_up
 
     def sent_ms(self) -> int:
         redis_ms, at = self._redis_clock
@@ -96,6 +110,8 @@ class Reclaimer:
         for stream in streams:
             cursor = "-"
             while cursor:
+                if not self._quick():
+                    return counts
                 try:
                     call = calls.reclaim(
                         self.keys,
@@ -121,7 +137,7 @@ class Reclaimer:
 
     async def expired_leases(self) -> ReclaimCounts:
         counts = ReclaimCounts()
-        while True:
+        while self._quick():
             reply = await self.scripts.run(
                 calls.leases(
                     self.keys, now_ms(), PAGE, self.settings.max_deliveries, self.sent_ms(), self.max_age_ms
@@ -130,6 +146,7 @@ class Reclaimer:
             counts.add([*reply, 0, 0])
             if int(reply[0]) + int(reply[1]) < PAGE:
                 return counts
+        return counts
 
     async def reap_registry(self, streams: list[str]) -> None:
         """Forget workers whose record expired, once the sweep reclaimed everything they held."""
@@ -147,6 +164,7 @@ class Reclaimer:
             return counts
         leading = self.is_leader()
         stealing = self.settings.steal_after_ms > 0 and self.is_idle()
+        self._asked, self._held_up = time.monotonic(), False
         if leading or stealing:
             await self.read_clock()
         if leading:
@@ -155,11 +173,14 @@ class Reclaimer:
             lease_counts = await self.expired_leases()
             counts.reclaimed += lease_counts.reclaimed
             counts.dead += lease_counts.dead
-            await self.reap_registry(streams)
-        if stealing:
+            if not self._held_up:
+                await self.reap_registry(streams)
+        if stealing and not self._held_up:
             own = [s for q in self.queues for s in self.keys.base.streams(q)]
             stolen = await self.sweep(own, steal_ms=self.settings.steal_after_ms)
             counts.stolen += stolen.stolen
+        if self._held_up:
+            log.warning("redis answered a recovery call late: the pass stopped", worker=self.name)
         if counts:
             log.info("reclaimed", worker=self.name, **counts.__dict__)
         return counts
