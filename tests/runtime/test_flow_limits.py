@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tqflow.plan import FlowPlan, ParamPlan, Plan
-from tqflow.plan.model import FairPlan, LimiterPlan, LimitUse
+from tqflow.plan.model import FairPlan, LimiterPlan, LimitUse, TriggerPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.limits import LimiterConflict
 from tqflow.runtime.registry import load_tasks
@@ -171,3 +171,32 @@ async def test_a_fan_out_item_is_limited_and_served_fairly_by_its_own_value(
     assert (await client.wait(run, timeout=30)).state == "succeeded"
     assert lt.peak[f"{t}-ka"] == 1 and lt.peak[f"{t}-kb"] == 1
     assert len(lt.done[f"{t}-ka"]) == 3 and len(lt.done[f"{t}-kb"]) == 3
+
+
+async def test_an_event_runs_limit_key_comes_from_its_params(
+    client: Client, start_worker: WorkerFactory
+) -> None:
+    """A run an event starts evaluates `limit … by params.customer` from the params its trigger gave it,
+    as a run started by name does (events.py once evaluated the keys with no params: the emit failed)."""
+    t = uuid.uuid4().hex[:10]
+    name = f"order-{t}"
+    event = {"var": "event"}
+    trigger = TriggerPlan(
+        name="event:0",
+        kind="event",
+        event=name,
+        params={"tag": {"attr": [event, "tag"]}, "customer": {"attr": [event, "customer"]}},
+    )
+    flow = throttled(f"per-customer-{t}", {"param": "customer"}).model_copy(
+        update={"name": f"evented-{t}", "triggers": [trigger]}
+    )
+    await client.deploy(plan_with(flow))
+    started = []
+    for i in range(6):
+        customer = "a" if i % 2 else "b"
+        started += await client.emit(name, {"tag": f"{t}-{customer}", "customer": customer})
+    assert [r.status for r in started] == ["started"] * 6
+    await start_worker(TASKS, queues=["limits"], concurrency=10)
+    for run in started:
+        assert (await client.wait(run.run_id, timeout=30)).state == "succeeded"
+    assert lt.peak[f"{t}-a"] == 1 and lt.peak[f"{t}-b"] == 1  # one slot per customer, not one for all

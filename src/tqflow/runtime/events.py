@@ -96,6 +96,8 @@ async def emit(
             env = Environment(run=run_env, variables={"event": data})
             given = {param: evaluate(tree, env) for param, tree in trigger.params.items()}
             values = resolve_params(flow, given, run_env)
+            # its jobs' limit and fair keys (`by params.x`) read the run's params, as a run started by name
+            jobs = json.dumps(job_records(flow, Environment(params=values, run=run_env)))
         except (ExpressionError, ParamError) as err:
             raise EventError(f"event {name} cannot start a run of {where}: {err}") from err
         fields = {
@@ -106,7 +108,6 @@ async def emit(
             "trigger": trigger.name,
             "event": name,
         }
-        jobs = json.dumps(job_records(flow))
         submit = calls.submit_run(place.keys, created, run_id, json.dumps(fields), jobs)
         if digest is not None:
             window = trigger.key_within_ms or DEFAULT_KEY_WINDOW_MS
