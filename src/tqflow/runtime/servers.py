@@ -114,6 +114,11 @@ class ServerProcess:
             "",
             "--appendonly",
             "no",
+            # a replica's first sync at once: Redis 7 waits 5 s (diskless sync) for more replicas to share
+            # it, and until then a replica counts as connected with none of the data (a failover in those
+            # seconds promoted an empty replica: every job acknowledged before the kill was lost)
+            "--repl-diskless-sync-delay",
+            "0",
             "--daemonize",
             "no",
             "--logfile",
@@ -395,6 +400,8 @@ class LocalSentinel(_Topology):
             try:
                 with self.data[0].client() as client:
                     synced = int(client.info("replication").get("connected_slaves", 0)) >= self.replicas_count
+                # connected is not synced: a replica in its first sync holds none of the data yet
+                synced = synced and all(self._replica_up(r) for r in self.data[1:])
                 known = all(self._sentinel_sees(s) for s in self.sentinels)
                 if synced and known:
                     return
@@ -405,6 +412,11 @@ class LocalSentinel(_Topology):
             f"sentinel set {self.master_name}: {self.replicas_count} replicas or"
             f" {len(self.sentinels)} sentinels not ready"
         )
+
+    @staticmethod
+    def _replica_up(replica: ServerProcess) -> bool:
+        with replica.client() as client:
+            return bool(client.info("replication").get("master_link_status") == "up")
 
     def _sentinel_sees(self, sentinel: ServerProcess) -> bool:
         with sentinel.client() as client:
