@@ -205,6 +205,12 @@ class _Topology:
         self.stop()
 
 
+def in_sync(replication: dict[str, Any]) -> bool:
+    """A replica's `INFO replication`: its first sync is done and its link up (connected is not enough: a
+    replica in its first sync holds none of the data)."""
+    return bool(replication.get("master_link_status") == "up")
+
+
 class LocalCluster(_Topology):
     """A Redis Cluster of `masters` masters with `replicas` replicas each, slots split evenly."""
 
@@ -309,7 +315,7 @@ class LocalCluster(_Topology):
             info = client.info("replication")
             if info.get("role") == "master":
                 return int(info.get("connected_slaves", 0)) >= self.replicas_count
-            return info.get("master_link_status") == "up"
+            return in_sync(info)
 
         self._wait(synced, timeout, "replicas to sync")
 
@@ -416,7 +422,7 @@ class LocalSentinel(_Topology):
     @staticmethod
     def _replica_up(replica: ServerProcess) -> bool:
         with replica.client() as client:
-            return bool(client.info("replication").get("master_link_status") == "up")
+            return in_sync(client.info("replication"))
 
     def _sentinel_sees(self, sentinel: ServerProcess) -> bool:
         with sentinel.client() as client:

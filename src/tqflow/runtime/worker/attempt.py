@@ -125,6 +125,8 @@ class Attempt:
         """The task's own retry, timeout and dead-letter queue where the job sets none: a flow job whose
         plan gives none, a job sent by name before any worker published the task (runtime/catalog.py).
         A job that turned a retry off says so (`"r": {}`), so this never turns it back on."""
+        if options.retry is None and not options.timeout_ms and not options.dead_letter:
+            return  # most tasks: nothing to adopt (no dict made a job)
         opts = self.opts
         own: dict[str, Any] = {}
         if "r" not in opts and options.retry is not None:

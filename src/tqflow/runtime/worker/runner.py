@@ -142,9 +142,7 @@ class Runner:
                 attempt, "dead", _error("UnknownTask", f"this worker has no task `{attempt.task_name}`")
             )
             return
-        options = task.options
-        if options.retry is not None or options.timeout_ms or options.dead_letter:  # else adopt adds nothing
-            attempt.adopt(options)
+        attempt.adopt(task.options)
         try:
             if attempt.run is not None:
                 kwargs = await self._run_arguments(attempt, task)
