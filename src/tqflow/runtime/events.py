@@ -97,7 +97,7 @@ async def emit(
             given = {param: evaluate(tree, env) for param, tree in trigger.params.items()}
             values = resolve_params(flow, given, run_env)
             # its jobs' limit and fair keys (`by params.x`) read the run's params, as a run started by name
-            jobs = json.dumps(job_records(flow, Environment(params=values, run=run_env)))
+            jobs = job_records(flow, Environment(params=values, run=run_env))
         except (ExpressionError, ParamError) as err:
             raise EventError(f"event {name} cannot start a run of {where}: {err}") from err
         fields = {

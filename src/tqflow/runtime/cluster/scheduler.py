@@ -248,4 +248,4 @@ def tick_run_call(
         **extra,
     }
     records = job_records(flow, Environment(params=values, run=run_env))
-    return calls.submit_run(keys, now_ms(), run_id, json.dumps(fields), json.dumps(records))
+    return calls.submit_run(keys, now_ms(), run_id, json.dumps(fields), records)

@@ -43,17 +43,36 @@ def enqueue(
     return ScriptCall("enqueue", declared if stage is None else [*declared, stage], [*head, nonce, *fields])
 
 
-def submit_run(keys: Keys, now: int, run_id: str, run_fields: str, jobs: str) -> ScriptCall:
-    return ScriptCall("submit_run", [keys.run(run_id), keys.runs], [now, run_id, run_fields, jobs])
+RunJobs = str | Sequence[Mapping[str, str]]  # a run's job records (runs.job_records), or them as JSON
+
+
+def run_jobs(jobs: RunJobs) -> list[Arg]:
+    """A run's job records as create_run (lua/common.lua `run_jobs`) takes them: `#N` (N jobs), then each
+    job's field count (2 a field) and its fields and values, flat, `name` and `deps_left` first; no JSON
+    for Redis to decode (≈ 25k instructions a job, callgrind). A JSON list (what an older tqflow sent, and
+    the outbox of a cluster's cron hand-off may still hold) is sent as it is: the script reads both."""
+    if isinstance(jobs, str):
+        return [jobs]
+    args: list[Arg] = [f"#{len(jobs)}"]
+    for job in jobs:
+        args += (str(2 * len(job)), "name", job["name"], "deps_left", job["deps_left"])
+        for k, v in job.items():
+            if k != "name" and k != "deps_left":
+                args += (k, v)
+    return args
+
+
+def submit_run(keys: Keys, now: int, run_id: str, run_fields: str, jobs: RunJobs) -> ScriptCall:
+    return ScriptCall("submit_run", [keys.run(run_id), keys.runs], [now, run_id, run_fields, *run_jobs(jobs)])
 
 
 def subflow_start(
-    keys: Keys, now: int, job_id: str, launch: int, child: str, run_fields: str, jobs: str
+    keys: Keys, now: int, job_id: str, launch: int, child: str, run_fields: str, jobs: RunJobs
 ) -> ScriptCall:
     return ScriptCall(
         "subflow_start",
         [keys.job(job_id), keys.run(child), keys.runs],
-        [now, job_id, launch, child, run_fields, jobs],
+        [now, job_id, launch, child, run_fields, *run_jobs(jobs)],
     )
 
 

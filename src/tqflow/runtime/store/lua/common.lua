@@ -563,10 +563,37 @@ subflow_child_ended = function(parent_job, child_id, final, now)
   publish(wake_channel, now)
 end
 
+-- A run's job records as the caller sent them, from ARGV[i] on (store/calls.py run_jobs): `#N`, then each
+-- job's count of field/value items and those items (`name`, `deps_left` first), or (an older tqflow, a
+-- cluster outbox's hand-off written by one) one JSON list of objects. Returns {name, deps_left, first,
+-- last} a job, over the list that holds its items (ARGV itself, or the JSON's items laid flat).
+local function run_jobs(argv, i)
+  local text = argv[i] or '[]'
+  local list = {}
+  if string.byte(text, 1) == 35 then  -- '#'
+    i = i + 1
+    for j = 1, tonumber(string.sub(text, 2)) do
+      local m = tonumber(argv[i])
+      list[j] = {argv[i + 2], argv[i + 4], i + 1, i + m}
+      i = i + m + 1
+    end
+    return list, argv
+  end
+  local flat = {}
+  for j, job in ipairs(cjson.decode(text)) do
+    local first = #flat + 1
+    for name, value in pairs(job) do flat[#flat + 1] = name; flat[#flat + 1] = value end
+    list[j] = {job.name, job.deps_left, first, #flat}
+  end
+  return list, flat
+end
+
 -- Create a run and its jobs, and start the jobs that wait for nothing (submit_run.lua, subflow_start.lua).
--- `now_text`: now as the caller's ARGV string (a Lua number passed to redis.call is formatted with sprintf,
--- ~2,200 instructions, callgrind; the job records' numbers come as strings too: runs.job_records).
-local function create_run(rk, runs_index, now, run_id, run, jobs, now_text)
+-- `jobs`, `items`: run_jobs'. `now_text`: now as the caller's ARGV string (a Lua number passed to
+-- redis.call is formatted with sprintf, ~2,200 instructions, callgrind; the job records' numbers come as
+-- strings too: runs.job_records). A job's hash holds `run`, `state`, `created`, then its fields in the
+-- order sent (the hot ones first: each lookup in a small hash is a linear scan).
+local function create_run(rk, runs_index, now, run_id, run, jobs, now_text, items)
   local fields = {}
   for name, value in pairs(run) do table.insert(fields, name); table.insert(fields, value) end
   now_text = now_text or now
@@ -574,11 +601,10 @@ local function create_run(rk, runs_index, now, run_id, run, jobs, now_text)
   redis.call('ZADD', runs_index, now_text, run_id)
   local roots = {}
   for _, job in ipairs(jobs) do
-    local id = run_id .. '.' .. job.name
-    local jf = {'id', id, 'run', run_id, 'state', 'waiting', 'attempt', '0', 'created', now_text}
-    for name, value in pairs(job) do table.insert(jf, name); table.insert(jf, value) end
-    redis.call('HSET', job_key(id), unpack(jf))
-    if tonumber(job.deps_left) == 0 then table.insert(roots, id) end
+    local id = run_id .. '.' .. job[1]
+    redis.call('HSET', job_key(id), 'run', run_id, 'state', 'waiting', 'created', now_text,
+      unpack(items, job[3], job[4]))
+    if tonumber(job[2]) == 0 then table.insert(roots, id) end
   end
   for _, id in ipairs(roots) do
     if schedule(id, now) then on_terminal(id, now) end
@@ -690,8 +716,16 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
       return {id, lean_token(entry), 1, rec.task, rec.payload, rec.opts or false, q, p, rec.enqueued, false, false}
     end
   end
-  local f = redis.call('HMGET', k, 'state', 'entry', 'task', 'payload', 'opts', 'queue', 'prio', 'enqueued',
-    'deadline_at', 'run', 'attempt', 'lg', 'lh', 'ff', 'parent', 'fan_out', 'token', 'cancel')
+  -- The record in one read. A job hash is a small listpack, where each field of an HMGET is a linear scan
+  -- (a missing one, most of these, the whole hash): a run job's start looked up 25 fields. HGETALL walks it
+  -- once (callgrind: bench/cost.py --only flow, docs/benchmarks.md).
+  local h = {}
+  local all = redis.call('HGETALL', k)
+  for i = 1, #all, 2 do h[all[i]] = all[i + 1] end
+  local f = {h.state or false, h.entry or false, h.task or false, h.payload or false, h.opts or false,
+    h.queue or false, h.prio or false, h.enqueued or false, h.deadline_at or false, h.run or false,
+    h.attempt or false, h.lg or false, h.lh or false, h.ff or false, h.parent or false, h.fan_out or false,
+    h.token or false, h.cancel or false}
   local fresh  -- a limited lean job starting from the entry just read: its record is written below
   if id ~= nil and not f[1] then  -- a lean job with no record: made from its entry
     local rec
@@ -757,18 +791,18 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   local info = false
   local run_id = f[10]
   if run_id then
-    local r = redis.call('HMGET', k, 'name', 'flow', 'args', 'when', 'data_deps', 'fan_out', 'unique')
     local outputs = {}
     local run_f = redis.call('HMGET', run_key(run_id), 'params', 'created')
-    for _, dep in ipairs(cjson.decode(r[5] or '[]')) do
-      outputs[dep] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or cjson.null
+    if h.data_deps and h.data_deps ~= '[]' then
+      for _, dep in ipairs(cjson.decode(h.data_deps)) do
+        outputs[dep] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or cjson.null
+      end
     end
-    info = cjson.encode({run = run_id, name = r[1], flow = r[2], args = r[3], when = r[4], fan_out = r[6],
-      unique = r[7],
-      outputs = outputs, params = run_f[1] or cjson.null, created = run_f[2]})
+    info = cjson.encode({run = run_id, name = h.name, flow = h.flow, args = h.args, when = h['when'],
+      fan_out = h.fan_out, unique = h.unique, outputs = outputs, params = run_f[1] or cjson.null,
+      created = run_f[2]})
   elseif f[15] then  -- a fan-out item: no run context, but its parent, run and flow (logs, its result's codec)
-    local of_run, flow = unpack(redis.call('HMGET', k, 'of_run', 'flow'))
-    info = cjson.encode({parent = f[15], of_run = of_run or '', flow = flow or ''})
+    info = cjson.encode({parent = f[15], of_run = h.of_run or '', flow = h.flow or ''})
   end
   return {id, token, attempt, f[3], f[4], f[5], f[6], f[7], f[8], f[9], info}
 end

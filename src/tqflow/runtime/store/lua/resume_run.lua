@@ -90,7 +90,7 @@ for _, name in ipairs(names) do
     local deps = 0
     for _, up in ipairs(upstream[name]) do if rerun[up] then deps = deps + 1 end end
     local children = tonumber(redis.call('HGET', k, 'children') or '0')
-    if from ~= name and deps == 0 and children > 0 and redis.call('HGET', k, 'fan_out') ~= '' then
+    if from ~= name and deps == 0 and children > 0 and (redis.call('HGET', k, 'fan_out') or '') ~= '' then
       if resume_items(name) == 0 then rerun[name] = nil; count = count - 1 end
     else
       if children > 0 then  -- it expands again from new inputs: the old items go (their history stays)

@@ -1,0 +1,115 @@
+"""A run's job records: what submit_run writes (no field left at its default, the hot fields first, the jobs
+sent flat rather than as JSON), and runs whose records were written in the older layout (every field, empty
+ones too, as JSON), finished by this code."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from redis.asyncio import Redis
+
+from tqflow.plan import FlowPlan, OutputPlan
+from tqflow.runtime.client import Client
+from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.runs import new_run_id, now_ms
+from tqflow.runtime.store.calls import ScriptCall
+
+from helpers import FLOWS, WorkerFactory, plan_with
+from helpers import job_plan as job
+
+TASKS = {**load_tasks(["job_tasks"], [FLOWS])}
+
+
+def chain() -> FlowPlan:
+    """a -> b (b reads a's output), and c after b succeeded."""
+    return FlowPlan(
+        name="chain",
+        jobs={
+            "a": job("a", "job_tasks.add", {"x": {"lit": 1}, "y": {"lit": 2}}),
+            "b": job("b", "job_tasks.add", {"x": {"out": "a"}, "y": {"lit": 10}}, ["a"]),
+            "c": job("c", "job_tasks.add", {"x": {"lit": 0}}).model_copy(
+                update={"waits_for": ["b"], "after": {"status": ["b", "succeeded"]}}
+            ),
+        },
+        order=["a", "b", "c"],
+        outputs=[OutputPlan(name="b", value={"out": "b"})],
+    )
+
+
+async def test_a_run_job_record_holds_no_field_at_its_default(client: Client, redis: Redis) -> None:
+    await client.deploy(plan_with(chain()))
+    run_id = await client.start_run("chain")  # no worker: a is queued, b and c wait
+    b = await redis.hgetall(client.keys.job(f"{run_id}.b"))
+    assert list(b)[:5] == ["run", "state", "created", "name", "deps_left"]  # the order the hash keeps
+    assert (b["state"], b["deps_left"], b["data_deps"], b["dependents"]) == ("waiting", "1", '["a"]', '["c"]')
+    for default in ("id", "attempt", "opts", "delay_ms", "deadline_ms", "fan_out", "unique", "when", "after"):
+        assert default not in b, default
+    c = await redis.hgetall(client.keys.job(f"{run_id}.c"))
+    assert "data_deps" not in c and "dependents" not in c
+    assert json.loads(c["after"]) == {"status": ["b", "succeeded"]}
+
+
+def older_records(run_id: str) -> list[dict[str, str]]:
+    """The chain's job records as the previous tqflow sent them (every field, defaults too)."""
+    base = {"flow": "chain", "task": "job_tasks.add", "queue": "default", "prio": "2", "opts": ""}
+    base |= {"delay_ms": "0", "deadline_ms": "0", "fan_out": "", "unique": "", "when": ""}
+    return [
+        {**base, "name": "a", "args": '{"x":{"lit":1},"y":{"lit":2}}', "after": "", "data_deps": "[]"}
+        | {"dependents": '["b"]', "deps_left": "0"},
+        {**base, "name": "b", "args": '{"x":{"out":"a"},"y":{"lit":10}}', "after": "", "data_deps": '["a"]'}
+        | {"dependents": '["c"]', "deps_left": "1"},
+        {**base, "name": "c", "args": '{"x":{"lit":0}}', "after": '{"status":["b","succeeded"]}'}
+        | {"data_deps": "[]", "dependents": "[]", "deps_left": "1"},
+    ]
+
+
+async def test_an_older_json_submission_makes_a_run_that_finishes(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    """submit_run sent by an older tqflow (the jobs one JSON list), as a cluster outbox may still hold it."""
+    await client.deploy(plan_with(chain()))
+    run_id, now = new_run_id(), now_ms()
+    fields = {"flow": "chain", "version": "1", "plan_id": chain().id, "params": "{}"}
+    call = ScriptCall(
+        "submit_run",
+        [client.keys.run(run_id), client.keys.runs],
+        [now, run_id, json.dumps(fields), json.dumps(older_records(run_id))],
+    )
+    assert await client.scripts.run(call) == 1  # one root started
+    assert (await redis.hgetall(client.keys.job(f"{run_id}.c")))["fan_out"] == ""  # the older fields, kept
+    await start_worker(TASKS)
+    info = await client.wait(run_id, timeout=20)
+    assert (info.state, info.outputs) == ("succeeded", {"b": 13}), info
+    assert [info.jobs[n].state for n in "abc"] == ["succeeded"] * 3
+
+
+async def test_a_run_written_in_the_older_layout_is_finished_by_this_code(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    """Hand-made records as the previous create_run wrote them (`id`, `attempt` 0, every field, empty ones
+    too): a ran and succeeded under the older code, b is queued on its stream, c waits."""
+    await client.deploy(plan_with(chain()))
+    run_id, now = new_run_id(), now_ms()
+    await redis.hset(
+        client.keys.run(run_id),
+        mapping={"state": "running", "created": now, "open": 2, "failed": 0, "flow": "chain", "version": "1"}
+        | {"plan_id": chain().id, "params": "{}"},
+    )
+    await redis.zadd(client.keys.runs, {run_id: now})
+    old: dict[str, dict[str, Any]] = {}
+    for record in older_records(run_id):
+        jid = f"{run_id}.{record['name']}"
+        old[record["name"]] = {"id": jid, "run": run_id, "state": "waiting", "attempt": "0", "created": now}
+        old[record["name"]] |= record
+    old["a"] |= {"state": "succeeded", "attempt": "1", "result": "J-|3", "finished": now, "token": ""}
+    old["a"] |= {"enqueued": now, "entry": "1-1", "worker": "gone", "started": now, "stream": "x"}
+    stream = client.keys.stream("default", 2)
+    entry = await redis.xadd(stream, {"j": f"{run_id}.b"})
+    old["b"] |= {"state": "queued", "deps_left": "0", "enqueued": now, "entry": entry}
+    for name, record in old.items():
+        await redis.hset(client.keys.job(f"{run_id}.{name}"), mapping=record)
+    await start_worker(TASKS)
+    info = await client.wait(run_id, timeout=20)
+    assert (info.state, info.outputs) == ("succeeded", {"b": 13}), info
+    assert [(info.jobs[n].state, info.jobs[n].attempt) for n in "abc"] == [("succeeded", 1)] * 3
