@@ -63,9 +63,9 @@ async def worker() -> None:
             MARKS["read"] = time.perf_counter()
         return reply
 
-    def timed_spawn(attempt: Any) -> None:
+    def timed_spawn(attempt: Any) -> Any:
         MARKS["started"] = time.perf_counter()
-        spawn(attempt)
+        return spawn(attempt)
 
     w.redis.xreadgroup = timed_read  # type: ignore[method-assign]
     w.runner.spawn = timed_spawn  # type: ignore[method-assign]

@@ -184,10 +184,10 @@ async def test_f15_a_job_that_crashes_its_worker_is_dead_lettered_not_requeued_f
 
     spawn = Runner.spawn
 
-    def crash_on_poison(self: Runner, attempt: Any) -> None:
+    def crash_on_poison(self: Runner, attempt: Any) -> Any:
         if attempt.payload and "poison" in str(attempt.payload):
             raise RuntimeError("the worker fails on this job")
-        spawn(self, attempt)
+        return spawn(self, attempt)
 
     monkeypatch.setattr(Runner, "spawn", crash_on_poison)
     poison = await client.enqueue(mt.echo, text="poison")

@@ -58,7 +58,7 @@ class Runner:
 
     # -- the attempts in progress ----------------------------------------------------------------
 
-    def spawn(self, attempt: Attempt) -> None:
+    def spawn(self, attempt: Attempt) -> asyncio.Task[None]:
         """Start handling `attempt` in its own task; it holds a slot until its body ends."""
         job = asyncio.create_task(self._handle(attempt))
         self.in_flight.add(job)
@@ -66,6 +66,7 @@ class Runner:
         self.slots.take(job_id, self.context.keys.partition)
         self._handlers[job_id] = (attempt, job)
         job.add_done_callback(functools.partial(self._done, job_id=job_id))  # no Python frame of its own
+        return job
 
     def _done(self, job: asyncio.Task[None], job_id: str) -> None:
         self.in_flight.discard(job)

@@ -1,0 +1,90 @@
+"""An idle worker woken by a job holds its next fetch until that job has ended (its first command's reply is
+not held up behind a fetch in the same turn of Redis' loop), and never for longer than a short hold
+(fetcher.WAKE_HOLD_S): a long
+job does not keep the worker from fetching the next one."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from tqflow.runtime import task
+from tqflow.runtime.client import Client
+
+from helpers import WorkerFactory
+
+ENDED: dict[str, float] = {}
+STARTED: dict[str, float] = {}
+RELEASE = asyncio.Event()
+
+
+@task(name="wake.quick")
+async def quick(tag: str) -> str:
+    STARTED[tag] = time.monotonic()
+    for _ in range(3):  # a body that awaits, as one that talks to Redis does: the fetch went out beside it
+        await asyncio.sleep(0)
+    ENDED[tag] = time.monotonic()
+    return tag
+
+
+@task(name="wake.long")
+async def long(tag: str) -> str:
+    STARTED[tag] = time.monotonic()
+    await RELEASE.wait()
+    ENDED[tag] = time.monotonic()
+    return tag
+
+
+TASKS: dict[str, Any] = {quick.name: quick, long.name: long}
+
+
+async def idle(worker: Any) -> None:
+    """Until the worker has made its groups and is blocked on the streams with nothing to do."""
+    for _ in range(200):
+        if worker.fetcher.streams and not worker.runner.handled():
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # past its first empty fetch, into the blocking read
+
+
+async def test_a_woken_worker_fetches_again_only_after_the_quick_job_it_was_woken_for_ended(
+    client: Client, start_worker: WorkerFactory
+) -> None:
+    worker = await start_worker(TASKS, block_ms=500)
+    fetches: list[float] = []
+    run = worker.context.scripts.run
+
+    async def recorded(call: Any) -> Any:
+        if call.name == "fetch":
+            fetches.append(time.monotonic())
+        return await run(call)
+
+    worker.context.scripts.run = recorded  # type: ignore[method-assign]
+    await idle(worker)
+    fetches.clear()
+    job = await client.enqueue(quick, tag="a")
+    assert await client.result(job, timeout=5) == "a"
+    assert fetches, "the worker fetched again after the wake"
+    assert fetches[0] >= ENDED["a"], "the first fetch after the wake went out while the job was running"
+
+
+async def test_a_long_job_holds_the_next_fetch_for_at_most_the_hold(
+    client: Client, start_worker: WorkerFactory
+) -> None:
+    RELEASE.clear()
+    worker = await start_worker(TASKS, block_ms=500)
+    await idle(worker)
+    first = await client.enqueue(long, tag="long")
+    for _ in range(500):
+        if "long" in STARTED:
+            break
+        await asyncio.sleep(0.001)
+    # The second job is queued while the first runs: the worker is past its hold and fetches it, while
+    # the first job still holds its slot.
+    second = await client.enqueue(quick, tag="b")
+    assert await client.result(second, timeout=5) == "b"
+    assert "long" not in ENDED
+    assert STARTED["b"] - STARTED["long"] < 1.0
+    RELEASE.set()
+    assert await client.result(first, timeout=5) == "long"
