@@ -9,8 +9,11 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from tqflow.runtime import task
 from tqflow.runtime.client import Client
+from tqflow.runtime.worker import fetcher
 
 from helpers import WorkerFactory
 
@@ -49,8 +52,10 @@ async def idle(worker: Any) -> None:
 
 
 async def test_a_woken_worker_fetches_again_only_after_the_quick_job_it_was_woken_for_ended(
-    client: Client, start_worker: WorkerFactory
+    client: Client, start_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # the hold's bound is the other test's: here it is long, so a loaded machine cannot end it first
+    monkeypatch.setattr(fetcher, "WAKE_HOLD_S", 5.0)
     worker = await start_worker(TASKS, block_ms=500)
     fetches: list[float] = []
     run = worker.context.scripts.run
