@@ -113,3 +113,30 @@ async def test_a_run_written_in_the_older_layout_is_finished_by_this_code(
     info = await client.wait(run_id, timeout=20)
     assert (info.state, info.outputs) == ("succeeded", {"b": 13}), info
     assert [(info.jobs[n].state, info.jobs[n].attempt) for n in "abc"] == [("succeeded", 1)] * 3
+
+
+async def test_the_end_that_releases_dependents_decides_them_by_its_own_state(
+    client: Client, start_worker: WorkerFactory
+) -> None:
+    """The root's end releases its dependents with the state it just wrote (not read again): a dead root
+    runs the job `after root.failed` and skips the one reading its output and the one after it succeeded."""
+    flow = FlowPlan(
+        name="fails",
+        jobs={
+            "root": job("root", "job_tasks.always_fails", {"message": {"lit": "no"}}),
+            "reads": job("reads", "job_tasks.add", {"x": {"out": "root"}}, ["root"]),
+            "on_fail": job("on_fail", "job_tasks.add", {"x": {"lit": 5}}).model_copy(
+                update={"waits_for": ["root"], "after": {"status": ["root", "failed"]}}
+            ),
+            "on_ok": job("on_ok", "job_tasks.add", {"x": {"lit": 6}}).model_copy(
+                update={"waits_for": ["root"], "after": {"status": ["root", "succeeded"]}}
+            ),
+        },
+        order=["root", "reads", "on_fail", "on_ok"],
+    )
+    await client.deploy(plan_with(flow))
+    await start_worker(TASKS)
+    info = await client.wait(await client.start_run("fails"), timeout=20)
+    states = {name: info.jobs[name].state for name in flow.order}
+    assert states == {"root": "dead", "reads": "skipped", "on_fail": "succeeded", "on_ok": "skipped"}, info
+    assert info.state == "failed"

@@ -12,6 +12,8 @@ local lim_due_key, lim_keys_key, lim_defs_key  -- limits.lua
 local lim_call_us, lim_specs, lim_batch, lim_cached  -- limits.lua: what one call reads once and batches
 local subflows_key  -- sub-flow jobs waiting for their child runs
 local num_texts  -- txt: number -> its text, one call's
+local json_texts  -- decoded: a record's JSON text -> its value, one call's (read only)
+local run_starts  -- start_entry: run id -> its params and created, one call's
 local lean_places  -- lean_first: QUEUE.LEVEL -> {queue, level, stream key} (false: not one), one call's
 local fair_run  -- fair.lua: fetch.lua refills as it reads (no refill at each start) and once at its end (`touched`)
 local BAD_KEYS = 'KEYS[1] must be a tqflow key ({namespace}:...)'
@@ -35,6 +37,7 @@ local function bind(keys)
   fair_run = {refill = true, touched = {}}
   lean_places = {}
   num_texts = {}
+  json_texts, run_starts = {}, {}
   lim_call_us, lim_specs, lim_batch, lim_cached = nil, {}, false, {}
   return true
 end
@@ -51,6 +54,17 @@ local function txt(x)
   return t
 end
 local function run_key(id) return prefix .. ':run:' .. id end
+-- A JSON text of a record (a run job's `dependents`, `data_deps`, `after`) decoded once a call: the children
+-- of a run share their texts (`["join"]`, the same `after`), and a decode is ~6k instructions (callgrind).
+-- The value is shared: no caller changes it.
+local function decoded(text)
+  local v = json_texts[text]
+  if v == nil then
+    v = cjson.decode(text)
+    json_texts[text] = v
+  end
+  return v
+end
 local function stream_key(queue, prio) return prefix .. ':q:' .. queue .. ':' .. prio end
 local function dlq_of(name)
   if name and name ~= '' then return prefix .. ':dlq:' .. name end
@@ -339,20 +353,23 @@ local function status_holds(state, status)
   return false
 end
 
-local function condition_holds(cond, run_id)
+-- `ended`, `ended_state`: the job of the run that just ended (its name) and its state, which the caller knows
+-- (on_terminal): not read again.
+local function condition_holds(cond, run_id, ended, ended_state)
   if cond.status ~= nil then
-    local state = redis.call('HGET', job_key(run_id .. '.' .. cond.status[1]), 'state')
+    local name = cond.status[1]
+    local state = name == ended and ended_state or redis.call('HGET', job_key(run_id .. '.' .. name), 'state')
     return status_holds(state, cond.status[2])
   end
-  if cond['not'] ~= nil then return not condition_holds(cond['not'], run_id) end
+  if cond['not'] ~= nil then return not condition_holds(cond['not'], run_id, ended, ended_state) end
   local all = cond['and'] or cond['all']
   if all ~= nil then
-    for _, c in ipairs(all) do if not condition_holds(c, run_id) then return false end end
+    for _, c in ipairs(all) do if not condition_holds(c, run_id, ended, ended_state) then return false end end
     return true
   end
   local any = cond['or'] or cond['any']
   if any ~= nil then
-    for _, c in ipairs(any) do if condition_holds(c, run_id) then return true end end
+    for _, c in ipairs(any) do if condition_holds(c, run_id, ended, ended_state) then return true end end
     return false
   end
   if cond.lit ~= nil then return cond.lit == true end
@@ -361,23 +378,28 @@ end
 
 -- All of a job's upstream jobs are terminal: run it if its data and `after` condition hold,
 -- else skip it. Returns true when it was skipped, or ended at once (so the caller propagates that).
-local function resolve(id, now)
+-- `run_id`: its run (the job's id is RUN.NAME); `ended`, `ended_state`: the upstream job that just ended
+-- (its name in the run) and its state, when the caller knows them (on_terminal): not read again.
+local function resolve(id, now, run_id, ended, ended_state)
   local k = job_key(id)
-  local f = redis.call('HMGET', k, 'state', 'run', 'data_deps', 'after', 'delay_ms', 'deadline_ms', 'queue', 'prio',
+  local f = redis.call('HMGET', k, 'state', 'data_deps', 'after', 'delay_ms', 'deadline_ms', 'queue', 'prio',
     'opts', 'signal', 'subflow')
-  local state, run_id, data_deps, after = f[1], f[2], f[3], f[4]
+  local state, data_deps, after = f[1], f[2], f[3]
   if state ~= 'waiting' then return false end  -- cancelled while it waited: already counted
-  for _, dep in ipairs(cjson.decode(data_deps or '[]')) do
-    if redis.call('HGET', job_key(run_id .. '.' .. dep), 'state') ~= 'succeeded' then
-      redis.call('HSET', k, 'state', 'skipped', 'finished', now, 'reason', 'upstream ' .. dep .. ' did not succeed')
-      return true
+  if data_deps and data_deps ~= '[]' then
+    for _, dep in ipairs(decoded(data_deps)) do
+      local up = dep == ended and ended_state or redis.call('HGET', job_key(run_id .. '.' .. dep), 'state')
+      if up ~= 'succeeded' then
+        redis.call('HSET', k, 'state', 'skipped', 'finished', now, 'reason', 'upstream ' .. dep .. ' did not succeed')
+        return true
+      end
     end
   end
-  if after and after ~= '' and not condition_holds(cjson.decode(after), run_id) then
+  if after and after ~= '' and not condition_holds(decoded(after), run_id, ended, ended_state) then
     redis.call('HSET', k, 'state', 'skipped', 'finished', now, 'reason', 'after condition cannot hold')
     return true
   end
-  return schedule(id, now, {f[5], f[6], f[7], f[8], f[9], f[10], f[11]})
+  return schedule(id, now, {f[4], f[5], f[6], f[7], f[8], f[9], f[10]})
 end
 
 -- Standalone dependencies (`enqueue(..., depends_on=[ids])`): a dependent's record waits (state
@@ -537,10 +559,13 @@ on_terminal = function(id, now, known)
     open = redis.call('HINCRBY', rk, 'open', '-1')
     if state == 'dead' then redis.call('HINCRBY', rk, 'failed', 1) end
     if state == 'cancelled' then redis.call('HINCRBY', rk, 'cancelled', 1) end
-    for _, name in ipairs(cjson.decode(dependents or '[]')) do
-      local dep = run_id .. '.' .. name
-      if redis.call('HINCRBY', job_key(dep), 'deps_left', '-1') == 0 then
-        if resolve(dep, now) then table.insert(worklist, dep) end
+    if dependents and dependents ~= '[]' then
+      local ended = string.sub(current, #run_id + 2)  -- its name: the id is RUN.NAME
+      for _, name in ipairs(decoded(dependents)) do
+        local dep = run_id .. '.' .. name
+        if redis.call('HINCRBY', job_key(dep), 'deps_left', '-1') == 0 then
+          if resolve(dep, now, run_id, ended, state) then table.insert(worklist, dep) end
+        end
       end
     end
   end
@@ -792,9 +817,13 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   local run_id = f[10]
   if run_id then
     local outputs = {}
-    local run_f = redis.call('HMGET', run_key(run_id), 'params', 'created')
+    local run_f = run_starts[run_id]  -- a run's params and creation do not change: read once a call
+    if not run_f then
+      run_f = redis.call('HMGET', run_key(run_id), 'params', 'created')
+      run_starts[run_id] = run_f
+    end
     if h.data_deps and h.data_deps ~= '[]' then
-      for _, dep in ipairs(cjson.decode(h.data_deps)) do
+      for _, dep in ipairs(decoded(h.data_deps)) do
         outputs[dep] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or cjson.null
       end
     end

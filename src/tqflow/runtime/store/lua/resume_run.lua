@@ -115,6 +115,6 @@ redis.call('HSET', rk, 'state', 'running', 'open', count, 'failed', failed, 'can
 redis.call('HINCRBY', rk, 'resumes', 1)
 redis.call('DEL', rk .. ':done')
 for _, id in ipairs(roots) do
-  if resolve(id, now) then on_terminal(id, now) end  -- skipped at once (its `when`/`after` cannot hold)
+  if resolve(id, now, run_id) then on_terminal(id, now) end  -- skipped at once (its `when`/`after` cannot hold)
 end
 return {'resumed', count}
