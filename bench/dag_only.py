@@ -29,6 +29,26 @@ import redis
 HERE = Path(__file__).resolve().parent
 
 
+def timeline(r: redis.Redis, children: int) -> str:
+    """When the last run's jobs started and ended (their records' ms), from the run's creation."""
+    ns = os.environ.get("PB_NAMESPACE", "bench")
+    run_id = r.zrange(f"{{{ns}}}:runs", -1, -1)[0].decode()
+    created = int(r.hget(f"{{{ns}}}:run:{run_id}", "created") or 0)
+    names = ["root", *(f"c{i}" for i in range(1, children + 1)), "join"]
+    rows = [r.hmget(f"{{{ns}}}:job:{run_id}.{name}", "enqueued", "started", "finished") for name in names]
+    at = [[int(v) - created if v else -1 for v in row] for row in rows]
+    kids = at[1:-1]
+
+    def span(i: int) -> str:
+        return f"{min(k[i] for k in kids)}-{max(k[i] for k in kids)}"
+
+    root, join = at[0], at[-1]
+    return (
+        f"root queued {root[0]} started {root[1]} ended {root[2]}; children queued {span(0)}, started"
+        f" {span(1)}, ended {span(2)}; join queued {join[0]} started {join[1]} ended {join[2]}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--children", type=int, default=1000)
@@ -88,6 +108,7 @@ def main() -> None:
         print(f"children {args.children}, {args.procs} worker processes, load {load0:.2f} -> {load1:.2f}")
         print("runs (s): " + " ".join(f"{s:.3f}" for s in secs) + f"; median {statistics.median(secs):.3f}")
         print(f"Redis CPU a run: {(cpu1 - cpu0) / args.runs * 1000:.1f} ms")
+        print("the last run, ms from its creation: " + timeline(r, args.children))
     finally:
         for w in workers:
             w.terminate()

@@ -69,6 +69,14 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     args = parser.parse_args()
     server = Server()
+    try:
+        await measure(server, args)
+    finally:
+        server.proc.kill()  # valgrind's own process: its redis-server goes with it
+        server.proc.wait()
+
+
+async def measure(server: Server, args: argparse.Namespace) -> None:
     for _ in range(600):
         if os.path.exists(server.sock):
             break
@@ -146,7 +154,6 @@ async def main() -> None:
     print(f"  {'a job of the run, every step':<46} {per_job_total:>10,.0f}")
     await client.close()
     await r.aclose()
-    server.proc.terminate()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from tqflow.errors import RunNotFound
 from tqflow.plan import FlowPlan, JobPlan, Priority, canonical_json
+from tqflow.plan.model import Memo
 from tqflow.runtime import replication
 from tqflow.runtime.clock import clock_stale, sync_clock
 from tqflow.runtime.clock import now_ms as now_ms  # re-exported: most of the runtime imports it from here
@@ -93,16 +94,25 @@ def job_records(flow: FlowPlan, env: Environment | None = None) -> list[dict[str
     The fields come in the order the hash keeps: `name` and `deps_left` first (create_run reads them at
     those places), then the ones the hot paths look up most (the release's `deps_left`, the end's
     `dependents`, the resolve's `data_deps` and `after`, the start's `queue`, `prio`, `opts`, `task`)."""
+    controlled = any(job.limits or job.fair for job in flow.jobs.values())
+    if not controlled:  # the same for every run of the flow: made once a plan object (a copy each call)
+        return [dict(record) for record in _STATIC_RECORDS.get(flow, _records)]
+    check_flow(flow)
+    return _records(flow, env or Environment())
+
+
+_STATIC_RECORDS = Memo()
+
+
+def _records(flow: FlowPlan, env: Environment | None = None) -> list[dict[str, Any]]:
+    """job_records' work; `env` None: a flow without limits or fair shares (nothing evaluated)."""
     dependents = flow.dependents()
     records = []
-    controlled = any(job.limits or job.fair for job in flow.jobs.values())
-    if controlled:
-        check_flow(flow)
     for name in flow.order:
         job = flow.jobs[name]
         opts = job_opts(job)
-        if controlled:
-            opts = with_controls(opts, job_controls(flow, job, env or Environment()))
+        if env is not None:
+            opts = with_controls(opts, job_controls(flow, job, env))
         record: dict[str, Any] = {"name": name, "deps_left": str(len(job.waits_for))}
         if dependents[name]:
             record["dependents"] = canonical_json(dependents[name])
