@@ -1,8 +1,8 @@
 """Lean jobs: a plain standalone job queued as its stream entry alone, with no job record.
 
 Any key costs Redis ~90 bytes of its own, so a queued job without a delay, a deadline or a unique key
-is only an entry `t=<task> p=<payload> [o=<options>]` on its queue's stream (level and queue are the
-stream's, the enqueue time is the entry id's milliseconds). Its id names that entry,
+is only an entry `t=<task> p=<payload> [o=<options>] [l=<limits>]` on its queue's stream (level and
+queue are the stream's, the enqueue time is the entry id's milliseconds). Its id names that entry,
 `QUEUE.LEVEL.ENTRY_ID` (e.g. `default.2.1732751234567-0`), so it is found without an index.
 
 Its first attempt needs no record either: the entry's delivery to a worker starts it (token `@ENTRY_ID`),
@@ -59,12 +59,25 @@ def first_attempt(queue: str, level: int, entry: str, fields: Mapping[str, Any] 
     """The attempt a lean entry's delivery started, as the start scripts answer it (lua/common.lua
     start_entry) but without asking Redis: job id, token `@ENTRY_ID`, attempt 1, task, payload, options,
     queue, level, enqueue ms, deadline (none), run (none). None for an entry that is not a lean job's (a
-    `j` entry, or a malformed one): the start script decides those."""
-    if not fields or "j" in fields or "t" not in fields:
+    `j` entry, or a malformed one) or that has limits (`l`: its start takes its slots): the start script
+    decides those."""
+    if not fields or "j" in fields or "t" not in fields or "l" in fields:
         return None
     opts = fields.get("o") or None
     row = [lean_id(queue, level, entry), f"@{entry}", 1, fields["t"], fields.get("p", ""), opts]
     return [*row, queue, str(level), entry.split("-")[0], None, None]
+
+
+def options(o: Any, limits: Any) -> str:
+    """A lean entry's options as one JSON text (what its record would hold): `o`, with `l` (its limits,
+    kept apart on the entry: lua/enqueue.lua lean_split) put back as `lim`; '' for none. Mirrors lean_opts
+    in lua/common.lua."""
+    text = str(o or "")
+    if not limits:
+        return text
+    if text in ("", "{}"):
+        return f'{{"lim":{limits}}}'
+    return f'{text[:-1]},"lim":{limits}}}'
 
 
 def queue_lookup(pipe: Any, keys: Keys, job_id: str) -> bool:
@@ -115,8 +128,9 @@ def record(
         "enqueued": eid.split("-")[0],
         "entry": eid,
     }
-    if fields.get("o"):
-        row["opts"] = str(fields["o"])
+    opts = options(fields.get("o"), fields.get("l"))
+    if opts:
+        row["opts"] = opts
     if isinstance(pending_reply, Exception) and "NOGROUP" not in str(pending_reply):
         raise pending_reply
     if pending_reply and not isinstance(pending_reply, Exception):

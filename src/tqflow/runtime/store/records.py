@@ -164,8 +164,6 @@ def options_json(
         o["dlq"] = dead_letter
     if unique is not None:
         o["uk"], o["ut"], o["uc"] = unique
-    if limits:
-        o["lim"] = limits
     if fair is not None:
         o["fk"] = fair[0]
         if fair[1] is not None and fair[1] != 1:
@@ -176,6 +174,8 @@ def options_json(
             o["da"] = "done"
     if not keep_result:
         o["nr"] = 1  # no result kept (lua/common.lua finish_first)
+    if limits:  # the last key: a lean job's entry keeps them apart as its `l` (lua/enqueue.lua lean_split)
+        o["lim"] = limits
     return json.dumps(o, separators=(",", ":")) if o else ""
 
 

@@ -23,8 +23,13 @@ Options = tuple[dict[str, Any], RetryPlan, int | None]
 @functools.lru_cache(maxsize=OPTIONS_CACHED)
 def _options(raw: str) -> Options:
     """An options text, parsed once per distinct text: the object (shared: never written to, `adopt`
-    makes its own), its retry plan and its timeout. What a bad text raises is not cached."""
-    opts = json.loads(raw)
+    makes its own), its retry plan and its timeout. What a bad text raises is not cached. A lean job's
+    options may carry its limits after a newline (lua/fetch.lua: what its end gives back; a JSON text holds
+    no newline of its own): not options."""
+    head = raw.partition("\n")[0]
+    if not head:
+        return {}, NO_RETRY, None
+    opts = json.loads(head)
     if not isinstance(opts, dict):
         raise ValueError(f"options are a {type(opts).__name__}, not an object")
     raw_retry = opts.get("r")

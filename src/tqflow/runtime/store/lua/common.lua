@@ -10,6 +10,7 @@
 local prefix, dlq_key, delayed_key, wake_channel, done_channel, after_waiting_key, oom_guard, awaiting_key
 local lim_due_key, lim_keys_key, lim_defs_key  -- limits.lua
 local lim_call_us, lim_specs, lim_batch, lim_cached  -- limits.lua: what one call reads once and batches
+local lim_groups, lim_ends  -- limits.lua: a lean entry's `l` read (fetch), a lean end's options text read (finish)
 local subflows_key  -- sub-flow jobs waiting for their child runs
 local num_texts  -- txt: number -> its text, one call's
 local json_texts  -- decoded: a record's JSON text -> its value, one call's (read only)
@@ -39,6 +40,7 @@ local function bind(keys)
   num_texts = {}
   json_texts, run_starts = {}, {}
   lim_call_us, lim_specs, lim_batch, lim_cached = nil, {}, false, {}
+  lim_groups, lim_ends = {}, {}
   return true
 end
 if KEYS and not bind(KEYS) then return redis.error_reply(BAD_KEYS) end
@@ -101,7 +103,8 @@ local function refuse_when_full() redis.call('SETRANGE', oom_guard, 0, '') end
 local function run_when_full() redis.call('DEL', oom_guard) end
 
 -- A lean job (a plain standalone job: no delay, deadline or unique key) is queued as its stream entry
--- alone, fields t (task), p (payload) and o (options, when any), with no record: its id names the entry,
+-- alone, fields t (task), p (payload), o (options, when any) and l (its limits, when any: the options'
+-- `lim` kept apart, see enqueue.lua lean_split; entries written before hold them in `o`), with no record: its id names the entry,
 -- QUEUE.LEVEL.ENTRY_ID (runtime/store/lean.py mirrors this). Its first attempt needs no record either: the
 -- delivery of the entry to a worker (XREADGROUP) starts it, with the token '@' .. entry id, and the entry
 -- pending under that worker fences it (the finish's XACK says whether it still was). A record is made from
@@ -181,6 +184,14 @@ local function lean_held(opts)
   return held
 end
 
+-- A lean entry's options as one JSON text (a record's `opts`): `o`, with its `l` put back as `lim` (an entry
+-- written before `l` holds them in `o`). nil: none.
+local function lean_opts(o, l)
+  if not l then return o end
+  if not o or o == '' or o == '{}' then return '{"lim":' .. l .. '}' end
+  return string.sub(o, 1, -2) .. ',"lim":' .. l .. '}'
+end
+
 -- What the record of a lean job made from its entry holds: state queued (its entry kept in place, so a start
 -- finds it as its own), or, when the entry was delivered, state running: its first attempt, under the worker
 -- it was delivered to since the delivery, with that worker's lease (its registry record's `lease`; none
@@ -191,7 +202,7 @@ local function lean_record(q, p, eid, fields, holder, idle)
   for i = 1, #fields, 2 do f[fields[i]] = fields[i + 1] end
   if not f.t then return nil end
   local rec = {state = 'queued', task = f.t, payload = f.p or '', queue = q, prio = p, entry = eid,
-    enqueued = string.match(eid, '^(%d+)'), opts = f.o}
+    enqueued = string.match(eid, '^(%d+)'), opts = lean_opts(f.o, f.l)}
   if holder then
     local since = clock_ms() - (idle or 0)
     local lease = tonumber(redis.call('HGET', prefix .. ':worker:' .. holder, 'lease') or '') or 0
@@ -929,17 +940,22 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
     return finish_attempt(now, ttl, id, token, outcome, payload, due, dlq, acks, by)
   end
   -- its arguments and options stay readable (job views): the worker sends them back (by.args, by.opts: what
-  -- the entry held), or, when it did not (a large payload, finish.lua), they are read from the entry, before
-  -- a lone finish deletes it; keep_result=False (options `nr`) with nobody waiting keeps nothing
-  local args, opts = by.args or '', by.opts
-  if opts == '' then opts = nil end
-  local forget = not waiter and opts and string.find(opts, '"nr":1', 1, true)
+  -- the fetch gave it, see lean_end), or, when it did not (a large payload, finish.lua), they are read from
+  -- the entry, before a lone finish deletes it; keep_result=False (options `nr`) with nobody waiting keeps
+  -- nothing
+  local args, sent = by.args or '', by.opts
+  local ends = sent and sent ~= '' and (lim_ends[sent] or lean_end(sent))  -- (no call for the common cases)
+  local forget = not waiter and ends and ends.forget
   if args == '' and not forget then
     local e = redis.call('XRANGE', stream, eid, eid)[1]
     if e then
+      local o, l
       for i = 1, #e[2], 2 do
-        if e[2][i] == 'p' then args = e[2][i + 1] elseif e[2][i] == 'o' then opts = e[2][i + 1] end
+        local name = e[2][i]
+        if name == 'p' then args = e[2][i + 1] elseif name == 'o' then o = e[2][i + 1] elseif name == 'l' then
+          l = e[2][i + 1] end
       end
+      if not ends then ends = lean_end(lean_opts(o, l)) end
     end
   end
   if acks then
@@ -950,8 +966,18 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
     redis.call('XACK', stream, GROUP, eid)
     redis.call('XDEL', stream, eid)
   end
-  if opts and string.find(opts, '"lim"', 1, true) then release_lean(id, opts, now) end  -- the slots its start took
+  local lims = ends and ends.lims
+  if lims then  -- the slots its start took; one concurrency limit: its batched SREM's list, in place
+    local st = ends.m and lim_cached[ends.m]
+    if st and st.give then
+      local rem = st.rem
+      rem[#rem + 1] = id
+    else
+      release_lean(id, lims, now)
+    end
+  end
   if forget then return 'succeeded' end  -- the entry's ack is the whole end
+  local opts = ends and ends.opts  -- (its limits, kept apart by its entry, are not kept: no view shows them)
   -- the times as the caller's strings where it sent them (by.now, by.ttl: no number formatting, see
   -- expire_finished)
   local finished = by.now or now

@@ -49,14 +49,43 @@ if #KEYS > 3 then
   end
   redis.call('DEL', KEYS[4])
 end
--- A spec: its task, queue, level, options as sent (raw) and decoded (o), and its stream's key, built once.
+-- A lean job's options on its entry: its limits (`lim`) apart, as the entry's `l` field (their JSON array),
+-- the rest as `o`, so fetch.lua finds a limited job by a field's name and reads its limits without the
+-- options' JSON (see fetch.lua). `lim` is the options' last key as store/records.py writes them: split off
+-- with string operations, each part checked to decode (the plain text `"lim":[` can only be a key: a
+-- string's quotes are escaped). Returns `o` (nil for none) and `l`; options that do not split so are the
+-- entry's `o`, whole, as before (lean_record reads both forms).
+local function lean_split(raw, o)
+  if o == nil or type(o.lim) ~= 'table' or string.sub(raw, -2) ~= ']}' then return raw, nil end
+  local at, from = nil, 1
+  while true do
+    local s = string.find(raw, '"lim":[', from, true)
+    if not s then break end
+    at, from = s, s + 1
+  end
+  local before = at and string.sub(raw, at - 1, at - 1)
+  if before ~= '{' and before ~= ',' then return raw, nil end
+  local l = string.sub(raw, at + 6, -2)
+  local rest = before == '{' and '{}' or (string.sub(raw, 1, at - 2) .. '}')
+  local ok_l, lims = pcall(cjson.decode, l)
+  local ok_r, others = pcall(cjson.decode, rest)
+  if not ok_l or not ok_r or type(lims) ~= 'table' or #lims ~= #o.lim or type(others) ~= 'table'
+    or others.lim ~= nil then return raw, nil end
+  if rest == '{}' then rest = nil end
+  return rest, l
+end
+-- A spec: its task, queue, level, options as sent (raw) and decoded (o), its lean jobs' entry fields (lo, ll:
+-- lean_split), and its stream's key, built once.
 local nspec = tonumber(items[first])
 local specs = {}
 for s = 0, nspec / 4 - 1 do
   local b = first + s * 4
   local raw = items[b + 4]
-  specs[s] = {task = items[b + 1], q = items[b + 2], p = items[b + 3], raw = raw,
-    o = (raw ~= nil and raw ~= '') and cjson.decode(raw) or nil, stream = stream_key(items[b + 2], items[b + 3])}
+  local o = (raw ~= nil and raw ~= '') and cjson.decode(raw) or nil
+  local spec = {task = items[b + 1], q = items[b + 2], p = items[b + 3], raw = raw, o = o,
+    stream = stream_key(items[b + 2], items[b + 3])}
+  if o ~= nil then spec.lo, spec.ll = lean_split(raw, o) end
+  specs[s] = spec
 end
 local rows_from = first + nspec + 1
 local count = #items - rows_from + 1
@@ -109,7 +138,10 @@ local function write(i, status)
   queues[spec.q] = true
   if not id then
     if o == nil then return redis.call('XADD', spec.stream, '*', 't', spec.task, 'p', payloads[i]) end
-    return redis.call('XADD', spec.stream, '*', 't', spec.task, 'p', payloads[i], 'o', spec.raw)
+    local lo, ll = spec.lo, spec.ll
+    if ll == nil then return redis.call('XADD', spec.stream, '*', 't', spec.task, 'p', payloads[i], 'o', lo) end
+    if lo == nil then return redis.call('XADD', spec.stream, '*', 't', spec.task, 'p', payloads[i], 'l', ll) end
+    return redis.call('XADD', spec.stream, '*', 't', spec.task, 'p', payloads[i], 'o', lo, 'l', ll)
   end
   local k = job_key(id)
   local fields = {'task', spec.task, 'payload', payloads[i], 'queue', spec.q, 'prio', spec.p}

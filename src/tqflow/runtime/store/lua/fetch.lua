@@ -32,21 +32,78 @@ local function read(stream, count, index)
     for _, e in ipairs(entries) do
       local eid, f = e[1], e[2]
       n = n + 1
-      -- The common entry, as enqueue.lua writes a lean job (t, p[, o]), read here for the first time: its
-      -- first attempt, nothing written, the lean row of what start_entry's lean case returns, made without
-      -- its parsing, tables and pcall (nothing on this path can raise). Anything else (a `j` entry, another
-      -- shape) goes through start_guarded as before.
-      local shape = lean and f[1] == 't' and f[3] == 'p' and (f[5] == nil or (f[5] == 'o' and f[7] == nil))
-      local limited = shape and f[5] and string.find(f[6], '"lim"', 1, true)
-      -- A limited one of that shape whose options this call decoded already (lim_specs: the first of a
-      -- batch's jobs goes through start_guarded, which decodes them under its pcall) takes its slots and
-      -- tokens here while every limit has room and nobody waits (admit_batched, as start_entry's lean case
-      -- would); otherwise start_entry parks it or honours what is there.
-      local specs = limited and lim_specs[f[6]]
-      if shape and (not limited or (specs ~= nil and (not specs or #specs == 0
-        or admit_batched(lean .. eid, specs, now, lease_until)))) then
+      -- The common entry, as enqueue.lua writes a lean job (t, p[, o][, l]), read here for the first time:
+      -- its first attempt, nothing written, the lean row of what start_entry's lean case returns, made
+      -- without its parsing, tables and pcall (nothing on this path can raise). Anything else (a `j` entry,
+      -- another shape) goes through start_guarded as before.
+      local opts, lims, shape = false, nil, false
+      if lean and f[1] == 't' and f[3] == 'p' then
+        local k5 = f[5]
+        if k5 == nil then shape = true
+        elseif k5 == 'o' then
+          opts = f[6]
+          if f[7] == nil then shape = true elseif f[7] == 'l' and f[9] == nil then shape, lims = true, f[8] end
+        elseif k5 == 'l' and f[7] == nil then shape, lims = true, f[6] end
+      end
+      local row
+      if lims then
+        -- A limited one (its `l`, read once a call: lim_group) takes its slots and tokens here while every
+        -- limit has room and nobody waits (one limit: its state's counts, in place; more: admit_batched),
+        -- as start_entry's lean case would; otherwise start_entry parks it or honours what is there. Its
+        -- row's options carry its `l` after a newline when it holds slots: its worker sends them back at
+        -- its end, which gives the slots back (lean_end).
+        local g = lim_group(lims)
+        local ok = false
+        if g and g.m then
+          local st = g.st
+          if not st or st.gone then
+            st = lim_take_state(g.m, g.l, now)
+            if g.c and (not st.ends or lease_until < st.ends) then st.ends = lease_until end
+            g.st = st
+          end
+          if st.waiting == 0 then
+            if g.c then
+              if st.free >= 1 then
+                st.free = st.free - 1
+                local add = st.add
+                add[#add + 1] = lean .. eid
+                ok = true
+              end
+            elseif st.n >= 1 then
+              st.n = st.n - 1
+              st.dirty = true
+              ok = true
+            end
+          end
+        elseif g then
+          ok = admit_batched(lean .. eid, g.specs, now, lease_until) ~= nil
+        end
+        if ok then
+          local back = opts
+          if g.held then
+            back = g.backs[opts or '']
+            if not back then
+              back = (opts or '') .. '\n' .. lims
+              g.backs[opts or ''] = back
+            end
+          end
+          row = {eid, f[2], f[4], back}
+        end
+      elseif shape then
+        -- An entry written before `l` holds its limits in `o`: a limited one of that shape whose options
+        -- this call decoded already (lim_specs: the first of a batch's jobs goes through start_guarded, which
+        -- decodes them under its pcall) takes its slots and tokens here as above, with its options
+        -- (admit_batched); otherwise start_entry parks it or honours what is there.
+        local limited = opts and string.find(opts, '"lim"', 1, true)
+        local specs = limited and lim_specs[opts]
+        if not limited or (specs ~= nil and (not specs or #specs == 0
+          or admit_batched(lean .. eid, specs, now, lease_until))) then
+          row = {eid, f[2], f[4], opts}
+        end
+      end
+      if row then
         if not marked then started[#started + 1] = index; marked = true end
-        started[#started + 1] = {eid, f[2], f[4], f[6] or false}
+        started[#started + 1] = row
         total = total + 1
       else
         local job = start_guarded(entry_job(stream, eid, f), stream, eid, worker, token .. n, now, lease, f)

@@ -38,7 +38,7 @@ local function redis_us()
   return lim_call_us
 end
 
--- A job's limits (`lim` of its options), decoded once per options text a call (a batch's jobs share it),
+-- A job's limits (`lim` of its options, or a lean entry's `l`: lim_group), decoded once per options text a call (a batch's jobs share it),
 -- each limit's member (`m`) and the `lh` the limits make (`held`) worked out with them.
 -- (lim_specs: bound per call, common.lua)
 local function lim_specs_of(opts)
@@ -153,6 +153,7 @@ local function lim_sync(m)
   local st = lim_cached[m]
   if not st then return end
   lim_cached[m] = nil
+  st.gone = true  -- a lean entry's group (lim_group) that holds it reads M again
   local base = lim_base(m)
   if st.add and #st.add > 0 then
     lim_write('SADD', base .. ':s', st.add)
@@ -250,14 +251,78 @@ local function release_held(k, id, now, lh)
   redis.call('HDEL', k, 'lh', 'lg')
 end
 
--- A lean job's first attempt ended with no record (finish_first): the slots its start took go back.
-local function release_lean(id, opts, now)
-  local lims = lim_specs_of(opts)
-  if not lims then return end
+-- A lean job's first attempt ended with no record (finish_first): the slots its start took go back (`lims`:
+-- its limits as lim_specs_of or lim_group read them). A slot given back while nobody waits is one more id
+-- in the call's SREM (lim_give's batched case, inline: this runs for every limited lean job's end).
+local function release_lean(id, lims, now)
   local members = lim_specs[lims].members
-  for i, l in ipairs(lims) do
-    if l.c then lim_give(members[i], l.c, id, now) end
+  for i = 1, #lims do
+    local c = lims[i].c
+    if c then
+      local m = members[i]
+      local st = lim_cached[m]
+      if st and st.give then
+        local rem = st.rem
+        rem[#rem + 1] = id
+      else
+        lim_give(m, c, id, now)
+      end
+    end
   end
+end
+
+-- The limits of a lean entry's `l` (their JSON array, enqueue.lua lean_split), read once a call (lim_groups):
+-- {specs, m, l (its one limit's member and definition, when it has one), c (that one is a concurrency
+-- limit), held (the `lh` its concurrency limits make, or nil), backs = {}} (fetch.lua), or false when the
+-- text is not a list of limits (its start then goes through start_guarded, which dead-letters it).
+local function lim_group(text)
+  local g = lim_groups[text]
+  if g ~= nil then return g end
+  g = false
+  local ok, specs = pcall(cjson.decode, text)
+  if ok and type(specs) == 'table' and #specs > 0 then
+    local members, held = {}, nil
+    for i, l in ipairs(specs) do
+      if type(l) ~= 'table' or type(l.n) ~= 'string' or (l.k ~= nil and type(l.k) ~= 'string') then members = nil; break end
+      if l.c ~= nil then
+        if type(l.c) ~= 'number' or l.c < 1 then members = nil; break end
+      elseif type(l.r) ~= 'number' or type(l.p) ~= 'number' or l.r <= 0 or l.p <= 0 then members = nil; break end
+      members[i] = lim_member(l)
+      if l.c then held = (held and (held .. '\n') or '') .. members[i] .. '\t' .. l.c end
+    end
+    if members then
+      lim_specs[specs] = {members = members, held = held or ''}
+      g = {specs = specs, held = held, backs = {}, c = specs[1].c ~= nil}
+      if #specs == 1 then g.m, g.l = members[1], specs[1] end
+    end
+  end
+  lim_groups[text] = g
+  return g
+end
+
+-- What a lean job's end reads in the options text its worker sent back (finish_first), once a call
+-- (lim_ends): {opts = the options its record keeps (nil: none), forget = keep_result=False, lims = the
+-- limits whose slots go back (nil: none), m = the member of the one concurrency limit when that is all}; false for no text. The text is what the fetch gave the worker:
+-- the entry's options JSON (`lim` in it, for an entry written before `l`), or, for an entry with an `l`
+-- and a concurrency limit, its `o` (or nothing), a newline, and its `l` (fetch.lua; a JSON text holds no
+-- newline of its own). Its record keeps the options, not the `l` (no job view shows a job's limits).
+local function lean_end(text)
+  if not text or text == '' then return false end
+  local known = lim_ends[text]
+  if known then return known end
+  local cut = string.find(text, '\n', 1, true)
+  local opts, lims = text, nil
+  if cut then
+    opts = cut > 1 and string.sub(text, 1, cut - 1) or nil
+    local g = lim_group(string.sub(text, cut + 1))
+    lims = g and g.specs or nil
+  elseif string.find(text, '"lim"', 1, true) then
+    lims = lim_specs_of(text) or nil
+  end
+  known = {opts = opts, forget = opts ~= nil and string.find(opts, '"nr":1', 1, true) ~= nil, lims = lims}
+  if lims and #lims == 1 and lims[1].c then known.m = lim_specs[lims].members[1] end
+  lim_ends[text] = known
+  return known
 end
 
 -- Park a job that is over limit M: it waits in M:w (state `limited`) until a grant lets it go.
