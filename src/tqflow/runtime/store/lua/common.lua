@@ -40,7 +40,7 @@ local function bind(keys)
   num_texts = {}
   json_texts, run_starts = {}, {}
   lim_call_us, lim_specs, lim_batch, lim_cached = nil, {}, false, {}
-  lim_groups, lim_ends = {}, {}
+  lim_groups, lim_ends = nil, nil  -- made by their first use (most calls have none)
   return true
 end
 if KEYS and not bind(KEYS) then return redis.error_reply(BAD_KEYS) end
@@ -944,8 +944,8 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
   -- the entry, before a lone finish deletes it; keep_result=False (options `nr`) with nobody waiting keeps
   -- nothing
   local args, sent = by.args or '', by.opts
-  local ends = sent and sent ~= '' and (lim_ends[sent] or lean_end(sent))  -- (no call for the common cases)
-  local forget = not waiter and ends and ends.forget
+  local ends = sent and sent ~= '' and (lim_ends and lim_ends[sent] or lean_end(sent))  -- (no call when known)
+  local forget = ends and not waiter and ends.forget
   if args == '' and not forget then
     local e = redis.call('XRANGE', stream, eid, eid)[1]
     if e then
@@ -966,18 +966,21 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
     redis.call('XACK', stream, GROUP, eid)
     redis.call('XDEL', stream, eid)
   end
-  local lims = ends and ends.lims
-  if lims then  -- the slots its start took; one concurrency limit: its batched SREM's list, in place
-    local st = ends.m and lim_cached[ends.m]
-    if st and st.give then
-      local rem = st.rem
-      rem[#rem + 1] = id
-    else
-      release_lean(id, lims, now)
+  local opts
+  if ends then
+    local lims = ends.lims
+    if lims then  -- the slots its start took; one concurrency limit: its batched SREM's list, in place
+      local st = ends.m and lim_cached[ends.m]
+      if st and st.give then
+        local rem = st.rem
+        rem[#rem + 1] = id
+      else
+        release_lean(id, lims, now)
+      end
     end
+    if forget then return 'succeeded' end  -- the entry's ack is the whole end
+    opts = ends.opts  -- (limits its entry kept apart as `l` are not kept: no view shows them)
   end
-  if forget then return 'succeeded' end  -- the entry's ack is the whole end
-  local opts = ends and ends.opts  -- (its limits, kept apart by its entry, are not kept: no view shows them)
   -- the times as the caller's strings where it sent them (by.now, by.ttl: no number formatting, see
   -- expire_finished)
   local finished = by.now or now

@@ -36,23 +36,23 @@ local function read(stream, count, index)
       -- its first attempt, nothing written, the lean row of what start_entry's lean case returns, made
       -- without its parsing, tables and pcall (nothing on this path can raise). Anything else (a `j` entry,
       -- another shape) goes through start_guarded as before.
+      local k5, row = f[5], nil
       local opts, lims, shape = false, nil, false
       if lean and f[1] == 't' and f[3] == 'p' then
-        local k5 = f[5]
-        if k5 == nil then shape = true
+        if k5 == nil then row = {eid, f[2], f[4], false}  -- the plainest (and commonest) first
         elseif k5 == 'o' then
           opts = f[6]
           if f[7] == nil then shape = true elseif f[7] == 'l' and f[9] == nil then shape, lims = true, f[8] end
         elseif k5 == 'l' and f[7] == nil then shape, lims = true, f[6] end
       end
-      local row
       if lims then
         -- A limited one (its `l`, read once a call: lim_group) takes its slots and tokens here while every
         -- limit has room and nobody waits (one limit: its state's counts, in place; more: admit_batched),
         -- as start_entry's lean case would; otherwise start_entry parks it or honours what is there. Its
         -- row's options carry its `l` after a newline when it holds slots: its worker sends them back at
         -- its end, which gives the slots back (lean_end).
-        local g = lim_group(lims)
+        local g = lim_groups and lim_groups[lims]
+        if g == nil then g = lim_group(lims) end
         local ok = false
         if g and g.m then
           local st = g.st

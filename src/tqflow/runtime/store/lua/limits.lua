@@ -276,6 +276,7 @@ end
 -- limit), held (the `lh` its concurrency limits make, or nil), backs = {}} (fetch.lua), or false when the
 -- text is not a list of limits (its start then goes through start_guarded, which dead-letters it).
 local function lim_group(text)
+  if not lim_groups then lim_groups = {} end
   local g = lim_groups[text]
   if g ~= nil then return g end
   g = false
@@ -308,6 +309,7 @@ end
 -- newline of its own). Its record keeps the options, not the `l` (no job view shows a job's limits).
 local function lean_end(text)
   if not text or text == '' then return false end
+  if not lim_ends then lim_ends = {} end
   local known = lim_ends[text]
   if known then return known end
   local cut = string.find(text, '\n', 1, true)
