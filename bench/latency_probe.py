@@ -1,6 +1,6 @@
 """Where an idle worker's submit-to-done latency goes, step by step.
 
-Usage: bench/.venvs/tqflow/bin/python bench/latency_probe.py [--n 500] [--sync] [--loop asyncio|uvloop]
+Usage: bench/.venvs/tqflow/bin/python bench/latency_probe.py [--n 500] [--sync] [--gap-ms G] [--loop L]
 
 Starts one worker in a child process (this file, `--worker`), instrumented to stamp the moment its
 blocking stream read returned and the moment it handed the attempt to its runner; the task body stamps its own
@@ -15,6 +15,10 @@ prints p50/p90/p99 of each step (perf_counter is CLOCK_MONOTONIC: comparable acr
   done            -> the producer's BLPOP returned (the body's RPUSH and the producer's wake-up)
 
 --sync submits with SyncClient (a producer without an event loop), as huey's and rq's are measured.
+--gap-ms G makes the producer sleep G ms after each job (spaced arrivals; without it each job is submitted as
+soon as the last one's stamps arrive, as the benchmark's latency loop does). A job queued before the worker
+blocked again is taken by its fetch call, not woken for: the report counts those, and their 'wake' is the
+fetch's reply.
 Uses db 10 and the namespace `probe` (its keys are deleted at the end).
 """
 
@@ -35,7 +39,7 @@ from tqflow.runtime import eventloop, task
 URL = os.environ.get("PROBE_URL", "redis://127.0.0.1:6379/10")
 NAMESPACE = "probe"
 STAMPS = "probe:stamps"
-MARKS = {"read": 0.0, "started": 0.0}
+MARKS = {"read": 0.0, "started": 0.0, "fetched": 0.0}
 STEPS = ("submit", "wake", "start", "body", "done", "total")
 _redis: Redis | None = None
 
@@ -46,7 +50,7 @@ async def stamped(x: int) -> int:
     body = time.perf_counter()
     if _redis is None:
         _redis = Redis.from_url(URL)
-    await _redis.rpush(STAMPS, f"{MARKS['read']} {MARKS['started']} {body}")
+    await _redis.rpush(STAMPS, f"{MARKS['read']} {MARKS['started']} {body} {MARKS['fetched']}")
     return x
 
 
@@ -67,7 +71,16 @@ async def worker() -> None:
         MARKS["started"] = time.perf_counter()
         return spawn(attempt)
 
+    run = w.context.scripts.run
+
+    async def timed_run(call: Any) -> Any:
+        reply = await run(call)
+        if call.name == "fetch" and reply:  # the job was queued before the worker blocked: not a wake
+            MARKS["read"] = MARKS["fetched"] = time.perf_counter()
+        return reply
+
     w.redis.xreadgroup = timed_read  # type: ignore[method-assign]
+    w.context.scripts.run = timed_run  # type: ignore[method-assign]
     w.runner.spawn = timed_spawn  # type: ignore[method-assign]
     await w.run(asyncio.Event())
 
@@ -78,13 +91,14 @@ def percentiles(values: list[float]) -> str:
     return "p50 {:.3f}  p90 {:.3f}  p99 {:.3f} ms".format(*pick)
 
 
-async def produce(n: int, sync: bool) -> dict[str, list[float]]:
+async def produce(n: int, sync: bool, gap_ms: float) -> tuple[dict[str, list[float]], int]:
     from tqflow.runtime.client import Client
     from tqflow.runtime.sync import SyncClient
 
     r = Redis.from_url(URL)
     client = SyncClient.from_url(URL, NAMESPACE) if sync else Client.from_url(URL, NAMESPACE)
     rows: dict[str, list[float]] = {step: [] for step in STEPS}
+    fetched = 0
     try:
         for i in range(n + 20):
             t0 = time.perf_counter()
@@ -97,11 +111,14 @@ async def produce(n: int, sync: bool) -> dict[str, list[float]]:
             t2 = time.perf_counter()
             if got is None:
                 raise RuntimeError("the job did not run within 10 s")
-            read, started, body = map(float, got[1].split())
+            read, started, body, by_fetch = map(float, got[1].split())
             if i >= 20:  # warm-up
+                fetched += by_fetch == read
                 steps = (t1 - t0, read - t1, started - read, body - started, t2 - body, t2 - t0)
                 for step, seconds in zip(STEPS, steps, strict=True):
                     rows[step].append(seconds * 1000)
+            if gap_ms:
+                time.sleep(gap_ms / 1000)  # the producer idles between jobs, as spaced arrivals do
     finally:
         if isinstance(client, SyncClient):
             client.close()
@@ -112,7 +129,7 @@ async def produce(n: int, sync: bool) -> dict[str, list[float]]:
             await r.delete(*keys)
         await r.delete(STAMPS)
         await r.aclose()
-    return rows
+    return rows, fetched
 
 
 def main() -> None:
@@ -122,6 +139,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--sync", action="store_true", help="submit with SyncClient")
     parser.add_argument("--loop", default="auto", choices=eventloop.CHOICES, help="the worker's event loop")
+    parser.add_argument(
+        "--gap-ms", type=float, default=0.0, help="the producer sleeps this long between jobs"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.worker:
@@ -130,12 +150,15 @@ def main() -> None:
     child = subprocess.Popen([sys.executable, __file__, "--worker", "--loop", opts.loop])
     try:
         time.sleep(3)  # the worker's start: groups, scripts, registry
-        rows = asyncio.run(produce(opts.n, opts.sync))
+        rows, fetched = asyncio.run(produce(opts.n, opts.sync, opts.gap_ms))
     finally:
         child.terminate()
         child.wait(10)
     producer, loop = "SyncClient" if opts.sync else "Client", eventloop.resolve(opts.loop)
-    print(f"idle submit-to-done, {opts.n} jobs, {producer} producer, worker on {loop}")
+    print(
+        f"idle submit-to-done, {opts.n} jobs, {producer} producer, worker on {loop}, gap {opts.gap_ms} ms; "
+        f"{fetched} of them fetched (queued before the worker blocked again; 'wake' is the fetch's reply)"
+    )
     for step, values in rows.items():
         print(f"  {step:7} {percentiles(values)}")
 
