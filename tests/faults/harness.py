@@ -114,7 +114,7 @@ async def submit(
 class Ledger:
     starts: dict[str, list[tuple[int, float]]]
     done: dict[str, list[tuple[int, float]]]
-    children: Counter[str]
+    children: dict[str, list[int]]  # the `after` job's key -> the pids that ran it
     commits: Counter[str]  # job id -> finishes Redis accepted
     stale: Counter[str]
     begins: dict[str, tuple[int, float]]  # "job#attempt" -> (pid, time) of the attempt's start
@@ -122,8 +122,8 @@ class Ledger:
 
     @staticmethod
     def read(path: Path) -> Ledger:
-        starts, done = defaultdict(list), defaultdict(list)
-        children, commits, stale = Counter[str](), Counter[str](), Counter[str]()
+        starts, done, children = defaultdict(list), defaultdict(list), defaultdict(list)
+        commits, stale = Counter[str](), Counter[str]()
         begins: dict[str, tuple[int, float]] = {}
         committed: dict[str, float] = {}
         for line in path.read_text().splitlines() if path.exists() else []:
@@ -135,7 +135,7 @@ class Ledger:
             elif kind == "interrupted":  # a thread job stopped by an interrupt (its run ended there)
                 pass
             elif kind == "child":
-                children[key] += 1
+                children[key].append(int(pid))
             elif kind == "begin":
                 begins[key] = (int(pid), float(at))
             elif kind == "commit":
@@ -143,7 +143,7 @@ class Ledger:
                 committed[key] = float(at)
             else:
                 stale[key.partition("#")[0]] += 1
-        return Ledger(dict(starts), dict(done), children, commits, stale, begins, committed)
+        return Ledger(dict(starts), dict(done), dict(children), commits, stale, begins, committed)
 
 
 @dataclass
@@ -153,7 +153,8 @@ class Figures:
     lost: int
     duplicated: int
     duplicates_not_from_killed: int
-    children_duplicated: int
+    children_rerun: int  # the run's second job ran more than once (its first run was on a killed worker)
+    children_duplicated: int  # ... and more than once on workers that were not killed
     commits_duplicated: int
     stale_refused: int
     pending_left: int
@@ -189,7 +190,10 @@ async def check(
         lost=lost,
         duplicated=duplicated,
         duplicates_not_from_killed=not_killed,
-        children_duplicated=sum(1 for key in runs.values() if ledger.children[key] > 1),
+        children_rerun=sum(1 for key in runs.values() if len(ledger.children.get(key, [])) > 1),
+        children_duplicated=sum(
+            1 for key in runs.values() if sum(pid not in killed for pid in ledger.children.get(key, [])) > 1
+        ),
         commits_duplicated=sum(1 for n in ledger.commits.values() if n > 1),
         stale_refused=sum(ledger.stale.values()),
         pending_left=await pending(redis, keys),
