@@ -4,6 +4,7 @@ ones too, as JSON), finished by this code."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,7 +14,7 @@ from tqflow.plan import FlowPlan, OutputPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import new_run_id, now_ms
-from tqflow.runtime.store.calls import ScriptCall
+from tqflow.runtime.store.calls import ScriptCall, run_jobs
 
 from helpers import FLOWS, WorkerFactory, plan_with
 from helpers import job_plan as job
@@ -140,3 +141,31 @@ async def test_the_end_that_releases_dependents_decides_them_by_its_own_state(
     states = {name: info.jobs[name].state for name in flow.order}
     assert states == {"root": "dead", "reads": "skipped", "on_fail": "succeeded", "on_ok": "skipped"}, info
     assert info.state == "failed"
+
+
+async def test_a_released_signal_job_without_delay_ms_waits_for_its_payload(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    """Records of this layout, sent flat by hand: `delay_ms` is left out when 0, a signal job's too; the
+    signal job, released by its upstream's end, waits for its payload and is not queued as a task."""
+    await client.deploy(plan_with(chain()))
+    run_id, now = new_run_id(), now_ms()
+    fields = {"flow": "chain", "version": "1", "plan_id": chain().id, "params": "{}"}
+    records = [
+        {"name": "a", "deps_left": "0", "dependents": '["s"]', "queue": "default", "prio": "2"}
+        | {"task": "job_tasks.add", "flow": "chain", "args": '{"x":{"lit":1}}'},
+        {"name": "s", "deps_left": "1", "queue": "default", "prio": "2", "task": "signal", "signal": "0"}
+        | {"flow": "chain", "args": "{}"},
+    ]
+    call = ScriptCall(
+        "submit_run",
+        [client.keys.run(run_id), client.keys.runs],
+        [now, run_id, json.dumps(fields), *run_jobs(records)],
+    )
+    assert await client.scripts.run(call) == 1
+    await start_worker(TASKS)
+    for _ in range(200):
+        if await redis.hget(client.keys.job(f"{run_id}.s"), "state") != "waiting":
+            break
+        await asyncio.sleep(0.05)
+    assert await redis.hget(client.keys.job(f"{run_id}.s"), "state") == "awaiting"
