@@ -18,6 +18,7 @@ plan) are an error (`LimiterConflict`).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,7 @@ from tqflow.runtime.store.keys import check_part
 
 PERIODS = {"s": 1000, "m": 60_000, "h": 3_600_000}
 MAX_KEY = 200
+_CONTROL = re.compile("[\x00-\x1f\x7f]")  # ASCII's control characters
 
 
 class LimiterConflict(ClientError, ValueError):
@@ -128,7 +130,17 @@ def key_text(key: object, limiter: str) -> str:
         raise UsageError(
             f"the key of limiter {limiter!r} is {len(text)} characters long; the limit is {MAX_KEY}"
         )
+    if _has_control(text):
+        raise UsageError(
+            f"the key of limiter {limiter!r} has a control character (tab, newline, ...): {text!r}"
+        )
     return text
+
+
+def _has_control(text: str) -> bool:
+    """A tab or a newline would split the lines of a job's held slots (its `lh`: "MEMBER<tab>LIMIT" a
+    line, lua/limits.lua), and the slot would not be given back at the job's end."""
+    return _CONTROL.search(text) is not None
 
 
 def limits_of(value: LimitArg | None) -> tuple[Limit, ...] | None:
@@ -164,6 +176,8 @@ def fair_share(key: object, weight: object) -> tuple[str | None, float | None]:
     text = str(key)
     if not text or len(text) > MAX_KEY:
         raise UsageError(f"fair_key must be 1-{MAX_KEY} characters, got {len(text)}")
+    if _has_control(text):
+        raise UsageError(f"fair_key has a control character (tab, newline, ...): {text!r}")
     if weight is None:
         return text, None
     if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0 or weight > 1e6:

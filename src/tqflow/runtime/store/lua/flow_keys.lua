@@ -53,6 +53,9 @@ local function flow_limits(o, run_id)
   for _, late in ipairs(o.limx or {}) do
     local key = key_text(flow_value(late[2], run_id))
     if #key > 200 then error('a limit key is ' .. #key .. ' characters long; the limit is 200') end
+    if string.find(key, '[%z\1-\31\127]') then  -- runtime/limits.py key_text: it would split `lh`'s lines
+      error('a limit key has a control character (tab, newline, ...): ' .. cjson.encode(key))
+    end
     o.lim[late[1] + 1].k = key
   end
   o.limx = nil
@@ -63,6 +66,9 @@ end
 local function flow_fair(o, run_id)
   local ok, key = pcall(function() return key_text(flow_value(o.fkx, run_id)) end)
   if not ok then return nil, tostring(key) end
+  if string.find(key, '[%z\1-\31\127]') then
+    return nil, 'the fair key has a control character (tab, newline, ...): ' .. cjson.encode(key)
+  end
   local weight = 1
   if o.fwx then
     local good, w = pcall(flow_value, o.fwx, run_id)
