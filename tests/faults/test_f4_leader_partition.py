@@ -102,11 +102,18 @@ async def test_f4_leader_cut_off_fires_every_tick_once(tmp_path: Path) -> None:
     duplicated = sum(len(v) - len(set(v)) for v in ticks.values())
     gaps = sum(len(set(range(min(v), max(v) + 1000, 1000)) - set(v)) for v in ticks.values() if v)
     total = sum(len(v) for v in ticks.values())
-    changed = sum(1 for before, after in zip(leaders[::2], leaders[1::2], strict=True) if before != after)
+    # The cut-off worker leads at the first cut (it started first); once the lead has moved to the other
+    # worker it stays there, so a later cut cuts off a follower: its ticks must still fire once each, and
+    # only a cut of the leader must move the lead (a full run's 3 cuts asserted 3 moves, which no run
+    # could give).
+    pairs = list(zip(leaders[::2], leaders[1::2], strict=True))
+    cut_leader = [(before, after) for before, after in pairs if before == leaders[0]]
+    changed = sum(1 for before, after in cut_leader if before != after)
     print(
         f"[F4-leader] cuts={cuts}x{cut_s:.0f}s ticks={total} duplicated={duplicated} gaps={gaps}"
-        f" leadership_moved_during_cut={changed}/{cuts} workers_alive={alive}/2"
+        f" leadership_moved={changed} of {len(cut_leader)} cuts while the cut-off worker led ({cuts} cuts)"
+        f" workers_alive={alive}/2"
     )
     assert alive == 2 and len(ticks) == len(triggers)
     assert duplicated == 0 and gaps == 0
-    assert changed == cuts  # the other worker took the lead while the leader was cut off
+    assert cut_leader and changed == len(cut_leader)  # the other worker took the lead from a cut-off leader
