@@ -1,17 +1,18 @@
 """What a worker's Python costs per no-op job: instructions (valgrind) and CPU µs, start-up cancelled out.
 
-Usage: .venv/bin/python bench/worker_cost.py [--sizes 1000,4000] [--concurrency 100]
+Usage: .venv/bin/python bench/worker_cost.py [--sizes 1000,4000] [--concurrency 100] [--flow K]
        [--tool cachegrind|callgrind|none] [--log-level warning] [--keep DIR] [--no-cpu]
 
 Starts a private `redis-server` (runtime/embedded.py) on a Unix socket. For each size N it bulk-enqueues N
-no-op jobs (bench/cost_tasks.py, from this process), then runs one worker in a process of its own, set up
-as `tqrun worker` sets up its processes (its logging at --log-level, the hooks `for_worker` gives it: job
-logs, attempt history, counters; its GC thresholds and event loop), until it ended N attempts; then it
-stops. Under `--tool` (cachegrind by default, `--cache-sim=no`) that process's instructions are counted
-whole, start-up and shutdown included, so the figure printed is the difference of two sizes:
-(I(N2) - I(N1)) / (N2 - N1) instructions per job, what one more job costs, independent of the machine's
-load. Without valgrind the same drains also give CPU µs per job from the process's CPU time (the same
-difference; CPU time is steady under load, but still varies more than instructions).
+no-op jobs (bench/cost_tasks.py, from this process; `--flow K`: N // (K + 2) runs of cost.py's flow `root ->
+c0..c(K-1) -> join` started instead, the sizes rounded down to whole runs), then runs one worker in a
+process of its own, set up as `tqrun worker` sets up its processes (its logging at --log-level, the hooks
+`for_worker` gives it: job logs, attempt history, counters; its GC thresholds and event loop), until it
+ended N attempts; then it stops. Under `--tool` (cachegrind by default, `--cache-sim=no`) that process's
+instructions are counted whole, start-up and shutdown included, so the figure printed is the difference of
+two sizes: (I(N2) - I(N1)) / (N2 - N1) instructions per job, what one more job costs, independent of the
+machine's load. Without valgrind the same drains also give CPU µs per job from the process's CPU time (the
+same difference; CPU time is steady under load, but still varies more than instructions).
 
 The worker checks whether it is done every 0.2 s: the checks, its heartbeat and its background loops
 cost instructions per second of wall time, which valgrind stretches about 50-fold; at these sizes that
@@ -78,7 +79,9 @@ def child(url: str, jobs: int, concurrency: int, log_level: str) -> None:
     print(json.dumps(eventloop.run(work())))
 
 
-def enqueue(url: str, jobs: int) -> None:
+def enqueue(url: str, jobs: int, flow: int = 0) -> None:
+    """`jobs` no-op jobs bulk-enqueued; with `flow` K, jobs // (K + 2) runs of cost.py's flow
+    `root -> c0..c(K-1) -> join` started instead (its children are released by the root's end)."""
     from cost_tasks import noop
     from redis import Redis
 
@@ -88,6 +91,14 @@ def enqueue(url: str, jobs: int) -> None:
 
     async def submit() -> None:
         client = Client.from_url(url, NAMESPACE)
+        if flow:
+            from cost import flow_plan
+
+            await client.deploy(flow_plan(flow))
+            for _ in range(jobs // (flow + 2)):
+                await client.start_run("wide")
+            await client.close()
+            return
         for start in range(0, jobs, 10_000):
             chunk = [(noop, {"x": i}) for i in range(start, min(jobs, start + 10_000))]
             await client.enqueue_many(chunk)
@@ -106,7 +117,9 @@ def summary(path: Path) -> int:
 
 def drain(url: str, jobs: int, args: argparse.Namespace, tool: str, out: Path | None) -> dict[str, Any]:
     """Enqueue `jobs`, drain them in a child process (under `tool` unless "none"); its figures."""
-    enqueue(url, jobs)
+    enqueue(url, jobs, args.flow)
+    if args.flow:
+        jobs = jobs // (args.flow + 2) * (args.flow + 2)
     command = [sys.executable, str(Path(__file__).resolve()), "--child", url, str(jobs)]
     command += ["--concurrency", str(args.concurrency), "--log-level", args.log_level]
     if tool == "cprofile":
@@ -133,6 +146,9 @@ def main() -> None:
     parser.add_argument("--tool", choices=("cachegrind", "callgrind", "none"), default="cachegrind")
     parser.add_argument("--log-level", default="warning", help="the worker's, as `tqrun worker --log-level`")
     parser.add_argument("--keep", default="", help="keep valgrind's output files in this directory")
+    parser.add_argument(
+        "--flow", type=int, default=0, metavar="K", help="runs of cost.py's 1 -> K -> 1 flow, not bulk jobs"
+    )
     parser.add_argument("--no-cpu", action="store_true", help="no drains without valgrind (CPU µs per job)")
     parser.add_argument(
         "--profile", type=int, default=0, metavar="TOP", help="also a cProfile of the larger drain: TOP rows"
@@ -158,7 +174,8 @@ def main() -> None:
     load = os.getloadavg()
     try:
         print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
-        print(f"worker: concurrency {args.concurrency}, log level {args.log_level}, no-op jobs bulk-enqueued")
+        what = f"runs of the 1 -> {args.flow} -> 1 flow" if args.flow else "no-op jobs bulk-enqueued"
+        print(f"worker: concurrency {args.concurrency}, log level {args.log_level}, {what}")
         if args.tool != "none":
             counted = {}
             for jobs in (small, big):

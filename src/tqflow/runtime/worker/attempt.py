@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from tqflow.plan import LEVELS, PRIORITIES, RetryPlan
+from tqflow.runtime.expressions import Environment
 from tqflow.runtime.hooks import OutcomeEvent, attempt_event, outcome_event
 from tqflow.runtime.partitions import external_id
-from tqflow.runtime.runs import now_ms
+from tqflow.runtime.runs import now_ms, run_environment
 from tqflow.runtime.store import payloads
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.task import TaskOptions
@@ -41,6 +42,16 @@ def _options_of(raw: Any) -> Options:
     if not raw:
         return {}, NO_RETRY, None
     return _options(raw) if isinstance(raw, str) else _options.__wrapped__(raw)
+
+
+RUNS_CACHED = 1024  # runs whose `run.*` fields are kept made (a batch's jobs mostly share a few runs)
+
+
+@functools.lru_cache(maxsize=RUNS_CACHED)
+def _run_fields(run_id: str, created: int, partition: int | None) -> dict[str, Any]:
+    """`run.*` of a run, made once for all its jobs (shared: expressions only read it; its values are
+    strings)."""
+    return run_environment(run_id, created, partition)
 
 
 _retry_texts: dict[int, tuple[RetryPlan, dict[str, Any]]] = {}  # by id: a task's retry, dumped once
@@ -162,14 +173,17 @@ class Attempt:
     def deadline_hit(self) -> bool:
         return self.deadline_at is not None and now_ms() >= self.deadline_at - 5
 
-    def environment(self, settings: PayloadSettings) -> Any:
-        from tqflow.runtime.expressions import Environment
-        from tqflow.runtime.runs import run_environment
-
+    def environment(self, settings: PayloadSettings) -> Environment:
+        """What this flow job's expressions read: the run's params, its upstream jobs' outputs (each
+        decoded; a plain job without data dependencies has none) and `run.*` (made once a run)."""
         run = self.run or {}
-        outputs = {name: payloads.value(v, settings) for name, v in (run.get("outputs") or {}).items() if v}
-        params = json.loads(run["params"]) if run.get("params") else {}
+        raw_outputs = run.get("outputs")
+        outputs = (
+            {name: payloads.value(v, settings) for name, v in raw_outputs.items() if v} if raw_outputs else {}
+        )
+        raw_params = run.get("params")
+        params = json.loads(raw_params) if raw_params and raw_params != "{}" else {}
         created = int(run.get("created") or now_ms())
         return Environment(
-            params=params, outputs=outputs, run=run_environment(str(run.get("run")), created, self.partition)
+            params=params, outputs=outputs, run=_run_fields(str(run.get("run")), created, self.partition)
         )

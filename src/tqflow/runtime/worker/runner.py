@@ -15,6 +15,7 @@ import structlog
 
 from tqflow.runtime import clock
 from tqflow.runtime.executors import Executors, JobInterrupted, ProcessFailure, Running
+from tqflow.runtime.expressions import Environment, ExpressionError, evaluate
 from tqflow.runtime.fanout import fan_out
 from tqflow.runtime.policies import Retry
 from tqflow.runtime.retries import decide
@@ -31,6 +32,32 @@ from tqflow.runtime.worker.transient import is_transient
 
 log = structlog.get_logger("tqflow.worker")
 JSON_TAG = payloads.CODECS["json"]  # a stored payload's first character when its codec is JSON
+TREES_CACHED = 512  # distinct `args` and `when` texts kept parsed (a plan's jobs: the same every run)
+SCALARS = (str, int, float, bool, type(None))
+
+
+@functools.lru_cache(maxsize=TREES_CACHED)
+def _tree(text: str) -> Any:
+    """An expression tree's JSON text (a flow job's `when`), parsed once per distinct text (shared:
+    `evaluate` only reads a tree)."""
+    return json.loads(text)
+
+
+@functools.lru_cache(maxsize=TREES_CACHED)
+def _constant_arguments(text: str) -> dict[str, Any] | None:
+    """A flow job's arguments when every one is a literal string, number, boolean or none (most plans'
+    jobs: `c.noop(x=3)`), the same for every run: parsed once per distinct `args` text, copied a job. None
+    when any is evaluated, or a literal list or object (each job then parses its own, as every job gets
+    its own objects). What a bad text raises is not cached."""
+    trees = json.loads(text)
+    if not isinstance(trees, dict):
+        return None
+    constant = {}
+    for name, tree in trees.items():
+        if not (isinstance(tree, dict) and len(tree) == 1 and "lit" in tree and type(tree["lit"]) in SCALARS):
+            return None
+        constant[name] = tree["lit"]
+    return constant
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:
@@ -220,23 +247,35 @@ class Runner:
         return self.context.settings.payloads.choose(chosen, task.options.compression)
 
     async def _run_arguments(self, attempt: Attempt, task: Task[Any, Any]) -> dict[str, Any] | None:
-        """A flow job's arguments from its expression trees; None when it was skipped or fanned out."""
+        """A flow job's arguments from its expression trees; None when it was skipped or fanned out. The
+        run's environment (params, upstream outputs, `run.*`) is made only for a job that evaluates
+        something: a `when`, a unique key, a fan-out or an argument that is not a plain literal."""
         run = attempt.run
         assert run is not None
-        env = attempt.environment(self.context.settings.payloads)
-        from tqflow.runtime.expressions import ExpressionError, evaluate
-
+        env: Environment | None = None
+        settings = self.context.settings.payloads
         try:
-            if run.get("when") and not evaluate(json.loads(run["when"]), env):
-                self._finish(attempt, "skipped", "`when` condition is false")
-                return None
-            if run.get("unique") and attempt.number == 1 and not await self._claim_unique(attempt, env):
-                return None
+            when = run.get("when")
+            if when:
+                env = attempt.environment(settings)
+                if not evaluate(_tree(when), env):
+                    self._finish(attempt, "skipped", "`when` condition is false")
+                    return None
+            if run.get("unique") and attempt.number == 1:
+                env = env or attempt.environment(settings)
+                if not await self._claim_unique(attempt, env):
+                    return None
             if run.get("fan_out"):
-                status = await fan_out(self.context, attempt, task, env)
+                status = await fan_out(self.context, attempt, task, env or attempt.environment(settings))
                 self.context.emit("attempt_finished", attempt.outcome(status, None))
                 return None
-            kwargs = {name: evaluate(tree, env) for name, tree in json.loads(run["args"]).items()}
+            text = run["args"]
+            constant = _constant_arguments(text) if isinstance(text, str) else None
+            if constant is not None:
+                kwargs = dict(constant)
+            else:
+                env = env or attempt.environment(settings)
+                kwargs = {name: evaluate(tree, env) for name, tree in json.loads(text).items()}
         except ExpressionError as err:
             self._finish(attempt, "dead", _error("ArgumentError", str(err)))
             return None
@@ -245,7 +284,6 @@ class Runner:
     async def _claim_unique(self, attempt: Attempt, env: Any) -> bool:
         """A flow job's `unique` key, claimed by its first attempt; False when the job was ended here."""
         from tqflow.plan import UniquePlan
-        from tqflow.runtime.expressions import evaluate
         from tqflow.runtime.store.keys import check_part
 
         run = attempt.run or {}
