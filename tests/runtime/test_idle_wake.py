@@ -107,3 +107,21 @@ async def test_a_long_job_holds_the_next_fetch_for_at_most_the_hold(
     assert STARTED["b"] - STARTED["long"] < 1.0
     RELEASE.set()
     assert await client.result(first, timeout=5) == "long"
+
+
+async def test_a_read_that_did_not_wait_holds_nothing(
+    client: Client, start_worker: WorkerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every read counts as one that came back at once (a back-to-back stream of jobs): no hold
+    monkeypatch.setattr(fetcher, "IDLE_BEFORE_HOLD_S", 3600.0)
+    holds: list[float] = []
+
+    async def recorded_hold(handlers: list[asyncio.Task[None]]) -> None:
+        holds.append(time.monotonic())
+
+    monkeypatch.setattr(fetcher, "_hold_after_wake", recorded_hold)
+    worker = await start_worker(TASKS, block_ms=2000)
+    await idle(worker)
+    job = await client.enqueue(quick, tag="c")
+    assert await client.result(job, timeout=5) == "c"
+    assert holds == []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from typing import Any
 
@@ -26,6 +27,11 @@ log = structlog.get_logger("tqflow.worker")
 
 
 WAKE_HOLD_S = 0.002  # the most a woken worker holds its next fetch for the jobs it was woken for
+# A worker holds only when its blocking read waited this long: back to back (the next job submitted as soon
+# as the last one ended, 0.5-0.7 ms apart here) the hold left the worker unblocked when the next job came,
+# which then waited for the held fetch (bench/latency_probe.py, quiet: total p50 0.52 -> 0.63 ms back to back,
+# 0.79 -> 0.67 ms with 3 ms between jobs; docs/benchmarks.md).
+IDLE_BEFORE_HOLD_S = 0.002
 
 
 class Fetcher:
@@ -74,7 +80,7 @@ class Fetcher:
                         self.context.keys, now_ms(), settings.name, prefix, settings.lease_ms, free, plan
                     )
                 )
-                woken = False
+                woken = idle = False
                 if not jobs:
                     self.slots.unreserve(held)
                     held = 0
@@ -83,8 +89,12 @@ class Fetcher:
                     if self.slots.free() > self.slots.waiting:
                         self.slots.reserve(1)
                         held = 1
+                        blocked_at = time.monotonic()
                         jobs = await self._block_for_work(prefix)
                         woken = bool(jobs)
+                        # after a wait: an arrival at an idle worker, not the next of a back-to-back stream
+                        # of jobs (each submitted as the last one ends), which the hold would slow
+                        idle = time.monotonic() - blocked_at >= IDLE_BEFORE_HOLD_S
                     else:
                         await self.slots.wait_for_room(settings.block_ms / 1000)
                 failures = 0
@@ -112,8 +122,10 @@ class Fetcher:
                 except Exception:
                     self.culprits.add(str(job[0]))
                     raise
-            if woken:
+            if woken and idle:
                 await _hold_after_wake(handlers)
+            elif woken:  # let the jobs reach their first await before the next fetch
+                await asyncio.sleep(0)
 
     async def _block_for_work(self, prefix: str) -> list[Any]:
         """Nothing to read: block until an entry arrives on any stream, then start what arrived."""
