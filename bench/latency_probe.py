@@ -1,6 +1,7 @@
 """Where an idle worker's submit-to-done latency goes, step by step.
 
-Usage: bench/.venvs/tqflow/bin/python bench/latency_probe.py [--n 500] [--sync] [--gap-ms G] [--loop L]
+Usage: bench/.venvs/tqflow/bin/python bench/latency_probe.py [--n 500] [--sync] [--gap-ms G] [--hooks]
+    [--loop L]
 
 Starts one worker in a child process (this file, `--worker`), instrumented to stamp the moment its
 blocking stream read returned and the moment it handed the attempt to its runner; the task body stamps its own
@@ -15,6 +16,7 @@ prints p50/p90/p99 of each step (perf_counter is CLOCK_MONOTONIC: comparable acr
   done            -> the producer's BLPOP returned (the body's RPUSH and the producer's wake-up)
 
 --sync submits with SyncClient (a producer without an event loop), as huey's and rq's are measured.
+--hooks gives the worker `tqrun worker`'s hooks (observability.for_worker: metrics, heartbeat, job log).
 --gap-ms G makes the producer sleep G ms after each job (spaced arrivals; without it each job is submitted as
 soon as the last one's stamps arrive, as the benchmark's latency loop does). A job queued before the worker
 blocked again is taken by its fetch call, not woken for: the report counts those, and their 'wake' is the
@@ -58,7 +60,20 @@ async def worker() -> None:
     from tqflow.runtime.connection import connect
     from tqflow.runtime.worker import Worker, WorkerSettings
 
-    w = Worker(connect(URL), {stamped.name: stamped}, NAMESPACE, WorkerSettings())
+    redis = connect(URL)
+    hooks = []
+    if os.environ.get("PROBE_HOOKS"):  # `tqrun worker`'s hooks: metrics, heartbeat, job log, history
+        from tqflow.runtime.logging import configure_logging
+        from tqflow.runtime.observability import for_worker
+
+        configure_logging("info")  # as `tqrun worker` does by default: a job's start line is debug
+
+        every = list(for_worker(redis, NAMESPACE, WorkerSettings().concurrency).hooks)
+        picked = os.environ[
+            "PROBE_HOOKS"
+        ]  # "1": all; or the names of some (e.g. JobLogHooks,AttemptRecorder)
+        hooks = every if picked == "1" else [h for h in every if type(h).__name__ in picked.split(",")]
+    w = Worker(redis, {stamped.name: stamped}, NAMESPACE, WorkerSettings(), hooks=hooks)
     read, spawn = w.redis.xreadgroup, w.runner.spawn
 
     async def timed_read(*args: Any, **kwargs: Any) -> Any:
@@ -142,12 +157,14 @@ def main() -> None:
     parser.add_argument(
         "--gap-ms", type=float, default=0.0, help="the producer sleeps this long between jobs"
     )
+    parser.add_argument("--hooks", action="store_true", help="the worker runs `tqrun worker`'s hooks")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     opts = parser.parse_args()
     if opts.worker:
         eventloop.run(worker(), opts.loop)
         return
-    child = subprocess.Popen([sys.executable, __file__, "--worker", "--loop", opts.loop])
+    env = {**os.environ, **({"PROBE_HOOKS": "1"} if opts.hooks else {})}
+    child = subprocess.Popen([sys.executable, __file__, "--worker", "--loop", opts.loop], env=env)
     try:
         time.sleep(3)  # the worker's start: groups, scripts, registry
         rows, fetched = asyncio.run(produce(opts.n, opts.sync, opts.gap_ms))
