@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
+import httpx
 import pytest
 
 
@@ -152,6 +153,18 @@ async def client(redis: Redis, namespace: str) -> AsyncIterator[Client]:
     made = Client(redis, namespace)
     yield made
     await made.waiter.close()
+
+
+@pytest.fixture
+async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
+    """This test's namespace behind the REST API, in process (no server, no port)."""
+    from tqflow.runtime.api.app import create_app  # here: only the API's tests pay for its import
+    from tqflow.runtime.api.settings import ApiSettings
+
+    app = create_app(ApiSettings(redis_url, namespace))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
+        yield http
+    await app.state.services.close()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,8 +13,6 @@ from redis.asyncio import Redis
 
 from tqflow.cli import exit_codes
 from tqflow.compiler import compile_file
-from tqflow.runtime.api.app import create_app
-from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.params import ParamError
 from tqflow.runtime.registry import load_tasks
@@ -25,14 +22,6 @@ from .test_cli import tqc
 from helpers import WorkerFactory
 
 TASKS = load_tasks(["policy_tasks"], [OBS_FLOWS])
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        yield http
-    await app.state.services.close()
 
 
 async def until(check: Any, timeout: float = 20) -> None:

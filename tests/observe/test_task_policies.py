@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,8 +14,6 @@ from redis.asyncio import Redis
 
 from tqflow.compiler import compile_file
 from tqflow.runtime import catalog
-from tqflow.runtime.api.app import create_app
-from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.policies import NO_RETRY
@@ -32,14 +29,6 @@ from helpers import WorkerFactory
 
 TASKS = load_tasks(["policy_tasks"], [OBS_FLOWS])
 import policy_tasks as pt  # noqa: E402 - loaded from tests/observe/flows above
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        yield http
-    await app.state.services.close()
 
 
 async def worker_ready(start_worker: WorkerFactory, redis: Redis, client: Client) -> Worker:

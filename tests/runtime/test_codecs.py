@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import zlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -22,8 +21,6 @@ import zstandard
 from redis.asyncio import Redis
 
 from tqflow.runtime import catalog, task
-from tqflow.runtime.api.app import create_app
-from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect
 from tqflow.runtime.inspect import Inspector
@@ -250,14 +247,6 @@ async def test_payloads_written_before_bodies_were_bytes_still_run(
     await start_worker(TASKS)
     for job_id in ids:
         assert await client.result(job_id, timeout=10) == value["value"]
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        yield http
-    await app.state.services.close()
 
 
 async def test_post_jobs_takes_a_codec(

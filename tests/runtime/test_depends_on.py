@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from tqflow.runtime import catalog
-from tqflow.runtime.api.app import create_app
-from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.jobs import JobFailed, JobSkipped
@@ -136,14 +133,6 @@ async def test_the_sync_client_and_bulk_take_dependencies(
     assert result == 4
     inspector = Inspector(client.redis, namespace)
     assert [(await inspector.job(j)).depends_on for j in after] == [[first], [first]]
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        yield http
-    await app.state.services.close()
 
 
 async def test_post_jobs_and_tqc_take_dependencies(

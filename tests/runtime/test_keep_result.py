@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
 from tqflow.runtime import catalog
-from tqflow.runtime.api.app import create_app
-from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.jobs import JobNotFound
 from tqflow.runtime.registry import load_tasks
@@ -98,14 +95,6 @@ def test_the_sync_client_takes_it(redis_url: str, namespace: str) -> None:
         sync.enqueue(jt.add, x=1, keep_result="no")
     with pytest.raises(TypeError, match="keep_result must be True or False"):
         task(keep_result="no")(lambda: None)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        yield http
-    await app.state.services.close()
 
 
 def tqc(redis_url: str, namespace: str, *args: str) -> Ran:

@@ -5,7 +5,6 @@ be given back at the job's end (only once a full semaphore looked at its holders
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -14,8 +13,6 @@ from test_flow_limits import throttled
 from tqflow.plan import FlowPlan, ParamPlan
 from tqflow.plan.model import FairPlan
 from tqflow.runtime import catalog
-from tqflow.runtime.api.app import create_app
-from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.expressions import ExpressionError
 from tqflow.runtime.limits import Limiter
@@ -27,14 +24,6 @@ TASKS = load_tasks(["limit_tasks"], [FLOWS])
 import limit_tasks as lt  # noqa: E402 - loaded from tests/flows above
 
 BAD = ["a\tb", "a\nb", "a\x00b", "a\x7fb"]
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        yield http
-    await app.state.services.close()
 
 
 @pytest.mark.parametrize("key", BAD)

@@ -6,16 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tqflow.runtime import catalog
-from tqflow.runtime.api.app import create_app
-from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.inspect import Inspector
@@ -28,14 +24,6 @@ from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["limit_tasks"], [FLOWS])
 import limit_tasks as lt  # noqa: E402 - loaded from tests/flows above
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        yield http
-    await app.state.services.close()
 
 
 async def tqc(redis_url: str, namespace: str, *args: str) -> Ran:

@@ -5,13 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
-from tqflow.runtime.api.app import create_app
-from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.attempts import AttemptRecorder
 from tqflow.runtime.client import Client
 from tqflow.runtime.registry import load_tasks
@@ -21,14 +17,6 @@ from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        yield http
-    await app.state.services.close()
 
 
 async def test_a_success_on_a_retry_shows_its_result_not_the_old_error(

@@ -4,9 +4,16 @@
 -- plain JSON result), attr, index, fstr and `+`; anything else is an error that says so.
 local function key_text(v)
   if type(v) == 'number' and v == math.floor(v) and math.abs(v) < 1e15 then return string.format('%d', v) end
-  if type(v) == 'string' or type(v) == 'number' then return tostring(v) end
   if type(v) == 'boolean' then return v and 'true' or 'false' end
-  error('a limit or fair key must be a string or a number, got a ' .. type(v))
+  if type(v) ~= 'string' and type(v) ~= 'number' then
+    error('a limit or fair key must be a string or a number, got a ' .. type(v))
+  end
+  local text = tostring(v)
+  -- runtime/limits.py key_text: a tab or a newline would split the lines of a job's held slots (`lh`)
+  if string.find(text, '[%z\1-\31\127]') then
+    error('a limit or fair key has a control character (tab, newline, ...): ' .. cjson.encode(text))
+  end
+  return text
 end
 
 local function flow_value(tree, run_id)
@@ -53,9 +60,6 @@ local function flow_limits(o, run_id)
   for _, late in ipairs(o.limx or {}) do
     local key = key_text(flow_value(late[2], run_id))
     if #key > 200 then error('a limit key is ' .. #key .. ' characters long; the limit is 200') end
-    if string.find(key, '[%z\1-\31\127]') then  -- runtime/limits.py key_text: it would split `lh`'s lines
-      error('a limit key has a control character (tab, newline, ...): ' .. cjson.encode(key))
-    end
     o.lim[late[1] + 1].k = key
   end
   o.limx = nil
@@ -66,9 +70,6 @@ end
 local function flow_fair(o, run_id)
   local ok, key = pcall(function() return key_text(flow_value(o.fkx, run_id)) end)
   if not ok then return nil, tostring(key) end
-  if string.find(key, '[%z\1-\31\127]') then
-    return nil, 'the fair key has a control character (tab, newline, ...): ' .. cjson.encode(key)
-  end
   local weight = 1
   if o.fwx then
     local good, w = pcall(flow_value, o.fwx, run_id)
