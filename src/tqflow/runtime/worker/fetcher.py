@@ -32,6 +32,12 @@ WAKE_HOLD_S = 0.002  # the most a woken worker holds its next fetch for the jobs
 # which then waited for the held fetch (bench/latency_probe.py, quiet: total p50 0.52 -> 0.63 ms back to back,
 # 0.79 -> 0.67 ms with 3 ms between jobs; docs/benchmarks.md).
 IDLE_BEFORE_HOLD_S = 0.002
+# After a wake by plain lean jobs (a delivery started each), the next read is the blocking read again, not a
+# fetch call: the streams were empty a moment ago, and a fetch that finds nothing costs Redis ~80k
+# instructions and the worker a round trip, sent while the woken job's first command is in flight. At most
+# this many such reads in a row, then a fetch (a backlog is fetched in batches, limits and fair shares are
+# the fetch's); any other entry (a `j` entry: flows, fair shares, limits) makes the next read a fetch.
+DIRECT_READS = 4
 
 
 class Fetcher:
@@ -60,7 +66,7 @@ class Fetcher:
     async def run(self, stop: asyncio.Event) -> None:
         settings = self.context.settings
         token = uuid.uuid4().hex[:12]
-        batch = failures = 0
+        batch = failures = direct = 0
         while not stop.is_set():
             free = self._free()
             if 0 < free < settings.concurrency // 2 and self.slots.any_held():
@@ -71,15 +77,20 @@ class Fetcher:
                 continue
             batch += 1
             prefix = f"{token}.{batch}."
-            plan = self.planner.plan(free)
-            self.slots.reserve(free)  # other partitions' fetchers of this worker leave them (slots.py)
-            held = free
+            held = 0
             try:
-                jobs = await self.context.scripts.run(
-                    calls.fetch(
-                        self.context.keys, now_ms(), settings.name, prefix, settings.lease_ms, free, plan
+                if 0 < direct <= DIRECT_READS:
+                    jobs = []  # the last read was a wake by plain lean jobs: block again at once
+                else:
+                    plan = self.planner.plan(free)
+                    self.slots.reserve(free)  # other partitions' fetchers leave them (slots.py)
+                    held = free
+                    jobs = await self.context.scripts.run(
+                        calls.fetch(
+                            self.context.keys, now_ms(), settings.name, prefix, settings.lease_ms, free, plan
+                        )
                     )
-                )
+                    direct = 0
                 woken = idle = False
                 if not jobs:
                     self.slots.unreserve(held)
@@ -90,16 +101,19 @@ class Fetcher:
                         self.slots.reserve(1)
                         held = 1
                         blocked_at = time.monotonic()
-                        jobs = await self._block_for_work(prefix)
+                        jobs, plain = await self._block_for_work(prefix)
                         woken = bool(jobs)
+                        direct = direct + 1 if woken and plain else 0
                         # after a wait: an arrival at an idle worker, not the next of a back-to-back stream
                         # of jobs (each submitted as the last one ends), which the hold would slow
                         idle = time.monotonic() - blocked_at >= IDLE_BEFORE_HOLD_S
                     else:
+                        direct = 0
                         await self.slots.wait_for_room(settings.block_ms / 1000)
                 failures = 0
             except (RedisError, OSError) as err:
                 self.slots.unreserve(held)
+                direct = 0
                 # Redis unreachable or refusing: back off and retry. Attempts started by a reply we lost
                 # are reclaimed when their lease runs out (at-least-once).
                 failures += 1
@@ -127,8 +141,9 @@ class Fetcher:
             elif woken:  # let the jobs reach their first await before the next fetch
                 await asyncio.sleep(0)
 
-    async def _block_for_work(self, prefix: str) -> list[Any]:
-        """Nothing to read: block until an entry arrives on any stream, then start what arrived."""
+    async def _block_for_work(self, prefix: str) -> tuple[list[Any], bool]:
+        """Nothing to read: block until an entry arrives on any stream, then start what arrived. Returns the
+        started attempts, and whether each was a plain lean job (started by its delivery)."""
         settings, keys = self.context.settings, self.context.keys
         reply: Any = await self.context.redis.xreadgroup(
             keys.group,
@@ -152,7 +167,7 @@ class Fetcher:
         if read:
             call = calls.start_many(keys, now_ms(), settings.name, prefix, settings.lease_ms, read)
             started += await self.context.scripts.run(call)
-        return started
+        return started, not read
 
 
 async def _hold_after_wake(handlers: list[asyncio.Task[None]]) -> None:
