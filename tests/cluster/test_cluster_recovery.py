@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from cluster_helpers import finish_as, ghost_start, nap_plan, nap_tasks, start_naps
 from redis.asyncio import Redis
@@ -122,3 +123,29 @@ async def test_stopping_hands_back_unfinished_jobs_at_once(
     info = await client.wait(run_id, timeout=10)
     assert info.state == "succeeded" and info.jobs["sleep"].attempt == 2
     assert module.done.count("handback0") == 1  # the first attempt was stopped, not finished
+
+
+async def test_a_pass_sweeps_every_stream_in_one_round_trip(client: Client, redis: Redis) -> None:
+    """The first page of every stream goes in one pipeline: a pass over an idle deployment is one round trip,
+    and what it finds on any stream is reclaimed as by one call a stream."""
+    await client.enqueue("cluster_tasks.nap", priority="high", key="h", ms=0)
+    await client.enqueue("cluster_tasks.nap", priority="low", key="l", ms=0)
+    attempts = await ghost_start(redis, client.keys, "ghost-levels", count=1)
+    assert len(attempts) == 2  # one a level: two streams hold a dead worker's entry
+    await asyncio.sleep(0.15)
+    keys = ClusterKeys(client.keys)
+    reclaimer = Reclaimer(redis, keys, "reaper", ["default"], FAST, lambda: True, lambda: False)
+    sent: list[str] = []
+    run = reclaimer.scripts.run
+
+    async def counted(call: Any) -> Any:
+        sent.append(call.name)
+        return await run(call)
+
+    reclaimer.scripts.run = counted  # type: ignore[method-assign]
+    counts = await reclaimer.once()
+    assert counts.reclaimed == 2, counts
+    assert "cluster_reclaim" not in sent, "a first page went alone, not in the pass's pipeline"
+    for job_id, token in attempts:
+        assert await finish_as(redis, client.keys, job_id, token) == "stale"
+    assert await reclaimer.once() == type(counts)()

@@ -22,7 +22,7 @@ from tqflow.runtime.cluster.settings import ClusterSettings
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.cluster_keys import ClusterKeys
-from tqflow.runtime.store.scripts import Scripts
+from tqflow.runtime.store.scripts import Scripts, missing_function
 
 log = structlog.get_logger("tqflow.cluster")
 PAGE = 200
@@ -105,35 +105,73 @@ class Reclaimer:
         return [s for q in queues for s in self.keys.base.streams(q)]
 
     async def sweep(self, streams: list[str], steal_ms: int = 0) -> ReclaimCounts:
+        """The pending entries of `streams`, a page a call: the first page of every stream in one round trip
+        (a pass over an idle deployment is that one round trip, not one a stream), then the rest of each."""
         counts = ReclaimCounts()
         min_idle = steal_ms or self.settings.heartbeat_ms
-        for stream in streams:
-            cursor = "-"
+        if not streams or not self._quick():
+            return counts
+
+        def page(stream: str, cursor: str) -> calls.ScriptCall:
+            return calls.reclaim(
+                self.keys,
+                stream,
+                now_ms(),
+                min_idle,
+                PAGE,
+                cursor,
+                self.settings.max_deliveries,
+                steal_ms,
+                self.name,
+                self.sent_ms(),
+                self.max_age_ms,
+            )
+
+        more: list[tuple[str, str]] = []
+        firsts = await self._first_pages([page(stream, "-") for stream in streams])
+        for stream, reply in zip(streams, firsts, strict=True):
+            if reply is not None:
+                counts.add(reply[:4])
+                if reply[4]:
+                    more.append((stream, f"({reply[4]}"))
+        for stream, cursor in more:
             while cursor:
                 if not self._quick():
                     return counts
                 try:
-                    call = calls.reclaim(
-                        self.keys,
-                        stream,
-                        now_ms(),
-                        min_idle,
-                        PAGE,
-                        cursor,
-                        self.settings.max_deliveries,
-                        steal_ms,
-                        self.name,
-                        self.sent_ms(),
-                        self.max_age_ms,
-                    )
-                    reply = await self.scripts.run(call)
-                except ResponseError as err:  # NOGROUP: nobody reads this stream yet
+                    reply = await self.scripts.run(page(stream, cursor))
+                except ResponseError as err:  # NOGROUP: the stream was deleted since
                     if "NOGROUP" not in str(err):
                         raise
                     break
                 counts.add(reply[:4])
                 cursor = f"({reply[4]}" if reply[4] else ""
         return counts
+
+    async def _first_pages(self, pages: list[calls.ScriptCall]) -> list[Any]:
+        """The calls' replies, sent in one pipeline; None for a stream nobody reads yet (NOGROUP). A call the
+        server could not run from its cache (a restart or a flush emptied it) is run again alone, which
+        loads the scripts (Scripts.run)."""
+        if self.scripts.functions is None:  # the pipeline's form (FCALL or EVALSHA) is known once loaded
+            await self.scripts.ensure_loaded()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call in pages:
+                self.scripts.queue(pipe, call)
+            replies = await pipe.execute(raise_on_error=False)
+        out: list[Any] = []
+        for call, reply in zip(pages, replies, strict=True):
+            if isinstance(reply, ResponseError) and ("NOSCRIPT" in str(reply) or missing_function(reply)):
+                try:
+                    reply = await self.scripts.run(call)
+                except ResponseError as err:
+                    reply = err
+            if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+                out.append(None)
+            elif isinstance(reply, BaseException):
+                raise reply
+            else:
+                out.append(reply)
+        return out
 
     async def expired_leases(self) -> ReclaimCounts:
         counts = ReclaimCounts()
