@@ -15,6 +15,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import new_run_id, now_ms
 from tqflow.runtime.store.calls import ScriptCall, run_jobs
+from tqflow.runtime.store.records import run_context
 
 from helpers import FLOWS, WorkerFactory, plan_with
 from helpers import job_plan as job
@@ -169,3 +170,37 @@ async def test_a_released_signal_job_without_delay_ms_waits_for_its_payload(
             break
         await asyncio.sleep(0.05)
     assert await redis.hget(client.keys.job(f"{run_id}.s"), "state") == "awaiting"
+
+
+def test_a_run_context_is_read_from_its_lines_its_outputs_and_older_json() -> None:
+    """The start sends a run job's context as lines (no cjson.encode in Redis), with its upstream outputs as
+    items after them; a fan-out item's, or an older tqflow's, is JSON; garbage raises (dead-lettered)."""
+    lines = "\nR1\nb\nchain\n" + '{"x":{"out":"a"}}' + "\n\n\n\n{}\n1700"
+    assert run_context(lines, "R1.b") == {
+        "run": "R1",
+        "name": "b",
+        "flow": "chain",
+        "args": '{"x":{"out":"a"}}',
+        "params": "{}",
+        "created": "1700",
+        "outputs": {},
+    }
+    got = run_context([lines, "a", "J-|3", "z", None], "R1.b")
+    assert got is not None and got["outputs"] == {"a": "J-|3", "z": None}
+    unnamed = run_context("\nR1\n\nchain\n{}\n" + '{"status":["a","done"]}' + "\n\n\n\n", "R1.b")
+    assert unnamed is not None and unnamed["name"] == "b" and unnamed["when"] == '{"status":["a","done"]}'
+    assert unnamed["params"] is None and "created" not in unnamed
+    older = json.dumps({"run": "R1", "name": "b", "flow": "chain", "args": "{}", "outputs": {}, "params": 1})
+    assert run_context(older, "R1.b") == json.loads(older)
+    assert run_context('{"parent": "R1.f", "of_run": "R1", "flow": "chain"}', "R1.f.0") == {
+        "parent": "R1.f",
+        "of_run": "R1",
+        "flow": "chain",
+    }
+    assert run_context(None, "x") is None and run_context(False, "x") is None
+    for bad in ("\nR1\nb\nchain\n{}\n\n\n\n{}\n1700\nextra", "[1]", [lines, "a"], 3):
+        try:
+            run_context(bad, "R1.b")
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad!r} was read")

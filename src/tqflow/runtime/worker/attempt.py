@@ -12,7 +12,7 @@ from tqflow.runtime.expressions import Environment
 from tqflow.runtime.hooks import OutcomeEvent, attempt_event, outcome_event
 from tqflow.runtime.partitions import external_id
 from tqflow.runtime.runs import now_ms, run_environment
-from tqflow.runtime.store import payloads
+from tqflow.runtime.store import payloads, records
 from tqflow.runtime.store.payloads import PayloadSettings
 from tqflow.runtime.task import TaskOptions
 
@@ -96,9 +96,7 @@ class Attempt:
             if not 0 <= level < LEVELS:
                 raise ValueError(f"priority level {level} out of range")
             waited_from = int(enqueued) if enqueued else None
-            self.run = json.loads(run) if run else None
-            if self.run is not None and not isinstance(self.run, dict):
-                raise ValueError(f"run info is a {type(self.run).__name__}, not an object")
+            self.run = records.run_context(run, self.job_id)
         except Exception as err:  # anything a garbage field raises
             self.malformed = f"the job's record does not parse: {type(err).__name__}: {str(err)[:200]}"
             self.opts, self.retry, self.timeout_ms = {}, NO_RETRY, None

@@ -700,8 +700,9 @@ end
 
 -- Make a delivered stream entry this worker's attempt (a new token), or drop a stale entry (its job was
 -- moved, cancelled or already handled). Returns the attempt as a flat list, or nil.
--- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (JSON or false;
--- for a fan-out item, its parent, run and flow: {parent, of_run, flow})
+-- The list: id, token, attempt, task, payload, opts, queue, prio, enqueued, deadline_at, run info (false; a run
+-- job's its lines, or those and its outputs, see below: store/records.py run_context reads it; for a fan-out
+-- item, JSON of its parent, run and flow: {parent, of_run, flow})
 -- A stream entry naming no job, or a job that does not exist, is dead-lettered under its own record
 -- (`malformed-STREAM-ENTRY`) with the reason, so bad input is visible in the DLQ instead of vanishing (F8).
 local function reject_entry(id, stream, entry, now)
@@ -827,20 +828,28 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   local info = false
   local run_id = f[10]
   if run_id then
-    local outputs = {}
     local run_f = run_starts[run_id]  -- a run's params and creation do not change: read once a call
     if not run_f then
       run_f = redis.call('HMGET', run_key(run_id), 'params', 'created')
       run_starts[run_id] = run_f
     end
+    -- The run context as one text, a newline, then its parts a line each (store/records.py run_context
+    -- reads it): a cjson.encode of it, or a list of its parts, cost ~15k instructions more a start
+    -- (callgrind: escaping the JSON texts, a reply item each). No part holds a newline: JSON escapes one in
+    -- a string, and neither a run id, a job's name nor a flow's has one (a hand-made one that does makes the
+    -- parts too many: the worker dead-letters the attempt as malformed). Its upstream outputs (a result can
+    -- hold anything) follow the text as items, name and result (false: none) a data dependency.
+    info = '\n' .. run_id .. '\n' .. (h.name or '') .. '\n' .. (h.flow or '') .. '\n' .. (h.args or '') .. '\n'
+      .. (h['when'] or '') .. '\n' .. (h.fan_out or '') .. '\n' .. (h.unique or '') .. '\n' .. (run_f[1] or '')
+      .. '\n' .. (run_f[2] or '')
     if h.data_deps and h.data_deps ~= '[]' then
+      local outputs = {info}
       for _, dep in ipairs(decoded(h.data_deps)) do
-        outputs[dep] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or cjson.null
+        outputs[#outputs + 1] = dep
+        outputs[#outputs + 1] = redis.call('HGET', job_key(run_id .. '.' .. dep), 'result') or false
       end
+      info = outputs
     end
-    info = cjson.encode({run = run_id, name = h.name, flow = h.flow, args = h.args, when = h['when'],
-      fan_out = h.fan_out, unique = h.unique, outputs = outputs, params = run_f[1] or cjson.null,
-      created = run_f[2]})
   elseif f[15] then  -- a fan-out item: no run context, but its parent, run and flow (logs, its result's codec)
     info = cjson.encode({parent = f[15], of_run = h.of_run or '', flow = h.flow or ''})
   end
