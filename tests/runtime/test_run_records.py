@@ -10,10 +10,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from tqflow.plan import FlowPlan, OutputPlan
+from tqflow.plan import FlowPlan, JobPlan, OutputPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.registry import load_tasks
-from tqflow.runtime.runs import new_run_id, now_ms
+from tqflow.runtime.runs import job_records, new_run_id, now_ms
 from tqflow.runtime.store.calls import ScriptCall, run_jobs
 from tqflow.runtime.store.records import run_context
 
@@ -44,7 +44,11 @@ async def test_a_run_job_record_holds_no_field_at_its_default(client: Client, re
     run_id = await client.start_run("chain")  # no worker: a is queued, b and c wait
     b = await redis.hgetall(client.keys.job(f"{run_id}.b"))
     assert list(b)[:5] == ["run", "state", "created", "name", "deps_left"]  # the order the hash keeps
-    assert (b["state"], b["deps_left"], b["data_deps"], b["dependents"]) == ("waiting", "1", '["a"]', '["c"]')
+    assert (b["state"], b["deps_left"], b["data_deps"]) == ("waiting", "1", '["a"]')
+    # c reads no output, has no delay, options …: b lists it with its `after` (its release reads 3 fields)
+    assert json.loads(b["dependents"]) == [["c", {"status": ["b", "succeeded"]}]]
+    a = await redis.hgetall(client.keys.job(f"{run_id}.a"))
+    assert json.loads(a["dependents"]) == ["b"]  # b reads a's output: its release reads its record
     for default in ("id", "attempt", "opts", "delay_ms", "deadline_ms", "fan_out", "unique", "when", "after"):
         assert default not in b, default
     c = await redis.hgetall(client.keys.job(f"{run_id}.c"))
@@ -170,6 +174,66 @@ async def test_a_released_signal_job_without_delay_ms_waits_for_its_payload(
             break
         await asyncio.sleep(0.05)
     assert await redis.hget(client.keys.job(f"{run_id}.s"), "state") == "awaiting"
+
+
+def after_root(name: str) -> JobPlan:
+    """A job that waits for `root` and reads nothing of it."""
+    return job(name, "job_tasks.add", {"x": {"lit": 2}}, ["root"]).model_copy(update={"data_deps": []})
+
+
+async def test_a_listed_dependent_is_released_at_the_level_it_was_moved_to_while_it_waited(
+    client: Client, redis: Redis, start_worker: WorkerFactory
+) -> None:
+    """A dependent its upstream lists with its `after` (runs.py _listed) is released reading its state and
+    level from its record: reprioritized while it waits, it runs at the new level; cancelled, it stays so."""
+    flow = FlowPlan(
+        name="moved",
+        jobs={
+            "root": job("root", "job_tasks.add", {"x": {"lit": 1}}),
+            "moved": after_root("moved"),
+            "gone": after_root("gone"),
+            "last": job("last", "job_tasks.add", {"x": {"lit": 4}}).model_copy(
+                update={"waits_for": ["moved", "gone"], "after": {"status": ["moved", "succeeded"]}}
+            ),
+        },
+        order=["root", "moved", "gone", "last"],
+    )
+    await client.deploy(plan_with(flow))
+    run_id = await client.start_run("moved")
+    root = await redis.hgetall(client.keys.job(f"{run_id}.root"))
+    assert all(isinstance(d, list) for d in json.loads(root["dependents"])), root
+    assert await client.reprioritize(f"{run_id}.moved", "critical") == "updated"
+    await client.cancel(f"{run_id}.gone")
+    await start_worker(TASKS)
+    info = await client.wait(run_id, timeout=20)
+    assert {n: info.jobs[n].state for n in flow.order} == {
+        "root": "succeeded",
+        "moved": "succeeded",
+        "gone": "cancelled",
+        "last": "succeeded",
+    }, info
+    moved = await redis.hgetall(client.keys.job(f"{run_id}.moved"))
+    assert (moved["prio"], moved["stream"]) == ("0", client.keys.stream("default", 0))
+
+
+def test_a_long_after_is_not_repeated_in_the_upstream_records() -> None:
+    """An `after` longer than AFTER_LISTED is read from the dependent's own record (each upstream would hold
+    a copy of it); a job with a delay, options … is always listed by name."""
+    names = [f"c{i}" for i in range(40)]
+    jobs = {"root": job("root", "job_tasks.add", {"x": {"lit": 1}})}
+    for name in names:
+        jobs[name] = after_root(name)
+    jobs["join"] = job("join", "job_tasks.add", {"x": {"lit": 3}}).model_copy(
+        update={"waits_for": names, "after": {"all": [{"status": [n, "succeeded"]} for n in names]}}
+    )
+    jobs["late"] = job("late", "job_tasks.add", {"x": {"lit": 3}}).model_copy(
+        update={"waits_for": ["root"], "delay_ms": 10}
+    )
+    flow = FlowPlan(name="wide", jobs=jobs, order=["root", *names, "join", "late"])
+    records = {r["name"]: r for r in job_records(flow)}
+    assert json.loads(records["c0"]["dependents"]) == ["join"]
+    assert json.loads(records["root"]["dependents"])[:2] == [["c0"], ["c1"]]
+    assert json.loads(records["root"]["dependents"])[-1] == "late"
 
 
 def test_a_run_context_is_read_from_its_lines_its_outputs_and_older_json() -> None:
