@@ -734,6 +734,7 @@ end
 -- `fields`: the entry's fields when the caller read them (fetch.lua); with `id` nil too (start_many), they
 -- are read here. A lean entry just delivered to this worker is its job's first attempt, and nothing is
 -- written (see lean_id): the attempt is the entry's, the row is made from the fields.
+local started_row  -- (below)
 local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   local read_here = fields ~= nil  -- delivered by this script's own XREADGROUP (fetch.lua), not before it
   if id == nil then
@@ -756,7 +757,8 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   -- limited one takes its slots and tokens here and stays lean (its entry, pending, fences the attempt; a
   -- record made later lists the slots from its options: lean_held), or it is parked, which writes its
   -- record (limits.lua).
-  if fields and id ~= nil and id == lean_id_at(stream, entry)
+  -- (a `j` entry, as a run job's, is never its job's lean entry: no lean_id_at, whose match costs ~5k)
+  if fields and id ~= nil and fields[1] ~= 'j' and id == lean_id_at(stream, entry)
     and (read_here or redis.call('HEXISTS', k, 'state') == 0) then
     local q, p = lean_parts(id)
     local rec = lean_record(q, p, entry, fields)
@@ -783,7 +785,7 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   local fresh  -- a limited lean job starting from the entry just read: its record is written below
   if id ~= nil and not f[1] then  -- a lean job with no record: made from its entry
     local rec
-    if fields and id == lean_id_at(stream, entry) then
+    if fields and fields[1] ~= 'j' and id == lean_id_at(stream, entry) then
       local q, p = lean_parts(id)
       rec = lean_record(q, p, entry, fields)
       fresh = rec
@@ -815,18 +817,29 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     if id == nil or not state then reject_entry(id, stream, entry, now) end
     return nil
   end
-  local attempt = tonumber(f[11] or '0')
-  if not attempt then error('hash value is not an integer (attempt)') end  -- start_guarded dead-letters it
-  attempt = attempt + 1
-  local running = {'state', 'running', 'attempt', txt(attempt), 'token', token, 'worker', worker,
-    'started', txt(now), 'lease_until', txt(now + lease), 'stream', stream}
+  local attempt, attempt_text = 1, '1'  -- a first attempt: no record holds `attempt` before it
+  if f[11] then
+    attempt = tonumber(f[11])
+    if not attempt then error('hash value is not an integer (attempt)') end  -- start_guarded dead-letters it
+    attempt = attempt + 1
+    attempt_text = txt(attempt)
+  end
   local fed = f[14] and f[14] ~= ''
+  local limited = f[5] and (not f[16] or f[16] == '') and string.find(f[5], '"lim"', 1, true)
+  if not (fed or limited or fresh) then
+    -- the common start: one HSET of its fields as they are (a table of them and its unpack cost ~3k more)
+    redis.call('HSET', k, 'state', 'running', 'attempt', attempt_text, 'token', token, 'worker', worker,
+      'started', txt(now), 'lease_until', txt(now + lease), 'stream', stream)
+    return started_row(h, f, id, token, attempt)
+  end
+  local running = {'state', 'running', 'attempt', attempt_text, 'token', token, 'worker', worker,
+    'started', txt(now), 'lease_until', txt(now + lease), 'stream', stream}
   if fed then  -- fed by the fair share (fair.lua): its key's next job may take its place on the stream
     fair_taken(f[6], f[14], now)
     running[#running + 1] = 'ff'; running[#running + 1] = ''
   end
   -- limited: a slot of each limit, or it waits (limits.lua); a fan-out's limits are its items'
-  if f[5] and (not f[16] or f[16] == '') and string.find(f[5], '"lim"', 1, true) then
+  if limited then
     if string.find(f[5], '"limx"', 1, true) then  -- a flow job's key that reads an upstream output
       f[5] = cjson.encode(flow_limits(cjson.decode(f[5]), f[10]))
       redis.call('HSET', k, 'opts', f[5])
@@ -842,6 +855,11 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   end
   if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, running)))
   else redis.call('HSET', k, unpack(running)) end
+  return started_row(h, f, id, token, attempt)
+end
+
+-- start_entry's row of an attempt it started (`h`: the record as read, `f`: its fields start_entry reads).
+started_row = function(h, f, id, token, attempt)
   local info = false
   local run_id = f[10]
   if run_id then
