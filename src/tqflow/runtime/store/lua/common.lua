@@ -343,8 +343,8 @@ local function schedule(id, now, known)
   local f = known or redis.call('HMGET', k, 'delay_ms', 'deadline_ms', 'queue', 'prio', 'opts', 'signal', 'subflow')
   if f[6] then return await_signal(k, id, now, tonumber(f[6]) or 0) end
   if f[7] then start_subflow(k, id, now); return false end
-  local delay = tonumber(f[1] or '0') or 0
-  local deadline = tonumber(f[2] or '0') or 0
+  local delay = f[1] and tonumber(f[1]) or 0  -- (no tonumber, a C call, for none)
+  local deadline = f[2] and tonumber(f[2]) or 0
   if delay > 0 then
     if deadline > 0 then redis.call('HSET', k, 'deadline_at', now + delay + deadline) end
     delay_job(k, id, 'scheduled', now + delay)
@@ -573,26 +573,35 @@ on_terminal = function(id, now, known)
   if parent and parent ~= '' then return child_done(parent, now) end
   if not run_id or run_id == '' then return end
   local rk = run_key(run_id)
-  local worklist = {id}
+  -- (a worklist kept by hand, a numeric loop over the dependents: table.remove, ipairs and its iterator
+  -- are C calls, ~1.4k instructions each here, callgrind)
+  local worklist, n = {id}, 1
   local open = 1
-  while #worklist > 0 do
-    local current = table.remove(worklist)
+  while n > 0 do
+    local current = worklist[n]
+    worklist[n] = nil
+    n = n - 1
     local state, dependents
     if current == id and known and known[6] then state, dependents = known[6], known[5]
-    else state, dependents = unpack(redis.call('HMGET', job_key(current), 'state', 'dependents')) end
+    else
+      local f = redis.call('HMGET', job_key(current), 'state', 'dependents')
+      state, dependents = f[1], f[2]
+    end
     open = redis.call('HINCRBY', rk, 'open', '-1')
     if state == 'dead' then redis.call('HINCRBY', rk, 'failed', 1) end
     if state == 'cancelled' then redis.call('HINCRBY', rk, 'cancelled', 1) end
     if dependents and dependents ~= '[]' then
-      local ended = string.sub(current, #run_id + 2)  -- its name: the id is RUN.NAME
+      local ended  -- its name (the id is RUN.NAME), made when a dependent is resolved
       -- a name, or {name[, after]} (see resolve); indexing a string gives nil, where type() is a C call
-      -- (~1.4k instructions a call here, callgrind)
-      for _, name in ipairs(decoded(dependents)) do
+      local list = decoded(dependents)
+      for j = 1, #list do
+        local name = list[j]
         local listed = name[1] and name
         if listed then name = listed[1] end
         local dep = run_id .. '.' .. name
         if redis.call('HINCRBY', job_key(dep), 'deps_left', '-1') == 0 then
-          if resolve(dep, now, run_id, ended, state, listed) then table.insert(worklist, dep) end
+          ended = ended or string.sub(current, #run_id + 2)
+          if resolve(dep, now, run_id, ended, state, listed) then n = n + 1; worklist[n] = dep end
         end
       end
     end
@@ -1056,9 +1065,10 @@ finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks,
     return finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, nil, k)
   end
   -- one HMGET fences every end with a record; a lean job's record without a state is a waiter's flag (`w`)
-  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh, after_me = unpack(
-    redis.call('HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent',
-    'dependents', 'lh', 'dependent_jobs'))
+  local r = redis.call('HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent',
+    'dependents', 'lh', 'dependent_jobs')
+  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh, after_me =
+    r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
   if lean and not state then
     return finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter, k)
   end

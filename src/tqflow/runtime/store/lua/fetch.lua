@@ -29,7 +29,8 @@ local function read(stream, count, index)
     if want <= 0 then break end
     local reply = redis.call('XREADGROUP', 'GROUP', GROUP, worker, 'COUNT', want, 'STREAMS', stream, '>')
     local entries = reply and reply[1][2] or {}
-    for _, e in ipairs(entries) do
+    for j = 1, #entries do  -- (not ipairs: its iterator is a C call an entry)
+      local e = entries[j]
       local eid, f = e[1], e[2]
       n = n + 1
       -- The common entry, as enqueue.lua writes a lean job (t, p[, o][, l]), read here for the first time:
