@@ -34,7 +34,7 @@ from redis.asyncio import Redis  # noqa: E402
 
 from tqflow.runtime.client import Client  # noqa: E402
 from tqflow.runtime.runs import now_ms  # noqa: E402
-from tqflow.runtime.store import calls  # noqa: E402
+from tqflow.runtime.store import calls, records  # noqa: E402
 
 
 class Server:
@@ -60,6 +60,17 @@ class Server:
                         return int(line.split()[1])
             time.sleep(0.05)
         raise RuntimeError("no callgrind dump")
+
+
+def for_end(row: list[object]) -> tuple[object, ...]:
+    """What a worker sends back at an attempt's end: what its start gave for it (records.run_context's
+    StartKnown: stream, entry, run, parent, dependents in place of a lean job's arguments and options), in
+    a tree that has it."""
+    try:
+        _, known = records.run_context(row[10], str(row[0]))  # type: ignore[attr-defined]
+    except Exception:  # an older tree
+        return ()
+    return tuple(known) if isinstance(known, tuple) else ()
 
 
 async def main() -> None:
@@ -104,7 +115,7 @@ async def measure(server: Server, args: argparse.Namespace) -> None:
 
     async def finish(rows: list[list[object]]) -> None:
         now = now_ms()
-        attempts = [(row[0], row[1], "succeeded", "J-|0", 0, "", now, row[3]) for row in rows]
+        attempts = [(row[0], row[1], "succeeded", "J-|0", 0, "", now, row[3], *for_end(row)) for row in rows]
         for i in range(0, len(attempts), args.batch):
             await scripts.run(calls.finish_many(keys, now, 86_400_000, attempts[i : i + args.batch], "w1"))
 

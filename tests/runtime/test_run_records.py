@@ -14,8 +14,9 @@ from tqflow.plan import FlowPlan, JobPlan, OutputPlan
 from tqflow.runtime.client import Client
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import job_records, new_run_id, now_ms
+from tqflow.runtime.store import calls
 from tqflow.runtime.store.calls import ScriptCall, run_jobs
-from tqflow.runtime.store.records import run_context
+from tqflow.runtime.store.records import StartKnown, run_context
 
 from helpers import FLOWS, WorkerFactory, plan_with
 from helpers import job_plan as job
@@ -236,11 +237,45 @@ def test_a_long_after_is_not_repeated_in_the_upstream_records() -> None:
     assert json.loads(records["root"]["dependents"])[-1] == "late"
 
 
+async def test_an_end_that_sends_back_what_its_start_gave_is_fenced_by_its_token(
+    client: Client, redis: Redis
+) -> None:
+    """A run job's end with what its start gave (records.StartKnown in finish_many's ARGV: stream, entry,
+    run, dependents; the record is not read for them) is still fenced by the record's token, and releases
+    the dependents it names; the same end without them reads the record (a worker of an older start)."""
+    await client.deploy(plan_with(chain()))
+    run_id = await client.start_run("chain")
+    keys, scripts = client.keys, client.scripts
+    stream = keys.stream("default", 2)
+    await redis.xgroup_create(stream, "tqflow", id="0", mkstream=True)  # (a worker's start makes it)
+    [row] = await scripts.run(calls.fetch(keys, now_ms(), "w1", "w1:t:", 60_000, 10, [(stream, 10)]))
+    assert row[0] == f"{run_id}.a"
+    _, known = run_context(row[10], row[0])
+    assert known == StartKnown(stream, known.entry if known else "", run_id, "", '["b"]'), known
+    assert known is not None
+    end = [row[0], row[1], "succeeded", "J-|3", 0, "", now_ms(), row[3], *known]
+    forged = [row[0], "w1:t:forged", *end[2:]]
+    assert await scripts.run(calls.finish_many(keys, now_ms(), 0, [forged], "w1")) == ["stale"]
+    assert await redis.hget(keys.job(row[0]), "state") == "running"
+    assert await scripts.run(calls.finish_many(keys, now_ms(), 0, [end], "w1")) == ["succeeded"]
+    assert await scripts.run(calls.finish_many(keys, now_ms(), 0, [end], "w1")) == ["stale"]  # once
+    assert await redis.hget(keys.job(f"{run_id}.b"), "state") == "queued"  # released by a's end
+    [row] = await scripts.run(calls.fetch(keys, now_ms(), "w1", "w1:t:", 60_000, 10, [(stream, 10)]))
+    assert row[0] == f"{run_id}.b"
+    plain = [row[0], row[1], "succeeded", "J-|13", 0, "", now_ms(), row[3]]  # nothing sent back: read
+    assert await scripts.run(calls.finish_many(keys, now_ms(), 0, [plain], "w1")) == ["succeeded"]
+    assert await redis.hget(keys.job(f"{run_id}.c"), "state") == "queued"
+    assert await redis.xlen(stream) == 1  # a's and b's entries acked and dropped: c's is left
+
+
 def test_a_run_context_is_read_from_its_lines_its_outputs_and_older_json() -> None:
-    """The start sends a run job's context as lines (no cjson.encode in Redis), with its upstream outputs as
-    items after them; a fan-out item's, or an older tqflow's, is JSON; garbage raises (dead-lettered)."""
-    lines = "\nR1\nb\nchain\n" + '{"x":{"out":"a"}}' + "\n\n\n\n{}\n1700"
-    assert run_context(lines, "R1.b") == {
+    """The start sends a run job's context as lines (no cjson.encode in Redis), then what its end needs (its
+    stream, entry and dependents: the worker sends them back), with its upstream outputs as items after
+    them; a fan-out item's, or an older tqflow's, is JSON (the end reads its record); garbage raises."""
+    end = "\n{t}:q:default:2\n1-1\n" + '["c"]'
+    lines = "\nR1\nb\nchain\n" + '{"x":{"out":"a"}}' + "\n\n\n\n{}\n1700" + end
+    context, known = run_context(lines, "R1.b")
+    assert context == {
         "run": "R1",
         "name": "b",
         "flow": "chain",
@@ -249,20 +284,19 @@ def test_a_run_context_is_read_from_its_lines_its_outputs_and_older_json() -> No
         "created": "1700",
         "outputs": {},
     }
-    got = run_context([lines, "a", "J-|3", "z", None], "R1.b")
+    assert known == StartKnown("{t}:q:default:2", "1-1", "R1", "", '["c"]')
+    got, _ = run_context([lines, "a", "J-|3", "z", None], "R1.b")
     assert got is not None and got["outputs"] == {"a": "J-|3", "z": None}
-    unnamed = run_context("\nR1\n\nchain\n{}\n" + '{"status":["a","done"]}' + "\n\n\n\n", "R1.b")
-    assert unnamed is not None and unnamed["name"] == "b" and unnamed["when"] == '{"status":["a","done"]}'
-    assert unnamed["params"] is None and "created" not in unnamed
+    when = '{"status":["a","done"]}'
+    unnamed, known = run_context("\nR1\n\nchain\n{}\n" + when + "\n\n\n\n\n\n1-1\n", "R1.b")
+    assert unnamed is not None and unnamed["name"] == "b" and unnamed["when"] == when
+    assert unnamed["params"] is None and "created" not in unnamed and known is None  # no stream: none known
     older = json.dumps({"run": "R1", "name": "b", "flow": "chain", "args": "{}", "outputs": {}, "params": 1})
-    assert run_context(older, "R1.b") == json.loads(older)
-    assert run_context('{"parent": "R1.f", "of_run": "R1", "flow": "chain"}', "R1.f.0") == {
-        "parent": "R1.f",
-        "of_run": "R1",
-        "flow": "chain",
-    }
-    assert run_context(None, "x") is None and run_context(False, "x") is None
-    for bad in ("\nR1\nb\nchain\n{}\n\n\n\n{}\n1700\nextra", "[1]", [lines, "a"], 3):
+    assert run_context(older, "R1.b") == (json.loads(older), None)
+    item = {"parent": "R1.f", "of_run": "R1", "flow": "chain"}
+    assert run_context(json.dumps(item), "R1.f.0") == (item, None)
+    assert run_context(None, "x") == (None, None) and run_context(False, "x") == (None, None)
+    for bad in (lines + "\nextra", lines[: -len(end)], "[1]", [lines, "a"], 3):
         try:
             run_context(bad, "R1.b")
         except ValueError:

@@ -197,11 +197,17 @@ def finish_many(
     """`attempts`: (job id, token, outcome, payload, retry due ms, dead-letter queue name[, started ms,
     task[, arguments, options]]) each; the started time, task, arguments and options (and `worker`) are
     what a lean job's first attempt, which has no record, writes at its end (lua/common.lua finish_first;
-    arguments '' when not sent: the script reads them from the entry)."""
+    arguments '' when not sent: the script reads them from the entry). An attempt started from a record
+    has, in place of the arguments and options, what its start gave (records.StartKnown: stream, entry,
+    run, parent, dependents), which its end then does not read from the record."""
     args: list[Arg] = [now, ttl_ms, worker]
     for a in attempts:
-        args += [*a[:10], *("", "", "", "")[: max(0, 10 - len(a))]]
+        args += [*a[:FINISH_FIELDS], *_PAD[: max(0, FINISH_FIELDS - len(a))]]
     return ScriptCall("finish_many", [keys.job(str(a[0])) for a in attempts], args)
+
+
+FINISH_FIELDS = 13  # an attempt's ARGV in finish_many.lua
+_PAD = ("",) * FINISH_FIELDS
 
 
 def finish(

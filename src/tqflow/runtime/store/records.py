@@ -16,7 +16,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from tqflow.plan import Priority, RetryPlan
 from tqflow.runtime.store import lean
@@ -39,21 +39,36 @@ JOB_FIELDS = (
     "finished",
     "due",
 )
-# The parts of a run job's context as its start sends them (lua/common.lua start_entry), a line each.
+# The parts of a run job's context as its start sends them (lua/common.lua started_row), a line each; then
+# what its end reads of the record, sent back by the worker (StartKnown).
 RUN_CONTEXT = ("run", "name", "flow", "args", "when", "fan_out", "unique", "params", "created")
+END_PARTS = 3  # stream, entry, dependents
 
 
-def run_context(value: Any, job_id: str) -> dict[str, Any] | None:
+class StartKnown(NamedTuple):
+    """What a run job's start wrote or read of its record that its end needs (finish_many sends it back:
+    lua/common.lua finish_attempt then does not read it): none changes while the attempt's token is the
+    job's. `parent` is a fan-out item's (never a run job's: '')."""
+
+    stream: str
+    entry: str
+    run: str
+    parent: str
+    dependents: str
+
+
+def run_context(value: Any, job_id: str) -> tuple[dict[str, Any] | None, StartKnown | None]:
     """A start row's run info as the worker reads it: {run, name, flow, args, when?, fan_out?, unique?,
-    outputs, params, created?} for a run job, {parent, of_run, flow} for a fan-out item, None for neither.
+    outputs, params, created?} for a run job, {parent, of_run, flow} for a fan-out item, None for neither;
+    and what its end may send back (StartKnown), or None.
 
-    A run job's comes as a text, a newline and then its parts a line each (RUN_CONTEXT; an empty one is
-    none), alone or as the first item of a list whose other items are its upstream outputs, name and result
-    (None: none) a data dependency: a cjson.encode of it cost Redis ~15k instructions a start. A JSON object
-    (a fan-out item's, a start of an older tqflow) is decoded. Raises ValueError
-    on anything else (the worker dead-letters the attempt). A missing name is the id's (RUN.NAME)."""
+    A run job's comes as a text, a newline and then its parts a line each (RUN_CONTEXT, then the END_PARTS;
+    an empty one is none), alone or as the first item of a list whose other items are its upstream outputs,
+    name and result (None: none) a data dependency: a cjson.encode of it cost Redis ~15k instructions a
+    start. A JSON object (a fan-out item's, a start of an older tqflow) is decoded. Raises ValueError on
+    anything else (the worker dead-letters the attempt). A missing name is the id's (RUN.NAME)."""
     if value is None or value is False or value == "":
-        return None
+        return None, None
     outputs: Any = ()
     if isinstance(value, (list, tuple)):
         value, outputs = (value[0], value[1:]) if value else ("", ())
@@ -63,17 +78,19 @@ def run_context(value: Any, job_id: str) -> dict[str, Any] | None:
         decoded = json.loads(value)
         if not isinstance(decoded, dict):
             raise ValueError(f"run info is a {type(decoded).__name__}, not an object")
-        return decoded
+        return decoded, None
     parts = value[1:].split("\n")
-    if len(parts) != len(RUN_CONTEXT) or len(outputs) % 2:
+    if len(parts) != len(RUN_CONTEXT) + END_PARTS or len(outputs) % 2:
         raise ValueError("run info does not hold a run context's parts")
-    context: dict[str, Any] = {name: part for name, part in zip(RUN_CONTEXT, parts, strict=True) if part}
+    stream, entry, dependents = parts[len(RUN_CONTEXT) :]
+    context: dict[str, Any] = {name: part for name, part in zip(RUN_CONTEXT, parts, strict=False) if part}
     run = context.get("run", "")
     if "name" not in context and job_id.startswith(run + "."):
         context["name"] = job_id[len(run) + 1 :]
     context["outputs"] = {outputs[i]: outputs[i + 1] for i in range(0, len(outputs), 2)}
     context.setdefault("params", None)
-    return context
+    known = StartKnown(stream, entry, run, "", dependents) if stream and entry and run else None
+    return context, known
 
 
 # a delay, a deadline, a unique key, a fair key or dependencies need a record at once

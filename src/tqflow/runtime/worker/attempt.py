@@ -88,6 +88,8 @@ class Attempt:
         self.timeout_ms: int | None = None
         self.deadline_at: int | None = None
         self.run: dict[str, Any] | None = None
+        # what the start wrote or read of the record that its end sends back (finish_many), or None
+        self.known: records.StartKnown | None = None
         level, waited_from = 2, None
         try:
             self.opts, self.retry, self.timeout_ms = _options_of(opts)
@@ -96,11 +98,11 @@ class Attempt:
             if not 0 <= level < LEVELS:
                 raise ValueError(f"priority level {level} out of range")
             waited_from = int(enqueued) if enqueued else None
-            self.run = records.run_context(run, self.job_id)
+            self.run, self.known = records.run_context(run, self.job_id)
         except Exception as err:  # anything a garbage field raises
             self.malformed = f"the job's record does not parse: {type(err).__name__}: {str(err)[:200]}"
             self.opts, self.retry, self.timeout_ms = {}, NO_RETRY, None
-            self.deadline_at, self.run = None, None
+            self.deadline_at, self.run, self.known = None, None, None
             level = level if 0 <= level < LEVELS else 2
         self.cancelled = False
         # a fan-out item runs as a plain job (no run context); the start names its parent, run and flow

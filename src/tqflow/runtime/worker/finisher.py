@@ -18,9 +18,9 @@ from tqflow.runtime.worker.transient import is_transient
 
 log = structlog.get_logger("tqflow.worker")
 FINISH_RETRY_S = 10.0  # how long a stopping worker keeps retrying the ends of its attempts
-# most attempt ends in one finish_many call: 11 arguments each (its job key and 10 ARGV) keep a call under
-# ~1,000 arguments, as every script call is (docs/runtime.md; F11 watches it): 150 made calls of 1,655
-BATCH = 90
+# most attempt ends in one finish_many call: 14 arguments each (its job key and 13 ARGV) keep a call under
+# ~1,000 arguments, as every script call is (docs/runtime.md; F11 watches it)
+BATCH = 70
 # A lean job's end record keeps its arguments: sent back when small (reading them from the entry costs Redis
 # an XRANGE, ≈ 5 µs a job), read there when large (or not plain ASCII: their bytes stay as the entry has them)
 ARGS_SENT_BACK = 4096
@@ -60,6 +60,8 @@ class Finisher:
             args = attempt.payload
             sent = isinstance(args, str) and len(args) <= ARGS_SENT_BACK and args.isascii()
             fields += [args if sent else "", attempt.raw_opts]
+        elif attempt.known is not None:  # what its start read of the record: its end need not read it
+            fields += attempt.known
         pending = self._pending
         pending.append((fields, attempt, outcome, payload))
         if not self._unlanded:  # the first end not yet landed (the events' calls only when they change)

@@ -839,7 +839,7 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
     -- the common start: one HSET of its fields as they are (a table of them and its unpack cost ~3k more)
     redis.call('HSET', k, 'state', 'running', 'attempt', attempt_text, 'token', token, 'worker', worker,
       'started', txt(now), 'lease_until', txt(now + lease), 'stream', stream)
-    return started_row(h, f, id, token, attempt)
+    return started_row(h, f, id, token, attempt, stream)
   end
   local running = {'state', 'running', 'attempt', attempt_text, 'token', token, 'worker', worker,
     'started', txt(now), 'lease_until', txt(now + lease), 'stream', stream}
@@ -864,11 +864,11 @@ local function start_entry(id, stream, entry, worker, token, now, lease, fields)
   end
   if fresh then redis.call('HSET', k, unpack(lean_fields(fresh, running)))
   else redis.call('HSET', k, unpack(running)) end
-  return started_row(h, f, id, token, attempt)
+  return started_row(h, f, id, token, attempt, stream)
 end
 
 -- start_entry's row of an attempt it started (`h`: the record as read, `f`: its fields start_entry reads).
-started_row = function(h, f, id, token, attempt)
+started_row = function(h, f, id, token, attempt, stream)
   local info = false
   local run_id = f[10]
   if run_id then
@@ -879,13 +879,16 @@ started_row = function(h, f, id, token, attempt)
     end
     -- The run context as one text, a newline, then its parts a line each (store/records.py run_context
     -- reads it): a cjson.encode of it, or a list of its parts, cost ~15k instructions more a start
-    -- (callgrind: escaping the JSON texts, a reply item each). No part holds a newline: JSON escapes one in
-    -- a string, and neither a run id, a job's name nor a flow's has one (a hand-made one that does makes the
-    -- parts too many: the worker dead-letters the attempt as malformed). Its upstream outputs (a result can
-    -- hold anything) follow the text as items, name and result (false: none) a data dependency.
+    -- (callgrind: escaping the JSON texts, ~1.5k a reply item, more for a nested list). No part holds a
+    -- newline: JSON escapes one in a string, and neither a run id, a job's name, a flow's nor a stream key
+    -- has one (a hand-made one that does makes the parts too many: the worker dead-letters the attempt as
+    -- malformed). The last three are for its end, which the worker sends them back to (finish_many.lua): the
+    -- stream and entry this start wrote, and its dependents, which the end then does not read. Its upstream
+    -- outputs (a result can hold anything) follow the text as items, name and result (false: none) a data
+    -- dependency.
     info = '\n' .. run_id .. '\n' .. (h.name or '') .. '\n' .. (h.flow or '') .. '\n' .. (h.args or '') .. '\n'
       .. (h['when'] or '') .. '\n' .. (h.fan_out or '') .. '\n' .. (h.unique or '') .. '\n' .. (run_f[1] or '')
-      .. '\n' .. (run_f[2] or '')
+      .. '\n' .. (run_f[2] or '') .. '\n' .. stream .. '\n' .. f[2] .. '\n' .. (h.dependents or '')
     if h.data_deps and h.data_deps ~= '[]' then
       local outputs = {info}
       for _, dep in ipairs(decoded(h.data_deps)) do
@@ -1065,10 +1068,23 @@ finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks,
     return finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, nil, k)
   end
   -- one HMGET fences every end with a record; a lean job's record without a state is a waiter's flag (`w`)
-  local r = redis.call('HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed', 'parent',
-    'dependents', 'lh', 'dependent_jobs')
-  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh, after_me =
-    r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+  local state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh, after_me
+  local sent = not lean and by.stream
+  if sent and sent ~= '' then
+    -- its start's stream, entry, run, parent and dependents, as the worker sends them back (start_entry's
+    -- row): the record holds the same while the token is the job's, which this read says
+    local r = redis.call('HMGET', k, 'state', 'token', 'cancel', 'w', 'replayed', 'lh', 'dependent_jobs')
+    state, current, cancel, waiter, replayed, lh, after_me = r[1], r[2], r[3], r[4], r[5], r[6], r[7]
+    stream, entry, run_id, parent, dependents = sent, by.entry, by.run, by.parent, by.dependents
+    if run_id == '' then run_id = false end
+    if parent == '' then parent = false end
+    if dependents == '' then dependents = false end
+  else
+    local r = redis.call('HMGET', k, 'state', 'token', 'stream', 'entry', 'cancel', 'run', 'w', 'replayed',
+      'parent', 'dependents', 'lh', 'dependent_jobs')
+    state, current, stream, entry, cancel, run_id, waiter, replayed, parent, dependents, lh, after_me =
+      r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12]
+  end
   if lean and not state then
     return finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter, k)
   end
