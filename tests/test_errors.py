@@ -136,6 +136,7 @@ BUILTIN_RAISES_ALLOWED = {
     ("tqflow.runtime.params", "_coerce"),
     ("tqflow.runtime.worker.attempt", "_options"),
     ("tqflow.runtime.worker.attempt", "__init__"),
+    ("tqflow.runtime.store.records", "run_context"),  # a start row's run info, read by Attempt.__init__
     # a source file that does not decode: Python's own error for it, as `compile()` raises
     ("tqflow.compiler.python_tasks", "decode_module"),
 }

@@ -44,7 +44,9 @@ async def test_a_run_job_record_holds_no_field_at_its_default(client: Client, re
     await client.deploy(plan_with(chain()))
     run_id = await client.start_run("chain")  # no worker: a is queued, b and c wait
     b = await redis.hgetall(client.keys.job(f"{run_id}.b"))
-    assert list(b)[:5] == ["run", "state", "created", "name", "deps_left"]  # the order the hash keeps
+    # the order the hash keeps; no `name`: the id (RUN.NAME) says it
+    assert list(b)[:5] == ["run", "state", "created", "deps_left", "dependents"]
+    assert "name" not in b and (await client.job(f"{run_id}.b")).name == "b"
     assert (b["state"], b["deps_left"], b["data_deps"]) == ("waiting", "1", '["a"]')
     # c reads no output, has no delay, options …: b lists it with its `after` (its release reads 3 fields)
     assert json.loads(b["dependents"]) == [["c", {"status": ["b", "succeeded"]}]]

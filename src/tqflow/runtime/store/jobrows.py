@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from tqflow.runtime.store.keys import Keys
-from tqflow.runtime.store.records import JOB_FIELDS, error_of
+from tqflow.runtime.store.records import JOB_FIELDS, error_of, run_job_name
 
 
 def _text(value: Any) -> str | None:
@@ -34,8 +34,12 @@ def queue_record(pipe: Any, keys: Keys, job_id: str) -> None:
 
 
 async def record(redis: Redis, keys: Keys, job_id: str) -> dict[str, str]:
-    """A job's whole hash as text (empty when there is no record)."""
-    return {str(k): str(v) for k, v in (await redis.hgetall(keys.job(job_id))).items()}
+    """A job's whole hash as text (empty when there is no record); a run job's `name`, which its record
+    does not hold (the id, RUN.NAME, says it), as an older record held it."""
+    row = {str(k): str(v) for k, v in (await redis.hgetall(keys.job(job_id))).items()}
+    if "name" not in row and row.get("run"):
+        row["name"] = run_job_name(job_id, row["run"])
+    return row
 
 
 async def _field(redis: Redis, keys: Keys, job_ids: Sequence[str], field: str) -> list[str | None]:
@@ -126,4 +130,5 @@ class SignalJobRow:
 
 async def signal_job(redis: Redis, keys: Keys, job_id: str) -> SignalJobRow:
     run, name, flow, due, state = await redis.hmget(keys.job(job_id), "run", "name", "flow", "due", "state")
+    name = name or run_job_name(job_id, run) or None  # (a run job's record holds no name: its id's)
     return SignalJobRow(_text(run), _text(name), _text(flow), int(due) if due else None, _text(state))

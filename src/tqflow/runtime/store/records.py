@@ -104,6 +104,12 @@ def _int(value: Any) -> int | None:
         return None
 
 
+def run_job_name(job_id: str, run: Any) -> str:
+    """A run job's name from its id (RUN.NAME): its record holds none (create_run), an older one does."""
+    run = str(run or "")
+    return job_id[len(run) + 1 :] if run and job_id.startswith(run + ".") else ""
+
+
 def error_of(value: Any) -> dict[str, Any] | None:
     """A stored error (JSON: type, message, traceback …); text that is not a JSON object is its message."""
     if value in (None, ""):
@@ -160,7 +166,7 @@ class JobRecord:
             priority=Priority.label_of(row.get("prio")),
             run=str(row.get("run") or ""),
             of_run=str(row.get("of_run") or ""),
-            name=str(row.get("name") or ""),
+            name=str(row.get("name") or run_job_name(job_id, row.get("run"))),
             flow=str(row.get("flow") or ""),
             worker=str(row.get("worker") or ""),
             reason=row.get("reason") or None,

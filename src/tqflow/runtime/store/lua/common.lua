@@ -311,6 +311,7 @@ end
 -- set until then (promote.lua fails it when due). Returns true when it ended at once.
 local function await_signal(k, id, now, timeout)
   local run_id, name = unpack(redis.call('HMGET', k, 'run', 'name'))
+  if not name and run_id then name = string.sub(id, #run_id + 2) end  -- (no name held: the id is RUN.NAME)
   local sk = run_key(run_id) .. ':signals'
   local kept = redis.call('HGET', sk, name)
   if kept then
@@ -636,7 +637,8 @@ local function run_jobs(argv, i)
     i = i + 1
     for j = 1, tonumber(string.sub(text, 2)) do
       local m = tonumber(argv[i])
-      list[j] = {argv[i + 2], argv[i + 4], i + 1, i + m}
+      -- its record holds what follows its name (the id, RUN.NAME, says it: one field fewer a job)
+      list[j] = {argv[i + 2], argv[i + 4], i + 3, i + m}
       i = i + m + 1
     end
     return list, argv
@@ -1189,7 +1191,8 @@ end
 -- replay), so `after NAME.failed` paths apply; resuming the run makes it wait again.
 local function time_out_signal(id, now)
   local k = job_key(id)
-  local name, timeout = unpack(redis.call('HMGET', k, 'name', 'signal'))
+  local name, timeout, run_id = unpack(redis.call('HMGET', k, 'name', 'signal', 'run'))
+  if not name and run_id then name = string.sub(id, #run_id + 2) end  -- (no name held: the id is RUN.NAME)
   stop_awaiting(id)
   local ms, shown = tonumber(timeout) or 0, nil
   for _, unit in ipairs({{86400000, 'd'}, {3600000, 'h'}, {60000, 'm'}, {1000, 's'}}) do

@@ -30,6 +30,7 @@ if n == 0 then
 end
 local task, q, p, opts, run_id, name, flow = unpack(redis.call('HMGET', pk, 'task', 'queue', 'prio', 'opts', 'run',
   'name', 'flow'))
+if not name and run_id then name = string.sub(parent, #run_id + 2) end  -- (no name held: the id is RUN.NAME)
 redis.call('HSET', pk, 'state', 'fanout', 'children', n, 'children_left', n, 'token', '')
 for i = 0, n - 1 do
   local id = parent .. '.' .. i
