@@ -64,13 +64,13 @@ class Server:
 
 def for_end(row: list[object]) -> tuple[object, ...]:
     """What a worker sends back at an attempt's end: what its start gave for it (records.run_context's
-    StartKnown: stream, entry, run, parent, dependents in place of a lean job's arguments and options), in
-    a tree that has it."""
+    StartKnown: "\\0", then stream, entry, run, parent, dependents in place of a lean job's arguments and
+    options), in a tree that has it."""
     try:
         _, known = records.run_context(row[10], str(row[0]))  # type: ignore[attr-defined]
     except Exception:  # an older tree
         return ()
-    return tuple(known) if isinstance(known, tuple) else ()
+    return ("\0", *known) if isinstance(known, tuple) else ()
 
 
 async def main() -> None:

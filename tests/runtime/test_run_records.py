@@ -17,6 +17,7 @@ from tqflow.runtime.runs import job_records, new_run_id, now_ms
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.calls import ScriptCall, run_jobs
 from tqflow.runtime.store.records import StartKnown, run_context
+from tqflow.runtime.worker import finisher
 
 from helpers import FLOWS, WorkerFactory, plan_with
 from helpers import job_plan as job
@@ -255,7 +256,7 @@ async def test_an_end_that_sends_back_what_its_start_gave_is_fenced_by_its_token
     _, known = run_context(row[10], row[0])
     assert known == StartKnown(stream, known.entry if known else "", run_id, "", '["b"]'), known
     assert known is not None
-    end = [row[0], row[1], "succeeded", "J-|3", 0, "", now_ms(), row[3], *known]
+    end = [row[0], row[1], "succeeded", "J-|3", 0, "", now_ms(), row[3], *calls.ends_known(known)]
     forged = [row[0], "w1:t:forged", *end[2:]]
     assert await scripts.run(calls.finish_many(keys, now_ms(), 0, [forged], "w1")) == ["stale"]
     assert await redis.hget(keys.job(row[0]), "state") == "running"
@@ -265,9 +266,14 @@ async def test_an_end_that_sends_back_what_its_start_gave_is_fenced_by_its_token
     [row] = await scripts.run(calls.fetch(keys, now_ms(), "w1", "w1:t:", 60_000, 10, [(stream, 10)]))
     assert row[0] == f"{run_id}.b"
     plain = [row[0], row[1], "succeeded", "J-|13", 0, "", now_ms(), row[3]]  # nothing sent back: read
-    assert await scripts.run(calls.finish_many(keys, now_ms(), 0, [plain], "w1")) == ["succeeded"]
+    lean = await client.enqueue("job_tasks.add", x=1)  # a lean job's end in the same call (10 fields)
+    [lean_row] = await scripts.run(calls.fetch(keys, now_ms(), "w1", "w1:t:", 60_000, 10, [(stream, 10)]))
+    assert lean_row[0] == str(lean) and lean_row[1].startswith("@")
+    lean_end = [lean_row[0], lean_row[1], "succeeded", "J-|2", 0, "", now_ms(), lean_row[3], lean_row[4], ""]
+    both = calls.finish_many(keys, now_ms(), 0, [end, lean_end, plain], "w1")  # 14, 10 and 8 (padded) fields
+    assert await scripts.run(both) == ["stale", "succeeded", "succeeded"]
     assert await redis.hget(keys.job(f"{run_id}.c"), "state") == "queued"
-    assert await redis.xlen(stream) == 1  # a's and b's entries acked and dropped: c's is left
+    assert await redis.xlen(stream) == 1  # a's, the lean job's and b's entries acked and dropped: c's is left
 
 
 def test_a_run_context_is_read_from_its_lines_its_outputs_and_older_json() -> None:
@@ -304,3 +310,25 @@ def test_a_run_context_is_read_from_its_lines_its_outputs_and_older_json() -> No
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} was read")
+
+
+def test_a_finisher_call_stays_under_a_thousand_arguments() -> None:
+    """finish_many takes 10 fields a lean end and 14 a run job's that sends back what its start gave: the
+    finisher cuts its batches by arguments (a job key and its fields each), not only by count."""
+    lean: Any = (["j", "@1-1", "succeeded", "J-|1", 0, "", 1, "t", "", ""], None, "", None)
+    run: Any = (
+        ["j", "t:1", "succeeded", "J-|1", 0, "", 1, "t", *calls.ends_known(["s", "1-1", "R", "", ""])],
+        0,
+        "",
+        0,
+    )
+    assert finisher._cut([lean] * 200) == finisher.BATCH
+    assert finisher._cut([run] * 200) == (finisher.ARGUMENTS - 3) // 15
+    assert finisher._cut([run]) == 1
+    mixed = [lean, run] * 100
+    cut = finisher._cut(mixed)
+    assert (
+        3 + sum(1 + len(p[0]) for p in mixed[:cut])
+        <= finisher.ARGUMENTS
+        < 3 + sum(1 + len(p[0]) for p in mixed[: cut + 1])
+    )

@@ -198,16 +198,26 @@ def finish_many(
     task[, arguments, options]]) each; the started time, task, arguments and options (and `worker`) are
     what a lean job's first attempt, which has no record, writes at its end (lua/common.lua finish_first;
     arguments '' when not sent: the script reads them from the entry). An attempt started from a record
-    has, in place of the arguments and options, what its start gave (records.StartKnown: stream, entry,
-    run, parent, dependents), which its end then does not read from the record."""
+    may have, in place of the arguments and options, what its start gave: "\\0" and then records.StartKnown
+    (stream, entry, run, parent, dependents; `ends_known`), which its end then does not read from the
+    record: 14 fields, where the others are padded to 10."""
     args: list[Arg] = [now, ttl_ms, worker]
     for a in attempts:
-        args += [*a[:FINISH_FIELDS], *_PAD[: max(0, FINISH_FIELDS - len(a))]]
+        if len(a) == KNOWN_FIELDS and a[8] == KNOWN:
+            args += a
+        else:
+            args += [*a[:10], *_PAD[: max(0, 10 - len(a))]]
     return ScriptCall("finish_many", [keys.job(str(a[0])) for a in attempts], args)
 
 
-FINISH_FIELDS = 13  # an attempt's ARGV in finish_many.lua
-_PAD = ("",) * FINISH_FIELDS
+KNOWN = "\0"  # (finish_many.lua) what the attempt's start gave follows
+KNOWN_FIELDS = 14
+_PAD = ("",) * 10
+
+
+def ends_known(known: Sequence[str]) -> list[str]:
+    """The fields after an attempt's first 8 that send what its start gave back (records.StartKnown)."""
+    return [KNOWN, *known]
 
 
 def finish(

@@ -18,9 +18,10 @@ from tqflow.runtime.worker.transient import is_transient
 
 log = structlog.get_logger("tqflow.worker")
 FINISH_RETRY_S = 10.0  # how long a stopping worker keeps retrying the ends of its attempts
-# most attempt ends in one finish_many call: 14 arguments each (its job key and 13 ARGV) keep a call under
-# ~1,000 arguments, as every script call is (docs/runtime.md; F11 watches it)
-BATCH = 70
+# most attempt ends in one finish_many call: 11 arguments each (its job key and 10 ARGV; 15 for a run job's,
+# 14 ARGV) keep a call under ~1,000 arguments, as every script call is (docs/runtime.md; F11 watches it)
+BATCH = 90
+ARGUMENTS = 1000
 # A lean job's end record keeps its arguments: sent back when small (reading them from the entry costs Redis
 # an XRANGE, ≈ 5 µs a job), read there when large (or not plain ASCII: their bytes stay as the entry has them)
 ARGS_SENT_BACK = 4096
@@ -58,10 +59,15 @@ class Finisher:
         ]
         if attempt.token.startswith("@"):  # and its arguments and options, which its end record keeps
             args = attempt.payload
-            sent = isinstance(args, str) and len(args) <= ARGS_SENT_BACK and args.isascii()
+            sent = (
+                isinstance(args, str)
+                and len(args) <= ARGS_SENT_BACK
+                and args.isascii()
+                and args != calls.KNOWN
+            )
             fields += [args if sent else "", attempt.raw_opts]
         elif attempt.known is not None:  # what its start read of the record: its end need not read it
-            fields += attempt.known
+            fields += calls.ends_known(attempt.known)
         pending = self._pending
         pending.append((fields, attempt, outcome, payload))
         if not self._unlanded:  # the first end not yet landed (the events' calls only when they change)
@@ -104,7 +110,8 @@ class Finisher:
             await self._ready.wait()
             self._ready.clear()
             while self._pending:
-                batch, self._pending = self._pending[:BATCH], self._pending[BATCH:]
+                cut = _cut(self._pending)
+                batch, self._pending = self._pending[:cut], self._pending[cut:]
                 try:
                     results = await self._send(batch)
                 finally:
@@ -144,3 +151,14 @@ class Finisher:
                 log.warning("finishing attempts failed; retrying", error=repr(err), count=len(batch))
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 1.0)
+
+
+def _cut(pending: list[Pending]) -> int:
+    """How many of the pending ends go in the next call: at most BATCH, and at most ARGUMENTS arguments
+    (a job key and its fields each), at least one."""
+    total = 3  # now, ttl, worker
+    for n, (fields, *_) in enumerate(pending[:BATCH]):
+        total += 1 + max(len(fields), 10)
+        if total > ARGUMENTS:
+            return max(n, 1)
+    return min(len(pending), BATCH)
