@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from tqflow.plan import PRIORITIES
+from tqflow.runtime.store import endrow
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 
@@ -197,10 +198,22 @@ def finish_many(
     """`attempts`: (job id, token, outcome, payload, retry due ms, dead-letter queue name[, started ms,
     task[, arguments, options]]) each; the started time, task, arguments and options (and `worker`) are
     what a lean job's first attempt, which has no record, writes at its end (lua/common.lua finish_first;
-    arguments '' when not sent: the script reads them from the entry)."""
+    arguments '' when not sent: the script reads them from the entry). A lean first-attempt success whose
+    arguments were sent goes in finish_many.lua's short form: token, id, result, options and its end
+    record's packed field (store/endrow.py), 5 arguments instead of 10; any other end in the long form."""
     args: list[Arg] = [now, ttl_ms, worker]
     for a in attempts:
-        args += [*a[:10], *("", "", "", "")[: max(0, 10 - len(a))]]
+        token = str(a[1])
+        if a[2] == "succeeded" and token[:1] == "@" and len(a) >= 10 and a[8]:
+            # a lean job's first-attempt success with its arguments sent: the short form, its end record's
+            # `ran` made here (store/endrow.py; lua/finish_many.lua)
+            opts = str(a[9] or "")
+            started = a[6] if isinstance(a[6], int) or str(a[6]).isdigit() else now
+            ran = endrow.pack(started, now, worker, str(a[7]), opts.partition("\n")[0], str(a[8]))
+            if ran is not None:
+                args += [token, a[0], a[3], opts, ran]
+                continue
+        args += [a[2], a[0], token, *a[3:10], *("", "", "", "")[: max(0, 10 - len(a))]]
     return ScriptCall("finish_many", [keys.job(str(a[0])) for a in attempts], args)
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tqflow.runtime.store import endrow
 from tqflow.runtime.store.keys import Keys
-from tqflow.runtime.store.records import JOB_FIELDS, error_of
+from tqflow.runtime.store.records import JOB_FIELDS, error_of, fields
 
 
 def _text(value: Any) -> str | None:
@@ -34,8 +35,9 @@ def queue_record(pipe: Any, keys: Keys, job_id: str) -> None:
 
 
 async def record(redis: Redis, keys: Keys, job_id: str) -> dict[str, str]:
-    """A job's whole hash as text (empty when there is no record)."""
-    return {str(k): str(v) for k, v in (await redis.hgetall(keys.job(job_id))).items()}
+    """A job's whole hash as text (empty when there is no record; a lean success's packed end unpacked)."""
+    row = {str(k): str(v) for k, v in (await redis.hgetall(keys.job(job_id))).items()}
+    return dict(fields(row)) if endrow.FIELD in row else row
 
 
 async def _field(redis: Redis, keys: Keys, job_ids: Sequence[str], field: str) -> list[str | None]:
@@ -53,8 +55,14 @@ async def states(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str |
 
 
 async def tasks(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str | None]:
-    """Each job's task name (None: no record)."""
-    return await _field(redis, keys, job_ids, "task")
+    """Each job's task name (None: no record; a lean success's is in its packed end, endrow.py)."""
+    if not job_ids:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), "task", endrow.FIELD)
+        rows = await pipe.execute()
+    return [_text(fields({"task": task, endrow.FIELD: ran}).get("task")) for task, ran in rows]
 
 
 async def results(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str | None]:
