@@ -154,30 +154,56 @@ def fetch(
 def fetched_rows(call: ScriptCall, reply: Sequence[Any]) -> list[list[Any]]:
     """fetch.lua's reply as one start row an attempt (lua/common.lua start_entry: id, token, attempt, task,
     payload, options, queue, level, enqueue ms, deadline, run info). A number n in the reply says the lean
-    rows after it were read from the call's KEYS[n]; a lean row (entry id, task, payload, options or None)
-    is a lean job's first attempt, whose id, token and enqueue time its entry id and stream give
-    (store/lean.py)."""
+    jobs after it were read from the call's KEYS[n]; a lean job comes as 4 items of the reply itself (entry
+    id, task, payload, options or None), its first attempt, whose id, token and enqueue time its entry id and
+    stream give (store/lean.py); a list is a start row."""
     rows: list[list[Any]] = []
     queue = level = ""
-    for item in reply:
+    i, n = 0, len(reply)
+    while i < n:
+        item = reply[i]
         if isinstance(item, int):
             queue, level = Keys.stream_place(call.keys[item - 1])
-        elif len(item) == 4:
-            entry, task, payload, opts = item
+            i += 1
+        elif isinstance(item, list):
+            rows.append(item)
+            i += 1
+        else:
+            entry, task, payload, opts = item, reply[i + 1], reply[i + 2], reply[i + 3]
             job_id, enqueued = f"{queue}.{level}.{entry}", entry.partition("-")[0]
             rows.append([job_id, f"@{entry}", 1, task, payload, opts, queue, level, enqueued, None, None])
-        else:
-            rows.append(item)
+            i += 4
     return rows
 
 
 def read_reply(call: ScriptCall, reply: Any) -> Any:
     """What a call's script answered, as its caller reads it: the few scripts whose replies are packed for
-    Redis's sake (fetch) unpacked here, the others as they came. `Scripts.run` applies it; a pipeline's
-    replies (`Scripts.queue`) come raw."""
+    Redis's sake (fetch, finish_many) unpacked here, the others as they came. `Scripts.run` applies it; a
+    pipeline's replies (`Scripts.queue`) come raw."""
     if call.name == "fetch":
         return fetched_rows(call, reply)
+    if call.name == "finish_many":
+        return finished_statuses(call, reply)
     return reply
+
+
+def finished_statuses(call: ScriptCall, reply: Sequence[Any]) -> list[Any]:
+    """finish_many.lua's reply as one status an attempt: the outcome each asked (its ARGV: a short form's
+    is a success, a long form's its first field), but where the reply's pairs (place from 1, status) say
+    otherwise."""
+    args, statuses = call.args, []
+    i, n = 3, len(call.args)
+    while i < n:
+        first = str(args[i])
+        if first[:1] == "@":
+            statuses.append("succeeded")
+            i += 5
+        else:
+            statuses.append(first)
+            i += 10
+    for k in range(0, len(reply), 2):
+        statuses[int(reply[k]) - 1] = reply[k + 1]
+    return statuses
 
 
 def start_many(

@@ -10,7 +10,9 @@
 --   lean job's first attempt, which has no record, writes at its end: the arguments and options the entry
 --   held, '' when not sent).
 -- KEYS: each attempt's job key, in the same order.
--- Returns one status an attempt: the outcome applied, or "stale" when the attempt is not the job's own.
+-- Returns the attempts whose status is not the outcome asked, as pairs: the attempt's place (1, 2, …), its
+-- status (the outcome applied, "stale" when the attempt is not the job's own); so most calls answer an
+-- empty list, not a status a job (store/calls.py read_reply makes it one status an attempt).
 run_when_full()
 lim_batch = true  -- the slots its attempts give back are written once (limits.lua)
 local now, ttl, worker = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
@@ -23,14 +25,16 @@ while i <= n do
   local first = ARGV[i]
   if string.byte(first, 1) == 64 then  -- '@': the short form
     by.started, by.task, by.args, by.opts, by.ran = nil, '', nil, ARGV[i + 3], ARGV[i + 4]
-    out[j] = finish_attempt(now, ttl, ARGV[i + 1], first, 'succeeded', ARGV[i + 2], 0, '', acks, by, KEYS[j])
+    local status = finish_attempt(now, ttl, ARGV[i + 1], first, 'succeeded', ARGV[i + 2], 0, '', acks, by, KEYS[j])
+    if status ~= 'succeeded' then out[#out + 1] = j; out[#out + 1] = status end
     i = i + 5
   else
     local started = ARGV[i + 6]
     if not string.find(started, '^%d+$') then started = nil end
     by.started, by.task, by.args, by.opts, by.ran = started, ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], nil
-    out[j] = finish_attempt(now, ttl, ARGV[i + 1], ARGV[i + 2], first, ARGV[i + 3], tonumber(ARGV[i + 4]),
+    local status = finish_attempt(now, ttl, ARGV[i + 1], ARGV[i + 2], first, ARGV[i + 3], tonumber(ARGV[i + 4]),
       ARGV[i + 5], acks, by, KEYS[j])
+    if status ~= first then out[#out + 1] = j; out[#out + 1] = status end
     i = i + 10
   end
   j = j + 1
