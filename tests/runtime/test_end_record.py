@@ -11,6 +11,7 @@ import httpx
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from tqflow.runtime import channels
 from tqflow.runtime.client import Client
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.store import calls, endrow, jobrows, records
@@ -112,7 +113,7 @@ async def test_short_and_long_forms_mix_in_one_call(redis: Redis, namespace: str
         (rows[3][0], "@0-9", "succeeded", "J-|13", 0, "", 900, "t.one", rows[3][4], ""),  # not its token
     ]
     call = calls.finish_many(keys, 2_000, 60_000, ends, "w1")
-    assert len(call.args) == 3 + 5 + 10 + 10 + 5  # short, long, long, short (its token decides nothing here)
+    assert len(call.args) == 3 + 3 + 10 + 10 + 3  # short, long, long, short (its token decides nothing here)
     assert await scripts.run(call) == ["succeeded", "retry", "succeeded", "stale"]
     short, long = [await redis.hgetall(keys.job(rows[i][0])) for i in (0, 2)]
     assert short.keys() == {"state", "result", "ran"}
@@ -142,3 +143,38 @@ async def test_a_worker_name_with_the_separator_ends_in_the_long_form(redis: Red
     assert await scripts.run(calls.finish_many(keys, 2_000, 60_000, [end], "w\x1f1")) == ["succeeded"]
     record = await redis.hgetall(keys.job(row[0]))
     assert endrow.FIELD not in record and record["worker"] == "w\x1f1" and record["opts"] == '{"mr":2}'
+
+
+async def test_one_exists_for_a_call_never_lets_an_end_skip_a_record(redis: Redis, namespace: str) -> None:
+    """finish_many asks one EXISTS for all its keys and, when none has a record, skips each job's own: a key
+    named twice in a call, or a job an earlier end of the call gave a record, still meets its record."""
+    keys, scripts, stream = await setup(redis, namespace)
+    for n in range(3):
+        await redis.xadd(stream, {"t": "t.one", "p": f"J-|{n}"})
+    rows = await scripts.run(calls.fetch(keys, 1_000, "w1", "tok.", 30_000, 3, [(stream, 3)]))
+    a, b, c = ((r[0], r[1]) for r in rows)
+    twice = [
+        (*a, "succeeded", "J-|10", 0, "", 900, "t.one", "J-|0", ""),
+        (*a, "succeeded", "J-|11", 0, "", 900, "t.one", "J-|0", ""),  # the same end again: stale
+        (*b, "retry", '{"message":"again"}', 0, "", 900, "t.one", "J-|1", ""),  # makes b's record …
+        (*b, "succeeded", "J-|12", 0, "", 900, "t.one", "J-|1", ""),  # … which fences this one out
+    ]
+    assert await scripts.run(calls.finish_many(keys, 2_000, 60_000, twice, "w1")) == [
+        "succeeded",
+        "stale",
+        "retry",
+        "stale",
+    ]
+    assert records.fields(await redis.hgetall(keys.job(a[0])))["result"] == "J-|10"
+    assert (await redis.hgetall(keys.job(b[0])))["state"] == "queued"
+    # a waiter's flag is a record: that call asks each job (and announces the one waited for)
+    await redis.hset(keys.job(c[0]), "w", "1")
+    async with redis.pubsub() as pubsub:
+        await channels.subscribe(redis, pubsub, keys.done_channel)  # as the waiter listens
+        await pubsub.get_message(timeout=1)
+        end = (*c, "succeeded", "J-|13", 0, "", 900, "t.one", "J-|2", "")
+        assert await scripts.run(calls.finish_many(keys, 3_000, 60_000, [end], "w1")) == ["succeeded"]
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2)
+    assert message is not None and message["data"] == c[0]
+    record = await redis.hgetall(keys.job(c[0]))
+    assert record["w"] == "1" and records.fields(record)["result"] == "J-|13"

@@ -197,6 +197,9 @@ def finished_statuses(call: ScriptCall, reply: Sequence[Any]) -> list[Any]:
         first = str(args[i])
         if first[:1] == "@":
             statuses.append("succeeded")
+            i += 3
+        elif first == "+":
+            statuses.append("succeeded")
             i += 5
         else:
             statuses.append(first)
@@ -225,8 +228,9 @@ def finish_many(
     task[, arguments, options]]) each; the started time, task, arguments and options (and `worker`) are
     what a lean job's first attempt, which has no record, writes at its end (lua/common.lua finish_first;
     arguments '' when not sent: the script reads them from the entry). A lean first-attempt success whose
-    arguments were sent goes in finish_many.lua's short form: token, id, result, options and its end
-    record's packed field (store/endrow.py), 5 arguments instead of 10; any other end in the long form."""
+    arguments were sent goes in finish_many.lua's short form: token, result and its end record's packed
+    field (store/endrow.py), 3 arguments instead of 10 (its job is its key), or with options '+', token,
+    result, options, packed field; any other end in the long form."""
     args: list[Arg] = [now, ttl_ms, worker]
     for a in attempts:
         token = str(a[1])
@@ -237,7 +241,7 @@ def finish_many(
             started = a[6] if isinstance(a[6], int) or str(a[6]).isdigit() else now
             ran = endrow.pack(started, now, worker, str(a[7]), opts.partition("\n")[0], str(a[8]))
             if ran is not None:
-                args += [token, a[0], a[3], opts, ran]
+                args += [token, a[3], ran] if not opts else ["+", token, a[3], opts, ran]
                 continue
         args += [a[2], a[0], token, *a[3:10], *("", "", "", "")[: max(0, 10 - len(a))]]
     return ScriptCall("finish_many", [keys.job(str(a[0])) for a in attempts], args)

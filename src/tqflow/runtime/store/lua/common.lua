@@ -119,19 +119,22 @@ local LEAN_ID = '^(.+)%.(' .. LEVEL .. ')%.(%d+%-%d+)$'  -- a constant: built on
 local function lean_parts(id)
   return string.match(id, LEAN_ID)
 end
--- The queue, level, entry id and stream key of lean job `id` when `token` is its first attempt's ('@' ..
--- entry id), else nil: what lean_parts and stream_key give, without LEAN_ID's match (its '.+' backtracks
--- over the id, and its three captures are new strings: ~9k instructions, callgrind) at every lean success:
--- the entry id is the token's, the id's head QUEUE.LEVEL is parsed once a call (lean_places).
-local function lean_first(id, token)
+-- The queue, level, entry id and stream key of the lean job whose record key is `k` (prefix:job:ID) when
+-- `token` is its first attempt's ('@' .. entry id), else nil: what lean_parts and stream_key give, without
+-- LEAN_ID's match (its '.+' backtracks over the id, and its three captures are new strings: ~9k instructions,
+-- callgrind) at every lean success: the entry id is the token's, the key's head (prefix:job:QUEUE.LEVEL) is
+-- parsed once a call (lean_places), and the id itself is not needed (finish_many's short form sends none).
+local function lean_first(k, token)
   local eid = string.sub(token, 2)
-  local cut = #id - #eid
-  if cut < 2 or string.byte(id, cut) ~= 46 or string.find(id, eid, cut + 1, true) ~= cut + 1 then return nil end
+  local cut = #k - #eid
+  if cut < #prefix + 7 or string.byte(k, cut) ~= 46 or string.find(k, eid, cut + 1, true) ~= cut + 1 then
+    return nil
+  end
   if not string.find(eid, '^%d+%-%d+$') then return nil end
-  local head = string.sub(id, 1, cut - 1)
+  local head = string.sub(k, 1, cut - 1)
   local place = lean_places[head]
   if place == nil then
-    local q, p = string.match(head, '^(.+)%.(' .. LEVEL .. ')$')
+    local q, p = string.match(string.sub(head, #prefix + 6), '^(.+)%.(' .. LEVEL .. ')$')
     place = q and {q, p, stream_key(q, p)} or false
     lean_places[head] = place
   end
@@ -926,10 +929,12 @@ end
 -- on the token of the record decides. A success writes the end (result, times, worker, task, and the
 -- arguments and options from the entry; the queue, level and enqueue time are the id's); any other end first
 -- makes the running record from the entry (still pending here), then ends as any attempt does.
+-- `id` may be nil (finish_many's short form): made from `k` where it is needed.
 local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter, k)
-  local q, p, eid, stream = lean_first(id, token)
+  local q, p, eid, stream = lean_first(k, token)
   if not q then return 'stale' end
   if outcome ~= 'succeeded' then
+    id = id or string.sub(k, #prefix + 6)
     local e = redis.call('XRANGE', stream, eid, eid)[1]
     local holder, idle = holder_of(stream, eid)
     if not e or not holder or (by.worker ~= '' and holder ~= by.worker) then return 'stale' end
@@ -972,6 +977,7 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
   if ends then
     local lims = ends.lims
     if lims then  -- the slots its start took; one concurrency limit: its batched SREM's list, in place
+      id = id or string.sub(k, #prefix + 6)
       local st = ends.m and lim_cached[ends.m]
       if st and st.give then
         local rem = st.rem
@@ -998,9 +1004,17 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
     redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', '1', 'started', by.started or finished,
       'finished', finished, 'worker', by.worker, 'task', by.task, 'payload', args)
   end
-  if waiter then publish(done_channel, id) end
+  if waiter then publish(done_channel, id or string.sub(k, #prefix + 6)) end
   expire_finished(k, 'succeeded', ttl, false, by.ttl)
   return 'succeeded'
+end
+
+-- The end of finish_many's short form: a lean job's first-attempt success (by.ran its packed end record,
+-- by.opts the options its fetch gave). `fresh`: the caller knows the job has no record (finish_many's one
+-- EXISTS of all its keys), so the end is finish_first's at once; otherwise as any end.
+local function finish_short(now, ttl, k, token, payload, acks, by, fresh)
+  if fresh then return finish_first(now, ttl, nil, token, 'succeeded', payload, 0, '', acks, by, nil, k) end
+  return finish_attempt(now, ttl, string.sub(k, #prefix + 6), token, 'succeeded', payload, 0, '', acks, by, k)
 end
 
 local NOBODY = {worker = '', task = ''}

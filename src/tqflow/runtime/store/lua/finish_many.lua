@@ -1,10 +1,11 @@
 -- The ends of attempts, each fenced by its token: succeeded, retry, dead, skipped or cancelled.
 -- ARGV: now, ttl ms of finished standalone records, worker name, then one attempt after another, in one of
--- two forms (store/calls.py finish_many picks it), told apart by the first field's first byte:
--- - the short form of a lean job's first-attempt success (its first field, the token, starts with '@'),
---   5 fields: token, job id, result, options as the fetch gave them ('' for none), and the end record's
---   packed field `ran` (store/records.py: started, finished, worker, task, options, arguments), which its
---   success writes whole, so its worker sends nothing else;
+-- three forms (store/calls.py finish_many picks it), told apart by the first field's first byte:
+-- - a lean job's first-attempt success (its token starts with '@'), its job known by its key alone (KEYS),
+--   3 fields: token, result, and its end record's packed field `ran` (store/endrow.py: started, finished,
+--   worker, task, options, arguments), which its success writes whole, so its worker sends nothing else;
+-- - the same with options (a no-result job's, a limited job's), 5 fields: '+', token, result, the options
+--   as the fetch gave them, `ran`;
 -- - any other end, 10 fields: outcome, job id, token, payload (result, error JSON or reason), retry due ms,
 --   dead-letter queue name, started ms, task, arguments, options (the last four, and the worker, are what a
 --   lean job's first attempt, which has no record, writes at its end: the arguments and options the entry
@@ -20,12 +21,25 @@ local out, acks = {}, {ack = {}}
 -- one `by` for every attempt (finish_attempt reads it and keeps nothing); the times stay the strings they came
 -- as (a started time that is not an integer counts as none, as tonumber made it)
 local by = {worker = worker, now = ARGV[1], ttl = ARGV[2]}
+-- When none of the call's jobs has a record (one EXISTS of every key: the common batch of lean successes),
+-- a short form's job has none when its turn comes unless an earlier end of this call named the same key
+-- (`named`), and its end skips the EXISTS a job that finish_attempt asks.
+local none = #KEYS <= 1000 and #KEYS > 0 and redis.call('EXISTS', unpack(KEYS)) == 0
+local named = {}
 local i, j, n = 4, 1, #ARGV
 while i <= n do
-  local first = ARGV[i]
-  if string.byte(first, 1) == 64 then  -- '@': the short form
+  local first, k = ARGV[i], KEYS[j]
+  local fresh = none and not named[k]
+  if none then named[k] = true end
+  local b = string.byte(first, 1)
+  if b == 64 then  -- '@': a lean success
+    by.started, by.task, by.args, by.opts, by.ran = nil, '', nil, nil, ARGV[i + 2]
+    local status = finish_short(now, ttl, k, first, ARGV[i + 1], acks, by, fresh)
+    if status ~= 'succeeded' then out[#out + 1] = j; out[#out + 1] = status end
+    i = i + 3
+  elseif b == 43 and #first == 1 then  -- '+': a lean success with options
     by.started, by.task, by.args, by.opts, by.ran = nil, '', nil, ARGV[i + 3], ARGV[i + 4]
-    local status = finish_attempt(now, ttl, ARGV[i + 1], first, 'succeeded', ARGV[i + 2], 0, '', acks, by, KEYS[j])
+    local status = finish_short(now, ttl, k, ARGV[i + 1], ARGV[i + 2], acks, by, fresh)
     if status ~= 'succeeded' then out[#out + 1] = j; out[#out + 1] = status end
     i = i + 5
   else
@@ -33,7 +47,7 @@ while i <= n do
     if not string.find(started, '^%d+$') then started = nil end
     by.started, by.task, by.args, by.opts, by.ran = started, ARGV[i + 7], ARGV[i + 8], ARGV[i + 9], nil
     local status = finish_attempt(now, ttl, ARGV[i + 1], ARGV[i + 2], first, ARGV[i + 3], tonumber(ARGV[i + 4]),
-      ARGV[i + 5], acks, by, KEYS[j])
+      ARGV[i + 5], acks, by, k)
     if status ~= first then out[#out + 1] = j; out[#out + 1] = status end
     i = i + 10
   end
