@@ -40,9 +40,9 @@ def old_record(task: str, opts: str | None) -> dict[str, str]:
 
 
 def packed_record(task: str, opts: str | None) -> dict[str, str]:
-    ran = endrow.pack(STARTED, FINISHED, "w1", task, opts or "", 'J-|{"x":1}')
+    ran = endrow.pack(STARTED, FINISHED, "w1", task, opts or "", 'J-|{"x":1}', "J-|42")
     assert ran is not None
-    return {"state": "succeeded", "result": "J-|42", endrow.FIELD: ran}
+    return {"state": "succeeded", endrow.FIELD: ran}
 
 
 def comparable(view: Any) -> dict[str, Any]:
@@ -60,7 +60,7 @@ async def test_an_old_record_and_a_packed_one_read_alike(
     for opts in (None, '{"dlq":"dl","t":5000}'):
         await redis.hset(client.keys.job(old_id), mapping=old_record("t.one", opts))
         await redis.hset(client.keys.job(new_id), mapping=packed_record("t.one", opts))
-        assert await redis.hlen(client.keys.job(new_id)) == 3
+        assert await redis.hlen(client.keys.job(new_id)) == 2
         old_info, new_info = await client.job(old_id), await client.job(new_id)
         assert comparable(old_info) == comparable(new_info)
         seen = (new_info.state, new_info.attempt, new_info.task, new_info.worker)
@@ -80,13 +80,18 @@ async def test_an_old_record_and_a_packed_one_read_alike(
         await redis.delete(client.keys.job(old_id), client.keys.job(new_id))
 
 
-def test_a_packed_end_holds_any_arguments_and_refuses_a_separator_in_a_name() -> None:
-    args = "J-|a\x1fb\nc"  # the arguments are last: any character
-    ran = endrow.pack(1, 2, "w", "t", "", args)
+def test_a_packed_end_holds_any_arguments_and_result_and_refuses_a_separator_in_a_name() -> None:
+    args, result = "J-|a\x1fb\nc12", "J-|\x1f3\x1f\u00e9\u2603"  # any ASCII arguments, any result
+    ran = endrow.pack(1, 2, "w", "t", '{"t":5}', args, result)
     assert ran is not None
-    assert records.fields({"state": "succeeded", "ran": ran})["payload"] == args
-    assert endrow.pack(1, 2, "w\x1f", "t", "", "") is None
-    assert endrow.pack(1, 2, "w", "t\x1f", "", "") is None
+    seen = records.fields({"state": "succeeded", "ran": ran})
+    assert (seen["payload"], seen["result"], seen["opts"], seen["started"]) == (args, result, '{"t":5}', "1")
+    assert (
+        records.fields({"state": "succeeded", "ran": endrow.pack(1, 2, "w", "t", "", "", "")})["result"] == ""
+    )
+    assert endrow.pack(1, 2, "w\x1f", "t", "", "", "") is None
+    assert endrow.pack(1, 2, "w", "t\x1f", "", "", "") is None
+    assert endrow.pack(1, 2, "w", "t", "", "J-|\u00e9", "") is None  # arguments not ASCII: field by field
     row = {"state": "succeeded", "task": "t"}
     assert records.fields(row) is row  # no `ran`: as it is
 
@@ -113,10 +118,10 @@ async def test_short_and_long_forms_mix_in_one_call(redis: Redis, namespace: str
         (rows[3][0], "@0-9", "succeeded", "J-|13", 0, "", 900, "t.one", rows[3][4], ""),  # not its token
     ]
     call = calls.finish_many(keys, 2_000, 60_000, ends, "w1")
-    assert len(call.args) == 3 + 3 + 10 + 10 + 3  # short, long, long, short (its token decides nothing here)
+    assert len(call.args) == 3 + 2 + 10 + 10 + 2  # short, long, long, short (its token decides nothing here)
     assert await scripts.run(call) == ["succeeded", "retry", "succeeded", "stale"]
     short, long = [await redis.hgetall(keys.job(rows[i][0])) for i in (0, 2)]
-    assert short.keys() == {"state", "result", "ran"}
+    assert short.keys() == {"state", "ran"}
     assert long.keys() == {"state", "result", "attempt", "started", "finished", "worker", "task", "payload"}
     for i, record in ((0, short), (2, long)):
         seen = records.fields(record)
@@ -178,3 +183,23 @@ async def test_one_exists_for_a_call_never_lets_an_end_skip_a_record(redis: Redi
     assert message is not None and message["data"] == c[0]
     record = await redis.hgetall(keys.job(c[0]))
     assert record["w"] == "1" and records.fields(record)["result"] == "J-|13"
+
+
+async def test_a_short_end_of_a_job_given_a_record_while_it_ran_writes_the_result(
+    redis: Redis, namespace: str
+) -> None:
+    """A cancel asked while a lean job ran gave it a running record: its short-form success is an end like
+    any with a record (the result taken out of the packed field), and a success wins over the cancel."""
+    keys, scripts, stream = await setup(redis, namespace)
+    await redis.xadd(stream, {"t": "t.one", "p": "J-|1"})
+    [row] = await scripts.run(calls.fetch(keys, 1_000, "w1", "tok.", 30_000, 1, [(stream, 1)]))
+    assert await scripts.run(calls.cancel(keys, 1_500, "test", [row[0]])) == ["cancelling"]
+    assert (await redis.hgetall(keys.job(row[0])))["state"] == "running"
+    result = "J-|\u00e9\x1f7"  # the separator and any character in a result
+    end = (row[0], row[1], "succeeded", result, 0, "", 900, "t.one", "J-|1", "")
+    call = calls.finish_many(keys, 2_000, 60_000, [end], "w1")
+    assert len(call.args) == 3 + 2  # the short form
+    assert await scripts.run(call) == ["succeeded"]
+    record = await redis.hgetall(keys.job(row[0]))
+    assert (record["state"], record["result"], record["finished"]) == ("succeeded", result, "2000")
+    assert endrow.FIELD not in record

@@ -197,10 +197,10 @@ def finished_statuses(call: ScriptCall, reply: Sequence[Any]) -> list[Any]:
         first = str(args[i])
         if first[:1] == "@":
             statuses.append("succeeded")
-            i += 3
+            i += 2
         elif first == "+":
             statuses.append("succeeded")
-            i += 5
+            i += 4
         else:
             statuses.append(first)
             i += 10
@@ -228,9 +228,9 @@ def finish_many(
     task[, arguments, options]]) each; the started time, task, arguments and options (and `worker`) are
     what a lean job's first attempt, which has no record, writes at its end (lua/common.lua finish_first;
     arguments '' when not sent: the script reads them from the entry). A lean first-attempt success whose
-    arguments were sent goes in finish_many.lua's short form: token, result and its end record's packed
-    field (store/endrow.py), 3 arguments instead of 10 (its job is its key), or with options '+', token,
-    result, options, packed field; any other end in the long form."""
+    arguments were sent goes in finish_many.lua's short form: token and its end record's packed field
+    (store/endrow.py: the result in it), 2 arguments instead of 10 (its job is its key), or with options
+    '+', token, options, packed field; any other end in the long form."""
     args: list[Arg] = [now, ttl_ms, worker]
     for a in attempts:
         token = str(a[1])
@@ -239,9 +239,9 @@ def finish_many(
             # `ran` made here (store/endrow.py; lua/finish_many.lua)
             opts = str(a[9] or "")
             started = a[6] if isinstance(a[6], int) or str(a[6]).isdigit() else now
-            ran = endrow.pack(started, now, worker, str(a[7]), opts.partition("\n")[0], str(a[8]))
+            ran = endrow.pack(started, now, worker, str(a[7]), opts.partition("\n")[0], str(a[8]), str(a[3]))
             if ran is not None:
-                args += [token, a[3], ran] if not opts else ["+", token, a[3], opts, ran]
+                args += [token, ran] if not opts else ["+", token, opts, ran]
                 continue
         args += [a[2], a[0], token, *a[3:10], *("", "", "", "")[: max(0, 10 - len(a))]]
     return ScriptCall("finish_many", [keys.job(str(a[0])) for a in attempts], args)

@@ -54,20 +54,25 @@ async def states(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str |
     return await _field(redis, keys, job_ids, "state")
 
 
-async def tasks(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str | None]:
-    """Each job's task name (None: no record; a lean success's is in its packed end, endrow.py)."""
+async def _unpacked(redis: Redis, keys: Keys, job_ids: Sequence[str], field: str) -> list[str | None]:
+    """A field a lean success's packed end (endrow.py) may hold, of each job."""
     if not job_ids:
         return []
     async with redis.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
-            pipe.hmget(keys.job(job_id), "task", endrow.FIELD)
+            pipe.hmget(keys.job(job_id), field, endrow.FIELD)
         rows = await pipe.execute()
-    return [_text(fields({"task": task, endrow.FIELD: ran}).get("task")) for task, ran in rows]
+    return [_text(fields({field: value, endrow.FIELD: ran}).get(field)) for value, ran in rows]
+
+
+async def tasks(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str | None]:
+    """Each job's task name (None: no record)."""
+    return await _unpacked(redis, keys, job_ids, "task")
 
 
 async def results(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str | None]:
     """Each job's stored result payload (None: none)."""
-    return await _field(redis, keys, job_ids, "result")
+    return await _unpacked(redis, keys, job_ids, "result")
 
 
 async def cancel_flags(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[bool]:

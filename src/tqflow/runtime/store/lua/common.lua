@@ -929,6 +929,15 @@ end
 -- on the token of the record decides. A success writes the end (result, times, worker, task, and the
 -- arguments and options from the entry; the queue, level and enqueue time are the id's); any other end first
 -- makes the running record from the entry (still pending here), then ends as any attempt does.
+-- The result a packed end record holds (store/endrow.py: between the 5th and 6th separators the arguments'
+-- length, then the arguments, then the result), for an end that does not write `ran` (its job has a record).
+local function ran_result(ran)
+  local at = 0
+  for _ = 1, 5 do at = string.find(ran, '\31', at + 1, true) end
+  local stop = string.find(ran, '\31', at + 1, true)
+  return string.sub(ran, stop + 1 + tonumber(string.sub(ran, at + 1, stop - 1)))
+end
+
 -- `id` may be nil (finish_many's short form): made from `k` where it is needed.
 local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter, k)
   local q, p, eid, stream = lean_first(k, token)
@@ -993,10 +1002,11 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
   -- expire_finished)
   local finished = by.now or now
   if ran then
-    -- the short form's record: state and result as every record has them, the rest in one field `ran`
-    -- (started, finished, worker, task, options and arguments; store/records.py unpacks it for every reader):
-    -- 3 fields, not 9, which a listpack HSET pays for field by field (~11k instructions a job, callgrind)
-    redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'ran', ran)
+    -- the short form's record: its state as every record has it, the rest in one field `ran` (result,
+    -- started, finished, worker, task, options and arguments; store/endrow.py, which store/records.py
+    -- applies for every reader): 2 fields, not 9, which a listpack HSET pays for field by field (~13k
+    -- instructions a job, callgrind)
+    redis.call('HSET', k, 'state', 'succeeded', 'ran', ran)
   elseif opts then
     redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', '1', 'started', by.started or finished,
       'finished', finished, 'worker', by.worker, 'task', by.task, 'payload', args, 'opts', opts)
@@ -1010,11 +1020,13 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
 end
 
 -- The end of finish_many's short form: a lean job's first-attempt success (by.ran its packed end record,
--- by.opts the options its fetch gave). `fresh`: the caller knows the job has no record (finish_many's one
--- EXISTS of all its keys), so the end is finish_first's at once; otherwise as any end.
-local function finish_short(now, ttl, k, token, payload, acks, by, fresh)
-  if fresh then return finish_first(now, ttl, nil, token, 'succeeded', payload, 0, '', acks, by, nil, k) end
-  return finish_attempt(now, ttl, string.sub(k, #prefix + 6), token, 'succeeded', payload, 0, '', acks, by, k)
+-- its result in it; by.opts the options its fetch gave). `fresh`: the caller knows the job has no record
+-- (finish_many's one EXISTS of all its keys), so the end is finish_first's at once; otherwise as any end
+-- (one with a record, made since its start, takes the result from `ran`: store/endrow.py's layout).
+local function finish_short(now, ttl, k, token, acks, by, fresh)
+  if fresh then return finish_first(now, ttl, nil, token, 'succeeded', '', 0, '', acks, by, nil, k) end
+  return finish_attempt(now, ttl, string.sub(k, #prefix + 6), token, 'succeeded', ran_result(by.ran), 0, '',
+    acks, by, k)
 end
 
 local NOBODY = {worker = '', task = ''}

@@ -2,10 +2,10 @@
 -- ARGV: now, ttl ms of finished standalone records, worker name, then one attempt after another, in one of
 -- three forms (store/calls.py finish_many picks it), told apart by the first field's first byte:
 -- - a lean job's first-attempt success (its token starts with '@'), its job known by its key alone (KEYS),
---   3 fields: token, result, and its end record's packed field `ran` (store/endrow.py: started, finished,
---   worker, task, options, arguments), which its success writes whole, so its worker sends nothing else;
--- - the same with options (a no-result job's, a limited job's), 5 fields: '+', token, result, the options
---   as the fetch gave them, `ran`;
+--   2 fields: token, and its end record's packed field `ran` (store/endrow.py: started, finished, worker,
+--   task, options, arguments, result), which its success writes whole, so its worker sends nothing else;
+-- - the same with options (a no-result job's, a limited job's), 4 fields: '+', token, the options as the
+--   fetch gave them, `ran`;
 -- - any other end, 10 fields: outcome, job id, token, payload (result, error JSON or reason), retry due ms,
 --   dead-letter queue name, started ms, task, arguments, options (the last four, and the worker, are what a
 --   lean job's first attempt, which has no record, writes at its end: the arguments and options the entry
@@ -33,15 +33,15 @@ while i <= n do
   if none then named[k] = true end
   local b = string.byte(first, 1)
   if b == 64 then  -- '@': a lean success
-    by.started, by.task, by.args, by.opts, by.ran = nil, '', nil, nil, ARGV[i + 2]
-    local status = finish_short(now, ttl, k, first, ARGV[i + 1], acks, by, fresh)
+    by.started, by.task, by.args, by.opts, by.ran = nil, '', nil, nil, ARGV[i + 1]
+    local status = finish_short(now, ttl, k, first, acks, by, fresh)
     if status ~= 'succeeded' then out[#out + 1] = j; out[#out + 1] = status end
-    i = i + 3
+    i = i + 2
   elseif b == 43 and #first == 1 then  -- '+': a lean success with options
-    by.started, by.task, by.args, by.opts, by.ran = nil, '', nil, ARGV[i + 3], ARGV[i + 4]
-    local status = finish_short(now, ttl, k, ARGV[i + 1], ARGV[i + 2], acks, by, fresh)
+    by.started, by.task, by.args, by.opts, by.ran = nil, '', nil, ARGV[i + 2], ARGV[i + 3]
+    local status = finish_short(now, ttl, k, ARGV[i + 1], acks, by, fresh)
     if status ~= 'succeeded' then out[#out + 1] = j; out[#out + 1] = status end
-    i = i + 5
+    i = i + 4
   else
     local started = ARGV[i + 6]
     if not string.find(started, '^%d+$') then started = nil end
