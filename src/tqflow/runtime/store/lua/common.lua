@@ -924,11 +924,6 @@ cancel_job = function(id, now, reason)
   return state
 end
 
--- The end of a lean job's first attempt that has no record (see lean_id). No record is its fence: whatever
--- takes a delivered entry away (recovery, hand-back, a cancel, a move) writes the record first, and from then
--- on the token of the record decides. A success writes the end (result, times, worker, task, and the
--- arguments and options from the entry; the queue, level and enqueue time are the id's); any other end first
--- makes the running record from the entry (still pending here), then ends as any attempt does.
 -- The result a packed end record holds (store/endrow.py: between the 5th and 6th separators the arguments'
 -- length, then the arguments, then the result), for an end that does not write `ran` (its job has a record).
 local function ran_result(ran)
@@ -938,6 +933,11 @@ local function ran_result(ran)
   return string.sub(ran, stop + 1 + tonumber(string.sub(ran, at + 1, stop - 1)))
 end
 
+-- The end of a lean job's first attempt that has no record (see lean_id). No record is its fence: whatever
+-- takes a delivered entry away (recovery, hand-back, a cancel, a move) writes the record first, and from then
+-- on the token of the record decides. A success writes the end (result, times, worker, task, and the
+-- arguments and options from the entry; the queue, level and enqueue time are the id's); any other end first
+-- makes the running record from the entry (still pending here), then ends as any attempt does.
 -- `id` may be nil (finish_many's short form): made from `k` where it is needed.
 local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter, k)
   local q, p, eid, stream = lean_first(k, token)
