@@ -26,7 +26,7 @@ from tqflow.runtime.connection import connect
 from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.jobs import JobFailed
 from tqflow.runtime.registry import load_tasks
-from tqflow.runtime.store import lean, payloads
+from tqflow.runtime.store import lean, payloads, records
 from tqflow.runtime.store.payloads import PayloadError, PayloadSettings
 from tqflow.runtime.sync import SyncClient
 
@@ -40,7 +40,16 @@ import codec_tasks as ct  # noqa: E402 - loaded from tests/flows above
 # ARGV[2] the field, or a hash with ARGV[2] the field when ARGV[1] is '').
 STORED = """
 local v
-if ARGV[1] == '' then v = redis.call('HGET', KEYS[1], ARGV[2]) else
+if ARGV[1] == '' then
+  v = redis.call('HGET', KEYS[1], ARGV[2])
+  local ran = not v and ARGV[2] == 'result' and redis.call('HGET', KEYS[1], 'ran')
+  if ran then  -- a lean success's end, packed (store/endrow.py): the result after the arguments
+    local at = 0
+    for _ = 1, 5 do at = string.find(ran, '\\31', at + 1, true) end
+    local stop = string.find(ran, '\\31', at + 1, true)
+    v = string.sub(ran, stop + 1 + tonumber(string.sub(ran, at + 1, stop - 1)))
+  end
+else
   local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])[1][2]
   for i = 1, #e, 2 do if e[i] == ARGV[2] then v = e[i + 1] end end
 end
@@ -82,6 +91,11 @@ async def stored_args(client: Client, job_id: str) -> tuple[str, int]:
         queue, level, entry = where
         return await stored(client.redis, client.keys.stream(queue, level), "p", entry)
     return await stored(client.redis, client.keys.job(job_id), "payload")
+
+
+async def result_of(redis: Redis, key: str) -> str | None:
+    """A job's stored result as the client reads it (store/records.py: a lean success's packed end too)."""
+    return records.fields(await redis.hgetall(key)).get("result")
 
 
 def expect(data: bytes) -> tuple[str, int]:
@@ -138,13 +152,13 @@ async def test_a_tasks_codec_holds_by_object_and_by_name(
     for job_id in (by_object, by_name):
         assert await client.result(job_id, timeout=10) == {"count": 40, "rows": data}
         sha, size = await stored(redis, client.keys.job(job_id), "result")
-        result = await redis.hget(client.keys.job(job_id), "result")
+        result = await result_of(redis, client.keys.job(job_id))
         assert result is not None and result.startswith("MS|")
         raw = result[3:].encode("utf-8", "surrogateescape")
         assert (sha, size) == expect(b"MS|" + raw)  # what was read is exactly what Redis holds
         assert msgpack.unpackb(zstandard.ZstdDecompressor().decompress(raw)) == {"count": 40, "rows": data}
     assert await client.result(plain, timeout=10) == {"count": 10, "rows": data[:10]}
-    result = await redis.hget(client.keys.job(plain), "result")
+    result = await result_of(redis, client.keys.job(plain))
     assert result is not None and result.startswith("MS|")  # the result: the task's codec still
 
 

@@ -14,7 +14,7 @@ from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.jobs import BulkRejected, JobCancelled, JobFailed, JobNotFound, Unique
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import calls, lean
+from tqflow.runtime.store import calls, lean, records
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts, prelude
 from tqflow.runtime.sync import SyncClient
@@ -241,7 +241,9 @@ async def test_a_first_attempt_writes_no_record_until_its_end(
     assert running.worker and running.started is not None
     await until_state(client, job_id, "succeeded")
     record = await redis.hgetall(client.keys.job(job_id))
-    assert record.keys() == {"state", "result", "attempt", "started", "finished", "worker", "task", "payload"}
+    assert record.keys() == {"state", "ran"}  # the rest packed in `ran` (store/endrow.py)
+    fields = records.fields(record)
+    assert fields.keys() == {"state", "result", "attempt", "started", "finished", "worker", "task", "payload"}
     assert 0 < await redis.pttl(client.keys.job(job_id)) <= 86_400_000
     info = await client.job(job_id)
     assert (info.state, info.attempt, info.queue, info.priority, info.task) == (

@@ -17,7 +17,7 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.limits import Limiter, Rate
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store import calls
+from tqflow.runtime.store import calls, records
 from tqflow.runtime.store.scripts import Scripts
 
 from helpers import FLOWS, WorkerFactory
@@ -30,6 +30,12 @@ LEASE_MS = 30_000
 
 def tag() -> str:
     return uuid.uuid4().hex[:10]
+
+
+async def opts_of(client: Client, key: str) -> str | None:
+    """The options a job's record keeps, as every reader sees them (store/records.py fields: a lean
+    success's packed end unpacked)."""
+    return records.fields(await client.redis.hgetall(key)).get("opts")
 
 
 async def group(client: Client) -> str:
@@ -149,7 +155,7 @@ async def test_a_rate_limited_entry_sends_nothing_back_and_keeps_its_other_optio
     assert [row[5] for row in rows] == ['{"dlq":"dl"}'] * 2  # no slot to give back
     assert await client.redis.hget(client.keys.job(f"limits.2.{eids[2]}"), "state") == "limited"
     assert await finish(client, scripts, rows) == ["succeeded"] * 2
-    assert await client.redis.hget(client.keys.job(rows[0][0]), "opts") == '{"dlq":"dl"}'
+    assert await opts_of(client, client.keys.job(rows[0][0])) == '{"dlq":"dl"}'
 
 
 async def test_a_limits_text_that_is_not_a_list_of_limits_takes_the_guarded_start(client: Client) -> None:
@@ -188,7 +194,7 @@ async def test_old_entries_and_old_finishes_still_run_under_their_limit(client: 
         ]
     assert sorted(await client.redis.smembers(holders)) == sorted(ids[2:])  # granted
     for i in ids[:2]:  # the end record keeps the options as before
-        assert await client.redis.hget(client.keys.job(i), "opts") == opts
+        assert await opts_of(client, client.keys.job(i)) == opts
 
 
 async def test_a_worker_runs_old_and_new_entries_under_one_limit(
@@ -235,5 +241,5 @@ async def test_a_worker_runs_a_new_limited_job_with_options_and_keeps_them(
     await start_worker(TASKS, queues=["limits"], concurrency=4)
     assert [await client.result(i, timeout=20) for i in [*ids, conc]] == ["0", "1", "2", "c"]
     for i in [*ids, conc]:
-        assert await client.redis.hget(client.keys.job(i), "opts") == '{"dlq":"dl"}'
+        assert await opts_of(client, client.keys.job(i)) == '{"dlq":"dl"}'
     assert await client.redis.scard(client.keys.limit(f"c-{t}|", "s")) == 0

@@ -110,7 +110,8 @@ class JobMachine(RuleBasedStateMachine):
         self.redis.close()
 
     def call(self, call: calls.ScriptCall) -> Any:
-        return self.redis.eval(script_text(call.name), len(call.keys), *call.keys, *call.args)
+        reply = self.redis.eval(script_text(call.name), len(call.keys), *call.keys, *call.args)
+        return calls.read_reply(call, reply)  # as Scripts.run reads it (their packed replies)
 
     def ids(self, state: str) -> list[str]:
         return sorted(i for i, m in self.model.items() if m["state"] == state)

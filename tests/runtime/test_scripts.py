@@ -115,3 +115,27 @@ def test_the_prelude_keeps_no_state_between_calls() -> None:
     assert problems == []
     bind = prelude().split("local function bind")[1].split("\nend\n")[0]
     assert "lim_specs, lim_batch" in bind and "fair_run =" in bind
+
+
+@pytest.mark.parametrize("mode", ["all", "each"])
+async def test_enqueue_reads_every_row_shape_of_a_page(redis: Redis, namespace: str, mode: str) -> None:
+    """A page's rows: lean ones of a one-digit spec (read by their bytes), of a two-digit spec, with options,
+    and a job with an id; each lands where its spec says, and a payload over the limit fails (all: aborts)."""
+    keys, scripts = Keys(namespace), Scripts(redis)
+    specs: list[object] = []
+    for n in range(12):
+        specs += [f"t.s{n}", f"q{n}", 2, '{"mr":2}' if n == 3 else ""]
+    rows = [".0|J-|0", ".11|J-|11", ".3|J-|3", "abcdefghijklmnop9|J-|9", ".1|J-|1"]
+    reply = await scripts.run(enqueue_call(keys, [1, mode, 1000], [len(specs), *specs, *rows]))
+    assert reply[0] == "done" and reply[4] == "ok" and all(re.fullmatch(r"\d+-\d+", s) for s in reply[1:4])
+    for n, eid in ((0, reply[1]), (11, reply[2]), (3, reply[3]), (1, reply[5])):
+        [(_, fields)] = await redis.xrange(keys.stream(f"q{n}", 2), eid, eid)
+        assert fields == {"t": f"t.s{n}", "p": f"J-|{n}", **({"o": '{"mr":2}'} if n == 3 else {})}
+    assert await redis.hget(keys.job("abcdefghijklmnop"), "task") == "t.s9"
+    big = [".0|J-|0", ".0|J-|" + "x" * 50, ".2|J-|2"]
+    reply = await scripts.run(enqueue_call(keys, [1, mode, 20], [len(specs), *specs, *big]))
+    assert reply[2] == "error:payload of 53 bytes is over the limit"
+    if mode == "all":
+        assert reply[0] == "aborted" and await redis.xlen(keys.stream("q2", 2)) == 0
+    else:
+        assert reply[0] == "done" and await redis.xlen(keys.stream("q2", 2)) == 1

@@ -10,6 +10,7 @@ import base64
 import contextlib
 import json
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
@@ -24,7 +25,7 @@ from tqflow.runtime.connection import for_partition
 from tqflow.runtime.deployments import Deployments, FlowNotDeployed
 from tqflow.runtime.limit_inspect import LimitsOverview, read_limits, waiting_jobs
 from tqflow.runtime.runs import now_ms, read_run
-from tqflow.runtime.store import codec, jobrows, lean, payloads, runrows
+from tqflow.runtime.store import codec, jobrows, lean, payloads, records, runrows
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.records import JobRecord
@@ -137,7 +138,8 @@ def job_options(opts: Any) -> dict[str, Any]:
     return out
 
 
-def job_view(job_id: str, row: dict[str, Any], attempts: list[str] | None = None) -> JobView:
+def job_view(job_id: str, row: Mapping[str, Any], attempts: list[str] | None = None) -> JobView:
+    row = records.fields(row)  # a lean success's packed end, unpacked (store/endrow.py)
     record = JobRecord.parse(job_id, row) or JobRecord.parse(job_id, {**row, "state": "unknown"})
     assert record is not None
     views = [AttemptView.model_validate_json(a) for a in attempts or []]

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from tqflow.plan import PRIORITIES
+from tqflow.runtime.store import endrow
 from tqflow.runtime.store.cluster_keys import ClusterKeys
 from tqflow.runtime.store.keys import Keys
 
@@ -153,30 +154,59 @@ def fetch(
 def fetched_rows(call: ScriptCall, reply: Sequence[Any]) -> list[list[Any]]:
     """fetch.lua's reply as one start row an attempt (lua/common.lua start_entry: id, token, attempt, task,
     payload, options, queue, level, enqueue ms, deadline, run info). A number n in the reply says the lean
-    rows after it were read from the call's KEYS[n]; a lean row (entry id, task, payload, options or None)
-    is a lean job's first attempt, whose id, token and enqueue time its entry id and stream give
-    (store/lean.py)."""
+    jobs after it were read from the call's KEYS[n]; a lean job comes as 4 items of the reply itself (entry
+    id, task, payload, options or None), its first attempt, whose id, token and enqueue time its entry id and
+    stream give (store/lean.py); a list is a start row."""
     rows: list[list[Any]] = []
     queue = level = ""
-    for item in reply:
+    i, n = 0, len(reply)
+    while i < n:
+        item = reply[i]
         if isinstance(item, int):
             queue, level = Keys.stream_place(call.keys[item - 1])
-        elif len(item) == 4:
-            entry, task, payload, opts = item
+            i += 1
+        elif isinstance(item, list):
+            rows.append(item)
+            i += 1
+        else:
+            entry, task, payload, opts = item, reply[i + 1], reply[i + 2], reply[i + 3]
             job_id, enqueued = f"{queue}.{level}.{entry}", entry.partition("-")[0]
             rows.append([job_id, f"@{entry}", 1, task, payload, opts, queue, level, enqueued, None, None])
-        else:
-            rows.append(item)
+            i += 4
     return rows
 
 
 def read_reply(call: ScriptCall, reply: Any) -> Any:
     """What a call's script answered, as its caller reads it: the few scripts whose replies are packed for
-    Redis's sake (fetch) unpacked here, the others as they came. `Scripts.run` applies it; a pipeline's
-    replies (`Scripts.queue`) come raw."""
+    Redis's sake (fetch, finish_many) unpacked here, the others as they came. `Scripts.run` applies it; a
+    pipeline's replies (`Scripts.queue`) come raw."""
     if call.name == "fetch":
         return fetched_rows(call, reply)
+    if call.name == "finish_many":
+        return finished_statuses(call, reply)
     return reply
+
+
+def finished_statuses(call: ScriptCall, reply: Sequence[Any]) -> list[Any]:
+    """finish_many.lua's reply as one status an attempt: the outcome each asked (its ARGV: a short form's
+    is a success, a long form's its first field; a long form is 14 fields when its ninth is KNOWN), but
+    where the reply's pairs (place from 1, status) say otherwise."""
+    args, statuses = call.args, []
+    i, n = 3, len(call.args)
+    while i < n:
+        first = str(args[i])
+        if first[:1] == "@":
+            statuses.append("succeeded")
+            i += 2
+        elif first == "+":
+            statuses.append("succeeded")
+            i += 4
+        else:
+            statuses.append(first)
+            i += KNOWN_FIELDS if i + 8 < n and args[i + 8] == KNOWN else 10
+    for k in range(0, len(reply), 2):
+        statuses[int(reply[k]) - 1] = reply[k + 1]
+    return statuses
 
 
 def start_many(
@@ -197,16 +227,29 @@ def finish_many(
     """`attempts`: (job id, token, outcome, payload, retry due ms, dead-letter queue name[, started ms,
     task[, arguments, options]]) each; the started time, task, arguments and options (and `worker`) are
     what a lean job's first attempt, which has no record, writes at its end (lua/common.lua finish_first;
-    arguments '' when not sent: the script reads them from the entry). An attempt started from a record
-    may have, in place of the arguments and options, what its start gave: "\\0" and then records.StartKnown
-    (stream, entry, run, parent, dependents; `ends_known`), which its end then does not read from the
-    record: 14 fields, where the others are padded to 10."""
+    arguments '' when not sent: the script reads them from the entry). A lean first-attempt success whose
+    arguments were sent goes in finish_many.lua's short form: token and its end record's packed field
+    (store/endrow.py: the result in it), 2 arguments instead of 10 (its job is its key), or with options
+    '+', token, options, packed field; any other end in the long form, outcome first: 10 fields, or 14 for
+    an attempt started from a record that has, in place of the arguments and options, what its start gave:
+    "\\0" and then records.StartKnown (stream, entry, run, parent, dependents; `ends_known`), which its end
+    then does not read from the record."""
     args: list[Arg] = [now, ttl_ms, worker]
     for a in attempts:
+        token = str(a[1])
         if len(a) == KNOWN_FIELDS and a[8] == KNOWN:
-            args += a
-        else:
-            args += [*a[:10], *_PAD[: max(0, 10 - len(a))]]
+            args += [a[2], a[0], token, *a[3:]]
+            continue
+        if a[2] == "succeeded" and token[:1] == "@" and len(a) >= 10 and a[8]:
+            # a lean job's first-attempt success with its arguments sent: the short form, its end record's
+            # `ran` made here (store/endrow.py; lua/finish_many.lua)
+            opts = str(a[9] or "")
+            started = a[6] if isinstance(a[6], int) or str(a[6]).isdigit() else now
+            ran = endrow.pack(started, now, worker, str(a[7]), opts.partition("\n")[0], str(a[8]), str(a[3]))
+            if ran is not None:
+                args += [token, ran] if not opts else ["+", token, opts, ran]
+                continue
+        args += [a[2], a[0], token, *a[3:10], *_PAD[: max(0, 10 - len(a))]]
     return ScriptCall("finish_many", [keys.job(str(a[0])) for a in attempts], args)
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from tqflow.runtime.store import endrow
 from tqflow.runtime.store.keys import Keys
-from tqflow.runtime.store.records import JOB_FIELDS, error_of, run_job_name
+from tqflow.runtime.store.records import JOB_FIELDS, error_of, fields, run_job_name
 
 
 def _text(value: Any) -> str | None:
@@ -34,9 +35,12 @@ def queue_record(pipe: Any, keys: Keys, job_id: str) -> None:
 
 
 async def record(redis: Redis, keys: Keys, job_id: str) -> dict[str, str]:
-    """A job's whole hash as text (empty when there is no record); a run job's `name`, which its record
-    does not hold (the id, RUN.NAME, says it), as an older record held it."""
+    """A job's whole hash as text (empty when there is no record; a lean success's packed end unpacked);
+    a run job's `name`, which its record does not hold (the id, RUN.NAME, says it), as an older record
+    held it."""
     row = {str(k): str(v) for k, v in (await redis.hgetall(keys.job(job_id))).items()}
+    if endrow.FIELD in row:
+        return dict(fields(row))
     if "name" not in row and row.get("run"):
         row["name"] = run_job_name(job_id, row["run"])
     return row
@@ -56,14 +60,25 @@ async def states(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str |
     return await _field(redis, keys, job_ids, "state")
 
 
+async def _unpacked(redis: Redis, keys: Keys, job_ids: Sequence[str], field: str) -> list[str | None]:
+    """A field a lean success's packed end (endrow.py) may hold, of each job."""
+    if not job_ids:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), field, endrow.FIELD)
+        rows = await pipe.execute()
+    return [_text(fields({field: value, endrow.FIELD: ran}).get(field)) for value, ran in rows]
+
+
 async def tasks(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str | None]:
     """Each job's task name (None: no record)."""
-    return await _field(redis, keys, job_ids, "task")
+    return await _unpacked(redis, keys, job_ids, "task")
 
 
 async def results(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[str | None]:
     """Each job's stored result payload (None: none)."""
-    return await _field(redis, keys, job_ids, "result")
+    return await _unpacked(redis, keys, job_ids, "result")
 
 
 async def cancel_flags(redis: Redis, keys: Keys, job_ids: Sequence[str]) -> list[bool]:

@@ -2,7 +2,9 @@
 writer of a job's options JSON, and the one place that decides whether a job needs a record at enqueue.
 
 `JobRecord.parse` reads a job hash (or what a lean entry stands for, see lean.py) into typed fields; the
-client's `JobInfo` (jobs.py) and the inspector's `JobView` (inspect.py) are both built from it.
+client's `JobInfo` (jobs.py) and the inspector's `JobView` (inspect.py) are both built from it. `fields`
+gives a hash's fields as a record written field by field holds them (a lean success's packed end, endrow.py,
+unpacked), for readers of fields `JobRecord` does not type (the arguments, the options).
 `options_json` writes the options a job carries (`d` delay ms, `dl` deadline ms, `t` timeout ms, `r` retry
 plan, `dlq` dead-letter queue, `uk`/`ut`/`uc` unique key, ttl ms, conflict, `lim` limiters: see
 runtime/limits.py, `fk`/`fw` fair key and weight: lua/fair.lua, `nr` no result kept: keep_result=False),
@@ -19,7 +21,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 from tqflow.plan import Priority, RetryPlan
-from tqflow.runtime.store import lean
+from tqflow.runtime.store import endrow, lean
 
 # The fields a client reads of a job, in the order `job_row` returns them.
 JOB_FIELDS = (
@@ -38,6 +40,7 @@ JOB_FIELDS = (
     "started",
     "finished",
     "due",
+    endrow.FIELD,  # a lean first-attempt success's packed end (endrow.py): `parse` unpacks it
 )
 # The parts of a run job's context as its start sends them (lua/common.lua started_row), a line each; then
 # what its end reads of the record, sent back by the worker (StartKnown).
@@ -121,6 +124,11 @@ def error_of(value: Any) -> dict[str, Any] | None:
     return decoded if isinstance(decoded, dict) else {"message": str(decoded)}
 
 
+def fields(row: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A job hash's fields, a lean first-attempt success's packed end (endrow.py) unpacked."""
+    return endrow.expand(row)
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """A job hash, read: every field a reader shows, typed. `result` stays the stored payload text."""
@@ -149,10 +157,12 @@ class JobRecord:
 
     @classmethod
     def parse(cls, job_id: str, row: Mapping[str, Any]) -> JobRecord | None:
-        """None when there is no such job (no state)."""
+        """None when there is no such job (no state). A lean first-attempt success's packed end (`ran`,
+        endrow.py) reads as the fields it stands for."""
         state = row.get("state")
         if state in (None, ""):
             return None
+        row = endrow.expand(row)
         result = row.get("result")
         where = lean.parse(job_id) if not row.get("queue") else None
         if where is not None:  # the end of a lean job's first attempt: its id says where it was queued

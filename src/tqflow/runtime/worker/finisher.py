@@ -18,8 +18,9 @@ from tqflow.runtime.worker.transient import is_transient
 
 log = structlog.get_logger("tqflow.worker")
 FINISH_RETRY_S = 10.0  # how long a stopping worker keeps retrying the ends of its attempts
-# most attempt ends in one finish_many call: 11 arguments each (its job key and 10 ARGV; 15 for a run job's,
-# 14 ARGV) keep a call under ~1,000 arguments, as every script call is (docs/runtime.md; F11 watches it)
+# most attempt ends in one finish_many call: at most 11 arguments each (its job key and 10 ARGV; a lean
+# success 3, store/calls.py finish_many's short form; 15 for a run job's, 14 ARGV) and a call cut at ~1,000
+# arguments, as every script call is (docs/runtime.md; F11 watches it)
 BATCH = 90
 ARGUMENTS = 1000
 # A lean job's end record keeps its arguments: sent back when small (reading them from the entry costs Redis

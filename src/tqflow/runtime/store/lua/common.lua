@@ -119,19 +119,22 @@ local LEAN_ID = '^(.+)%.(' .. LEVEL .. ')%.(%d+%-%d+)$'  -- a constant: built on
 local function lean_parts(id)
   return string.match(id, LEAN_ID)
 end
--- The queue, level, entry id and stream key of lean job `id` when `token` is its first attempt's ('@' ..
--- entry id), else nil: what lean_parts and stream_key give, without LEAN_ID's match (its '.+' backtracks
--- over the id, and its three captures are new strings: ~9k instructions, callgrind) at every lean success:
--- the entry id is the token's, the id's head QUEUE.LEVEL is parsed once a call (lean_places).
-local function lean_first(id, token)
+-- The queue, level, entry id and stream key of the lean job whose record key is `k` (prefix:job:ID) when
+-- `token` is its first attempt's ('@' .. entry id), else nil: what lean_parts and stream_key give, without
+-- LEAN_ID's match (its '.+' backtracks over the id, and its three captures are new strings: ~9k instructions,
+-- callgrind) at every lean success: the entry id is the token's, the key's head (prefix:job:QUEUE.LEVEL) is
+-- parsed once a call (lean_places), and the id itself is not needed (finish_many's short form sends none).
+local function lean_first(k, token)
   local eid = string.sub(token, 2)
-  local cut = #id - #eid
-  if cut < 2 or string.byte(id, cut) ~= 46 or string.find(id, eid, cut + 1, true) ~= cut + 1 then return nil end
+  local cut = #k - #eid
+  if cut < #prefix + 7 or string.byte(k, cut) ~= 46 or string.find(k, eid, cut + 1, true) ~= cut + 1 then
+    return nil
+  end
   if not string.find(eid, '^%d+%-%d+$') then return nil end
-  local head = string.sub(id, 1, cut - 1)
+  local head = string.sub(k, 1, cut - 1)
   local place = lean_places[head]
   if place == nil then
-    local q, p = string.match(head, '^(.+)%.(' .. LEVEL .. ')$')
+    local q, p = string.match(string.sub(head, #prefix + 6), '^(.+)%.(' .. LEVEL .. ')$')
     place = q and {q, p, stream_key(q, p)} or false
     lean_places[head] = place
   end
@@ -979,15 +982,26 @@ cancel_job = function(id, now, reason)
   return state
 end
 
+-- The result a packed end record holds (store/endrow.py: between the 5th and 6th separators the arguments'
+-- length, then the arguments, then the result), for an end that does not write `ran` (its job has a record).
+local function ran_result(ran)
+  local at = 0
+  for _ = 1, 5 do at = string.find(ran, '\31', at + 1, true) end
+  local stop = string.find(ran, '\31', at + 1, true)
+  return string.sub(ran, stop + 1 + tonumber(string.sub(ran, at + 1, stop - 1)))
+end
+
 -- The end of a lean job's first attempt that has no record (see lean_id). No record is its fence: whatever
 -- takes a delivered entry away (recovery, hand-back, a cancel, a move) writes the record first, and from then
 -- on the token of the record decides. A success writes the end (result, times, worker, task, and the
 -- arguments and options from the entry; the queue, level and enqueue time are the id's); any other end first
 -- makes the running record from the entry (still pending here), then ends as any attempt does.
+-- `id` may be nil (finish_many's short form): made from `k` where it is needed.
 local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, acks, by, waiter, k)
-  local q, p, eid, stream = lean_first(id, token)
+  local q, p, eid, stream = lean_first(k, token)
   if not q then return 'stale' end
   if outcome ~= 'succeeded' then
+    id = id or string.sub(k, #prefix + 6)
     local e = redis.call('XRANGE', stream, eid, eid)[1]
     local holder, idle = holder_of(stream, eid)
     if not e or not holder or (by.worker ~= '' and holder ~= by.worker) then return 'stale' end
@@ -1001,10 +1015,12 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
   -- the fetch gave it, see lean_end), or, when it did not (a large payload, finish.lua), they are read from
   -- the entry, before a lone finish deletes it; keep_result=False (options `nr`) with nobody waiting keeps
   -- nothing
-  local args, sent = by.args or '', by.opts
+  -- (by.ran: the whole end record packed by the worker's call, store/calls.py finish_many's short form, which
+  -- holds the arguments and options too: nothing to read here)
+  local args, sent, ran = by.args or '', by.opts, by.ran
   local ends = sent and sent ~= '' and (lim_ends and lim_ends[sent] or lean_end(sent))  -- (no call when known)
   local forget = ends and not waiter and ends.forget
-  if args == '' and not forget then
+  if args == '' and not forget and not ran then
     local e = redis.call('XRANGE', stream, eid, eid)[1]
     if e then
       local o, l
@@ -1028,6 +1044,7 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
   if ends then
     local lims = ends.lims
     if lims then  -- the slots its start took; one concurrency limit: its batched SREM's list, in place
+      id = id or string.sub(k, #prefix + 6)
       local st = ends.m and lim_cached[ends.m]
       if st and st.give then
         local rem = st.rem
@@ -1042,16 +1059,32 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
   -- the times as the caller's strings where it sent them (by.now, by.ttl: no number formatting, see
   -- expire_finished)
   local finished = by.now or now
-  if opts then
+  if ran then
+    -- the short form's record: its state as every record has it, the rest in one field `ran` (result,
+    -- started, finished, worker, task, options and arguments; store/endrow.py, which store/records.py
+    -- applies for every reader): 2 fields, not 9, which a listpack HSET pays for field by field (~13k
+    -- instructions a job, callgrind)
+    redis.call('HSET', k, 'state', 'succeeded', 'ran', ran)
+  elseif opts then
     redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', '1', 'started', by.started or finished,
       'finished', finished, 'worker', by.worker, 'task', by.task, 'payload', args, 'opts', opts)
   else
     redis.call('HSET', k, 'state', 'succeeded', 'result', payload, 'attempt', '1', 'started', by.started or finished,
       'finished', finished, 'worker', by.worker, 'task', by.task, 'payload', args)
   end
-  if waiter then publish(done_channel, id) end
+  if waiter then publish(done_channel, id or string.sub(k, #prefix + 6)) end
   expire_finished(k, 'succeeded', ttl, false, by.ttl)
   return 'succeeded'
+end
+
+-- The end of finish_many's short form: a lean job's first-attempt success (by.ran its packed end record,
+-- its result in it; by.opts the options its fetch gave). `fresh`: the caller knows the job has no record
+-- (finish_many's one EXISTS of all its keys), so the end is finish_first's at once; otherwise as any end
+-- (one with a record, made since its start, takes the result from `ran`: store/endrow.py's layout).
+local function finish_short(now, ttl, k, token, acks, by, fresh)
+  if fresh then return finish_first(now, ttl, nil, token, 'succeeded', '', 0, '', acks, by, nil, k) end
+  return finish_attempt(now, ttl, string.sub(k, #prefix + 6), token, 'succeeded', ran_result(by.ran), 0, '',
+    acks, by, k)
 end
 
 local NOBODY = {worker = '', task = ''}
@@ -1059,8 +1092,9 @@ local NOBODY = {worker = '', task = ''}
 -- The end of one attempt, fenced by its token (see finish_many.lua); returns the outcome or "stale".
 -- `acks`: {ack = {stream -> entry ids to ack and delete}}, acked and dropped a stream at once after all the
 -- caller's attempts (finish_many: ack_all); without it each is done here.
--- `by`: {worker, started (ms), task[, args, opts][, now, ttl]} of the attempt: what a lean job's first attempt
--- writes at its end (args '' or nil: read from the entry; now and ttl: the same as the arguments, as text).
+-- `by`: {worker, started (ms), task[, args, opts][, now, ttl][, ran]} of the attempt: what a lean job's first
+-- attempt writes at its end (args '' or nil: read from the entry; now and ttl: the same as the arguments, as
+-- text; ran: the end record's packed field, finish_many's short form, which a success writes instead).
 -- `k`: the job's key when the caller has it (finish_many's KEYS), else made here.
 finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks, by, k)
   by = by or NOBODY
@@ -1096,7 +1130,7 @@ finish_attempt = function(now, ttl, id, token, outcome, payload, due, dlq, acks,
     -- entry was delivered: the delivery started it
     stream = stream_key(redis.call('HGET', k, 'queue'), redis.call('HGET', k, 'prio'))
     redis.call('HSET', k, 'state', 'running', 'attempt', 1, 'token', token, 'stream', stream, 'worker', by.worker,
-      'started', by.started or now)
+      'started', by.started or (by.ran and string.match(by.ran, '^%d+')) or now)
     state, current = 'running', token
     lh = lh or lean_held(redis.call('HGET', k, 'opts'))  -- the slots the fetch that started it took
   end

@@ -3,11 +3,12 @@
 -- A stream with a fair share (fair.lua) that runs dry is fed from its keys' lists and read again; entries
 -- that do not start (a limiter parks them, or stale ones) are read past, a few rounds at most.
 -- KEYS: the streams, in that order. ARGV: now, worker, token prefix, lease ms, wanted, then one count a stream.
--- Returns the started attempts as rows: a start row (see start_entry) or, for the common lean entry, the lean
--- row {entry id, task, payload, options or false}, after a number n that says which stream (KEYS[n]) the lean
--- rows that follow it were read from (store/calls.py fetched_rows makes them start rows): the queue, level,
--- job id, token and times are the stream's and the entry id's, and 4 fields a job instead of 11 cost Redis
--- less to make and send.
+-- Returns the started attempts: a start row (a table, see start_entry) or, for the common lean entry, its 4
+-- fields inline, entry id, task, payload, options or false, after a number n that says which stream (KEYS[n])
+-- the lean jobs that follow it were read from (store/calls.py fetched_rows makes them start rows): the queue,
+-- level, job id, token and times are the stream's and the entry id's, and 4 fields a job instead of 11, in
+-- the reply itself rather than a table of their own (a table a job costs Redis ~4k instructions to make and
+-- to turn into a reply, callgrind), cost Redis less to make and send.
 refuse_when_full()
 lim_batch = true  -- its starts' limits are read and written once (limits.lua)
 local now, worker, token, lease, wanted = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -37,10 +38,10 @@ local function read(stream, count, index)
       -- its first attempt, nothing written, the lean row of what start_entry's lean case returns, made
       -- without its parsing, tables and pcall (nothing on this path can raise). Anything else (a `j` entry,
       -- another shape) goes through start_guarded as before.
-      local k5, row = f[5], nil
+      local k5, row = f[5], nil  -- row: the lean job's options (false: none) when it starts inline
       local opts, lims, shape = false, nil, false
       if lean and f[1] == 't' and f[3] == 'p' then
-        if k5 == nil then row = {eid, f[2], f[4], false}  -- the plainest (and commonest) first
+        if k5 == nil then row = false  -- the plainest (and commonest) first
         elseif k5 == 'o' then
           opts = f[6]
           if f[7] == nil then shape = true elseif f[7] == 'l' and f[9] == nil then shape, lims = true, f[8] end
@@ -88,7 +89,7 @@ local function read(stream, count, index)
               g.backs[opts or ''] = back
             end
           end
-          row = {eid, f[2], f[4], back}
+          row = back
         end
       elseif shape then
         -- An entry written before `l` holds its limits in `o`: a limited one of that shape whose options
@@ -99,12 +100,13 @@ local function read(stream, count, index)
         local specs = limited and lim_specs[opts]
         if not limited or (specs ~= nil and (not specs or #specs == 0
           or admit_batched(lean .. eid, specs, now, lease_until))) then
-          row = {eid, f[2], f[4], opts}
+          row = opts
         end
       end
-      if row then
-        if not marked then started[#started + 1] = index; marked = true end
-        started[#started + 1] = row
+      if row ~= nil then
+        local at = #started
+        if not marked then at = at + 1; started[at] = index; marked = true end
+        started[at + 1], started[at + 2], started[at + 3], started[at + 4] = eid, f[2], f[4], row
         total = total + 1
       else
         local job = start_guarded(entry_job(stream, eid, f), stream, eid, worker, token .. n, now, lease, f)
