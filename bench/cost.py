@@ -123,6 +123,8 @@ class Figures:
     worker_us: float = 0.0
     producer_us: float = 0.0
     enqueue_redis_us: float = 0.0  # INFO cpu until the drain began, per job
+    sys_us: float = 0.0  # of redis_us, the server's kernel time (used_cpu_sys), per job
+    reads: float = 0.0  # socket reads the server made (requests), per job
     scripts: dict[str, ScriptCost] = field(default_factory=dict)  # by script name (the SLOWLOG pass)
     instructions: float = 0.0  # --callgrind: redis-server's instructions per job
     enqueue_instructions: float = 0.0  # … until the drain began
@@ -172,6 +174,12 @@ def redis_cpu(r: redis.Redis) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
+def redis_sys_and_reads(r: redis.Redis) -> tuple[float, int]:
+    """The server's kernel CPU seconds (`used_cpu_sys`: its reads, writes and epoll) and the requests it read
+    (`total_reads_processed`: one a read of a client's socket, a pipeline's commands in one)."""
+    return float(r.info("cpu")["used_cpu_sys"]), int(r.info("stats")["total_reads_processed"])
+
+
 def commandstats(r: redis.Redis) -> dict[str, tuple[int, int]]:
     stats: dict[str, tuple[int, int]] = {}
     for name, row in r.info("commandstats").items():
@@ -203,6 +211,7 @@ class Meter:
         self.r.config_resetstat()
         self.cpu = redis_cpu(self.r)
         self.marked = self.cpu
+        self.sys_reads = redis_sys_and_reads(self.r)
         if self.callgrind is not None:
             self.callgrind.zero()
 
@@ -238,6 +247,9 @@ class Meter:
         now = redis_cpu(self.r)
         cpu = now - self.cpu
         figures = Figures(name, jobs, cpu * 1e6 / jobs)
+        sys_now, reads_now = redis_sys_and_reads(self.r)
+        figures.sys_us = (sys_now - self.sys_reads[0]) * 1e6 / jobs
+        figures.reads = (reads_now - self.sys_reads[1]) / jobs
         if self.callgrind is not None:
             drain = self.callgrind.dump()
             figures.enqueue_instructions = self.enqueue_instructions / jobs
@@ -428,12 +440,12 @@ def report(rows: list[Figures], top: int) -> None:
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
     head = f"{'scenario':<14} {'jobs':>7} {'redis µs/job':>13} {'(enqueue':>9} {'drain)':>7}"
-    print(f"{head} {'worker µs/job':>14} {'producer µs/job':>16}")
+    print(f"{head} {'worker µs/job':>14} {'producer µs/job':>16} {'(redis sys µs':>13} {'reads)':>7}")
     for f in rows:
         drain = f.redis_us - f.enqueue_redis_us
         print(
             f"{f.name:<14} {f.jobs:>7} {f.redis_us:>13.1f} {f.enqueue_redis_us:>9.1f} {drain:>7.1f}"
-            f" {f.worker_us:>14.1f} {f.producer_us:>16.1f}"
+            f" {f.worker_us:>14.1f} {f.producer_us:>16.1f} {f.sys_us:>13.1f} {f.reads:>7.3f}"
         )
     if any(f.instructions for f in rows):
         print("redis-server instructions per job (callgrind; independent of the load):")
