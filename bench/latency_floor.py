@@ -29,13 +29,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
 HERE = Path(__file__).resolve().parent
-DONE = "pb:done"  # bench/peers/common.py DONE_KEY
 QUEUE, STREAM, GROUP = "floor:list", "floor:stream", "floor"
 MODES = ("list-sync", "list-async", "streams-async", "tqflow-1", "tqflow")
 
@@ -49,33 +49,45 @@ def free_port() -> int:
 # --- the bare workers (run as `--worker MODE URL` in a child process) ---------------------------------
 
 
+def peers_common(url: str) -> Any:
+    """bench/peers/common.py (the harness's latency loop and done list) on this run's server: it reads
+    PB_URL once, at its import."""
+    os.environ["PB_URL"] = url
+    for folder in (str(HERE / "peers"), str(HERE)):
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    import common
+
+    return common
+
+
 def list_sync_worker(url: str) -> None:
-    r = redis.Redis.from_url(url)
+    r, done = redis.Redis.from_url(url), peers_common(url).DONE_KEY
     while True:
         _, x = r.brpop([QUEUE])  # type: ignore[misc]
-        r.rpush(DONE, x)
+        r.rpush(done, x)
 
 
 async def list_async_worker(url: str) -> None:
     import redis.asyncio as aredis
 
-    r = aredis.Redis.from_url(url)
+    r, done = aredis.Redis.from_url(url), peers_common(url).DONE_KEY
     while True:
         _, x = await r.brpop([QUEUE])  # type: ignore[misc]
-        await r.rpush(DONE, x)
+        await r.rpush(done, x)
 
 
 async def streams_async_worker(url: str) -> None:
     import redis.asyncio as aredis
 
-    r = aredis.Redis.from_url(url)
+    r, done = aredis.Redis.from_url(url), peers_common(url).DONE_KEY
     with contextlib.suppress(redis.ResponseError):
         await r.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
     while True:
         reply = await r.xreadgroup(GROUP, "w", {STREAM: ">"}, count=1, block=0)
         for _, entries in reply:
             for entry_id, fields in entries:
-                await r.rpush(DONE, fields[b"x"])
+                await r.rpush(done, fields[b"x"])
                 async with r.pipeline(transaction=False) as pipe:
                     pipe.xack(STREAM, GROUP, entry_id).xdel(STREAM, entry_id)
                     await pipe.execute()
@@ -91,19 +103,6 @@ def run_worker(mode: str, url: str) -> None:
 
 
 # --- the producer -------------------------------------------------------------------------------------
-
-
-def latency_loop(submit: Callable[[int], object], r: redis.Redis, n: int, warmup: int = 20) -> list[float]:
-    """bench/peers/common.py latency_loop, on this run's server."""
-    out = []
-    for i in range(n + warmup):
-        t0 = time.perf_counter()
-        submit(i)
-        if r.blpop([DONE], timeout=10) is None:
-            raise RuntimeError(f"job {i} was not done within 10 s")
-        if i >= warmup:
-            out.append((time.perf_counter() - t0) * 1000.0)
-    return out
 
 
 @contextlib.contextmanager
@@ -135,9 +134,8 @@ def measure(mode: str, url: str, n: int) -> list[float]:
         cmds = [[sys.executable, __file__, "--worker", mode, url]]
     with workers(cmds, env):
         time.sleep(3 if mode.startswith("tqflow") else 1)
+        common = peers_common(url)
         if mode.startswith("tqflow"):
-            os.environ["PB_URL"] = url
-            sys.path[:0] = [str(HERE), str(HERE / "peers")]
             import tqflow_adapter  # its URL is PB_URL's, read at import
 
             tqflow_adapter.latency(20)
@@ -153,9 +151,9 @@ def measure(mode: str, url: str, n: int) -> list[float]:
             def submit(i: int) -> object:
                 return r.lpush(QUEUE, i)
 
-        latency_loop(submit, r, 20, warmup=0)
+        common.latency_loop(submit, 20, warmup=0)
         time.sleep(0.5)
-        return latency_loop(submit, r, n)
+        return list(common.latency_loop(submit, n))
 
 
 def pct(values: list[float], q: float) -> float:

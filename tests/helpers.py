@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
 from tqflow.compiler import compile_file
 from tqflow.dsl.source import Source
 from tqflow.plan import FlowPlan, JobPlan, Plan, TaskRef
 from tqflow.runtime.registry import load_tasks
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import Scripts
 from tqflow.runtime.task import Task
 from tqflow.runtime.worker import Worker
 
@@ -19,6 +25,16 @@ FLOWS = Path(__file__).parent / "flows"
 
 # `await start_worker(tasks, hooks=[...], **WorkerSettings fields)` (the conftest fixture).
 WorkerFactory = Callable[..., Awaitable[Worker]]
+
+
+async def lean_stream(redis: Redis, namespace: str, queue: str, level: int) -> tuple[Keys, Scripts, str]:
+    """The namespace's keys, its scripts and one queue level's stream, its consumer group made (the tests
+    that hand-make lean entries and drive the scripts themselves)."""
+    keys = Keys(namespace)
+    stream = keys.stream(queue, level)
+    with contextlib.suppress(ResponseError):  # the group exists
+        await redis.xgroup_create(stream, keys.group, id="0", mkstream=True)
+    return keys, Scripts(redis), stream
 
 
 def plan_of(name: str) -> Plan:

@@ -4,12 +4,10 @@ holds, and records an older version wrote field by field (hand-made here) read a
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import httpx
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from tqflow.runtime import channels
 from tqflow.runtime.client import Client
@@ -17,6 +15,8 @@ from tqflow.runtime.inspect import Inspector
 from tqflow.runtime.store import calls, endrow, jobrows, records
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
+
+from helpers import lean_stream
 
 QUEUE, LEVEL = "default", 2
 STARTED, FINISHED = 1_700_000_000_100, 1_700_000_000_250
@@ -97,11 +97,7 @@ def test_a_packed_end_holds_any_arguments_and_result_and_refuses_a_separator_in_
 
 
 async def setup(redis: Redis, namespace: str) -> tuple[Keys, Scripts, str]:
-    keys = Keys(namespace)
-    stream = keys.stream(QUEUE, LEVEL)
-    with contextlib.suppress(ResponseError):  # the group exists
-        await redis.xgroup_create(stream, keys.group, id="0", mkstream=True)
-    return keys, Scripts(redis), stream
+    return await lean_stream(redis, namespace, QUEUE, LEVEL)
 
 
 async def test_short_and_long_forms_mix_in_one_call(redis: Redis, namespace: str) -> None:

@@ -135,8 +135,11 @@ async def test_a_read_that_did_not_wait_holds_nothing(
     assert holds == []
 
 
-def recorded_calls(worker: Any) -> tuple[list[str], list[int]]:
-    """The fetcher's fetch calls (their names) and blocking reads (the entries each returned), as they go."""
+async def idle_recorded(start_worker: WorkerFactory) -> tuple[list[str], list[int]]:
+    """A worker started and idle; from then on its fetcher's fetch calls (their names) and blocking reads
+    (the entries each returned), as they go."""
+    worker = await start_worker(TASKS, block_ms=2000)
+    await idle(worker)
     fetches: list[str] = []
     reads: list[int] = []
     run, block = worker.context.scripts.run, worker.fetcher._block_for_work
@@ -159,9 +162,7 @@ def recorded_calls(worker: Any) -> tuple[list[str], list[int]]:
 async def test_a_worker_woken_by_plain_jobs_blocks_again_without_a_fetch_call(
     client: Client, start_worker: WorkerFactory
 ) -> None:
-    worker = await start_worker(TASKS, block_ms=2000)
-    await idle(worker)
-    fetches, reads = recorded_calls(worker)
+    fetches, reads = await idle_recorded(start_worker)
     for i in range(fetcher.DIRECT_READS - 1):  # one after the other, each waited for: the benchmark's loop
         job = await client.enqueue(quick, tag=f"d{i}")
         assert await client.result(job, timeout=5) == f"d{i}"
@@ -173,9 +174,7 @@ async def test_a_worker_woken_by_plain_jobs_blocks_again_without_a_fetch_call(
 async def test_a_burst_after_a_wake_is_fetched_in_batches(
     client: Client, start_worker: WorkerFactory
 ) -> None:
-    worker = await start_worker(TASKS, block_ms=2000)
-    await idle(worker)
-    fetches, reads = recorded_calls(worker)
+    fetches, reads = await idle_recorded(start_worker)
     jobs = await client.enqueue_many([quick.call(tag=f"b{i}") for i in range(60)])
     for i, job in enumerate(jobs):
         assert await client.result(job, timeout=10) == f"b{i}"
@@ -187,9 +186,7 @@ async def test_a_burst_after_a_wake_is_fetched_in_batches(
 async def test_an_entry_the_fetch_must_start_makes_the_next_read_a_fetch_call(
     client: Client, start_worker: WorkerFactory
 ) -> None:
-    worker = await start_worker(TASKS, block_ms=2000)
-    await idle(worker)
-    fetches, _reads = recorded_calls(worker)
+    fetches, _reads = await idle_recorded(start_worker)
     fair = await client.enqueue(quick, tag="f", fair_key="acme")  # a `j` entry, fed by the fetch (fair.lua)
     assert await client.result(fair, timeout=5) == "f"
     for _ in range(200):

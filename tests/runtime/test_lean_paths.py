@@ -5,25 +5,20 @@ not from the scripts' helpers."""
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from tqflow.runtime.store import calls, records
 from tqflow.runtime.store.keys import Keys
 from tqflow.runtime.store.scripts import Scripts
 
+from helpers import lean_stream
+
 QUEUE, LEVEL = "default", 2
 
 
 async def setup(redis: Redis, namespace: str) -> tuple[Keys, Scripts, str]:
-    keys = Keys(namespace)
-    stream = keys.stream(QUEUE, LEVEL)
-    with contextlib.suppress(ResponseError):  # the group exists
-        await redis.xgroup_create(stream, keys.group, id="0", mkstream=True)
-    return keys, Scripts(redis), stream
+    return await lean_stream(redis, namespace, QUEUE, LEVEL)
 
 
 def expected_row(eid: str, task: str, payload: str, opts: str | None) -> list[object]:

@@ -7,15 +7,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
-from tqflow.runtime.api.app import create_app
-from tqflow.runtime.api.settings import ApiSettings
 from tqflow.runtime.client import Client
 from tqflow.runtime.cluster.schedule import ScheduleError
 from tqflow.runtime.cluster.settings import ClusterSettings
@@ -163,14 +160,6 @@ async def test_the_sync_client_schedules(redis_url: str, namespace: str) -> None
 
     names, at = await asyncio.to_thread(use)
     assert names == ["once"] and at == "2099-01-01T00:00:00+00:00"
-
-
-@pytest.fixture
-async def api(redis_url: str, namespace: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(redis_url, namespace))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1") as http:
-        yield http
-    await app.state.services.close()
 
 
 async def test_the_rest_api_and_tqc_manage_schedules(
