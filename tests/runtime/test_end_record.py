@@ -199,3 +199,20 @@ async def test_a_short_end_of_a_job_given_a_record_while_it_ran_writes_the_resul
     record = await redis.hgetall(keys.job(row[0]))
     assert (record["state"], record["result"], record["finished"]) == ("succeeded", result, "2000")
     assert endrow.FIELD not in record
+
+
+async def test_a_hand_made_ran_that_is_not_a_packed_end_reads_as_a_record_without_it(
+    client: Client, redis: Redis, api: httpx.AsyncClient
+) -> None:
+    """Garbage in `ran` (too few parts, a length that is no number, bytes that are not UTF-8): every reader
+    answers, with the state the record holds and nothing made up from the garbage."""
+    for n, ran in enumerate((b"garbage", b"1\x1f2\x1fw\x1ft\x1f\x1fNaN\x1fxy", b"\xff\xfe\x1f\x80")):
+        job_id = f"{QUEUE}.{LEVEL}.1700000000000-{10 + n}"
+        await redis.hset(client.keys.job(job_id), mapping={"state": "succeeded", endrow.FIELD: ran})
+        info = await client.job(job_id)
+        assert info is not None and info.state == "succeeded" and info.result is None
+        view = await Inspector(redis, client.keys.namespace).job(job_id)
+        assert view is not None and view.state == "succeeded"
+        got = await api.get(f"/api/jobs/{job_id}")
+        assert got.status_code == 200 and got.json()["state"] == "succeeded"
+        assert await jobrows.results(redis, client.keys, [job_id]) == [None]
