@@ -10,6 +10,8 @@ differs is the queue between them, with nothing of a job queue's own (no record,
   list-async     an asyncio worker (uvloop): BRPOP, the body's RPUSH with redis.asyncio
   streams-async  an asyncio worker (uvloop) blocked on XREADGROUP; the body's RPUSH with redis.asyncio, then
                  XACK and XDEL in one pipeline (a Streams queue's least end); the producer XADDs
+  streams-noack  the same without the XACK and XDEL (the entry stays pending: no queue would run so; it
+                 shows what the end's round trip after the body costs a back-to-back loop)
   tqflow         2 `tqrun worker -m bench_tasks -c 100` processes, as bench/harness.py runs them, fed by the
                  harness's own tqflow latency driver (SyncClient.enqueue of `bench_tasks.noop`)
   tqflow-1       the same with one worker process, as the bare modes have
@@ -37,7 +39,7 @@ import redis
 
 HERE = Path(__file__).resolve().parent
 QUEUE, STREAM, GROUP = "floor:list", "floor:stream", "floor"
-MODES = ("list-sync", "list-async", "streams-async", "tqflow-1", "tqflow")
+MODES = ("list-sync", "list-async", "streams-async", "streams-noack", "tqflow-1", "tqflow")
 
 
 def free_port() -> int:
@@ -77,7 +79,7 @@ async def list_async_worker(url: str) -> None:
         await r.rpush(done, x)
 
 
-async def streams_async_worker(url: str) -> None:
+async def streams_async_worker(url: str, ack: bool = True) -> None:
     import redis.asyncio as aredis
 
     r, done = aredis.Redis.from_url(url), peers_common(url).DONE_KEY
@@ -88,6 +90,8 @@ async def streams_async_worker(url: str) -> None:
         for _, entries in reply:
             for entry_id, fields in entries:
                 await r.rpush(done, fields[b"x"])
+                if not ack:
+                    continue
                 async with r.pipeline(transaction=False) as pipe:
                     pipe.xack(STREAM, GROUP, entry_id).xdel(STREAM, entry_id)
                     await pipe.execute()
@@ -99,7 +103,10 @@ def run_worker(mode: str, url: str) -> None:
         return
     import uvloop
 
-    uvloop.run(list_async_worker(url) if mode == "list-async" else streams_async_worker(url))
+    if mode == "list-async":
+        uvloop.run(list_async_worker(url))
+    else:
+        uvloop.run(streams_async_worker(url, ack=mode == "streams-async"))
 
 
 # --- the producer -------------------------------------------------------------------------------------
@@ -141,7 +148,7 @@ def measure(mode: str, url: str, n: int) -> list[float]:
             tqflow_adapter.latency(20)
             time.sleep(0.5)
             return tqflow_adapter.latency(n)
-        if mode == "streams-async":
+        if mode.startswith("streams"):
 
             def submit(i: int) -> object:
                 return r.xadd(STREAM, {"x": i})
