@@ -30,6 +30,7 @@ import asyncio
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,9 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_tasks
 
 from tqflow.runtime.client import Client
-from tqflow.runtime.jobs import new_job_id
 from tqflow.runtime.runs import now_ms
-from tqflow.runtime.store.scripts import script_sha, script_text
+from tqflow.runtime.store import calls
+from tqflow.runtime.store.keys import Keys
+from tqflow.runtime.store.scripts import SyncScripts, command_of, script_text
 from tqflow.runtime.sync import SyncClient
 
 NAMESPACE = f"bench-sync-{os.getpid()}"
@@ -109,21 +111,34 @@ def awaited(url: str, n: int) -> Rate:
 
 
 def floor_enqueue_script(url: str, n: int, held: bool = False) -> Rate:
+    """The enqueue call as the native path sends it (store/calls.py `enqueue`: a lean job of one spec, its
+    own nonce), every command built before the clock starts: the round trip and Redis' time alone."""
     r = redis.Redis.from_url(url, decode_responses=True)
-    r.script_load(script_text("enqueue"))
-    sha, prefix = script_sha("enqueue"), "{" + NAMESPACE + "}"
+    scripts = SyncScripts(r)
+    if scripts.functions is None:
+        scripts._load_library()  # the library (FCALL), or EVALSHA where the server has no functions
+    keys, lane = Keys(NAMESPACE), uuid.uuid4().hex[:12]
+    if not scripts.functions:
+        r.script_load(script_text("enqueue"))
     spec = ["bench_tasks.noop", "default", 2, ""]
-    rows = [f'{new_job_id()}0|J-1|{{"x":{i}}}' for i in range(n)]
-    argvs = [[prefix, now_ms(), "all", 1_000_000, 4, *spec, row] for row in rows]
+    commands = [
+        command_of(
+            bool(scripts.functions),
+            calls.enqueue(
+                keys, lane, uuid.uuid4().hex, [now_ms(), "all", 1_000_000], [4, *spec, f'.0|{{"x":{i}}}']
+            ),
+        )
+        for i in range(n)
+    ]
     connection = r.connection_pool.get_connection()
     with Timed(n) as timed:
         if held:
-            for argv in argvs:
-                connection.send_command("EVALSHA", sha, 0, *argv)
+            for command in commands:
+                connection.send_command(*command)
                 connection.read_response()
         else:
-            for argv in argvs:
-                r.evalsha(sha, 0, *argv)
+            for command in commands:
+                r.execute_command(*command)
     r.connection_pool.release(connection)
     r.close()
     return timed.result
