@@ -1,0 +1,43 @@
+"""The tools that measure issue 12's floors run end to end on a few jobs and print their rows (no figure is
+asserted: they are read by people, from a quiet machine). bench/sync_enqueue.py's floor rows once sent a
+script call the store no longer takes, and nothing ran the tool until a figure was wanted."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def run_tool(*args: str, timeout: float = 240) -> str:
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=timeout, cwd=BENCH)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_sync_enqueue_prints_the_native_path_beside_its_floors(redis_url: str) -> None:
+    out = run_tool("sync_enqueue.py", "--n", "100", "--runs", "1", "--url", redis_url)
+    for row in ("SyncClient.enqueue, native", "floor: sync EVALSHA enqueue.lua", "on a held connection"):
+        assert row in out, out
+    assert "native / floor: same, on a held connection (no pool):" in out, out
+
+
+def test_latency_floor_prints_each_bare_hand_off_and_tqflow() -> None:
+    modes = "list-sync,streams-noack,streams-async,tqflow-1"
+    out = run_tool("latency_floor.py", "--n", "20", "--rounds", "1", "--only", modes)
+    medians = out.split("medians of 1 rounds", 1)[1].splitlines()[1:]
+    assert [line.split()[0] for line in medians] == modes.split(","), out
+    assert all(" p50 " in line and " p99 " in line for line in medians), out
+
+
+def test_dag_only_times_a_run_and_prints_its_jobs() -> None:
+    out = run_tool("dag_only.py", "--children", "10", "--runs", "1")
+    assert "median" in out and "Redis CPU a run" in out, out
+    assert "children queued" in out and "join queued" in out, out
+
+
+def test_drain_floor_prints_the_drain_against_its_cpu_floor() -> None:
+    out = run_tool("drain_floor.py", "--jobs", "1000")
+    assert "jobs/s; Redis" in out and "CPU floor" in out and "% of it" in out, out
