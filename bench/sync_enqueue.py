@@ -2,6 +2,8 @@
 
 Usage: .venv/bin/python bench/sync_enqueue.py [--n 20000] [--runs 3] [--url redis://127.0.0.1:6379/13]
        [--profile]   (pyinstrument profile of the native path instead of the table)
+       [--instructions]   (the producer's instructions a native call, under valgrind's cachegrind: the
+                          difference of two sizes, each in a process of its own; steady under load)
 
 Each row makes N calls in a loop (no worker running; every job stays queued) against its own namespace
 `bench-sync-<pid>`, whose keys are deleted (only those: no FLUSHDB) after every run:
@@ -28,7 +30,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -204,13 +208,59 @@ def profile(url: str, n: int) -> None:
     print(profiler.output_text(unicode=True, color=False, show_all=False))
 
 
+INSTRUCTION_SIZES = (300, 1800)
+
+
+def native_calls(url: str, n: int) -> None:
+    """The measured process of `--instructions`: n native calls, nothing else timed or printed."""
+    with SyncClient.from_url(url, NAMESPACE) as client:
+        for i in range(n):
+            client.enqueue(bench_tasks.noop, x=i)
+
+
+def instructions(url: str, sizes: tuple[int, int] = INSTRUCTION_SIZES) -> float:
+    """The producer's instructions a native call: `native_calls` of two sizes, each a process under
+    cachegrind, differenced (start-up cancels out; a count, steady whatever the machine's load)."""
+    counts = []
+    with tempfile.TemporaryDirectory() as folder:
+        for n in sizes:
+            out = Path(folder) / f"cg.{n}"
+            command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"]
+            command += [sys.executable, __file__, "--child-calls", str(n), "--url", url]
+            subprocess.run(command, capture_output=True, check=True, cwd=Path(__file__).parent)
+            counts.append(
+                next(
+                    int(line.split()[1])
+                    for line in out.read_text().splitlines()
+                    if line.startswith("summary:")
+                )
+            )
+            clean(url)
+    return (counts[1] - counts[0]) / (sizes[1] - sizes[0])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--url", default="redis://127.0.0.1:6379/13")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument(
+        "--instructions", action="store_true", help="the producer's instructions a native call (valgrind)"
+    )
+    ap.add_argument("--child-calls", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child_calls:
+        native_calls(args.url, args.child_calls)
+        return
+    if args.instructions:
+        got = [instructions(args.url) for _ in range(args.runs)]
+        print(
+            f"SyncClient.enqueue, native: {sorted(got)[len(got) // 2]:,.0f} instructions a call "
+            f"(median of {args.runs}: {', '.join(f'{g:,.0f}' for g in got)}; cachegrind, "
+            f"{INSTRUCTION_SIZES[1]} - {INSTRUCTION_SIZES[0]} calls)"
+        )
+        return
     if args.profile:
         profile(args.url, args.n)
         return

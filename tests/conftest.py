@@ -85,7 +85,13 @@ ONE_AT_A_TIME = ("tests/topology/test_failover.py", "tests/topology/test_failove
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Longest files first (a stable sort: a file's tests stay together and in order)."""
+    """Longest files first (a stable sort: a file's tests stay together and in order). Tests marked `slow`
+    run only when asked for (`pytest -m slow`): the default run deselects them, as the marker says."""
+    if "slow" not in (config.getoption("markexpr", "") or ""):
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
     rank = {path: n for n, path in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
 

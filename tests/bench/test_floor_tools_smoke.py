@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -41,3 +43,15 @@ def test_dag_only_times_a_run_and_prints_its_jobs() -> None:
 def test_drain_floor_prints_the_drain_against_its_cpu_floor() -> None:
     out = run_tool("drain_floor.py", "--jobs", "1000")
     assert "jobs/s; Redis" in out and "CPU floor" in out and "% of it" in out, out
+
+
+def test_sync_enqueue_runs_the_process_it_counts_instructions_of(redis_url: str) -> None:
+    """`--instructions` counts this process under valgrind (the next test, slow: ≈ 60 s)."""
+    assert run_tool("sync_enqueue.py", "--child-calls", "20", "--url", redis_url) == ""
+
+
+@pytest.mark.slow
+def test_sync_enqueue_counts_the_producers_instructions_a_call(redis_url: str) -> None:
+    out = run_tool("sync_enqueue.py", "--instructions", "--runs", "1", "--url", redis_url)
+    count = out.split("SyncClient.enqueue, native: ", 1)[1].split(" instructions a call", 1)[0]
+    assert 10_000 < int(count.replace(",", "")) < 2_000_000, out  # a count a call, not a whole process's
