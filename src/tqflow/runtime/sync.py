@@ -32,7 +32,9 @@ from tqflow.runtime import channels, partitions
 from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect, connect_sync
 from tqflow.runtime.jobs import (
+    NO_OPTIONS,
     OPTION_NAMES,
+    OPTION_SET,
     BulkItem,
     BulkRejected,
     JobId,
@@ -85,6 +87,8 @@ def _on_loop(
 
 def _pop_options(kwargs: dict[str, Any]) -> JobOptions:
     """Take the job options out of a call's keywords (what is left are the task's arguments)."""
+    if kwargs.keys().isdisjoint(OPTION_SET):  # most calls: the task's arguments alone
+        return NO_OPTIONS
     options = job_options(kwargs)
     for name in OPTION_NAMES:
         kwargs.pop(name, None)
