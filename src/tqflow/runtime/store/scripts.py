@@ -108,13 +108,15 @@ def script_text(name: str, levels: int = LEVELS) -> str:
 
 
 @cache
-def prelude(levels: int = LEVELS) -> str:
-    """The constants taken from Python (the priority levels), then lua/common.lua with the sections it
-    includes (`--#include NAME` lines: lua/NAME.lua)."""
+def prelude(levels: int = LEVELS, library: bool = False) -> str:
+    """The constants taken from Python (the priority levels, whether the code is the function library's
+    or an EVALSHA script's), then lua/common.lua with the sections it includes (`--#include NAME` lines:
+    lua/NAME.lua)."""
     lines = lua_file("common").split("\n")
     return "\n".join(
         [
             f"local LEVEL = '{level_pattern(levels)}'  -- a priority level in a stream key or a lean id",
+            f"local IN_LIBRARY = {'true' if library else 'false'}  -- loaded by FUNCTION LOAD (library_text)",
             *(
                 lua_file(line.removeprefix("--#include ").strip()) if line.startswith("--#include ") else line
                 for line in lines
@@ -167,7 +169,7 @@ def allows_oom(name: str) -> bool:
 
 @cache
 def library_version() -> str:
-    code = prelude() + "".join(f"{n}:{allows_oom(n)}:{script_body(n)}" for n in LIBRARY_SCRIPTS)
+    code = prelude(LEVELS, True) + "".join(f"{n}:{allows_oom(n)}:{script_body(n)}" for n in LIBRARY_SCRIPTS)
     return hashlib.sha1(code.encode()).hexdigest()[:12]
 
 
@@ -184,7 +186,7 @@ def function_name(name: str) -> str:
 def library_text() -> str:
     """The function library: the prelude once (at load), then one function a script whose body runs with
     KEYS and ARGV bound as an EVALSHA script's are (library locals: a function cannot set globals)."""
-    parts = [f"#!lua name={library_name()}", "local KEYS, ARGV", prelude()]
+    parts = [f"#!lua name={library_name()}", "local KEYS, ARGV", prelude(LEVELS, True)]
     parts.append(
         "local function bound(body)\n"
         "  return function(keys, args)\n"

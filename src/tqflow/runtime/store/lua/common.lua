@@ -4,7 +4,7 @@
 -- a fan-out's children, a lean job's record) from the same prefix, so they are in KEYS[1]'s slot.
 -- The key suffixes mirror store/keys.py, and tests/runtime/test_keys.py pins both.
 --
--- The names derived from the prefix, and the state one call keeps (fair_run), are set by bind() at the start
+-- The names derived from the prefix, and the state one call keeps (fair_refill, …), are set by bind() at the start
 -- of every call: as an EVALSHA script the prelude runs on every call (the line below binds KEYS); as a
 -- function library (store/scripts.py, FUNCTION LOAD) it runs once at load, and each function binds its keys.
 local prefix, dlq_key, delayed_key, wake_channel, done_channel, after_waiting_key, oom_guard, awaiting_key
@@ -12,11 +12,16 @@ local lim_due_key, lim_keys_key, lim_defs_key  -- limits.lua
 local lim_call_us, lim_specs, lim_batch, lim_cached  -- limits.lua: what one call reads once and batches
 local lim_groups, lim_ends  -- limits.lua: a lean entry's `l` read (fetch), a lean end's options text read (finish)
 local subflows_key  -- sub-flow jobs waiting for their child runs
+-- One call's tables, nil until their first use: bind() makes none (a table made and collected is ~800
+-- instructions, callgrind; eight a call were ~6.5k of every call's fixed cost), it drops the last call's.
 local num_texts  -- txt: number -> its text, one call's
 local json_texts  -- decoded: a record's JSON text -> its value, one call's (read only)
 local run_starts  -- start_entry: run id -> its params and created, one call's
 local lean_places  -- lean_first: QUEUE.LEVEL -> {queue, level, stream key} (false: not one), one call's
-local fair_run  -- fair.lua: fetch.lua refills as it reads (no refill at each start) and once at its end (`touched`)
+-- fair.lua: fetch.lua refills as it reads (fair_refill false: no refill at each start) and once at its end
+-- the streams it took fed entries from (fair_touched: QUEUE\0LEVEL -> {queue, level}, nil while none)
+-- (fair_absent: none of the fetch's streams has a fair share, asked at the first that ran dry; nil: not asked)
+local fair_refill, fair_touched, fair_absent
 local BAD_KEYS = 'KEYS[1] must be a tqflow key ({namespace}:...)'
 -- The key names derived from the prefix are made again only when the prefix changes (a dozen concatenations,
 -- ~6k instructions a call): bound_key is the KEYS[1] they were made for, a cache, not a call's state.
@@ -35,12 +40,10 @@ local function bind(keys)
       lim_due_key, lim_keys_key, lim_defs_key = prefix .. ':limit:due', prefix .. ':limit:keys', prefix .. ':limit:defs'
     end
   end
-  fair_run = {refill = true, touched = {}}
-  lean_places = {}
-  num_texts = {}
-  json_texts, run_starts = {}, {}
-  lim_call_us, lim_specs, lim_batch, lim_cached = nil, {}, false, {}
-  lim_groups, lim_ends = nil, nil  -- made by their first use (most calls have none)
+  fair_refill, fair_touched, fair_absent = true, nil, nil
+  lean_places, num_texts, json_texts, run_starts = nil, nil, nil, nil
+  lim_call_us, lim_specs, lim_batch, lim_cached = nil, nil, false, nil
+  lim_groups, lim_ends = nil, nil
   return true
 end
 if KEYS and not bind(KEYS) then return redis.error_reply(BAD_KEYS) end
@@ -48,10 +51,12 @@ local function job_key(id) return prefix .. ':job:' .. id end
 -- A number as redis.call's argument, formatted once a call (a Lua number passed to redis.call is formatted
 -- with sprintf, ~2,200 instructions, callgrind; the same text: "%.14g"): now, a lease's end, an attempt.
 local function txt(x)
-  local t = num_texts[x]
+  local texts = num_texts
+  if not texts then texts = {}; num_texts = texts end
+  local t = texts[x]
   if not t then
     t = tostring(x)
-    num_texts[x] = t
+    texts[x] = t
   end
   return t
 end
@@ -60,14 +65,38 @@ local function run_key(id) return prefix .. ':run:' .. id end
 -- of a run share their texts (`["join"]`, the same `after`), and a decode is ~6k instructions (callgrind).
 -- The value is shared: no caller changes it.
 local function decoded(text)
-  local v = json_texts[text]
+  local texts = json_texts
+  if not texts then texts = {}; json_texts = texts end
+  local v = texts[text]
   if v == nil then
     v = cjson.decode(text)
-    json_texts[text] = v
+    texts[text] = v
   end
   return v
 end
 local function stream_key(queue, prio) return prefix .. ':q:' .. queue .. ':' .. prio end
+-- A queue stream's place, parsed from its key alone: {queue, level, its lean job ids' head "QUEUE.LEVEL.",
+-- its fair share's key (fair.lua fair_base)}, or false (not a queue stream's key). Kept by the key, like
+-- bound_key a cache rather than a call's state (a library keeps its top level between calls; a script
+-- parses once a call): fetch.lua looks up every stream of its worker each call, where the parses, matches
+-- and concatenations were ~7k instructions a stream (callgrind). At most PLACES_KEPT keys, then anew.
+local stream_places, stream_places_n
+local PLACES_KEPT = 4096
+local function stream_place(stream)
+  local places = stream_places
+  if not places or stream_places_n >= PLACES_KEPT then
+    places = {}
+    stream_places, stream_places_n = places, 0
+  end
+  local place = places[stream]
+  if place == nil then
+    local tag, q, p = string.match(stream, '^({[^}]*}):q:(.+):(' .. LEVEL .. ')$')
+    place = tag and {q, p, q .. '.' .. p .. '.', tag .. ':fair:' .. q .. ':' .. p} or false
+    places[stream] = place
+    stream_places_n = stream_places_n + 1
+  end
+  return place
+end
 local function dlq_of(name)
   if name and name ~= '' then return prefix .. ':dlq:' .. name end
   return prefix .. ':dlq'
@@ -99,8 +128,11 @@ end
 --   on a key that never exists: a write Redis refuses when full, that changes nothing otherwise);
 -- run_when_full(): heartbeats and the ends of running attempts, which must go on (DEL of a key that never
 --   exists: a write Redis never refuses, that changes nothing).
-local function refuse_when_full() redis.call('SETRANGE', oom_guard, 0, '') end
-local function run_when_full() redis.call('DEL', oom_guard) end
+-- A function of the library (IN_LIBRARY, store/scripts.py) needs neither: Redis refuses a function without
+-- the `allow-oom` flag whole, before it runs, when full, and runs one with it whole (scripts.py ALLOW_OOM
+-- flags each that calls run_when_full()); so the guard's write, ~3-6k instructions a call, is only a script's.
+local function refuse_when_full() if not IN_LIBRARY then redis.call('SETRANGE', oom_guard, 0, '') end end
+local function run_when_full() if not IN_LIBRARY then redis.call('DEL', oom_guard) end end
 
 -- A lean job (a plain standalone job: no delay, deadline or unique key) is queued as its stream entry
 -- alone, fields t (task), p (payload), o (options, when any) and l (its limits, when any: the options'
@@ -132,11 +164,13 @@ local function lean_first(k, token)
   end
   if not string.find(eid, '^%d+%-%d+$') then return nil end
   local head = string.sub(k, 1, cut - 1)
-  local place = lean_places[head]
+  local places = lean_places
+  if not places then places = {}; lean_places = places end
+  local place = places[head]
   if place == nil then
     local q, p = string.match(string.sub(head, #prefix + 6), '^(.+)%.(' .. LEVEL .. ')$')
     place = q and {q, p, stream_key(q, p)} or false
-    lean_places[head] = place
+    places[head] = place
   end
   if not place then return nil end
   return place[1], place[2], eid, place[3]
@@ -877,10 +911,12 @@ started_row = function(h, f, id, token, attempt, stream)
   local info = false
   local run_id = f[10]
   if run_id then
-    local run_f = run_starts[run_id]  -- a run's params and creation do not change: read once a call
+    local starts = run_starts
+    if not starts then starts = {}; run_starts = starts end
+    local run_f = starts[run_id]  -- a run's params and creation do not change: read once a call
     if not run_f then
       run_f = redis.call('HMGET', run_key(run_id), 'params', 'created')
-      run_starts[run_id] = run_f
+      starts[run_id] = run_f
     end
     -- The run context as one text, a newline, then its parts a line each (store/records.py run_context
     -- reads it): a cjson.encode of it, or a list of its parts, cost ~15k instructions more a start
@@ -1045,7 +1081,7 @@ local function finish_first(now, ttl, id, token, outcome, payload, due, dlq, ack
     local lims = ends.lims
     if lims then  -- the slots its start took; one concurrency limit: its batched SREM's list, in place
       id = id or string.sub(k, #prefix + 6)
-      local st = ends.m and lim_cached[ends.m]
+      local st = ends.m and lim_cached and lim_cached[ends.m]
       if st and st.give then
         local rem = st.rem
         rem[#rem + 1] = id

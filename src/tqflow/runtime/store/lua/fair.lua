@@ -10,8 +10,14 @@
 -- level it was fed at. The stream stays the only way to a worker, so starts, recovery, aging and priorities
 -- work unchanged: fairness only chooses the order in which entries reach the stream.
 local FAIR_WINDOW = 8
--- fair_run (what one fetch refills): bound per call (common.lua)
+-- fair_refill, fair_touched (what one fetch refills): bound per call (common.lua)
 local function fair_base(q, p) return prefix .. ':fair:' .. q .. ':' .. p end
+-- A stream fed entries were taken from in this call (fetch.lua refills them once, at its end).
+local function fair_touch(q, p)
+  local touched = fair_touched
+  if not touched then touched = {}; fair_touched = touched end
+  touched[q .. '\0' .. p] = {q, p}
+end
 
 local function fair_key_of(opts)
   if not opts or opts == '' or not string.find(opts, '"fk"', 1, true) then return nil end
@@ -55,6 +61,7 @@ end
 -- A key that was idle joins at the pass last served: it gets no credit for the time nothing of it waited.
 local function fair_add(k, id, q, p, now, key, extra)
   local base = fair_base(q, p)
+  fair_absent = nil  -- (a fetch that asked whether its streams have a fair share asks again)
   redis.call('RPUSH', base .. ':k:' .. key, id)
   if extra then redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', '', 'fq', '1', unpack(extra))
   else redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', '', 'fq', '1') end
@@ -68,7 +75,7 @@ end
 local function fair_taken(q, ff, now)
   local s = fair_base(q, ff) .. ':s'
   if redis.call('HINCRBY', s, 'fed', -1) < 0 then redis.call('HSET', s, 'fed', 0) end
-  if fair_run.refill then fair_feed(q, ff, now, FAIR_WINDOW) else fair_run.touched[q .. '\0' .. ff] = {q, ff} end
+  if fair_refill then fair_feed(q, ff, now, FAIR_WINDOW) else fair_touch(q, ff) end
 end
 
 -- A fair job not fed yet leaves its key's list (cancelled, reprioritized).

@@ -14,22 +14,39 @@ lim_batch = true  -- its starts' limits are read and written once (limits.lua)
 local now, worker, token, lease, wanted = tonumber(ARGV[1]), ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local started, got, n = {}, 0, 0
 local lease_until = now + lease  -- of every attempt this call starts
-fair_run.refill = false
+fair_refill = false
 -- Jobs started from one stream, up to `count`. Entries that did not start (parked by a limiter, stale)
 -- make it read again, a few rounds at most, so a backlog of jobs over their limit is parked many a call
 -- instead of one call (and one blocking read) per entry.
 local ROUNDS = 8
-local function read(stream, count, index)
+local NONE = {}  -- a read that found nothing (read only)
+-- Whether none of the call's streams has a fair share: one EXISTS of all their fair keys, asked when the
+-- first of them runs dry (most namespaces have none), rather than one a stream that ran dry.
+local function no_fair_share()
+  if fair_absent == nil then
+    local bases = {}
+    for i = 1, #KEYS do
+      local place = stream_place(KEYS[i])
+      if place then bases[#bases + 1] = place[4] end
+    end
+    fair_absent = #bases == 0 or redis.call('EXISTS', unpack(bases)) == 0
+  end
+  return fair_absent
+end
+-- `count_text`: `count` as its ARGV text, when it is one (a number passed to redis.call is formatted with
+-- sprintf, ~2k instructions).
+local function read(stream, count, index, count_text)
   local total = 0
-  -- the stream's queue and level, which name its lean entries' jobs (lean_id_at), parsed once a stream
-  local q, p = string.match(string.sub(stream, #prefix + 4), '^(.+):(' .. LEVEL .. ')$')
-  local lean = q and (q .. '.' .. p .. '.')
+  -- the stream's queue, level, lean id head (which names its lean entries' jobs, as lean_id_at) and fair key
+  local place = stream_place(stream)
+  local lean = place and place[3]
   local marked = false  -- its index precedes its first lean row of this read
   for round = 1, ROUNDS do
     local want = count - total
     if want <= 0 then break end
-    local reply = redis.call('XREADGROUP', 'GROUP', GROUP, worker, 'COUNT', want, 'STREAMS', stream, '>')
-    local entries = reply and reply[1][2] or {}
+    local reply = redis.call('XREADGROUP', 'GROUP', GROUP, worker, 'COUNT', total == 0 and count_text or want,
+      'STREAMS', stream, '>')
+    local entries = reply and reply[1][2] or NONE
     for j = 1, #entries do  -- (not ipairs: its iterator is a C call an entry)
       local e = entries[j]
       local eid, f = e[1], e[2]
@@ -97,7 +114,7 @@ local function read(stream, count, index)
         -- decodes them under its pcall) takes its slots and tokens here as above, with its options
         -- (admit_batched); otherwise start_entry parks it or honours what is there.
         local limited = opts and string.find(opts, '"lim"', 1, true)
-        local specs = limited and lim_specs[opts]
+        local specs = limited and lim_specs and lim_specs[opts]
         if not limited or (specs ~= nil and (not specs or #specs == 0
           or admit_batched(lean .. eid, specs, now, lease_until))) then
           row = opts
@@ -114,10 +131,10 @@ local function read(stream, count, index)
       end
     end
     if #entries < want then  -- the stream ran dry: a fair share feeds it from its keys' lists
-      local q, p = string.match(stream, ':q:(.+):(' .. LEVEL .. ')$')
-      if round == ROUNDS or not q or redis.call('EXISTS', fair_base(q, p)) == 0 then break end
-      redis.call('HSET', fair_base(q, p) .. ':s', 'fed', 0)  -- nothing of it is left unread on the stream
-      fair_run.touched[q .. '\0' .. p] = {q, p}
+      if round == ROUNDS or not place or no_fair_share() or redis.call('EXISTS', place[4]) == 0 then break end
+      local q, p = place[1], place[2]
+      redis.call('HSET', place[4] .. ':s', 'fed', 0)  -- nothing of it is left unread on the stream
+      fair_touch(q, p)
       if fair_feed(q, p, now, count - total) == 0 then break end
     end
   end
@@ -126,17 +143,22 @@ end
 local empty = {}
 for i = 1, #KEYS do
   local count = tonumber(ARGV[i + 5])
-  local read_n = read(KEYS[i], math.min(count, wanted - got), i)
-  got = got + read_n
-  if read_n < count then empty[KEYS[i]] = true end
+  local left = wanted - got
+  if count > 0 and left > 0 then  -- (a count of 0 reads nothing)
+    local read_n = count <= left and read(KEYS[i], count, i, ARGV[i + 5]) or read(KEYS[i], left, i)
+    got = got + read_n
+    if read_n < count then empty[KEYS[i]] = true end
+  end
 end
 for i = 1, #KEYS do
   if got >= wanted then break end
   if not empty[KEYS[i]] then
-    local read_n = read(KEYS[i], wanted - got, i)
+    local read_n = read(KEYS[i], wanted - got, i, got == 0 and ARGV[5] or nil)
     got = got + read_n
   end
 end
-for _, qp in pairs(fair_run.touched) do fair_feed(qp[1], qp[2], now, FAIR_WINDOW) end  -- for blocked readers
+if fair_touched then  -- for blocked readers
+  for _, qp in pairs(fair_touched) do fair_feed(qp[1], qp[2], now, FAIR_WINDOW) end
+end
 lim_flush()
 return started

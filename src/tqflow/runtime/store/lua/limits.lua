@@ -40,8 +40,9 @@ end
 
 -- A job's limits (`lim` of its options, or a lean entry's `l`: lim_group), decoded once per options text a call (a batch's jobs share it),
 -- each limit's member (`m`) and the `lh` the limits make (`held`) worked out with them.
--- (lim_specs: bound per call, common.lua)
+-- (lim_specs: bound per call, common.lua; nil until its first use)
 local function lim_specs_of(opts)
+  if not lim_specs then lim_specs = {} end
   local specs = lim_specs[opts]
   if specs == nil then
     specs = cjson.decode(opts).lim or false
@@ -143,14 +144,15 @@ end
 --   {give = true, rem = {id, ...}}: finishes, while nobody waits for M (nobody to let go).
 -- Anything else that reads or writes M's keys (a grant, a park, a refusal, the timer) first writes what is
 -- pending (lim_sync) and reads Redis again, as without the batch.
--- (lim_batch, lim_cached: bound per call, common.lua: a function library keeps its top level between calls)
+-- (lim_batch, lim_cached: bound per call, common.lua: a function library keeps its top level between calls;
+-- lim_cached nil until its first use)
 
 local function lim_write(cmd, key, items)
   for i = 1, #items, 1000 do redis.call(cmd, key, unpack(items, i, math.min(i + 999, #items))) end
 end
 
 local function lim_sync(m)
-  local st = lim_cached[m]
+  local st = lim_cached and lim_cached[m]
   if not st then return end
   lim_cached[m] = nil
   st.gone = true  -- a lean entry's group (lim_group) that holds it reads M again
@@ -164,7 +166,9 @@ local function lim_sync(m)
 end
 
 local function lim_flush()
-  for m in pairs(lim_cached) do lim_sync(m) end
+  if lim_cached then
+    for m in pairs(lim_cached) do lim_sync(m) end
+  end
 end
 
 -- When the waiters of M may next be admitted (ms on the caller's clock `now`), or nil (nothing waits).
@@ -233,9 +237,10 @@ end
 -- waits for M (see lim_batch).
 local function lim_give(m, c, id, now)
   if lim_batch then
-    local st = lim_cached[m]
+    local st = lim_cached and lim_cached[m]
     if st and st.give then st.rem[#st.rem + 1] = id; return end
     if not st and redis.call('LLEN', lim_base(m) .. ':w') == 0 then
+      if not lim_cached then lim_cached = {} end
       lim_cached[m] = {give = true, rem = {id}}
       return
     end
@@ -260,7 +265,7 @@ local function release_lean(id, lims, now)
     local c = lims[i].c
     if c then
       local m = members[i]
-      local st = lim_cached[m]
+      local st = lim_cached and lim_cached[m]
       if st and st.give then
         local rem = st.rem
         rem[#rem + 1] = id
@@ -292,6 +297,7 @@ local function lim_group(text)
       if l.c then held = (held and (held .. '\n') or '') .. members[i] .. '\t' .. l.c end
     end
     if members then
+      if not lim_specs then lim_specs = {} end
       lim_specs[specs] = {members = members, held = held or ''}
       g = {specs = specs, held = held, backs = {}, c = specs[1].c ~= nil}
       if #specs == 1 then g.m, g.l = members[1], specs[1] end
@@ -350,7 +356,7 @@ end
 -- `lg`, `lh`: its grant and held fields; `lease_until`: the end of the attempt's lease (ms).
 -- What a batch knows of M for a start (see lim_batch): read from Redis at its first start of the call.
 local function lim_take_state(m, l, now)
-  local st = lim_cached[m]
+  local st = lim_cached and lim_cached[m]
   if st and st.take then return st end
   lim_sync(m)  -- a batch of finishes: written first
   local base = lim_base(m)
@@ -363,6 +369,7 @@ local function lim_take_state(m, l, now)
     st = {take = true, l = l, n = n, waiting = redis.call('LLEN', base .. ':w'), dirty = false}
     if not existed then lim_seen(m, l, now) end
   end
+  if not lim_cached then lim_cached = {} end
   lim_cached[m] = st
   return st
 end
