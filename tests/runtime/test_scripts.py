@@ -114,7 +114,7 @@ def test_the_prelude_keeps_no_state_between_calls() -> None:
             problems.append(line)
     assert problems == []
     bind = prelude().split("local function bind")[1].split("\nend\n")[0]
-    assert "lim_specs, lim_batch" in bind and "fair_refill, fair_touched, fair_absent =" in bind
+    assert "lim_specs, lim_batch" in bind and "fair_refill, fair_touched =" in bind
 
 
 @pytest.mark.parametrize("mode", ["all", "each"])

@@ -20,8 +20,7 @@ local run_starts  -- start_entry: run id -> its params and created, one call's
 local lean_places  -- lean_first: QUEUE.LEVEL -> {queue, level, stream key} (false: not one), one call's
 -- fair.lua: fetch.lua refills as it reads (fair_refill false: no refill at each start) and once at its end
 -- the streams it took fed entries from (fair_touched: QUEUE\0LEVEL -> {queue, level}, nil while none)
--- (fair_absent: none of the fetch's streams has a fair share, asked at the first that ran dry; nil: not asked)
-local fair_refill, fair_touched, fair_absent
+local fair_refill, fair_touched
 local BAD_KEYS = 'KEYS[1] must be a tqflow key ({namespace}:...)'
 -- The key names derived from the prefix are made again only when the prefix changes (a dozen concatenations,
 -- ~6k instructions a call): bound_key is the KEYS[1] they were made for, a cache, not a call's state.
@@ -40,7 +39,7 @@ local function bind(keys)
       lim_due_key, lim_keys_key, lim_defs_key = prefix .. ':limit:due', prefix .. ':limit:keys', prefix .. ':limit:defs'
     end
   end
-  fair_refill, fair_touched, fair_absent = true, nil, nil
+  fair_refill, fair_touched = true, nil
   lean_places, num_texts, json_texts, run_starts = nil, nil, nil, nil
   lim_call_us, lim_specs, lim_batch, lim_cached = nil, nil, false, nil
   lim_groups, lim_ends = nil, nil

@@ -61,7 +61,6 @@ end
 -- A key that was idle joins at the pass last served: it gets no credit for the time nothing of it waited.
 local function fair_add(k, id, q, p, now, key, extra)
   local base = fair_base(q, p)
-  fair_absent = nil  -- (a fetch that asked whether its streams have a fair share asks again)
   redis.call('RPUSH', base .. ':k:' .. key, id)
   if extra then redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', '', 'fq', '1', unpack(extra))
   else redis.call('HSET', k, 'state', 'queued', 'enqueued', now, 'entry', '', 'fq', '1') end

@@ -20,19 +20,6 @@ fair_refill = false
 -- instead of one call (and one blocking read) per entry.
 local ROUNDS = 8
 local NONE = {}  -- a read that found nothing (read only)
--- Whether none of the call's streams has a fair share: one EXISTS of all their fair keys, asked when the
--- first of them runs dry (most namespaces have none), rather than one a stream that ran dry.
-local function no_fair_share()
-  if fair_absent == nil then
-    local bases = {}
-    for i = 1, #KEYS do
-      local place = stream_place(KEYS[i])
-      if place then bases[#bases + 1] = place[4] end
-    end
-    fair_absent = #bases == 0 or redis.call('EXISTS', unpack(bases)) == 0
-  end
-  return fair_absent
-end
 -- `count_text`: `count` as its ARGV text, when it is one (a number passed to redis.call is formatted with
 -- sprintf, ~2k instructions).
 local function read(stream, count, index, count_text)
@@ -131,7 +118,7 @@ local function read(stream, count, index, count_text)
       end
     end
     if #entries < want then  -- the stream ran dry: a fair share feeds it from its keys' lists
-      if round == ROUNDS or not place or no_fair_share() or redis.call('EXISTS', place[4]) == 0 then break end
+      if round == ROUNDS or not place or redis.call('EXISTS', place[4]) == 0 then break end
       local q, p = place[1], place[2]
       redis.call('HSET', place[4] .. ':s', 'fed', 0)  -- nothing of it is left unread on the stream
       fair_touch(q, p)
@@ -142,10 +129,11 @@ local function read(stream, count, index, count_text)
 end
 local empty = {}
 for i = 1, #KEYS do
-  local count = tonumber(ARGV[i + 5])
+  local text = ARGV[i + 5]
+  local count = text == '0' and 0 or tonumber(text)  -- (a comparison of interned strings: no C call)
   local left = wanted - got
   if count > 0 and left > 0 then  -- (a count of 0 reads nothing)
-    local read_n = count <= left and read(KEYS[i], count, i, ARGV[i + 5]) or read(KEYS[i], left, i)
+    local read_n = count <= left and read(KEYS[i], count, i, text) or read(KEYS[i], left, i)
     got = got + read_n
     if read_n < count then empty[KEYS[i]] = true end
   end
