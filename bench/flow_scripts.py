@@ -8,9 +8,12 @@ the flow of bench/cost.py (`flow_plan`) deployed; each run is submitted (`start_
 scripts a worker calls, each measured alone: `fetch` of the root, `finish_many` of the root (its end
 releases the K children), `fetch` of the children and their `finish_many` (`--batch` a call; the last end
 releases the join), the join's fetch and finish (the run's end). Prints each step's instructions a job of
-that step and the whole run's a job, and the fixed costs of a call (a fetch that finds nothing, a
-finish_many of nothing, a PING: the connection's own). A real worker's drain (bench/cost.py --callgrind
---only flow) adds its polls, heartbeats and smaller batches. PYTHONPATH=OTHER/src measures another tree.
+that step and the whole run's a job, and the fixed costs of a call (a fetch that finds nothing, of the one
+stream and of a worker's five level streams with its planner's counts for 10 free slots; a finish_many of
+nothing; a PING: the connection's own), each over `--fixed-calls` calls (the server's timer, which runs by
+the clock, adds ≈ 100k instructions a second under valgrind: over 3 calls it is most of the figure). A
+real worker's drain (bench/cost.py --callgrind --only flow) adds its polls, heartbeats and smaller batches.
+PYTHONPATH=OTHER/src measures another tree.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -32,9 +36,12 @@ sys.path.insert(0, str(HERE))
 from cost import flow_plan  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 
+from tqflow.plan import LEVELS  # noqa: E402
 from tqflow.runtime.client import Client  # noqa: E402
+from tqflow.runtime.priorities import FetchPlanner  # noqa: E402
 from tqflow.runtime.runs import now_ms  # noqa: E402
 from tqflow.runtime.store import calls, records  # noqa: E402
+from tqflow.runtime.worker.settings import DEFAULT_WEIGHTS  # noqa: E402
 
 
 class Server:
@@ -78,6 +85,7 @@ async def main() -> None:
     parser.add_argument("--width", type=int, default=100)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--fixed-calls", type=int, default=100)
     args = parser.parse_args()
     server = Server()
     try:
@@ -104,7 +112,9 @@ async def measure(server: Server, args: argparse.Namespace) -> None:
     await client.deploy(flow_plan(args.width))
     keys, scripts = client.keys, client.scripts
     stream = keys.stream("default", 2)
-    await r.xgroup_create(stream, "tqflow", id="0", mkstream=True)
+    for level in range(LEVELS):
+        await r.xgroup_create(keys.stream("default", level), "tqflow", id="0", mkstream=True)
+    planner = FetchPlanner(keys, ["default"], DEFAULT_WEIGHTS)
     await scripts.ensure_loaded()
     totals: dict[str, int] = defaultdict(int)
     jobs: dict[str, int] = defaultdict(int)
@@ -119,19 +129,25 @@ async def measure(server: Server, args: argparse.Namespace) -> None:
         for i in range(0, len(attempts), args.batch):
             await scripts.run(calls.finish_many(keys, now, 86_400_000, attempts[i : i + args.batch], "w1"))
 
-    server.dump()
-    for _ in range(args.runs):
-        await fetch(10)
-    totals["(a fetch that finds nothing)"] += server.dump()
-    jobs["(a fetch that finds nothing)"] += args.runs
-    for _ in range(args.runs):
+    async def fetch_levels() -> None:  # a worker's fetch: every level's stream, its planner's counts
+        plan = planner.plan(10)
+        await scripts.run(calls.fetch(keys, now_ms(), "w1", "w1:t:", 30000, 10, plan))
+
+    async def finish_none() -> None:
         await scripts.run(calls.ScriptCall("finish_many", [keys.job("none")], [now_ms(), 86_400_000, "w1"]))
-    totals["(a finish_many of no attempt)"] += server.dump()
-    jobs["(a finish_many of no attempt)"] += args.runs
-    for _ in range(args.runs):
-        await r.ping()
-    totals["(a PING)"] += server.dump()
-    jobs["(a PING)"] += args.runs
+
+    fixed_calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "(a fetch that finds nothing)": lambda: fetch(10),
+        "(… of a worker's 5 level streams)": fetch_levels,
+        "(a finish_many of no attempt)": finish_none,
+        "(a PING)": r.ping,
+    }
+    for name, call in fixed_calls.items():
+        server.dump()
+        for _ in range(args.fixed_calls):
+            await call()
+        totals[name] += server.dump()
+        jobs[name] += args.fixed_calls
     fixed = set(totals)
     for _ in range(args.runs):
         steps: list[tuple[str, int]] = []
