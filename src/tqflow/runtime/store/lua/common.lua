@@ -4,8 +4,8 @@
 -- a fan-out's children, a lean job's record) from the same prefix, so they are in KEYS[1]'s slot.
 -- The key suffixes mirror store/keys.py, and tests/runtime/test_keys.py pins both.
 --
--- The names derived from the prefix, and the state one call keeps (fair_refill, …), are set by bind() at the start
--- of every call: as an EVALSHA script the prelude runs on every call (the line below binds KEYS); as a
+-- The names derived from the prefix, and the state one call keeps (fair_refill, …), are set by bind() at the
+-- start of every call: as an EVALSHA script the prelude runs on every call (the line below binds KEYS); as a
 -- function library (store/scripts.py, FUNCTION LOAD) it runs once at load, and each function binds its keys.
 local prefix, dlq_key, delayed_key, wake_channel, done_channel, after_waiting_key, oom_guard, awaiting_key
 local lim_due_key, lim_keys_key, lim_defs_key  -- limits.lua
