@@ -79,28 +79,33 @@ async def test_a_full_redis_refuses_a_fetch_whole_and_runs_an_end(
         server.stop()
 
 
-async def test_one_library_reads_each_stream_by_its_own_key(redis: Redis, namespace: str) -> None:
+async def test_one_library_reads_each_stream_by_its_own_key(redis_url: str, namespace: str) -> None:
     """Streams of two namespaces, fetched in turns through one loaded library (whose stream places are kept
-    by key between calls), with queue names that hold ':q:', ':' and '.': each lean job is named by its own
-    stream's queue and level."""
+    by key between calls; on a cluster each namespace's node has its own), with queue names that hold ':q:',
+    ':' and '.': each lean job is named by its own stream's queue and level."""
     names = [namespace, namespace + "-b"]
     queues = ["a:q:b", "x.y:2", "default"]
-    scripts = Scripts(redis)
-    await scripts.ensure_loaded()
-    for _ in range(2):
-        for ns in names:
-            keys, client = Keys(ns), Client(redis, ns)
-            for queue in queues:
-                stream = keys.stream(queue, 1)
-                await redis.xgroup_create(stream, keys.group, id="0", mkstream=True)
-                job = await client.enqueue("t.a", queue=queue, priority="high")
-                [row] = await scripts.run(
-                    calls.fetch(keys, now_ms(), "w1", "w1:t:", 30_000, 5, [(stream, 5)])
-                )
-                assert (row[0], row[6], row[7]) == (job, queue, "1")
-                assert job.startswith(f"{queue}.1.")
-                await scripts.run(calls.finish_many(keys, now_ms(), 60_000, [end_of(row)], "w1"))
-                await redis.xgroup_destroy(stream, keys.group)
+    conns = {ns: connect(redis_url, namespace=ns) for ns in names}  # (a cluster pins one a namespace)
+    try:
+        for _ in range(2):
+            for ns, redis in conns.items():
+                keys, client, scripts = Keys(ns), Client(redis, ns), Scripts(redis)
+                for queue in queues:
+                    stream = keys.stream(queue, 1)
+                    await redis.xgroup_create(stream, keys.group, id="0", mkstream=True)
+                    job = await client.enqueue("t.a", queue=queue, priority="high")
+                    call = calls.fetch(keys, now_ms(), "w1", "w1:t:", 30_000, 5, [(stream, 5)])
+                    [row] = await scripts.run(call)
+                    assert (row[0], row[6], row[7]) == (job, queue, "1")
+                    assert job.startswith(f"{queue}.1.")
+                    await scripts.run(calls.finish_many(keys, now_ms(), 60_000, [end_of(row)], "w1"))
+                    await redis.xgroup_destroy(stream, keys.group)
+    finally:
+        for ns, redis in conns.items():
+            left = [k async for k in redis.scan_iter(match=f"{{{ns}}}*", count=1000)]
+            if left:
+                await redis.unlink(*left)
+            await redis.aclose()
 
 
 async def test_a_fetch_keeps_the_plans_order_and_counts(redis: Redis, namespace: str) -> None:
