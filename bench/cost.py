@@ -1,7 +1,7 @@
 """What one job costs: µs of Redis CPU and of worker CPU per job, beside a bare Streams queue.
 
 Usage: .venv/bin/python bench/cost.py [--n 20000] [--runs 40] [--flow-width 20] [--only NAME,…] [--rounds R]
-       [--loop auto|uvloop|asyncio]
+       [--loop auto|uvloop|asyncio] [--callgrind | --cachegrind [--cache-ll SIZE,ASSOC,LINE]]
 
 Everything runs on one event loop, `--loop` (default `auto`, as `tqrun worker`: uvloop when installed, which
 tqflow's own install does on CPython; figures before 2026-12-03 were taken on asyncio's loop).
@@ -14,6 +14,9 @@ the work, and reads `INFO cpu` (used_cpu_sys + used_cpu_user) and `INFO commands
 - `one-by-one`: the same jobs enqueued one at a time (the sync client), then drained;
 - `no-result`, `one-by-one-no-result`: the same with `keep_result=False` (no end record);
 - `flow`: runs of a flow `root -> c1..cK -> join` (K = --flow-width), per flow job;
+- `no-expire`, `presized` (with `--drain scripts`; what `--cachegrind` tests): `bulk` with the ends written
+  with a result ttl of 0 (the end record without its PEXPIRE: no entry in the expires dict), and `bulk` into
+  a keyspace whose tables were grown for its records beforehand (filler keys), so none grows or rehashes;
 - `streams`: the reference, a bare queue on Streams doing the same work with redis-py: XADD (pipelined pages),
   then XREADGROUP COUNT 100, XACK + XDEL per batch; no job record at all.
 
@@ -40,6 +43,21 @@ at the start, `-d` where the enqueue ends and at the end; each dump's `summary:`
 the same on a busy box as on a quiet one, for comparing two trees where µs of CPU swing by ±30 %. The server
 is ~50 times slower under valgrind, so use a small --n (2,000) and --no-scripts; the CPU figures of such a run
 are meaningless, its instruction counts are not.
+
+With `--cachegrind` the private server runs under callgrind with valgrind's cache and branch simulation
+(`--cache-sim=yes --branch-sim=yes`: the simulator cachegrind has, in the tool whose counters can be zeroed
+and dumped while the server runs; cachegrind itself only writes its counts when the process exits), and each
+scenario also prints per job: instructions, I1 misses, D1 misses (reads + writes), LL misses (instruction +
+data), conditional and indirect branches mispredicted, and an estimate of cycles from them (`CYCLES_MODEL`,
+the usual rough weights: a D1/I1 miss that hits the LL 10 cycles, an LL miss 100, a mispredict 15), each
+beside its ratio to the bare Streams queue. The caches simulated are this machine's by default, from
+lscpu (AMD EPYC: 32 KiB 8-way I1 and D1, 64 B lines), with its 512 KiB 8-way L2 as the LL (valgrind reads
+a 256 MiB direct-mapped LL off this VM's cpuid); `--cache-ll 33554432,16,64` simulates the 32 MiB L3
+instead. The simulation is a model (two cache levels, no TLB, no prefetcher, a simple branch predictor of
+2-bit counters and a last-target table for indirect jumps; a real core predicts an interpreter's dispatch
+far better), so read its figures as proportions between scenarios. `--callgrind-out DIR` keeps the dumps
+for `callgrind_annotate --inclusive=no --show=Ir,D1mr,D1mw,DLmr,DLmw,Bcm,Bim DIR/cg.out.PID.N` (by function).
+A 2,000-job run takes ~1 minute a scenario; use --no-scripts.
 
 Worker CPU is the process CPU time (`time.process_time`) spent while only the worker runs (the drain), per
 job; the producer's CPU is printed beside it. Per-job CPU is steady on a busy machine (it counts CPU, not
@@ -128,12 +146,30 @@ class Figures:
     scripts: dict[str, ScriptCost] = field(default_factory=dict)  # by script name (the SLOWLOG pass)
     instructions: float = 0.0  # --callgrind: redis-server's instructions per job
     enqueue_instructions: float = 0.0  # … until the drain began
+    events: dict[str, float] = field(default_factory=dict)  # --cachegrind: each simulated event per job
+    enqueue_events: dict[str, float] = field(default_factory=dict)  # … until the drain began
+
+
+# --cachegrind: the caches simulated by default, this machine's (lscpu): 32 KiB 8-way L1s, its L2 as LL
+CACHES = {"I1": "32768,8,64", "D1": "32768,8,64", "LL": "524288,8,64"}
+# rough cycles an event costs on top of its instruction (cachegrind's manual's usual weights)
+CYCLES_MODEL = {
+    "I1mr": 10,
+    "D1mr": 10,
+    "D1mw": 10,
+    "ILmr": 100,
+    "DLmr": 100,
+    "DLmw": 100,
+    "Bcm": 15,
+    "Bim": 15,
+}
 
 
 class Callgrind:
-    """`--callgrind`: the private redis-server under callgrind; instruction counts between marks."""
+    """`--callgrind`: the private redis-server under callgrind; instruction counts between marks.
+    With `caches` (`--cachegrind`) the cache and branch simulation too, every event counted between marks."""
 
-    def __init__(self, keep: str = "") -> None:
+    def __init__(self, keep: str = "", caches: dict[str, str] | None = None) -> None:
         for tool in ("valgrind", "callgrind_control"):
             if shutil.which(tool) is None:
                 raise SystemExit(f"--callgrind needs {tool} on PATH")
@@ -143,8 +179,13 @@ class Callgrind:
         server = find_redis_server()
         self.wrapper = self.dir / "redis-server"
         out = self.dir / "cg.out.%p"
+        sim = ""
+        if caches is not None:
+            sim = (
+                "--cache-sim=yes --branch-sim=yes " + " ".join(f"--{k}={v}" for k, v in caches.items()) + " "
+            )
         self.wrapper.write_text(
-            f'#!/bin/sh\nexec valgrind --tool=callgrind --callgrind-out-file={out} "{server}" "$@"\n'
+            f'#!/bin/sh\nexec valgrind --tool=callgrind {sim}--callgrind-out-file={out} "{server}" "$@"\n'
         )
         self.wrapper.chmod(0o700)
         self.pid = 0
@@ -157,14 +198,22 @@ class Callgrind:
 
     def dump(self) -> int:
         """Instructions since the last zero or dump (a dump zeroes the counters)."""
+        return self.dump_events()["Ir"]
+
+    def dump_events(self) -> dict[str, int]:
+        """Every event counted since the last zero or dump, by callgrind's name (Ir; with the simulation
+        also I1mr, D1mr, D1mw, ILmr, DLmr, DLmw, Bc, Bcm, Bi, Bim)."""
         before = set(self.dir.glob(f"cg.out.{self.pid}.*"))
         self.control("-d")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             for path in set(self.dir.glob(f"cg.out.{self.pid}.*")) - before:
+                names: list[str] = []
                 for line in path.read_text(errors="replace").splitlines():
-                    if line.startswith("summary:"):
-                        return int(line.split()[1])
+                    if line.startswith("events:"):
+                        names = line.split()[1:]
+                    elif line.startswith("summary:") and names:
+                        return dict(zip(names, map(int, line.split()[1:]), strict=False))
             time.sleep(0.05)
         raise RuntimeError("callgrind wrote no dump within 60 s")
 
@@ -202,6 +251,7 @@ class Meter:
         self.r, self.scripts, self.names = r, scripts, script_names()
         self.callgrind = callgrind
         self.enqueue_instructions = 0
+        self.enqueue_events: dict[str, int] = {}
 
     def start(self) -> None:
         if self.scripts:
@@ -241,7 +291,8 @@ class Meter:
     def mark(self) -> None:
         self.marked = redis_cpu(self.r)
         if self.callgrind is not None:
-            self.enqueue_instructions = self.callgrind.dump()
+            self.enqueue_events = self.callgrind.dump_events()
+            self.enqueue_instructions = self.enqueue_events["Ir"]
 
     def stop(self, name: str, jobs: int) -> Figures:
         now = redis_cpu(self.r)
@@ -251,9 +302,12 @@ class Meter:
         figures.sys_us = (sys_now - self.sys_reads[0]) * 1e6 / jobs
         figures.reads = (reads_now - self.sys_reads[1]) / jobs
         if self.callgrind is not None:
-            drain = self.callgrind.dump()
+            drained = self.callgrind.dump_events()
+            drain = drained["Ir"]
             figures.enqueue_instructions = self.enqueue_instructions / jobs
             figures.instructions = (self.enqueue_instructions + drain) / jobs
+            figures.enqueue_events = {k: v / jobs for k, v in self.enqueue_events.items()}
+            figures.events = {k: (v + self.enqueue_events.get(k, 0)) / jobs for k, v in drained.items()}
         figures.enqueue_redis_us = (self.marked - self.cpu) * 1e6 / jobs
         if self.scripts:
             self.r.config_set("slowlog-log-slower-than", 10_000)
@@ -289,7 +343,9 @@ async def drain(r: Redis, namespace: str, expected: int, concurrency: int) -> fl
     return cpu
 
 
-async def drain_scripts(r: Redis, namespace: str, expected: int, batch: int) -> float:
+async def drain_scripts(
+    r: Redis, namespace: str, expected: int, batch: int, ttl_ms: int = 86_400_000
+) -> float:
     """`--drain scripts`: the worker's two calls alone, no worker around them (no heartbeat, hooks or
     event loop of its own): fetch up to `batch` jobs, then end them all in one finish_many, until
     `expected` ended; its process CPU seconds. What Redis does per job is the worker's, with less noise."""
@@ -309,12 +365,25 @@ async def drain_scripts(r: Redis, namespace: str, expected: int, batch: int) -> 
             (row[0], row[1], "succeeded", "J-|0", 0, "", now_ms(), row[3], row[4], row[5] or "")
             for row in rows
         ]
-        await scripts.run(calls.finish_many(keys, now_ms(), 86_400_000, attempts, "drain"))
+        await scripts.run(calls.finish_many(keys, now_ms(), ttl_ms, attempts, "drain"))
         done += len(rows)
     return time.process_time() - cpu0
 
 
 DRAIN = "worker"  # or "scripts" (--drain)
+
+
+async def presize(r: Redis, n: int) -> None:
+    """The `presized` variant: the keyspace's and the expires dict's tables grown for n more keys before the
+    measure, so the job's n end records go into tables that neither grow nor rehash: 2n filler keys with a
+    ttl, then every second one deleted (a table shrinks only below 10 % full; n keys stay)."""
+    for start in range(0, 2 * n, 1000):
+        async with r.pipeline(transaction=False) as pipe:
+            for i in range(start, min(2 * n, start + 1000)):
+                pipe.set(f"pre:{i}", "1", px=86_400_000)
+            await pipe.execute()
+    for start in range(0, 2 * n, 2000):
+        await r.delete(*(f"pre:{i}" for i in range(start, min(2 * n, start + 2000), 2)))
 
 
 async def standalone(
@@ -325,9 +394,17 @@ async def standalone(
     concurrency: int,
     limit: Limiter | None = None,
     keep_result: bool | None = None,
+    variant: str = "",
 ) -> Figures:
+    """`variant` (--cachegrind's tests of what costs, with --drain scripts): `no-expire`, the ends written
+    with a result ttl of 0 (a record with no PEXPIRE, so no entry in the expires dict); `presized`, the
+    keyspace and the expires dict already sized for the job's records before the measure (filler keys)."""
     namespace = ("cost1" if one_by_one else "costb") + ("n" if keep_result is False else "")
     r = Redis.from_url(url, decode_responses=True)
+    if variant and DRAIN != "scripts":
+        raise SystemExit(f"the {variant} scenario needs --drain scripts")
+    if variant == "presized":
+        await presize(r, n)
     meter.start()
     cpu0 = time.process_time()
     if one_by_one:
@@ -346,7 +423,9 @@ async def standalone(
     producer = time.process_time() - cpu0
     meter.mark()
     if DRAIN == "scripts":
-        worker = await drain_scripts(r, namespace, n, concurrency)
+        worker = await drain_scripts(
+            r, namespace, n, concurrency, 0 if variant == "no-expire" else 86_400_000
+        )
     else:
         worker = await drain(r, namespace, n, concurrency)
     await r.aclose()
@@ -355,6 +434,8 @@ async def standalone(
         name = f"bulk+{'concurrency' if limit.concurrency else 'rate'}"
     if keep_result is False:
         name += ",no-result"
+    if variant:
+        name += f",{variant}"
     figures = meter.stop(name, n)
     figures.worker_us, figures.producer_us = worker * 1e6 / n, producer * 1e6 / n
     return figures
@@ -436,6 +517,53 @@ def medians(rounds: list[list[Figures]]) -> None:
             print(f"  {first.name:<17} {statistics.median(own):10,.0f}  ({each})")
 
 
+def cycles(events: dict[str, float]) -> float:
+    """A job's rough cycles (`CYCLES_MODEL`): its instructions, plus the weight of each miss."""
+    return events.get("Ir", 0.0) + sum(w * events.get(k, 0.0) for k, w in CYCLES_MODEL.items())
+
+
+CACHE_COLUMNS = (  # --cachegrind's table: a heading and the events summed into it
+    ("instr", ("Ir",)),
+    ("I1 miss", ("I1mr",)),
+    ("D1 miss", ("D1mr", "D1mw")),
+    ("LL miss", ("ILmr", "DLmr", "DLmw")),
+    ("cond br", ("Bc",)),
+    ("mispred", ("Bcm",)),
+    ("ind br", ("Bi",)),
+    ("mispred", ("Bim",)),
+)
+
+
+def cache_report(rows: list[Figures], caches: dict[str, str]) -> None:
+    """--cachegrind: per job, the simulated events, the estimated cycles, and each against the bare queue."""
+    print("redis-server per job, simulated (" + ", ".join(f"{k} {v}" for k, v in caches.items()) + "):")
+    print(
+        f"  {'scenario':<20}" + "".join(f" {h:>9}" for h, _ in CACHE_COLUMNS) + f" {'~cycles':>9} {'IPC~':>5}"
+    )
+    ref = next((f for f in rows if f.name.startswith("streams")), None)
+    for part in ("enqueue + drain", "enqueue", "drain"):
+        print(f"  {part}:")
+        for f in rows:
+            enq = f.enqueue_events
+            ev = {"enqueue + drain": f.events, "enqueue": enq}.get(
+                part, {k: v - enq.get(k, 0.0) for k, v in f.events.items()}
+            )
+            cells = [sum(ev.get(k, 0.0) for k in keys) for _, keys in CACHE_COLUMNS]
+            cyc = cycles(ev)
+            line = f"    {f.name:<18}" + "".join(f" {c:>9,.0f}" for c in cells)
+            print(line + f" {cyc:>9,.0f} {ev.get('Ir', 0.0) / cyc if cyc else 0.0:>5.2f}")
+    if ref is None:
+        return
+    print("  enqueue + drain, against the bare Streams queue (x):")
+    base = [sum(ref.events.get(k, 0.0) for k in keys) for _, keys in CACHE_COLUMNS] + [cycles(ref.events)]
+    for f in rows:
+        cells = [sum(f.events.get(k, 0.0) for k in keys) for _, keys in CACHE_COLUMNS] + [cycles(f.events)]
+        print(
+            f"    {f.name:<18}"
+            + "".join(f" {c / b if b else 0.0:>8.2f}x" for c, b in zip(cells, base, strict=True))
+        )
+
+
 def report(rows: list[Figures], top: int) -> None:
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {os.cpu_count()} CPUs")
@@ -492,7 +620,8 @@ async def main() -> None:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated: streams,bulk,one-by-one,no-result,one-by-one-no-result,flow,concurrency,rate",
+        help="comma-separated: streams,bulk,one-by-one,no-result,one-by-one-no-result,flow,concurrency,rate"
+        " (and, with --drain scripts, no-expire,presized)",
     )
     parser.add_argument("--top", type=int, default=8, help="commands shown per scenario")
     parser.add_argument("--rounds", type=int, default=1, help="interleaved rounds; medians printed")
@@ -500,6 +629,16 @@ async def main() -> None:
     parser.add_argument("--url", default="", help="a Redis to use instead of a private one (it is FLUSHed!)")
     parser.add_argument(
         "--callgrind", action="store_true", help="the private server under callgrind: instructions per job"
+    )
+    parser.add_argument(
+        "--cachegrind",
+        action="store_true",
+        help="the private server under callgrind with the cache and branch simulation: misses per job",
+    )
+    parser.add_argument(
+        "--cache-ll",
+        default=CACHES["LL"],
+        help="--cachegrind: the LL simulated, SIZE,ASSOC,LINE (default L2)",
     )
     parser.add_argument("--callgrind-out", default="", help="keep callgrind's dumps in this directory")
     parser.add_argument(
@@ -520,9 +659,10 @@ async def main() -> None:
     if thresholds:  # what `tqrun worker` sets in its processes
         gc.set_threshold(*thresholds)
     only = set(filter(None, args.only.split(",")))
-    if args.callgrind and args.url:
-        raise SystemExit("--callgrind runs its own server: no --url")
-    callgrind = Callgrind(args.callgrind_out) if args.callgrind else None
+    if (args.callgrind or args.cachegrind) and args.url:
+        raise SystemExit("--callgrind and --cachegrind run their own server: no --url")
+    caches = {**CACHES, "LL": args.cache_ll} if args.cachegrind else None
+    callgrind = Callgrind(args.callgrind_out, caches) if args.callgrind or args.cachegrind else None
     if callgrind is not None:
         os.environ["TQFLOW_REDIS_SERVER"] = str(callgrind.wrapper)
     server = None if args.url else EmbeddedRedis()
@@ -547,6 +687,12 @@ async def main() -> None:
                 lambda: standalone(url, meter, args.n, True, args.concurrency, None, False),
             ),
             ("flow", lambda: flows(url, meter, args.runs, args.flow_width, args.concurrency)),
+            # --cachegrind's tests: the end record without its PEXPIRE; into a keyspace already sized for it
+            (
+                "no-expire",
+                lambda: standalone(url, meter, args.n, False, args.concurrency, variant="no-expire"),
+            ),
+            ("presized", lambda: standalone(url, meter, args.n, False, args.concurrency, variant="presized")),
             # a limit that always admits: what taking a slot or a token costs (issue 16)
             ("concurrency", lambda: standalone(url, meter, args.n, False, args.concurrency, ALWAYS_SLOT)),
             ("rate", lambda: standalone(url, meter, args.n, False, args.concurrency, ALWAYS_TOKEN)),
@@ -566,6 +712,8 @@ async def main() -> None:
                     sync_r.flushall()
             rounds.append(rows)
             report(rows, args.top)
+            if caches is not None:
+                cache_report(rows, caches)
         if args.rounds > 1:
             medians(rounds)
     finally:
