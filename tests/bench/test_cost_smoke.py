@@ -67,3 +67,37 @@ def test_callgrind_counts_the_servers_instructions_per_job() -> None:
         counts[found[1]] = whole
     # a job through the scripts costs the server more than a bare Streams entry doing the same work
     assert counts["bulk"] > counts["streams (ref)"] > 0, done.stdout
+
+
+def test_cachegrind_prints_misses_per_job_and_the_profile_names_where(tmp_path: Path) -> None:
+    """`--cachegrind` runs the private server under callgrind's cache and branch simulation and prints each
+    scenario's simulated events per job beside the bare queue's; `no-expire` (the end record without its
+    PEXPIRE) costs fewer instructions than `bulk`; bench/cache_profile.py reads a kept dump by function."""
+    args = [sys.executable, str(BENCH / "cost.py"), "--cachegrind", "--n", "100", "--no-scripts"]
+    args += ["--drain", "scripts", "--only", "streams,streams-trim,bulk,no-expire,presized"]
+    args += ["--callgrind-out", str(tmp_path)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, cwd=BENCH)
+    assert done.returncode == 0, done.stderr[-2000:]
+    table = done.stdout.split("redis-server per job, simulated (I1 32768,8,64", 1)[1]
+    whole = table.split("  enqueue:", 1)[0].splitlines()[3:8]
+    events = {}
+    for line in whole:
+        name, *cells = re.split(r"\s{2,}", line.strip())
+        events[name] = [float(c.replace(",", "")) for c in " ".join(cells).split()]
+    assert list(events) == [
+        "streams (ref)",
+        "streams-trim (ref)",
+        "bulk",
+        "bulk,no-expire",
+        "bulk,presized",
+    ], done.stdout
+    for name, row in events.items():  # instr, I1, D1, LL, cond, mispred, ind, mispred, cycles, IPC
+        assert len(row) == 10 and row[0] > 0 and row[8] > row[0], (name, row)
+    assert events["bulk,no-expire"][0] < events["bulk"][0], done.stdout
+    assert "enqueue + drain, against the bare Streams queue (x):" in table
+    # dumps: the warm-up's 1 and 2, then each scenario's enqueue and drain: bulk's drain is the 8th
+    dump = next(tmp_path.glob("cg.out.*.8"))
+    args = [sys.executable, str(BENCH / "cache_profile.py"), str(dump), "--jobs", "100", "--top", "5"]
+    profile = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=BENCH)
+    assert profile.returncode == 0, profile.stderr[-2000:]
+    assert "part of redis-server" in profile.stdout and "the rest (commands" in profile.stdout, profile.stdout
