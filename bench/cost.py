@@ -58,8 +58,10 @@ a 256 MiB direct-mapped LL off this VM's cpuid); `--cache-ll 33554432,16,64` sim
 instead. The simulation is a model (two cache levels, no TLB, no prefetcher, a simple branch predictor of
 2-bit counters and a last-target table for indirect jumps; a real core predicts an interpreter's dispatch
 far better), so read its figures as proportions between scenarios. `--callgrind-out DIR` keeps the dumps
-for `callgrind_annotate --inclusive=no --show=Ir,D1mr,D1mw,DLmr,DLmw,Bcm,Bim DIR/cg.out.PID.N` (by function).
-A 2,000-job run takes ~1 minute a scenario; use --no-scripts.
+for `bench/cache_profile.py DIR/cg.out.PID.N --jobs N` (by function and by part of the server; names need a
+redis-server with symbols, see there). Use --no-scripts; a scenario of 2,000 jobs takes ~10 s, of 20,000
+~70 s (the server answers no BUSY meanwhile: `--busy-reply-threshold 0` under valgrind). Measured with it:
+docs/benchmarks.md, *How fast Redis runs a job's instructions: cachegrind*.
 
 Worker CPU is the process CPU time (`time.process_time`) spent while only the worker runs (the drain), per
 job; the producer's CPU is printed beside it. Per-job CPU is steady on a busy machine (it counts CPU, not
