@@ -14,9 +14,10 @@ the work, and reads `INFO cpu` (used_cpu_sys + used_cpu_user) and `INFO commands
 - `one-by-one`: the same jobs enqueued one at a time (the sync client), then drained;
 - `no-result`, `one-by-one-no-result`: the same with `keep_result=False` (no end record);
 - `flow`: runs of a flow `root -> c1..cK -> join` (K = --flow-width), per flow job;
-- `no-expire`, `presized` (with `--drain scripts`; what `--cachegrind` tests): `bulk` with the ends written
-  with a result ttl of 0 (the end record without its PEXPIRE: no entry in the expires dict), and `bulk` into
-  a keyspace whose tables were grown for its records beforehand (filler keys), so none grows or rehashes;
+- `no-expire`, `presized` (with `--drain scripts`; what `--cachegrind` tests; these two and `streams-trim`
+  run only when `--only` names them): `bulk` with the ends written with a result ttl of 0 (the end record
+  without its PEXPIRE: no entry in the expires dict), and `bulk` into a keyspace whose tables were grown
+  for its records beforehand (filler keys), so none grows or rehashes;
 - `streams`: the reference, a bare queue on Streams doing the same work with redis-py: XADD (pipelined pages),
   then XREADGROUP COUNT 100, XACK + XDEL per batch; no job record at all;
 - `streams-trim`: the same reference acking and trimming each batch (`XTRIM MINID`, as finish_many does)
@@ -375,6 +376,8 @@ async def drain_scripts(
 
 
 DRAIN = "worker"  # or "scripts" (--drain)
+# --cachegrind's tests: run only when --only names them
+ON_REQUEST = ("streams-trim", "no-expire", "presized")
 
 
 async def presize(r: Redis, n: int) -> None:
@@ -714,7 +717,7 @@ async def main() -> None:
         for _ in range(args.rounds):
             rows = []
             for name, run in scenarios:
-                if only and name not in only:
+                if (only and name not in only) or (not only and name in ON_REQUEST):
                     continue
                 meter.scripts = False
                 rows.append(await run())
