@@ -99,6 +99,15 @@ def test_a_module_name_too_long_for_the_file_system_is_not_found(tmp_path: Path)
     assert codes(long_import) == ["TQ0104"]
 
 
+def test_an_import_path_holding_a_nul_character_is_tq0104_not_a_crash(tmp_path: Path) -> None:
+    """The compiler fuzz found it: a NUL byte in an import's path raised ValueError from the path's
+    resolution ("internal error: embedded null byte")."""
+    path = project(tmp_path, 'import "\x00eport.tqflow" as x\n')
+    result = compile_file(path)
+    assert [d.code for d in result.diagnostics.items] == ["TQ0104"], render_all(result.diagnostics)
+    assert "NUL character" in render_all(result.diagnostics)
+
+
 def test_a_file_over_the_size_limit_is_tq0002(tmp_path: Path) -> None:
     path = project(tmp_path, FLOW % ('"' + "x" * 10_000_000 + '"'))
     assert codes(path) == ["TQ0002"]

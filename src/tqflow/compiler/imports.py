@@ -16,6 +16,14 @@ def resolve_imports(ctx: Context) -> None:
 
     here = str(Path(ctx.module.source.path).resolve())
     for imp in ctx.module.imports:
+        if "\0" in imp.path:  # no file system takes it (Path.resolve raises ValueError, not OSError)
+            ctx.error(
+                "TQ0104",
+                f"imported file `{imp.path!r}` cannot be read: its path holds a NUL character",
+                imp.span,
+            )
+            ctx.unresolved.add(imp.alias)
+            continue
         try:
             path = (ctx.module.source.directory / imp.path).resolve()
             if not _importable(ctx, imp, path, here):
