@@ -42,12 +42,13 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_tasks
+from worker_cost import summary
 
 from tqflow.runtime.client import Client
 from tqflow.runtime.runs import now_ms
 from tqflow.runtime.store import calls
 from tqflow.runtime.store.keys import Keys
-from tqflow.runtime.store.scripts import SyncScripts, command_of, script_text
+from tqflow.runtime.store.scripts import SyncScripts, command_of
 from tqflow.runtime.sync import SyncClient
 
 NAMESPACE = f"bench-sync-{os.getpid()}"
@@ -119,11 +120,8 @@ def floor_enqueue_script(url: str, n: int, held: bool = False) -> Rate:
     own nonce), every command built before the clock starts: the round trip and Redis' time alone."""
     r = redis.Redis.from_url(url, decode_responses=True)
     scripts = SyncScripts(r)
-    if scripts.functions is None:
-        scripts._load_library()  # the library (FCALL), or EVALSHA where the server has no functions
+    scripts.ensure_loaded()  # the library (FCALL), or the scripts (EVALSHA) where the server has no functions
     keys, lane = Keys(NAMESPACE), uuid.uuid4().hex[:12]
-    if not scripts.functions:
-        r.script_load(script_text("enqueue"))
     spec = ["bench_tasks.noop", "default", 2, ""]
     commands = [
         command_of(
@@ -211,16 +209,10 @@ def profile(url: str, n: int) -> None:
 INSTRUCTION_SIZES = (300, 1800)
 
 
-def native_calls(url: str, n: int) -> None:
-    """The measured process of `--instructions`: n native calls, nothing else timed or printed."""
-    with SyncClient.from_url(url, NAMESPACE) as client:
-        for i in range(n):
-            client.enqueue(bench_tasks.noop, x=i)
-
-
 def instructions(url: str, sizes: tuple[int, int] = INSTRUCTION_SIZES) -> float:
-    """The producer's instructions a native call: `native_calls` of two sizes, each a process under
-    cachegrind, differenced (start-up cancels out; a count, steady whatever the machine's load)."""
+    """The producer's instructions a native call: the `native` row's loop at two sizes, each a process
+    under cachegrind, differenced (start-up and its warm-up call cancel out; a count, steady whatever the
+    machine's load)."""
     counts = []
     with tempfile.TemporaryDirectory() as folder:
         for n in sizes:
@@ -228,13 +220,7 @@ def instructions(url: str, sizes: tuple[int, int] = INSTRUCTION_SIZES) -> float:
             command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"]
             command += [sys.executable, __file__, "--child-calls", str(n), "--url", url]
             subprocess.run(command, capture_output=True, check=True, cwd=Path(__file__).parent)
-            counts.append(
-                next(
-                    int(line.split()[1])
-                    for line in out.read_text().splitlines()
-                    if line.startswith("summary:")
-                )
-            )
+            counts.append(summary(out))
             clean(url)
     return (counts[1] - counts[0]) / (sizes[1] - sizes[0])
 
@@ -251,7 +237,7 @@ def main() -> None:
     ap.add_argument("--child-calls", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_calls:
-        native_calls(args.url, args.child_calls)
+        native(args.url, args.child_calls)
         return
     if args.instructions:
         got = [instructions(args.url) for _ in range(args.runs)]

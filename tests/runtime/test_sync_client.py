@@ -16,10 +16,18 @@ from redis.asyncio import Redis
 
 from tqflow.runtime.client import Client
 from tqflow.runtime.embedded import EmbeddedRedis
-from tqflow.runtime.jobs import BulkRejected, JobCancelled, JobFailed, JobNotFound, JobRejected, Unique
+from tqflow.runtime.jobs import (
+    OPTION_NAMES,
+    BulkRejected,
+    JobCancelled,
+    JobFailed,
+    JobNotFound,
+    JobRejected,
+    Unique,
+)
 from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.store import lean
-from tqflow.runtime.sync import OPTION_NAMES, SyncClient
+from tqflow.runtime.sync import SyncClient
 from tqflow.runtime.validation import ArgumentError
 
 from helpers import FLOWS, WorkerFactory

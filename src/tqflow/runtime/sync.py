@@ -33,7 +33,6 @@ from tqflow.runtime.client import Client
 from tqflow.runtime.connection import connect, connect_sync
 from tqflow.runtime.jobs import (
     NO_OPTIONS,
-    OPTION_NAMES,
     OPTION_SET,
     BulkItem,
     BulkRejected,
@@ -87,11 +86,12 @@ def _on_loop(
 
 def _pop_options(kwargs: dict[str, Any]) -> JobOptions:
     """Take the job options out of a call's keywords (what is left are the task's arguments)."""
-    if kwargs.keys().isdisjoint(OPTION_SET):  # most calls: the task's arguments alone
+    named = OPTION_SET.intersection(kwargs)
+    if not named:  # most calls: the task's arguments alone
         return NO_OPTIONS
     options = job_options(kwargs)
-    for name in OPTION_NAMES:
-        kwargs.pop(name, None)
+    for name in named:
+        del kwargs[name]
     return options
 
 
