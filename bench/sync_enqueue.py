@@ -4,6 +4,7 @@ Usage: .venv/bin/python bench/sync_enqueue.py [--n 20000] [--runs 3] [--url redi
        [--profile]   (pyinstrument profile of the native path instead of the table)
        [--instructions]   (the producer's instructions a native call, under valgrind's cachegrind: the
                           difference of two sizes, each in a process of its own; steady under load)
+       [--instructions --asyncio]   (the same for `await Client.enqueue`, the `awaited` row's loop)
 
 Each row makes N calls in a loop (no worker running; every job stays queued) against its own namespace
 `bench-sync-<pid>`, whose keys are deleted (only those: no FLUSHDB) after every run:
@@ -209,16 +210,17 @@ def profile(url: str, n: int) -> None:
 INSTRUCTION_SIZES = (300, 1800)
 
 
-def instructions(url: str, sizes: tuple[int, int] = INSTRUCTION_SIZES) -> float:
-    """The producer's instructions a native call: the `native` row's loop at two sizes, each a process
-    under cachegrind, differenced (start-up and its warm-up call cancel out; a count, steady whatever the
-    machine's load)."""
+def instructions(url: str, sizes: tuple[int, int] = INSTRUCTION_SIZES, asyncio_row: bool = False) -> float:
+    """The producer's instructions a native call (or, `asyncio_row`, an awaited asyncio one): that row's
+    loop at two sizes, each a process under cachegrind, differenced (start-up and its warm-up call cancel
+    out; a count, steady whatever the machine's load)."""
     counts = []
     with tempfile.TemporaryDirectory() as folder:
         for n in sizes:
             out = Path(folder) / f"cg.{n}"
             command = ["valgrind", "--tool=cachegrind", "--cache-sim=no", f"--cachegrind-out-file={out}"]
             command += [sys.executable, __file__, "--child-calls", str(n), "--url", url]
+            command += ["--asyncio"] if asyncio_row else []
             subprocess.run(command, capture_output=True, check=True, cwd=Path(__file__).parent)
             counts.append(summary(out))
             clean(url)
@@ -234,15 +236,17 @@ def main() -> None:
     ap.add_argument(
         "--instructions", action="store_true", help="the producer's instructions a native call (valgrind)"
     )
+    ap.add_argument("--asyncio", action="store_true", help="with --instructions: the awaited asyncio call")
     ap.add_argument("--child-calls", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child_calls:
-        native(args.url, args.child_calls)
+        (awaited if args.asyncio else native)(args.url, args.child_calls)
         return
     if args.instructions:
-        got = [instructions(args.url) for _ in range(args.runs)]
+        got = [instructions(args.url, asyncio_row=args.asyncio) for _ in range(args.runs)]
+        row = "await Client.enqueue (asyncio)" if args.asyncio else "SyncClient.enqueue, native"
         print(
-            f"SyncClient.enqueue, native: {sorted(got)[len(got) // 2]:,.0f} instructions a call "
+            f"{row}: {sorted(got)[len(got) // 2]:,.0f} instructions a call "
             f"(median of {args.runs}: {', '.join(f'{g:,.0f}' for g in got)}; cachegrind, "
             f"{INSTRUCTION_SIZES[1]} - {INSTRUCTION_SIZES[0]} calls)"
         )

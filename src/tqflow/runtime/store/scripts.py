@@ -17,6 +17,7 @@ one (the sync client, runtime/sync.py).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import threading
@@ -223,12 +224,48 @@ def command_of(functions: bool, call: ScriptCall) -> tuple[Arg, ...]:
     return ("EVALSHA", script_sha(call.name), len(call.keys), *call.keys, *call.args)
 
 
+class _Kept:
+    """The connection a pool's `Scripts` keep for their calls (one a pool, whatever number of `Scripts` are
+    made on it: some are made per call), and whether a call is on it now."""
+
+    __slots__ = ("busy", "connection")
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+        self.busy = False
+
+
+def _kept_of(redis: Redis) -> _Kept | None:
+    pool = getattr(redis, "connection_pool", None)
+    if pool is None or not hasattr(pool, "get_connection"):
+        return None  # a client without a pool of its own (a cluster client): every call through it
+    kept = getattr(pool, "_tqflow_kept", None)
+    if kept is None:
+        kept = _Kept()
+        pool._tqflow_kept = kept
+    return kept
+
+
 class Scripts:
+    """Calls the scripts on a `redis.asyncio` client.
+
+    A call is a hot path (one enqueue is one call; so is a worker's fetch and its batched finish), so it is
+    sent on a connection kept out of the pool (`_Kept`), without redis-py's per-command checkout, retry
+    wrapper and timing hooks (a one-by-one `Client.enqueue` 544k -> 374k instructions, and 308k with
+    `_send`: bench/sync_enqueue.py --instructions --asyncio; `SyncClient.enqueue` is 157k). A
+    call made while another coroutine's call is on that connection goes through `execute_command` (a
+    connection of the pool), and so does a call whose send or read on it failed (a connection Redis closed,
+    a timeout, a cluster slot that moved): redis-py disconnects the kept connection on any error but a
+    command's own (and on a cancelled read, whose reply would be left on it), so it connects again on its
+    next use, and the pool's path retries the call with its backoff and follows the topology
+    (runtime/connection.py). Each call's nonce makes the re-send safe, as it does for redis-py's retry."""
+
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._loaded = False
         # None until the first call or load: then whether this server takes the function library
         self.functions: bool | None = None if functions_wanted() else False
+        self._kept = _kept_of(redis)
 
     async def run(self, call: ScriptCall) -> Any:
         return read_reply(call, await self.call(call.name, call.keys, call.args))
@@ -238,18 +275,38 @@ class Scripts:
             await self._load_library()
         if self.functions:
             try:
-                return await self._command("FCALL", function_name(name), len(keys), *keys, *args)
+                return await self._execute(("FCALL", function_name(name), len(keys), *keys, *args))
             except ResponseError as error:
                 if not missing_function(error):
                     raise
                 await self._load_library()  # a server that lost its functions (restart, FUNCTION FLUSH)
                 if self.functions:
-                    return await self._command("FCALL", function_name(name), len(keys), *keys, *args)
+                    return await self._execute(("FCALL", function_name(name), len(keys), *keys, *args))
+        command = ("EVALSHA", script_sha(name), len(keys), *keys, *args)
         try:
-            return await self.redis.evalsha(script_sha(name), len(keys), *keys, *args)  # type: ignore[misc]
-        except NoScriptError:
+            return await self._execute(command)
+        except NoScriptError:  # a flushed script cache or a restarted Redis
             await self.redis.script_load(script_text(name))
-            return await self.redis.evalsha(script_sha(name), len(keys), *keys, *args)  # type: ignore[misc]
+            return await self._execute(command)
+
+    async def _execute(self, command: tuple[Arg, ...]) -> Any:
+        kept = self._kept
+        if kept is None or kept.busy:
+            return await self._command(*command)
+        kept.busy = True  # no await between the test and this: one coroutine at a time on the connection
+        try:
+            try:
+                if kept.connection is None:
+                    kept.connection = await self.redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+                connection = kept.connection
+                await _send(connection, connection.pack_command(*command))
+                return await connection.read_response()
+            except (RedisConnectionError, RedisTimeoutError, *REROUTED):
+                if kept.connection is not None:
+                    await kept.connection.disconnect()
+                return await self._command(*command)
+        finally:
+            kept.busy = False
 
     async def _load_library(self) -> None:
         """Load the library (it may be there already); a server without functions keeps EVALSHA."""
@@ -287,6 +344,40 @@ class Scripts:
 
     def queue(self, pipe: Pipeline, call: ScriptCall) -> None:
         pipe.execute_command(*command_of(bool(self.functions), call))
+
+
+DRAIN_ABOVE = 1 << 16  # bytes left in the transport's buffer after a write: wait for the socket to take them
+
+
+async def _send(connection: Any, packed: list[bytes]) -> None:
+    """`send_packed_command` without its per-call `asyncio.wait_for` (a task and two turns of the event loop
+    a call on Python 3.11: ≈ 70k of a one-by-one enqueue's 374k instructions, bench/sync_enqueue.py
+    --instructions --asyncio). A write only fills the transport's buffer; the reply's read keeps its
+    socket timeout, and a call large enough to stay in the buffer waits for it under the same timeout.
+    A connection that is not connected, is closing or is due its health check (and a redis-py without the
+    attributes this reads) goes through `send_packed_command` itself."""
+    writer = getattr(connection, "_writer", None)
+    interval = getattr(connection, "health_check_interval", None)
+    due = getattr(connection, "next_health_check", None)
+    if (
+        writer is None
+        or writer.transport.is_closing()
+        or due is None
+        or (interval and asyncio.get_running_loop().time() > due)
+    ):
+        await connection.send_packed_command(packed)
+        return
+    try:
+        writer.writelines(packed)
+        if writer.transport.get_write_buffer_size() > DRAIN_ABOVE:
+            await asyncio.wait_for(writer.drain(), connection.socket_timeout)
+    except BaseException as err:  # as send_packed_command does: a half-sent command leaves it unusable
+        await connection.disconnect(nowait=True)
+        if isinstance(err, asyncio.TimeoutError):
+            raise RedisTimeoutError("Timeout writing to socket") from None
+        if isinstance(err, OSError | RuntimeError):
+            raise RedisConnectionError(f"Error while writing to socket: {err!r}") from err
+        raise
 
 
 class SyncScripts:
