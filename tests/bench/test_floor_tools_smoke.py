@@ -48,6 +48,14 @@ def test_drain_floor_prints_the_drain_against_its_cpu_floor() -> None:
 def test_sync_enqueue_runs_the_process_it_counts_instructions_of(redis_url: str) -> None:
     """`--instructions` counts this process under valgrind (the next test, slow: ≈ 60 s)."""
     assert run_tool("sync_enqueue.py", "--child-calls", "20", "--url", redis_url) == ""
+    assert run_tool("sync_enqueue.py", "--child-calls", "20", "--asyncio", "--url", redis_url) == ""
+
+
+def test_request_floor_prints_what_one_request_costs_redis() -> None:
+    out = run_tool("request_floor.py", "--n", "200", "--rounds", "1")
+    for request in ("PING", "XADD", "EVALSHA `return 1`"):
+        line = next(line for line in out.splitlines() if line.strip().startswith(request))
+        assert "µs a request (sys" in line and line.rstrip().endswith("/s"), out
 
 
 @pytest.mark.slow
