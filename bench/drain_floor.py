@@ -4,9 +4,14 @@ jobs/s, Redis CPU µs a job (`INFO cpu`) and the workers' CPU µs a job (/proc),
 2 cores ÷ (Redis + workers) µs a job and the drain's share of it is printed.
 
     bench/.venvs/tqflow/bin/python bench/drain_floor.py [--jobs 40000] [--workers 2] [--concurrency 100]
+        [--url redis://127.0.0.1:6379/11]
 
-Starts its own redis-server on a Unix socket (runtime/embedded.py). Not a test: figures go to
-docs/benchmarks.md with the load average.
+Starts its own redis-server on a Unix socket (runtime/embedded.py), or with `--url` uses that Redis over
+its own transport, as bench/harness.py's drain does (TCP to 127.0.0.1:6379): only the namespace `drain`
+and the task's done list are written there, and deleted before and after (nothing is flushed; `INFO cpu` is
+the whole server's, so nothing else may use it meanwhile). It also prints the rate from the first job done
+to the last, the way the harness times a drain. Not a test: figures go to docs/benchmarks.md with the load
+average.
 """
 
 from __future__ import annotations
@@ -32,17 +37,32 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=40_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--url", default="", help="this Redis instead of a private one on a Unix socket")
     args = parser.parse_args()
     from tqflow.runtime.embedded import EmbeddedRedis
 
-    server = EmbeddedRedis()
-    url = server.start()
+    server = None if args.url else EmbeddedRedis()
+    url = args.url or server.start()  # type: ignore[union-attr]
     os.environ["PB_URL"] = url  # the task body's RPUSH goes to the same server
     try:
-        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs")
+        clean(url)
+        print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}, {os.cpu_count()} CPUs, {url}")
         print(drain(url, args.jobs, args.workers, args.concurrency))
     finally:
-        server.stop()
+        clean(url)
+        if server is not None:
+            server.stop()
+
+
+def clean(url: str) -> None:
+    """Delete what a drain wrote: the namespace's keys and the task's done list (only those)."""
+    import bench_tasks
+
+    r = redis.Redis.from_url(url)
+    keys = [*r.scan_iter(match="{drain}*", count=1000), bench_tasks.DONE_KEY]
+    for start in range(0, len(keys), 500):
+        r.unlink(*keys[start : start + 500])
+    r.close()
 
 
 def drain(url: str, jobs: int, workers: int, concurrency: int) -> str:
@@ -88,29 +108,37 @@ def drain(url: str, jobs: int, workers: int, concurrency: int) -> str:
             own,
         )
 
+    spawned = time.perf_counter()
     try:
-        first = last = None
-        while last is None:
+        first = last = started = ended = None
+        while ended is None:
             now = sample()
+            if started is None and now[1] > 0:
+                started = now
             if first is None and now[1] >= jobs * 0.1:
                 first = now
-            if now[1] >= jobs * 0.9:
+            if last is None and now[1] >= jobs * 0.9:
                 last = now
-            time.sleep(0.005)
+            if now[1] >= jobs:
+                ended = now
+            time.sleep(0.002)
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(30)
         direct.close()
-    assert first is not None
+    assert first is not None and last is not None and started is not None
+    whole = (ended[1] - started[1]) / (ended[0] - started[0])  # bench/harness.py's wait_drain: first to last
     done = last[1] - first[1]
     rate = done / (last[0] - first[0])
     redis_us, worker_us = 1e6 * (last[2] - first[2]) / done, 1e6 * (last[3] - first[3]) / done
     floor = (os.cpu_count() or 1) * 1e6 / (redis_us + worker_us)
     return (
         f"drain {rate:,.0f} jobs/s; Redis {redis_us:.1f} µs a job, workers {worker_us:.1f} µs a job; "
-        f"CPU floor {floor:,.0f} jobs/s; the drain is {100 * rate / floor:.0f} % of it"
+        f"CPU floor {floor:,.0f} jobs/s; the drain is {100 * rate / floor:.0f} % of it\n"
+        f"first job done {started[0] - spawned:.2f} s after the spawn; from the first done to the last "
+        f"(as the harness times a drain) {whole:,.0f} jobs/s"
     )
 
 
