@@ -6,8 +6,10 @@ A private redis-server on a Unix socket, `--procs` workers started as the harnes
 (`tqrun worker -m bench_tasks -q default -c 100`, tqflow_adapter.workers), one warm-up run, then
 `--runs` runs of tqflow_adapter.dag(K): from `start_run` until the join's task pushed to the DAG key,
 each timed by the adapter in its own process as the harness's driver does. Prints each run's seconds,
-the median, the load average around them and Redis' CPU (INFO cpu) a run. (Under callgrind the
-1,000-child run does not end within the adapter's 120 s: bench/flow_scripts.py counts a run's scripts.)
+the median, the load average around them, Redis' CPU (INFO cpu) and the workers' (/proc) a run, and the
+CPU floor those give a run: (Redis + workers) ÷ the cores, as bench/drain_floor.py computes a drain's.
+(Under callgrind the 1,000-child run does not end within the adapter's 120 s: bench/flow_scripts.py counts
+a run's scripts.)
 PYTHONPATH=OTHER/src measures another tree's tqflow with this venv (the workers inherit it).
 """
 
@@ -47,6 +49,12 @@ def timeline(r: redis.Redis, children: int) -> str:
         f"root queued {root[0]} started {root[1]} ended {root[2]}; children queued {span(0)}, started"
         f" {span(1)}, ended {span(2)}; join queued {join[0]} started {join[1]} ended {join[2]}"
     )
+
+
+def cpu_s(pid: int) -> float:
+    """utime + stime of a live process, in seconds (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -100,14 +108,22 @@ def main() -> None:
         one()  # warm-up
         cpu = r.info("cpu")
         cpu0 = float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+        own0 = sum(cpu_s(w.pid) for w in workers)
         load0 = os.getloadavg()[0]
         secs = [one() for _ in range(args.runs)]
         cpu = r.info("cpu")
         cpu1 = float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"])
+        own1 = sum(cpu_s(w.pid) for w in workers)
         load1 = os.getloadavg()[0]
+        redis_ms, workers_ms = (cpu1 - cpu0) / args.runs * 1000, (own1 - own0) / args.runs * 1000
+        floor_ms = (redis_ms + workers_ms) / (os.cpu_count() or 1)
         print(f"children {args.children}, {args.procs} worker processes, load {load0:.2f} -> {load1:.2f}")
         print("runs (s): " + " ".join(f"{s:.3f}" for s in secs) + f"; median {statistics.median(secs):.3f}")
-        print(f"Redis CPU a run: {(cpu1 - cpu0) / args.runs * 1000:.1f} ms")
+        print(f"Redis CPU a run: {redis_ms:.1f} ms")
+        print(
+            f"workers' CPU a run: {workers_ms:.1f} ms; CPU floor of a run: {floor_ms:.1f} ms "
+            f"(the median run is {statistics.median(secs) * 1000 / floor_ms:.2f}x it)"
+        )
         print("the last run, ms from its creation: " + timeline(r, args.children))
     finally:
         for w in workers:
