@@ -12,6 +12,9 @@ differs is the queue between them, with nothing of a job queue's own (no record,
                  XACK and XDEL in one pipeline (a Streams queue's least end); the producer XADDs
   streams-noack  the same without the XACK and XDEL (the entry stays pending: no queue would run so; it
                  shows what the end's round trip after the body costs a back-to-back loop)
+  list-sync-2, streams-async-2
+                 the same with two worker processes, as the harness runs every library (each job wakes
+                 the process that has slept longest: what a second process costs a back-to-back loop)
   tqflow         2 `tqrun worker -m bench_tasks -c 100` processes, as bench/harness.py runs them, fed by the
                  harness's own tqflow latency driver (SyncClient.enqueue of `bench_tasks.noop`)
   tqflow-1       the same with one worker process, as the bare modes have
@@ -39,7 +42,16 @@ import redis
 
 HERE = Path(__file__).resolve().parent
 QUEUE, STREAM, GROUP = "floor:list", "floor:stream", "floor"
-MODES = ("list-sync", "list-async", "streams-async", "streams-noack", "tqflow-1", "tqflow")
+MODES = (
+    "list-sync",
+    "list-sync-2",
+    "list-async",
+    "streams-async",
+    "streams-async-2",
+    "streams-noack",
+    "tqflow-1",
+    "tqflow",
+)
 
 
 def free_port() -> int:
@@ -86,7 +98,7 @@ async def streams_async_worker(url: str, ack: bool = True) -> None:
     with contextlib.suppress(redis.ResponseError):
         await r.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
     while True:
-        reply = await r.xreadgroup(GROUP, "w", {STREAM: ">"}, count=1, block=0)
+        reply = await r.xreadgroup(GROUP, f"w{os.getpid()}", {STREAM: ">"}, count=1, block=0)
         for _, entries in reply:
             for entry_id, fields in entries:
                 await r.rpush(done, fields[b"x"])
@@ -138,7 +150,8 @@ def measure(mode: str, url: str, n: int) -> list[float]:
         cmd += ["-q", "default", "-c", "100", "--log-level", "warning"]
         cmds = [cmd, cmd] if mode == "tqflow" else [cmd]
     else:
-        cmds = [[sys.executable, __file__, "--worker", mode, url]]
+        base = mode.removesuffix("-2")
+        cmds = [[sys.executable, __file__, "--worker", base, url]] * (2 if mode.endswith("-2") else 1)
     with workers(cmds, env):
         time.sleep(3 if mode.startswith("tqflow") else 1)
         common = peers_common(url)
