@@ -139,3 +139,51 @@ async def test_enqueue_reads_every_row_shape_of_a_page(redis: Redis, namespace: 
         assert reply[0] == "aborted" and await redis.xlen(keys.stream("q2", 2)) == 0
     else:
         assert reply[0] == "done" and await redis.xlen(keys.stream("q2", 2)) == 1
+
+
+async def test_a_new_client_loads_the_library_only_when_the_server_lacks_it() -> None:
+    """A FUNCTION LOAD sends the whole library (≈ 170 KB), so a new process (a `tqc run`, a short-lived
+    producer) looks before it loads. On a private server: it counts the server's FUNCTION LOADs and
+    flushes its functions."""
+    import redis as sync_redis
+
+    from tqflow.runtime.client import Client
+    from tqflow.runtime.embedded import EmbeddedRedis
+    from tqflow.runtime.registry import load_tasks
+    from tqflow.runtime.sync import SyncClient
+
+    from helpers import FLOWS
+
+    load_tasks(["job_tasks"], [FLOWS])
+    import job_tasks as jt
+
+    with EmbeddedRedis() as server:
+        admin = sync_redis.Redis.from_url(server.url, decode_responses=True)
+
+        def loads() -> int:
+            stats = admin.info("commandstats")
+            return int(stats.get("cmdstat_function|load", {}).get("calls", 0))
+
+        async def fresh_client(many: bool = False) -> None:
+            client = Client.from_url(server.url, "probe")
+            try:
+                if many:  # the pipelined path (ensure_loaded)
+                    await client.enqueue_many([(jt.add, {"x": i}) for i in range(3)])
+                else:
+                    await client.enqueue(jt.add, x=1)
+            finally:
+                await client.close()
+
+        await fresh_client()
+        assert loads() == 1  # the server had no library: loaded once
+        await fresh_client()
+        await fresh_client(many=True)
+        with SyncClient.from_url(server.url, "probe") as sync_client:
+            sync_client.enqueue(jt.add, x=2)
+            sync_client.enqueue_many([(jt.add, {"x": 3})])
+        assert loads() == 1  # found there each time: none loaded it again
+        admin.execute_command("FUNCTION", "FLUSH")  # as a restart without persistence
+        await fresh_client(many=True)
+        assert loads() == 2
+        assert admin.xlen("{probe}:q:default:2") == 10
+        admin.close()

@@ -272,7 +272,7 @@ class Scripts:
 
     async def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         if self.functions is None:
-            await self._load_library()
+            await self._probe()
         if self.functions:
             try:
                 return await self._execute(("FCALL", function_name(name), len(keys), *keys, *args))
@@ -308,6 +308,24 @@ class Scripts:
         finally:
             kept.busy = False
 
+    async def _probe(self) -> None:
+        """This client's first look: whether the server holds this version's library (a FUNCTION LIST of its
+        name), loading it only when it does not. A FUNCTION LOAD sends the whole library (≈ 170 KB), which
+        every new process (a `tqc run`, a short-lived producer) and every `Scripts` made per call (the
+        hand-back, a run's places) sent before its first call, and twice before its first pipeline, though
+        the server refuses it at once when the library is there. A server without functions, or an ACL
+        that refuses them, keeps EVALSHA."""
+        try:
+            present = await self._library_present()
+        except ResponseError:
+            self.functions = False
+            return
+        if not present:
+            await self._load_library()
+            self._loaded = bool(self.functions)
+            return
+        self.functions = self._loaded = True
+
     async def _load_library(self) -> None:
         """Load the library (it may be there already); a server without functions keeps EVALSHA."""
         try:
@@ -322,7 +340,9 @@ class Scripts:
         # When loaded, one cheap check: a restarted Redis may have lost its functions or its script cache,
         # and pipelined calls would fail (F5).
         if self.functions is None:
-            await self._load_library()
+            await self._probe()  # found or loaded the library just now: nothing more to check
+            if self.functions and not force:
+                return
         if self.functions:
             if self._loaded and not force and await self._library_present():
                 return
@@ -402,7 +422,7 @@ class SyncScripts:
 
     def call(self, name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         if self.functions is None:
-            self._load_library()
+            self._probe()
         if self.functions:
             try:
                 return self._execute(("FCALL", function_name(name), len(keys), *keys, *args))
@@ -418,6 +438,20 @@ class SyncScripts:
         except NoScriptError:  # a flushed script cache or a restarted Redis
             self.redis.script_load(script_text(name))
             return self._execute(command)
+
+    def _probe(self) -> None:
+        """`Scripts._probe`: load the library only when the server does not hold it."""
+        command = ("FUNCTION", "LIST", "LIBRARYNAME", library_name())
+        try:
+            present = self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+        except ResponseError:
+            self.functions = False
+            return
+        if not present:
+            self._load_library()
+            self._loaded = bool(self.functions)
+            return
+        self.functions = self._loaded = True
 
     def _load_library(self) -> None:
         try:
@@ -475,7 +509,9 @@ class SyncScripts:
 
     def ensure_loaded(self, force: bool = False) -> None:
         if self.functions is None:
-            self._load_library()
+            self._probe()  # found or loaded the library just now: nothing more to check
+            if self.functions and not force:
+                return
         if self.functions:
             command = ("FUNCTION", "LIST", "LIBRARYNAME", library_name())
             present = self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
