@@ -39,6 +39,29 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive loopback ports that are all free now (`tqrun worker --processes N
+    --metrics-port P` serves on P..P+N-1): a free port's next one may be another test's server, and the
+    second process then could not listen (CI of 2026-12-04)."""
+    for _ in range(200):
+        base = free_port()
+        if base + count - 1 > 65535:
+            continue
+        held = []
+        try:
+            for port in range(base, base + count):
+                sock = socket.socket()
+                held.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+    raise RuntimeError(f"no {count} consecutive free ports on 127.0.0.1")
+
+
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

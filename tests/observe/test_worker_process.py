@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tqflow.runtime.client import Client
 from tqflow.runtime.logging import PAYLOAD_KEYS, drop_payloads
 
-from .conftest import WATCH, free_port, stop_process, wait_http, watch_plan
+from .conftest import WATCH, free_ports, stop_process, wait_http, watch_plan
 
 CONTEXT = ("job", "run", "flow", "task", "attempt", "worker")
 
@@ -59,7 +59,7 @@ async def test_two_worker_processes_serve_metrics_and_log_json(
     await client.deploy(watch_plan())
     alerts = tmp_path / "alerts.toml"
     alerts.write_text('[alerts]\npoll_seconds = 0.1\n\n[[alerts.route]]\nlog = "error"\non = ["job_dead"]\n')
-    base = free_port()
+    base = free_ports(2)
     ports = [base, base + 1]  # process i of `--processes 2` serves on base + i
     command = [sys.executable, "-m", "tqflow.cli.tqrun", "worker", str(WATCH), "--redis", redis_url]
     options = [
