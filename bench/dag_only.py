@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 import redis
+from drain_floor import cpu_s  # bench/ is this script's folder, so on the path
 
 HERE = Path(__file__).resolve().parent
 
@@ -49,12 +50,6 @@ def timeline(r: redis.Redis, children: int) -> str:
         f"root queued {root[0]} started {root[1]} ended {root[2]}; children queued {span(0)}, started"
         f" {span(1)}, ended {span(2)}; join queued {join[0]} started {join[1]} ended {join[2]}"
     )
-
-
-def cpu_s(pid: int) -> float:
-    """utime + stime of a live process, in seconds (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

@@ -54,6 +54,12 @@ def main() -> None:
             server.stop()
 
 
+def cpu_s(pid: int) -> float:
+    """utime + stime of a live process, in seconds (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def clean(url: str) -> None:
     """Delete what a drain wrote: the namespace's keys and the task's done list (only those)."""
     import bench_tasks
@@ -92,11 +98,6 @@ def drain(url: str, jobs: int, workers: int, concurrency: int) -> str:
     ]
     command += ["--redis", url, "--namespace", "drain", "--log-level", "warning"]
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) for _ in range(workers)]
-    ticks = os.sysconf("SC_CLK_TCK")
-
-    def cpu_s(pid: int) -> float:  # utime + stime of a live process (Linux)
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / ticks
 
     def sample() -> tuple[float, int, float, float]:
         info = direct.info("cpu")

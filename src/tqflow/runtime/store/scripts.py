@@ -441,9 +441,8 @@ class SyncScripts:
 
     def _probe(self) -> None:
         """`Scripts._probe`: load the library only when the server does not hold it."""
-        command = ("FUNCTION", "LIST", "LIBRARYNAME", library_name())
         try:
-            present = self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
+            present = self._library_present()
         except ResponseError:
             self.functions = False
             return
@@ -452,6 +451,10 @@ class SyncScripts:
             self._loaded = bool(self.functions)
             return
         self.functions = self._loaded = True
+
+    def _library_present(self) -> bool:
+        command = ("FUNCTION", "LIST", "LIBRARYNAME", library_name())
+        return bool(self.redis.execute_command(*command))  # type: ignore[no-untyped-call]
 
     def _load_library(self) -> None:
         try:
@@ -513,9 +516,7 @@ class SyncScripts:
             if self.functions and not force:
                 return
         if self.functions:
-            command = ("FUNCTION", "LIST", "LIBRARYNAME", library_name())
-            present = self.redis.execute_command(*command)  # type: ignore[no-untyped-call]
-            if self._loaded and not force and present:
+            if self._loaded and not force and self._library_present():
                 return
             self._load_library()
             if self.functions:
