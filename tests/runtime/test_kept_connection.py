@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 
+import httpx
 from redis.asyncio import Redis
 
 from tqflow.runtime.client import Client
@@ -17,7 +18,7 @@ from tqflow.runtime.registry import load_tasks
 from tqflow.runtime.store import lean
 from tqflow.runtime.store.scripts import Scripts
 
-from helpers import FLOWS
+from helpers import FLOWS, WorkerFactory
 
 TASKS = load_tasks(["job_tasks"], [FLOWS])
 import job_tasks as jt  # noqa: E402 - loaded from tests/flows above
@@ -110,3 +111,20 @@ async def test_a_cancelled_call_leaves_no_reply_for_the_next() -> None:
         finally:
             await client.close()
             await admin.aclose()
+
+
+async def test_every_way_a_user_sends_a_job_lands_and_runs(
+    client: Client, api: httpx.AsyncClient, start_worker: WorkerFactory
+) -> None:
+    """By Task, by name, with a compressed body (bytes carried as surrogate escapes) and through the REST
+    API (its Client, in process): each call goes over the kept connection, each job runs with its own
+    arguments."""
+    await start_worker(TASKS)
+    by_task = await client.enqueue(jt.add, x=1, y=1)
+    by_name = await client.enqueue(jt.add.name, x=2, y=2)
+    squeezed = await client.enqueue(jt.add, x=3, y=3, codec="msgpack", compression="zlib")
+    posted = await api.post("/jobs", json={"task": jt.add.name, "kwargs": {"x": 4, "y": 4}})
+    assert posted.status_code in (200, 201), posted.text
+    over_rest = posted.json()["id"]
+    results = [await client.result(j, timeout=30) for j in (by_task, by_name, squeezed, over_rest)]
+    assert results == [2, 4, 6, 8]
